@@ -1,0 +1,220 @@
+//! check-vendor: the vendor tree of a Kubernetes checkout, checked without regenerating it.
+//!
+//! * symlink era: every `staging/src/k8s.io/<repo>` has `vendor/k8s.io/<repo>` -> exactly
+//!   `../../staging/src/k8s.io/<repo>` (what hack/update-vendor.sh creates);
+//! * `vendor/modules.txt` agrees with go.mod (headers, versions, `## explicit`, replacements) and
+//!   every package it lists has a directory under vendor/;
+//! * go.work era: `use` entries match the staging modules, the `## workspace` marker is there, and
+//!   no staging links are left in vendor/.
+
+mod links;
+mod modules;
+
+use camino::Utf8PathBuf;
+use kube_tree::cli::{Ctx, Tool};
+use kube_tree::json::Json;
+use kube_tree::{log, Fail, Status, Tree};
+use std::time::Instant;
+
+pub use links::{apply_fixes, plan_fixes, Action, Fix};
+
+pub const TOOL: Tool = Tool {
+    name: "check-vendor",
+    aliases: &["vendor"],
+    summary: "check/repair vendor/k8s.io staging links, vendor/modules.txt vs go.mod, go.work",
+    usage: "\
+check-vendor: check the vendor tree of a Kubernetes checkout (all eras)
+
+Usage: check-vendor [--fix [--dry-run] [--force]] [--probe] [--json]
+
+  --fix        recreate exactly the broken vendor/k8s.io links (nothing outside vendor/k8s.io
+               is touched); a non-empty real directory is replaced only with --force
+  --dry-run    with --fix: say what would be done, change nothing
+  --force      with --fix: also replace real directory copies that hold files
+  --probe      afterwards, build cmd/kube-proxy the way the tree's era needs (needs go)
+
+Output: one problem per line on stdout, `path<TAB>kind<TAB>detail` (or --json); a summary on
+stderr; exit 1 when anything is wrong.",
+    run,
+};
+
+/// What a problem is; the names are the `kind` column of the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    MissingLink,
+    WrongTarget,
+    DanglingLink,
+    DirCopy,
+    WindowsPlaceholder,
+    NotALink,
+    OrphanLink,
+    UnexpectedStagingEntry,
+    NoModulesTxt,
+    ModulesUnparsed,
+    ModulesNoWorkspaceMarker,
+    ModulesUnexpectedWorkspaceMarker,
+    ModulesMissingModule,
+    ModulesVersionMismatch,
+    ModulesNotExplicit,
+    ModulesExtraExplicit,
+    ModulesReplaceMismatch,
+    ModulesMissingReplace,
+    ModulesExtraReplace,
+    ModulesMissingPackage,
+    GoWorkMissingUse,
+    GoWorkExtraUse,
+    ProbeFailed,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::MissingLink => "missing-link",
+            Kind::WrongTarget => "wrong-target",
+            Kind::DanglingLink => "dangling-link",
+            Kind::DirCopy => "dir-copy",
+            Kind::WindowsPlaceholder => "windows-placeholder",
+            Kind::NotALink => "not-a-link",
+            Kind::OrphanLink => "orphan-link",
+            Kind::UnexpectedStagingEntry => "unexpected-staging-entry",
+            Kind::NoModulesTxt => "no-modules-txt",
+            Kind::ModulesUnparsed => "modules-unparsed",
+            Kind::ModulesNoWorkspaceMarker => "modules-no-workspace-marker",
+            Kind::ModulesUnexpectedWorkspaceMarker => "modules-unexpected-workspace-marker",
+            Kind::ModulesMissingModule => "modules-missing-module",
+            Kind::ModulesVersionMismatch => "modules-version-mismatch",
+            Kind::ModulesNotExplicit => "modules-not-explicit",
+            Kind::ModulesExtraExplicit => "modules-extra-explicit",
+            Kind::ModulesReplaceMismatch => "modules-replace-mismatch",
+            Kind::ModulesMissingReplace => "modules-missing-replace",
+            Kind::ModulesExtraReplace => "modules-extra-replace",
+            Kind::ModulesMissingPackage => "modules-missing-package",
+            Kind::GoWorkMissingUse => "gowork-missing-use",
+            Kind::GoWorkExtraUse => "gowork-extra-use",
+            Kind::ProbeFailed => "probe-failed",
+        }
+    }
+}
+
+/// One finding: a path relative to the tree root, its kind, and a human detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub kind: Kind,
+    pub detail: String,
+}
+
+impl Problem {
+    pub fn new(path: impl Into<String>, kind: Kind, detail: impl Into<String>) -> Problem {
+        Problem { path: path.into(), kind, detail: detail.into() }
+    }
+    pub fn line(&self) -> String {
+        format!("{}\t{}\t{}", self.path, self.kind.as_str(), self.detail)
+    }
+    fn to_json(&self) -> Json {
+        Json::obj([("path", Json::str(&self.path)), ("kind", Json::str(self.kind.as_str())), ("detail", Json::str(&self.detail))])
+    }
+}
+
+/// Counts of what was looked at, for the summary.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub staging_repos: usize,
+    pub modules: usize,
+    pub packages: usize,
+}
+
+/// Every check for the tree's layout. Reads only; never changes the tree.
+pub fn check(tree: &Tree) -> Result<(Vec<Problem>, Stats), Fail> {
+    let repos = tree.staging_repos()?;
+    let mut stats = Stats { staging_repos: repos.len(), ..Stats::default() };
+    let mut problems = links::check(tree, &repos)?;
+    problems.extend(modules::check(tree, &repos, &mut stats)?);
+    Ok((problems, stats))
+}
+
+fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
+    let fix = ctx.flag("--fix");
+    let dry_run = ctx.flag("--dry-run");
+    let force = ctx.flag("--force");
+    let probe = ctx.flag("--probe");
+    ctx.finish()?;
+    if (dry_run || force) && !fix {
+        return Err(Fail::new("--dry-run and --force go with --fix"));
+    }
+    let tree = ctx.tree()?;
+    let start = Instant::now();
+    let (mut problems, stats) = check(&tree)?;
+    let found = problems.len();
+    let mut fixed: Vec<Fix> = Vec::new();
+
+    if fix {
+        let (actions, refused) = plan_fixes(&tree, &problems, force);
+        for r in &refused {
+            log::warn(r);
+        }
+        if dry_run {
+            for a in &actions {
+                log::status(format!("would {}", a.describe()));
+            }
+            if actions.is_empty() {
+                log::status("nothing to fix");
+            }
+        } else if !actions.is_empty() {
+            fixed = apply_fixes(&tree, &actions)?;
+            for f in &fixed {
+                log::status(format!("fixed: {}", f.action.describe()));
+            }
+            problems = check(&tree)?.0;
+        }
+    }
+
+    if probe {
+        let gopath = probe_gopath(&tree)?;
+        let env = kube_tree::goenv::GoEnv::for_tree(&tree, &gopath, &|k| std::env::var(k).ok());
+        let p = kube_tree::goenv::probe_kube_proxy(&env, &gopath.join("bin/kube-proxy"))?;
+        if p.ok {
+            log::status(format!("probe: cmd/kube-proxy built in {} -> {}", log::human(p.elapsed), p.binary));
+        } else {
+            problems.push(Problem::new("cmd/kube-proxy", Kind::ProbeFailed, p.error.replace('\n', " | ")));
+        }
+    }
+
+    if ctx.json {
+        let out = Json::obj([
+            ("tree", tree.to_json()),
+            ("problems", Json::Arr(problems.iter().map(Problem::to_json).collect())),
+            ("fixed", Json::Arr(fixed.iter().map(|f| Json::str(f.action.describe())).collect())),
+        ]);
+        ctx.say(out.render());
+    } else {
+        for p in &problems {
+            ctx.say(p.line());
+        }
+    }
+    let took = log::human(start.elapsed());
+    if problems.is_empty() {
+        log::status(format!(
+            "vendor consistent (era {}, {}): {} staging repos, {} modules, {} package dirs checked in {took}",
+            tree.era.name(), tree.layout.name(), stats.staging_repos, stats.modules, stats.packages
+        ));
+    } else {
+        let fixable = problems.iter().filter(|p| links::fixable(p.kind)).count();
+        let hint = if fixable > 0 && !fix { format!(", {fixable} fixable with --fix") } else { String::new() };
+        log::warn(format!("{} problem(s) in {} (found {found}, fixed {}{hint})", problems.len(), tree.root, fixed.len()));
+    }
+    Ok(Status::from_count(problems.len()))
+}
+
+/// A private GOPATH for the probe, outside the tree, keyed by the tree's path so reruns reuse it.
+fn probe_gopath(tree: &Tree) -> Result<Utf8PathBuf, Fail> {
+    let hash = tree.root.as_str().bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+    let base = Utf8PathBuf::from_path_buf(std::env::temp_dir()).map_err(|_| Fail::new("temp dir is not UTF-8"))?;
+    let gopath = base.join(format!("kube-probe-gopath-{hash:016x}"));
+    let link = gopath.join("src").join(kube_tree::goenv::KUBE_IMPORT_PATH);
+    fs_err::create_dir_all(link.parent().unwrap())?;
+    if std::fs::read_link(&link).ok().as_deref() != Some(tree.root.as_std_path()) {
+        kube_tree::fsx::swap_in_symlink(&link, tree.root.as_str())?;
+    }
+    Ok(gopath)
+}

@@ -1,0 +1,233 @@
+//! vendor/k8s.io/<repo> -> ../../staging/src/k8s.io/<repo>: the check and the repair.
+
+use crate::{Kind, Problem};
+use camino::{Utf8Path, Utf8PathBuf};
+use kube_tree::{fsx, Fail, Tree, VendorLayout};
+
+/// The exact link target hack/update-vendor.sh creates.
+pub fn expected_target(repo: &str) -> String {
+    format!("../../staging/src/k8s.io/{repo}")
+}
+
+/// A regular file this small holding a path is what git leaves for a symlink with core.symlinks=false.
+const PLACEHOLDER_MAX: u64 = 4096;
+
+fn rel(repo: &str) -> String {
+    format!("vendor/k8s.io/{repo}")
+}
+
+pub fn check(tree: &Tree, repos: &[String]) -> Result<Vec<Problem>, Fail> {
+    let dir = tree.path("vendor/k8s.io");
+    let mut out = Vec::new();
+    match tree.layout {
+        VendorLayout::NoStaging => {}
+        VendorLayout::Symlinks => {
+            for r in repos {
+                if let Some(p) = check_one(tree, &dir.join(r), r)? {
+                    out.push(p);
+                }
+            }
+            out.extend(orphans(&dir, repos)?);
+        }
+        VendorLayout::Workspace => {
+            for r in repos {
+                let p = dir.join(r);
+                if let Ok(md) = std::fs::symlink_metadata(&p) {
+                    let what = if md.file_type().is_symlink() { "a symlink" } else if md.is_dir() { "a directory" } else { "a file" };
+                    out.push(Problem::new(rel(r), Kind::UnexpectedStagingEntry, format!(
+                        "go.work era: staging module k8s.io/{r} is used in place, but vendor/ still has {what} for it"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_one(tree: &Tree, p: &Utf8Path, repo: &str) -> Result<Option<Problem>, Fail> {
+    let want = expected_target(repo);
+    let md = match std::fs::symlink_metadata(p) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Some(Problem::new(rel(repo), Kind::MissingLink, format!("no link; expected -> {want}"))))
+        }
+        Err(e) => return Err(Fail::new(format!("cannot stat {p}: {e}"))),
+    };
+    let ft = md.file_type();
+    if ft.is_symlink() {
+        let target = fs_err::read_link(p)?;
+        let target = target.to_string_lossy();
+        if target == want {
+            return Ok(None);
+        }
+        let kind = if p.exists() { Kind::WrongTarget } else { Kind::DanglingLink };
+        let extra = if kind == Kind::WrongTarget && same_dir(p, &tree.path(&format!("staging/src/k8s.io/{repo}"))) {
+            " (resolves to the staging repo, but not by the relative path update-vendor.sh writes)"
+        } else if kind == Kind::DanglingLink {
+            " (target does not exist)"
+        } else {
+            ""
+        };
+        return Ok(Some(Problem::new(rel(repo), kind, format!("-> {target}{extra}; expected -> {want}"))));
+    }
+    if ft.is_dir() {
+        let n = fs_err::read_dir(p)?.count();
+        let detail = if n == 0 {
+            "empty directory in place of the link".to_string()
+        } else {
+            format!("real directory with {n} entries in place of the link (a copy of staging?); --fix replaces it only with --force")
+        };
+        return Ok(Some(Problem::new(rel(repo), Kind::DirCopy, detail)));
+    }
+    if md.len() <= PLACEHOLDER_MAX {
+        if let Ok(text) = std::fs::read_to_string(p) {
+            let t = text.trim();
+            if t.trim_end_matches('/').ends_with(&format!("staging/src/k8s.io/{repo}")) {
+                return Ok(Some(Problem::new(rel(repo), Kind::WindowsPlaceholder, format!(
+                    "regular file holding \"{t}\": symlink lost (git core.symlinks=false or a Windows copy)"
+                ))));
+            }
+        }
+    }
+    Ok(Some(Problem::new(rel(repo), Kind::NotALink, format!("regular file of {} bytes in place of the link", md.len()))))
+}
+
+fn same_dir(a: &Utf8Path, b: &Utf8Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Links in vendor/k8s.io that point into staging/ but have no staging repo behind them.
+fn orphans(dir: &Utf8Path, repos: &[String]) -> Result<Vec<Problem>, Fail> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Fail::new(format!("cannot read {dir}: {e}"))),
+    };
+    let mut names = Vec::new();
+    for e in rd {
+        let e = e.map_err(|e| Fail::new(format!("cannot read {dir}: {e}")))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if repos.contains(&name) || !e.file_type().map(|t| t.is_symlink()).unwrap_or(false) {
+            continue;
+        }
+        let target = std::fs::read_link(e.path()).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+        if target.contains("staging/src/k8s.io/") {
+            names.push((name, target));
+        }
+    }
+    names.sort();
+    for (name, target) in names {
+        out.push(Problem::new(rel(&name), Kind::OrphanLink, format!("-> {target}, but staging/src/k8s.io/{name} does not exist")));
+    }
+    Ok(out)
+}
+
+pub fn fixable(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::MissingLink | Kind::WrongTarget | Kind::DanglingLink | Kind::DirCopy | Kind::WindowsPlaceholder
+            | Kind::NotALink | Kind::OrphanLink | Kind::UnexpectedStagingEntry
+    )
+}
+
+/// One change inside vendor/k8s.io.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Put `path -> target` in place of nothing, a file or another link (atomic rename).
+    Link { path: Utf8PathBuf, target: String },
+    /// Move the directory aside, link, then delete the old directory.
+    ReplaceDir { path: Utf8PathBuf, target: String },
+    /// Remove a link or file that should not be there.
+    Remove { path: Utf8PathBuf },
+    /// Remove a directory that should not be there (go.work era, with --force).
+    RemoveDir { path: Utf8PathBuf },
+}
+
+impl Action {
+    pub fn path(&self) -> &Utf8Path {
+        match self {
+            Action::Link { path, .. } | Action::ReplaceDir { path, .. } | Action::Remove { path } | Action::RemoveDir { path } => path,
+        }
+    }
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Link { path, target } => format!("link {path} -> {target}"),
+            Action::ReplaceDir { path, target } => format!("replace directory {path} by link -> {target}"),
+            Action::Remove { path } => format!("remove {path}"),
+            Action::RemoveDir { path } => format!("remove directory {path}"),
+        }
+    }
+}
+
+/// An applied action.
+#[derive(Debug, Clone)]
+pub struct Fix {
+    pub action: Action,
+}
+
+/// Turns problems into actions; returns the actions and the refusals (as log lines).
+pub fn plan_fixes(tree: &Tree, problems: &[Problem], force: bool) -> (Vec<Action>, Vec<String>) {
+    let mut actions = Vec::new();
+    let mut refused = Vec::new();
+    for p in problems {
+        let path = tree.path(&p.path);
+        let repo = p.path.trim_start_matches("vendor/k8s.io/").to_string();
+        let target = expected_target(&repo);
+        let is_nonempty_dir = std::fs::symlink_metadata(&path).map(|m| m.is_dir()).unwrap_or(false)
+            && std::fs::read_dir(&path).map(|mut d| d.next().is_some()).unwrap_or(false);
+        let a = match p.kind {
+            Kind::MissingLink | Kind::WrongTarget | Kind::DanglingLink | Kind::WindowsPlaceholder | Kind::NotALink => {
+                Action::Link { path, target }
+            }
+            Kind::DirCopy if is_nonempty_dir && !force => {
+                refused.push(format!("{} is a real directory with files; not replaced without --force", p.path));
+                continue;
+            }
+            Kind::DirCopy => Action::ReplaceDir { path, target },
+            Kind::OrphanLink => Action::Remove { path },
+            Kind::UnexpectedStagingEntry if std::fs::symlink_metadata(&path).map(|m| m.is_dir()).unwrap_or(false) => {
+                if !force {
+                    refused.push(format!("{} is a real directory; not removed without --force", p.path));
+                    continue;
+                }
+                Action::RemoveDir { path }
+            }
+            Kind::UnexpectedStagingEntry => Action::Remove { path },
+            _ => continue,
+        };
+        actions.push(a);
+    }
+    (actions, refused)
+}
+
+/// Applies actions; refuses any path outside vendor/k8s.io (a bug guard: nothing else is touched).
+pub fn apply_fixes(tree: &Tree, actions: &[Action]) -> Result<Vec<Fix>, Fail> {
+    let dir = tree.path("vendor/k8s.io");
+    for a in actions {
+        if a.path().parent() != Some(dir.as_path()) {
+            return Err(Fail::new(format!("refusing to touch {} (outside vendor/k8s.io)", a.path())));
+        }
+    }
+    let mut done = Vec::new();
+    for a in actions {
+        match a {
+            Action::Link { path, target } => {
+                fs_err::create_dir_all(&dir)?;
+                fsx::swap_in_symlink(path, target)?;
+            }
+            Action::ReplaceDir { path, target } => fsx::replace_dir_with_symlink(path, target)?,
+            Action::Remove { path } => fs_err::remove_file(path)?,
+            Action::RemoveDir { path } => {
+                let aside = fsx::temp_sibling(path, "old");
+                fs_err::rename(path, &aside)?;
+                fs_err::remove_dir_all(&aside)?;
+            }
+        }
+        done.push(Fix { action: a.clone() });
+    }
+    Ok(done)
+}

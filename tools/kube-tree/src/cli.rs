@@ -1,0 +1,151 @@
+//! What every tool shares on the command line: `-h/--help`, `-q`, `-v`, `--kube-root DIR`,
+//! `--explain-tree`, `--json`, and the exit-code contract (0 ok, 1 problems, 2 usage/environment).
+
+use crate::fail::{Fail, Result, Status};
+use crate::log;
+use crate::tree::Tree;
+use camino::Utf8PathBuf;
+use std::ffi::OsString;
+
+/// A tool of the kit: its names, help, and library entry point.
+pub struct Tool {
+    pub name: &'static str,
+    /// Short names the user types (`bump-go` for bump-go-version).
+    pub aliases: &'static [&'static str],
+    /// One line for `cargo xtask` listings.
+    pub summary: &'static str,
+    /// Full help, printed by `--help` (the common flags are appended).
+    pub usage: &'static str,
+    pub run: fn(&mut Ctx) -> Result<Status>,
+}
+
+pub const COMMON_FLAGS: &str = "\
+Common flags:
+  --kube-root DIR   the Kubernetes tree (else KUBE_ROOT, the current directory and its parents,
+                    $GOPATH/src/k8s.io/kubernetes, ~/go/src/k8s.io/kubernetes)
+  --explain-tree    print the tree's root, era and the evidence for it, then exit
+  --json            machine-readable output on stdout
+  -q, -v            quieter / louder stderr (start: KUBE_VERBOSE, default 1)
+  -h, --help        this help
+Exit status: 0 ok, 1 problems found, 2 usage or environment error.";
+
+impl Tool {
+    pub fn help(&self) -> String {
+        format!("{}\n\n{}\n", self.usage.trim_end(), COMMON_FLAGS)
+    }
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.name == name || self.aliases.contains(&name)
+    }
+}
+
+/// Parsed common flags plus the arguments still to be read by the tool.
+pub struct Ctx {
+    pub tool: &'static str,
+    pub args: pico_args::Arguments,
+    pub kube_root: Option<Utf8PathBuf>,
+    pub json: bool,
+    /// Data for stdout, written when the tool returns (a buffer, so tests can run tools in-process).
+    pub out: String,
+}
+
+impl Ctx {
+    /// Appends one line of data for stdout.
+    pub fn say(&mut self, line: impl AsRef<str>) {
+        self.out.push_str(line.as_ref());
+        self.out.push('\n');
+    }
+    pub fn flag(&mut self, f: &'static str) -> bool {
+        self.args.contains(f)
+    }
+    pub fn opt_string(&mut self, f: &'static str) -> Result<Option<String>> {
+        Ok(self.args.opt_value_from_str::<_, String>(f)?)
+    }
+    pub fn opt_path(&mut self, f: &'static str) -> Result<Option<Utf8PathBuf>> {
+        Ok(self.opt_string(f)?.map(Utf8PathBuf::from))
+    }
+    /// Rejects anything the tool did not read.
+    pub fn finish(&mut self) -> Result<()> {
+        let rest = std::mem::replace(&mut self.args, pico_args::Arguments::from_vec(Vec::new())).finish();
+        match rest.first() {
+            None => Ok(()),
+            Some(a) => Err(Fail::new(format!("unexpected argument `{}` (see --help)", a.to_string_lossy()))),
+        }
+    }
+    /// The Kubernetes tree this run is about.
+    pub fn tree(&self) -> Result<Tree> {
+        let t = Tree::discover(self.kube_root.as_deref())?;
+        log::status_v(2, format!("tree {} (era {}, {})", t.root, t.era.name(), t.layout.name()));
+        Ok(t)
+    }
+}
+
+fn parse_common(tool: &Tool, args: Vec<OsString>) -> Result<std::result::Result<(Ctx, bool), i32>> {
+    let mut a = pico_args::Arguments::from_vec(args);
+    if a.contains(["-h", "--help"]) {
+        return Ok(Err(0));
+    }
+    let mut level = log::level();
+    while a.contains("-v") {
+        level += 1;
+    }
+    if a.contains("-q") {
+        level = 0;
+    }
+    log::set_level(level);
+    let kube_root = a.opt_value_from_str::<_, String>("--kube-root")?.map(Utf8PathBuf::from);
+    let explain = a.contains("--explain-tree");
+    let json = a.contains("--json");
+    Ok(Ok((Ctx { tool: tool.name, args: a, kube_root, json, out: String::new() }, explain)))
+}
+
+/// Runs `tool` on `args` (without the program name); returns the exit code and the stdout data.
+/// On an error the data is dropped: exit 2 promises nothing on stdout.
+pub fn invoke(tool: &Tool, args: Vec<OsString>) -> (i32, String) {
+    let mut out = String::new();
+    let res = (|| -> Result<i32> {
+        let (mut ctx, explain) = match parse_common(tool, args)? {
+            Ok(x) => x,
+            Err(code) => {
+                out = tool.help();
+                return Ok(code);
+            }
+        };
+        if explain {
+            ctx.finish()?;
+            let t = ctx.tree()?;
+            out = if ctx.json { format!("{}\n", t.to_json().render()) } else { t.explain() };
+            return Ok(0);
+        }
+        let code = (tool.run)(&mut ctx)?.exit_code();
+        out = std::mem::take(&mut ctx.out);
+        Ok(code)
+    })();
+    match res {
+        Ok(code) => (code, out),
+        Err(f) => {
+            eprintln!("{}: error: {}", tool.name, f.msg);
+            (f.exit_code(), String::new())
+        }
+    }
+}
+
+/// [`invoke`] with string arguments, for tests.
+pub fn invoke_str(tool: &Tool, args: &[&str]) -> (i32, String) {
+    invoke(tool, args.iter().map(OsString::from).collect())
+}
+
+/// Runs the tool and writes its data to stdout; returns the exit code.
+pub fn main(tool: &Tool, args: Vec<OsString>) -> i32 {
+    use std::io::Write;
+    let (code, out) = invoke(tool, args);
+    let mut so = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = so.write_all(out.as_bytes()).and_then(|_| so.flush());
+    code
+}
+
+/// The body of every tool's `main.rs`.
+pub fn exit_with(tool: &Tool) -> ! {
+    let code = main(tool, std::env::args_os().skip(1).collect());
+    std::process::exit(code)
+}

@@ -1,0 +1,108 @@
+//! File changes that never leave a half-done state: temp file + rename, symlink swaps.
+
+use crate::fail::Result;
+use camino::{Utf8Path, Utf8PathBuf};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+
+/// A sibling name for a temporary: same directory, so the final rename is atomic.
+pub fn temp_sibling(path: &Utf8Path, tag: &str) -> Utf8PathBuf {
+    let name = path.file_name().unwrap_or("tmp");
+    let parent = path.parent().unwrap_or(Utf8Path::new("."));
+    parent.join(format!(".{name}.{tag}-{}", std::process::id()))
+}
+
+/// Writes `contents` to `path` through a temp file in the same directory and a rename,
+/// keeping the mode of the file it replaces.
+pub fn atomic_write(path: &Utf8Path, contents: &[u8]) -> Result<()> {
+    let tmp = temp_sibling(path, "new");
+    let mode = std::fs::metadata(path).ok().map(|m| m.permissions().mode());
+    let res = (|| -> Result<()> {
+        let mut f = fs_err::File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        if let Some(m) = mode {
+            fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(m))?;
+        }
+        fs_err::rename(&tmp, path)?;
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// Puts a symlink `path -> target` in place of whatever non-directory is at `path`
+/// (nothing, a file, another link), atomically: the link is made aside and renamed over.
+pub fn swap_in_symlink(path: &Utf8Path, target: &str) -> Result<()> {
+    let tmp = temp_sibling(path, "link");
+    let _ = std::fs::remove_file(&tmp);
+    fs_err::os::unix::fs::symlink(target, &tmp)?;
+    if let Err(e) = fs_err::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Replaces a real directory by a symlink: the directory is moved aside first, the link put in
+/// place, and only then is the old directory deleted, so a failure leaves the directory intact.
+pub fn replace_dir_with_symlink(path: &Utf8Path, target: &str) -> Result<()> {
+    let aside = temp_sibling(path, "old");
+    fs_err::rename(path, &aside)?;
+    if let Err(e) = fs_err::os::unix::fs::symlink(target, path) {
+        let _ = std::fs::rename(&aside, path);
+        return Err(e.into());
+    }
+    fs_err::remove_dir_all(&aside)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> Utf8PathBuf {
+        let d = Utf8PathBuf::from_path_buf(std::env::temp_dir()).unwrap().join(format!("kube-tree-fsx-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn atomic_write_keeps_mode_and_leaves_no_temp() {
+        let d = scratch("aw");
+        let f = d.join("x.sh");
+        std::fs::write(&f, "old").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o751)).unwrap();
+        atomic_write(&f, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "new");
+        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o751);
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn atomic_write_into_missing_dir_fails_cleanly() {
+        let d = scratch("aw2");
+        assert!(atomic_write(&d.join("nope/x"), b"y").is_err());
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn symlink_swaps() {
+        let d = scratch("sl");
+        let p = d.join("api");
+        std::fs::write(&p, "../../staging/src/k8s.io/api").unwrap();
+        swap_in_symlink(&p, "target-a").unwrap();
+        assert_eq!(std::fs::read_link(&p).unwrap().to_str(), Some("target-a"));
+        swap_in_symlink(&p, "target-b").unwrap();
+        assert_eq!(std::fs::read_link(&p).unwrap().to_str(), Some("target-b"));
+        let dir = d.join("copy");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/f.go"), "package x").unwrap();
+        replace_dir_with_symlink(&dir, "target-c").unwrap();
+        assert_eq!(std::fs::read_link(&dir).unwrap().to_str(), Some("target-c"));
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
+    }
+}

@@ -1,0 +1,146 @@
+//! The Go environment a tree's era needs, and the probe that proves it: building cmd/kube-proxy.
+//!
+//! Symlink-era trees (no go.work) build only in GOPATH mode: `GO111MODULE=off` with the tree at
+//! `$GOPATH/src/k8s.io/kubernetes` (hack/lib/init.sh of v1.20 exports the same). Workspace-era
+//! trees build in module mode from the tree itself, with the toolchain `.go-version` names.
+
+use crate::fail::{Fail, Result};
+use crate::log;
+use crate::proc::{quote, Proc};
+use crate::tree::{Tree, VendorLayout};
+use camino::{Utf8Path, Utf8PathBuf};
+use std::time::Duration;
+
+/// Import path of the checkout inside a GOPATH.
+pub const KUBE_IMPORT_PATH: &str = "k8s.io/kubernetes";
+
+/// Environment settings (value None = unset) plus where builds run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoEnv {
+    pub vars: Vec<(String, Option<String>)>,
+    /// Directory to run `go build` in (the logical GOPATH path in GOPATH mode).
+    pub build_dir: Utf8PathBuf,
+    /// Package argument for kube-proxy in this mode.
+    pub kube_proxy_pkg: String,
+    pub gopath_mode: bool,
+}
+
+impl GoEnv {
+    /// `env` reads the caller's environment (injectable for tests).
+    pub fn for_tree(tree: &Tree, gopath: &Utf8Path, env: &dyn Fn(&str) -> Option<String>) -> GoEnv {
+        let mut vars = vec![("GOPATH".to_string(), Some(gopath.to_string()))];
+        match tree.layout {
+            VendorLayout::Symlinks | VendorLayout::NoStaging => {
+                vars.push(("GO111MODULE".into(), Some("off".into())));
+                // -mod=... in a user's GOFLAGS is an error in GOPATH mode.
+                if env("GOFLAGS").is_some_and(|f| f.contains("-mod")) {
+                    vars.push(("GOFLAGS".into(), Some(String::new())));
+                }
+                vars.push(("GOWORK".into(), None));
+                GoEnv {
+                    vars,
+                    build_dir: gopath.join("src").join(KUBE_IMPORT_PATH),
+                    kube_proxy_pkg: format!("{KUBE_IMPORT_PATH}/cmd/kube-proxy"),
+                    gopath_mode: true,
+                }
+            }
+            VendorLayout::Workspace => {
+                vars.push(("GO111MODULE".into(), None));
+                vars.push(("GOWORK".into(), None));
+                let toolchain = if env("GOTOOLCHAIN").is_some_and(|t| !t.is_empty() && t != "auto") {
+                    None
+                } else if env("FORCE_HOST_GO").is_some_and(|f| !f.is_empty()) {
+                    Some("local".to_string())
+                } else {
+                    tree.go_version.as_ref().map(|v| format!("go{v}"))
+                };
+                if let Some(t) = toolchain {
+                    vars.push(("GOTOOLCHAIN".into(), Some(t)));
+                }
+                GoEnv { vars, build_dir: tree.root.clone(), kube_proxy_pkg: "./cmd/kube-proxy".into(), gopath_mode: false }
+            }
+        }
+    }
+
+    /// Lines for `eval "$(... --print-env)"`.
+    pub fn shell_lines(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in &self.vars {
+            match v {
+                Some(v) => s += &format!("export {k}={}\n", quote(v)),
+                None => s += &format!("unset {k}\n"),
+            }
+        }
+        s
+    }
+
+    pub fn apply(&self, mut p: Proc) -> Proc {
+        for (k, v) in &self.vars {
+            p = match v {
+                Some(v) => p.env(k, v),
+                None => p.env_remove(k),
+            };
+        }
+        // In GOPATH mode go must see the logical path (through the GOPATH link), not the real one.
+        p.env("PWD", &self.build_dir).dir(&self.build_dir)
+    }
+}
+
+/// The outcome of building cmd/kube-proxy.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub ok: bool,
+    pub binary: Utf8PathBuf,
+    pub elapsed: Duration,
+    pub go_version: String,
+    /// First lines of the build's error output when it failed.
+    pub error: String,
+}
+
+/// Builds cmd/kube-proxy into `out` with `go` from PATH, showing progress.
+pub fn probe_kube_proxy(env: &GoEnv, out: &Utf8Path) -> Result<Probe> {
+    let go_version = env.apply(Proc::new("go").arg("version")).read().map_err(|e| {
+        Fail::new(format!("go is needed for --probe: {}", e.msg))
+    })?;
+    let step = log::Step::start(format!("probe: go build {} ({})", env.kube_proxy_pkg, go_version.trim()));
+    let cmd = env.apply(Proc::new("go").args(["build", "-o"]).arg(out).arg(&env.kube_proxy_pkg));
+    let res = cmd.output_with_progress("probe", Duration::from_secs(15))?;
+    let elapsed = step.done();
+    Ok(Probe {
+        ok: res.success() && out.is_file(),
+        binary: out.to_owned(),
+        elapsed,
+        go_version: go_version.trim().to_string(),
+        error: if res.success() { String::new() } else { res.first_lines(8) },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture::{self, Spec};
+
+    #[test]
+    fn gopath_mode_for_symlink_trees() {
+        let t = fixture::scratch_tree("goenv-a", &Spec::era_a());
+        let tree = Tree::open(&t).unwrap();
+        let env = GoEnv::for_tree(&tree, Utf8Path::new("/gp"), &|k| (k == "GOFLAGS").then(|| "-mod=vendor".to_string()));
+        assert!(env.gopath_mode);
+        assert_eq!(env.build_dir, "/gp/src/k8s.io/kubernetes");
+        assert_eq!(env.shell_lines(), "export GOPATH=/gp\nexport GO111MODULE=off\nexport GOFLAGS=''\nunset GOWORK\n");
+    }
+
+    #[test]
+    fn module_mode_for_workspace_trees() {
+        let t = fixture::scratch_tree("goenv-c", &Spec::era_c());
+        let tree = Tree::open(&t).unwrap();
+        let env = GoEnv::for_tree(&tree, Utf8Path::new("/gp"), &|_| None);
+        assert!(!env.gopath_mode);
+        assert_eq!(env.build_dir, tree.root);
+        assert!(env.shell_lines().contains("export GOTOOLCHAIN=go1.25.6\n"), "{}", env.shell_lines());
+        let forced = GoEnv::for_tree(&tree, Utf8Path::new("/gp"), &|k| (k == "FORCE_HOST_GO").then(|| "1".into()));
+        assert!(forced.shell_lines().contains("export GOTOOLCHAIN=local\n"));
+        let user = GoEnv::for_tree(&tree, Utf8Path::new("/gp"), &|k| (k == "GOTOOLCHAIN").then(|| "go1.24.11".into()));
+        assert!(!user.shell_lines().contains("GOTOOLCHAIN"));
+    }
+}

@@ -1,0 +1,126 @@
+//! Status lines on stderr in the Kubernetes style: `+++ [MMDD HH:MM:SS] message`.
+//!
+//! Verbosity starts at `KUBE_VERBOSE` (default 1, as in the Makefile); `-q` sets 0, each `-v` adds 1.
+//! 0: warnings and errors only; 1: status lines; 2: commands run and details.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const UNSET: i32 = i32::MIN;
+static LEVEL: AtomicI32 = AtomicI32::new(UNSET);
+
+/// Current verbosity, initialised from `KUBE_VERBOSE` on first use.
+pub fn level() -> i32 {
+    let l = LEVEL.load(Ordering::Relaxed);
+    if l != UNSET {
+        return l;
+    }
+    let from_env = std::env::var("KUBE_VERBOSE").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(1);
+    LEVEL.store(from_env, Ordering::Relaxed);
+    from_env
+}
+
+pub fn set_level(l: i32) {
+    LEVEL.store(l, Ordering::Relaxed);
+}
+
+/// `[MMDD HH:MM:SS]` in UTC (the scripts use local time; UTC needs no tz database).
+pub fn stamp() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (_, month, day) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!("[{:02}{:02} {:02}:{:02}:{:02}]", month, day, rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// A status line, shown at verbosity >= 1.
+pub fn status(msg: impl AsRef<str>) {
+    status_v(1, msg)
+}
+
+/// A status line shown only at verbosity >= `v`.
+pub fn status_v(v: i32, msg: impl AsRef<str>) {
+    if level() >= v {
+        eprintln!("+++ {} {}", stamp(), msg.as_ref());
+    }
+}
+
+/// A warning, shown unless the level is below 0.
+pub fn warn(msg: impl AsRef<str>) {
+    if level() >= 0 {
+        eprintln!("!!! {} {}", stamp(), msg.as_ref());
+    }
+}
+
+/// Human-readable elapsed time: `850ms`, `12.3s`, `2m05s`.
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60)
+    }
+}
+
+/// A long step: logs its start, and its end with the elapsed time.
+pub struct Step {
+    what: String,
+    start: Instant,
+}
+
+impl Step {
+    pub fn start(what: impl Into<String>) -> Step {
+        let what = what.into();
+        status(format!("{what} ..."));
+        Step { what, start: Instant::now() }
+    }
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+    pub fn done(self) -> Duration {
+        let e = self.start.elapsed();
+        status(format!("{} done in {}", self.what, human(e)));
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_818), (2026, 12, 31));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human(Duration::from_millis(850)), "850ms");
+        assert_eq!(human(Duration::from_millis(12_345)), "12.3s");
+        assert_eq!(human(Duration::from_secs(125)), "2m05s");
+    }
+
+    #[test]
+    fn stamp_shape() {
+        let s = stamp();
+        assert_eq!(s.len(), "[1126 01:50:06]".len(), "{s}");
+        assert!(s.starts_with('[') && s.ends_with(']') && s.as_bytes()[5] == b' ');
+    }
+}

@@ -1,0 +1,236 @@
+//! The one place that runs other programs. Commands are built with xshell (argument vectors,
+//! never shell strings), echoed at verbosity >= 2, and their output is captured so that a
+//! child never writes into our stdout, which carries data.
+
+use crate::fail::{Fail, Result};
+use crate::log;
+use camino::{Utf8Path, Utf8PathBuf};
+use std::ffi::{OsStr, OsString};
+use std::io::Read;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A program invocation: program, arguments, environment changes and working directory.
+#[derive(Debug, Clone)]
+pub struct Proc {
+    program: OsString,
+    args: Vec<OsString>,
+    envs: Vec<(OsString, Option<OsString>)>,
+    dir: Option<Utf8PathBuf>,
+}
+
+/// What a finished program left behind.
+#[derive(Debug)]
+pub struct Captured {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Captured {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+    /// The first `n` non-empty lines of stderr (then stdout), for one-line error reports.
+    pub fn first_lines(&self, n: usize) -> String {
+        let text = if self.stderr.trim().is_empty() { &self.stdout } else { &self.stderr };
+        text.lines().filter(|l| !l.trim().is_empty()).take(n).collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Proc {
+    pub fn new(program: impl AsRef<OsStr>) -> Proc {
+        Proc { program: program.as_ref().to_owned(), args: Vec::new(), envs: Vec::new(), dir: None }
+    }
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Proc {
+        self.args.push(a.as_ref().to_owned());
+        self
+    }
+    pub fn args<I, S>(mut self, args: I) -> Proc
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+    pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Proc {
+        self.envs.push((k.as_ref().to_owned(), Some(v.as_ref().to_owned())));
+        self
+    }
+    pub fn env_remove(mut self, k: impl AsRef<OsStr>) -> Proc {
+        self.envs.push((k.as_ref().to_owned(), None));
+        self
+    }
+    pub fn dir(mut self, d: impl AsRef<Utf8Path>) -> Proc {
+        self.dir = Some(d.as_ref().to_owned());
+        self
+    }
+
+    /// The command line as a user could paste it (environment changes first).
+    pub fn display(&self) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in &self.envs {
+            match v {
+                Some(v) => parts.push(format!("{}={}", k.to_string_lossy(), quote(&v.to_string_lossy()))),
+                None => parts.push(format!("-u {}", k.to_string_lossy())),
+            }
+        }
+        parts.push(quote(&self.program.to_string_lossy()));
+        parts.extend(self.args.iter().map(|a| quote(&a.to_string_lossy())));
+        parts.join(" ")
+    }
+
+    fn command(&self) -> Result<Command> {
+        let sh = xshell::Shell::new().map_err(|e| Fail::new(format!("cannot set up a shell: {e}")))?;
+        if let Some(d) = &self.dir {
+            sh.change_dir(d);
+        }
+        let mut cmd = sh.cmd(&self.program).args(&self.args);
+        for (k, v) in &self.envs {
+            cmd = match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        Ok(Command::from(cmd))
+    }
+
+    /// Runs to completion with stdout and stderr captured; a non-zero exit is not an error here.
+    pub fn output(&self) -> Result<Captured> {
+        self.spawn_capture(None)
+    }
+
+    /// Like [`Proc::output`] but logs "still running" with the elapsed time every `every`.
+    pub fn output_with_progress(&self, label: &str, every: Duration) -> Result<Captured> {
+        self.spawn_capture(Some((label, every)))
+    }
+
+    /// Runs and returns stdout; a non-zero exit becomes a [`Fail`] quoting the first error lines.
+    pub fn read(&self) -> Result<String> {
+        let out = self.output()?;
+        if !out.success() {
+            return Err(Fail::new(format!("`{}` failed ({}): {}", self.display(), out.status, out.first_lines(3))));
+        }
+        Ok(out.stdout)
+    }
+
+    fn spawn_capture(&self, progress: Option<(&str, Duration)>) -> Result<Captured> {
+        log::status_v(2, format!("$ {}", self.display()));
+        let start = Instant::now();
+        let mut child = self
+            .command()?
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| spawn_error(&self.program, e))?;
+        // Drain both pipes on threads so a chatty child never blocks on a full pipe.
+        let mut so = child.stdout.take().expect("piped stdout");
+        let mut se = child.stderr.take().expect("piped stderr");
+        let t_out = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = so.read_to_end(&mut b);
+            b
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = se.read_to_end(&mut b);
+            b
+        });
+        let status = match progress {
+            None => child.wait()?,
+            Some((label, every)) => {
+                let mut next = every;
+                loop {
+                    if let Some(st) = child.try_wait()? {
+                        break st;
+                    }
+                    if start.elapsed() >= next {
+                        log::status(format!("{label}: still running ({})", log::human(start.elapsed())));
+                        next += every;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        };
+        let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
+        let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+        Ok(Captured { status, stdout, stderr, elapsed: start.elapsed() })
+    }
+}
+
+fn spawn_error(program: &OsStr, e: std::io::Error) -> Fail {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Fail::new(format!("cannot run `{}`: not found in PATH", program.to_string_lossy()))
+    } else {
+        Fail::new(format!("cannot run `{}`: {e}", program.to_string_lossy()))
+    }
+}
+
+/// Single-quotes a word for a POSIX shell when it needs it.
+pub fn quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Finds `name` in PATH (the way a shell would), without running it.
+pub fn which(name: &str) -> Option<Utf8PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        let cand = dir.join(name);
+        if let Ok(md) = std::fs::metadata(&cand) {
+            use std::os::unix::fs::PermissionsExt;
+            if md.is_file() && md.permissions().mode() & 0o111 != 0 {
+                return Utf8PathBuf::from_path_buf(cand).ok();
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("go"), "go");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn runs_and_captures_with_env_and_dir() {
+        let out = Proc::new("sh")
+            .args(["-c", "echo \"$X\" ; pwd; echo err >&2; exit 3"])
+            .env("X", "hello")
+            .dir("/")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, "hello\n/\n");
+        assert_eq!(out.first_lines(1), "err");
+    }
+
+    #[test]
+    fn read_fails_with_first_lines() {
+        let e = Proc::new("sh").args(["-c", "echo boom >&2; exit 1"]).read().unwrap_err();
+        assert!(e.msg.contains("boom"), "{e}");
+        let e = Proc::new("no-such-program-here").read().unwrap_err();
+        assert!(e.msg.contains("not found in PATH"), "{e}");
+    }
+
+    #[test]
+    fn env_remove_hides_variable() {
+        let out = Proc::new("sh").args(["-c", "echo ${HOME-unset}"]).env_remove("HOME").read().unwrap();
+        assert_eq!(out, "unset\n");
+    }
+}

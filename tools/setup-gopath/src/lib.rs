@@ -1,0 +1,263 @@
+//! setup-gopath: put a checkout at `$GOPATH/src/k8s.io/kubernetes` (a symlink to an existing tree,
+//! or a git clone), print the environment its era needs, and prove it by building cmd/kube-proxy.
+
+use camino::{Utf8Path, Utf8PathBuf};
+use kube_tree::cli::{Ctx, Tool};
+use kube_tree::goenv::{self, GoEnv, KUBE_IMPORT_PATH};
+use kube_tree::json::Json;
+use kube_tree::proc::Proc;
+use kube_tree::{fsx, log, root, Fail, Status, Tree};
+use std::time::Duration;
+
+pub const TOOL: Tool = Tool {
+    name: "setup-gopath",
+    aliases: &["gopath"],
+    summary: "put the checkout at $GOPATH/src/k8s.io/kubernetes (link or clone), print env, probe a build",
+    usage: "\
+setup-gopath: put a Kubernetes checkout at $GOPATH/src/k8s.io/kubernetes
+
+Usage: setup-gopath [--gopath DIR] [--from PATH | --clone URL [--ref REF]]
+                    [--print-env] [--probe] [--force] [--dry-run] [--json]
+
+  --gopath DIR   the GOPATH to use (default: first entry of $GOPATH, else ~/go)
+  --from PATH    link this checkout (default: the tree found as --kube-root describes)
+  --clone URL    git clone URL there instead (into a temp dir, renamed into place when complete)
+  --ref REF      with --clone: check out this branch, tag or commit
+  --print-env    print shell lines for: eval \"$(setup-gopath --print-env)\"
+                 (GOPATH, GO111MODULE=off for symlink-era trees, GOTOOLCHAIN for go.work trees)
+  --probe        build cmd/kube-proxy there with `go build` and report the binary or the errors
+  --force        repoint an existing symlink that points at another tree (never a directory)
+  --dry-run      say what would be done; change nothing
+
+Idempotent: rerunning with the same tree changes nothing. An existing different directory is
+never replaced (exit 2, nothing touched). stdout: the checkout path (then the kube-proxy binary
+with --probe), or only the env lines with --print-env.",
+    run,
+};
+
+/// What happened (or would happen) at the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    AlreadyThere,
+    Linked { target: Utf8PathBuf, replaced: Option<String> },
+    Cloned { url: String, reference: Option<String> },
+}
+
+impl Placement {
+    fn describe(&self, dest: &Utf8Path) -> String {
+        match self {
+            Placement::AlreadyThere => format!("{dest} already is the checkout"),
+            Placement::Linked { target, replaced: None } => format!("link {dest} -> {target}"),
+            Placement::Linked { target, replaced: Some(old) } => format!("repoint {dest} -> {target} (was -> {old})"),
+            Placement::Cloned { url, reference } => {
+                format!("clone {url}{} into {dest}", reference.as_ref().map(|r| format!(" at {r}")).unwrap_or_default())
+            }
+        }
+    }
+    fn kind(&self) -> &'static str {
+        match self {
+            Placement::AlreadyThere => "none",
+            Placement::Linked { replaced: None, .. } => "link",
+            Placement::Linked { .. } => "relink",
+            Placement::Cloned { .. } => "clone",
+        }
+    }
+}
+
+/// Where the checkout comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Tree(Utf8PathBuf),
+    Clone { url: String, reference: Option<String> },
+}
+
+fn absolute(p: Utf8PathBuf) -> Result<Utf8PathBuf, Fail> {
+    if p.is_absolute() {
+        return Ok(p);
+    }
+    let cwd = Utf8PathBuf::from_path_buf(std::env::current_dir()?).map_err(|_| Fail::new("current directory is not UTF-8"))?;
+    Ok(cwd.join(p))
+}
+
+/// Decides what to do at `dest` without changing anything.
+pub fn plan(dest: &Utf8Path, source: &Source, force: bool) -> Result<Placement, Fail> {
+    let md = match std::fs::symlink_metadata(dest) {
+        Ok(md) => Some(md),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Fail::new(format!("cannot inspect {dest}: {e}"))),
+    };
+    match (source, md) {
+        (Source::Tree(src), None) => Ok(Placement::Linked { target: src.clone(), replaced: None }),
+        (Source::Clone { url, reference }, None) => Ok(Placement::Cloned { url: url.clone(), reference: reference.clone() }),
+        (Source::Tree(src), Some(md)) => {
+            let same = root::canonical(dest).ok().as_ref() == Some(src);
+            if same {
+                return Ok(Placement::AlreadyThere);
+            }
+            if md.file_type().is_symlink() {
+                let old = fs_err::read_link(dest)?.to_string_lossy().into_owned();
+                if force {
+                    return Ok(Placement::Linked { target: src.clone(), replaced: Some(old) });
+                }
+                return Err(Fail::new(format!("{dest} is a symlink to {old}, not to {src}; pass --force to repoint it")));
+            }
+            Err(Fail::new(format!("{dest} already exists and is not {src}; refusing to replace it (move it away first)")))
+        }
+        (Source::Clone { url, .. }, Some(_)) => {
+            let origin = Proc::new("git").args(["-C", dest.as_str(), "config", "--get", "remote.origin.url"]).read().unwrap_or_default();
+            if origin.trim() == url {
+                return Ok(Placement::AlreadyThere);
+            }
+            Err(Fail::new(format!("{dest} already exists and is not a clone of {url}; refusing to replace it")))
+        }
+    }
+}
+
+/// Carries out a placement. A clone goes to a temp sibling first, so a failed or interrupted
+/// clone never leaves a half checkout at the destination.
+pub fn apply(dest: &Utf8Path, p: &Placement) -> Result<(), Fail> {
+    match p {
+        Placement::AlreadyThere => Ok(()),
+        Placement::Linked { target, .. } => {
+            fs_err::create_dir_all(dest.parent().expect("dest has a parent"))?;
+            fsx::swap_in_symlink(dest, target.as_str())
+        }
+        Placement::Cloned { url, reference } => {
+            fs_err::create_dir_all(dest.parent().expect("dest has a parent"))?;
+            let tmp = fsx::temp_sibling(dest, "clone");
+            let _ = std::fs::remove_dir_all(&tmp);
+            let res = (|| -> Result<(), Fail> {
+                let step = log::Step::start(format!("git clone {url}"));
+                let out = Proc::new("git").args(["clone", "--quiet", url.as_str(), tmp.as_str()]).output_with_progress("git clone", Duration::from_secs(15))?;
+                if !out.success() {
+                    return Err(Fail::new(format!("git clone {url} failed: {}", out.first_lines(3).replace('\n', " | "))));
+                }
+                if let Some(r) = reference {
+                    Proc::new("git").args(["-C", tmp.as_str(), "checkout", "--quiet", r.as_str()]).read()?;
+                }
+                step.done();
+                if root::looks_like_kube(&tmp).is_none() {
+                    return Err(Fail::new(format!("{url} is not a Kubernetes tree (no go.mod with module k8s.io/kubernetes)")));
+                }
+                fs_err::rename(&tmp, dest)?;
+                Ok(())
+            })();
+            if res.is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            res
+        }
+    }
+}
+
+fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
+    let gopath_flag = ctx.opt_path("--gopath")?;
+    let from = ctx.opt_path("--from")?;
+    let clone = ctx.opt_string("--clone")?;
+    let reference = ctx.opt_string("--ref")?;
+    let print_env = ctx.flag("--print-env");
+    let probe = ctx.flag("--probe");
+    let force = ctx.flag("--force");
+    let dry_run = ctx.flag("--dry-run");
+    ctx.finish()?;
+    if from.is_some() && clone.is_some() {
+        return Err(Fail::new("--from and --clone exclude each other"));
+    }
+    if reference.is_some() && clone.is_none() {
+        return Err(Fail::new("--ref goes with --clone"));
+    }
+
+    let env = |k: &str| std::env::var(k).ok();
+    let gopath = match gopath_flag {
+        Some(g) => absolute(g)?,
+        None => root::gopath_entries(&env).into_iter().next().ok_or_else(|| Fail::new("no GOPATH: set $GOPATH or $HOME, or pass --gopath"))?,
+    };
+    let dest = gopath.join("src").join(KUBE_IMPORT_PATH);
+
+    let source = match (clone, from) {
+        (Some(url), _) => Source::Clone { url, reference },
+        (None, Some(p)) => {
+            let p = absolute(p)?;
+            if !p.is_dir() {
+                return Err(Fail::new(format!("--from {p}: no such directory")));
+            }
+            if root::looks_like_kube(&p).is_none() {
+                return Err(Fail::new(format!("--from {p} is not a Kubernetes tree (no go.mod with module k8s.io/kubernetes)")));
+            }
+            Source::Tree(root::canonical(&p)?)
+        }
+        (None, None) => Source::Tree(ctx.tree()?.root),
+    };
+
+    let placement = plan(&dest, &source, force)?;
+    if dry_run {
+        log::status(format!("would {}", placement.describe(&dest)));
+    } else {
+        apply(&dest, &placement)?;
+        if placement != Placement::AlreadyThere {
+            log::status(placement.describe(&dest));
+        } else {
+            log::status_v(2, placement.describe(&dest));
+        }
+    }
+
+    // The tree as seen through the GOPATH path (what the env and the probe use).
+    let tree_path = if dest.exists() { dest.clone() } else if let Source::Tree(s) = &source { s.clone() } else { dest.clone() };
+    let tree = if tree_path.exists() { Some(Tree::open(&tree_path)?) } else { None };
+    let goenv = tree.as_ref().map(|t| GoEnv::for_tree(t, &gopath, &env));
+
+    let mut probe_res = None;
+    if probe {
+        match (&goenv, dry_run) {
+            (Some(g), false) => probe_res = Some(goenv::probe_kube_proxy(g, &gopath.join("bin/kube-proxy"))?),
+            _ => log::status("probe skipped (dry run)"),
+        }
+    }
+
+    if ctx.json {
+        let envj = goenv.as_ref().map(|g| Json::Obj(g.vars.iter().map(|(k, v)| (k.clone(), Json::opt_str(v.clone()))).collect())).unwrap_or(Json::Null);
+        let probej = probe_res.as_ref().map(|p| Json::obj([
+            ("ok", Json::Bool(p.ok)),
+            ("binary", Json::str(p.binary.as_str())),
+            ("elapsed_ms", Json::Num(p.elapsed.as_millis() as f64)),
+            ("go", Json::str(&p.go_version)),
+            ("error", Json::str(&p.error)),
+        ])).unwrap_or(Json::Null);
+        let out = Json::obj([
+            ("gopath", Json::str(gopath.as_str())),
+            ("path", Json::str(dest.as_str())),
+            ("action", Json::str(placement.kind())),
+            ("dry_run", Json::Bool(dry_run)),
+            ("era", Json::opt_str(tree.as_ref().map(|t| t.era.name()))),
+            ("env", envj),
+            ("probe", probej),
+        ]);
+        ctx.say(out.render());
+    } else if print_env {
+        if let Some(g) = &goenv {
+            ctx.say(format!("# {} (era {})", dest, tree.as_ref().map(|t| t.era.name()).unwrap_or("?")));
+            ctx.out.push_str(&g.shell_lines());
+            ctx.say(format!("# then: cd {}", g.build_dir));
+        }
+    } else {
+        ctx.say(dest.as_str());
+        if let Some(p) = probe_res.as_ref().filter(|p| p.ok) {
+            ctx.say(p.binary.as_str());
+        }
+    }
+
+    match probe_res {
+        Some(p) if !p.ok => {
+            log::warn(format!("probe: go build {} failed ({}):", goenv.as_ref().map(|g| g.kube_proxy_pkg.as_str()).unwrap_or(""), p.go_version));
+            for l in p.error.lines() {
+                eprintln!("    {l}");
+            }
+            Ok(Status::Problems(1))
+        }
+        Some(p) => {
+            log::status(format!("probe: cmd/kube-proxy built in {} -> {}", log::human(p.elapsed), p.binary));
+            Ok(Status::Ok)
+        }
+        None => Ok(Status::Ok),
+    }
+}

@@ -1,0 +1,97 @@
+//! `cargo xtask`: lists the tools, dispatches `cargo xtask <tool> ...` to the tool's library, and
+//! hosts the kit's own chores (`bench`, `fetch-tree`).
+
+mod bench;
+
+use kube_tree::cli::{self, Tool};
+use std::ffi::OsString;
+
+/// Every tool of the kit, in listing order.
+pub const TOOLS: &[&Tool] = &[&setup_gopath::TOOL, &check_vendor::TOOL];
+
+/// Chores that are not tools of their own: (name, summary).
+const CHORES: &[(&str, &str)] = &[
+    ("bench", "benchmarks on the real tree: `bench check-vendor [--rounds N]`"),
+    ("fetch-tree", "fetch (once) and print the cached real Kubernetes tree used by the tests"),
+];
+
+pub fn find_tool(name: &str) -> Option<&'static Tool> {
+    TOOLS.iter().copied().find(|t| t.answers_to(name))
+}
+
+fn listing() -> String {
+    let mut s = String::from("Usage: cargo xtask <tool> [args...]   |   cargo xtask help <tool>\n\nTools:\n");
+    for t in TOOLS {
+        let alias = if t.aliases.is_empty() { String::new() } else { format!(" ({})", t.aliases.join(", ")) };
+        s += &format!("  {:<28} {}\n", format!("{}{alias}", t.name), t.summary);
+    }
+    s += "\nChores:\n";
+    for (n, d) in CHORES {
+        s += &format!("  {n:<28} {d}\n");
+    }
+    s
+}
+
+/// Runs `cargo xtask` with `args`; returns the exit code.
+pub fn run(args: Vec<OsString>) -> i32 {
+    let words: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    match words.first().map(String::as_str) {
+        None | Some("-h") | Some("--help") | Some("list") => {
+            print!("{}", listing());
+            0
+        }
+        Some("help") => match words.get(1).and_then(|n| find_tool(n)) {
+            Some(t) => {
+                print!("{}", t.help());
+                0
+            }
+            None => {
+                eprintln!("xtask: error: help needs a tool name, one of: {}", TOOLS.iter().map(|t| t.name).collect::<Vec<_>>().join(", "));
+                2
+            }
+        },
+        Some("bench") => bench::run(args[1..].to_vec()),
+        Some("fetch-tree") => match testkit::real_tree() {
+            Ok(t) => {
+                println!("{t}");
+                0
+            }
+            Err(e) => {
+                eprintln!("xtask: error: {e}");
+                2
+            }
+        },
+        Some(name) => match find_tool(name) {
+            Some(t) => cli::main(t, args[1..].to_vec()),
+            None => {
+                eprintln!("xtask: error: unknown tool `{name}`; `cargo xtask` lists them");
+                2
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_and_alias_resolves_uniquely() {
+        let mut names = Vec::new();
+        for t in TOOLS {
+            names.push(t.name);
+            names.extend(t.aliases);
+        }
+        for n in &names {
+            assert_eq!(names.iter().filter(|m| *m == n).count(), 1, "{n} is ambiguous");
+            assert!(find_tool(n).is_some());
+        }
+        assert!(listing().contains("check-vendor (vendor)"));
+    }
+
+    #[test]
+    fn unknown_tool_is_a_usage_error() {
+        assert_eq!(run(vec!["no-such-tool".into()]), 2);
+        assert_eq!(run(vec!["help".into(), "nope".into()]), 2);
+    }
+}
