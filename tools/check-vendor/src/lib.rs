@@ -108,8 +108,11 @@ impl Problem {
     pub fn new(path: impl Into<String>, kind: Kind, detail: impl Into<String>) -> Problem {
         Problem { path: path.into(), kind, detail: detail.into() }
     }
+    /// `path<TAB>kind<TAB>detail`; tabs and newlines inside the detail become spaces so the
+    /// line always has three fields.
     pub fn line(&self) -> String {
-        format!("{}\t{}\t{}", self.path, self.kind.as_str(), self.detail)
+        let detail: String = self.detail.chars().map(|c| if c == '\t' || c == '\n' { ' ' } else { c }).collect();
+        format!("{}\t{}\t{}", self.path, self.kind.as_str(), detail)
     }
     fn to_json(&self) -> Json {
         Json::obj([("path", Json::str(&self.path)), ("kind", Json::str(self.kind.as_str())), ("detail", Json::str(&self.detail))])

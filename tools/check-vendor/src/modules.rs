@@ -42,7 +42,9 @@ pub fn check(tree: &Tree, repos: &[String], stats: &mut Stats) -> Result<Vec<Pro
         out.push(Problem::new(MT, Kind::ModulesUnexpectedWorkspaceMarker, "`## workspace` marker but the tree has no go.work"));
     }
     out.extend(check_requires(gomod, &mt, workspace));
-    if !workspace {
+    if workspace {
+        out.extend(check_workspace_replaces(tree, &mt)?);
+    } else {
         out.extend(check_replaces(gomod, &mt));
     }
     out.extend(check_packages(tree, &mt, workspace, stats));
@@ -57,10 +59,6 @@ fn check_requires(gomod: &GoMod, mt: &ModulesTxt, workspace: bool) -> Vec<Proble
     let gm = |line: usize| format!("go.mod:{line}");
     for r in &gomod.requires {
         let repl = gomod.replacement_for(&r.path, &r.version);
-        // In a workspace the staging modules are workspace modules, not vendored ones.
-        if workspace && repl.is_some_and(|x| is_local(&x.new)) {
-            continue;
-        }
         let Some(m) = mt.module(&r.path) else {
             out.push(Problem::new(gm(r.line), Kind::ModulesMissingModule, format!("requires {} {}; {MT} has no `# {} {}` entry", r.path, r.version, r.path, r.version)));
             continue;
@@ -74,6 +72,8 @@ fn check_requires(gomod: &GoMod, mt: &ModulesTxt, workspace: bool) -> Vec<Proble
         if explicit_needed && !m.explicit {
             out.push(Problem::new(mline.clone(), Kind::ModulesNotExplicit, format!("{} is required by go.mod:{} but not marked ## explicit", r.path, r.line)));
         }
+        // In a workspace, replacements merge from every module's go.mod and go.work; only
+        // go itself knows the merged set, so they are compared in the symlink era only.
         if !workspace {
             let want = repl.map(|x| x.target());
             if want != m.replacement {
@@ -129,6 +129,27 @@ fn check_replaces(gomod: &GoMod, mt: &ModulesTxt) -> Vec<Problem> {
     out
 }
 
+/// A workspace module is used in place, so cmd/go rejects a replace-only line for it
+/// ("is marked as replaced in vendor/modules.txt, but not replaced in the workspace").
+fn check_workspace_replaces(tree: &Tree, mt: &ModulesTxt) -> Result<Vec<Problem>, Fail> {
+    let work = GoMod::parse(&fs_err::read_to_string(tree.path("go.work"))?);
+    let used: HashSet<String> = work.uses.iter().map(|(u, _)| norm_use(u)).collect();
+    Ok(mt
+        .modules
+        .iter()
+        .filter(|m| m.version.is_none() && m.replacement.as_deref().is_some_and(|r| used.contains(&norm_use(r))))
+        .map(|m| Problem::new(format!("{MT}:{}", m.line), Kind::ModulesExtraReplace, format!(
+            "records replace {} => {}, but that is a workspace module (go.work uses it in place)", m.path, m.replacement.as_deref().unwrap_or("?")
+        )))
+        .collect())
+}
+
+/// `./a/b/` and `a/b` name the same use; `.` stays `.`.
+fn norm_use(u: &str) -> String {
+    let t = u.trim_start_matches("./").trim_end_matches('/');
+    if t.is_empty() { ".".to_string() } else { t.to_string() }
+}
+
 /// Every listed package has a directory under vendor/ (through the staging links). One line per
 /// module, so a lost link does not drown the report in hundreds of package lines.
 fn check_packages(tree: &Tree, mt: &ModulesTxt, workspace: bool, stats: &mut Stats) -> Vec<Problem> {
@@ -164,18 +185,16 @@ fn missing_detail(m: &VendoredModule, n: usize, line: usize) -> String {
 /// go.work `use` entries are exactly `.` and the staging modules.
 fn check_work(tree: &Tree, repos: &[String]) -> Result<Vec<Problem>, Fail> {
     let work = GoMod::parse(&fs_err::read_to_string(tree.path("go.work"))?);
-    let norm = |u: &str| u.trim_start_matches("./").trim_end_matches('/').to_string();
-    let uses: HashMap<String, usize> = work.uses.iter().map(|(u, l)| (norm(u), *l)).collect();
+    let uses: HashMap<String, usize> = work.uses.iter().map(|(u, l)| (norm_use(u), *l)).collect();
     let mut expected: Vec<String> = repos.iter().map(|r| format!("staging/src/k8s.io/{r}")).collect();
     expected.push(".".into());
     let mut out = Vec::new();
     for e in &expected {
-        let key = if e == "." { "".to_string() } else { e.clone() };
-        if !uses.contains_key(&key) && !uses.contains_key(e) {
+        if !uses.contains_key(e) {
             out.push(Problem::new("go.work", Kind::GoWorkMissingUse, format!("{e} is a module of the tree but go.work does not use it")));
         }
     }
-    let mut extra: Vec<(&String, &usize)> = uses.iter().filter(|(u, _)| !u.is_empty() && *u != "." && !expected.contains(u)).collect();
+    let mut extra: Vec<(&String, &usize)> = uses.iter().filter(|(u, _)| !expected.contains(u)).collect();
     extra.sort();
     for (u, line) in extra {
         let why = if tree.path(u).is_dir() { "is not a staging module" } else { "does not exist" };

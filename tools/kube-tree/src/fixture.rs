@@ -75,11 +75,13 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
         mt += "## workspace\n";
     }
     mt += &format!("# {DEP} {DEP_VERSION}\n{marker}{DEP}\n");
+    // `go work vendor` (checked with Go 1.24) lists the workspace's staging modules too, with
+    // their markers but without package lines: their code is used in place.
     for r in &spec.staging {
-        if !spec.workspace {
-            mt += &format!("# k8s.io/{r} v0.0.0 => ./staging/src/k8s.io/{r}\n{marker}k8s.io/{r}/util\n");
-        }
+        let pkgs = if spec.workspace { String::new() } else { format!("k8s.io/{r}/util\n") };
+        mt += &format!("# k8s.io/{r} v0.0.0 => ./staging/src/k8s.io/{r}\n{marker}{pkgs}");
     }
+    // Replace-only lines are written for go.mod replaces, but not for workspace modules.
     if explicit && !spec.workspace {
         for r in &spec.staging {
             mt += &format!("# k8s.io/{r} => ./staging/src/k8s.io/{r}\n");
