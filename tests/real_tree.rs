@@ -1,0 +1,157 @@
+//! End to end on a real Kubernetes tree: Debian's `kubernetes` source package (v1.20.2, era B
+//! with vendor symlinks), fetched once through a private apt source list and cached
+//! (see testkit). Without apt/network these tests skip with a reason; under CI=true they fail.
+
+use camino::{Utf8Path, Utf8PathBuf};
+use kube_tree::cli::invoke_str;
+use kube_tree::proc::Proc;
+use kube_tree::{Era, Tree, VendorLayout};
+use std::os::unix::fs::symlink;
+
+fn real_tree(test: &str) -> Option<Utf8PathBuf> {
+    match testkit::real_tree() {
+        Ok(t) => Some(t),
+        Err(e) => {
+            testkit::skip(test, &e.msg);
+            None
+        }
+    }
+}
+
+fn have_go(test: &str) -> bool {
+    let ok = testkit::go().is_some();
+    if !ok {
+        testkit::skip(test, "no go in PATH (apt-get install golang-go)");
+    }
+    ok
+}
+
+/// (path, kind) of each stdout line of check-vendor.
+fn kinds(out: &str) -> Vec<(String, String)> {
+    out.lines().map(|l| {
+        let f: Vec<&str> = l.split('\t').collect();
+        (f[0].to_string(), f[1].to_string())
+    }).collect()
+}
+
+/// Replaces a file by unlinking it first: the copy is made of hard links into the cached tree.
+fn rewrite(p: &Utf8Path, f: impl Fn(&str) -> String) {
+    let t = std::fs::read_to_string(p).unwrap();
+    std::fs::remove_file(p).unwrap();
+    std::fs::write(p, f(&t)).unwrap();
+}
+
+#[test]
+fn pristine_real_tree_is_consistent() {
+    let Some(tree) = real_tree("pristine_real_tree_is_consistent") else { return };
+    let t = Tree::open(&tree).unwrap();
+    assert_eq!((t.era, t.layout), (Era::B, VendorLayout::Symlinks), "{:?}", t.evidence);
+    assert_eq!(t.staging_repos().unwrap().len(), 26);
+    let (code, out) = invoke_str(&check_vendor::TOOL, &["--kube-root", tree.as_str()]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    let (code, out) = invoke_str(&check_vendor::TOOL, &["--kube-root", tree.as_str(), "--explain-tree"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("build/dependencies.yaml present") && out.contains("v1.15.5-1"), "{out}");
+}
+
+#[test]
+fn every_damage_is_found_fixed_and_the_build_works_again() {
+    let test = "every_damage_is_found_fixed_and_the_build_works_again";
+    let Some(tree) = real_tree(test) else { return };
+    let scratch = testkit::scratch("real-damage");
+    let copy = scratch.join("kubernetes");
+    testkit::link_copy(&tree, &copy).unwrap();
+    let v = copy.join("vendor/k8s.io");
+
+    std::fs::remove_file(v.join("api")).unwrap();
+    std::fs::remove_file(v.join("client-go")).unwrap();
+    std::fs::write(v.join("client-go"), "../../staging/src/k8s.io/client-go").unwrap();
+    std::fs::remove_file(v.join("kubectl")).unwrap();
+    symlink(copy.join("staging/src/k8s.io/kubectl"), v.join("kubectl")).unwrap();
+    std::fs::remove_file(v.join("metrics")).unwrap();
+    symlink("../../staging/src/k8s.io/metricz", v.join("metrics")).unwrap();
+    std::fs::remove_file(v.join("cri-api")).unwrap();
+    std::fs::create_dir(v.join("cri-api")).unwrap();
+    std::fs::remove_file(v.join("kubelet")).unwrap();
+    let cp = Proc::new("cp").args(["-r"]).arg(copy.join("staging/src/k8s.io/kubelet")).arg(v.join("kubelet")).output().unwrap();
+    assert!(cp.success());
+    symlink("../../staging/src/k8s.io/retired", v.join("retired")).unwrap();
+    rewrite(&copy.join("vendor/modules.txt"), |t| t.replacen("# github.com/google/uuid v1.1.2 ", "# github.com/google/uuid v1.1.1 ", 1));
+
+    let root = copy.as_str();
+    let (code, out) = invoke_str(&check_vendor::TOOL, &["--kube-root", root]);
+    assert_eq!(code, 1);
+    let k = kinds(&out);
+    for (path, kind) in [
+        ("vendor/k8s.io/api", "missing-link"),
+        ("vendor/k8s.io/client-go", "windows-placeholder"),
+        ("vendor/k8s.io/kubectl", "wrong-target"),
+        ("vendor/k8s.io/metrics", "dangling-link"),
+        ("vendor/k8s.io/cri-api", "dir-copy"),
+        ("vendor/k8s.io/kubelet", "dir-copy"),
+        ("vendor/k8s.io/retired", "orphan-link"),
+    ] {
+        assert!(k.contains(&(path.to_string(), kind.to_string())), "{path} {kind} not in {k:?}");
+    }
+    assert!(k.iter().any(|(p, kind)| p.starts_with("vendor/modules.txt:") && kind == "modules-version-mismatch"), "{k:?}");
+
+    // The lost links break the GOPATH build of cmd/kube-proxy (fast: it fails while loading).
+    if have_go(test) {
+        let (code, out) = invoke_str(&check_vendor::TOOL, &["--kube-root", root, "--probe"]);
+        assert_eq!(code, 1);
+        assert!(kinds(&out).contains(&("cmd/kube-proxy".into(), "probe-failed".into())), "{out}");
+    }
+
+    // --dry-run changes nothing; --fix without --force leaves the real directory copy.
+    let (_, before) = invoke_str(&check_vendor::TOOL, &["--kube-root", root]);
+    let (code, _) = invoke_str(&check_vendor::TOOL, &["--kube-root", root, "--fix", "--dry-run"]);
+    assert_eq!(code, 1);
+    assert_eq!(invoke_str(&check_vendor::TOOL, &["--kube-root", root]).1, before);
+    invoke_str(&check_vendor::TOOL, &["--kube-root", root, "--fix"]);
+    assert!(std::fs::symlink_metadata(v.join("kubelet")).unwrap().is_dir(), "replaced a directory with files without --force");
+    let (code, out) = invoke_str(&check_vendor::TOOL, &["--kube-root", root, "--fix", "--force"]);
+    assert_eq!(code, 1, "the modules.txt edit is not a link problem and stays: {out}");
+    assert_eq!(kinds(&out).iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), ["modules-version-mismatch"]);
+    rewrite(&copy.join("vendor/modules.txt"), |t| t.replacen("# github.com/google/uuid v1.1.1 ", "# github.com/google/uuid v1.1.2 ", 1));
+    assert_eq!(invoke_str(&check_vendor::TOOL, &["--kube-root", root]), (0, String::new()));
+    for r in ["api", "client-go", "kubectl", "metrics", "cri-api", "kubelet"] {
+        assert_eq!(std::fs::read_link(v.join(r)).unwrap().to_str().unwrap(), format!("../../staging/src/k8s.io/{r}"));
+    }
+    assert!(std::fs::symlink_metadata(v.join("retired")).is_err());
+    // The pristine cache was not touched through the hard links.
+    assert_eq!(invoke_str(&check_vendor::TOOL, &["--kube-root", tree.as_str()]), (0, String::new()));
+
+    // The seed's proof: the repaired tree builds cmd/kube-proxy from a GOPATH.
+    if have_go(test) {
+        let gp = scratch.join("gopath");
+        let (code, out) = invoke_str(&setup_gopath::TOOL, &["--gopath", gp.as_str(), "--from", root, "--probe"]);
+        assert_eq!(code, 0, "{out}");
+        let bin = gp.join("bin/kube-proxy");
+        assert_eq!(out, format!("{}\n{bin}\n", gp.join("src/k8s.io/kubernetes")));
+        let v = Proc::new(&bin).arg("--version").output().unwrap();
+        assert!(v.stdout.starts_with("Kubernetes v"), "{}{}", v.stdout, v.stderr);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// The real v1.20.2 tree needs GOPATH mode: module mode cannot even load cmd/kube-proxy, the env
+/// setup-gopath prints can.
+#[test]
+fn print_env_gives_the_mode_the_real_tree_needs() {
+    let test = "print_env_gives_the_mode_the_real_tree_needs";
+    let Some(tree) = real_tree(test) else { return };
+    if !have_go(test) {
+        return;
+    }
+    let gp = testkit::scratch("real-env").join("gopath");
+    let (code, env) = invoke_str(&setup_gopath::TOOL, &["--gopath", gp.as_str(), "--from", tree.as_str(), "--print-env"]);
+    assert_eq!(code, 0);
+    assert!(env.contains("export GO111MODULE=off\n") && env.contains(&format!("export GOPATH={gp}\n")), "{env}");
+
+    let modmode = Proc::new("go").args(["list", "./cmd/kube-proxy"]).dir(&tree).env("GO111MODULE", "on").env("GOFLAGS", "-mod=vendor").env("GOPROXY", "off").output().unwrap();
+    assert!(!modmode.success(), "module mode unexpectedly loads the v1.20.2 tree");
+    let script = format!("{env}\ncd {gp}/src/k8s.io/kubernetes && go list ./cmd/kube-proxy");
+    let ours = Proc::new("bash").args(["-c", &script]).env("GO111MODULE", "on").output().unwrap();
+    assert!(ours.success(), "{}", ours.stderr);
+    assert_eq!(ours.stdout, "k8s.io/kubernetes/cmd/kube-proxy\n");
+}
