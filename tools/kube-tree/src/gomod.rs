@@ -248,7 +248,7 @@ replace github.com/c/d => github.com/c/d v0.1.0
         assert_eq!(m.replaces[0].target(), "./staging/src/k8s.io/api");
         assert_eq!(m.replacement_for("github.com/a/b", "v1.2.3").unwrap().target(), "github.com/fork/b v1.2.4");
         assert!(m.replacement_for("github.com/a/b", "v0.0.1").is_none());
-        assert_eq!(m.replacement_for("github.com/c/d", "v0.1.0").unwrap().line, 17);
+        assert_eq!(m.replacement_for("github.com/c/d", "v0.1.0").unwrap().line, 18);
     }
 
     #[test]

@@ -151,7 +151,8 @@ pub fn link_copy(src: &Utf8Path, dst: &Utf8Path) -> Result<(), Fail> {
 
 /// A fresh scratch directory for one test (under the cache dir, next to the tree, so hard links work).
 pub fn scratch(name: &str) -> Utf8PathBuf {
-    let d = cache_dir().join("scratch").join(format!("{name}-{}", std::process::id()));
+    // A stable path (no pid), so Go build caches keyed by source paths are reused across runs.
+    let d = cache_dir().join("scratch").join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
