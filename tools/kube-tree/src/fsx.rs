@@ -106,3 +106,43 @@ mod tests {
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
     }
 }
+
+/// Writes several files all-or-nothing: every new content goes to a temp sibling first (a failure
+/// there removes the temps and changes nothing); then the temps are renamed into place, and if a
+/// rename fails the files already replaced get their old content back.
+pub fn write_all_or_nothing(files: &[(Utf8PathBuf, Vec<u8>)]) -> Result<()> {
+    let mut temps: Vec<(Utf8PathBuf, &Utf8PathBuf)> = Vec::new();
+    let staged = (|| -> Result<()> {
+        for (path, contents) in files {
+            let tmp = temp_sibling(path, "new");
+            let mode = fs_err::metadata(path)?.permissions().mode();
+            let mut f = fs_err::File::create(&tmp)?;
+            temps.push((tmp.clone(), path));
+            f.write_all(contents)?;
+            f.sync_all()?;
+            fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = staged {
+        for (tmp, _) in &temps {
+            let _ = std::fs::remove_file(tmp);
+        }
+        return Err(e);
+    }
+    let mut olds: Vec<(&Utf8PathBuf, Vec<u8>)> = Vec::new();
+    for (i, (tmp, path)) in temps.iter().enumerate() {
+        let old = fs_err::read(path)?;
+        if let Err(e) = fs_err::rename(tmp, path) {
+            for (p, content) in &olds {
+                let _ = atomic_write(p, content);
+            }
+            for (t, _) in &temps[i..] {
+                let _ = std::fs::remove_file(t);
+            }
+            return Err(e.into());
+        }
+        olds.push((path, old));
+    }
+    Ok(())
+}

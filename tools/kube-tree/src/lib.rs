@@ -9,6 +9,7 @@
 //! * [`fsx`]: atomic writes and symlink swaps.
 
 pub mod cli;
+pub mod depsyaml;
 pub mod fail;
 pub mod fixture;
 pub mod fsx;
@@ -18,6 +19,7 @@ pub mod json;
 pub mod log;
 pub mod proc;
 pub mod root;
+pub mod textdiff;
 pub mod tree;
 
 pub use camino::{Utf8Path, Utf8PathBuf};
