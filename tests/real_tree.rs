@@ -155,3 +155,77 @@ fn print_env_gives_the_mode_the_real_tree_needs() {
     assert!(ours.success(), "{}", ours.stderr);
     assert_eq!(ours.stdout, "k8s.io/kubernetes/cmd/kube-proxy\n");
 }
+
+/// (file, line, old, new) of every line that differs between two trees (the files they share).
+fn tree_line_diff(a: &Utf8Path, b: &Utf8Path) -> Vec<(String, usize, String, String)> {
+    let out = Proc::new("diff").args(["-rq", "--no-dereference", a.as_str(), b.as_str()]).output().unwrap();
+    let mut changes = Vec::new();
+    for l in out.stdout.lines() {
+        let rest = l.strip_prefix("Files ").unwrap_or_else(|| panic!("not a changed-file line: {l}"));
+        let (fa, _) = rest.split_once(" and ").unwrap();
+        let rel = fa.strip_prefix(a.as_str()).unwrap().trim_start_matches('/').to_string();
+        let (ta, tb) = (std::fs::read_to_string(a.join(&rel)).unwrap(), std::fs::read_to_string(b.join(&rel)).unwrap());
+        for (i, (x, y)) in ta.lines().zip(tb.lines()).enumerate() {
+            if x != y {
+                changes.push((rel.clone(), i + 1, x.to_string(), y.to_string()));
+            }
+        }
+    }
+    changes.sort();
+    changes
+}
+
+#[test]
+fn bump_go_moves_exactly_the_real_carriers() {
+    let Some(tree) = real_tree("bump_go_moves_exactly_the_real_carriers") else { return };
+    let bump = |root: &Utf8Path, args: &[&str]| {
+        let mut a = vec!["--kube-root", root.as_str()];
+        a.extend_from_slice(args);
+        invoke_str(&bump_go_version::TOOL, &a)
+    };
+    assert_eq!(bump(&tree, &["--check"]), (0, String::new()), "the pristine v1.20.2 tree is in sync");
+
+    let scratch = testkit::scratch("real-bump");
+    let (w, d) = (scratch.join("written"), scratch.join("diffed"));
+    testkit::link_copy(&tree, &w).unwrap();
+    testkit::link_copy(&tree, &d).unwrap();
+
+    let (code, files) = bump(&w, &["1.15.8"]);
+    assert_eq!(code, 0);
+    assert_eq!(files, "build/build-image/cross/VERSION\nbuild/dependencies.yaml\nbuild/root/WORKSPACE\ncluster/addons/fluentd-elasticsearch/es-image/Dockerfile\nstaging/publishing/rules.yaml\ntest/images/Makefile\ntest/images/sample-apiserver/Makefile\n");
+    let s = |x: &str| x.to_string();
+    assert_eq!(tree_line_diff(&tree, &w), vec![
+        (s("build/build-image/cross/VERSION"), 1, s("v1.15.5-1"), s("v1.15.8-1")),
+        (s("build/dependencies.yaml"), 102, s("    version: 1.15.5"), s("    version: 1.15.8")),
+        (s("build/dependencies.yaml"), 115, s("    version: v1.15.5-1"), s("    version: v1.15.8-1")),
+        (s("build/root/WORKSPACE"), 26, s("    go_version = \"1.15.5\","), s("    go_version = \"1.15.8\",")),
+        (s("cluster/addons/fluentd-elasticsearch/es-image/Dockerfile"), 15, s("FROM golang:1.15.5 AS builder"), s("FROM golang:1.15.8 AS builder")),
+        (s("staging/publishing/rules.yaml"), 7, s("default-go-version: 1.15.5"), s("default-go-version: 1.15.8")),
+        (s("test/images/Makefile"), 19, s("GOLANG_VERSION=1.15.5"), s("GOLANG_VERSION=1.15.8")),
+        (s("test/images/sample-apiserver/Makefile"), 27,
+         s("\tdocker run --rm -it -v \"${TARGET}:${TARGET}:Z\" k8s.gcr.io/build-image/kube-cross:v1.15.5-1 \\"),
+         s("\tdocker run --rm -it -v \"${TARGET}:${TARGET}:Z\" k8s.gcr.io/build-image/kube-cross:v1.15.8-1 \\")),
+    ], "exactly these lines, nothing else in the tree");
+    // The release branches' `go: 1.15.5` lines of rules.yaml are not carriers and stay.
+    assert!(std::fs::read_to_string(w.join("staging/publishing/rules.yaml")).unwrap().contains("    go: 1.15.5\n"));
+    assert_eq!(bump(&w, &["--check"]), (0, String::new()));
+
+    // --diff, applied with git apply, gives the same tree as the real write.
+    let (code, patch) = bump(&d, &["1.15.8", "--diff"]);
+    assert_eq!(code, 0);
+    assert!(tree_line_diff(&tree, &d).is_empty(), "--diff wrote something");
+    let pf = scratch.join("bump.patch");
+    std::fs::write(&pf, &patch).unwrap();
+    let applied = Proc::new("git").args(["apply"]).arg(&pf).dir(&d).output().unwrap();
+    assert!(applied.success(), "{}", applied.stderr);
+    assert!(tree_line_diff(&w, &d).is_empty(), "git apply of --diff differs from the write");
+
+    // A carrier edited by hand: --check fails naming it.
+    rewrite(&w.join("test/images/Makefile"), |t| t.replace("GOLANG_VERSION=1.15.8", "GOLANG_VERSION=1.15.7"));
+    let (code, out) = bump(&w, &["--check"]);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("test/images/Makefile:19\tdrift\t"), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert_eq!(bump(&tree, &["--check"]), (0, String::new()), "the cached tree was not touched");
+    let _ = std::fs::remove_dir_all(&scratch);
+}

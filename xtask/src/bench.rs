@@ -1,11 +1,14 @@
-//! `cargo xtask bench check-vendor`: check-vendor on the real tree against
-//! `find vendor staging -type l`, interleaved in one run, several rounds; prints medians and ratio.
+//! `cargo xtask bench <what>`: timings on the real tree, interleaved in one run, several rounds.
+//! * `check-vendor`: against `find vendor staging -type l` (target: <= 2x find, < 100 ms).
+//! * `bump-go`: a whole bump 1.15.5 -> 1.15.8 and back on a copy, and `--check` (target: < 100 ms).
 
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
 use kube_tree::{log, Fail};
 use std::ffi::OsString;
 use std::time::Duration;
+
+const USAGE: &str = "usage: cargo xtask bench <check-vendor|bump-go> [--rounds N>=3] [--tree DIR]";
 
 pub fn run(args: Vec<OsString>) -> i32 {
     match bench(args) {
@@ -18,16 +21,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
     }
 }
 
-fn median(v: &mut [Duration]) -> Duration {
+/// Median and minimum of a sample.
+fn stats(v: &mut [Duration]) -> (f64, f64) {
     v.sort();
-    v[v.len() / 2]
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    (ms(v[v.len() / 2]), ms(v[0]))
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Times one command; it must succeed with the expected exit code.
+/// Times one command; it must exit with the expected code.
 fn time(p: &Proc, want_code: i32) -> Result<Duration, Fail> {
     let out = p.output()?;
     if out.status.code() != Some(want_code) {
@@ -36,30 +37,41 @@ fn time(p: &Proc, want_code: i32) -> Result<Duration, Fail> {
     Ok(out.elapsed)
 }
 
+/// Builds one tool in release mode and returns its binary.
+fn release_bin(package: &str) -> Result<Utf8PathBuf, Fail> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let ws = Utf8Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned();
+    let step = log::Step::start(format!("building {package} (release)"));
+    Proc::new(&cargo).args(["build", "--release", "--locked", "-q", "-p", package]).dir(&ws).read()?;
+    step.done();
+    let target = std::env::var("CARGO_TARGET_DIR").map(Utf8PathBuf::from).unwrap_or_else(|_| ws.join("target"));
+    Ok(target.join("release").join(package))
+}
+
 fn bench(args: Vec<OsString>) -> Result<bool, Fail> {
     let mut a = pico_args::Arguments::from_vec(args);
     let rounds: usize = a.opt_value_from_str("--rounds")?.unwrap_or(20);
     let tree: Option<Utf8PathBuf> = a.opt_value_from_str::<_, String>("--tree")?.map(Utf8PathBuf::from);
     let what: Option<String> = a.opt_free_from_str()?;
-    let rest = a.finish();
-    if what.as_deref() != Some("check-vendor") || !rest.is_empty() || rounds < 3 {
-        return Err(Fail::new("usage: cargo xtask bench check-vendor [--rounds N>=3] [--tree DIR]"));
+    if !a.finish().is_empty() || rounds < 3 {
+        return Err(Fail::new(USAGE));
     }
     let tree = match tree {
         Some(t) => t,
         None => testkit::real_tree()?,
     };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let manifest_dir = Utf8PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let ws = manifest_dir.parent().expect("xtask lives in the workspace");
-    let step = log::Step::start("building check-vendor (release)");
-    Proc::new(&cargo).args(["build", "--release", "--locked", "-q", "-p", "check-vendor"]).dir(ws).read()?;
-    step.done();
-    let target = std::env::var("CARGO_TARGET_DIR").map(Utf8PathBuf::from).unwrap_or_else(|_| ws.join("target"));
-    let bin = target.join("release/check-vendor");
+    println!("tree\t{tree}\nrounds\t{rounds}");
+    match what.as_deref() {
+        Some("check-vendor") => check_vendor(&tree, rounds),
+        Some("bump-go") | Some("bump-go-version") => bump_go(&tree, rounds),
+        _ => Err(Fail::new(USAGE)),
+    }
+}
 
-    let find = Proc::new("find").args(["vendor", "staging", "-type", "l"]).dir(&tree);
-    let ours = Proc::new(&bin).args(["-q", "--kube-root", tree.as_str()]).dir(&tree);
+fn check_vendor(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
+    let bin = release_bin("check-vendor")?;
+    let find = Proc::new("find").args(["vendor", "staging", "-type", "l"]).dir(tree);
+    let ours = Proc::new(&bin).args(["-q", "--kube-root", tree.as_str()]).dir(tree);
     // Warm the page cache for both before measuring.
     time(&find, 0)?;
     time(&ours, 0)?;
@@ -68,14 +80,41 @@ fn bench(args: Vec<OsString>) -> Result<bool, Fail> {
         tf.push(time(&find, 0)?);
         to.push(time(&ours, 0)?);
     }
-    let (mf, mo) = (median(&mut tf), median(&mut to));
-    let ratio = mo.as_secs_f64() / mf.as_secs_f64();
-    println!("tree\t{tree}");
-    println!("rounds\t{rounds}");
-    println!("find vendor staging -type l\tmedian {:.1} ms\tmin {:.1} ms", ms(mf), ms(tf[0]));
-    println!("check-vendor\tmedian {:.1} ms\tmin {:.1} ms", ms(mo), ms(to[0]));
+    let ((mf, nf), (mo, no)) = (stats(&mut tf), stats(&mut to));
+    let ratio = mo / mf;
+    println!("find vendor staging -type l\tmedian {mf:.1} ms\tmin {nf:.1} ms");
+    println!("check-vendor\tmedian {mo:.1} ms\tmin {no:.1} ms");
     println!("ratio check-vendor/find\t{ratio:.2}");
-    let ok = ratio <= 2.0 && mo < Duration::from_millis(100);
+    let ok = ratio <= 2.0 && mo < 100.0;
     println!("target (<= 2x find, < 100 ms)\t{}", if ok { "met" } else { "MISSED" });
+    Ok(ok)
+}
+
+fn bump_go(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
+    let bin = release_bin("bump-go-version")?;
+    let scratch = testkit::scratch("bench-bump");
+    let copy = scratch.join("kubernetes");
+    testkit::link_copy(tree, &copy)?;
+    let bump = |v: &str| Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), v]);
+    let check = Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), "--check"]);
+    let grep = Proc::new("grep").args(["-rIl", "--exclude-dir=vendor", "--exclude-dir=.git", "1\\.15\\.5", "build", "test/images", "staging/publishing", "cluster/addons"]).dir(&copy);
+    time(&check, 0)?;
+    let (mut tb, mut tc, mut tg) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..rounds {
+        tb.push(time(&bump(if i % 2 == 0 { "1.15.8" } else { "1.15.5" }), 0)?);
+        tc.push(time(&check, 0)?);
+        tg.push(time(&grep, 0)?);
+    }
+    if rounds % 2 == 1 {
+        time(&bump("1.15.5"), 0)?;
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    let ((mb, nb), (mc, nc), (mg, ng)) = (stats(&mut tb), stats(&mut tc), stats(&mut tg));
+    println!("bump-go (write 8 lines in 7 files)\tmedian {mb:.1} ms\tmin {nb:.1} ms");
+    println!("bump-go --check\tmedian {mc:.1} ms\tmin {nc:.1} ms");
+    println!("grep -rIl 1.15.5 over the carrier dirs (reference)\tmedian {mg:.1} ms\tmin {ng:.1} ms");
+    println!("ratio bump/grep\t{:.2}", mb / mg);
+    let ok = mb < 100.0;
+    println!("target (whole bump < 100 ms)\t{}", if ok { "met" } else { "MISSED" });
     Ok(ok)
 }

@@ -11,7 +11,7 @@ pub const TOOLS: &[&Tool] = &[&setup_gopath::TOOL, &check_vendor::TOOL, &bump_go
 
 /// Chores that are not tools of their own: (name, summary).
 const CHORES: &[(&str, &str)] = &[
-    ("bench", "benchmarks on the real tree: `bench check-vendor [--rounds N]`"),
+    ("bench", "benchmarks on the real tree: `bench check-vendor|bump-go [--rounds N]`"),
     ("fetch-tree", "fetch (once) and print the cached real Kubernetes tree used by the tests"),
 ];
 

@@ -15,7 +15,7 @@ pub const CROSS: &str = "build/build-image/cross/VERSION";
 pub enum Matcher {
     /// Every non-blank line (a refPath without `match`; one-line files such as .go-version).
     Every,
-    /// Lines where the regex matches; only the matched text is edited.
+    /// Lines where the regex matches (anywhere in the line).
     Re(Regex),
     /// One line by number (the `version:` field of a dependencies.yaml entry).
     Line(usize),
@@ -258,7 +258,8 @@ pub fn evaluate(tree: &Tree, carriers: &[Carrier]) -> Result<Evaluation, Fail> {
                 let span = match &c.matcher {
                     Matcher::Every if body.trim().is_empty() => None,
                     Matcher::Every => Some(0..body.len()),
-                    Matcher::Re(r) => r.find(body).map(|m| m.range()),
+                    // As zeitgeist reads it: the regex selects the line, the line carries the version.
+                    Matcher::Re(r) => r.is_match(body).then_some(0..body.len()),
                     Matcher::Line(n) => (i + 1 == *n).then_some(0..body.len()),
                 };
                 let Some(span) = span else { continue };

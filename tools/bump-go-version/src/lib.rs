@@ -92,6 +92,13 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         return Ok(Status::Problems(blocking.len()));
     }
 
+    if !(dry_run || diff) {
+        // A bump killed between its temp files and the renames left temps: sweep them.
+        let mut seen = std::collections::BTreeSet::new();
+        for c in set.carriers.iter().filter(|c| seen.insert(c.path.as_str())) {
+            fsx::remove_stale_temps(&tree.path(&c.path));
+        }
+    }
     let write = !(dry_run || diff || ev.changes.is_empty());
     if write {
         for c in &ev.changes {

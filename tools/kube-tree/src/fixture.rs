@@ -15,24 +15,30 @@ pub struct Spec {
     pub go_version_file: Option<&'static str>,
     pub cross_tag: &'static str,
     pub workspace: bool,
+    /// The Go release the tree's carriers name.
+    pub go_release: &'static str,
+    /// go-runner tag in build/common.sh (eras B and C).
+    pub go_runner: &'static str,
+    /// `minimum_go_version=` value in hack/lib/golang.sh.
+    pub minimum_go: &'static str,
 }
 
 impl Spec {
     /// v1.15-like: GOPATH, symlinks, Bazel WORKSPACE, cross tag v1.12.9-1, go 1.12.
     pub fn era_a() -> Spec {
-        Spec { era: Era::A, staging: vec!["api", "apimachinery", "client-go"], go: "1.12", go_version_file: None, cross_tag: "v1.12.9-1", workspace: false }
+        Spec { era: Era::A, staging: vec!["api", "apimachinery", "client-go"], go: "1.12", go_version_file: None, cross_tag: "v1.12.9-1", workspace: false, go_release: "1.12.9", go_runner: "", minimum_go: "go1.12.1" }
     }
     /// v1.20-like: dependencies.yaml, symlinks, go 1.15.
     pub fn era_b() -> Spec {
-        Spec { era: Era::B, staging: vec!["api", "apimachinery", "client-go", "kubectl"], go: "1.15", go_version_file: None, cross_tag: "v1.15.5-1", workspace: false }
+        Spec { era: Era::B, staging: vec!["api", "apimachinery", "client-go", "kubectl"], go: "1.15", go_version_file: None, cross_tag: "v1.15.5-1", workspace: false, go_release: "1.15.5", go_runner: "buster-v2.2.2", minimum_go: "go1.15.0" }
     }
     /// v1.30-like: go.work, .go-version, still the rsync build.
     pub fn era_b_workspace() -> Spec {
-        Spec { era: Era::B, staging: vec!["api", "apimachinery", "client-go"], go: "1.22.0", go_version_file: Some("1.22.0"), cross_tag: "v1.30.0-go1.22.0-bullseye.0", workspace: true }
+        Spec { era: Era::B, staging: vec!["api", "apimachinery", "client-go"], go: "1.22.0", go_version_file: Some("1.22.0"), cross_tag: "v1.30.0-go1.22.0-bullseye.0", workspace: true, go_release: "1.22.0", go_runner: "v2.3.1-go1.22.0-bookworm.0", minimum_go: "go1.22" }
     }
     /// post-Oct-2025: go.work, no rsync machinery.
     pub fn era_c() -> Spec {
-        Spec { era: Era::C, staging: vec!["api", "apimachinery", "client-go"], go: "1.25.0", go_version_file: Some("1.25.6"), cross_tag: "v1.35.0-go1.25.6-bookworm.0", workspace: true }
+        Spec { era: Era::C, staging: vec!["api", "apimachinery", "client-go"], go: "1.25.0", go_version_file: Some("1.25.6"), cross_tag: "v1.35.0-go1.25.6-bookworm.0", workspace: true, go_release: "1.25.6", go_runner: "v2.4.0-go1.25.6-bookworm.0", minimum_go: "go1.25" }
     }
 }
 
@@ -111,26 +117,40 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
         "package main\n\nimport (\n\t\"fmt\"\n\n\t\"{DEP}\"\n\t\"k8s.io/{}/util\"\n)\n\nfunc main() {{ fmt.Println(\"kube-proxy\", util.Repo, dep.Version) }}\n",
         spec.staging[0]
     ));
-    put(root, "hack/lib/golang.sh", "readonly KUBE_GO_PACKAGE=k8s.io/kubernetes\n");
     put(root, "build/root/Makefile", "all:\n\thack/make-rules/build.sh $(WHAT)\n");
     put(root, "build/build-image/cross/VERSION", &format!("{}\n", spec.cross_tag));
     if let Some(v) = spec.go_version_file {
         put(root, ".go-version", &format!("{v}\n"));
     }
+    // The files that carry the Go version, as each era wrote them.
+    let go = spec.go_release;
+    put(root, "test/images/Makefile", &format!("REGISTRY ?= registry.k8s.io/e2e-test-images\nGOLANG_VERSION={go}\nexport\n"));
+    put(root, "staging/publishing/rules.yaml", &format!(
+        "recursive-delete-patterns:\n- BUILD.bazel\ndefault-go-version: {go}\nrules:\n- destination: code-generator\n  branches:\n  - name: release-1.19\n    go: 1.15.2\n  - name: master\n    go: {go}\n"
+    ));
+    put(root, "cluster/images/etcd/Makefile", &format!("GOLANG_VERSION := {go}\n"));
+    put(root, "hack/lib/golang.sh", &format!("readonly KUBE_GO_PACKAGE=k8s.io/kubernetes\nkube::golang::verify_go_version() {{\n  minimum_go_version={}\n}}\n", spec.minimum_go));
     match spec.era {
         Era::A => {
-            put(root, "build/root/WORKSPACE", "go_register_toolchains(go_version = \"1.12.9\")\n");
+            put(root, "build/root/WORKSPACE", &format!("go_register_toolchains(\n    go_version = \"{go}\",\n)\n"));
+            put(root, "build/build-image/cross/Dockerfile", &format!("# kube-cross\nFROM golang:{go}\nENV GOARM 7\n"));
             put(root, "build/common.sh", "KUBE_RSYNC_CONTAINER_NAME_BASE=\"kube-rsync-${KUBE_ROOT_HASH}\"\n");
             put(root, "build/build-image/rsyncd.sh", "#!/bin/bash\n");
         }
-        Era::B => {
-            put(root, "build/dependencies.yaml", "dependencies:\n  - name: \"golang: upstream version\"\n    version: 1.15.5\n");
-            put(root, "build/common.sh", "KUBE_RSYNC_CONTAINER_NAME_BASE=\"kube-rsync-${KUBE_ROOT_HASH}\"\n");
-            put(root, "build/build-image/rsyncd.sh", "#!/bin/bash\n");
-        }
-        Era::C => {
-            put(root, "build/dependencies.yaml", "dependencies:\n  - name: \"golang: upstream version\"\n    version: 1.25.6\n");
-            put(root, "build/common.sh", "KUBE_CROSS_CONTAINER_ROOT=\"/go/src/k8s.io/kubernetes\"\n");
+        Era::B | Era::C => {
+            let runner = spec.go_runner;
+            let cross = spec.cross_tag;
+            put(root, "build/common.sh", &format!(
+                "{}readonly __default_go_runner_version={runner}\n",
+                if spec.era == Era::B { "KUBE_RSYNC_CONTAINER_NAME_BASE=\"kube-rsync-${KUBE_ROOT_HASH}\"\n" } else { "KUBE_CROSS_CONTAINER_ROOT=\"/go/src/k8s.io/kubernetes\"\n" }
+            ));
+            if spec.era == Era::B {
+                put(root, "build/build-image/rsyncd.sh", "#!/bin/bash\n");
+            }
+            let go_version_ref = if spec.go_version_file.is_some() { "    - path: .go-version\n" } else { "" };
+            put(root, "build/dependencies.yaml", &format!(
+                "dependencies:\n  # etcd's own Go, deliberately equal to Kubernetes' here: it must not move\n  - name: \"golang: etcd release version\"\n    version: {go}\n    refPaths:\n    - path: cluster/images/etcd/Makefile\n      match: 'GOLANG_VERSION := \\d+.\\d+(alpha|beta|rc)?\\.?(\\d+)?'\n\n  - name: \"golang: upstream version\"\n    version: {go}\n    refPaths:\n{go_version_ref}    - path: build/build-image/cross/VERSION\n    - path: test/images/Makefile\n      match: GOLANG_VERSION=\\d+.\\d+(alpha|beta|rc)?\\.?\\d+\n    - path: staging/publishing/rules.yaml\n      match: 'default-go-version\\: \\d+.\\d+(alpha|beta|rc)?\\.?(\\d+)?'\n\n  - name: \"registry.k8s.io/kube-cross: dependents\"\n    version: {cross}\n    refPaths:\n    - path: build/build-image/cross/VERSION\n\n  - name: \"registry.k8s.io/go-runner: dependents\"\n    version: {runner}\n    refPaths:\n    - path: build/common.sh\n      match: __default_go_runner_version=\n\n  - name: \"cadvisor\"\n    version: 0.38.6\n    refPaths:\n    - path: go.mod\n      mathc: github.com/google/cadvisor\n"
+            ));
         }
     }
 }

@@ -12,6 +12,23 @@ pub fn temp_sibling(path: &Utf8Path, tag: &str) -> Utf8PathBuf {
     parent.join(format!(".{name}.{tag}-{}", std::process::id()))
 }
 
+/// Removes temps of `path` (see [`temp_sibling`]) left by a process that no longer runs, e.g. one
+/// killed between writing its temp and the rename.
+pub fn remove_stale_temps(path: &Utf8Path) {
+    let (Some(name), Some(parent)) = (path.file_name(), path.parent()) else { return };
+    let prefix = format!(".{name}.");
+    let Ok(rd) = std::fs::read_dir(parent) else { return };
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = n.strip_prefix(&prefix) else { continue };
+        let Some((_, pid)) = rest.rsplit_once('-') else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Writes `contents` to `path` through a temp file in the same directory and a rename,
 /// keeping the mode of the file it replaces.
 pub fn atomic_write(path: &Utf8Path, contents: &[u8]) -> Result<()> {
