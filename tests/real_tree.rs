@@ -19,11 +19,7 @@ fn real_tree(test: &str) -> Option<Utf8PathBuf> {
 }
 
 fn have_go(test: &str) -> bool {
-    let ok = testkit::go().is_some();
-    if !ok {
-        testkit::skip(test, "no go in PATH (apt-get install golang-go)");
-    }
-    ok
+    testkit::require(test, "go")
 }
 
 /// (path, kind) of each stdout line of check-vendor.

@@ -195,9 +195,7 @@ fn failures_write_nothing_anywhere() {
 
 #[test]
 fn diff_applies_with_git_and_equals_the_write() {
-    if kube_tree::proc::which("git").is_none() {
-        assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "git is required under CI=true");
-        eprintln!("SKIPPED diff_applies_with_git_and_equals_the_write: no git");
+    if !testkit::require("diff_applies_with_git_and_equals_the_write", "git") {
         return;
     }
     let a = fixture::scratch_tree("bg-diff-a", &Spec::era_c());

@@ -212,11 +212,7 @@ fn explain_tree_reports_era_and_evidence() {
 /// after --fix it does.
 #[test]
 fn probe_builds_kube_proxy_and_fails_on_a_lost_link() {
-    if kube_tree::proc::which("go").is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("go is required under CI=true");
-        }
-        eprintln!("SKIPPED probe test: no go in PATH");
+    if !testkit::require("probe_builds_kube_proxy_and_fails_on_a_lost_link", "go") {
         return;
     }
     let root = fixture::scratch_tree("cv-probe", &Spec::era_b());

