@@ -1,53 +1,6 @@
-//! Go versions as Kubernetes writes them, and the tags derived from them.
+//! Version text in carrier lines, and the tags derived from a Go version.
 
-/// A Go release: `1.15.8`, `1.22.0`, `1.24rc2`, `1.21beta1`, `1.15`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GoVersion {
-    pub text: String,
-    pub major: u32,
-    pub minor: u32,
-    /// `rc2`, `beta1`: a pre-release.
-    pub pre: Option<String>,
-}
-
-impl GoVersion {
-    /// Accepts an optional `go` prefix; anything else than a Go release is an error.
-    pub fn parse(s: &str) -> Result<GoVersion, String> {
-        let t = s.trim().strip_prefix("go").unwrap_or(s.trim());
-        let bad = || format!("`{s}` is not a Go release (expected e.g. 1.15.8, go1.15.8, 1.24rc2, 1.22.0)");
-        let (major, rest) = t.split_once('.').ok_or_else(bad)?;
-        if major != "1" {
-            return Err(bad());
-        }
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        let (minor, tail) = rest.split_at(digits);
-        let minor: u32 = minor.parse().map_err(|_| bad())?;
-        let pre = if tail.is_empty() {
-            None
-        } else if let Some(p) = tail.strip_prefix('.') {
-            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || (p.len() > 1 && p.starts_with('0')) {
-                return Err(bad());
-            }
-            None
-        } else {
-            let ok = ["rc", "beta"].iter().any(|k| tail.strip_prefix(k).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())));
-            if !ok {
-                return Err(bad());
-            }
-            Some(tail.to_string())
-        };
-        Ok(GoVersion { text: t.to_string(), major: 1, minor, pre })
-    }
-
-    pub fn is_final(&self) -> bool {
-        self.pre.is_none()
-    }
-
-    /// `1.N` (the language version).
-    pub fn minor_line(&self) -> String {
-        format!("{}.{}", self.major, self.minor)
-    }
-}
+pub use kube_tree::gover::GoVersion;
 
 /// Replaces `old` by `new` in `text` where `old` stands as a whole version (not inside a longer
 /// number: `1.15.5` does not match in `1.15.50` or `11.15.5`). Returns None if it never does.
@@ -120,17 +73,6 @@ pub fn go_of_tag(tag: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_go_releases_and_rejects_the_rest() {
-        for ok in ["1.15.8", "go1.15.8", "1.24rc2", "1.22.0", "1.21beta1", "1.15"] {
-            assert!(GoVersion::parse(ok).is_ok(), "{ok}");
-        }
-        assert_eq!(GoVersion::parse("go1.24rc2").unwrap().pre.as_deref(), Some("rc2"));
-        for bad in ["", "1", "2.0.0", "1.x", "1.15.", "1.15.8.1", "v1.15.8", "1.24rc", "1.15-rc1", "1.15.08", "latest"] {
-            assert!(GoVersion::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn replaces_whole_versions_only() {

@@ -14,11 +14,13 @@ pub mod fail;
 pub mod fixture;
 pub mod fsx;
 pub mod goenv;
+pub mod gover;
 pub mod gomod;
 pub mod json;
 pub mod log;
 pub mod proc;
 pub mod root;
+pub mod scripts;
 pub mod textdiff;
 pub mod tree;
 

@@ -1,0 +1,227 @@
+//! doctor: every prerequisite for building the tree at hand, each with the fix.
+
+use kube_tree::cli::{Ctx, Tool};
+use kube_tree::gover::{self, GoVersion};
+use kube_tree::json::Json;
+use kube_tree::proc::{which, Proc};
+use kube_tree::scripts::GolangSh;
+use kube_tree::{log, Fail, Status, Tree, VendorLayout};
+
+pub const TOOL: Tool = Tool {
+    name: "doctor",
+    aliases: &[],
+    summary: "check Go (per the tree's rules), rsync, git, GNU tar/coreutils, bash, make, Docker, disk",
+    usage: "\
+doctor: check the prerequisites for building the Kubernetes tree at hand
+
+Usage: doctor [--docker] [--json]
+
+  --docker   Docker is required (containerized builds): unreachable or under 4.5 GB is a failure
+             (without it, Docker problems are warnings)
+
+A table on stderr (check, status, found, fix); --json on stdout. Exit 1 when something needed
+is missing. Works without a tree too (the tree's Go rules are then skipped).",
+    run,
+};
+
+/// GB of engine memory the build README asks for (PR #62219).
+pub const DOCKER_MIN_BYTES: u64 = 4_500_000_000;
+/// Free disk below which a build is refused, and below which doctor warns.
+pub const DISK_FAIL_GB: u64 = 5;
+pub const DISK_WARN_GB: u64 = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Warn => "warn",
+            Level::Fail => "FAIL",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: &'static str,
+    pub level: Level,
+    pub found: String,
+    pub fix: String,
+}
+
+fn check(name: &'static str, level: Level, found: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check { name, level, found: found.into(), fix: fix.into() }
+}
+
+fn first_line(p: Proc) -> Option<String> {
+    p.output().ok().filter(|o| o.success()).map(|o| o.stdout.lines().next().unwrap_or("").trim().to_string())
+}
+
+fn macos() -> bool {
+    first_line(Proc::new("uname").arg("-s")).as_deref() == Some("Darwin")
+}
+
+/// Go present and new enough: the tree's `minimum_go_version`; for go.work trees also whether
+/// the local Go is the one `.go-version` names (else make tries to download it).
+pub fn check_go(tree: Option<&Tree>) -> Check {
+    let Some(out) = first_line(Proc::new("go").arg("version").env("GOTOOLCHAIN", "local")) else {
+        return check("go", Level::Fail, "not found", "install Go (Debian: apt-get install golang-go; macOS: brew install go)");
+    };
+    let Some(have) = gover::from_go_version_output(&out) else {
+        return check("go", Level::Warn, out, "a devel Go: the scripts accept it, but versions cannot be compared");
+    };
+    let Some(tree) = tree else { return check("go", Level::Ok, format!("go{} (no tree: no minimum known)", have.text), "") };
+    let min = GolangSh::read(tree).minimum_go;
+    if let Some(min) = min.as_deref().and_then(|m| GoVersion::parse(m).ok()) {
+        if gover::cmp(&have, &min) == std::cmp::Ordering::Less {
+            return check("go", Level::Fail, format!("go{} < go{} (hack/lib/golang.sh minimum_go_version)", have.text, min.text), format!("install Go {} or newer", min.text));
+        }
+    }
+    if tree.layout == VendorLayout::Workspace {
+        if let Some(want) = &tree.go_version {
+            if *want != have.text {
+                return check("go", Level::Warn, format!("go{}; .go-version asks go{want}", have.text), "make will fetch that toolchain (GOTOOLCHAIN); offline, set FORCE_HOST_GO=1 or install it");
+            }
+        }
+    }
+    let minimum = min.map(|m| format!(" >= go{m}")).unwrap_or_default();
+    check("go", Level::Ok, format!("go{}{minimum}", have.text), "")
+}
+
+fn check_present(name: &'static str, fix: &str) -> Check {
+    match which(name) {
+        Some(p) => check(name, Level::Ok, p.to_string(), ""),
+        None => check(name, Level::Fail, "not found", fix),
+    }
+}
+
+/// GNU tar under the names build/common.sh tries: $TAR, gtar, gnutar, tar.
+pub fn check_tar() -> Check {
+    let mut names: Vec<String> = std::env::var("TAR").ok().into_iter().collect();
+    names.extend(["gtar", "gnutar", "tar"].map(String::from));
+    for n in &names {
+        if let Some(v) = first_line(Proc::new(n).arg("--version")) {
+            if v.contains("GNU") {
+                return check("gnu-tar", Level::Ok, format!("{n}: {v}"), "");
+            }
+        }
+    }
+    check("gnu-tar", Level::Fail, "no GNU tar (tried $TAR, gtar, gnutar, tar)", "macOS: brew install gnu-tar; Linux: apt-get install tar")
+}
+
+/// bash >= 4 (kube::util::ensure-bash-version).
+pub fn check_bash() -> Check {
+    let Some(v) = first_line(Proc::new("bash").arg("--version")) else {
+        return check("bash", Level::Fail, "not found", "install bash >= 4 (macOS: brew install bash)");
+    };
+    let major: u32 = v.split("version ").nth(1).and_then(|r| r.split('.').next()).and_then(|m| m.parse().ok()).unwrap_or(0);
+    if major >= 4 {
+        check("bash", Level::Ok, v, "")
+    } else {
+        check("bash", Level::Fail, v, "bash >= 4 is required: brew install bash")
+    }
+}
+
+/// GNU coreutils (`date --date`, `dirname -z` in the scripts): only a question on macOS.
+pub fn check_coreutils(is_mac: bool) -> Check {
+    if !is_mac {
+        return check("gnu-coreutils", Level::Ok, "not macOS: the system tools are GNU", "");
+    }
+    match first_line(Proc::new("date").arg("--version")) {
+        Some(v) if v.contains("GNU") => check("gnu-coreutils", Level::Ok, v, ""),
+        _ => check("gnu-coreutils", Level::Fail, "BSD date/dirname first in PATH", "brew install coreutils and put its gnubin directory first in PATH"),
+    }
+}
+
+/// Docker reachable with enough memory for the containerized build.
+pub fn check_docker(required: bool) -> Check {
+    let miss = if required { Level::Fail } else { Level::Warn };
+    if which("docker").is_none() {
+        return check("docker", miss, "no docker CLI", "install Docker (needed for containerized builds only)");
+    }
+    let out = Proc::new("docker").args(["info", "--format", "{{.MemTotal}}"]).output();
+    match out {
+        Ok(o) if o.success() => {
+            let bytes: u64 = o.stdout.trim().parse().unwrap_or(0);
+            let gb = bytes as f64 / 1e9;
+            if bytes >= DOCKER_MIN_BYTES {
+                check("docker", Level::Ok, format!("reachable, {gb:.1} GB memory"), "")
+            } else {
+                check("docker", miss, format!("reachable, only {gb:.1} GB memory"), "give the Docker engine at least 4.5 GB of memory (Docker Desktop: Settings > Resources)")
+            }
+        }
+        Ok(o) => check("docker", miss, format!("daemon unreachable: {}", o.first_lines(1)), "start the Docker daemon, or check DOCKER_HOST / docker context"),
+        Err(e) => check("docker", miss, e.msg, "install Docker"),
+    }
+}
+
+/// Free space where the build writes (`_output` of the tree, else the current directory).
+pub fn check_disk(dir: &str) -> Check {
+    let avail_kb: Option<u64> = Proc::new("df").args(["-Pk", dir]).read().ok().and_then(|o| {
+        o.lines().nth(1).and_then(|l| l.split_whitespace().nth(3)).and_then(|v| v.parse().ok())
+    });
+    let Some(kb) = avail_kb else { return check("disk", Level::Warn, format!("cannot read free space of {dir}"), "") };
+    let gb = kb / 1_000_000;
+    let found = format!("{gb} GB free at {dir}");
+    if gb < DISK_FAIL_GB {
+        check("disk", Level::Fail, found, format!("free space: a build needs at least {DISK_FAIL_GB} GB (a full cross build far more)"))
+    } else if gb < DISK_WARN_GB {
+        check("disk", Level::Warn, found, format!("under {DISK_WARN_GB} GB: enough for WHAT= builds, not for make release"))
+    } else {
+        check("disk", Level::Ok, found, "")
+    }
+}
+
+/// Every check, in report order.
+pub fn diagnose(tree: Option<&Tree>, docker_required: bool) -> Vec<Check> {
+    let is_mac = macos();
+    vec![
+        check_go(tree),
+        check_present("rsync", "apt-get install rsync (macOS: brew install rsync)"),
+        check_present("git", "apt-get install git"),
+        check_present("make", "apt-get install make (macOS: xcode-select --install)"),
+        check_tar(),
+        check_bash(),
+        check_coreutils(is_mac),
+        check_docker(docker_required),
+        check_disk(tree.map(|t| t.root.as_str()).unwrap_or(".")),
+    ]
+}
+
+fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
+    let docker = ctx.flag("--docker");
+    ctx.finish()?;
+    let tree = match ctx.tree() {
+        Ok(t) => Some(t),
+        Err(e) if ctx.kube_root.is_none() => {
+            log::warn(format!("no tree ({e}); the tree's rules are skipped"));
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let checks = diagnose(tree.as_ref(), docker);
+    let fails = checks.iter().filter(|c| c.level == Level::Fail).count();
+    if ctx.json {
+        ctx.say(Json::Arr(checks.iter().map(|c| Json::obj([
+            ("check", Json::str(c.name)),
+            ("status", Json::str(c.level.name().to_lowercase())),
+            ("found", Json::str(&c.found)),
+            ("fix", Json::str(&c.fix)),
+        ])).collect()).render());
+    }
+    if let Some(t) = &tree {
+        eprintln!("tree {} (era {}, {})", t.root, t.era.name(), t.layout.name());
+    }
+    for c in &checks {
+        let fix = if c.fix.is_empty() { String::new() } else { format!("  -> {}", c.fix) };
+        eprintln!("{:<14} {:<5} {}{fix}", c.name, c.level.name(), c.found);
+    }
+    Ok(Status::from_count(fails))
+}

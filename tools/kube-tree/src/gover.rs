@@ -1,0 +1,95 @@
+//! Go release versions as Kubernetes trees and toolchains write them.
+
+use std::cmp::Ordering;
+
+/// A Go release: `1.15.8`, `1.22.0`, `1.24rc2`, `1.21beta1`, `1.15`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoVersion {
+    pub text: String,
+    pub major: u32,
+    pub minor: u32,
+    /// `rc2`, `beta1`: a pre-release.
+    pub pre: Option<String>,
+}
+
+impl GoVersion {
+    /// Accepts an optional `go` prefix; anything else than a Go release is an error.
+    pub fn parse(s: &str) -> Result<GoVersion, String> {
+        let t = s.trim().strip_prefix("go").unwrap_or(s.trim());
+        let bad = || format!("`{s}` is not a Go release (expected e.g. 1.15.8, go1.15.8, 1.24rc2, 1.22.0)");
+        let (major, rest) = t.split_once('.').ok_or_else(bad)?;
+        if major != "1" {
+            return Err(bad());
+        }
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let (minor, tail) = rest.split_at(digits);
+        let minor: u32 = minor.parse().map_err(|_| bad())?;
+        let pre = if tail.is_empty() {
+            None
+        } else if let Some(p) = tail.strip_prefix('.') {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || (p.len() > 1 && p.starts_with('0')) {
+                return Err(bad());
+            }
+            None
+        } else {
+            let ok = ["rc", "beta"].iter().any(|k| tail.strip_prefix(k).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())));
+            if !ok {
+                return Err(bad());
+            }
+            Some(tail.to_string())
+        };
+        Ok(GoVersion { text: t.to_string(), major: 1, minor, pre })
+    }
+
+    pub fn is_final(&self) -> bool {
+        self.pre.is_none()
+    }
+
+    /// `1.N` (the language version).
+    pub fn minor_line(&self) -> String {
+        format!("{}.{}", self.major, self.minor)
+    }
+}
+
+
+/// Orders releases: 1.15 < 1.15.1 < 1.16rc1 < 1.16 = 1.16.0 < 1.16.1.
+pub fn cmp(a: &GoVersion, b: &GoVersion) -> Ordering {
+    let key = |v: &GoVersion| {
+        let patch: u32 = v.text.splitn(3, '.').nth(2).and_then(|p| p.parse().ok()).unwrap_or(0);
+        // A pre-release sorts before the .0 release of its minor.
+        (v.major, v.minor, v.pre.is_none(), patch, v.pre.clone().unwrap_or_default())
+    };
+    key(a).cmp(&key(b))
+}
+
+/// The version in `go version` output (`go version go1.19.8 linux/amd64` -> 1.19.8).
+pub fn from_go_version_output(out: &str) -> Option<GoVersion> {
+    out.split_whitespace().find_map(|w| w.strip_prefix("go").filter(|r| r.starts_with("1.")).and_then(|r| GoVersion::parse(r).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_go_releases_and_rejects_the_rest() {
+        for ok in ["1.15.8", "go1.15.8", "1.24rc2", "1.22.0", "1.21beta1", "1.15"] {
+            assert!(GoVersion::parse(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(GoVersion::parse("go1.24rc2").unwrap().pre.as_deref(), Some("rc2"));
+        for bad in ["", "1", "2.0.0", "1.x", "1.15.", "1.15.8.1", "v1.15.8", "1.24rc", "1.15-rc1", "1.15.08", "latest"] {
+            assert!(GoVersion::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn orders_releases() {
+        let v = |s: &str| GoVersion::parse(s).unwrap();
+        assert_eq!(cmp(&v("1.15"), &v("1.15.0")), Ordering::Equal);
+        assert_eq!(cmp(&v("1.16rc1"), &v("1.16.0")), Ordering::Less);
+        assert_eq!(cmp(&v("1.15.9"), &v("1.16rc1")), Ordering::Less);
+        assert_eq!(cmp(&v("1.19.8"), &v("1.15.0")), Ordering::Greater);
+        assert_eq!(from_go_version_output("go version go1.19.8 linux/amd64\n"), Some(v("1.19.8")));
+        assert_eq!(from_go_version_output("go version devel +abc"), None);
+    }
+}
