@@ -214,10 +214,6 @@ fn probe_gopath(tree: &Tree) -> Result<Utf8PathBuf, Fail> {
     let hash = tree.root.as_str().bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
     let base = Utf8PathBuf::from_path_buf(std::env::temp_dir()).map_err(|_| Fail::new("temp dir is not UTF-8"))?;
     let gopath = base.join(format!("kube-probe-gopath-{hash:016x}"));
-    let link = gopath.join("src").join(kube_tree::goenv::KUBE_IMPORT_PATH);
-    fs_err::create_dir_all(link.parent().unwrap())?;
-    if std::fs::read_link(&link).ok().as_deref() != Some(tree.root.as_std_path()) {
-        kube_tree::fsx::swap_in_symlink(&link, tree.root.as_str())?;
-    }
+    kube_tree::goenv::ensure_gopath_link(&gopath, &tree.root)?;
     Ok(gopath)
 }

@@ -63,6 +63,11 @@ impl Ctx {
     pub fn opt_path(&mut self, f: &'static str) -> Result<Option<Utf8PathBuf>> {
         Ok(self.opt_string(f)?.map(Utf8PathBuf::from))
     }
+    /// The remaining free words (after every flag was read), for make-style `KEY=VALUE` arguments.
+    pub fn rest(&mut self) -> Vec<String> {
+        let rest = std::mem::replace(&mut self.args, pico_args::Arguments::from_vec(Vec::new())).finish();
+        rest.into_iter().map(|a| a.to_string_lossy().into_owned()).collect()
+    }
     /// Rejects anything the tool did not read.
     pub fn finish(&mut self) -> Result<()> {
         let rest = std::mem::replace(&mut self.args, pico_args::Arguments::from_vec(Vec::new())).finish();

@@ -113,10 +113,15 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
         put(root, "go.work", &w);
     }
 
-    put(root, "cmd/kube-proxy/proxy.go", &format!(
-        "package main\n\nimport (\n\t\"fmt\"\n\n\t\"{DEP}\"\n\t\"k8s.io/{}/util\"\n)\n\nfunc main() {{ fmt.Println(\"kube-proxy\", util.Repo, dep.Version) }}\n",
-        spec.staging[0]
-    ));
+    // Binaries print the version stamped into pkg/version, as Kubernetes' do.
+    put(root, "pkg/version/base.go", "package version\n\nvar (\n\tgitVersion = \"v0.0.0-master+$Format:%h$\"\n\tbuildDate  = \"1970-01-01T00:00:00Z\"\n)\n\nfunc String() string { return gitVersion + \" \" + buildDate }\n");
+    for (cmd, name) in [("kube-proxy", "kube-proxy"), ("kubectl", "kubectl")] {
+        put(root, &format!("cmd/{cmd}/main.go"), &format!(
+            "package main\n\nimport (\n\t\"fmt\"\n\n\t\"{DEP}\"\n\t\"k8s.io/{}/util\"\n\t\"k8s.io/kubernetes/pkg/version\"\n)\n\nfunc main() {{ fmt.Println(\"{name}\", util.Repo, dep.Version, version.String()) }}\n",
+            spec.staging[0]
+        ));
+    }
+    put(root, "hack/lib/version.sh", "kube::version::ldflags() {\n  function add_ldflag() {\n    ldflags+=(\n      \"-X '${KUBE_GO_PACKAGE}/pkg/version.${key}=${val}'\"\n    )\n  }\n}\n");
     put(root, "build/root/Makefile", "all:\n\thack/make-rules/build.sh $(WHAT)\n");
     put(root, "build/build-image/cross/VERSION", &format!("{}\n", spec.cross_tag));
     if let Some(v) = spec.go_version_file {
@@ -129,7 +134,10 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
         "recursive-delete-patterns:\n- BUILD.bazel\ndefault-go-version: {go}\nrules:\n- destination: code-generator\n  branches:\n  - name: release-1.19\n    go: 1.15.2\n  - name: master\n    go: {go}\n"
     ));
     put(root, "cluster/images/etcd/Makefile", &format!("GOLANG_VERSION := {go}\n"));
-    put(root, "hack/lib/golang.sh", &format!("readonly KUBE_GO_PACKAGE=k8s.io/kubernetes\nkube::golang::verify_go_version() {{\n  minimum_go_version={}\n}}\n", spec.minimum_go));
+    put(root, "hack/lib/golang.sh", &format!(
+        "readonly KUBE_GO_PACKAGE=k8s.io/kubernetes\nreadonly KUBE_SUPPORTED_SERVER_PLATFORMS=(\n  linux/amd64\n  linux/arm64\n)\nreadonly KUBE_SUPPORTED_CLIENT_PLATFORMS=(\n  linux/amd64\n  linux/arm64\n  darwin/amd64\n  windows/amd64\n)\nreadonly KUBE_STATIC_LIBRARIES=(\n  kubectl\n  kube-proxy\n)\nkube::golang::verify_go_version() {{\n  minimum_go_version={}\n}}\ngoldflags=\"${{GOLDFLAGS=-s -w -buildid=}} $(kube::version::ldflags)\"\n",
+        spec.minimum_go
+    ));
     match spec.era {
         Era::A => {
             put(root, "build/root/WORKSPACE", &format!("go_register_toolchains(\n    go_version = \"{go}\",\n)\n"));

@@ -23,6 +23,7 @@ pub mod root;
 pub mod scripts;
 pub mod textdiff;
 pub mod tree;
+pub mod version;
 
 pub use camino::{Utf8Path, Utf8PathBuf};
 pub use fail::{Fail, Status};

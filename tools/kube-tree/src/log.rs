@@ -32,6 +32,13 @@ pub fn stamp() -> String {
     format!("[{:02}{:02} {:02}:{:02}:{:02}]", month, day, rem / 3600, rem / 60 % 60, rem % 60)
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (what `date -u +%Y-%m-%dT%H:%M:%SZ` prints).
+pub fn utc_iso(secs: u64) -> String {
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -108,6 +115,12 @@ mod tests {
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(civil_from_days(20_818), (2026, 12, 31));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(utc_iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_iso(1_610_582_400 + 3661), "2021-01-14T01:01:01Z");
     }
 
     #[test]

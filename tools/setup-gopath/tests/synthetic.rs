@@ -157,5 +157,5 @@ fn probe_builds_a_working_kube_proxy() {
     let bin = gp.join("bin/kube-proxy");
     assert_eq!(out.stdout, format!("{}\n{bin}\n", gp.join("src/k8s.io/kubernetes")));
     let ran = Proc::new(&bin).read().unwrap();
-    assert_eq!(ran, "kube-proxy api 1.0.0\n");
+    assert_eq!(ran, "kube-proxy api 1.0.0 v0.0.0-master+$Format:%h$ 1970-01-01T00:00:00Z\n");
 }

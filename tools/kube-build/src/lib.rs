@@ -1,0 +1,428 @@
+//! kube-build (`cargo xtask build WHAT=cmd/kubectl`): what `make WHAT=...` does for the tree's
+//! era, without make's wait: the GOPATH or module mode the tree needs, version ldflags, static vs
+//! cgo per binary, cross platforms checked against the tree's own lists, the
+//! `_output/local/bin/<os>/<arch>` layout with the `_output/bin` link, and code generation only
+//! when its inputs changed.
+
+pub mod codegen;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use kube_tree::cli::{Ctx, Tool};
+use kube_tree::goenv::{self, GoEnv, KUBE_IMPORT_PATH};
+use kube_tree::json::Json;
+use kube_tree::proc::Proc;
+use kube_tree::scripts::{self, GolangSh};
+use kube_tree::{fsx, log, version, Fail, Status, Tree, VendorLayout};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const TOOL: Tool = Tool {
+    name: "kube-build",
+    aliases: &["build"],
+    summary: "local build like `make WHAT=...` (KUBE_BUILD_PLATFORMS, GOFLAGS, GOGCFLAGS, DBG), codegen only when needed",
+    usage: "\
+kube-build: build Kubernetes binaries the way `make WHAT=...` does, without make's wait
+
+Usage: kube-build [WHAT=cmd/kubectl] [KUBE_BUILD_PLATFORMS='linux/amd64 darwin/amd64']
+                  [GOFLAGS=...] [GOGCFLAGS=...] [GOLDFLAGS=...] [DBG=1]
+                  [--what T]... [--platform P]... [--debug] [--force-codegen] [--json]
+
+Make-style words and the environment both work (as with make). WHAT is required.
+  --debug           unstripped, optimisations off (DBG=1 where the tree knows it; else
+                    GOLDFLAGS='' GOGCFLAGS='all=-N -l')
+  --force-codegen   run the tree's generator step even if its inputs did not change
+
+Output: _output/local/bin/<os>/<arch>/<name>, _output/bin -> the host platform's directory.
+stderr: one line per binary (name, platform, size, time); --json on stdout lists what was built.",
+    run,
+};
+
+/// What to build, from words, flags and the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Request {
+    pub targets: Vec<String>,
+    pub platforms: Vec<String>,
+    pub gogcflags: Option<String>,
+    /// None: unset (the tree's default applies); Some(""): explicitly empty.
+    pub goldflags: Option<String>,
+    pub goflags: Option<String>,
+    pub debug: bool,
+    pub force_codegen: bool,
+}
+
+/// Reads make-style `KEY=VALUE` words over the environment (words win, as on a make command line).
+pub fn parse_request(words: &[String], flags_what: Vec<String>, flags_platform: Vec<String>, debug: bool, force_codegen: bool, env: &dyn Fn(&str) -> Option<String>) -> Result<Request, Fail> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for w in words {
+        let Some((k, v)) = w.split_once('=') else {
+            return Err(Fail::new(format!("unexpected argument `{w}`: use KEY=VALUE (WHAT, KUBE_BUILD_PLATFORMS, GOFLAGS, GOGCFLAGS, GOLDFLAGS, DBG) or flags")));
+        };
+        if !["WHAT", "KUBE_BUILD_PLATFORMS", "GOFLAGS", "GOGCFLAGS", "GOLDFLAGS", "DBG"].contains(&k) {
+            return Err(Fail::new(format!("unknown variable `{k}` (known: WHAT, KUBE_BUILD_PLATFORMS, GOFLAGS, GOGCFLAGS, GOLDFLAGS, DBG)")));
+        }
+        vars.push((k.to_string(), v.to_string()));
+    }
+    let get = |k: &str| vars.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone()).or_else(|| env(k));
+    let split = |s: Option<String>| s.map(|s| s.split_whitespace().map(str::to_string).collect::<Vec<_>>()).unwrap_or_default();
+    let mut targets = split(get("WHAT"));
+    targets.extend(flags_what);
+    let mut platforms = split(get("KUBE_BUILD_PLATFORMS"));
+    platforms.extend(flags_platform);
+    platforms.dedup();
+    let targets: Vec<String> = targets.into_iter().map(|t| t.trim_start_matches("./").trim_end_matches('/').to_string()).collect();
+    if targets.is_empty() {
+        return Err(Fail::new("which targets? e.g. WHAT=cmd/kubectl (make's build-everything default is not offered)"));
+    }
+    Ok(Request {
+        targets,
+        platforms,
+        gogcflags: get("GOGCFLAGS"),
+        goldflags: get("GOLDFLAGS"),
+        goflags: get("GOFLAGS").filter(|g| !g.is_empty()),
+        debug: debug || get("DBG").as_deref() == Some("1"),
+        force_codegen,
+    })
+}
+
+/// `GOOS/GOARCH` of the host, as `go env` would say it.
+pub fn host_platform() -> String {
+    let os = std::env::consts::OS;
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        a => a,
+    };
+    format!("{os}/{arch}")
+}
+
+/// The go flags for one build, computed as the tree's golang.sh of its era does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flags {
+    pub gcflags: String,
+    pub asmflags: Option<String>,
+    pub ldflags: String,
+    pub tags: String,
+    pub extra: Vec<String>,
+}
+
+pub fn flags(tree: &Tree, g: &GolangSh, req: &Request, version_ldflags: &str) -> Flags {
+    // The tag list: `selinux,notest,` + the -tags of GOFLAGS (the script's sed keeps GOFLAGS
+    // whole when it has no -tags=, and so does this).
+    let from_goflags = match req.goflags.as_deref() {
+        Some(f) => match f.rfind("-tags=") {
+            Some(i) => f[i + 6..].split('-').next().unwrap_or("").trim().to_string(),
+            None => f.to_string(),
+        },
+        None => String::new(),
+    };
+    let tags = format!("selinux,notest,{from_goflags}");
+    if g.dbg {
+        // Later eras: DBG=1 keeps symbols and disables optimisation; else -s -w and -trimpath.
+        let mut gc = req.gogcflags.clone().unwrap_or_default();
+        let mut ld = format!("all={version_ldflags} {}", req.goldflags.clone().unwrap_or_default());
+        let mut extra = Vec::new();
+        if req.debug {
+            gc.push_str(" all=-N -l");
+        } else {
+            ld.push_str(" -s -w");
+            extra.push("-trimpath".to_string());
+        }
+        Flags { gcflags: gc.trim().to_string(), asmflags: None, ldflags: ld.trim().to_string(), tags, extra }
+    } else {
+        // Older eras: `${GOLDFLAGS=-s -w ...}` and -trimpath=KUBE_ROOT on gc and asm flags;
+        // a debug build is what users did by hand: GOLDFLAGS='' GOGCFLAGS='all=-N -l'.
+        let default_ld = g.default_goldflags.clone().unwrap_or_else(|| "-s -w".into());
+        let ld_base = match (&req.goldflags, req.debug) {
+            (Some(l), _) => l.clone(),
+            (None, true) => String::new(),
+            (None, false) => default_ld,
+        };
+        let mut gc_user = req.gogcflags.clone().unwrap_or_default();
+        if req.debug && !gc_user.contains("-N") {
+            gc_user = format!("{gc_user} all=-N -l").trim().to_string();
+        }
+        Flags {
+            gcflags: format!("{gc_user} -trimpath={}", tree.root),
+            asmflags: Some(format!("-trimpath={}", tree.root)),
+            ldflags: format!("{ld_base} {version_ldflags}"),
+            tags,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// Environment of a build: the tree's GOPATH/module mode plus its private caches under _output.
+pub fn build_env(tree: &Tree, gopath: &Utf8Path) -> Result<GoEnv, Fail> {
+    let mut env = GoEnv::for_tree(tree, gopath, &|k| std::env::var(k).ok());
+    match tree.layout {
+        VendorLayout::Workspace => {
+            env.vars.push(("GOCACHE".into(), Some(gopath.join("cache/build").to_string())));
+            env.vars.push(("GOMODCACHE".into(), Some(gopath.join("cache/mod").to_string())));
+            env.vars.push(("GOPROXY".into(), Some("off".into())));
+        }
+        _ => {
+            goenv::ensure_gopath_link(gopath, &tree.root)?;
+            env.vars.push(("GOCACHE".into(), Some(gopath.join("cache").to_string())));
+        }
+    }
+    env.vars.push(("GOBIN".into(), None));
+    Ok(env)
+}
+
+/// One built binary.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub name: String,
+    pub platform: String,
+    pub path: Utf8PathBuf,
+    pub size: u64,
+    pub static_: bool,
+    pub elapsed: Duration,
+}
+
+/// Cross C compilers the scripts set when cgo is on for another Linux architecture.
+fn cross_cc(platform: &str) -> Option<&'static str> {
+    match platform {
+        "linux/arm" => Some("arm-linux-gnueabihf-gcc"),
+        "linux/arm64" => Some("aarch64-linux-gnu-gcc"),
+        "linux/ppc64le" => Some("powerpc64le-linux-gnu-gcc"),
+        "linux/s390x" => Some("s390x-linux-gnu-gcc"),
+        _ => None,
+    }
+}
+
+/// `go install` of `targets` for one platform (statics with CGO_ENABLED=0, as the scripts do).
+/// With `probe`, `go install -n` instead: nothing is built, and the hash of what go would do
+/// is returned (it names every dependency's cached output, the flags and the main package's
+/// action ID, so it changes exactly when the binary would).
+fn build_platform(env: &GoEnv, g: &GolangSh, f: &Flags, targets: &[String], platform: &str, host: &str, probe: bool) -> Result<(Vec<(String, bool, Duration)>, u64), Fail> {
+    let (os, arch) = platform.split_once('/').expect("validated platform");
+    let pkg = |t: &str| if env.gopath_mode { format!("{KUBE_IMPORT_PATH}/{t}") } else { format!("./{t}") };
+    let (statics, dynamics): (Vec<&String>, Vec<&String>) = targets.iter().partition(|t| g.is_static(t));
+    let mut out = Vec::new();
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for (group, is_static) in [(statics, true), (dynamics, false)] {
+        if group.is_empty() {
+            continue;
+        }
+        let mut p = Proc::new("go").arg("install");
+        if probe {
+            p = p.arg("-n");
+        }
+        if is_static {
+            p = p.args(if g.dbg { vec!["-installsuffix=static"] } else { vec!["-installsuffix", "static"] });
+        }
+        p = p.args(&f.extra).arg("-gcflags").arg(&f.gcflags);
+        if let Some(a) = &f.asmflags {
+            p = p.arg("-asmflags").arg(a);
+        }
+        p = p.arg("-ldflags").arg(&f.ldflags).arg("-tags").arg(&f.tags).args(group.iter().map(|t| pkg(t)));
+        p = env.apply(p).env("GOOS", os).env("GOARCH", arch);
+        if is_static {
+            p = p.env("CGO_ENABLED", "0");
+        } else if platform != host && host == "linux/amd64" {
+            if let Some(cc) = cross_cc(platform) {
+                p = p.env("CGO_ENABLED", "1").env("CC", cc);
+            }
+        }
+        let label = format!("go install{} ({platform}{})", if probe { " -n" } else { "" }, if is_static { ", static" } else { "" });
+        let res = p.output_with_progress(&label, Duration::from_secs(15))?;
+        if !res.success() {
+            return Err(Fail::new(format!("{label} failed: {}", res.first_lines(6).replace('\n', " | "))));
+        }
+        for b in res.stdout.bytes().chain(res.stderr.bytes()) {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x100000001b3);
+        }
+        for t in group {
+            out.push((t.rsplit('/').next().unwrap_or(t).to_string(), is_static, res.elapsed));
+        }
+    }
+    Ok((out, hash))
+}
+
+/// Per platform and target list: the build date and the `go install -n` hash of the last build.
+struct BuildState {
+    path: Utf8PathBuf,
+    rows: Vec<(String, String, u64)>,
+}
+
+impl BuildState {
+    fn load(path: Utf8PathBuf) -> BuildState {
+        let rows = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split('\t');
+                let (k, d, h) = (f.next()?, f.next()?, f.next()?);
+                Some((k.to_string(), d.to_string(), u64::from_str_radix(h, 16).ok()?))
+            })
+            .collect();
+        BuildState { path, rows }
+    }
+    fn get(&self, key: &str) -> Option<(&str, u64)> {
+        self.rows.iter().find(|r| r.0 == key).map(|r| (r.1.as_str(), r.2))
+    }
+    fn set(&mut self, key: &str, date: &str, hash: u64) -> Result<(), Fail> {
+        self.rows.retain(|r| r.0 != key);
+        self.rows.push((key.to_string(), date.to_string(), hash));
+        let text: String = self.rows.iter().map(|(k, d, h)| format!("{k}\t{d}\t{h:016x}\n")).collect();
+        fsx::atomic_write(&self.path, text.as_bytes())
+    }
+}
+
+/// Copies what go install left for `platform` into `_output/local/bin/<os>/<arch>` (content and
+/// mode; unchanged files are left alone) and, for the host, points `_output/bin` at it.
+fn place_bins(tree: &Tree, gopath: &Utf8Path, platform: &str, host: &str, names: &[(String, bool, Duration)]) -> Result<Vec<Built>, Fail> {
+    let src_dir = if platform == host { gopath.join("bin") } else { gopath.join("bin").join(platform.replace('/', "_")) };
+    let dest_dir = tree.path("_output/local/bin").join(platform);
+    fs_err::create_dir_all(&dest_dir)?;
+    let windows = platform.starts_with("windows/");
+    let mut built = Vec::new();
+    for (name, static_, elapsed) in names {
+        let file = if windows { format!("{name}.exe") } else { name.clone() };
+        let src = src_dir.join(&file);
+        let dest = dest_dir.join(&file);
+        let smd = fs_err::metadata(&src)?;
+        let same = std::fs::metadata(&dest).is_ok_and(|d| {
+            d.len() == smd.len() && filetime::FileTime::from_last_modification_time(&d) == filetime::FileTime::from_last_modification_time(&smd)
+        });
+        if !same {
+            fsx::atomic_write(&dest, &fs_err::read(&src)?)?;
+            fs_err::set_permissions(&dest, smd.permissions())?;
+            filetime::set_file_mtime(&dest, filetime::FileTime::from_last_modification_time(&smd))?;
+        }
+        built.push(Built { name: name.clone(), platform: platform.into(), path: dest, size: smd.len(), static_: *static_, elapsed: *elapsed });
+    }
+    if platform == host {
+        let link = tree.path("_output/bin");
+        if std::fs::read_link(&link).ok().as_deref() != Some(dest_dir.as_std_path()) {
+            if std::fs::symlink_metadata(&link).is_ok_and(|m| m.is_dir()) {
+                fs_err::remove_dir_all(&link)?;
+            }
+            fsx::swap_in_symlink(&link, dest_dir.as_str())?;
+        }
+    }
+    Ok(built)
+}
+
+fn build_date(env: &dyn Fn(&str) -> Option<String>) -> String {
+    let secs = env("SOURCE_DATE_EPOCH")
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+    log::utc_iso(secs)
+}
+
+fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
+    let debug = ctx.flag("--debug");
+    let force_codegen = ctx.flag("--force-codegen");
+    let mut what = Vec::new();
+    while let Some(w) = ctx.opt_string("--what")? {
+        what.push(w);
+    }
+    let mut plats = Vec::new();
+    while let Some(p) = ctx.opt_string("--platform")? {
+        plats.push(p);
+    }
+    let words = ctx.rest();
+    let env = |k: &str| std::env::var(k).ok();
+    let req = parse_request(&words, what, plats, debug, force_codegen, &env)?;
+    let start = Instant::now();
+    let tree = ctx.tree()?;
+    let g = GolangSh::read(&tree);
+    let host = host_platform();
+    let platforms = if req.platforms.is_empty() { vec![host.clone()] } else { req.platforms.clone() };
+    let supported = g.all_platforms();
+    for p in &platforms {
+        if !supported.is_empty() && !supported.contains(p) {
+            return Err(Fail::new(format!("{p} is not a platform this tree builds (hack/lib/golang.sh lists: {})", supported.join(" "))));
+        }
+    }
+    for t in &req.targets {
+        if !tree.path(t).is_dir() {
+            return Err(Fail::new(format!("WHAT={t}: no such directory in {}", tree.root)));
+        }
+    }
+
+    let cg = codegen::refresh(&tree, req.force_codegen)?;
+    let gopath = tree.path("_output/local/go");
+    let genv = build_env(&tree, &gopath)?;
+    let vv = version::get(&tree, &env)?;
+    let pkgs = scripts::version_ldflag_packages(&tree);
+    let flags_at = |date: &str| flags(&tree, &g, &req, &version::ldflags(&vv, &pkgs, date));
+    let go_version = genv.apply(Proc::new("go").arg("version")).read()?.trim().to_string();
+
+    // The build date is in the link flags and the tree links with -buildid=, so go cannot see
+    // that an installed binary is current and relinks it every time (what makes make's no-op
+    // slow). Instead: if `go install -n` with the last build's date hashes as it did right after
+    // that build, nothing the binary is made of changed, and the build is skipped.
+    let mut state = BuildState::load(tree.path("_output/local/.kit-build-state"));
+    let now = build_date(&env);
+    let mut built = Vec::new();
+    let mut date_used = now.clone();
+    let mut skipped = 0;
+    for p in &platforms {
+        let key = format!("{p}|{}", req.targets.join(" "));
+        let outputs_there = req.targets.iter().all(|t| {
+            let n = t.rsplit('/').next().unwrap_or(t);
+            let f = if p.starts_with("windows/") { format!("{n}.exe") } else { n.to_string() };
+            tree.path("_output/local/bin").join(p).join(&f).is_file()
+        });
+        let current = match state.get(&key) {
+            Some((date, hash)) if outputs_there => {
+                let (names, h) = build_platform(&genv, &g, &flags_at(date), &req.targets, p, &host, true)?;
+                (h == hash).then(|| (names, date.to_string()))
+            }
+            _ => None,
+        };
+        let names = match current {
+            Some((names, date)) => {
+                log::status_v(2, format!("{p}: up to date (built {date})"));
+                skipped += 1;
+                date_used = date;
+                names
+            }
+            None => {
+                let f = flags_at(&now);
+                log::status_v(2, format!("{go_version}; gcflags={} ldflags={}", f.gcflags, f.ldflags));
+                let (names, _) = build_platform(&genv, &g, &f, &req.targets, p, &host, false)?;
+                let (_, h) = build_platform(&genv, &g, &f, &req.targets, p, &host, true)?;
+                state.set(&key, &now, h)?;
+                names
+            }
+        };
+        built.extend(place_bins(&tree, &gopath, p, &host, &names)?);
+    }
+    let f = flags_at(&date_used);
+    for b in &built {
+        let rel = b.path.strip_prefix(&tree.root).unwrap_or(&b.path);
+        log::status(format!("{} {} {:.1} MB in {} -> {rel}", b.name, b.platform, b.size as f64 / 1e6, log::human(b.elapsed)));
+    }
+    let verb = if skipped == platforms.len() { "up to date:" } else { "built" };
+    log::status(format!("{verb} {} binar{} in {} (codegen: {})", built.len(), if built.len() == 1 { "y" } else { "ies" }, log::human(start.elapsed()), cg.name()));
+    if ctx.json {
+        ctx.say(Json::obj([
+            ("tree", Json::str(tree.root.as_str())),
+            ("era", Json::str(tree.era.name())),
+            ("go", Json::str(go_version.clone())),
+            ("codegen", Json::str(cg.name())),
+            ("up_to_date", Json::Bool(skipped == platforms.len())),
+            ("gcflags", Json::str(&f.gcflags)),
+            ("ldflags", Json::str(&f.ldflags)),
+            ("tags", Json::str(&f.tags)),
+            ("goflags", Json::opt_str(req.goflags.clone())),
+            ("binaries", Json::Arr(built.iter().map(|b| Json::obj([
+                ("name", Json::str(&b.name)),
+                ("platform", Json::str(&b.platform)),
+                ("path", Json::str(b.path.as_str())),
+                ("size", Json::Num(b.size as f64)),
+                ("static", Json::Bool(b.static_)),
+            ])).collect())),
+        ]).render());
+    } else {
+        for b in &built {
+            ctx.say(b.path.as_str());
+        }
+    }
+    Ok(Status::Ok)
+}
