@@ -225,3 +225,15 @@ fn bump_go_moves_exactly_the_real_carriers() {
     assert_eq!(bump(&tree, &["--check"]), (0, String::new()), "the cached tree was not touched");
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+#[test]
+fn doctor_passes_on_the_real_tree_here() {
+    let test = "doctor_passes_on_the_real_tree_here";
+    let Some(tree) = real_tree(test) else { return };
+    if !testkit::require(test, "go") {
+        return;
+    }
+    let (code, out) = invoke_str(&doctor::TOOL, &["--kube-root", tree.as_str(), "--json"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(r#"{"check":"go","status":"ok","found":"go1."#) && out.contains(">= go1.15.0"), "{out}");
+}

@@ -1,6 +1,8 @@
 //! `cargo xtask bench <what>`: timings on the real tree, interleaved in one run, several rounds.
 //! * `check-vendor`: against `find vendor staging -type l` (target: <= 2x find, < 100 ms).
 //! * `bump-go`: a whole bump 1.15.5 -> 1.15.8 and back on a copy, and `--check` (target: < 100 ms).
+//! * `build`: a no-op `kube-build WHAT=cmd/kubectl` against the tree's no-op `make WHAT=cmd/kubectl`
+//!   and a raw no-op `go install` of the same package (targets: >= 5x faster than make, <= 1.5x go).
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
@@ -8,7 +10,7 @@ use kube_tree::{log, Fail};
 use std::ffi::OsString;
 use std::time::Duration;
 
-const USAGE: &str = "usage: cargo xtask bench <check-vendor|bump-go> [--rounds N>=3] [--tree DIR]";
+const USAGE: &str = "usage: cargo xtask bench <check-vendor|bump-go|build> [--rounds N>=3] [--tree DIR]";
 
 pub fn run(args: Vec<OsString>) -> i32 {
     match bench(args) {
@@ -64,6 +66,7 @@ fn bench(args: Vec<OsString>) -> Result<bool, Fail> {
     match what.as_deref() {
         Some("check-vendor") => check_vendor(&tree, rounds),
         Some("bump-go") | Some("bump-go-version") => bump_go(&tree, rounds),
+        Some("build") => build(&tree, rounds),
         _ => Err(Fail::new(USAGE)),
     }
 }
@@ -116,5 +119,50 @@ fn bump_go(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     println!("ratio bump/grep\t{:.2}", mb / mg);
     let ok = mb < 100.0;
     println!("target (whole bump < 100 ms)\t{}", if ok { "met" } else { "MISSED" });
+    Ok(ok)
+}
+
+fn build(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
+    let bin = release_bin("kube-build")?;
+    // A persistent full copy: preparing it costs a cold make (minutes), so it is kept between runs.
+    let base = testkit::cache_dir().join("bench-build");
+    let copy = base.join("kubernetes");
+    let ready = base.join("ready");
+    if !ready.exists() {
+        testkit::full_copy(tree, &copy)?;
+        let step = log::Step::start("preparing: a cold make WHAT=cmd/kubectl in the copy");
+        Proc::new("make").arg("WHAT=cmd/kubectl").dir(&copy).output_with_progress("make", Duration::from_secs(30))?;
+        step.done();
+        fs_err::write(&ready, "ok\n")?;
+    }
+    let make = Proc::new("make").arg("WHAT=cmd/kubectl").dir(&copy);
+    let ours = Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), "WHAT=cmd/kubectl"]);
+    let gopath = copy.join("_output/local/go");
+    let logical = gopath.join("src/k8s.io/kubernetes");
+    let raw_bin = base.join("raw-bin");
+    let trim = format!("-trimpath={copy}");
+    // The same package, env and compile flags, without the version -X flags and -buildid=, into
+    // a GOBIN of its own: a true no-op for go's own up-to-date check.
+    let raw = Proc::new("go")
+        .args(["install", "-installsuffix", "static", "-gcflags", &trim, "-asmflags", &trim, "-tags", "selinux,notest,", "k8s.io/kubernetes/cmd/kubectl"])
+        .env("GOPATH", &gopath).env("GO111MODULE", "off").env("GOCACHE", gopath.join("cache")).env("CGO_ENABLED", "0")
+        .env("GOBIN", &raw_bin).env("PWD", &logical).dir(&logical);
+    for p in [&make, &ours, &raw] {
+        time(p, 0)?;
+    }
+    let (mut tm, mut to, mut tr) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        tm.push(time(&make, 0)?);
+        to.push(time(&ours, 0)?);
+        tr.push(time(&raw, 0)?);
+    }
+    let ((mm, nm), (mo, no), (mr, nr)) = (stats(&mut tm), stats(&mut to), stats(&mut tr));
+    println!("make WHAT=cmd/kubectl (no-op)\tmedian {mm:.0} ms\tmin {nm:.0} ms");
+    println!("kube-build WHAT=cmd/kubectl (no-op)\tmedian {mo:.0} ms\tmin {no:.0} ms");
+    println!("raw go install cmd/kubectl (no-op)\tmedian {mr:.0} ms\tmin {nr:.0} ms");
+    println!("ratio make/kube-build\t{:.1}", mm / mo);
+    println!("ratio kube-build/go install\t{:.2}", mo / mr);
+    let ok = mm / mo >= 5.0 && mo / mr <= 1.5;
+    println!("target (>= 5x faster than make, <= 1.5x go install)\t{}", if ok { "met" } else { "MISSED" });
     Ok(ok)
 }

@@ -12,7 +12,7 @@ pub const TOOLS: &[&Tool] = &[&setup_gopath::TOOL, &check_vendor::TOOL, &bump_go
 /// Chores that are not tools of their own: (name, summary).
 const CHORES: &[(&str, &str)] = &[
     ("bench", "benchmarks on the real tree: `bench check-vendor|bump-go [--rounds N]`"),
-    ("fetch-tree", "fetch (once) and print the cached real Kubernetes tree used by the tests"),
+    ("fetch-tree", "fetch (once) and print the cached real Kubernetes tree and its Go 1.15 used by the tests"),
 ];
 
 pub fn find_tool(name: &str) -> Option<&'static Tool> {
@@ -51,9 +51,9 @@ pub fn run(args: Vec<OsString>) -> i32 {
             }
         },
         Some("bench") => bench::run(args[1..].to_vec()),
-        Some("fetch-tree") => match testkit::real_tree() {
-            Ok(t) => {
-                println!("{t}");
+        Some("fetch-tree") => match testkit::real_tree().and_then(|t| Ok((t, testkit::tree_go()?))) {
+            Ok((t, go)) => {
+                println!("{t}\n{go}/go");
                 0
             }
             Err(e) => {

@@ -1,5 +1,5 @@
 //! Code generation only when its inputs changed: a fingerprint of the tree's Go sources (path,
-//! size, mtime) is kept under `_output` after each successful run of the tree's own generator
+//! size, mtime, ctime, inode) is kept under `_output` after each successful run of the tree's own generator
 //! step (`make generated_files`), and compared on the next build.
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -18,50 +18,74 @@ pub fn has_generator(tree: &Tree) -> bool {
     std::fs::read_to_string(tree.path("build/root/Makefile")).is_ok_and(|m| m.lines().any(|l| l.starts_with("generated_files:")))
 }
 
-/// Directories never looked into: outputs, VCS, third-party code (no generation tags there;
-/// vendor/k8s.io links lead into staging/, which is walked directly).
-const SKIP_DIRS: &[&str] = &["_output", ".git", ".make", "_tmp", "vendor", "_artifacts"];
+/// Directories never looked into: outputs and VCS metadata.
+const SKIP_DIRS: &[&str] = &["_output", ".git", ".make", "_tmp", "_artifacts"];
 
-fn is_input(name: &str) -> bool {
-    name.ends_with(".go") && !name.starts_with("zz_generated")
+/// Inputs of the generator step: Go sources outside vendor/ (vendor/k8s.io links lead into
+/// staging/, walked directly), generated files excluded.
+fn is_codegen_input(rel: &Utf8Path, name: &str) -> bool {
+    name.ends_with(".go") && !name.starts_with("zz_generated") && !rel.starts_with("vendor")
 }
 
-/// FNV-1a over (relative path, size, mtime) of every input, in sorted order.
-pub fn fingerprint(tree: &Tree) -> Result<(u64, usize), Fail> {
-    let mut h: u64 = 0xcbf29ce484222325;
-    let mut n = 0usize;
-    let mut feed = |bytes: &[u8]| {
+/// Two fingerprints from one walk of the tree: of the generator's inputs, and of every file
+/// (what a build can read). Each file counts by path, size, mtime, ctime and inode: an edit
+/// always moves ctime, even one that puts the old mtime back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprints {
+    pub codegen: u64,
+    pub all: u64,
+    pub files: usize,
+}
+
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf29ce484222325)
+    }
+    fn feed(&mut self, bytes: &[u8]) {
         for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x100000001b3);
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100000001b3);
         }
-    };
+    }
+}
+
+pub fn fingerprint(tree: &Tree) -> Result<Fingerprints, Fail> {
+    let (mut cg, mut all) = (Fnv::new(), Fnv::new());
+    let mut files = 0usize;
     let mut stack: Vec<Utf8PathBuf> = vec![tree.root.clone()];
     while let Some(dir) = stack.pop() {
         let mut entries: Vec<(String, std::fs::Metadata)> = Vec::new();
         for e in fs_err::read_dir(&dir)? {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
-            // symlink_metadata: links (vendor/k8s.io/*, the fake GOPATH) are not followed.
+            // symlink_metadata: links (vendor/k8s.io/*) are not followed, their targets are walked.
             let md = std::fs::symlink_metadata(e.path()).map_err(|err| Fail::new(format!("{dir}/{name}: {err}")))?;
             entries.push((name, md));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let rel_dir = dir.strip_prefix(&tree.root).unwrap_or(Utf8Path::new("")).to_owned();
         for (name, md) in entries.into_iter().rev() {
             if md.is_dir() {
-                if !(dir == tree.root && SKIP_DIRS.contains(&name.as_str())) {
+                if !(rel_dir.as_str().is_empty() && SKIP_DIRS.contains(&name.as_str())) {
                     stack.push(dir.join(&name));
                 }
-            } else if md.is_file() && is_input(&name) {
-                let rel = dir.strip_prefix(&tree.root).unwrap_or(Utf8Path::new("")).join(&name);
-                feed(rel.as_str().as_bytes());
-                feed(&md.len().to_le_bytes());
-                feed(&md.mtime().to_le_bytes());
-                feed(&md.mtime_nsec().to_le_bytes());
-                n += 1;
+                continue;
             }
+            let rel = rel_dir.join(&name);
+            let mut stamp = Vec::with_capacity(rel.as_str().len() + 48);
+            stamp.extend_from_slice(rel.as_str().as_bytes());
+            for v in [md.len(), md.mtime() as u64, md.mtime_nsec() as u64, md.ctime() as u64, md.ctime_nsec() as u64, md.ino()] {
+                stamp.extend_from_slice(&v.to_le_bytes());
+            }
+            all.feed(&stamp);
+            if md.is_file() && is_codegen_input(&rel, &name) {
+                cg.feed(&stamp);
+            }
+            files += 1;
         }
     }
-    Ok((h, n))
+    Ok(Fingerprints { codegen: cg.0, all: all.0, files })
 }
 
 /// What happened to code generation in this build.
@@ -84,16 +108,17 @@ impl Codegen {
 }
 
 /// Runs the tree's generator step if its inputs changed since the last success (or if forced).
-pub fn refresh(tree: &Tree, force: bool) -> Result<Codegen, Fail> {
+/// Returns what happened and the fingerprints of the tree as it is now.
+pub fn refresh(tree: &Tree, force: bool) -> Result<(Codegen, Fingerprints), Fail> {
+    let fp = fingerprint(tree)?;
     if !has_generator(tree) {
-        return Ok(Codegen::NotInTree);
+        return Ok((Codegen::NotInTree, fp));
     }
     let stamp = stamp_path(tree);
-    let (before, n) = fingerprint(tree)?;
     let stored = std::fs::read_to_string(&stamp).ok().and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
-    if !force && stored == Some(before) {
-        log::status_v(2, format!("codegen: {n} inputs unchanged"));
-        return Ok(Codegen::UpToDate);
+    if !force && stored == Some(fp.codegen) {
+        log::status_v(2, format!("codegen: inputs unchanged ({} files fingerprinted)", fp.files));
+        return Ok((Codegen::UpToDate, fp));
     }
     let why = if force { "forced" } else if stored.is_none() { "first build" } else { "inputs changed" };
     let step = log::Step::start(format!("codegen ({why}): make generated_files"));
@@ -104,8 +129,8 @@ pub fn refresh(tree: &Tree, force: bool) -> Result<Codegen, Fail> {
     }
     step.done();
     // Generators may write .go files that are not zz_generated.*: the stamp is taken afterwards.
-    let (after, _) = fingerprint(tree)?;
+    let after = fingerprint(tree)?;
     fs_err::create_dir_all(stamp.parent().unwrap())?;
-    fsx::atomic_write(&stamp, format!("{after:016x}\n").as_bytes())?;
-    Ok(Codegen::Ran)
+    fsx::atomic_write(&stamp, format!("{:016x}\n", after.codegen).as_bytes())?;
+    Ok((Codegen::Ran, after))
 }

@@ -192,24 +192,17 @@ fn cross_cc(platform: &str) -> Option<&'static str> {
     }
 }
 
-/// `go install` of `targets` for one platform (statics with CGO_ENABLED=0, as the scripts do).
-/// With `probe`, `go install -n` instead: nothing is built, and the hash of what go would do
-/// is returned (it names every dependency's cached output, the flags and the main package's
-/// action ID, so it changes exactly when the binary would).
-fn build_platform(env: &GoEnv, g: &GolangSh, f: &Flags, targets: &[String], platform: &str, host: &str, probe: bool) -> Result<(Vec<(String, bool, Duration)>, u64), Fail> {
+/// The `go install` commands for one platform (statics with CGO_ENABLED=0, as the scripts do).
+fn install_cmds(env: &GoEnv, g: &GolangSh, f: &Flags, targets: &[String], platform: &str, host: &str) -> Vec<(Proc, Vec<String>, bool)> {
     let (os, arch) = platform.split_once('/').expect("validated platform");
     let pkg = |t: &str| if env.gopath_mode { format!("{KUBE_IMPORT_PATH}/{t}") } else { format!("./{t}") };
     let (statics, dynamics): (Vec<&String>, Vec<&String>) = targets.iter().partition(|t| g.is_static(t));
     let mut out = Vec::new();
-    let mut hash: u64 = 0xcbf29ce484222325;
     for (group, is_static) in [(statics, true), (dynamics, false)] {
         if group.is_empty() {
             continue;
         }
         let mut p = Proc::new("go").arg("install");
-        if probe {
-            p = p.arg("-n");
-        }
         if is_static {
             p = p.args(if g.dbg { vec!["-installsuffix=static"] } else { vec!["-installsuffix", "static"] });
         }
@@ -226,22 +219,42 @@ fn build_platform(env: &GoEnv, g: &GolangSh, f: &Flags, targets: &[String], plat
                 p = p.env("CGO_ENABLED", "1").env("CC", cc);
             }
         }
-        let label = format!("go install{} ({platform}{})", if probe { " -n" } else { "" }, if is_static { ", static" } else { "" });
+        out.push((p, group.into_iter().cloned().collect(), is_static));
+    }
+    out
+}
+
+/// Runs the commands of [`install_cmds`]; returns (binary name, static, time) per target.
+fn run_installs(cmds: Vec<(Proc, Vec<String>, bool)>, platform: &str) -> Result<Vec<(String, bool, Duration)>, Fail> {
+    let mut out = Vec::new();
+    for (p, group, is_static) in cmds {
+        let label = format!("go install ({platform}{})", if is_static { ", static" } else { "" });
         let res = p.output_with_progress(&label, Duration::from_secs(15))?;
         if !res.success() {
             return Err(Fail::new(format!("{label} failed: {}", res.first_lines(6).replace('\n', " | "))));
         }
-        for b in res.stdout.bytes().chain(res.stderr.bytes()) {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x100000001b3);
-        }
-        for t in group {
+        for t in &group {
             out.push((t.rsplit('/').next().unwrap_or(t).to_string(), is_static, res.elapsed));
         }
     }
-    Ok((out, hash))
+    Ok(out)
 }
 
-/// Per platform and target list: the build date and the `go install -n` hash of the last build.
+/// Everything besides the tree's files that decides what go builds: the commands (flags but the
+/// date, env, packages), the go binary, and the user environment go reads.
+fn build_key(cmds: &[(Proc, Vec<String>, bool)], date: &str) -> u64 {
+    let mut text: String = cmds.iter().map(|(p, _, _)| p.display().replace(date, "DATE") + "\n").collect();
+    if let Some(go) = kube_tree::proc::which("go") {
+        let md = std::fs::canonicalize(&go).and_then(std::fs::metadata);
+        text += &format!("{go} {:?}\n", md.map(|m| (m.len(), m.modified().ok())).ok());
+    }
+    for k in ["GOFLAGS", "GOROOT", "GOTOOLCHAIN", "GOEXPERIMENT", "GOAMD64", "GOARM", "CGO_ENABLED", "CGO_CFLAGS", "CGO_LDFLAGS", "CC", "CXX", "KUBE_CGO_OVERRIDES", "KUBE_STATIC_OVERRIDES"] {
+        text += &format!("{k}={:?}\n", std::env::var(k).ok());
+    }
+    text.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+}
+
+/// Per platform and target list: the build date and the fingerprint of the last build.
 struct BuildState {
     path: Utf8PathBuf,
     rows: Vec<(String, String, u64)>,
@@ -344,18 +357,17 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         }
     }
 
-    let cg = codegen::refresh(&tree, req.force_codegen)?;
+    let (cg, fp) = codegen::refresh(&tree, req.force_codegen)?;
     let gopath = tree.path("_output/local/go");
     let genv = build_env(&tree, &gopath)?;
     let vv = version::get(&tree, &env)?;
     let pkgs = scripts::version_ldflag_packages(&tree);
     let flags_at = |date: &str| flags(&tree, &g, &req, &version::ldflags(&vv, &pkgs, date));
-    let go_version = genv.apply(Proc::new("go").arg("version")).read()?.trim().to_string();
 
-    // The build date is in the link flags and the tree links with -buildid=, so go cannot see
-    // that an installed binary is current and relinks it every time (what makes make's no-op
-    // slow). Instead: if `go install -n` with the last build's date hashes as it did right after
-    // that build, nothing the binary is made of changed, and the build is skipped.
+    // The tree links with -buildid= and stamps the date, so go cannot tell that an installed
+    // binary is current and relinks it on every run (much of make's no-op time). A build is
+    // skipped instead when the fingerprint of every file of the tree, the go binary, the
+    // commands (but the date) and the environment go reads is the one of the last build.
     let mut state = BuildState::load(tree.path("_output/local/.kit-build-state"));
     let now = build_date(&env);
     let mut built = Vec::new();
@@ -368,26 +380,18 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
             let f = if p.starts_with("windows/") { format!("{n}.exe") } else { n.to_string() };
             tree.path("_output/local/bin").join(p).join(&f).is_file()
         });
-        let current = match state.get(&key) {
-            Some((date, hash)) if outputs_there => {
-                let (names, h) = build_platform(&genv, &g, &flags_at(date), &req.targets, p, &host, true)?;
-                (h == hash).then(|| (names, date.to_string()))
-            }
-            _ => None,
-        };
-        let names = match current {
-            Some((names, date)) => {
+        let cmds = install_cmds(&genv, &g, &flags_at(&now), &req.targets, p, &host);
+        let fingerprint = build_key(&cmds, &now) ^ fp.all;
+        let names = match state.get(&key) {
+            Some((date, h)) if outputs_there && h == fingerprint => {
                 log::status_v(2, format!("{p}: up to date (built {date})"));
                 skipped += 1;
-                date_used = date;
-                names
+                date_used = date.to_string();
+                cmds.iter().flat_map(|(_, group, st)| group.iter().map(move |t| (t.rsplit('/').next().unwrap_or(t).to_string(), *st, Duration::ZERO))).collect()
             }
-            None => {
-                let f = flags_at(&now);
-                log::status_v(2, format!("{go_version}; gcflags={} ldflags={}", f.gcflags, f.ldflags));
-                let (names, _) = build_platform(&genv, &g, &f, &req.targets, p, &host, false)?;
-                let (_, h) = build_platform(&genv, &g, &f, &req.targets, p, &host, true)?;
-                state.set(&key, &now, h)?;
+            _ => {
+                let names = run_installs(cmds, p)?;
+                state.set(&key, &now, fingerprint)?;
                 names
             }
         };
@@ -401,6 +405,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let verb = if skipped == platforms.len() { "up to date:" } else { "built" };
     log::status(format!("{verb} {} binar{} in {} (codegen: {})", built.len(), if built.len() == 1 { "y" } else { "ies" }, log::human(start.elapsed()), cg.name()));
     if ctx.json {
+        let go_version = genv.apply(Proc::new("go").arg("version")).read()?.trim().to_string();
         ctx.say(Json::obj([
             ("tree", Json::str(tree.root.as_str())),
             ("era", Json::str(tree.era.name())),

@@ -74,74 +74,131 @@ impl Drop for DirLock {
     }
 }
 
-/// The pristine real tree (fetched on first use). Treat it as read-only: copy it to change it.
-pub fn real_tree() -> Result<Utf8PathBuf, Fail> {
-    let base = cache_dir().join("debian-kubernetes");
-    let tree = base.join("tree");
-    let done = base.join("tree.complete");
-    if done.exists() {
-        return Ok(tree);
-    }
-    fs_err::create_dir_all(&base)?;
-    let _lock = DirLock::take(base.join(".lock"));
-    if done.exists() {
-        return Ok(tree);
-    }
-    for tool in ["apt-get", "dpkg-source"] {
-        if proc::which(tool).is_none() {
-            return Err(Fail::new(format!("{tool} not found (install apt and dpkg-dev) to fetch the real tree")));
+/// apt-get with a private configuration: its own sources list, lists, cache and an empty dpkg
+/// status, so the machine's apt configuration and state are never read or changed.
+struct PrivateApt {
+    dir: Utf8PathBuf,
+}
+
+impl PrivateApt {
+    fn new(dir: Utf8PathBuf, source_line: &str) -> Result<PrivateApt, Fail> {
+        for d in ["lists/partial", "cache/archives/partial"] {
+            fs_err::create_dir_all(dir.join(d))?;
         }
+        fs_err::write(dir.join("sources.list"), format!("{source_line}\n"))?;
+        fs_err::write(dir.join("status"), "")?;
+        Ok(PrivateApt { dir })
     }
-    let step = log::Step::start(format!("fetching Debian's kubernetes source package into {base}"));
-    let apt = base.join("apt");
-    for d in ["lists/partial", "cache/archives/partial"] {
-        fs_err::create_dir_all(apt.join(d))?;
-    }
-    let sources = apt.join("sources.list");
-    fs_err::write(&sources, format!("deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {MIRROR} {SUITE} main\n"))?;
-    // Only this private list and state: the machine's apt configuration is left alone.
-    let opts = [
-        format!("Dir::Etc::SourceList={sources}"),
-        "Dir::Etc::SourceParts=/nonexistent".to_string(),
-        format!("Dir::State::Lists={}", apt.join("lists")),
-        format!("Dir::Cache={}", apt.join("cache")),
-        "APT::Sandbox::User=root".to_string(),
-    ];
-    let apt_get = |args: &[&str], dir: &Utf8Path| {
-        let mut p = Proc::new("apt-get").dir(dir);
+
+    fn cmd(&self, args: &[&str], cwd: &Utf8Path) -> Proc {
+        let d = &self.dir;
+        let opts = [
+            format!("Dir::Etc::SourceList={d}/sources.list"),
+            "Dir::Etc::SourceParts=/nonexistent".to_string(),
+            format!("Dir::State::Lists={d}/lists"),
+            format!("Dir::State::Status={d}/status"),
+            format!("Dir::Cache={d}/cache"),
+            "APT::Sandbox::User=root".to_string(),
+        ];
+        let mut p = Proc::new("apt-get").dir(cwd);
         for o in &opts {
             p = p.arg("-o").arg(o);
         }
-        p.args(args)
-    };
-    let out = apt_get(&["-q", "update"], &base).output_with_progress("apt-get update", Duration::from_secs(15))?;
-    if !out.success() {
-        return Err(Fail::new(format!("apt-get update (private list) failed: {}", out.first_lines(3))));
+        p.arg("-q").args(args)
     }
-    let dl = base.join("download");
-    let _ = std::fs::remove_dir_all(&dl);
-    fs_err::create_dir_all(&dl)?;
-    let out = apt_get(&["-q", "source", "--download-only", "kubernetes"], &dl).output_with_progress("apt-get source", Duration::from_secs(15))?;
-    if !out.success() {
-        return Err(Fail::new(format!("apt-get source kubernetes failed: {}", out.first_lines(3))));
+
+    fn run(&self, what: &str, args: &[&str], cwd: &Utf8Path) -> Result<(), Fail> {
+        let out = self.cmd(args, cwd).output_with_progress(what, Duration::from_secs(15))?;
+        if !out.success() {
+            return Err(Fail::new(format!("{what} failed: {}", out.first_lines(3))));
+        }
+        Ok(())
     }
-    let dsc = fs_err::read_dir(&dl)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "dsc"))
-        .ok_or_else(|| Fail::new("apt-get source left no .dsc"))?;
-    let tmp = base.join("tree.tmp");
+}
+
+fn need(tools: &[&str], why: &str) -> Result<(), Fail> {
+    for tool in tools {
+        if proc::which(tool).is_none() {
+            return Err(Fail::new(format!("{tool} not found (install apt and dpkg-dev) to {why}")));
+        }
+    }
+    Ok(())
+}
+
+/// Fetches once into `base/<name>` what `fetch` builds in a temp directory; `<name>.complete`
+/// marks success, a lock keeps concurrent test processes from fetching twice.
+fn cached(name: &str, fetch: impl FnOnce(&Utf8Path, &Utf8Path) -> Result<(), Fail>) -> Result<Utf8PathBuf, Fail> {
+    let base = cache_dir();
+    let out = base.join(name);
+    let done = base.join(format!("{name}.complete"));
+    if done.exists() {
+        return Ok(out);
+    }
+    fs_err::create_dir_all(&base)?;
+    let _lock = DirLock::take(base.join(format!(".{name}.lock")));
+    if done.exists() {
+        return Ok(out);
+    }
+    let tmp = base.join(format!("{name}.tmp"));
     let _ = std::fs::remove_dir_all(&tmp);
-    let _ = std::fs::remove_dir_all(&tree);
-    let out = Proc::new("dpkg-source").args(["-x", "--skip-debianization"]).arg(&dsc).arg(&tmp).dir(&dl).output()?;
-    if !out.success() {
-        return Err(Fail::new(format!("dpkg-source -x failed: {}", out.first_lines(3))));
-    }
-    fs_err::rename(&tmp, &tree)?;
-    let _ = std::fs::remove_dir_all(&dl);
+    let _ = std::fs::remove_dir_all(&out);
+    fs_err::create_dir_all(&tmp)?;
+    fetch(&base, &tmp)?;
+    fs_err::rename(&tmp, &out)?;
     fs_err::write(&done, "ok\n")?;
-    step.done();
-    Ok(tree)
+    Ok(out)
+}
+
+/// The pristine real tree (fetched on first use). Treat it as read-only: copy it to change it.
+pub fn real_tree() -> Result<Utf8PathBuf, Fail> {
+    let dir = cached("debian-kubernetes", |base, tmp| {
+        need(&["apt-get", "dpkg-source"], "fetch the real tree")?;
+        let step = log::Step::start(format!("fetching Debian's kubernetes source package into {base}"));
+        let apt = PrivateApt::new(base.join("apt-src"), &format!("deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {MIRROR} {SUITE} main"))?;
+        apt.run("apt-get update (private deb-src list)", &["update"], base)?;
+        let dl = tmp.join("download");
+        fs_err::create_dir_all(&dl)?;
+        apt.run("apt-get source kubernetes", &["source", "--download-only", "kubernetes"], &dl)?;
+        let dsc = fs_err::read_dir(&dl)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "dsc"))
+            .ok_or_else(|| Fail::new("apt-get source left no .dsc"))?;
+        let out = Proc::new("dpkg-source").args(["-x", "--skip-debianization"]).arg(&dsc).arg(tmp.join("tree")).dir(&dl).output()?;
+        if !out.success() {
+            return Err(Fail::new(format!("dpkg-source -x failed: {}", out.first_lines(3))));
+        }
+        fs_err::remove_dir_all(&dl)?;
+        step.done();
+        Ok(())
+    })?;
+    Ok(dir.join("tree"))
+}
+
+/// The Go the real tree was made for (1.15, its go.mod's `go 1.15`), from Debian bullseye's
+/// golang-1.15 packages, unpacked with dpkg-deb. Debian bookworm's Go 1.19 builds the tree for
+/// Linux, but the tree's vendored golang.org/x/sys no longer compiles for darwin with it.
+pub fn tree_go() -> Result<Utf8PathBuf, Fail> {
+    let dir = cached("go-1.15-bullseye", |base, tmp| {
+        need(&["apt-get", "dpkg-deb"], "fetch Go 1.15")?;
+        let step = log::Step::start("fetching Debian bullseye's golang-1.15");
+        let apt = PrivateApt::new(base.join("apt-bullseye"), &format!("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {MIRROR} bullseye main"))?;
+        apt.run("apt-get update (private bullseye list)", &["update"], base)?;
+        let dl = tmp.join("download");
+        fs_err::create_dir_all(&dl)?;
+        apt.run("apt-get download golang-1.15", &["download", "golang-1.15-go", "golang-1.15-src"], &dl)?;
+        for e in fs_err::read_dir(&dl)? {
+            let deb = e?.path();
+            let out = Proc::new("dpkg-deb").arg("-x").arg(&deb).arg(tmp.join("root")).output()?;
+            if !out.success() {
+                return Err(Fail::new(format!("dpkg-deb -x failed: {}", out.first_lines(2))));
+            }
+        }
+        fs_err::remove_dir_all(&dl)?;
+        step.done();
+        Ok(())
+    })?;
+    Ok(dir.join("root/usr/lib/go-1.15/bin"))
 }
 
 /// A private copy of `src` at `dst` made of hard links (fast; safe because the tools replace
@@ -154,6 +211,20 @@ pub fn link_copy(src: &Utf8Path, dst: &Utf8Path) -> Result<(), Fail> {
     let out = Proc::new("cp").args(["-al", src.as_str(), dst.as_str()]).output()?;
     if !out.success() {
         return Err(Fail::new(format!("cp -al failed: {}", out.first_lines(2))));
+    }
+    Ok(())
+}
+
+/// A full private copy (`cp -a`): for tools that run the tree's own generators, which may write
+/// into files in place (a hard-linked copy would let them change the cached tree).
+pub fn full_copy(src: &Utf8Path, dst: &Utf8Path) -> Result<(), Fail> {
+    let _ = std::fs::remove_dir_all(dst);
+    if let Some(p) = dst.parent() {
+        fs_err::create_dir_all(p)?;
+    }
+    let out = Proc::new("cp").args(["-a", src.as_str(), dst.as_str()]).output()?;
+    if !out.success() {
+        return Err(Fail::new(format!("cp -a failed: {}", out.first_lines(2))));
     }
     Ok(())
 }

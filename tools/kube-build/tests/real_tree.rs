@@ -1,0 +1,78 @@
+//! kube-build on the real Debian v1.20.2 tree (see testkit): what `make WHAT=cmd/kubectl` makes,
+//! codegen only when its inputs change, --debug, and a darwin kubectl with the tree's own Go.
+
+use camino::Utf8Path;
+use kube_tree::proc::{Captured, Proc};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kube-build");
+
+/// `kubectl version --client` fields but the build date.
+fn version_fields(kubectl: &Utf8Path) -> String {
+    let out = Proc::new(kubectl).args(["version", "--client"]).read().unwrap();
+    let i = out.find("BuildDate:").expect("BuildDate field");
+    let j = out[i..].find(", ").unwrap() + i;
+    format!("{}{}", &out[..i], &out[j + 2..]).trim().to_string()
+}
+
+#[test]
+fn local_build_of_kubectl_like_make() {
+    let test = "local_build_of_kubectl_like_make";
+    let tree = match testkit::real_tree() {
+        Ok(t) => t,
+        Err(e) => return testkit::skip(test, &e.msg),
+    };
+    for t in ["go", "make", "rsync"] {
+        if !testkit::require(test, t) {
+            return;
+        }
+    }
+    // A full copy: the tree's own generators write into files.
+    let copy = testkit::scratch("real-build").join("kubernetes");
+    testkit::full_copy(&tree, &copy).unwrap();
+    let build = |args: &[&str], path: Option<String>| -> Captured {
+        let mut p = Proc::new(BIN).arg("--kube-root").arg(&copy).args(args).env_remove("GOFLAGS").env_remove("KUBE_GIT_VERSION_FILE");
+        if let Some(path) = path {
+            p = p.env("PATH", path);
+        }
+        let out = p.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", out.stderr);
+        out
+    };
+
+    let out = build(&["WHAT=cmd/kubectl", "--json"], None);
+    assert!(out.stdout.contains(r#""codegen":"ran""#) && out.stdout.contains(r#""up_to_date":false"#), "{}", out.stdout);
+    let kubectl = copy.join("_output/bin/kubectl");
+    let go = Proc::new("go").arg("version").read().unwrap();
+    let go = go.split_whitespace().nth(2).unwrap().to_string();
+    assert_eq!(version_fields(&kubectl), format!(
+        "Client Version: version.Info{{Major:\"1\", Minor:\"20\", GitVersion:\"v1.20.2\", GitCommit:\"faecb196815e248d3ecfb03c680a4507229c2a56\", GitTreeState:\"archive\", GoVersion:\"{go}\", Compiler:\"gc\", Platform:\"linux/amd64\"}}"
+    ), "the fields make WHAT=cmd/kubectl stamps for this tree");
+    let info = Proc::new("go").args(["version", "-m"]).arg(&kubectl).read().unwrap();
+    assert!(info.contains("-ldflags=\"-s -w -buildid= -X") && info.contains("CGO_ENABLED=0"), "stripped and static like make's: {info}");
+
+    // Nothing changed: no codegen, no link.
+    let out = build(&["WHAT=cmd/kubectl", "--json"], None);
+    assert!(out.stdout.contains(r#""codegen":"up-to-date""#) && out.stdout.contains(r#""up_to_date":true"#), "{}", out.stdout);
+
+    // An API types file touched: the generator step runs again.
+    filetime::set_file_mtime(copy.join("staging/src/k8s.io/api/core/v1/types.go"), filetime::FileTime::now()).unwrap();
+    let out = build(&["WHAT=cmd/kubectl", "--json"], None);
+    assert!(out.stdout.contains(r#""codegen":"ran""#), "{}", out.stdout);
+
+    // --debug on a small command: unstripped, optimisations off.
+    build(&["WHAT=cmd/linkcheck", "--debug"], None);
+    let lc = copy.join("_output/local/bin/linux/amd64/linkcheck");
+    let info = Proc::new("go").args(["version", "-m"]).arg(&lc).read().unwrap();
+    assert!(info.contains("all=-N -l") && !info.contains("-s -w"), "{info}");
+    assert!(Proc::new("go").args(["tool", "nm"]).arg(&lc).read().unwrap().contains(" T main.main"));
+
+    // A Mach-O kubectl for darwin/amd64, with the Go this tree was made for (1.15).
+    let go115 = match testkit::tree_go() {
+        Ok(g) => g,
+        Err(e) => return testkit::skip(test, &format!("darwin part: {}", e.msg)),
+    };
+    build(&["WHAT=cmd/kubectl", "KUBE_BUILD_PLATFORMS=darwin/amd64"], Some(format!("{go115}:{}", std::env::var("PATH").unwrap_or_default())));
+    let mach = std::fs::read(copy.join("_output/local/bin/darwin/amd64/kubectl")).unwrap();
+    assert_eq!(&mach[..4], &[0xcf, 0xfa, 0xed, 0xfe], "Mach-O 64-bit");
+    let _ = std::fs::remove_dir_all(copy.parent().unwrap());
+}
