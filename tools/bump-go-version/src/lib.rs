@@ -40,6 +40,9 @@ carrier could be moved (temp files + rename, modes kept).",
     run,
 };
 
+/// The rename journal of an all-or-nothing write (present only while one is under way).
+pub const JOURNAL: &str = ".bump-go-version.journal";
+
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let check = ctx.flag("--check");
     let dry_run = ctx.flag("--dry-run");
@@ -64,6 +67,11 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         return Err(Fail::new("--dry-run and --diff exclude each other"));
     }
     let tree = ctx.tree()?;
+    // A bump killed after committing its renames is finished before anything is read.
+    let journal = tree.path(JOURNAL);
+    if fsx::recover(&journal)? {
+        log::warn(format!("finished the renames of an interrupted bump ({JOURNAL})"));
+    }
     let opts = Options { cross_rev, minimum, go_directive };
     let set = carriers::carriers(&tree, to.as_ref(), &opts)?;
     for w in &set.warnings {
@@ -109,7 +117,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
             }
         }
         let files: Vec<_> = ev.changes.iter().map(|c| (tree.path(&c.path), c.new.clone().into_bytes())).collect();
-        fsx::write_all_or_nothing(&files)?;
+        fsx::write_all_or_nothing(&files, &journal)?;
     }
 
     if ctx.json {

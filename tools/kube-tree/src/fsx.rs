@@ -124,10 +124,14 @@ mod tests {
     }
 }
 
-/// Writes several files all-or-nothing: every new content goes to a temp sibling first (a failure
-/// there removes the temps and changes nothing); then the temps are renamed into place, and if a
-/// rename fails the files already replaced get their old content back.
-pub fn write_all_or_nothing(files: &[(Utf8PathBuf, Vec<u8>)]) -> Result<()> {
+/// Writes several files all-or-nothing, even across a kill: every new content goes to a temp
+/// sibling first (a failure there removes the temps and changes nothing); then a journal listing
+/// the renames is committed (atomically), the temps are renamed into place and the journal is
+/// removed. A process killed after the commit leaves the journal, and [`recover`] (run by the
+/// next invocation) finishes the renames; killed before it, nothing changed and the temps are
+/// strays that [`remove_stale_temps`] sweeps. A rename that fails outright rolls back.
+pub fn write_all_or_nothing(files: &[(Utf8PathBuf, Vec<u8>)], journal: &Utf8Path) -> Result<()> {
+    recover(journal)?;
     let mut temps: Vec<(Utf8PathBuf, &Utf8PathBuf)> = Vec::new();
     let staged = (|| -> Result<()> {
         for (path, contents) in files {
@@ -139,7 +143,8 @@ pub fn write_all_or_nothing(files: &[(Utf8PathBuf, Vec<u8>)]) -> Result<()> {
             f.sync_all()?;
             fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
         }
-        Ok(())
+        let plan: String = temps.iter().map(|(t, p)| format!("{t}\t{p}\n")).collect();
+        atomic_write(journal, plan.as_bytes())
     })();
     if let Err(e) = staged {
         for (tmp, _) in &temps {
@@ -157,9 +162,80 @@ pub fn write_all_or_nothing(files: &[(Utf8PathBuf, Vec<u8>)]) -> Result<()> {
             for (t, _) in &temps[i..] {
                 let _ = std::fs::remove_file(t);
             }
+            let _ = std::fs::remove_file(journal);
             return Err(e.into());
         }
         olds.push((path, old));
     }
+    fs_err::remove_file(journal)?;
     Ok(())
 }
+
+/// Finishes a committed [`write_all_or_nothing`] that was killed half-way: renames every temp
+/// the journal lists that is still there. Returns whether there was anything to finish.
+pub fn recover(journal: &Utf8Path) -> Result<bool> {
+    remove_stale_temps(journal);
+    let text = match std::fs::read_to_string(journal) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(crate::fail::Fail::new(format!("cannot read {journal}: {e}"))),
+    };
+    for line in text.lines() {
+        if let Some((tmp, path)) = line.split_once('\t') {
+            if Utf8Path::new(tmp).exists() {
+                fs_err::rename(tmp, path)?;
+            }
+        }
+    }
+    fs_err::remove_file(journal)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> Utf8PathBuf {
+        let d = Utf8PathBuf::from_path_buf(std::env::temp_dir()).unwrap().join(format!("kube-tree-fsx-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn atomic_write_keeps_mode_and_leaves_no_temp() {
+        let d = scratch("aw");
+        let f = d.join("x.sh");
+        std::fs::write(&f, "old").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o751)).unwrap();
+        atomic_write(&f, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "new");
+        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o751);
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn atomic_write_into_missing_dir_fails_cleanly() {
+        let d = scratch("aw2");
+        assert!(atomic_write(&d.join("nope/x"), b"y").is_err());
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn symlink_swaps() {
+        let d = scratch("sl");
+        let p = d.join("api");
+        std::fs::write(&p, "../../staging/src/k8s.io/api").unwrap();
+        swap_in_symlink(&p, "target-a").unwrap();
+        assert_eq!(std::fs::read_link(&p).unwrap().to_str(), Some("target-a"));
+        swap_in_symlink(&p, "target-b").unwrap();
+        assert_eq!(std::fs::read_link(&p).unwrap().to_str(), Some("target-b"));
+        let dir = d.join("copy");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/f.go"), "package x").unwrap();
+        replace_dir_with_symlink(&dir, "target-c").unwrap();
+        assert_eq!(std::fs::read_link(&dir).unwrap().to_str(), Some("target-c"));
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
+    }
+}
+
