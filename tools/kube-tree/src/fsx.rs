@@ -76,54 +76,6 @@ pub fn replace_dir_with_symlink(path: &Utf8Path, target: &str) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn scratch(name: &str) -> Utf8PathBuf {
-        let d = Utf8PathBuf::from_path_buf(std::env::temp_dir()).unwrap().join(format!("kube-tree-fsx-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    #[test]
-    fn atomic_write_keeps_mode_and_leaves_no_temp() {
-        let d = scratch("aw");
-        let f = d.join("x.sh");
-        std::fs::write(&f, "old").unwrap();
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o751)).unwrap();
-        atomic_write(&f, b"new").unwrap();
-        assert_eq!(std::fs::read_to_string(&f).unwrap(), "new");
-        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o751);
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn atomic_write_into_missing_dir_fails_cleanly() {
-        let d = scratch("aw2");
-        assert!(atomic_write(&d.join("nope/x"), b"y").is_err());
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn symlink_swaps() {
-        let d = scratch("sl");
-        let p = d.join("api");
-        std::fs::write(&p, "../../staging/src/k8s.io/api").unwrap();
-        swap_in_symlink(&p, "target-a").unwrap();
-        assert_eq!(std::fs::read_link(&p).unwrap().to_str(), Some("target-a"));
-        swap_in_symlink(&p, "target-b").unwrap();
-        assert_eq!(std::fs::read_link(&p).unwrap().to_str(), Some("target-b"));
-        let dir = d.join("copy");
-        std::fs::create_dir_all(dir.join("sub")).unwrap();
-        std::fs::write(dir.join("sub/f.go"), "package x").unwrap();
-        replace_dir_with_symlink(&dir, "target-c").unwrap();
-        assert_eq!(std::fs::read_link(&dir).unwrap().to_str(), Some("target-c"));
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
-    }
-}
-
 /// Writes several files all-or-nothing, even across a kill: every new content goes to a temp
 /// sibling first (a failure there removes the temps and changes nothing); then a journal listing
 /// the renames is committed (atomically), the temps are renamed into place and the journal is
@@ -237,5 +189,27 @@ mod tests {
         assert_eq!(std::fs::read_link(&dir).unwrap().to_str(), Some("target-c"));
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
     }
-}
 
+    #[test]
+    fn writes_all_and_recovers_a_committed_journal() {
+        let d = scratch("aon");
+        let (a, b, j) = (d.join("a"), d.join("b"), d.join(".journal"));
+        std::fs::write(&a, "a0").unwrap();
+        std::fs::write(&b, "b0").unwrap();
+        write_all_or_nothing(&[(a.clone(), b"a1".to_vec()), (b.clone(), b"b1".to_vec())], &j).unwrap();
+        assert_eq!((std::fs::read_to_string(&a).unwrap(), std::fs::read_to_string(&b).unwrap()), ("a1".into(), "b1".into()));
+        assert!(!j.exists());
+        // A run killed after its commit: the journal names a temp not yet renamed.
+        let t = temp_sibling(&b, "new");
+        std::fs::write(&t, "b2").unwrap();
+        std::fs::write(&j, format!("{t}\t{b}\n")).unwrap();
+        assert!(recover(&j).unwrap());
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "b2");
+        assert!(!j.exists() && !t.exists());
+        assert!(!recover(&j).unwrap());
+        // A file that cannot be staged: nothing changes.
+        assert!(write_all_or_nothing(&[(a.clone(), b"a3".to_vec()), (d.join("missing/c"), b"c".to_vec())], &j).is_err());
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "a1");
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2, "no temps or journal left");
+    }
+}
