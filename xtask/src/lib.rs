@@ -7,7 +7,7 @@ use kube_tree::cli::{self, Tool};
 use std::ffi::OsString;
 
 /// Every tool of the kit, in listing order.
-pub const TOOLS: &[&Tool] = &[&setup_gopath::TOOL, &check_vendor::TOOL, &bump_go_version::TOOL, &kube_build::TOOL, &doctor::TOOL];
+pub const TOOLS: &[&Tool] = &[&setup_gopath::TOOL, &check_vendor::TOOL, &bump_go_version::TOOL, &kube_build::TOOL, &doctor::TOOL, &run_dockerized::TOOL, &copy_output::TOOL, &make_clean::TOOL, &build_shell::TOOL];
 
 /// Chores that are not tools of their own: (name, summary).
 const CHORES: &[(&str, &str)] = &[

@@ -38,6 +38,7 @@ derived from Go (kube-cross, go-runner), plus .go-version. Only the matched line
 stdout: the changed files, one per line; stderr: a summary. Nothing is written unless every
 carrier could be moved (temp files + rename, modes kept).",
     run,
+    command_after: None,
 };
 
 /// The rename journal of an all-or-nothing write (present only while one is under way).

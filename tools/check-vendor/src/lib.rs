@@ -36,6 +36,7 @@ Usage: check-vendor [--fix [--dry-run] [--force]] [--probe] [--json]
 Output: one problem per line on stdout, `path<TAB>kind<TAB>detail` (or --json); a summary on
 stderr; exit 1 when anything is wrong.",
     run,
+    command_after: None,
 };
 
 /// What a problem is; the names are the `kind` column of the output.

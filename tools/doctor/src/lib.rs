@@ -22,6 +22,7 @@ Usage: doctor [--docker] [--json]
 A table on stderr (check, status, found, fix); --json on stdout. Exit 1 when something needed
 is missing. Works without a tree too (the tree's Go rules are then skipped).",
     run,
+    command_after: None,
 };
 
 /// GB of engine memory the build README asks for (PR #62219).

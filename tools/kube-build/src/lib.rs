@@ -34,6 +34,7 @@ Make-style words and the environment both work (as with make). WHAT is required.
 Output: _output/local/bin/<os>/<arch>/<name>, _output/bin -> the host platform's directory.
 stderr: one line per binary (name, platform, size, time); --json on stdout lists what was built.",
     run,
+    command_after: None,
 };
 
 /// What to build, from words, flags and the environment.

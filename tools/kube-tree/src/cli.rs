@@ -17,6 +17,10 @@ pub struct Tool {
     /// Full help, printed by `--help` (the common flags are appended).
     pub usage: &'static str,
     pub run: fn(&mut Ctx) -> Result<Status>,
+    /// For tools that run a command (`run-dockerized make ...`): the flags that take a value.
+    /// The first word that is not a flag (or everything after `--`) starts the command, which is
+    /// never parsed as the tool's flags.
+    pub command_after: Option<&'static [&'static str]>,
 }
 
 pub const COMMON_FLAGS: &str = "\
@@ -44,6 +48,8 @@ pub struct Ctx {
     pub args: pico_args::Arguments,
     pub kube_root: Option<Utf8PathBuf>,
     pub json: bool,
+    /// The command to run, for tools with [`Tool::command_after`].
+    pub command: Vec<String>,
     /// Data for stdout, written when the tool returns (a buffer, so tests can run tools in-process).
     pub out: String,
 }
@@ -84,7 +90,40 @@ impl Ctx {
     }
 }
 
+/// Splits `args` into the tool's own and the command (see [`Tool::command_after`]).
+pub fn split_command(args: Vec<OsString>, value_flags: &[&str]) -> (Vec<OsString>, Vec<String>) {
+    let mut own = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let s = a.to_string_lossy().into_owned();
+        if s == "--" {
+            return (own, it.map(|a| a.to_string_lossy().into_owned()).collect());
+        }
+        if !s.starts_with('-') {
+            let mut cmd = vec![s];
+            cmd.extend(it.map(|a| a.to_string_lossy().into_owned()));
+            return (own, cmd);
+        }
+        let takes_value = value_flags.contains(&s.as_str());
+        own.push(a);
+        if takes_value {
+            if let Some(v) = it.next() {
+                own.push(v);
+            }
+        }
+    }
+    (own, Vec::new())
+}
+
 fn parse_common(tool: &Tool, args: Vec<OsString>) -> Result<std::result::Result<(Ctx, bool), i32>> {
+    let (args, command) = match tool.command_after {
+        Some(vf) => {
+            let mut vf: Vec<&str> = vf.to_vec();
+            vf.push("--kube-root");
+            split_command(args, &vf)
+        }
+        None => (args, Vec::new()),
+    };
     let mut a = pico_args::Arguments::from_vec(args);
     if a.contains(["-h", "--help"]) {
         return Ok(Err(0));
@@ -100,7 +139,7 @@ fn parse_common(tool: &Tool, args: Vec<OsString>) -> Result<std::result::Result<
     let kube_root = a.opt_value_from_str::<_, String>("--kube-root")?.map(Utf8PathBuf::from);
     let explain = a.contains("--explain-tree");
     let json = a.contains("--json");
-    Ok(Ok((Ctx { tool: tool.name, args: a, kube_root, json, out: String::new() }, explain)))
+    Ok(Ok((Ctx { tool: tool.name, args: a, kube_root, json, command, out: String::new() }, explain)))
 }
 
 /// Runs `tool` on `args` (without the program name); returns the exit code and the stdout data.
@@ -153,4 +192,23 @@ pub fn main(tool: &Tool, args: Vec<OsString>) -> i32 {
 pub fn exit_with(tool: &Tool) -> ! {
     let code = main(tool, std::env::args_os().skip(1).collect());
     std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn command_words_are_never_taken_as_flags() {
+        let (own, cmd) = split_command(v(&["--mode", "bind", "-v", "make", "test", "-v", "--dry-run"]), &["--mode"]);
+        assert_eq!(own, v(&["--mode", "bind", "-v"]));
+        assert_eq!(cmd, ["make", "test", "-v", "--dry-run"]);
+        let (own, cmd) = split_command(v(&["--dry-run", "--", "--weird", "x"]), &[]);
+        assert_eq!((own, cmd), (v(&["--dry-run"]), vec!["--weird".to_string(), "x".to_string()]));
+        assert_eq!(split_command(v(&["-q"]), &[]), (v(&["-q"]), vec![]));
+    }
 }

@@ -31,14 +31,19 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fail {
     pub msg: String,
+    /// 2 for usage/environment errors; 130 when interrupted (SIGINT/SIGTERM).
+    pub code: i32,
 }
 
 impl Fail {
     pub fn new(msg: impl Into<String>) -> Fail {
-        Fail { msg: msg.into() }
+        Fail { msg: msg.into(), code: 2 }
+    }
+    pub fn interrupted() -> Fail {
+        Fail { msg: "interrupted".into(), code: 130 }
     }
     pub fn exit_code(&self) -> i32 {
-        2
+        self.code
     }
 }
 

@@ -8,7 +8,50 @@ use camino::{Utf8Path, Utf8PathBuf};
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_sig: i32) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGINT and SIGTERM set a flag instead of killing us, so a tool can stop its children
+/// and clean up (containers) before it exits. Programs then running are killed by the poll loop.
+pub fn install_interrupt_handler() {
+    extern "C" {
+        fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    }
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        signal(2, on_signal); // SIGINT
+        signal(15, on_signal); // SIGTERM
+    }
+}
+
+/// Whether SIGINT/SIGTERM arrived (after [`install_interrupt_handler`]).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Waits for `child`, polling, so that an interrupt kills it instead of waiting forever.
+fn wait_polling(child: &mut std::process::Child, interruptible: bool, mut tick: impl FnMut()) -> Result<ExitStatus> {
+    let mut nap = Duration::from_millis(1);
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(st);
+        }
+        if interruptible && interrupted() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Fail::interrupted());
+        }
+        tick();
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(50));
+    }
+}
 
 /// A program invocation: program, arguments, environment changes and working directory.
 #[derive(Debug, Clone)]
@@ -17,6 +60,8 @@ pub struct Proc {
     args: Vec<OsString>,
     envs: Vec<(OsString, Option<OsString>)>,
     dir: Option<Utf8PathBuf>,
+    /// Cleanup commands run even after an interrupt.
+    uninterruptible: bool,
 }
 
 /// What a finished program left behind.
@@ -41,7 +86,7 @@ impl Captured {
 
 impl Proc {
     pub fn new(program: impl AsRef<OsStr>) -> Proc {
-        Proc { program: program.as_ref().to_owned(), args: Vec::new(), envs: Vec::new(), dir: None }
+        Proc { program: program.as_ref().to_owned(), args: Vec::new(), envs: Vec::new(), dir: None, uninterruptible: false }
     }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Proc {
         self.args.push(a.as_ref().to_owned());
@@ -65,6 +110,12 @@ impl Proc {
     }
     pub fn dir(mut self, d: impl AsRef<Utf8Path>) -> Proc {
         self.dir = Some(d.as_ref().to_owned());
+        self
+    }
+
+    /// Runs to completion even after SIGINT/SIGTERM (for cleanup).
+    pub fn uninterruptible(mut self) -> Proc {
+        self.uninterruptible = true;
         self
     }
 
@@ -139,25 +190,48 @@ impl Proc {
             let _ = se.read_to_end(&mut b);
             b
         });
-        let status = match progress {
-            None => child.wait()?,
-            Some((label, every)) => {
-                let mut next = every;
-                loop {
-                    if let Some(st) = child.try_wait()? {
-                        break st;
-                    }
-                    if start.elapsed() >= next {
-                        log::status(format!("{label}: still running ({})", log::human(start.elapsed())));
-                        next += every;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
+        let mut next = progress.map(|(_, every)| every).unwrap_or(Duration::MAX);
+        let status = wait_polling(&mut child, !self.uninterruptible, || {
+            if let Some((label, every)) = progress {
+                if start.elapsed() >= next {
+                    log::status(format!("{label}: still running ({})", log::human(start.elapsed())));
+                    next += every;
                 }
             }
-        };
+        })?;
         let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
         let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
         Ok(Captured { status, stdout, stderr, elapsed: start.elapsed() })
+    }
+}
+
+impl Proc {
+    /// Runs with the child's stdout and stderr both going to our stderr as they come (our stdout
+    /// carries data), showing a heartbeat with the elapsed time.
+    pub fn run_streaming(&self, label: &str) -> Result<ExitStatus> {
+        log::status_v(2, format!("$ {}", self.display()));
+        let start = Instant::now();
+        let mut child = self
+            .command()?
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::io::stderr()))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| spawn_error(&self.program, e))?;
+        let mut next = Duration::from_secs(60);
+        wait_polling(&mut child, !self.uninterruptible, || {
+            if start.elapsed() >= next {
+                log::status(format!("{label}: still running ({})", log::human(start.elapsed())));
+                next += Duration::from_secs(60);
+            }
+        })
+    }
+
+    /// Runs attached to our terminal (stdin, stdout, stderr inherited): interactive shells.
+    pub fn run_interactive(&self) -> Result<ExitStatus> {
+        log::status_v(2, format!("$ {}", self.display()));
+        let mut child = self.command()?.spawn().map_err(|e| spawn_error(&self.program, e))?;
+        Ok(child.wait()?)
     }
 }
 

@@ -1,0 +1,37 @@
+//! build-shell: `build/shell.sh`, an interactive shell in the build container; output is not
+//! copied back.
+
+use dockerized::{RunOptions, RUN_VALUE_FLAGS};
+use kube_tree::cli::{Ctx, Tool};
+use kube_tree::{Fail, Status};
+
+pub const TOOL: Tool = Tool {
+    name: "build-shell",
+    aliases: &["shell"],
+    summary: "build/shell.sh: an interactive shell in the build container (output not copied back)",
+    usage: "\
+build-shell: an interactive shell (or the given command) in the build container (build/shell.sh)
+
+Usage: build-shell [--mode rsync|bind] [--engine E] [--cross-image IMG] [--mirror REG] [--dry-run] [command...]
+
+A tty is allocated when stdin is a terminal. The sources are synced in first (rsync mode);
+nothing is copied back.",
+    run,
+    command_after: Some(RUN_VALUE_FLAGS),
+};
+
+fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
+    let mut opts = RunOptions::from_ctx(ctx)?;
+    ctx.finish()?;
+    opts.copy = false;
+    let cmd = if ctx.command.is_empty() { vec!["bash".to_string()] } else { ctx.command.clone() };
+    let tree = ctx.tree()?;
+    let res = dockerized::run(tree, &opts, &cmd, true)?;
+    for l in &res.plan {
+        ctx.say(l);
+    }
+    Ok(match res.status {
+        Some(s) if !s.success() => Status::Problems(1),
+        _ => Status::Ok,
+    })
+}

@@ -1,0 +1,65 @@
+//! run-dockerized: `build/run.sh <command>` for every era (see the dockerized crate).
+
+use dockerized::{built_binaries, RunOptions, RUN_VALUE_FLAGS};
+use kube_tree::cli::{Ctx, Tool};
+use kube_tree::{log, Fail, Status};
+
+pub const TOOL: Tool = Tool {
+    name: "run-dockerized",
+    aliases: &["run"],
+    summary: "build/run.sh: run make (or any command) in the containerized build, copy output back",
+    usage: "\
+run-dockerized: run a command in the containerized build of the tree (build/run.sh)
+
+Usage: run-dockerized [options] [--] <command...>
+       e.g. run-dockerized make WHAT=cmd/kubectl; run-dockerized make cross;
+            run-dockerized make kubectl KUBE_BUILD_PLATFORMS=darwin/amd64
+
+  --mode rsync|bind     rsync (default for eras A/B and remote engines): kube-build image, data
+                        container, rsync daemon on 127.0.0.1; bind (default for era C): kube-cross
+                        with the tree mounted (local engines only)
+  --engine docker|podman  (default: KUBE_CONTAINER_ENGINE, else docker; DOCKER_HOST/contexts apply)
+  --cross-image IMG     kube-cross image (also KUBE_CROSS_IMAGE / KUBE_CROSS_VERSION)
+  --mirror REGISTRY     pull kube-cross from a mirror and tag it with the name the tree expects
+  --no-copy             leave the output in the data container (also KUBE_RUN_COPY_OUTPUT=n)
+  --dry-run             print every engine command, in order; run none
+
+The environment the scripts pass (KUBE_BUILD_PLATFORMS, GOFLAGS, GOGCFLAGS, GOLDFLAGS when set,
+GOPROXY, SOURCE_DATE_EPOCH, KUBE_VERBOSE, KUBERNETES_HTTP(S)_PROXY/NO_PROXY...) reaches the build.
+SIGINT/SIGTERM stop and remove the build and rsync containers. stdout: the binaries built.",
+    run,
+    command_after: Some(RUN_VALUE_FLAGS),
+};
+
+fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
+    let mut opts = RunOptions::from_ctx(ctx)?;
+    ctx.finish()?;
+    if std::env::var("KUBE_RUN_COPY_OUTPUT").is_ok_and(|v| !v.starts_with(['y', 'Y'])) {
+        opts.copy = false;
+    }
+    if ctx.command.is_empty() {
+        return Err(Fail::new("which command? e.g. run-dockerized make WHAT=cmd/kubectl"));
+    }
+    let tree = ctx.tree()?;
+    let root = tree.root.clone();
+    let cmd = ctx.command.clone();
+    let res = dockerized::run(tree, &opts, &cmd, false)?;
+    if opts.dry_run {
+        for l in &res.plan {
+            ctx.say(l);
+        }
+        return Ok(Status::Ok);
+    }
+    let status = res.status.expect("a real run has a status");
+    if !status.success() {
+        log::warn(format!("`{}` failed in the build container ({status})", cmd.join(" ")));
+        return Ok(Status::Problems(1));
+    }
+    let tree = kube_tree::Tree::open(&root)?;
+    for b in built_binaries(&tree) {
+        ctx.say(b.as_str());
+    }
+    let copied = if res.mode == dockerized::Mode::Bind { "written in place (bind mode)" } else if opts.copy { "copied back" } else { "left in the data container (--no-copy)" };
+    log::status(format!("`{}` done; output {copied}", cmd.join(" ")));
+    Ok(Status::Ok)
+}
