@@ -212,7 +212,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
 
 /// A private GOPATH for the probe, outside the tree, keyed by the tree's path so reruns reuse it.
 fn probe_gopath(tree: &Tree) -> Result<Utf8PathBuf, Fail> {
-    let hash = tree.root.as_str().bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+    let hash = kube_tree::fnv::hash(tree.root.as_str().as_bytes());
     let base = Utf8PathBuf::from_path_buf(std::env::temp_dir()).map_err(|_| Fail::new("temp dir is not UTF-8"))?;
     let gopath = base.join(format!("kube-probe-gopath-{hash:016x}"));
     kube_tree::goenv::ensure_gopath_link(&gopath, &tree.root)?;

@@ -36,6 +36,7 @@ pub struct Engine {
     pub dry_run: bool,
     /// Commands a dry run would have run, in order.
     pub plan: RefCell<Vec<String>>,
+    remote: std::cell::OnceCell<bool>,
 }
 
 impl Engine {
@@ -46,7 +47,7 @@ impl Engine {
             return Err(Fail::new(format!("unknown engine `{program}` (docker or podman)")));
         }
         let opts = std::env::var("DOCKER_OPTS").unwrap_or_default().split_whitespace().map(str::to_string).collect();
-        Ok(Engine { program, opts, dry_run, plan: RefCell::new(Vec::new()) })
+        Ok(Engine { program, opts, dry_run, plan: RefCell::new(Vec::new()), remote: std::cell::OnceCell::new() })
     }
 
     pub fn cmd<S: AsRef<str>>(&self, args: &[S]) -> Proc {
@@ -112,6 +113,10 @@ impl Engine {
     /// A local daemon can bind-mount the tree; one reached over TCP/SSH (or a context pointing
     /// there) cannot, and gets the rsync mode.
     pub fn is_remote(&self) -> bool {
+        *self.remote.get_or_init(|| self.find_remote())
+    }
+
+    fn find_remote(&self) -> bool {
         let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()).or_else(|| {
             if self.program != "docker" || self.dry_run {
                 return None;
@@ -511,6 +516,13 @@ pub fn start_rsyncd(engine: &Engine, setup: &Setup, cleanup: &mut Cleanup) -> Re
     let name = &setup.names.rsync;
     engine.destroy(name);
     let port = std::env::var("KUBE_RSYNC_PORT").unwrap_or_default();
+    // A pinned port that something else holds: say so before docker does (or, where the engine
+    // publishes through iptables instead of a proxy, silently does not).
+    if let Ok(p) = port.parse::<u16>() {
+        if !engine.dry_run && !engine.is_remote() && std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
+            return Err(Fail::new(format!("rsync port 127.0.0.1:{port} is taken: unset KUBE_RSYNC_PORT for an ephemeral port, or choose another")));
+        }
+    }
     let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone(), "--user".into(), setup.user.clone(), "--hostname".into(), setup.hostname.clone()];
     args.extend(["--volumes-from".into(), setup.names.data.clone()]);
     args.extend(setup.labels());

@@ -4,6 +4,7 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
+use kube_tree::fnv::Fnv;
 use kube_tree::{fsx, log, Fail, Tree};
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
@@ -37,21 +38,8 @@ pub struct Fingerprints {
     pub files: usize,
 }
 
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf29ce484222325)
-    }
-    fn feed(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100000001b3);
-        }
-    }
-}
-
 pub fn fingerprint(tree: &Tree) -> Result<Fingerprints, Fail> {
-    let (mut cg, mut all) = (Fnv::new(), Fnv::new());
+    let (mut cg, mut all) = (Fnv::default(), Fnv::default());
     let mut files = 0usize;
     let mut stack: Vec<Utf8PathBuf> = vec![tree.root.clone()];
     while let Some(dir) = stack.pop() {

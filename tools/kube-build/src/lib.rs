@@ -252,7 +252,7 @@ fn build_key(cmds: &[(Proc, Vec<String>, bool)], date: &str) -> u64 {
     for k in ["GOFLAGS", "GOROOT", "GOTOOLCHAIN", "GOEXPERIMENT", "GOAMD64", "GOARM", "CGO_ENABLED", "CGO_CFLAGS", "CGO_LDFLAGS", "CC", "CXX", "KUBE_CGO_OVERRIDES", "KUBE_STATIC_OVERRIDES"] {
         text += &format!("{k}={:?}\n", std::env::var(k).ok());
     }
-    text.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+    kube_tree::fnv::hash(text.as_bytes())
 }
 
 /// Per platform and target list: the build date and the fingerprint of the last build.

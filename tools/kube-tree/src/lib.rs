@@ -12,6 +12,7 @@ pub mod cli;
 pub mod depsyaml;
 pub mod fail;
 pub mod fixture;
+pub mod fnv;
 pub mod fsx;
 pub mod goenv;
 pub mod gover;

