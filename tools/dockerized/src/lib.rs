@@ -607,7 +607,7 @@ pub fn copy_out(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine) -> Result<()> {
 
 /// The environment the scripts pass into the build container: values come from ours (`--env
 /// NAME` without a value, so nothing lands on the command line), GOLDFLAGS only when set.
-pub fn build_env_args(setup: &Setup) -> Vec<String> {
+pub fn build_env_args() -> Vec<String> {
     let mut args = Vec::new();
     let mut pass = |name: &str, default: Option<&str>| {
         match (std::env::var(name).is_ok(), default) {
@@ -630,7 +630,6 @@ pub fn build_env_args(setup: &Setup) -> Vec<String> {
     if let Ok(cg) = std::env::var("DOCKER_CGROUP_PARENT") {
         args.extend(["--cgroup-parent".to_string(), cg]);
     }
-    let _ = setup;
     args
 }
 
@@ -673,7 +672,7 @@ pub fn run_in_container(engine: &Engine, setup: &Setup, cmd: &[String], interact
             setup.cross_image.clone()
         }
     };
-    args.extend(build_env_args(setup));
+    args.extend(build_env_args());
     if interactive {
         args.extend(attach_args());
     } else {

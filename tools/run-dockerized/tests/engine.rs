@@ -199,6 +199,12 @@ fn faults_fail_with_one_clear_line_or_recover() {
     assert!(out.stdout.lines().any(|l| l.starts_with("rsync --archive")), "{}", out.stdout);
     assert_eq!(containers_of(&root), before);
     assert!(!root.join("_output").exists());
+    // build-shell plans the same cycle with a shell as the command, and no copy back.
+    let (code, plan) = invoke_str(&build_shell::TOOL, &["--kube-root", root.as_str(), "--dry-run"]);
+    assert_eq!(code, 0);
+    let run_line = plan.lines().filter(|l| l.starts_with("docker run --name=kube-build-")).last().unwrap_or_default();
+    assert!(run_line.ends_with(" bash"), "{plan}");
+    assert!(!plan.lines().any(|l| l.starts_with("rsync") && l.contains("--prune-empty-dirs")), "a shell copies nothing back: {plan}");
 
     // A first real run, then the data container removed between runs: recreated.
     assert_eq!(rd(&root, &["true"], &[]).status.code(), Some(0));
