@@ -2,11 +2,15 @@
 //!
 //! * [`root`]: where the checkout is (`--kube-root` > `KUBE_ROOT` > cwd > GOPATH).
 //! * [`tree`]: which era it belongs to and the evidence for it.
-//! * [`gomod`]: go.mod / go.work / vendor/modules.txt readers.
-//! * [`goenv`]: the Go environment a tree of that era needs, and the kube-proxy probe build.
-//! * [`proc`]: the one place that runs other programs.
+//! * [`gomod`], [`depsyaml`]: go.mod / go.work / vendor/modules.txt and build/dependencies.yaml.
+//! * [`scripts`], [`version`]: facts read from the tree's own hack/lib scripts; the version stamp.
+//! * [`goenv`], [`gover`]: the Go environment a tree of that era needs, the kube-proxy probe build,
+//!   Go release ordering.
+//! * [`proc`]: the one place that runs other programs (and handles SIGINT/SIGTERM).
 //! * [`log`], [`fail`], [`cli`]: Kubernetes-style status lines, exit codes, common flags.
-//! * [`fsx`]: atomic writes and symlink swaps.
+//! * [`fsx`], [`textdiff`], [`fnv`], [`json`]: atomic and all-or-nothing writes, diffs,
+//!   fingerprints, JSON output.
+//! * [`fixture`]: small generated trees of each era, for tests.
 
 pub mod cli;
 pub mod depsyaml;
