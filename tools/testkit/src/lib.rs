@@ -201,32 +201,29 @@ pub fn tree_go() -> Result<Utf8PathBuf, Fail> {
     Ok(dir.join("root/usr/lib/go-1.15/bin"))
 }
 
-/// A private copy of `src` at `dst` made of hard links (fast; safe because the tools replace
-/// files by rename and never write into them in place).
-pub fn link_copy(src: &Utf8Path, dst: &Utf8Path) -> Result<(), Fail> {
+/// `cp <flag> src dst` into a fresh `dst`.
+fn copy_tree(src: &Utf8Path, dst: &Utf8Path, flag: &str) -> Result<(), Fail> {
     let _ = std::fs::remove_dir_all(dst);
     if let Some(p) = dst.parent() {
         fs_err::create_dir_all(p)?;
     }
-    let out = Proc::new("cp").args(["-al", src.as_str(), dst.as_str()]).output()?;
+    let out = Proc::new("cp").args([flag, src.as_str(), dst.as_str()]).output()?;
     if !out.success() {
-        return Err(Fail::new(format!("cp -al failed: {}", out.first_lines(2))));
+        return Err(Fail::new(format!("cp {flag} failed: {}", out.first_lines(2))));
     }
     Ok(())
+}
+
+/// A private copy of `src` at `dst` made of hard links (fast; safe because the tools replace
+/// files by rename and never write into them in place).
+pub fn link_copy(src: &Utf8Path, dst: &Utf8Path) -> Result<(), Fail> {
+    copy_tree(src, dst, "-al")
 }
 
 /// A full private copy (`cp -a`): for tools that run the tree's own generators, which may write
 /// into files in place (a hard-linked copy would let them change the cached tree).
 pub fn full_copy(src: &Utf8Path, dst: &Utf8Path) -> Result<(), Fail> {
-    let _ = std::fs::remove_dir_all(dst);
-    if let Some(p) = dst.parent() {
-        fs_err::create_dir_all(p)?;
-    }
-    let out = Proc::new("cp").args(["-a", src.as_str(), dst.as_str()]).output()?;
-    if !out.success() {
-        return Err(Fail::new(format!("cp -a failed: {}", out.first_lines(2))));
-    }
-    Ok(())
+    copy_tree(src, dst, "-a")
 }
 
 /// A fresh scratch directory for one test (under the cache dir, next to the tree, so hard links work).
