@@ -182,6 +182,16 @@ pub struct Built {
     pub elapsed: Duration,
 }
 
+/// The binary a target builds: its last path element (`cmd/kubectl` -> `kubectl`).
+fn bin_name(target: &str) -> &str {
+    target.rsplit('/').next().unwrap_or(target)
+}
+
+/// The file go install writes for binary `name` on `platform` (`.exe` on Windows).
+fn bin_file(name: &str, platform: &str) -> String {
+    if platform.starts_with("windows/") { format!("{name}.exe") } else { name.to_string() }
+}
+
 /// Cross C compilers the scripts set when cgo is on for another Linux architecture.
 fn cross_cc(platform: &str) -> Option<&'static str> {
     match platform {
@@ -235,7 +245,7 @@ fn run_installs(cmds: Vec<(Proc, Vec<String>, bool)>, platform: &str) -> Result<
             return Err(Fail::new(format!("{label} failed: {}", res.first_lines(6).replace('\n', " | "))));
         }
         for t in &group {
-            out.push((t.rsplit('/').next().unwrap_or(t).to_string(), is_static, res.elapsed));
+            out.push((bin_name(t).to_string(), is_static, res.elapsed));
         }
     }
     Ok(out)
@@ -291,10 +301,9 @@ fn place_bins(tree: &Tree, gopath: &Utf8Path, platform: &str, host: &str, names:
     let src_dir = if platform == host { gopath.join("bin") } else { gopath.join("bin").join(platform.replace('/', "_")) };
     let dest_dir = tree.path("_output/local/bin").join(platform);
     fs_err::create_dir_all(&dest_dir)?;
-    let windows = platform.starts_with("windows/");
     let mut built = Vec::new();
     for (name, static_, elapsed) in names {
-        let file = if windows { format!("{name}.exe") } else { name.clone() };
+        let file = bin_file(name, platform);
         let src = src_dir.join(&file);
         let dest = dest_dir.join(&file);
         let smd = fs_err::metadata(&src)?;
@@ -376,11 +385,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let mut skipped = 0;
     for p in &platforms {
         let key = format!("{p}|{}", req.targets.join(" "));
-        let outputs_there = req.targets.iter().all(|t| {
-            let n = t.rsplit('/').next().unwrap_or(t);
-            let f = if p.starts_with("windows/") { format!("{n}.exe") } else { n.to_string() };
-            tree.path("_output/local/bin").join(p).join(&f).is_file()
-        });
+        let outputs_there = req.targets.iter().all(|t| tree.path("_output/local/bin").join(p).join(bin_file(bin_name(t), p)).is_file());
         let cmds = install_cmds(&genv, &g, &flags_at(&now), &req.targets, p, &host);
         let fingerprint = build_key(&cmds, &now) ^ fp.all;
         let names = match state.get(&key) {
@@ -388,7 +393,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
                 log::status_v(2, format!("{p}: up to date (built {date})"));
                 skipped += 1;
                 date_used = date.to_string();
-                cmds.iter().flat_map(|(_, group, st)| group.iter().map(move |t| (t.rsplit('/').next().unwrap_or(t).to_string(), *st, Duration::ZERO))).collect()
+                cmds.iter().flat_map(|(_, group, st)| group.iter().map(move |t| (bin_name(t).to_string(), *st, Duration::ZERO))).collect()
             }
             _ => {
                 let names = run_installs(cmds, p)?;
