@@ -334,10 +334,11 @@ pub fn save_version_defs(setup: &Setup) -> Result<()> {
 }
 
 /// kube-cross must be there (no registry is assumed reachable); `--mirror` pulls it from a mirror
-/// and tags it with the name the tree expects.
-pub fn ensure_cross_image(engine: &Engine, setup: &Setup, mirror: Option<&str>) -> Result<()> {
-    if engine.query(&["image", "inspect", "--format", "{{.Id}}", &setup.cross_image])?.is_some() {
-        return Ok(());
+/// and tags it with the name the tree expects. Returns its image ID (empty in a dry run).
+pub fn ensure_cross_image(engine: &Engine, setup: &Setup, mirror: Option<&str>) -> Result<String> {
+    let inspect = || engine.query(&["image", "inspect", "--format", "{{.Id}}", &setup.cross_image]);
+    if let Some(id) = inspect()? {
+        return Ok(id);
     }
     if let Some(m) = mirror {
         let name = setup.cross_image.rsplit('/').next().unwrap_or(&setup.cross_image);
@@ -346,10 +347,10 @@ pub fn ensure_cross_image(engine: &Engine, setup: &Setup, mirror: Option<&str>) 
         engine.run(&["pull", &from])?;
         engine.run(&["tag", &from, &setup.cross_image])?;
         step.done();
-        return Ok(());
+        return Ok(inspect()?.unwrap_or_default());
     }
     if engine.dry_run {
-        return Ok(());
+        return Ok(String::new());
     }
     Err(Fail::new(format!(
         "image {} is missing: pull or load it, pass --mirror REGISTRY, or point KUBE_CROSS_IMAGE/--cross-image at one you have",
@@ -374,8 +375,8 @@ fn ensure_password(path: &Utf8Path) -> Result<()> {
 }
 
 /// Builds `kube-build:build-<hash>-<version>` from the tree's build/build-image, unless an image
-/// built from the same context is there already.
-pub fn build_image(engine: &Engine, setup: &Setup) -> Result<()> {
+/// built from the same context (and the same kube-cross, `cross_id`) is there already.
+pub fn build_image(engine: &Engine, setup: &Setup, cross_id: &str) -> Result<()> {
     let ctx = setup.context_dir();
     if engine.dry_run {
         let mut args: Vec<String> = vec!["build".into(), "-t".into(), setup.names.image.clone(), "--pull=false".into()];
@@ -414,7 +415,6 @@ pub fn build_image(engine: &Engine, setup: &Setup) -> Result<()> {
     for f in ["Dockerfile", "rsyncd.sh", "localtime", "rsyncd.password"] {
         key.extend(fs_err::read(ctx.join(f))?);
     }
-    let cross_id = engine.query(&["image", "inspect", "--format", "{{.Id}}", &setup.cross_image])?.unwrap_or_default();
     key.extend(cross_id.as_bytes());
     let context_hash = md5::hex(&key);
     let have = engine.query(&["image", "inspect", "--format", "{{index .Config.Labels \"io.k8s-build-kit.context\"}}", &setup.names.image])?;
@@ -730,13 +730,13 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
     engine.check()?;
     let setup = Setup::new(tree, &engine, opts.mode.as_deref(), opts.cross_image.clone())?;
     log::status(format!("{} mode, image {}, tree hash {}", setup.mode.name(), match setup.mode { Mode::Rsync => &setup.names.image, Mode::Bind => &setup.cross_image }, setup.names.hash));
-    ensure_cross_image(&engine, &setup, opts.mirror.as_deref())?;
+    let cross_id = ensure_cross_image(&engine, &setup, opts.mirror.as_deref())?;
     if !opts.dry_run {
         save_version_defs(&setup)?;
     }
     let status = match setup.mode {
         Mode::Rsync => {
-            build_image(&engine, &setup)?;
+            build_image(&engine, &setup, &cross_id)?;
             remove_old_versions(&engine, &setup)?;
             ensure_data_container(&engine, &setup)?;
             let mut cleanup = Cleanup::new(&engine);
