@@ -164,10 +164,7 @@ pub fn real_tree() -> Result<Utf8PathBuf, Fail> {
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|x| x == "dsc"))
             .ok_or_else(|| Fail::new("apt-get source left no .dsc"))?;
-        let out = Proc::new("dpkg-source").args(["-x", "--skip-debianization"]).arg(&dsc).arg(tmp.join("tree")).dir(&dl).output()?;
-        if !out.success() {
-            return Err(Fail::new(format!("dpkg-source -x failed: {}", out.first_lines(3))));
-        }
+        Proc::new("dpkg-source").args(["-x", "--skip-debianization"]).arg(&dsc).arg(tmp.join("tree")).dir(&dl).read()?;
         fs_err::remove_dir_all(&dl)?;
         step.done();
         Ok(())
@@ -189,10 +186,7 @@ pub fn tree_go() -> Result<Utf8PathBuf, Fail> {
         apt.run("apt-get download golang-1.15", &["download", "golang-1.15-go", "golang-1.15-src"], &dl)?;
         for e in fs_err::read_dir(&dl)? {
             let deb = e?.path();
-            let out = Proc::new("dpkg-deb").arg("-x").arg(&deb).arg(tmp.join("root")).output()?;
-            if !out.success() {
-                return Err(Fail::new(format!("dpkg-deb -x failed: {}", out.first_lines(2))));
-            }
+            Proc::new("dpkg-deb").arg("-x").arg(&deb).arg(tmp.join("root")).read()?;
         }
         fs_err::remove_dir_all(&dl)?;
         step.done();
@@ -207,10 +201,7 @@ fn copy_tree(src: &Utf8Path, dst: &Utf8Path, flag: &str) -> Result<(), Fail> {
     if let Some(p) = dst.parent() {
         fs_err::create_dir_all(p)?;
     }
-    let out = Proc::new("cp").args([flag, src.as_str(), dst.as_str()]).output()?;
-    if !out.success() {
-        return Err(Fail::new(format!("cp {flag} failed: {}", out.first_lines(2))));
-    }
+    Proc::new("cp").args([flag, src.as_str(), dst.as_str()]).read()?;
     Ok(())
 }
 
@@ -276,18 +267,12 @@ pub fn ensure_base_image() -> Result<(), Fail> {
         if !out.success() {
             return Err(Fail::new(format!("debootstrap failed: {}", out.first_lines(3))));
         }
-        let out = Proc::new("tar").args(["-C", rootfs.as_str(), "-cf"]).arg(tmp.join("rootfs.tar")).arg(".").output()?;
-        if !out.success() {
-            return Err(Fail::new(format!("tar of the rootfs failed: {}", out.first_lines(2))));
-        }
+        Proc::new("tar").args(["-C", rootfs.as_str(), "-cf"]).arg(tmp.join("rootfs.tar")).arg(".").read()?;
         fs_err::remove_dir_all(&rootfs)?;
         step.done();
         Ok(())
     })?;
-    let out = Proc::new("docker").args(["import"]).arg(dir.join("rootfs.tar")).arg(BASE_IMAGE).output()?;
-    if !out.success() {
-        return Err(Fail::new(format!("docker import failed: {}", out.first_lines(2))));
-    }
+    Proc::new("docker").args(["import"]).arg(dir.join("rootfs.tar")).arg(BASE_IMAGE).read()?;
     Ok(())
 }
 
