@@ -5,8 +5,7 @@
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
 use kube_tree::fnv::Fnv;
-use kube_tree::{fsx, log, Fail, Tree};
-use std::os::unix::fs::MetadataExt;
+use kube_tree::{fsx, log, walk, Fail, Tree};
 use std::time::Duration;
 
 /// Where the fingerprint of the last successful generation is kept.
@@ -41,38 +40,19 @@ pub struct Fingerprints {
 pub fn fingerprint(tree: &Tree) -> Result<Fingerprints, Fail> {
     let (mut cg, mut all) = (Fnv::default(), Fnv::default());
     let mut files = 0usize;
-    let mut stack: Vec<Utf8PathBuf> = vec![tree.root.clone()];
-    while let Some(dir) = stack.pop() {
-        let mut entries: Vec<(String, std::fs::Metadata)> = Vec::new();
-        for e in fs_err::read_dir(&dir)? {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            // symlink_metadata: links (vendor/k8s.io/*) are not followed, their targets are walked.
-            let md = std::fs::symlink_metadata(e.path()).map_err(|err| Fail::new(format!("{dir}/{name}: {err}")))?;
-            entries.push((name, md));
+    // Directories are entered, not counted; links (vendor/k8s.io/*) count, their targets are
+    // walked where they live.
+    walk::entries(&tree.root, SKIP_DIRS, |rel, md| {
+        if md.is_dir() {
+            return;
         }
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let rel_dir = dir.strip_prefix(&tree.root).unwrap_or(Utf8Path::new("")).to_owned();
-        for (name, md) in entries.into_iter().rev() {
-            if md.is_dir() {
-                if !(rel_dir.as_str().is_empty() && SKIP_DIRS.contains(&name.as_str())) {
-                    stack.push(dir.join(&name));
-                }
-                continue;
-            }
-            let rel = rel_dir.join(&name);
-            let mut stamp = Vec::with_capacity(rel.as_str().len() + 48);
-            stamp.extend_from_slice(rel.as_str().as_bytes());
-            for v in [md.len(), md.mtime() as u64, md.mtime_nsec() as u64, md.ctime() as u64, md.ctime_nsec() as u64, md.ino()] {
-                stamp.extend_from_slice(&v.to_le_bytes());
-            }
-            all.feed(&stamp);
-            if md.is_file() && is_codegen_input(&rel, &name) {
-                cg.feed(&stamp);
-            }
-            files += 1;
+        let stamp = walk::stat_bytes(rel, md);
+        all.feed(&stamp);
+        if md.is_file() && is_codegen_input(rel, rel.file_name().unwrap_or("")) {
+            cg.feed(&stamp);
         }
-    }
+        files += 1;
+    })?;
     Ok(Fingerprints { codegen: cg.0, all: all.0, files })
 }
 

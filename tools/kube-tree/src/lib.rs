@@ -10,6 +10,7 @@
 //! * [`log`], [`fail`], [`cli`]: Kubernetes-style status lines, exit codes, common flags.
 //! * [`fsx`], [`textdiff`], [`fnv`], [`json`]: atomic and all-or-nothing writes, diffs,
 //!   fingerprints, JSON output.
+//! * [`walk`]: the one tree walk behind every change check.
 //! * [`fixture`]: small generated trees of each era, for tests.
 
 pub mod cli;
@@ -29,6 +30,7 @@ pub mod scripts;
 pub mod textdiff;
 pub mod tree;
 pub mod version;
+pub mod walk;
 
 pub use camino::{Utf8Path, Utf8PathBuf};
 pub use fail::{Fail, Status};
