@@ -4,6 +4,9 @@
 //! * `dockerized`: `run-dockerized make WHAT=cmd/kubectl` against the tree's own
 //!   `build/run.sh make WHAT=cmd/kubectl` on the same engine, cold and with nothing changed
 //!   (target: the no-change run >= 5x faster, identical binaries, own overhead < 1 s).
+//! * `overhead`: `run-dockerized true` (the tool's whole cycle around a no-op command, on a tree
+//!   built once) beside the floor any containerized run pays: `docker run --rm <image> true`
+//!   (target: < 1 s). `--keep` keeps the copy and its containers for the next run.
 //! * `build`: a no-op `kube-build WHAT=cmd/kubectl` against the tree's no-op `make WHAT=cmd/kubectl`
 //!   and a raw no-op `go install` of the same package (targets: >= 5x faster than make, <= 1.5x go).
 
@@ -13,7 +16,7 @@ use kube_tree::{log, Fail};
 use std::ffi::OsString;
 use std::time::Duration;
 
-const USAGE: &str = "usage: cargo xtask bench <check-vendor|bump-go|build|dockerized> [--rounds N>=3] [--tree DIR]";
+const USAGE: &str = "usage: cargo xtask bench <check-vendor|bump-go|build|dockerized|overhead> [--rounds N>=3] [--tree DIR] [--keep]";
 
 pub fn run(args: Vec<OsString>) -> i32 {
     match bench(args) {
@@ -57,6 +60,7 @@ fn bench(args: Vec<OsString>) -> Result<bool, Fail> {
     let mut a = pico_args::Arguments::from_vec(args);
     let rounds: usize = a.opt_value_from_str("--rounds")?.unwrap_or(20);
     let tree: Option<Utf8PathBuf> = a.opt_value_from_str::<_, String>("--tree")?.map(Utf8PathBuf::from);
+    let keep = a.contains("--keep");
     let what: Option<String> = a.opt_free_from_str()?;
     if !a.finish().is_empty() || rounds < 3 {
         return Err(Fail::new(USAGE));
@@ -71,6 +75,7 @@ fn bench(args: Vec<OsString>) -> Result<bool, Fail> {
         Some("bump-go") | Some("bump-go-version") => bump_go(&tree, rounds),
         Some("build") => build(&tree, rounds),
         Some("dockerized") => dockerized(&tree, rounds),
+        Some("overhead") => overhead(&tree, rounds, keep),
         _ => Err(Fail::new(USAGE)),
     }
 }
@@ -175,10 +180,43 @@ fn sha_of(p: &Utf8Path) -> Result<String, Fail> {
     Ok(Proc::new("sha256sum").arg(p).read()?.split_whitespace().next().unwrap_or("").to_string())
 }
 
+fn overhead(tree: &Utf8Path, rounds: usize, keep: bool) -> Result<bool, Fail> {
+    let bin = release_bin("run-dockerized")?;
+    testkit::kube_cross_image(CROSS)?;
+    let copy = testkit::cache_dir().join("bench-overhead/kubernetes");
+    if !copy.join("_output/dockerized/bin/linux/amd64/kubectl").exists() {
+        testkit::full_copy(tree, &copy)?;
+    }
+    // Built once, so the data container holds what a real one does (caches, outputs) and the
+    // copy-out walks a realistic volume.
+    let step = log::Step::start("priming: run-dockerized make WHAT=cmd/kubectl");
+    time(&Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), "make", "WHAT=cmd/kubectl"]), 0)?;
+    step.done();
+    let noop = Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), "true"]);
+    let floor = Proc::new("docker").args(["run", "--rm", CROSS, "true"]);
+    let (mut to, mut tf) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        to.push(time(&noop, 0)?);
+        tf.push(time(&floor, 0)?);
+    }
+    let ((mo, no), (mf, nf)) = (stats(&mut to), stats(&mut tf));
+    println!("run-dockerized true (whole cycle: image check, data container, rsync in and out, build container)\tmedian {mo:.0} ms, min {no:.0} ms");
+    println!("docker run --rm kube-cross true (one container, nothing else)\tmedian {mf:.0} ms, min {nf:.0} ms");
+    println!("ratio tool/floor\t{:.1}", mo / mf);
+    let ok = mo < 1000.0;
+    println!("target (< 1 s)\t{}", if ok { "met" } else { "MISSED" });
+    if !keep {
+        let _ = Proc::new(release_bin("make-clean")?).args(["-q", "--kube-root", copy.as_str()]).output();
+        fs_err::remove_dir_all(copy.parent().expect("has a parent"))?;
+    }
+    Ok(ok)
+}
+
+const CROSS: &str = "k8s.gcr.io/build-image/kube-cross:v1.15.5-1";
+
 fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     let bin = release_bin("run-dockerized")?;
-    let cross = "k8s.gcr.io/build-image/kube-cross:v1.15.5-1";
-    testkit::kube_cross_image(cross)?;
+    testkit::kube_cross_image(CROSS)?;
     // Two copies (two paths, so two sets of containers: the script and the tool use the same
     // naming scheme and would otherwise share them), a fixed date so the binaries can be compared.
     let base = testkit::cache_dir().join("bench-dockerized");

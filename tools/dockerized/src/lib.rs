@@ -10,6 +10,7 @@
 //! here also carries labels naming this kit and the tree.
 
 pub mod md5;
+pub mod sync;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::{Captured, Proc};
@@ -21,6 +22,8 @@ use std::time::Duration;
 pub const LABEL_OWNER: &str = "io.k8s-build-kit.owner";
 pub const LABEL_TREE: &str = "io.k8s-build-kit.tree";
 pub const LABEL_HASH: &str = "io.k8s-build-kit.hash";
+/// On the rsync daemon: what it was started from, so a later run knows whether it may reuse it.
+pub const LABEL_KEY: &str = "io.k8s-build-kit.key";
 pub const OWNER: &str = "k8s-build-kit";
 /// Where the tree lives inside every container.
 pub const REMOTE_ROOT: &str = "/go/src/k8s.io/kubernetes";
@@ -37,6 +40,7 @@ pub struct Engine {
     /// Commands a dry run would have run, in order.
     pub plan: RefCell<Vec<String>>,
     remote: std::cell::OnceCell<bool>,
+    rootless: std::cell::OnceCell<bool>,
 }
 
 impl Engine {
@@ -47,7 +51,7 @@ impl Engine {
             return Err(Fail::new(format!("unknown engine `{program}` (docker or podman)")));
         }
         let opts = std::env::var("DOCKER_OPTS").unwrap_or_default().split_whitespace().map(str::to_string).collect();
-        Ok(Engine { program, opts, dry_run, plan: RefCell::new(Vec::new()), remote: std::cell::OnceCell::new() })
+        Ok(Engine { program, opts, dry_run, plan: RefCell::new(Vec::new()), remote: std::cell::OnceCell::new(), rootless: std::cell::OnceCell::new() })
     }
 
     pub fn cmd<S: AsRef<str>>(&self, args: &[S]) -> Proc {
@@ -126,21 +130,53 @@ impl Engine {
         host.is_some_and(|h| h.starts_with("tcp://") || h.starts_with("ssh://") || h.starts_with("http"))
     }
 
-    /// `docker info`: reachable, with how much memory. Unreachable is an environment error.
-    pub fn check(&self) -> Result<()> {
-        let p = self.cmd(&["info", "--format", "{{.MemTotal}}"]);
-        if self.planned(&p) {
-            return Ok(());
+    /// Asks several independent questions at once: each CLI call costs tens of milliseconds,
+    /// mostly the CLI starting up, so a run's opening questions are asked side by side. Answers
+    /// come in order; None in a dry run (where the commands are only recorded).
+    pub fn query_all(&self, cmds: &[Vec<String>]) -> Result<Vec<Option<Captured>>> {
+        let procs: Vec<Proc> = cmds.iter().map(|c| self.cmd(c)).collect();
+        if self.dry_run {
+            for p in &procs {
+                self.planned(p);
+            }
+            return Ok(procs.iter().map(|_| None).collect());
         }
-        let out = p.output()?;
+        std::thread::scope(|s| {
+            let running: Vec<_> = procs.iter().map(|p| s.spawn(move || p.output())).collect();
+            running.into_iter().map(|h| h.join().expect("a query thread panicked").map(Some)).collect()
+        })
+    }
+
+    /// The `docker info` question [`Engine::take_info`] judges.
+    pub fn info_cmd() -> Vec<String> {
+        ["info", "--format", "{{.MemTotal}}\t{{json .SecurityOptions}}"].map(String::from).to_vec()
+    }
+
+    /// Judges `docker info`'s answer: unreachable is an environment error, too little memory a
+    /// warning; remembers whether the engine is rootless (bind mode then runs as root inside).
+    pub fn take_info(&self, out: Option<&Captured>) -> Result<()> {
+        let Some(out) = out else { return Ok(()) };
         if !out.success() {
             return Err(Fail::new(format!("cannot reach the {} engine: {} (start the daemon, or check DOCKER_HOST / the context)", self.program, out.first_lines(1))));
         }
-        let mem: u64 = out.stdout.trim().parse().unwrap_or(u64::MAX);
+        let (mem, security) = out.stdout.trim().split_once('\t').unwrap_or((out.stdout.trim(), ""));
+        let mem: u64 = mem.parse().unwrap_or(u64::MAX);
         if mem < MIN_MEMORY {
             log::warn(format!("the engine has {:.1} GB of memory; builds need at least 4.5 GB (linker kills otherwise): raise it (Docker Desktop: Settings > Resources)", mem as f64 / 1e9));
         }
+        let _ = self.rootless.set(security.contains("name=rootless"));
         Ok(())
+    }
+
+    /// `docker info`: reachable, with how much memory.
+    pub fn check(&self) -> Result<()> {
+        let out = self.query_all(&[Engine::info_cmd()])?;
+        self.take_info(out[0].as_ref())
+    }
+
+    /// A rootless engine maps root inside to the user outside (known after [`Engine::check`]).
+    pub fn is_rootless(&self) -> bool {
+        self.rootless.get().copied().unwrap_or(false)
     }
 }
 
@@ -162,6 +198,11 @@ pub struct Cleanup<'a> {
 impl<'a> Cleanup<'a> {
     pub fn new(engine: &'a Engine) -> Cleanup<'a> {
         Cleanup { engine, names: Vec::new() }
+    }
+
+    /// Takes `name` off the list: it stays (or is already gone).
+    pub fn keep(&mut self, name: &str) {
+        self.names.retain(|n| n != name);
     }
 }
 
@@ -229,7 +270,16 @@ pub fn hostname() -> String {
         .unwrap_or_default()
 }
 
+/// The effective `uid:gid` (as `id -u`/`id -g` print them): from /proc, with no process to
+/// spawn, else from `id` (macOS).
 fn uid_gid() -> Result<String> {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        // "Uid:\treal\teffective\tsaved\tfs"
+        let effective = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().nth(1).map(str::to_string));
+        if let (Some(u), Some(g)) = (effective("Uid:"), effective("Gid:")) {
+            return Ok(format!("{u}:{g}"));
+        }
+    }
     let id = |f: &str| Proc::new("id").arg(f).read().map(|s| s.trim().to_string());
     Ok(format!("{}:{}", id("-u")?, id("-g")?))
 }
@@ -333,9 +383,76 @@ pub fn save_version_defs(setup: &Setup) -> Result<()> {
     Ok(())
 }
 
+/// What the engine knows of the two images a run needs, asked in one call.
+#[derive(Debug, Default, Clone)]
+pub struct ImageFacts {
+    /// kube-cross's image ID.
+    pub cross_id: Option<String>,
+    /// The tree's kube-build image: its ID and its context label (rsync mode only).
+    pub image_id: Option<String>,
+    pub context: Option<String>,
+}
+
+impl ImageFacts {
+    const FORMAT: &'static str = "{{.Id}}\t{{json .Config.Labels}}";
+
+    /// One `image inspect` of kube-cross and (rsync mode) the kube-build image.
+    pub fn cmd(setup: &Setup) -> Vec<String> {
+        let mut c: Vec<String> = ["image", "inspect", "--format", Self::FORMAT, &setup.cross_image].map(String::from).to_vec();
+        if setup.mode == Mode::Rsync {
+            c.push(setup.names.image.clone());
+        }
+        c
+    }
+
+    /// Reads the answer to [`ImageFacts::cmd`]. The engine answers a batch only when every
+    /// image exists, so a failed batch (a first run, a missing image) is asked one by one.
+    pub fn read(engine: &Engine, setup: &Setup, answer: Option<&Captured>) -> Result<ImageFacts> {
+        let Some(answer) = answer else { return Ok(ImageFacts::default()) };
+        let lines: Vec<(String, String)> = if answer.success() {
+            answer.stdout.lines().map(|l| l.split_once('\t').map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((l.to_string(), String::new()))).collect()
+        } else {
+            Vec::new()
+        };
+        let wanted = if setup.mode == Mode::Rsync { 2 } else { 1 };
+        let lines = if lines.len() == wanted {
+            lines.into_iter().map(Some).collect()
+        } else {
+            let one = |name: &str| -> Result<Option<(String, String)>> {
+                Ok(engine.query(&["image", "inspect", "--format", Self::FORMAT, name])?.map(|o| {
+                    let (a, b) = o.split_once('\t').unwrap_or((&o, ""));
+                    (a.to_string(), b.to_string())
+                }))
+            };
+            let mut v = vec![one(&setup.cross_image)?];
+            if wanted == 2 {
+                v.push(one(&setup.names.image)?);
+            }
+            v
+        };
+        let mut it = lines.into_iter();
+        let cross = it.next().flatten();
+        let image = it.next().flatten();
+        Ok(ImageFacts {
+            cross_id: cross.map(|c| c.0),
+            context: image.as_ref().map(|i| label_of(&i.1, "io.k8s-build-kit.context")),
+            image_id: image.map(|i| i.0),
+        })
+    }
+}
+
+/// A label's value out of `{{json .Config.Labels}}` (our values are plain hex or paths).
+fn label_of(labels_json: &str, key: &str) -> String {
+    let pat = format!("\"{key}\":\"");
+    labels_json.find(&pat).map(|i| &labels_json[i + pat.len()..]).and_then(|r| r.split('"').next()).unwrap_or("").to_string()
+}
+
 /// kube-cross must be there (no registry is assumed reachable); `--mirror` pulls it from a mirror
 /// and tags it with the name the tree expects. Returns its image ID (empty in a dry run).
-pub fn ensure_cross_image(engine: &Engine, setup: &Setup, mirror: Option<&str>) -> Result<String> {
+pub fn ensure_cross_image(engine: &Engine, setup: &Setup, mirror: Option<&str>, known: Option<String>) -> Result<String> {
+    if let Some(id) = known {
+        return Ok(id);
+    }
     let inspect = || engine.query(&["image", "inspect", "--format", "{{.Id}}", &setup.cross_image]);
     if let Some(id) = inspect()? {
         return Ok(id);
@@ -374,16 +491,17 @@ fn ensure_password(path: &Utf8Path) -> Result<()> {
     Ok(())
 }
 
-/// Builds `kube-build:build-<hash>-<version>` from the tree's build/build-image, unless an image
-/// built from the same context (and the same kube-cross, `cross_id`) is there already.
-pub fn build_image(engine: &Engine, setup: &Setup, cross_id: &str) -> Result<()> {
+/// Builds `kube-build:build-<hash>-<version>` from the tree's build/build-image, unless the
+/// image there (`facts`) was built from the same context and the same kube-cross. Returns its
+/// ID and whether it was built now (empty and true in a dry run).
+pub fn build_image(engine: &Engine, setup: &Setup, cross_id: &str, facts: &ImageFacts) -> Result<(String, bool)> {
     let ctx = setup.context_dir();
     if engine.dry_run {
         let mut args: Vec<String> = vec!["build".into(), "-t".into(), setup.names.image.clone(), "--pull=false".into()];
         args.extend(setup.labels());
         args.push(ctx.to_string());
         engine.run(&args)?;
-        return Ok(());
+        return Ok((String::new(), true));
     }
     fs_err::create_dir_all(&ctx)?;
     let src = setup.tree.path("build/build-image");
@@ -417,10 +535,11 @@ pub fn build_image(engine: &Engine, setup: &Setup, cross_id: &str) -> Result<()>
     }
     key.extend(cross_id.as_bytes());
     let context_hash = md5::hex(&key);
-    let have = engine.query(&["image", "inspect", "--format", "{{index .Config.Labels \"io.k8s-build-kit.context\"}}", &setup.names.image])?;
-    if have.as_deref() == Some(context_hash.as_str()) {
-        log::status_v(2, format!("{} is up to date", setup.names.image));
-        return Ok(());
+    if let (Some(id), Some(have)) = (&facts.image_id, &facts.context) {
+        if *have == context_hash {
+            log::status_v(2, format!("{} is up to date", setup.names.image));
+            return Ok((id.clone(), false));
+        }
     }
     let step = log::Step::start(format!("building {}", setup.names.image));
     let mut args: Vec<String> = vec!["build".into(), "-t".into(), setup.names.image.clone(), "--pull=false".into()];
@@ -433,43 +552,124 @@ pub fn build_image(engine: &Engine, setup: &Setup, cross_id: &str) -> Result<()>
     args.push(ctx.to_string());
     engine.run(&args)?;
     step.done();
-    Ok(())
+    let id = engine.query(&["image", "inspect", "--format", "{{.Id}}", &setup.names.image])?.unwrap_or_default();
+    Ok((id, true))
 }
 
-/// Removes this tree's containers and images of other versions (the scripts' garbage collection).
-pub fn remove_old_versions(engine: &Engine, setup: &Setup) -> Result<()> {
+/// Removes this tree's containers and images of other versions (the scripts' garbage
+/// collection). Images are listed only when this run built one: an image of another version
+/// can only appear with a version change, which makes a new image.
+pub fn remove_old_versions(engine: &Engine, setup: &Setup, containers: &Containers, built: bool) -> Result<()> {
     if engine.dry_run {
         return Ok(());
     }
     let current = [&setup.names.build, &setup.names.rsync, &setup.names.data];
-    for name in containers_of(engine, setup)? {
+    for name in containers.of_tree(setup) {
         if !current.contains(&&name) {
             log::status(format!("removing {name} (an older version of this tree's build)"));
             engine.destroy(&name);
         }
     }
-    for img in images_of(engine, setup)? {
-        if img != setup.names.image {
-            let _ = engine.run(&["rmi", &img]);
+    if built {
+        for img in images_of(engine, setup)? {
+            if img != setup.names.image {
+                let _ = engine.run(&["rmi", &img]);
+            }
         }
     }
     Ok(())
 }
 
-/// This tree's containers: by name prefix (the scripts' scheme) or by our tree label.
+/// One container as `docker ps -a` lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    pub name: String,
+    /// Our tree label (empty on containers the scripts made).
+    pub tree: String,
+    /// Our reuse-key label (the rsync daemon's).
+    pub key: String,
+    /// `running`, `exited`, `created`, ...
+    pub state: String,
+    /// `Exited (0) 3 minutes ago`, `Up 2 minutes`, ...
+    pub status: String,
+    /// `127.0.0.1:49153->8730/tcp`, ...
+    pub ports: String,
+}
+
+impl Listed {
+    /// The exit code of an exited container.
+    pub fn exit_code(&self) -> Option<i32> {
+        let rest = self.status.strip_prefix("Exited (")?;
+        rest[..rest.find(')')?].parse().ok()
+    }
+
+    /// The host port published for `container_port` on 127.0.0.1.
+    pub fn host_port(&self, container_port: u16) -> Option<u16> {
+        let suffix = format!("->{container_port}/tcp");
+        self.ports.split(", ").find_map(|p| p.strip_suffix(&suffix)?.strip_prefix("127.0.0.1:")?.parse().ok())
+    }
+}
+
+/// Every container of the engine from one `docker ps -a`: the reuse and garbage-collection
+/// questions of a run are answered from it instead of an inspect each.
+#[derive(Debug, Default)]
+pub struct Containers(pub Vec<Listed>);
+
+impl Containers {
+    pub fn cmd() -> Vec<String> {
+        let format = format!("{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LABEL_TREE}\"}}}}\t{{{{.Label \"{LABEL_KEY}\"}}}}\t{{{{.State}}}}\t{{{{.Status}}}}\t{{{{.Ports}}}}");
+        vec!["ps".into(), "-a".into(), "--no-trunc".into(), "--format".into(), format]
+    }
+
+    pub fn parse(text: &str) -> Containers {
+        Containers(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| {
+                    let mut f = l.split('\t').map(str::to_string);
+                    let mut next = || f.next().unwrap_or_default();
+                    Listed { id: next(), name: next(), tree: next(), key: next(), state: next(), status: next(), ports: next() }
+                })
+                .collect(),
+        )
+    }
+
+    /// Reads the answer to [`Containers::cmd`] (nothing in a dry run).
+    pub fn read(answer: Option<&Captured>) -> Result<Containers> {
+        match answer {
+            None => Ok(Containers::default()),
+            Some(a) if a.success() => Ok(Containers::parse(&a.stdout)),
+            Some(a) => Err(Fail::new(format!("cannot list the engine's containers: {}", a.first_lines(1)))),
+        }
+    }
+
+    pub fn list(engine: &Engine) -> Result<Containers> {
+        let answer = engine.query_all(&[Containers::cmd()])?;
+        Containers::read(answer[0].as_ref())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Listed> {
+        self.0.iter().find(|c| c.name == name)
+    }
+
+    /// This tree's containers: by name prefix (the scripts' scheme) or by our tree label.
+    pub fn of_tree(&self, setup: &Setup) -> Vec<String> {
+        let prefixes = setup.names.prefixes();
+        let mut out: Vec<String> = self
+            .0
+            .iter()
+            .filter(|c| prefixes.iter().any(|p| c.name.starts_with(&format!("{p}-")) || c.name == *p) || c.tree == setup.tree.root.as_str())
+            .map(|c| c.name.clone())
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// This tree's containers (see [`Containers::of_tree`]).
 pub fn containers_of(engine: &Engine, setup: &Setup) -> Result<Vec<String>> {
-    let listing = engine.query(&["ps", "-a", "--format", "{{.Names}}\t{{.Label \"io.k8s-build-kit.tree\"}}"])?.unwrap_or_default();
-    let prefixes = setup.names.prefixes();
-    let mut out: Vec<String> = listing
-        .lines()
-        .filter_map(|l| {
-            let (name, tree) = l.split_once('\t').unwrap_or((l, ""));
-            let ours = prefixes.iter().any(|p| name.starts_with(&format!("{p}-")) || name == p) || tree == setup.tree.root.as_str();
-            ours.then(|| name.to_string())
-        })
-        .collect();
-    out.sort();
-    Ok(out)
+    Ok(Containers::list(engine)?.of_tree(setup))
 }
 
 /// This tree's kube-build images (`kube-build:build-<hash>*`).
@@ -480,16 +680,16 @@ pub fn images_of(engine: &Engine, setup: &Setup) -> Result<Vec<String>> {
 }
 
 /// The data container: sources, caches and outputs live in its volumes between builds. One that
-/// exited non-zero is recreated (a stale data container was the cause of #20904).
-pub fn ensure_data_container(engine: &Engine, setup: &Setup) -> Result<()> {
+/// did not exit 0 is recreated (a stale data container was the cause of #20904). Returns its ID
+/// (empty in a dry run).
+pub fn ensure_data_container(engine: &Engine, setup: &Setup, containers: &Containers) -> Result<String> {
     let data = &setup.names.data;
-    match engine.query(&["inspect", "-f", "{{.State.ExitCode}}", data])? {
-        Some(code) if code == "0" => return Ok(()),
-        Some(code) => {
-            log::warn(format!("{data} exited with {code}: recreating it"));
-            engine.destroy(data);
+    if let Some(c) = containers.get(data) {
+        if c.exit_code() == Some(0) {
+            return Ok(c.id.clone());
         }
-        None => {}
+        log::warn(format!("{data} is `{}`, not exited with 0: recreating it", c.status));
+        engine.destroy(data);
     }
     let step = log::Step::start(format!("creating the data container {data}"));
     let mut args: Vec<String> = vec!["run".into(), "--name".into(), data.clone(), "--hostname".into(), setup.hostname.clone()];
@@ -502,19 +702,51 @@ pub fn ensure_data_container(engine: &Engine, setup: &Setup) -> Result<()> {
     args.extend(["chown".into(), "-R".into(), setup.user.clone(), REMOTE_ROOT.into(), "/usr/local/go/pkg/".into()]);
     engine.run(&args)?;
     step.done();
-    Ok(())
+    Ok(engine.query(&["inspect", "--format", "{{.Id}}", data])?.unwrap_or_default())
 }
 
 /// A running rsync daemon container and where to reach it.
 pub struct Rsyncd {
     pub addr: String,
+    /// The container's ID (empty in a dry run).
+    pub id: String,
+    /// Left running by an earlier run and taken over (not started now).
+    pub reused: bool,
 }
 
-/// Starts the rsync daemon container, published on 127.0.0.1 only (`KUBE_RSYNC_PORT` or an
-/// ephemeral port), and waits until it answers. The caller's [`Cleanup`] removes it.
-pub fn start_rsyncd(engine: &Engine, setup: &Setup, cleanup: &mut Cleanup) -> Result<Rsyncd> {
+/// What an rsync daemon must have been started from to be reused: the kube-build image (whose
+/// password it holds), the data container (whose volumes it serves), the user and the requested
+/// port. A daemon serving a data container that was since replaced would sync into orphaned
+/// volumes; the key rules that out.
+pub fn rsyncd_key(image_id: &str, data_id: &str, user: &str) -> String {
+    let port = std::env::var("KUBE_RSYNC_PORT").unwrap_or_default();
+    md5::hex(format!("{image_id}\n{data_id}\n{user}\n{port}").as_bytes())[..16].to_string()
+}
+
+/// Whether a daemon is left running for the next run (`KUBE_RSYNC_KEEP`, default yes): starting
+/// one and waiting for it to answer is most of a no-op run's cost.
+pub fn keep_rsyncd() -> bool {
+    !std::env::var("KUBE_RSYNC_KEEP").is_ok_and(|v| v.eq_ignore_ascii_case("n") || v == "0" || v.eq_ignore_ascii_case("no"))
+}
+
+/// Reuses the tree's rsync daemon when `listed` shows it running with `key`; otherwise starts
+/// one, published on 127.0.0.1 only (`KUBE_RSYNC_PORT` or an ephemeral port), and waits until
+/// it answers. It is on `cleanup` either way: the caller takes it off to keep it.
+pub fn start_rsyncd(engine: &Engine, setup: &Setup, key: &str, listed: Option<&Containers>, cleanup: &mut Cleanup) -> Result<Rsyncd> {
     let name = &setup.names.rsync;
-    engine.destroy(name);
+    cleanup.names.push(name.clone());
+    let current = listed.map(|l| l.get(name));
+    if let Some(Some(c)) = current {
+        if c.state == "running" && !key.is_empty() && c.key == key {
+            if let Some(p) = c.host_port(8730) {
+                log::status_v(2, format!("reusing the rsync daemon {name} on 127.0.0.1:{p}"));
+                return Ok(Rsyncd { addr: format!("127.0.0.1:{p}"), id: c.id.clone(), reused: true });
+            }
+        }
+    }
+    if current != Some(None) {
+        engine.destroy(name);
+    }
     let port = std::env::var("KUBE_RSYNC_PORT").unwrap_or_default();
     // A pinned port that something else holds: say so before docker does (or, where the engine
     // publishes through iptables instead of a proxy, silently does not).
@@ -526,16 +758,17 @@ pub fn start_rsyncd(engine: &Engine, setup: &Setup, cleanup: &mut Cleanup) -> Re
     let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone(), "--user".into(), setup.user.clone(), "--hostname".into(), setup.hostname.clone()];
     args.extend(["--volumes-from".into(), setup.names.data.clone()]);
     args.extend(setup.labels());
+    args.extend(["--label".into(), format!("{LABEL_KEY}={key}")]);
     args.extend(["-p".into(), format!("127.0.0.1:{port}:8730"), setup.names.image.clone(), "/rsyncd.sh".into()]);
-    cleanup.names.push(name.clone());
-    if let Err(e) = engine.run(&args) {
-        if e.msg.contains("already allocated") || e.msg.contains("address already in use") {
+    let id = match engine.run(&args) {
+        Ok(out) => out.stdout.trim().to_string(),
+        Err(e) if e.msg.contains("already allocated") || e.msg.contains("address already in use") => {
             return Err(Fail::new(format!("rsync port 127.0.0.1:{port} is taken: unset KUBE_RSYNC_PORT for an ephemeral port, or choose another")));
         }
-        return Err(e);
-    }
+        Err(e) => return Err(e),
+    };
     if engine.dry_run {
-        return Ok(Rsyncd { addr: format!("127.0.0.1:{}", if port.is_empty() { "PORT" } else { &port }) });
+        return Ok(Rsyncd { addr: format!("127.0.0.1:{}", if port.is_empty() { "PORT" } else { &port }), id, reused: false });
     }
     let mapped = engine.query(&["port", name, "8730"])?.ok_or_else(|| Fail::new("could not get the effective rsync port (the rsync container did not come up)"))?;
     let port = mapped.lines().next().and_then(|l| l.rsplit(':').next()).unwrap_or("").to_string();
@@ -543,7 +776,7 @@ pub fn start_rsyncd(engine: &Engine, setup: &Setup, cleanup: &mut Cleanup) -> Re
     for _ in 0..100 {
         let probe = Proc::new("rsync").arg(format!("rsync://k8s@{addr}/")).arg(format!("--password-file={}", setup.password_file())).output()?;
         if probe.success() {
-            return Ok(Rsyncd { addr });
+            return Ok(Rsyncd { addr, id, reused: false });
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -562,7 +795,8 @@ pub fn tree_filters(tree: &Tree, function: &str) -> Vec<String> {
 
 /// Sources in: everything but outputs. Unlike the era-A scripts, generated files are not hidden
 /// (Era B stopped doing that): deleting them in the container made every build regenerate them.
-pub const SYNC_IN_FILTERS: &[&str] = &["- /.make/", "- /_tmp/", "- /_output/", "- /"];
+/// `.git` stays out, as in the scripts (the image reads the version from a file instead).
+pub const SYNC_IN_FILTERS: &[&str] = &["H /.git", "- /.make/", "- /_tmp/", "- /_output/", "- /"];
 
 /// Output back: binaries and generated files (Era B list; the tree's own is used when it has one).
 pub const COPY_OUT_FILTERS: &[&str] = &[
@@ -570,7 +804,8 @@ pub const COPY_OUT_FILTERS: &[&str] = &[
     "+ zz_generated.*", "+ generated.proto", "+ *.pb.go", "+ types.go", "+ */", "- /**",
 ];
 
-fn rsync(engine: &Engine, setup: &Setup, extra: &[String], src: &str, dst: &str, label: &str) -> Result<()> {
+/// Runs one rsync against the daemon; returns its stdout (the itemized list, when asked for).
+fn rsync(engine: &Engine, setup: &Setup, extra: &[String], src: &str, dst: &str, label: &str) -> Result<String> {
     let mut p = Proc::new("rsync").arg("--archive").arg(format!("--password-file={}", setup.password_file()));
     if kube_tree::log::level() >= 6 {
         p = p.arg("-iv");
@@ -580,7 +815,7 @@ fn rsync(engine: &Engine, setup: &Setup, extra: &[String], src: &str, dst: &str,
     }
     let p = p.args(extra).arg(src).arg(dst);
     if engine.planned(&p) {
-        return Ok(());
+        return Ok(String::new());
     }
     let step = log::Step::start(label);
     let out = p.output_with_progress(label, Duration::from_secs(15))?;
@@ -588,21 +823,56 @@ fn rsync(engine: &Engine, setup: &Setup, extra: &[String], src: &str, dst: &str,
         return Err(Fail::new(format!("{label} failed: {}", out.first_lines(3).replace('\n', " | "))));
     }
     step.done();
-    Ok(())
+    Ok(out.stdout)
 }
 
 pub fn sync_in(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine) -> Result<()> {
     let mut args: Vec<String> = vec!["--delete".into()];
     args.extend(SYNC_IN_FILTERS.iter().map(|f| format!("--filter={f}")));
-    rsync(engine, setup, &args, &format!("{}/", setup.tree.root), &format!("rsync://k8s@{}/k8s/", rsyncd.addr), "syncing sources into the data container")
+    rsync(engine, setup, &args, &format!("{}/", setup.tree.root), &format!("rsync://k8s@{}/k8s/", rsyncd.addr), "syncing sources into the data container").map(drop)
 }
 
-pub fn copy_out(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine) -> Result<()> {
-    let tree_filters = tree_filters(&setup.tree, "kube::build::copy_output");
-    let filters: Vec<String> = if tree_filters.is_empty() { COPY_OUT_FILTERS.iter().map(|s| s.to_string()).collect() } else { tree_filters };
-    let mut args: Vec<String> = vec!["--prune-empty-dirs".into()];
+/// The copy-out filters: the tree's own, with the container GOPATH excluded where the tree does
+/// not exclude it yet (later Era B trees do, after the bin rule). Without it, `+ */` walks the
+/// whole Go cache of the data container on every copy-out, for nothing: no file there matches.
+pub fn copy_out_filters(tree: &Tree) -> Vec<String> {
+    let mut filters = tree_filters(tree, "kube::build::copy_output");
+    if filters.is_empty() {
+        return COPY_OUT_FILTERS.iter().map(|s| s.to_string()).collect();
+    }
+    if !filters.iter().any(|f| f.contains("/_output/dockerized/go")) {
+        let at = filters.iter().position(|f| f == "+ /_output/dockerized/bin/**").map_or(0, |i| i + 1);
+        filters.insert(at, "- /_output/dockerized/go/**".into());
+    }
+    filters
+}
+
+/// How much a copy-out looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyOut {
+    /// The whole data container, through the tree's filters (copy-output, build/copy-output.sh).
+    Full,
+    /// The same, plus the build wrapper's list of what the command changed.
+    FullWithList,
+    /// Only what the command changed (the wrapper's list), through the same filters.
+    Changed,
+}
+
+/// Output back, through the tree's filters. Returns rsync's itemized list (`%i %n`, every entry
+/// looked at) for [`sync::settle`].
+pub fn copy_out(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine, how: CopyOut) -> Result<String> {
+    let mut filters = copy_out_filters(&setup.tree);
+    if how != CopyOut::Full {
+        filters = sync::with_list(&filters);
+    }
+    let mut args: Vec<String> = vec!["--prune-empty-dirs".into(), "-ii".into(), "--out-format=%i %n".into()];
+    if how == CopyOut::Changed {
+        // Read on the daemon's side, relative to the module (the tree).
+        args.push(format!("--files-from=:{}", sync::CHANGED));
+    }
     args.extend(filters.iter().map(|f| format!("--filter={f}")));
-    rsync(engine, setup, &args, &format!("rsync://k8s@{}/k8s/", rsyncd.addr), setup.tree.root.as_str(), "copying output out of the data container")
+    let label = if how == CopyOut::Changed { "copying what the command changed out of the data container" } else { "copying output out of the data container" };
+    rsync(engine, setup, &args, &format!("rsync://k8s@{}/k8s/", rsyncd.addr), setup.tree.root.as_str(), label)
 }
 
 /// The environment the scripts pass into the build container: values come from ours (`--env
@@ -644,15 +914,19 @@ fn attach_args() -> Vec<String> {
 }
 
 /// Runs `cmd` in a fresh build container (rsync mode: from the data container's volumes; bind
-/// mode: kube-cross with the tree mounted). The container is removed afterwards, whatever happens.
-pub fn run_in_container(engine: &Engine, setup: &Setup, cmd: &[String], interactive: bool) -> Result<Option<ExitStatus>> {
+/// mode: kube-cross with the tree mounted). The container is removed afterwards, whatever happens:
+/// by the engine (`--rm`) when the command ends, by us when we are interrupted. `containers`
+/// says whether a container of that name is left over from a crash.
+pub fn run_in_container(engine: &Engine, setup: &Setup, containers: &Containers, cmd: &[String], interactive: bool) -> Result<Option<ExitStatus>> {
     let name = setup.names.build.clone();
-    engine.destroy(&name);
+    if engine.dry_run || containers.get(&name).is_some() {
+        engine.destroy(&name);
+    }
     let mut cleanup = Cleanup::new(engine);
     cleanup.names.push(name.clone());
-    let mut args: Vec<String> = vec!["run".into(), format!("--name={name}"), format!("--hostname={}", setup.hostname)];
+    let mut args: Vec<String> = vec!["run".into(), format!("--name={name}"), format!("--hostname={}", setup.hostname), "--rm".into()];
     args.extend(setup.labels());
-    let rootless = setup.mode == Mode::Bind && engine.query(&["info", "--format", "{{json .SecurityOptions}}"])?.is_some_and(|o| o.contains("name=rootless"));
+    let rootless = setup.mode == Mode::Bind && engine.is_rootless();
     if !rootless {
         args.push(format!("--user={}", setup.user));
     }
@@ -680,11 +954,12 @@ pub fn run_in_container(engine: &Engine, setup: &Setup, cmd: &[String], interact
     }
     args.push(image);
     args.extend(cmd.iter().cloned());
-    if interactive {
-        engine.interactive(&args)
-    } else {
-        engine.stream(&args, &format!("build container ({})", cmd.join(" ")))
+    let status = if interactive { engine.interactive(&args)? } else { engine.stream(&args, &format!("build container ({})", cmd.join(" ")))? };
+    if !kube_tree::proc::interrupted() {
+        // The command ended and `--rm` removed the container.
+        cleanup.keep(&name);
     }
+    Ok(status)
 }
 
 /// The choices shared by run-dockerized and build-shell.
@@ -695,6 +970,9 @@ pub struct RunOptions {
     pub mirror: Option<String>,
     pub copy: bool,
     pub dry_run: bool,
+    /// Sync everything in and copy everything out even when the last run's record says the data
+    /// container matches the tree (for a container changed by hand).
+    pub full_sync: bool,
 }
 
 /// Flags that take a value (the command starts after them).
@@ -709,6 +987,7 @@ impl RunOptions {
             mirror: ctx.opt_string("--mirror")?,
             copy: !ctx.flag("--no-copy"),
             dry_run: ctx.flag("--dry-run"),
+            full_sync: ctx.flag("--full-sync") || std::env::var("KUBE_RUN_FULL_SYNC").is_ok_and(|v| v.starts_with(['y', 'Y'])),
         })
     }
 }
@@ -721,38 +1000,120 @@ pub struct RunResult {
     pub mode: Mode,
 }
 
+/// What a run learned before deciding anything: the images, the containers, kube-cross's ID
+/// and the tree's stamps (rsync mode).
+struct Opening {
+    facts: ImageFacts,
+    containers: Containers,
+    cross_id: String,
+    stamps: Option<sync::HostStamps>,
+}
+
+/// rsync mode: image, data container, rsync daemon, sync in (unless the sync record proves it
+/// would change nothing), the build container, copy out, and a new sync record when the run
+/// can prove the data container equals the tree again (see [`sync`]).
+fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: &Opening, cmd: &[String], interactive: bool) -> Result<Option<ExitStatus>> {
+    let (image_id, built) = build_image(engine, setup, &open.cross_id, &open.facts)?;
+    remove_old_versions(engine, setup, &open.containers, built)?;
+    let data_id = ensure_data_container(engine, setup, &open.containers)?;
+    let key = rsyncd_key(&image_id, &data_id, &setup.user);
+    let mut cleanup = Cleanup::new(engine);
+    let mut rsyncd = start_rsyncd(engine, setup, &key, Some(&open.containers), &mut cleanup)?;
+    // The last run's record holds while nothing it names has changed: the same data container,
+    // the same daemon (the scripts replace it), the same tree stamps.
+    let in_sync = !opts.full_sync
+        && rsyncd.reused
+        && sync::Record::load(&setup.tree).is_some_and(|r| r.data == data_id && r.rsyncd == rsyncd.id && open.stamps.as_ref().is_some_and(|s| s.sum == r.host));
+    if !opts.dry_run {
+        sync::Record::forget(&setup.tree)?;
+    }
+    if in_sync {
+        log::status("sources unchanged since the last sync (same tree stamps, data container and rsync daemon): not syncing");
+    } else if let Err(e) = sync_in(setup, &rsyncd, engine) {
+        if !rsyncd.reused || kube_tree::proc::interrupted() {
+            return Err(e);
+        }
+        log::warn(format!("the rsync daemon left running did not serve ({e}): starting a new one"));
+        rsyncd = start_rsyncd(engine, setup, &key, None, &mut cleanup)?;
+        sync_in(setup, &rsyncd, engine)?;
+    }
+    // A shell is the user's terminal, not wrapped: with no change list, the next run syncs in full.
+    let wrapped = !interactive;
+    let command = if wrapped { sync::wrap(cmd) } else { cmd.to_vec() };
+    let status = run_in_container(engine, setup, &open.containers, &command, interactive)?;
+    let ok = status.map_or(true, |s| s.success());
+    let keep = ok && keep_rsyncd() && !kube_tree::proc::interrupted();
+    if opts.copy && ok {
+        let full = if wrapped { CopyOut::FullWithList } else { CopyOut::Full };
+        // A daemon left running that fails here (on a run that skipped the sync-in, this is its
+        // first use) is replaced, and everything is copied out through the new one.
+        let itemized = match copy_out(setup, &rsyncd, engine, if in_sync { CopyOut::Changed } else { full }) {
+            Ok(itemized) => itemized,
+            Err(e) if rsyncd.reused && !kube_tree::proc::interrupted() => {
+                log::warn(format!("the rsync daemon left running did not serve ({e}): copying everything out through a new one"));
+                rsyncd = start_rsyncd(engine, setup, &key, None, &mut cleanup)?;
+                copy_out(setup, &rsyncd, engine, full)?
+            }
+            Err(e) => return Err(e),
+        };
+        let list = setup.tree.path(sync::CHANGED);
+        let changed = std::fs::read_to_string(&list).unwrap_or_default();
+        let _ = std::fs::remove_file(&list);
+        // The record needs the daemon it names to stay, and the stamps taken before the sync.
+        if let (true, Some(mut stamps)) = (wrapped && keep && !opts.dry_run, open.stamps.clone()) {
+            if !changed.is_empty() && sync::settle(&setup.tree.root, &changed, &itemized, &mut stamps) {
+                sync::Record { data: data_id, rsyncd: rsyncd.id.clone(), host: stamps.sum }.save(&setup.tree)?;
+            } else {
+                log::status_v(2, "the data container differs from the tree after this command (or its change list is missing): the next run syncs in full");
+            }
+        }
+    }
+    if keep {
+        cleanup.keep(&setup.names.rsync);
+    }
+    Ok(status)
+}
+
 /// The whole containerized run of `cmd`: image, data container, sync in, build, copy out (rsync
 /// mode), or kube-cross with the tree mounted (bind mode). Containers it starts are removed on
 /// every path out, including SIGINT/SIGTERM.
 pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> Result<RunResult> {
     kube_tree::proc::install_interrupt_handler();
     let engine = Engine::new(opts.engine.clone(), opts.dry_run)?;
-    engine.check()?;
     let setup = Setup::new(tree, &engine, opts.mode.as_deref(), opts.cross_image.clone())?;
-    log::status(format!("{} mode, image {}, tree hash {}", setup.mode.name(), match setup.mode { Mode::Rsync => &setup.names.image, Mode::Bind => &setup.cross_image }, setup.names.hash));
-    let cross_id = ensure_cross_image(&engine, &setup, opts.mirror.as_deref())?;
+    // Written before the tree is stamped: it is part of what gets synced.
     if !opts.dry_run {
         save_version_defs(&setup)?;
     }
-    let status = match setup.mode {
-        Mode::Rsync => {
-            build_image(&engine, &setup, &cross_id)?;
-            remove_old_versions(&engine, &setup)?;
-            ensure_data_container(&engine, &setup)?;
-            let mut cleanup = Cleanup::new(&engine);
-            let rsyncd = start_rsyncd(&engine, &setup, &mut cleanup)?;
-            sync_in(&setup, &rsyncd, &engine)?;
-            let status = run_in_container(&engine, &setup, cmd, interactive)?;
-            if opts.copy && status.map_or(true, |s| s.success()) {
-                copy_out(&setup, &rsyncd, &engine)?;
-            }
-            status
+    // The opening questions, side by side: is the engine there, what images and containers
+    // does it hold (everything up to the build container is decided from these answers), and
+    // meanwhile, the stamps of the tree for the sync record.
+    let (answers, stamps) = std::thread::scope(|s| {
+        let stamps = (setup.mode == Mode::Rsync && !opts.dry_run).then(|| s.spawn(|| sync::HostStamps::take(&setup.tree.root)));
+        let answers = engine.query_all(&[Engine::info_cmd(), ImageFacts::cmd(&setup), Containers::cmd()]);
+        (answers, stamps.map(|h| h.join().expect("the stamps thread panicked")))
+    });
+    let answers = answers?;
+    let stamps = match stamps {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            log::status_v(2, format!("no sync record this time: {e}"));
+            None
         }
+        None => None,
+    };
+    engine.take_info(answers[0].as_ref())?;
+    log::status(format!("{} mode, image {}, tree hash {}", setup.mode.name(), match setup.mode { Mode::Rsync => &setup.names.image, Mode::Bind => &setup.cross_image }, setup.names.hash));
+    let facts = ImageFacts::read(&engine, &setup, answers[1].as_ref())?;
+    let containers = Containers::read(answers[2].as_ref())?;
+    let cross_id = ensure_cross_image(&engine, &setup, opts.mirror.as_deref(), facts.cross_id.clone())?;
+    let status = match setup.mode {
+        Mode::Rsync => rsync_cycle(&engine, &setup, opts, &Opening { facts, containers, cross_id, stamps }, cmd, interactive)?,
         Mode::Bind => {
             if !opts.dry_run {
                 fs_err::create_dir_all(setup.tree.path("_output/dockerized"))?;
             }
-            run_in_container(&engine, &setup, cmd, interactive)?
+            run_in_container(&engine, &setup, &containers, cmd, interactive)?
         }
     };
     if kube_tree::proc::interrupted() {
@@ -857,5 +1218,68 @@ mod tests {
         assert_eq!(n.image, format!("kube-build:build-{}-5-v1.15.5-1", n.hash));
         assert_eq!(n.data, format!("kube-build-data-{}-5-v1.15.5-1", n.hash));
         assert_eq!(n.prefixes()[1], format!("kube-rsync-{}", n.hash));
+    }
+
+    #[test]
+    fn one_ps_listing_answers_reuse_and_garbage_collection() {
+        let text = "c1\tkube-build-data-20178bb462-5-v1.15.5-1\t/src/kubernetes\t\texited\tExited (0) 3 minutes ago\t\n\
+                    c2\tkube-rsync-20178bb462-5-v1.15.5-1\t/src/kubernetes\tabc\trunning\tUp 2 minutes\t127.0.0.1:49153->8730/tcp\n\
+                    c3\tkube-build-data-20178bb462-5-v1.14.0-1\t\t\texited\tExited (137) 2 days ago\t\n\
+                    c4\tother\t\t\tcreated\tCreated\t0.0.0.0:8080->80/tcp, :::8080->80/tcp\n";
+        let l = Containers::parse(text);
+        assert_eq!(l.0.len(), 4);
+        assert_eq!(l.get("kube-build-data-20178bb462-5-v1.15.5-1").unwrap().exit_code(), Some(0));
+        assert_eq!(l.get("kube-build-data-20178bb462-5-v1.14.0-1").unwrap().exit_code(), Some(137));
+        let rsync = l.get("kube-rsync-20178bb462-5-v1.15.5-1").unwrap();
+        assert_eq!((rsync.key.as_str(), rsync.state.as_str(), rsync.exit_code()), ("abc", "running", None));
+        assert_eq!(rsync.host_port(8730), Some(49153));
+        // Published elsewhere than 127.0.0.1, or another port: not ours to use.
+        assert_eq!(l.get("other").unwrap().host_port(80), None);
+        assert_eq!(rsync.host_port(873), None);
+        assert_eq!(l.get("other").unwrap().exit_code(), None);
+
+        let tree = kube_tree::fixture::scratch_tree("dockerized-ps", &kube_tree::fixture::Spec::era_b());
+        let tree = Tree::open(&tree).unwrap();
+        let names = Names::new("host", Utf8Path::new("/src/kubernetes"), "master", "5-v1.15.5-1");
+        let setup = Setup { tree, mode: Mode::Rsync, names, cross_image: String::new(), hostname: "host".into(), user: "0:0".into() };
+        // By name prefix (the scripts' containers carry no label), of any version.
+        assert_eq!(setup.names.hash, "20178bb462");
+        assert_eq!(
+            l.of_tree(&setup),
+            ["kube-build-data-20178bb462-5-v1.14.0-1", "kube-build-data-20178bb462-5-v1.15.5-1", "kube-rsync-20178bb462-5-v1.15.5-1"]
+        );
+    }
+
+    #[test]
+    fn labels_are_read_out_of_the_inspect_json() {
+        let json = r#"{"io.k8s-build-kit.context":"0123abcd","io.k8s-build-kit.owner":"k8s-build-kit"}"#;
+        assert_eq!(label_of(json, "io.k8s-build-kit.context"), "0123abcd");
+        assert_eq!(label_of("null", "io.k8s-build-kit.context"), "");
+    }
+
+    #[test]
+    fn copy_out_excludes_the_container_gopath_once() {
+        let root = kube_tree::fixture::scratch_tree("dockerized-filters", &kube_tree::fixture::Spec::era_b());
+        let v120 = "function kube::build::copy_output() {\n  kube::build::rsync \\\n    --prune-empty-dirs \\\n    --filter='- /_temp/' \\\n    --filter='+ /_output/dockerized/bin/**' \\\n    --filter='+ types.go' \\\n    --filter='+ */' \\\n    --filter='- /**' \\\n    \"rsync://k8s@${KUBE_RSYNC_ADDR}/k8s/\" \"${KUBE_ROOT}\"\n}\n";
+        std::fs::write(root.join("build/common.sh"), v120).unwrap();
+        let tree = Tree::open(&root).unwrap();
+        assert_eq!(copy_out_filters(&tree), ["- /_temp/", "+ /_output/dockerized/bin/**", "- /_output/dockerized/go/**", "+ types.go", "+ */", "- /**"]);
+        // A tree that excludes it already is left as it is.
+        std::fs::write(root.join("build/common.sh"), v120.replace("+ types.go", "- /_output/dockerized/go/**")).unwrap();
+        let f = copy_out_filters(&tree);
+        assert_eq!(f.iter().filter(|f| f.contains("dockerized/go")).count(), 1, "{f:?}");
+        // No function at all: the Era B list.
+        std::fs::write(root.join("build/common.sh"), "").unwrap();
+        assert_eq!(copy_out_filters(&tree), COPY_OUT_FILTERS);
+    }
+
+    #[test]
+    fn the_rsyncd_key_changes_with_what_the_daemon_serves() {
+        let k = rsyncd_key("sha256:img", "data1", "1000:1000");
+        assert_eq!(k.len(), 16);
+        assert_eq!(k, rsyncd_key("sha256:img", "data1", "1000:1000"));
+        assert_ne!(k, rsyncd_key("sha256:img", "data2", "1000:1000"), "a replaced data container");
+        assert_ne!(k, rsyncd_key("sha256:img2", "data1", "1000:1000"), "a rebuilt image (new password)");
+        assert_ne!(k, rsyncd_key("sha256:img", "data1", "0:0"), "another user");
     }
 }

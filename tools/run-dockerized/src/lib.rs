@@ -22,11 +22,22 @@ Usage: run-dockerized [options] [--] <command...>
   --cross-image IMG     kube-cross image (also KUBE_CROSS_IMAGE / KUBE_CROSS_VERSION)
   --mirror REGISTRY     pull kube-cross from a mirror and tag it with the name the tree expects
   --no-copy             leave the output in the data container (also KUBE_RUN_COPY_OUTPUT=n)
+  --full-sync           sync everything in and out even if the last run's record says the data
+                        container matches the tree (also KUBE_RUN_FULL_SYNC=y)
   --dry-run             print every engine command, in order; run none
 
 The environment the scripts pass (KUBE_BUILD_PLATFORMS, GOFLAGS, GOGCFLAGS, GOLDFLAGS when set,
 GOPROXY, SOURCE_DATE_EPOCH, KUBE_VERBOSE, KUBERNETES_HTTP(S)_PROXY/NO_PROXY...) reaches the build.
-SIGINT/SIGTERM stop and remove the build and rsync containers. stdout: the binaries built.",
+A run records, when it can prove it, that the data container equals the tree: the tree's stamps
+(mode, size, mtime, ctime, inode of every synced entry), the data container and the rsync daemon.
+The next run skips the sync-in while all three match, and copies out only what its command
+changed (listed by a small sh wrapper around the command, by ctime). Anything else (a new or
+deleted file in the container, a change the copy-out filters keep there, a failed command, a shell,
+--no-copy, the scripts' build/run.sh in between) leaves no record: the next run syncs in full.
+After a successful run the rsync daemon is left running on 127.0.0.1 for the next one (it is
+reused only if it serves the same image, data container, user and port); KUBE_RSYNC_KEEP=n stops
+it as the scripts do, make-clean removes it. A failure or SIGINT/SIGTERM stops and removes the
+build and rsync containers. stdout: the binaries built.",
     run,
     command_after: Some(RUN_VALUE_FLAGS),
 };

@@ -32,7 +32,7 @@ fn ready(test: &str) -> Option<Utf8PathBuf> {
 }
 
 fn rd(root: &Utf8Path, args: &[&str], envs: &[(&str, &str)]) -> Captured {
-    let mut p = Proc::new(BIN).arg("--kube-root").arg(root).env_remove("DOCKER_HOST").env_remove("KUBE_RSYNC_PORT");
+    let mut p = Proc::new(BIN).arg("--kube-root").arg(root).env_remove("DOCKER_HOST").env_remove("KUBE_RSYNC_PORT").env_remove("KUBE_RSYNC_KEEP");
     for (k, v) in envs {
         p = p.env(k, v);
     }
@@ -41,6 +41,10 @@ fn rd(root: &Utf8Path, args: &[&str], envs: &[(&str, &str)]) -> Captured {
 
 fn docker(args: &[&str]) -> String {
     Proc::new("docker").args(args).read().unwrap_or_default()
+}
+
+fn id_of(container: &str) -> String {
+    docker(&["inspect", "-f", "{{.Id}}", container])
 }
 
 /// Containers (all states) labelled as this tree's.
@@ -81,18 +85,24 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     let kubectl = copy.join("_output/dockerized/bin/linux/amd64/kubectl");
     assert!(out.stdout.lines().any(|l| l == kubectl.as_str()), "{}", out.stdout);
     assert!(kubectl_version(&kubectl).contains(r#"GitVersion:"v1.20.2""#));
-    let names = containers_of(&copy);
-    assert_eq!(names.len(), 1, "only the data container stays: {names:?}");
-    let data = names[0].clone();
+    // The data container stays, and so does the rsync daemon (for the next run), published on
+    // 127.0.0.1 only.
+    let kept = containers_of(&copy);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let (data, rsync) = (kept[0].clone(), kept[1].clone());
     assert!(data.starts_with("kube-build-data-") && data.ends_with("-5-v1.15.5-1"), "{data}");
-    let data_id = docker(&["inspect", "-f", "{{.Id}}", &data]);
+    assert!(rsync.starts_with("kube-rsync-") && rsync.ends_with("-5-v1.15.5-1"), "{rsync}");
+    let published = docker(&["port", &rsync, "8730"]);
+    assert!(!published.is_empty() && published.lines().all(|l| l.starts_with("127.0.0.1:")), "{published}");
+    let (data_id, rsync_id) = (id_of(&data), id_of(&rsync));
 
     // Nothing changed: the data container is reused and the run is much faster.
     let t = Instant::now();
     let out = rd(&copy, &["make", "WHAT=cmd/kubectl"], &[]);
     let warm = t.elapsed();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
-    assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &data]), data_id, "the data container was reused");
+    assert_eq!(id_of(&data), data_id, "the data container was reused");
+    assert_eq!(id_of(&rsync), rsync_id, "the rsync daemon was reused");
     assert!(warm * 3 < cold, "second run {warm:?} vs cold {cold:?}");
     eprintln!("rsync mode: cold {cold:?}, nothing changed {warm:?}");
 
@@ -112,7 +122,7 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     let out = rd(&copy, &["--mode", "bind", "make", "WHAT=cmd/kubectl"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(kubectl_version(&kubectl).contains(r#"GitVersion:"v1.20.2""#));
-    assert_eq!(containers_of(&copy), vec![data.clone()], "the bind-mode container was removed");
+    assert_eq!(containers_of(&copy), kept, "the bind-mode container was removed");
 
     // make-clean: this tree's containers, images and _output go; another tree's container and
     // an unrelated image stay.
@@ -122,7 +132,7 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     docker(&["tag", testkit::BASE_IMAGE, "k8s-build-kit-test/unrelated:keep"]);
     let (code, plan) = invoke_str(&make_clean::TOOL, &["--kube-root", copy.as_str(), "--dry-run"]);
     assert_eq!(code, 0);
-    assert!(plan.contains(&format!("container\t{data}")) && plan.contains("image\tkube-build:build-") && plan.contains("dir\t"), "{plan}");
+    assert!(plan.contains(&format!("container\t{data}")) && plan.contains(&format!("container\t{rsync}")) && plan.contains("image\tkube-build:build-") && plan.contains("dir\t"), "{plan}");
     assert!(copy.join("_output").exists(), "--dry-run removed something");
     let (code, _) = invoke_str(&make_clean::TOOL, &["--kube-root", copy.as_str()]);
     assert_eq!(code, 0);
@@ -206,13 +216,36 @@ fn faults_fail_with_one_clear_line_or_recover() {
     assert!(run_line.ends_with(" bash"), "{plan}");
     assert!(!plan.lines().any(|l| l.starts_with("rsync") && l.contains("--prune-empty-dirs")), "a shell copies nothing back: {plan}");
 
-    // A first real run, then the data container removed between runs: recreated.
+    // A first real run, then the data container removed between runs: recreated, and the rsync
+    // daemon left running (it serves the removed container's volumes) is replaced, so the
+    // sources land where the build container looks.
     assert_eq!(rd(&root, &["true"], &[]).status.code(), Some(0));
-    let data = containers_of(&root);
-    assert_eq!(data.len(), 1, "{data:?}");
-    docker(&["rm", "-f", "-v", &data[0]]);
-    let out = rd(&root, &["true"], &[]);
+    let kept = containers_of(&root);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let rsync = kept[1].clone();
+    let rsync_id = id_of(&rsync);
+    docker(&["rm", "-f", "-v", &kept[0]]);
+    let out = rd(&root, &["sh", "-c", "test -f build/build-image/rsyncd.sh"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert_eq!(containers_of(&root), kept);
+    assert_ne!(id_of(&rsync), rsync_id, "the daemon of the removed data container was replaced");
+
+    // A daemon left running that no longer serves (its secret changed under it): replaced, and
+    // the run goes on; found at the copy-out when the sync record skips the sync-in, at the
+    // sync-in otherwise.
+    for args in [&["true"][..], &["--full-sync", "true"][..]] {
+        let rsync_id = id_of(&rsync);
+        docker(&["exec", &rsync, "sh", "-c", "echo k8s:wrong > /tmp/rsync.k8s/rsyncd.secrets"]);
+        let out = rd(&root, args, &[]);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("did not serve"), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.contains("not syncing"), args.len() == 1, "{args:?}: {}", out.stderr);
+        assert_ne!(id_of(&rsync), rsync_id, "{args:?}");
+    }
+
+    // KUBE_RSYNC_KEEP=n: the daemon is stopped after the run, as the scripts do.
+    assert_eq!(rd(&root, &["true"], &[("KUBE_RSYNC_KEEP", "n")]).status.code(), Some(0));
+    let data = vec![kept[0].clone()];
     assert_eq!(containers_of(&root), data);
 
     // The rsync port taken.
@@ -250,6 +283,62 @@ fn faults_fail_with_one_clear_line_or_recover() {
     assert_eq!(status.code(), Some(130));
     assert_eq!(containers_of(&root), data, "only the data container remains");
     assert!(docker(&["ps", "--filter", &format!("label=io.k8s-build-kit.tree={root}"), "--format", "{{.Names}}"]).is_empty(), "nothing of this tree runs");
+
+    invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
+    assert!(containers_of(&root).is_empty());
+}
+
+#[test]
+fn the_sync_record_skips_only_what_is_proven_unchanged() {
+    let test = "the_sync_record_skips_only_what_is_proven_unchanged";
+    let Some(real) = ready(test) else { return };
+    let root = small_tree("dock-sync", &real);
+    let record = root.join("_output/dockerized/.kit-sync-record");
+    let synced = |out: &Captured| out.stderr.contains("syncing sources into the data container");
+    let skipped = |out: &Captured| out.stderr.contains("not syncing");
+    let run = |args: &[&str]| {
+        let out = rd(&root, args, &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+        out
+    };
+    std::fs::create_dir_all(root.join("pkg/gen")).unwrap();
+    std::fs::write(root.join("hack/marker.txt"), "host-1\n").unwrap();
+    std::fs::write(root.join("pkg/gen/zz_generated.test.go"), "v1\n").unwrap();
+
+    // The first run syncs in full and, having changed nothing, records it; the next one skips.
+    assert!(synced(&run(&["true"])));
+    assert!(record.exists(), "a run that changed nothing leaves a record");
+    let out = run(&["cat", "hack/marker.txt"]);
+    assert!(skipped(&out) && !synced(&out) && out.stderr.contains("host-1"), "{}", out.stderr);
+
+    // An edit on the host (same size) syncs.
+    let f = root.join("hack/marker.txt");
+    std::fs::write(&f, "host-2\n").unwrap();
+    let out = run(&["cat", "hack/marker.txt"]);
+    assert!(synced(&out) && out.stderr.contains("host-2"), "{}", out.stderr);
+
+    // A command that changes a source the copy-out leaves in the container: no record, and the
+    // next run syncs the host's version back in (as the scripts' full sync does).
+    let out = run(&["sh", "-c", "echo container > hack/marker.txt"]);
+    assert!(!record.exists(), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "host-2\n");
+    let out = run(&["cat", "hack/marker.txt"]);
+    assert!(synced(&out) && out.stderr.contains("host-2") && !out.stderr.contains("container\n"), "{}", out.stderr);
+
+    // A generated file rewritten in the container comes back, and the run still records.
+    run(&["true"]);
+    let out = run(&["sh", "-c", "echo v2 > pkg/gen/zz_generated.test.go"]);
+    assert!(skipped(&out), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(root.join("pkg/gen/zz_generated.test.go")).unwrap(), "v2\n");
+    assert!(record.exists(), "{}", out.stderr);
+    assert!(skipped(&run(&["true"])));
+
+    // Another writer: the scripts replace the rsync daemon (same name). Then --full-sync.
+    let rsync = containers_of(&root).into_iter().find(|n| n.starts_with("kube-rsync-")).expect("the daemon is kept");
+    docker(&["rm", "-f", &rsync]);
+    assert!(synced(&run(&["true"])));
+    assert!(skipped(&run(&["true"])));
+    assert!(synced(&run(&["--full-sync", "true"])));
 
     invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
     assert!(containers_of(&root).is_empty());

@@ -1,0 +1,231 @@
+//! Skipping the sync-in when it would change nothing, and copying out only what the command
+//! changed: the two full rsync walks of the tree are most of a no-op run's cost (a second each
+//! for the v1.20 tree here), and both are avoidable when it is known what differs.
+//!
+//! Known means recorded, and verified where it can be:
+//! * the host side: every entry of the synced area (all but `_output`, `.make`, `_tmp`, `.git`)
+//!   is stamped (mode, size, mtime, ctime, inode) before the sync; the record keeps the sum.
+//! * the container side: the build command runs under a small `sh` wrapper that lists every
+//!   entry whose ctime moved while it ran (ctime cannot be set back), so what the command
+//!   changed in the data container is known, including what it did not copy back.
+//! * other writers: the scripts' build/run.sh and build/shell.sh replace the rsync daemon
+//!   container (same name), and a new data container has a new ID; the record names both.
+//!
+//! A run writes the record only when it ended with the volume equal to the host on the synced
+//! area: every entry the command changed came back with the copy-out as a file update. A new
+//! file, a deletion (its directory changes), anything the copy-out filters leave in the container,
+//! a failed or interrupted command, `--no-copy`, a shell: no record, and the next run does the
+//! full sync and the full copy-out, as the scripts always do.
+
+use crate::REMOTE_ROOT;
+use camino::{Utf8Path, Utf8PathBuf};
+use kube_tree::{fnv, fsx, walk, Fail, Tree};
+use std::collections::{HashMap, HashSet};
+
+/// What sync-in leaves out (`- /.make/ - /_tmp/ - /_output/`, `H /.git`).
+pub const UNSYNCED: &[&str] = &["_output", ".make", "_tmp", ".git"];
+
+/// The changed-entries list the wrapper writes, relative to the tree (inside the container).
+pub const CHANGED: &str = "_output/dockerized/.kit-changed";
+
+/// The stamps of the host's synced area: a sum of per-entry hashes, so entries that the
+/// copy-out rewrites can be swapped for their new stamps without walking again.
+#[derive(Debug, Default, Clone)]
+pub struct HostStamps {
+    pub entries: HashMap<Utf8PathBuf, u64>,
+    pub sum: u64,
+}
+
+impl HostStamps {
+    pub fn take(root: &Utf8Path) -> Result<HostStamps, Fail> {
+        let mut s = HostStamps::default();
+        walk::entries(root, UNSYNCED, |rel, md| {
+            let h = entry_hash(rel, md);
+            s.sum = s.sum.wrapping_add(h);
+            s.entries.insert(rel.to_owned(), h);
+        })?;
+        Ok(s)
+    }
+
+    /// `rel` was rewritten in place (by the copy-out): its stamp becomes what it is now.
+    /// False when it was not stamped before (a new entry) or is gone.
+    pub fn restamp(&mut self, root: &Utf8Path, rel: &Utf8Path) -> bool {
+        let (Some(old), Ok(md)) = (self.entries.get(rel).copied(), std::fs::symlink_metadata(root.join(rel))) else { return false };
+        let new = entry_hash(rel, &md);
+        self.sum = self.sum.wrapping_sub(old).wrapping_add(new);
+        self.entries.insert(rel.to_owned(), new);
+        true
+    }
+}
+
+/// Directories count by name and inode only: their mtime moves with every entry added or
+/// removed, and those entries count themselves.
+fn entry_hash(rel: &Utf8Path, md: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    if md.is_dir() {
+        let mut b = rel.as_str().as_bytes().to_vec();
+        b.extend_from_slice(b"/\0");
+        b.extend_from_slice(&md.ino().to_le_bytes());
+        return fnv::hash(&b);
+    }
+    fnv::hash(&walk::stat_bytes(rel, md))
+}
+
+/// What the last run left: the data and rsync containers it synced through and the stamps of
+/// the host when the volume matched it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub data: String,
+    pub rsyncd: String,
+    pub host: u64,
+}
+
+impl Record {
+    pub fn path(tree: &Tree) -> Utf8PathBuf {
+        tree.path("_output/dockerized/.kit-sync-record")
+    }
+
+    pub fn load(tree: &Tree) -> Option<Record> {
+        let text = std::fs::read_to_string(Record::path(tree)).ok()?;
+        let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')).map(str::to_string);
+        Some(Record { data: field("data")?, rsyncd: field("rsyncd")?, host: u64::from_str_radix(&field("host")?, 16).ok()? })
+    }
+
+    pub fn save(&self, tree: &Tree) -> Result<(), Fail> {
+        let path = Record::path(tree);
+        fs_err::create_dir_all(path.parent().expect("has a parent"))?;
+        fsx::atomic_write(&path, format!("data {}\nrsyncd {}\nhost {:016x}\n", self.data, self.rsyncd, self.host).as_bytes())
+    }
+
+    /// Forgotten before the command runs: a crash or an interrupt must not leave a record behind.
+    pub fn forget(tree: &Tree) -> Result<(), Fail> {
+        match std::fs::remove_file(Record::path(tree)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The build command under the wrapper: it runs `cmd` (exit status kept), then lists every
+/// entry whose ctime is newer than the command's start, the list's own path first (so the
+/// copy-out brings the list back with the files). The list appears only if the listing worked.
+/// File times move in clock ticks (milliseconds), so the command starts only once the clock
+/// has ticked past the start stamp: a change in the stamp's own tick would not be newer.
+pub fn wrap(cmd: &[String]) -> Vec<String> {
+    let script = format!(
+        r#"d={REMOTE_ROOT}; l="$d/{CHANGED}"; s="$l.start"; t="$l.tick"; n=0
+mkdir -p "${{l%/*}}"; rm -f "$l"; touch "$s" "$t"
+while [ -z "$(find "$t" -newer "$s" 2>/dev/null)" ] && [ $n -lt 20000 ]; do touch "$t"; n=$((n+1)); done
+"$@"; rc=$?
+if cd "$d" && {{ echo ./{CHANGED} && find . \( -path ./_output -o -path ./.make -o -path ./_tmp -o -path ./.git \) -prune -o -cnewer "$s" -print && {{ [ ! -d _output/dockerized/bin ] || find ./_output/dockerized/bin -cnewer "$s" -print; }}; }} > "$l.tmp"; then mv -f "$l.tmp" "$l"; fi
+exit $rc"#
+    );
+    let mut v = vec!["sh".to_string(), "-c".to_string(), script, "kit-run".to_string()];
+    v.extend(cmd.iter().cloned());
+    v
+}
+
+/// The copy-out filters with the changed-entries list let through first.
+pub fn with_list(filters: &[String]) -> Vec<String> {
+    let mut v = vec![format!("+ /{CHANGED}")];
+    v.extend(filters.iter().cloned());
+    v
+}
+
+/// Reads what the command changed (`changed`, the wrapper's list) against what the copy-out
+/// itemized (`itemized`, rsync `-ii --out-format='%i %n'`), and restamps the host files the
+/// copy-out rewrote. True when the volume equals the host again on the synced area.
+pub fn settle(root: &Utf8Path, changed: &str, itemized: &str, stamps: &mut HostStamps) -> bool {
+    // name -> the itemize code (">f.st......", ".f.........", "cd+++++++++", ...)
+    let items: HashMap<&str, &str> = itemized.lines().filter_map(|l| l.split_once(' ').map(|(code, name)| (name, code))).collect();
+    let mut clean = true;
+    let mut seen = HashSet::new();
+    for entry in changed.lines().map(|l| l.strip_prefix("./").unwrap_or(l)).filter(|l| !l.is_empty() && *l != ".") {
+        if entry == CHANGED || entry.starts_with("_output/") || !seen.insert(entry) {
+            continue;
+        }
+        clean &= match items.get(entry).copied() {
+            // Came back as an update of a file (or link) the host had: the host is restamped.
+            Some(code) if !code.contains('+') && matches!(code.get(1..2), Some("f") | Some("L")) => {
+                !code.starts_with('>') && !code.starts_with('c') || stamps.restamp(root, Utf8Path::new(entry))
+            }
+            // A directory (entries added or removed), a new file, or left in the container.
+            _ => false,
+        };
+    }
+    clean
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rewritten_file_is_restamped_and_anything_else_leaves_no_record() {
+        let root = kube_tree::fixture::scratch_dir("sync-settle");
+        std::fs::create_dir_all(root.join("pkg/a")).unwrap();
+        std::fs::create_dir_all(root.join("_output/dockerized")).unwrap();
+        std::fs::write(root.join("pkg/a/zz_generated.deepcopy.go"), "old").unwrap();
+        std::fs::write(root.join("README.md"), "x").unwrap();
+        let mut stamps = HostStamps::take(&root).unwrap();
+        assert!(!stamps.entries.keys().any(|k| k.starts_with("_output")), "the unsynced area is not stamped");
+
+        // The copy-out rewrote the generated file: after restamping, the sum is what a new walk gives.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(root.join("pkg/a/zz_generated.deepcopy.go"), "new!").unwrap();
+        let changed = format!("./{CHANGED}\n./pkg/a/zz_generated.deepcopy.go\n./_output/dockerized/bin/linux/amd64/kubectl\n");
+        let itemized = format!(">f+++++++++ {CHANGED}\n>f.st...... pkg/a/zz_generated.deepcopy.go\n>f..t...... _output/dockerized/bin/linux/amd64/kubectl\n");
+        assert!(settle(&root, &changed, &itemized, &mut stamps));
+        assert_eq!(stamps.sum, HostStamps::take(&root).unwrap().sum);
+
+        // Changed in the container and identical on the host already: nothing to restamp.
+        let mut same = stamps.clone();
+        assert!(settle(&root, "./pkg/a/zz_generated.deepcopy.go\n", ".f......... pkg/a/zz_generated.deepcopy.go\n", &mut same));
+        assert_eq!(same.sum, stamps.sum);
+
+        // Left in the container by the filters; a directory whose entries changed; a new file.
+        for (changed, itemized) in [
+            ("./README.md\n", ""),
+            ("./pkg/a\n", ".d..t...... pkg/a/\n"),
+            ("./pkg/a/zz_generated.new.go\n", ">f+++++++++ pkg/a/zz_generated.new.go\n"),
+        ] {
+            let mut s = stamps.clone();
+            assert!(!settle(&root, changed, itemized, &mut s), "{changed}");
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_are_forgotten() {
+        let root = kube_tree::fixture::scratch_tree("sync-record", &kube_tree::fixture::Spec::era_b());
+        let tree = Tree::open(&root).unwrap();
+        assert_eq!(Record::load(&tree), None);
+        let r = Record { data: "d1".into(), rsyncd: "r1".into(), host: 0xfeed };
+        r.save(&tree).unwrap();
+        assert_eq!(Record::load(&tree), Some(r));
+        Record::forget(&tree).unwrap();
+        assert_eq!(Record::load(&tree), None);
+        Record::forget(&tree).unwrap();
+    }
+
+    #[test]
+    fn the_wrapper_keeps_the_status_and_lists_what_changed() {
+        // Run against a scratch dir standing in for the container's tree.
+        let root = kube_tree::fixture::scratch_dir("sync-wrap");
+        std::fs::create_dir_all(root.join("pkg")).unwrap();
+        std::fs::create_dir_all(root.join("_output/dockerized/go")).unwrap();
+        std::fs::write(root.join("pkg/old.go"), "x").unwrap();
+        std::fs::write(root.join("_output/dockerized/go/cache"), "x").unwrap();
+        std::fs::write(root.join("pkg/same.go"), "x").unwrap();
+        // The first write comes at once: it must still be newer than the start stamp.
+        let cmd = ["sh".to_string(), "-c".to_string(), "echo z > pkg/old.go; echo y > pkg/new.go; touch _output/dockerized/go/cache; exit 7".to_string()];
+        let mut w = wrap(&cmd);
+        w[2] = w[2].replace(REMOTE_ROOT, root.as_str());
+        let out = std::process::Command::new(&w[0]).args(&w[1..]).current_dir(&root).output().unwrap();
+        assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+        let list = std::fs::read_to_string(root.join(CHANGED)).unwrap();
+        let lines: Vec<&str> = list.lines().collect();
+        assert_eq!(lines[0], format!("./{CHANGED}"));
+        assert!(lines.contains(&"./pkg/old.go") && lines.contains(&"./pkg/new.go") && lines.contains(&"./pkg"), "{list}");
+        assert!(!lines.contains(&"./pkg/same.go") && !list.contains("go/cache"), "{list}");
+    }
+}
