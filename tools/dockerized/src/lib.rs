@@ -122,12 +122,25 @@ impl Engine {
 
     fn find_remote(&self) -> bool {
         let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()).or_else(|| {
-            if self.program != "docker" || self.dry_run {
-                return None;
-            }
-            self.cmd(&["context", "inspect", "--format", "{{.Endpoints.docker.Host}}"]).read().ok().map(|s| s.trim().to_string())
+            let cmd = self.context_cmd()?;
+            self.cmd(&cmd).read().ok().map(|s| s.trim().to_string())
         });
-        host.is_some_and(|h| h.starts_with("tcp://") || h.starts_with("ssh://") || h.starts_with("http"))
+        host.is_some_and(|h| remote_host(&h))
+    }
+
+    /// The docker context question, when the engine's place is still unknown and DOCKER_HOST
+    /// does not say it (so it can join a batch of questions).
+    pub fn context_cmd(&self) -> Option<Vec<String>> {
+        let asked = self.remote.get().is_some() || std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty());
+        (!asked && self.program == "docker" && !self.dry_run).then(|| ["context", "inspect", "--format", "{{.Endpoints.docker.Host}}"].map(String::from).to_vec())
+    }
+
+    /// Takes the answer to [`Engine::context_cmd`].
+    pub fn take_context(&self, answer: Option<&Captured>) {
+        if let Some(a) = answer {
+            let host = if a.success() { a.stdout.trim() } else { "" };
+            let _ = self.remote.set(remote_host(host));
+        }
     }
 
     /// Asks several independent questions at once: each CLI call costs tens of milliseconds,
@@ -178,6 +191,11 @@ impl Engine {
     pub fn is_rootless(&self) -> bool {
         self.rootless.get().copied().unwrap_or(false)
     }
+}
+
+/// An engine endpoint that cannot see our files (so no bind mounts): TCP, SSH, HTTP.
+fn remote_host(h: &str) -> bool {
+    h.starts_with("tcp://") || h.starts_with("ssh://") || h.starts_with("http")
 }
 
 fn fake_ok() -> Captured {
@@ -849,29 +867,32 @@ pub fn copy_out_filters(tree: &Tree) -> Vec<String> {
 
 /// How much a copy-out looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyOut {
+pub enum CopyOut<'a> {
     /// The whole data container, through the tree's filters (copy-output, build/copy-output.sh).
     Full,
-    /// The same, plus the build wrapper's list of what the command changed.
-    FullWithList,
-    /// Only what the command changed (the wrapper's list), through the same filters.
-    Changed,
+    /// The same, after a wrapped command (bringing its change list back when it is in the data
+    /// container).
+    Everything(&'a sync::ListAt),
+    /// Only the entries on the wrapper's change list, through the same filters.
+    Changed(&'a sync::ListAt),
 }
 
 /// Output back, through the tree's filters. Returns rsync's itemized list (`%i %n`, every entry
 /// looked at) for [`sync::settle`].
 pub fn copy_out(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine, how: CopyOut) -> Result<String> {
     let mut filters = copy_out_filters(&setup.tree);
-    if how != CopyOut::Full {
+    if matches!(how, CopyOut::Everything(sync::ListAt::Volume) | CopyOut::Changed(sync::ListAt::Volume)) {
         filters = sync::with_list(&filters);
     }
     let mut args: Vec<String> = vec!["--prune-empty-dirs".into(), "-ii".into(), "--out-format=%i %n".into()];
-    if how == CopyOut::Changed {
+    match how {
         // Read on the daemon's side, relative to the module (the tree).
-        args.push(format!("--files-from=:{}", sync::CHANGED));
+        CopyOut::Changed(sync::ListAt::Volume) => args.push(format!("--files-from=:{}", sync::CHANGED)),
+        CopyOut::Changed(at) => args.push(format!("--files-from={}", at.host_path(&setup.tree))),
+        _ => {}
     }
     args.extend(filters.iter().map(|f| format!("--filter={f}")));
-    let label = if how == CopyOut::Changed { "copying what the command changed out of the data container" } else { "copying output out of the data container" };
+    let label = if matches!(how, CopyOut::Changed(_)) { "copying what the command changed out of the data container" } else { "copying output out of the data container" };
     rsync(engine, setup, &args, &format!("rsync://k8s@{}/k8s/", rsyncd.addr), setup.tree.root.as_str(), label)
 }
 
@@ -917,7 +938,7 @@ fn attach_args() -> Vec<String> {
 /// mode: kube-cross with the tree mounted). The container is removed afterwards, whatever happens:
 /// by the engine (`--rm`) when the command ends, by us when we are interrupted. `containers`
 /// says whether a container of that name is left over from a crash.
-pub fn run_in_container(engine: &Engine, setup: &Setup, containers: &Containers, cmd: &[String], interactive: bool) -> Result<Option<ExitStatus>> {
+pub fn run_in_container(engine: &Engine, setup: &Setup, containers: &Containers, cmd: &[String], extra: &[String], interactive: bool) -> Result<Option<ExitStatus>> {
     let name = setup.names.build.clone();
     if engine.dry_run || containers.get(&name).is_some() {
         engine.destroy(&name);
@@ -947,6 +968,7 @@ pub fn run_in_container(engine: &Engine, setup: &Setup, containers: &Containers,
         }
     };
     args.extend(build_env_args());
+    args.extend(extra.iter().cloned());
     if interactive {
         args.extend(attach_args());
     } else {
@@ -1037,34 +1059,51 @@ fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: &Opening
         rsyncd = start_rsyncd(engine, setup, &key, None, &mut cleanup)?;
         sync_in(setup, &rsyncd, engine)?;
     }
-    // A shell is the user's terminal, not wrapped: with no change list, the next run syncs in full.
+    // A shell is the user's terminal, not wrapped: with no change list, the next run syncs in
+    // full. A local engine gets the list in a host directory, a remote one in the data container.
     let wrapped = !interactive;
-    let command = if wrapped { sync::wrap(cmd) } else { cmd.to_vec() };
-    let status = run_in_container(engine, setup, &open.containers, &command, interactive)?;
+    let list_at = if opts.dry_run || engine.is_remote() { sync::ListAt::Volume } else { sync::ListAt::Host(setup.tree.path("_output/dockerized/.kit-run")) };
+    if !opts.dry_run {
+        list_at.prepare(&setup.tree)?;
+    }
+    let (command, extra) = if wrapped { (sync::wrap(cmd, &list_at), list_at.engine_args()) } else { (cmd.to_vec(), Vec::new()) };
+    let status = run_in_container(engine, setup, &open.containers, &command, &extra, interactive)?;
     let ok = status.map_or(true, |s| s.success());
     let keep = ok && keep_rsyncd() && !kube_tree::proc::interrupted();
     if opts.copy && ok {
-        let full = if wrapped { CopyOut::FullWithList } else { CopyOut::Full };
+        let full = if wrapped { CopyOut::Everything(&list_at) } else { CopyOut::Full };
+        let host_list = match list_at {
+            sync::ListAt::Host(_) => std::fs::read_to_string(list_at.host_path(&setup.tree)).ok(),
+            sync::ListAt::Volume => None,
+        };
+        let first = match (&host_list, &list_at) {
+            (Some(l), _) if in_sync && l.trim().is_empty() => None,
+            (Some(_), _) | (None, sync::ListAt::Volume) if in_sync => Some(CopyOut::Changed(&list_at)),
+            _ => Some(full),
+        };
         // A daemon left running that fails here (on a run that skipped the sync-in, this is its
         // first use) is replaced, and everything is copied out through the new one.
-        let itemized = match copy_out(setup, &rsyncd, engine, if in_sync { CopyOut::Changed } else { full }) {
-            Ok(itemized) => itemized,
-            Err(e) if rsyncd.reused && !kube_tree::proc::interrupted() => {
+        let itemized = match first.map(|how| copy_out(setup, &rsyncd, engine, how)) {
+            None => {
+                log::status_v(2, "the command changed nothing in the data container: nothing to copy out");
+                String::new()
+            }
+            Some(Ok(itemized)) => itemized,
+            Some(Err(e)) if rsyncd.reused && !kube_tree::proc::interrupted() => {
                 log::warn(format!("the rsync daemon left running did not serve ({e}): copying everything out through a new one"));
                 rsyncd = start_rsyncd(engine, setup, &key, None, &mut cleanup)?;
                 copy_out(setup, &rsyncd, engine, full)?
             }
-            Err(e) => return Err(e),
+            Some(Err(e)) => return Err(e),
         };
-        let list = setup.tree.path(sync::CHANGED);
-        let changed = std::fs::read_to_string(&list).unwrap_or_default();
-        let _ = std::fs::remove_file(&list);
+        let changed = host_list.or_else(|| std::fs::read_to_string(list_at.host_path(&setup.tree)).ok());
+        let _ = std::fs::remove_file(list_at.host_path(&setup.tree));
         // The record needs the daemon it names to stay, and the stamps taken before the sync.
-        if let (true, Some(mut stamps)) = (wrapped && keep && !opts.dry_run, open.stamps.clone()) {
-            if !changed.is_empty() && sync::settle(&setup.tree.root, &changed, &itemized, &mut stamps) {
+        if let (true, Some(mut stamps), Some(changed)) = (wrapped && keep && !opts.dry_run, open.stamps.clone(), changed) {
+            if sync::settle(&setup.tree.root, &changed, &itemized, &mut stamps) {
                 sync::Record { data: data_id, rsyncd: rsyncd.id.clone(), host: stamps.sum }.save(&setup.tree)?;
             } else {
-                log::status_v(2, "the data container differs from the tree after this command (or its change list is missing): the next run syncs in full");
+                log::status_v(2, "the data container differs from the tree after this command: the next run syncs in full");
             }
         }
     }
@@ -1090,7 +1129,9 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
     // meanwhile, the stamps of the tree for the sync record.
     let (answers, stamps) = std::thread::scope(|s| {
         let stamps = (setup.mode == Mode::Rsync && !opts.dry_run).then(|| s.spawn(|| sync::HostStamps::take(&setup.tree.root)));
-        let answers = engine.query_all(&[Engine::info_cmd(), ImageFacts::cmd(&setup), Containers::cmd()]);
+        let mut questions = vec![Engine::info_cmd(), ImageFacts::cmd(&setup), Containers::cmd()];
+        questions.extend(engine.context_cmd());
+        let answers = engine.query_all(&questions);
         (answers, stamps.map(|h| h.join().expect("the stamps thread panicked")))
     });
     let answers = answers?;
@@ -1103,6 +1144,7 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
         None => None,
     };
     engine.take_info(answers[0].as_ref())?;
+    engine.take_context(answers.get(3).and_then(Option::as_ref));
     log::status(format!("{} mode, image {}, tree hash {}", setup.mode.name(), match setup.mode { Mode::Rsync => &setup.names.image, Mode::Bind => &setup.cross_image }, setup.names.hash));
     let facts = ImageFacts::read(&engine, &setup, answers[1].as_ref())?;
     let containers = Containers::read(answers[2].as_ref())?;
@@ -1113,7 +1155,7 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
             if !opts.dry_run {
                 fs_err::create_dir_all(setup.tree.path("_output/dockerized"))?;
             }
-            run_in_container(&engine, &setup, &containers, cmd, interactive)?
+            run_in_container(&engine, &setup, &containers, cmd, &[], interactive)?
         }
     };
     if kube_tree::proc::interrupted() {

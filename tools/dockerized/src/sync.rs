@@ -29,10 +29,11 @@ pub const UNSYNCED: &[&str] = &["_output", ".make", "_tmp", ".git"];
 pub const CHANGED: &str = "_output/dockerized/.kit-changed";
 
 /// The stamps of the host's synced area: a sum of per-entry hashes, so entries that the
-/// copy-out rewrites can be swapped for their new stamps without walking again.
+/// copy-out rewrites can be swapped for their new stamps without walking again. Entries are
+/// kept as (hash of the path, hash of the entry): no path is stored, this runs on every run.
 #[derive(Debug, Default, Clone)]
 pub struct HostStamps {
-    pub entries: HashMap<Utf8PathBuf, u64>,
+    pub entries: HashMap<u64, u64>,
     pub sum: u64,
 }
 
@@ -40,9 +41,9 @@ impl HostStamps {
     pub fn take(root: &Utf8Path) -> Result<HostStamps, Fail> {
         let mut s = HostStamps::default();
         walk::entries(root, UNSYNCED, |rel, md| {
-            let h = entry_hash(rel, md);
+            let (path, h) = entry_hash(rel, md);
             s.sum = s.sum.wrapping_add(h);
-            s.entries.insert(rel.to_owned(), h);
+            s.entries.insert(path, h);
         })?;
         Ok(s)
     }
@@ -50,25 +51,34 @@ impl HostStamps {
     /// `rel` was rewritten in place (by the copy-out): its stamp becomes what it is now.
     /// False when it was not stamped before (a new entry) or is gone.
     pub fn restamp(&mut self, root: &Utf8Path, rel: &Utf8Path) -> bool {
-        let (Some(old), Ok(md)) = (self.entries.get(rel).copied(), std::fs::symlink_metadata(root.join(rel))) else { return false };
-        let new = entry_hash(rel, &md);
+        let Ok(md) = std::fs::symlink_metadata(root.join(rel)) else { return false };
+        let (path, new) = entry_hash(rel, &md);
+        let Some(old) = self.entries.insert(path, new) else { return false };
         self.sum = self.sum.wrapping_sub(old).wrapping_add(new);
-        self.entries.insert(rel.to_owned(), new);
         true
+    }
+
+    pub fn has(&self, rel: &Utf8Path) -> bool {
+        self.entries.contains_key(&fnv::hash(rel.as_str().as_bytes()))
     }
 }
 
-/// Directories count by name and inode only: their mtime moves with every entry added or
-/// removed, and those entries count themselves.
-fn entry_hash(rel: &Utf8Path, md: &std::fs::Metadata) -> u64 {
+/// (hash of the path, hash of the entry). Directories count by name and inode only: their
+/// mtime moves with every entry added or removed, and those entries count themselves.
+fn entry_hash(rel: &Utf8Path, md: &std::fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
+    let mut h = fnv::Fnv::default();
+    h.feed(rel.as_str().as_bytes());
+    let path = h.0;
     if md.is_dir() {
-        let mut b = rel.as_str().as_bytes().to_vec();
-        b.extend_from_slice(b"/\0");
-        b.extend_from_slice(&md.ino().to_le_bytes());
-        return fnv::hash(&b);
+        h.feed(b"/");
+        h.feed(&md.ino().to_le_bytes());
+    } else {
+        for v in walk::stat_fields(md) {
+            h.feed(&v.to_le_bytes());
+        }
     }
-    fnv::hash(&walk::stat_bytes(rel, md))
+    (path, h.0)
 }
 
 /// What the last run left: the data and rsync containers it synced through and the stamps of
@@ -106,18 +116,74 @@ impl Record {
     }
 }
 
+/// Where the wrapper leaves its change list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListAt {
+    /// A host directory mounted into the build container (a local engine): read in place, so a
+    /// command that changed nothing needs no copy-out at all.
+    Host(Utf8PathBuf),
+    /// In the data container (a remote engine): the copy-out brings it back, listing it first.
+    Volume,
+}
+
+impl ListAt {
+    const MOUNT: &'static str = "/kit-run";
+
+    /// The list's path as the wrapper writes it, inside the build container.
+    fn inner(&self) -> String {
+        match self {
+            ListAt::Host(_) => format!("{}/changed", ListAt::MOUNT),
+            ListAt::Volume => format!("{REMOTE_ROOT}/{CHANGED}"),
+        }
+    }
+
+    /// What the build container needs for it (a mount, for a host directory).
+    pub fn engine_args(&self) -> Vec<String> {
+        match self {
+            ListAt::Host(dir) => vec!["--volume".into(), format!("{dir}:{}", ListAt::MOUNT)],
+            ListAt::Volume => Vec::new(),
+        }
+    }
+
+    /// Where the list is on the host after the run (for `Volume`, once the copy-out brought it).
+    pub fn host_path(&self, tree: &Tree) -> Utf8PathBuf {
+        match self {
+            ListAt::Host(dir) => dir.join("changed"),
+            ListAt::Volume => tree.path(CHANGED),
+        }
+    }
+
+    /// No list of an earlier run may be mistaken for this one's.
+    pub fn prepare(&self, tree: &Tree) -> Result<(), Fail> {
+        if let ListAt::Host(dir) = self {
+            fs_err::create_dir_all(dir)?;
+        }
+        match std::fs::remove_file(self.host_path(tree)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The build command under the wrapper: it runs `cmd` (exit status kept), then lists every
-/// entry whose ctime is newer than the command's start, the list's own path first (so the
-/// copy-out brings the list back with the files). The list appears only if the listing worked.
+/// entry whose ctime is newer than the command's start (vendor/ on the side, the machine has
+/// more than one core), in the data container the list's own path first (so the copy-out
+/// brings it back with the files). The list appears only if the listing worked.
 /// File times move in clock ticks (milliseconds), so the command starts only once the clock
 /// has ticked past the start stamp: a change in the stamp's own tick would not be newer.
-pub fn wrap(cmd: &[String]) -> Vec<String> {
+pub fn wrap(cmd: &[String], at: &ListAt) -> Vec<String> {
+    let list = at.inner();
+    let own = if *at == ListAt::Volume { format!("echo ./{CHANGED} && ") } else { String::new() };
     let script = format!(
-        r#"d={REMOTE_ROOT}; l="$d/{CHANGED}"; s="$l.start"; t="$l.tick"; n=0
+        r#"d={REMOTE_ROOT}; l="{list}"; s="$l.start"; t="$l.tick"; n=0
 mkdir -p "${{l%/*}}"; rm -f "$l"; touch "$s" "$t"
 while [ -z "$(find "$t" -newer "$s" 2>/dev/null)" ] && [ $n -lt 20000 ]; do touch "$t"; n=$((n+1)); done
 "$@"; rc=$?
-if cd "$d" && {{ echo ./{CHANGED} && find . \( -path ./_output -o -path ./.make -o -path ./_tmp -o -path ./.git \) -prune -o -cnewer "$s" -print && {{ [ ! -d _output/dockerized/bin ] || find ./_output/dockerized/bin -cnewer "$s" -print; }}; }} > "$l.tmp"; then mv -f "$l.tmp" "$l"; fi
+if cd "$d"; then
+  {{ [ ! -d vendor ] || find ./vendor -cnewer "$s" -print; }} > "$l.vendor" & v=$!
+  if {{ {own}find . \( -path ./_output -o -path ./.make -o -path ./_tmp -o -path ./.git -o -path ./vendor \) -prune -o -cnewer "$s" -print && {{ [ ! -d _output/dockerized/bin ] || find ./_output/dockerized/bin -cnewer "$s" -print; }}; }} > "$l.tmp" && wait $v && cat "$l.vendor" >> "$l.tmp"; then mv -f "$l.tmp" "$l"; fi
+  rm -f "$l.vendor" "$l.tmp"
+fi
 exit $rc"#
     );
     let mut v = vec!["sh".to_string(), "-c".to_string(), script, "kit-run".to_string()];
@@ -168,7 +234,8 @@ mod tests {
         std::fs::write(root.join("pkg/a/zz_generated.deepcopy.go"), "old").unwrap();
         std::fs::write(root.join("README.md"), "x").unwrap();
         let mut stamps = HostStamps::take(&root).unwrap();
-        assert!(!stamps.entries.keys().any(|k| k.starts_with("_output")), "the unsynced area is not stamped");
+        assert!(stamps.has(Utf8Path::new("pkg/a/zz_generated.deepcopy.go")) && stamps.has(Utf8Path::new("pkg/a")));
+        assert!(!stamps.has(Utf8Path::new("_output")) && !stamps.has(Utf8Path::new("_output/dockerized")), "the unsynced area is not stamped");
 
         // The copy-out rewrote the generated file: after restamping, the sum is what a new walk gives.
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -217,15 +284,26 @@ mod tests {
         std::fs::write(root.join("_output/dockerized/go/cache"), "x").unwrap();
         std::fs::write(root.join("pkg/same.go"), "x").unwrap();
         // The first write comes at once: it must still be newer than the start stamp.
-        let cmd = ["sh".to_string(), "-c".to_string(), "echo z > pkg/old.go; echo y > pkg/new.go; touch _output/dockerized/go/cache; exit 7".to_string()];
-        let mut w = wrap(&cmd);
-        w[2] = w[2].replace(REMOTE_ROOT, root.as_str());
-        let out = std::process::Command::new(&w[0]).args(&w[1..]).current_dir(&root).output().unwrap();
-        assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
-        let list = std::fs::read_to_string(root.join(CHANGED)).unwrap();
+        let cmd = ["sh".to_string(), "-c".to_string(), "echo z > pkg/old.go; echo y > pkg/new.go; [ ! -d vendor ] || echo v > vendor/x/a.go; touch _output/dockerized/go/cache; exit 7".to_string()];
+        let run = |at: &ListAt, list: &Utf8Path| -> String {
+            let mut w = wrap(&cmd, at);
+            w[2] = w[2].replace(REMOTE_ROOT, root.as_str()).replace(ListAt::MOUNT, list.parent().unwrap().as_str());
+            let out = std::process::Command::new(&w[0]).args(&w[1..]).current_dir(&root).output().unwrap();
+            assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+            std::fs::read_to_string(list).unwrap()
+        };
+        let list = run(&ListAt::Volume, &root.join(CHANGED));
         let lines: Vec<&str> = list.lines().collect();
         assert_eq!(lines[0], format!("./{CHANGED}"));
         assert!(lines.contains(&"./pkg/old.go") && lines.contains(&"./pkg/new.go") && lines.contains(&"./pkg"), "{list}");
         assert!(!lines.contains(&"./pkg/same.go") && !list.contains("go/cache"), "{list}");
+        // On the host side, the list is not in the tree and does not name itself; vendor/ is
+        // listed by its own find.
+        std::fs::create_dir_all(root.join("vendor/x")).unwrap();
+        std::fs::write(root.join("vendor/x/a.go"), "x").unwrap();
+        let host = kube_tree::fixture::scratch_dir("sync-wrap-list");
+        let list = run(&ListAt::Host(host.clone()), &host.join("changed"));
+        assert!(!list.contains(".kit-changed") && list.contains("./pkg/old.go\n") && list.contains("./vendor/x/a.go\n"), "{list}");
+        assert!(std::fs::read_dir(&host).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
     }
 }

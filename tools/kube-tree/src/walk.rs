@@ -17,7 +17,7 @@ fn walk_dir(root: &Utf8Path, rel_dir: &Utf8Path, skip: &[&str], visit: &mut impl
     for e in fs_err::read_dir(&dir)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().into_owned();
-        let md = std::fs::symlink_metadata(e.path()).map_err(|err| Fail::new(format!("{dir}/{name}: {err}")))?;
+        let md = e.metadata().map_err(|err| Fail::new(format!("{dir}/{name}: {err}")))?;
         found.push((name, md));
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
@@ -34,13 +34,18 @@ fn walk_dir(root: &Utf8Path, rel_dir: &Utf8Path, skip: &[&str], visit: &mut impl
     Ok(())
 }
 
-/// The stat fields that change whenever a file's content or identity does: size, mtime, ctime
-/// (an edit always moves it, even one that puts the old mtime back) and inode.
-pub fn stat_bytes(rel: &Utf8Path, md: &std::fs::Metadata) -> Vec<u8> {
+/// The stat fields that change whenever a file's content or identity does: mode, size, mtime,
+/// ctime (an edit always moves it, even one that puts the old mtime back) and inode.
+pub fn stat_fields(md: &std::fs::Metadata) -> [u64; 7] {
     use std::os::unix::fs::MetadataExt;
+    [md.mode() as u64, md.len(), md.mtime() as u64, md.mtime_nsec() as u64, md.ctime() as u64, md.ctime_nsec() as u64, md.ino()]
+}
+
+/// The path and its [`stat_fields`], as bytes to hash.
+pub fn stat_bytes(rel: &Utf8Path, md: &std::fs::Metadata) -> Vec<u8> {
     let mut b = Vec::with_capacity(rel.as_str().len() + 56);
     b.extend_from_slice(rel.as_str().as_bytes());
-    for v in [md.mode() as u64, md.len(), md.mtime() as u64, md.mtime_nsec() as u64, md.ctime() as u64, md.ctime_nsec() as u64, md.ino()] {
+    for v in stat_fields(md) {
         b.extend_from_slice(&v.to_le_bytes());
     }
     b
