@@ -945,6 +945,32 @@ pub fn run_in_container(engine: &Engine, setup: &Setup, containers: &Containers,
     }
     let mut cleanup = Cleanup::new(engine);
     cleanup.names.push(name.clone());
+    let args = build_container_args(engine, setup, cmd, extra, interactive);
+    let status = if interactive { engine.interactive(&args)? } else { engine.stream(&args, &format!("build container ({})", cmd.join(" ")))? };
+    if !kube_tree::proc::interrupted() {
+        // The command ended and `--rm` removed the container.
+        cleanup.keep(&name);
+    }
+    Ok(status)
+}
+
+/// Starts the build container without waiting for it (rsync mode, local engine): its wrapped
+/// command waits for the go of [`sync::ListAt::go`], so the container's start-up overlaps the
+/// stamping and syncing of the tree. It is on `cleanup` until the caller has its status.
+pub fn start_build_container(engine: &Engine, setup: &Setup, containers: &Containers, cmd: &[String], extra: &[String], label: String, cleanup: &mut Cleanup) -> std::thread::JoinHandle<Result<ExitStatus>> {
+    let name = &setup.names.build;
+    if containers.get(name).is_some() {
+        engine.destroy(name);
+    }
+    cleanup.names.push(name.clone());
+    let run = engine.cmd(&build_container_args(engine, setup, cmd, extra, false));
+    std::thread::spawn(move || run.run_streaming(&label))
+}
+
+/// The `run` arguments of the build container (rsync mode: the kube-build image with the data
+/// container's volumes; bind mode: kube-cross with the tree mounted).
+fn build_container_args(engine: &Engine, setup: &Setup, cmd: &[String], extra: &[String], interactive: bool) -> Vec<String> {
+    let name = &setup.names.build;
     let mut args: Vec<String> = vec!["run".into(), format!("--name={name}"), format!("--hostname={}", setup.hostname), "--rm".into()];
     args.extend(setup.labels());
     let rootless = setup.mode == Mode::Bind && engine.is_rootless();
@@ -976,12 +1002,7 @@ pub fn run_in_container(engine: &Engine, setup: &Setup, containers: &Containers,
     }
     args.push(image);
     args.extend(cmd.iter().cloned());
-    let status = if interactive { engine.interactive(&args)? } else { engine.stream(&args, &format!("build container ({})", cmd.join(" ")))? };
-    if !kube_tree::proc::interrupted() {
-        // The command ended and `--rm` removed the container.
-        cleanup.keep(&name);
-    }
-    Ok(status)
+    args
 }
 
 /// The choices shared by run-dockerized and build-shell.
@@ -1022,30 +1043,52 @@ pub struct RunResult {
     pub mode: Mode,
 }
 
-/// What a run learned before deciding anything: the images, the containers, kube-cross's ID
-/// and the tree's stamps (rsync mode).
+/// What a run learned before deciding anything: the images, the containers, kube-cross's ID,
+/// and the tree's stamps being taken meanwhile (rsync mode).
 struct Opening {
     facts: ImageFacts,
     containers: Containers,
     cross_id: String,
-    stamps: Option<sync::HostStamps>,
+    stamps: Option<std::thread::JoinHandle<Result<sync::HostStamps>>>,
 }
 
 /// rsync mode: image, data container, rsync daemon, sync in (unless the sync record proves it
 /// would change nothing), the build container, copy out, and a new sync record when the run
 /// can prove the data container equals the tree again (see [`sync`]).
-fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: &Opening, cmd: &[String], interactive: bool) -> Result<Option<ExitStatus>> {
+fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: Opening, cmd: &[String], interactive: bool) -> Result<Option<ExitStatus>> {
     let (image_id, built) = build_image(engine, setup, &open.cross_id, &open.facts)?;
     remove_old_versions(engine, setup, &open.containers, built)?;
     let data_id = ensure_data_container(engine, setup, &open.containers)?;
     let key = rsyncd_key(&image_id, &data_id, &setup.user);
     let mut cleanup = Cleanup::new(engine);
     let mut rsyncd = start_rsyncd(engine, setup, &key, Some(&open.containers), &mut cleanup)?;
+    // A shell is the user's terminal, not wrapped: with no change list, the next run syncs in
+    // full. A local engine gets the list in a host directory, a remote one in the data container.
+    let wrapped = !interactive;
+    let list_at = if opts.dry_run || engine.is_remote() { sync::ListAt::Volume } else { sync::ListAt::Host(setup.tree.path("_output/dockerized/.kit-run")) };
+    if !opts.dry_run {
+        list_at.prepare(&setup.tree)?;
+    }
+    let (command, extra) = if wrapped { (sync::wrap(cmd, &list_at), list_at.engine_args()) } else { (cmd.to_vec(), Vec::new()) };
+    // With the list in a host directory, the build container starts now and its command waits
+    // for a go there: the container's start-up, most of a no-op run, overlaps the stamping and
+    // the sync.
+    let label = format!("build container ({})", cmd.join(" "));
+    let early = (wrapped && matches!(list_at, sync::ListAt::Host(_)))
+        .then(|| start_build_container(engine, setup, &open.containers, &command, &extra, label.clone(), &mut cleanup));
+    let stamps = match open.stamps.map(|h| h.join().expect("the stamps thread panicked")) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            log::status_v(2, format!("no sync record this time: {e}"));
+            None
+        }
+        None => None,
+    };
     // The last run's record holds while nothing it names has changed: the same data container,
     // the same daemon (the scripts replace it), the same tree stamps.
     let in_sync = !opts.full_sync
         && rsyncd.reused
-        && sync::Record::load(&setup.tree).is_some_and(|r| r.data == data_id && r.rsyncd == rsyncd.id && open.stamps.as_ref().is_some_and(|s| s.sum == r.host));
+        && sync::Record::load(&setup.tree).is_some_and(|r| r.data == data_id && r.rsyncd == rsyncd.id && stamps.as_ref().is_some_and(|s| s.sum == r.host));
     if !opts.dry_run {
         sync::Record::forget(&setup.tree)?;
     }
@@ -1059,15 +1102,18 @@ fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: &Opening
         rsyncd = start_rsyncd(engine, setup, &key, None, &mut cleanup)?;
         sync_in(setup, &rsyncd, engine)?;
     }
-    // A shell is the user's terminal, not wrapped: with no change list, the next run syncs in
-    // full. A local engine gets the list in a host directory, a remote one in the data container.
-    let wrapped = !interactive;
-    let list_at = if opts.dry_run || engine.is_remote() { sync::ListAt::Volume } else { sync::ListAt::Host(setup.tree.path("_output/dockerized/.kit-run")) };
-    if !opts.dry_run {
-        list_at.prepare(&setup.tree)?;
-    }
-    let (command, extra) = if wrapped { (sync::wrap(cmd, &list_at), list_at.engine_args()) } else { (cmd.to_vec(), Vec::new()) };
-    let status = run_in_container(engine, setup, &open.containers, &command, &extra, interactive)?;
+    let status = match early {
+        Some(running) => {
+            list_at.go()?;
+            let status = running.join().expect("the build container thread panicked")?;
+            if !kube_tree::proc::interrupted() {
+                // The command ended and `--rm` removed the container.
+                cleanup.keep(&setup.names.build);
+            }
+            Some(status)
+        }
+        None => run_in_container(engine, setup, &open.containers, &command, &extra, interactive)?,
+    };
     let ok = status.map_or(true, |s| s.success());
     let keep = ok && keep_rsyncd() && !kube_tree::proc::interrupted();
     if opts.copy && ok {
@@ -1099,7 +1145,7 @@ fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: &Opening
         let changed = host_list.or_else(|| std::fs::read_to_string(list_at.host_path(&setup.tree)).ok());
         let _ = std::fs::remove_file(list_at.host_path(&setup.tree));
         // The record needs the daemon it names to stay, and the stamps taken before the sync.
-        if let (true, Some(mut stamps), Some(changed)) = (wrapped && keep && !opts.dry_run, open.stamps.clone(), changed) {
+        if let (true, Some(mut stamps), Some(changed)) = (wrapped && keep && !opts.dry_run, stamps, changed) {
             if sync::settle(&setup.tree.root, &changed, &itemized, &mut stamps) {
                 sync::Record { data: data_id, rsyncd: rsyncd.id.clone(), host: stamps.sum }.save(&setup.tree)?;
             } else {
@@ -1127,22 +1173,13 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
     // The opening questions, side by side: is the engine there, what images and containers
     // does it hold (everything up to the build container is decided from these answers), and
     // meanwhile, the stamps of the tree for the sync record.
-    let (answers, stamps) = std::thread::scope(|s| {
-        let stamps = (setup.mode == Mode::Rsync && !opts.dry_run).then(|| s.spawn(|| sync::HostStamps::take(&setup.tree.root)));
-        let mut questions = vec![Engine::info_cmd(), ImageFacts::cmd(&setup), Containers::cmd()];
-        questions.extend(engine.context_cmd());
-        let answers = engine.query_all(&questions);
-        (answers, stamps.map(|h| h.join().expect("the stamps thread panicked")))
+    let stamps = (setup.mode == Mode::Rsync && !opts.dry_run).then(|| {
+        let root = setup.tree.root.clone();
+        std::thread::spawn(move || sync::HostStamps::take(&root))
     });
-    let answers = answers?;
-    let stamps = match stamps {
-        Some(Ok(s)) => Some(s),
-        Some(Err(e)) => {
-            log::status_v(2, format!("no sync record this time: {e}"));
-            None
-        }
-        None => None,
-    };
+    let mut questions = vec![Engine::info_cmd(), ImageFacts::cmd(&setup), Containers::cmd()];
+    questions.extend(engine.context_cmd());
+    let answers = engine.query_all(&questions)?;
     engine.take_info(answers[0].as_ref())?;
     engine.take_context(answers.get(3).and_then(Option::as_ref));
     log::status(format!("{} mode, image {}, tree hash {}", setup.mode.name(), match setup.mode { Mode::Rsync => &setup.names.image, Mode::Bind => &setup.cross_image }, setup.names.hash));
@@ -1150,7 +1187,7 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
     let containers = Containers::read(answers[2].as_ref())?;
     let cross_id = ensure_cross_image(&engine, &setup, opts.mirror.as_deref(), facts.cross_id.clone())?;
     let status = match setup.mode {
-        Mode::Rsync => rsync_cycle(&engine, &setup, opts, &Opening { facts, containers, cross_id, stamps }, cmd, interactive)?,
+        Mode::Rsync => rsync_cycle(&engine, &setup, opts, Opening { facts, containers, cross_id, stamps }, cmd, interactive)?,
         Mode::Bind => {
             if !opts.dry_run {
                 fs_err::create_dir_all(setup.tree.path("_output/dockerized"))?;

@@ -7,7 +7,9 @@
 //!   is stamped (mode, size, mtime, ctime, inode) before the sync; the record keeps the sum.
 //! * the container side: the build command runs under a small `sh` wrapper that lists every
 //!   entry whose ctime moved while it ran (ctime cannot be set back), so what the command
-//!   changed in the data container is known, including what it did not copy back.
+//!   changed in the data container is known, including what it did not copy back. On a local
+//!   engine the list is written to a host directory mounted into the build container, which is
+//!   started early and waits there for a go while the tree is stamped and synced.
 //! * other writers: the scripts' build/run.sh and build/shell.sh replace the rsync daemon
 //!   container (same name), and a new data container has a new ID; the record names both.
 //!
@@ -153,15 +155,28 @@ impl ListAt {
         }
     }
 
-    /// No list of an earlier run may be mistaken for this one's.
+    /// No list (or go) of an earlier run may be mistaken for this one's.
     pub fn prepare(&self, tree: &Tree) -> Result<(), Fail> {
+        let mut stale = vec![self.host_path(tree)];
         if let ListAt::Host(dir) = self {
             fs_err::create_dir_all(dir)?;
+            stale.push(dir.join("go"));
         }
-        match std::fs::remove_file(self.host_path(tree)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
+        for f in stale {
+            match std::fs::remove_file(&f) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
         }
+        Ok(())
+    }
+
+    /// Lets a waiting command start (a host directory only: the sources are in place).
+    pub fn go(&self) -> Result<(), Fail> {
+        if let ListAt::Host(dir) = self {
+            fs_err::write(dir.join("go"), b"")?;
+        }
+        Ok(())
     }
 }
 
@@ -174,8 +189,18 @@ impl ListAt {
 pub fn wrap(cmd: &[String], at: &ListAt) -> Vec<String> {
     let list = at.inner();
     let own = if *at == ListAt::Volume { format!("echo ./{CHANGED} && ") } else { String::new() };
+    // In a host directory, the container starts before the sources are synced: it waits for
+    // the go (10 minutes at most: the kit that would give it is gone by then).
+    let wait = match at {
+        ListAt::Host(_) => format!(
+            r#"n=0; while [ ! -e {m}/go ] && [ $n -lt 60000 ]; do sleep 0.01 2>/dev/null || sleep 1; n=$((n+1)); done; [ -e {m}/go ] || exit 125
+"#,
+            m = ListAt::MOUNT
+        ),
+        ListAt::Volume => String::new(),
+    };
     let script = format!(
-        r#"d={REMOTE_ROOT}; l="{list}"; s="$l.start"; t="$l.tick"; n=0
+        r#"{wait}d={REMOTE_ROOT}; l="{list}"; s="$l.start"; t="$l.tick"; n=0
 mkdir -p "${{l%/*}}"; rm -f "$l"; touch "$s" "$t"
 while [ -z "$(find "$t" -newer "$s" 2>/dev/null)" ] && [ $n -lt 20000 ]; do touch "$t"; n=$((n+1)); done
 "$@"; rc=$?
@@ -302,6 +327,7 @@ mod tests {
         std::fs::create_dir_all(root.join("vendor/x")).unwrap();
         std::fs::write(root.join("vendor/x/a.go"), "x").unwrap();
         let host = kube_tree::fixture::scratch_dir("sync-wrap-list");
+        ListAt::Host(host.clone()).go().unwrap();
         let list = run(&ListAt::Host(host.clone()), &host.join("changed"));
         assert!(!list.contains(".kit-changed") && list.contains("./pkg/old.go\n") && list.contains("./vendor/x/a.go\n"), "{list}");
         assert!(std::fs::read_dir(&host).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));

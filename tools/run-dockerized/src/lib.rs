@@ -31,7 +31,8 @@ GOPROXY, SOURCE_DATE_EPOCH, KUBE_VERBOSE, KUBERNETES_HTTP(S)_PROXY/NO_PROXY...) 
 A run records, when it can prove it, that the data container equals the tree: the tree's stamps
 (mode, size, mtime, ctime, inode of every synced entry), the data container and the rsync daemon.
 The next run skips the sync-in while all three match, and copies out only what its command
-changed (listed by a small sh wrapper around the command, by ctime). Anything else (a new or
+changed (listed by a small sh wrapper around the command, by ctime; on a local engine into a
+host directory, and the build container starts while the tree is stamped and synced). Anything else (a new or
 deleted file in the container, a change the copy-out filters keep there, a failed command, a shell,
 --no-copy, the scripts' build/run.sh in between) leaves no record: the next run syncs in full.
 After a successful run the rsync daemon is left running on 127.0.0.1 for the next one (it is
