@@ -865,6 +865,27 @@ pub fn copy_out_filters(tree: &Tree) -> Vec<String> {
     filters
 }
 
+/// Files the command rewrote in the data container and the copy-out left there: the volume
+/// still equals the tree if their content is the same on both sides (one dry-run rsync by
+/// checksum, of these files only). Err says which one differs.
+fn same_content(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine, files: &[String]) -> Result<(), String> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let list = setup.tree.path("_output/dockerized/.kit-compare");
+    let compare = || -> Result<String> {
+        fsx::atomic_write(&list, (files.join("\n") + "\n").as_bytes())?;
+        rsync(engine, setup, &sync::same_content_args(&list), &format!("rsync://k8s@{}/k8s/", rsyncd.addr), setup.tree.root.as_str(), "comparing what the command rewrote with the tree")
+    };
+    let answer = compare();
+    let _ = std::fs::remove_file(&list);
+    let itemized = answer.map_err(|e| e.msg)?;
+    match sync::differs(files, &itemized) {
+        None => Ok(()),
+        Some(f) => Err(format!("{f} changed and stays in the container (the copy-out filters leave it there)")),
+    }
+}
+
 /// How much a copy-out looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyOut<'a> {
@@ -1146,10 +1167,11 @@ fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: Opening,
         let _ = std::fs::remove_file(list_at.host_path(&setup.tree));
         // The record needs the daemon it names to stay, and the stamps taken before the sync.
         if let (true, Some(mut stamps), Some(changed)) = (wrapped && keep && !opts.dry_run, stamps, changed) {
-            if sync::settle(&setup.tree.root, &changed, &itemized, &mut stamps) {
-                sync::Record { data: data_id, rsyncd: rsyncd.id.clone(), host: stamps.sum }.save(&setup.tree)?;
-            } else {
-                log::status_v(2, "the data container differs from the tree after this command: the next run syncs in full");
+            let verdict = sync::settle(&setup.tree.root, &changed, list_at.dirs().as_deref(), &itemized, &mut stamps)
+                .and_then(|kept| same_content(setup, &rsyncd, engine, &kept));
+            match verdict {
+                Ok(()) => sync::Record { data: data_id, rsyncd: rsyncd.id.clone(), host: stamps.sum }.save(&setup.tree)?,
+                Err(why) => log::status(format!("the next run syncs in full: the data container differs from the tree after this command ({why})")),
             }
         }
     }

@@ -160,7 +160,7 @@ impl ListAt {
         let mut stale = vec![self.host_path(tree)];
         if let ListAt::Host(dir) = self {
             fs_err::create_dir_all(dir)?;
-            stale.push(dir.join("go"));
+            stale.extend([dir.join("go"), dir.join("changed.dirs")]);
         }
         for f in stale {
             match std::fs::remove_file(&f) {
@@ -169,6 +169,14 @@ impl ListAt {
             }
         }
         Ok(())
+    }
+
+    /// What the changed directories hold (a host list only; see [`wrap`]).
+    pub fn dirs(&self) -> Option<String> {
+        match self {
+            ListAt::Host(dir) => std::fs::read_to_string(dir.join("changed.dirs")).ok(),
+            ListAt::Volume => None,
+        }
     }
 
     /// Lets a waiting command start (a host directory only: the sources are in place).
@@ -199,6 +207,12 @@ pub fn wrap(cmd: &[String], at: &ListAt) -> Vec<String> {
         ),
         ListAt::Volume => String::new(),
     };
+    // Beside a host list, what each changed directory holds now: a directory whose entries
+    // were only created and removed again (a generator's temporary files) is not a difference.
+    let dirs = match at {
+        ListAt::Host(_) => r#"[ ! -e "$l" ] || {{ while IFS= read -r p; do case "$p" in ./_output*) ;; *) if [ -d "$p" ] && [ ! -L "$p" ]; then echo "$p/"; find "$p" -mindepth 1 -maxdepth 1 -print; fi ;; esac; done < "$l" > "$l.dirs.tmp" && mv -f "$l.dirs.tmp" "$l.dirs"; }}"#.replace("{{", "{").replace("}}", "}"),
+        ListAt::Volume => String::new(),
+    };
     let script = format!(
         r#"{wait}d={REMOTE_ROOT}; l="{list}"; s="$l.start"; t="$l.tick"; n=0
 mkdir -p "${{l%/*}}"; rm -f "$l"; touch "$s" "$t"
@@ -208,6 +222,7 @@ if cd "$d"; then
   {{ [ ! -d vendor ] || find ./vendor -cnewer "$s" -print; }} > "$l.vendor" & v=$!
   if {{ {own}find . \( -path ./_output -o -path ./.make -o -path ./_tmp -o -path ./.git -o -path ./vendor \) -prune -o -cnewer "$s" -print && {{ [ ! -d _output/dockerized/bin ] || find ./_output/dockerized/bin -cnewer "$s" -print; }}; }} > "$l.tmp" && wait $v && cat "$l.vendor" >> "$l.tmp"; then mv -f "$l.tmp" "$l"; fi
   rm -f "$l.vendor" "$l.tmp"
+  {dirs}
 fi
 exit $rc"#
     );
@@ -223,28 +238,89 @@ pub fn with_list(filters: &[String]) -> Vec<String> {
     v
 }
 
-/// Reads what the command changed (`changed`, the wrapper's list) against what the copy-out
-/// itemized (`itemized`, rsync `-ii --out-format='%i %n'`), and restamps the host files the
-/// copy-out rewrote. True when the volume equals the host again on the synced area.
-pub fn settle(root: &Utf8Path, changed: &str, itemized: &str, stamps: &mut HostStamps) -> bool {
-    // name -> the itemize code (">f.st......", ".f.........", "cd+++++++++", ...)
-    let items: HashMap<&str, &str> = itemized.lines().filter_map(|l| l.split_once(' ').map(|(code, name)| (name, code))).collect();
-    let mut clean = true;
+/// Reads what the command changed (`changed`, the wrapper's list; `dirs`, what the changed
+/// directories hold) against what the copy-out itemized (`itemized`, rsync `-ii
+/// --out-format='%i %n'`), and restamps the host files the copy-out rewrote. Ok when the volume
+/// equals the host again on the synced area, but for the files returned: changed in the
+/// container and left there by the copy-out filters, equal only if their content is (see
+/// [`same_content_args`]). Err with the first entry that makes a difference.
+pub fn settle(root: &Utf8Path, changed: &str, dirs: Option<&str>, itemized: &str, stamps: &mut HostStamps) -> Result<Vec<String>, String> {
+    // name -> the itemize code (">f.st......", ".f.........", "cd+++++++++", ...); rsync names
+    // directories with a trailing slash.
+    let items: HashMap<&str, &str> = itemized.lines().filter_map(|l| l.split_once(' ').map(|(code, name)| (name.trim_end_matches('/'), code))).collect();
+    let held = dirs.map(dir_entries);
     let mut seen = HashSet::new();
-    for entry in changed.lines().map(|l| l.strip_prefix("./").unwrap_or(l)).filter(|l| !l.is_empty() && *l != ".") {
+    let mut compare = Vec::new();
+    for entry in changed.lines().filter(|l| !l.is_empty()).map(|l| l.strip_prefix("./").unwrap_or(l)) {
         if entry == CHANGED || entry.starts_with("_output/") || !seen.insert(entry) {
             continue;
         }
-        clean &= match items.get(entry).copied() {
+        if let Some(inside) = held.as_ref().and_then(|h| h.get(entry)) {
+            // A directory: the same names on both sides, or a difference.
+            if *inside != host_entries(root, entry) {
+                return Err(format!("{}/ gained or lost entries", entry));
+            }
+            continue;
+        }
+        match items.get(entry).copied() {
             // Came back as an update of a file (or link) the host had: the host is restamped.
             Some(code) if !code.contains('+') && matches!(code.get(1..2), Some("f") | Some("L")) => {
-                !code.starts_with('>') && !code.starts_with('c') || stamps.restamp(root, Utf8Path::new(entry))
+                let rewritten = code.starts_with('>') || code.starts_with('c');
+                if rewritten && !stamps.restamp(root, Utf8Path::new(entry)) {
+                    return Err(format!("{entry} is new on this side"));
+                }
             }
-            // A directory (entries added or removed), a new file, or left in the container.
-            _ => false,
-        };
+            Some(code) if code.get(1..2) == Some("d") => return Err(format!("{entry}/ gained or lost entries")),
+            Some(_) => return Err(format!("{entry} is new")),
+            // The tree's root itself shows as `.`.
+            None if entry == "." => return Err("the top directory gained or lost entries".into()),
+            None => compare.push(entry.to_string()),
+        }
     }
-    clean
+    Ok(compare)
+}
+
+/// `./dir/` header lines, each followed by `./dir/entry` lines -> dir -> entry names (the
+/// unsynced top-level names left out of `.`).
+fn dir_entries(text: &str) -> HashMap<String, std::collections::BTreeSet<String>> {
+    let mut map: HashMap<String, std::collections::BTreeSet<String>> = HashMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let rel = line.strip_prefix("./").unwrap_or(line);
+        if line.ends_with('/') {
+            let dir = if rel.is_empty() { ".".to_string() } else { rel.trim_end_matches('/').to_string() };
+            map.entry(dir.clone()).or_default();
+            current = Some(dir);
+        } else if let Some(dir) = &current {
+            let name = rel.rsplit('/').next().unwrap_or(rel);
+            if !(dir == "." && UNSYNCED.contains(&name)) {
+                map.get_mut(dir).expect("a header came first").insert(name.to_string());
+            }
+        }
+    }
+    map
+}
+
+/// The names in a host directory (the unsynced ones left out at the top); empty if it is gone.
+fn host_entries(root: &Utf8Path, dir: &str) -> std::collections::BTreeSet<String> {
+    let top = dir == ".";
+    std::fs::read_dir(if top { root.to_path_buf() } else { root.join(dir) })
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())).filter(|n| !(top && UNSYNCED.contains(&n.as_str()))).collect())
+        .unwrap_or_default()
+}
+
+/// rsync arguments that compare the listed files (`files_from`) by content, changing nothing:
+/// a generator that rewrites a file with the same bytes (build-time bindata, for one) leaves the
+/// two sides equal for a build. [`differs`] reads the answer.
+pub fn same_content_args(files_from: &Utf8Path) -> Vec<String> {
+    vec!["--dry-run".into(), "--checksum".into(), "-ii".into(), "--out-format=%i %n".into(), format!("--files-from={files_from}")]
+}
+
+/// From the itemized answer to [`same_content_args`]: the first of `files` whose content differs
+/// (would be transferred, or is not there).
+pub fn differs<'a>(files: &'a [String], itemized: &str) -> Option<&'a str> {
+    let items: HashMap<&str, &str> = itemized.lines().filter_map(|l| l.split_once(' ').map(|(code, name)| (name, code))).collect();
+    files.iter().map(String::as_str).find(|f| items.get(f).is_none_or(|code| code.starts_with('>') || code.contains('+')))
 }
 
 #[cfg(test)]
@@ -267,23 +343,38 @@ mod tests {
         std::fs::write(root.join("pkg/a/zz_generated.deepcopy.go"), "new!").unwrap();
         let changed = format!("./{CHANGED}\n./pkg/a/zz_generated.deepcopy.go\n./_output/dockerized/bin/linux/amd64/kubectl\n");
         let itemized = format!(">f+++++++++ {CHANGED}\n>f.st...... pkg/a/zz_generated.deepcopy.go\n>f..t...... _output/dockerized/bin/linux/amd64/kubectl\n");
-        assert!(settle(&root, &changed, &itemized, &mut stamps));
+        assert_eq!(settle(&root, &changed, None, &itemized, &mut stamps), Ok(vec![]));
         assert_eq!(stamps.sum, HostStamps::take(&root).unwrap().sum);
 
         // Changed in the container and identical on the host already: nothing to restamp.
         let mut same = stamps.clone();
-        assert!(settle(&root, "./pkg/a/zz_generated.deepcopy.go\n", ".f......... pkg/a/zz_generated.deepcopy.go\n", &mut same));
+        assert_eq!(settle(&root, "./pkg/a/zz_generated.deepcopy.go\n", None, ".f......... pkg/a/zz_generated.deepcopy.go\n", &mut same), Ok(vec![]));
         assert_eq!(same.sum, stamps.sum);
 
-        // Left in the container by the filters; a directory whose entries changed; a new file.
-        for (changed, itemized) in [
-            ("./README.md\n", ""),
-            ("./pkg/a\n", ".d..t...... pkg/a/\n"),
-            ("./pkg/a/zz_generated.new.go\n", ">f+++++++++ pkg/a/zz_generated.new.go\n"),
+        // Left in the container by the filters: equal only if the content is.
+        assert_eq!(settle(&root, "./README.md\n", None, "", &mut stamps.clone()), Ok(vec!["README.md".to_string()]));
+        let files = vec!["README.md".to_string(), "hack/x.go".to_string()];
+        assert_eq!(differs(&files, ".f..t...... README.md\n.f..t...... hack/x.go\n"), None, "only the times differ");
+        assert_eq!(differs(&files, ".f..t...... README.md\n>fc.t...... hack/x.go\n"), Some("hack/x.go"));
+        assert_eq!(differs(&files, ".f..t...... README.md\n"), Some("hack/x.go"), "not there");
+
+        // A directory whose entries changed (the top one too: a top-level file removed shows
+        // only there), unless it holds the same names again; a new file.
+        for (changed, dirs, itemized, why) in [
+            ("./pkg/a\n", None, ".d..t...... pkg/a/\n", "pkg/a/ gained or lost entries"),
+            ("./pkg/a\n", Some("./pkg/a/\n./pkg/a/zz_generated.deepcopy.go\n./pkg/a/tmp123\n"), "", "pkg/a/ gained or lost entries"),
+            (".\n", None, "", "the top directory gained or lost entries"),
+            (".\n", Some("./\n./README.md\n"), "", "./ gained or lost entries"),
+            ("./pkg/a/zz_generated.new.go\n", None, ">f+++++++++ pkg/a/zz_generated.new.go\n", "pkg/a/zz_generated.new.go is new"),
         ] {
             let mut s = stamps.clone();
-            assert!(!settle(&root, changed, itemized, &mut s), "{changed}");
+            let got = settle(&root, changed, dirs, itemized, &mut s);
+            assert!(got.as_ref().is_err_and(|e| e.starts_with(why)), "{changed}: {got:?}");
         }
+        // The same names (a generator's temporary file came and went); at the top, the
+        // unsynced names do not count.
+        let same = "./pkg/a/\n./pkg/a/zz_generated.deepcopy.go\n./\n./README.md\n./pkg\n./_output\n./.make\n";
+        assert_eq!(settle(&root, "./pkg/a\n.\n", Some(same), ".d..t...... pkg/a/\n", &mut stamps.clone()), Ok(vec![]));
     }
 
     #[test]

@@ -328,6 +328,15 @@ fn the_sync_record_skips_only_what_is_proven_unchanged() {
     let out = run(&["cat", "hack/marker.txt"]);
     assert!(synced(&out) && out.stderr.contains("host-2") && !out.stderr.contains("container\n"), "{}", out.stderr);
 
+    // A file rewritten with the same bytes (the copy-out leaves it in the container), and a
+    // temporary file that came and went: the two sides are still equal, the run records.
+    run(&["true"]);
+    let out = run(&["sh", "-c", "cp hack/marker.txt /tmp/m && cp /tmp/m hack/marker.txt && touch pkg/gen/tmp && rm pkg/gen/tmp"]);
+    assert!(skipped(&out) && record.exists(), "{}", out.stderr);
+    // ... but not different bytes.
+    let out = run(&["sh", "-c", "echo host-3 > hack/marker.txt"]);
+    assert!(!record.exists() && out.stderr.contains("hack/marker.txt changed and stays in the container"), "{}", out.stderr);
+
     // A generated file rewritten in the container comes back, and the run still records.
     run(&["true"]);
     let out = run(&["sh", "-c", "echo v2 > pkg/gen/zz_generated.test.go"]);
