@@ -14,10 +14,12 @@
 //!   container (same name), and a new data container has a new ID; the record names both.
 //!
 //! A run writes the record only when it ended with the volume equal to the host on the synced
-//! area: every entry the command changed came back with the copy-out as a file update. A new
-//! file, a deletion (its directory changes), anything the copy-out filters leave in the container,
-//! a failed or interrupted command, `--no-copy`, a shell: no record, and the next run does the
-//! full sync and the full copy-out, as the scripts always do.
+//! area: every file the command changed came back with the copy-out as an update, or holds the
+//! same bytes as the host's (one dry-run rsync by checksum), and every directory it changed
+//! holds the same names again. A new file, a deletion (its directory changes), different bytes
+//! left in the container by the copy-out filters, a failed or interrupted command, `--no-copy`,
+//! a shell: no record, and the next run does the full sync and the full copy-out, as the
+//! scripts always do.
 
 use crate::REMOTE_ROOT;
 use camino::{Utf8Path, Utf8PathBuf};
@@ -210,7 +212,7 @@ pub fn wrap(cmd: &[String], at: &ListAt) -> Vec<String> {
     // Beside a host list, what each changed directory holds now: a directory whose entries
     // were only created and removed again (a generator's temporary files) is not a difference.
     let dirs = match at {
-        ListAt::Host(_) => r#"[ ! -e "$l" ] || {{ while IFS= read -r p; do case "$p" in ./_output*) ;; *) if [ -d "$p" ] && [ ! -L "$p" ]; then echo "$p/"; find "$p" -mindepth 1 -maxdepth 1 -print; fi ;; esac; done < "$l" > "$l.dirs.tmp" && mv -f "$l.dirs.tmp" "$l.dirs"; }}"#.replace("{{", "{").replace("}}", "}"),
+        ListAt::Host(_) => r#"[ ! -e "$l" ] || { while IFS= read -r p; do case "$p" in ./_output*) ;; *) if [ -d "$p" ] && [ ! -L "$p" ]; then echo "$p/"; find "$p" -mindepth 1 -maxdepth 1 -print; fi ;; esac; done < "$l" > "$l.dirs.tmp" && mv -f "$l.dirs.tmp" "$l.dirs"; }"#.to_string(),
         ListAt::Volume => String::new(),
     };
     let script = format!(
