@@ -32,9 +32,10 @@ A run records, when it can prove it, that the data container equals the tree: th
 (mode, size, mtime, ctime, inode of every synced entry), the data container and the rsync daemon.
 The next run skips the sync-in while all three match, and copies out only what its command
 changed (listed by a small sh wrapper around the command, by ctime; on a local engine into a
-host directory, and the build container starts while the tree is stamped and synced). Anything else (a new or
-deleted file in the container, a change the copy-out filters keep there, a failed command, a shell,
---no-copy, the scripts' build/run.sh in between) leaves no record: the next run syncs in full.
+host directory, and the build container starts while the tree is stamped and synced). Anything
+else (a new or deleted file in the container, different bytes the copy-out filters keep there,
+a failed command, a shell, --no-copy, the scripts' build/run.sh in between) leaves no record,
+and says why: the next run syncs in full.
 After a successful run the rsync daemon is left running on 127.0.0.1 for the next one (it is
 reused only if it serves the same image, data container, user and port); KUBE_RSYNC_KEEP=n stops
 it as the scripts do, make-clean removes it. A failure or SIGINT/SIGTERM stops and removes the
