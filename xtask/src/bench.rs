@@ -206,13 +206,20 @@ fn overhead(tree: &Utf8Path, rounds: usize, keep: bool) -> Result<bool, Fail> {
     let ok = mo < 1000.0;
     println!("target (< 1 s)\t{}", if ok { "met" } else { "MISSED" });
     if !keep {
-        let _ = Proc::new(release_bin("make-clean")?).args(["-q", "--kube-root", copy.as_str()]).output();
+        clean_copy(&copy)?;
         fs_err::remove_dir_all(copy.parent().expect("has a parent"))?;
     }
     Ok(ok)
 }
 
 const CROSS: &str = "k8s.gcr.io/build-image/kube-cross:v1.15.5-1";
+
+/// make-clean on a benchmark's copy of the tree (its containers, image and _output); a copy
+/// already gone or half made is fine.
+fn clean_copy(copy: &Utf8Path) -> Result<(), Fail> {
+    let _ = Proc::new(release_bin("make-clean")?).args(["-q", "--kube-root", copy.as_str()]).output();
+    Ok(())
+}
 
 fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     let bin = release_bin("run-dockerized")?;
@@ -223,7 +230,7 @@ fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     let (theirs, ours) = (base.join("script/kubernetes"), base.join("tool/kubernetes"));
     for copy in [&theirs, &ours] {
         if copy.exists() {
-            let _ = Proc::new(release_bin("make-clean")?).args(["-q", "--kube-root", copy.as_str()]).output();
+            clean_copy(copy)?;
         }
         testkit::full_copy(tree, copy)?;
     }
@@ -260,7 +267,7 @@ fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     let ok = ms / mt >= 5.0 && same;
     println!("target (>= 5x faster with nothing changed, identical binaries)\t{}", if ok { "met" } else { "MISSED" });
     for copy in [&theirs, &ours] {
-        let _ = Proc::new(release_bin("make-clean")?).args(["-q", "--kube-root", copy.as_str()]).output();
+        clean_copy(copy)?;
     }
     Ok(ok)
 }

@@ -427,8 +427,13 @@ impl ImageFacts {
     /// image exists, so a failed batch (a first run, a missing image) is asked one by one.
     pub fn read(engine: &Engine, setup: &Setup, answer: Option<&Captured>) -> Result<ImageFacts> {
         let Some(answer) = answer else { return Ok(ImageFacts::default()) };
+        // `{{.Id}}\t{{json .Config.Labels}}` -> (ID, labels)
+        let fact = |l: &str| {
+            let (id, labels) = l.split_once('\t').unwrap_or((l, ""));
+            (id.to_string(), labels.to_string())
+        };
         let lines: Vec<(String, String)> = if answer.success() {
-            answer.stdout.lines().map(|l| l.split_once('\t').map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((l.to_string(), String::new()))).collect()
+            answer.stdout.lines().map(fact).collect()
         } else {
             Vec::new()
         };
@@ -436,12 +441,7 @@ impl ImageFacts {
         let lines = if lines.len() == wanted {
             lines.into_iter().map(Some).collect()
         } else {
-            let one = |name: &str| -> Result<Option<(String, String)>> {
-                Ok(engine.query(&["image", "inspect", "--format", Self::FORMAT, name])?.map(|o| {
-                    let (a, b) = o.split_once('\t').unwrap_or((&o, ""));
-                    (a.to_string(), b.to_string())
-                }))
-            };
+            let one = |name: &str| -> Result<Option<(String, String)>> { Ok(engine.query(&["image", "inspect", "--format", Self::FORMAT, name])?.as_deref().map(fact)) };
             let mut v = vec![one(&setup.cross_image)?];
             if wanted == 2 {
                 v.push(one(&setup.names.image)?);
@@ -732,6 +732,13 @@ pub struct Rsyncd {
     pub reused: bool,
 }
 
+impl Rsyncd {
+    /// The tree's module on the daemon, as rsync's source or destination.
+    pub fn module(&self) -> String {
+        format!("rsync://k8s@{}/k8s/", self.addr)
+    }
+}
+
 /// What an rsync daemon must have been started from to be reused: the kube-build image (whose
 /// password it holds), the data container (whose volumes it serves), the user and the requested
 /// port. A daemon serving a data container that was since replaced would sync into orphaned
@@ -745,6 +752,10 @@ pub fn rsyncd_key(image_id: &str, data_id: &str, user: &str) -> String {
 /// one and waiting for it to answer is most of a no-op run's cost.
 pub fn keep_rsyncd() -> bool {
     !std::env::var("KUBE_RSYNC_KEEP").is_ok_and(|v| v.eq_ignore_ascii_case("n") || v == "0" || v.eq_ignore_ascii_case("no"))
+}
+
+fn port_taken(port: &str) -> Fail {
+    Fail::new(format!("rsync port 127.0.0.1:{port} is taken: unset KUBE_RSYNC_PORT for an ephemeral port, or choose another"))
 }
 
 /// Reuses the tree's rsync daemon when `listed` shows it running with `key`; otherwise starts
@@ -770,7 +781,7 @@ pub fn start_rsyncd(engine: &Engine, setup: &Setup, key: &str, listed: Option<&C
     // publishes through iptables instead of a proxy, silently does not).
     if let Ok(p) = port.parse::<u16>() {
         if !engine.dry_run && !engine.is_remote() && std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
-            return Err(Fail::new(format!("rsync port 127.0.0.1:{port} is taken: unset KUBE_RSYNC_PORT for an ephemeral port, or choose another")));
+            return Err(port_taken(&port));
         }
     }
     let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone(), "--user".into(), setup.user.clone(), "--hostname".into(), setup.hostname.clone()];
@@ -781,7 +792,7 @@ pub fn start_rsyncd(engine: &Engine, setup: &Setup, key: &str, listed: Option<&C
     let id = match engine.run(&args) {
         Ok(out) => out.stdout.trim().to_string(),
         Err(e) if e.msg.contains("already allocated") || e.msg.contains("address already in use") => {
-            return Err(Fail::new(format!("rsync port 127.0.0.1:{port} is taken: unset KUBE_RSYNC_PORT for an ephemeral port, or choose another")));
+            return Err(port_taken(&port));
         }
         Err(e) => return Err(e),
     };
@@ -847,7 +858,7 @@ fn rsync(engine: &Engine, setup: &Setup, extra: &[String], src: &str, dst: &str,
 pub fn sync_in(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine) -> Result<()> {
     let mut args: Vec<String> = vec!["--delete".into()];
     args.extend(SYNC_IN_FILTERS.iter().map(|f| format!("--filter={f}")));
-    rsync(engine, setup, &args, &format!("{}/", setup.tree.root), &format!("rsync://k8s@{}/k8s/", rsyncd.addr), "syncing sources into the data container").map(drop)
+    rsync(engine, setup, &args, &format!("{}/", setup.tree.root), &rsyncd.module(), "syncing sources into the data container").map(drop)
 }
 
 /// The copy-out filters: the tree's own, with the container GOPATH excluded where the tree does
@@ -875,7 +886,7 @@ fn same_content(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine, files: &[String
     let list = setup.tree.path("_output/dockerized/.kit-compare");
     let compare = || -> Result<String> {
         fsx::atomic_write(&list, (files.join("\n") + "\n").as_bytes())?;
-        rsync(engine, setup, &sync::same_content_args(&list), &format!("rsync://k8s@{}/k8s/", rsyncd.addr), setup.tree.root.as_str(), "comparing what the command rewrote with the tree")
+        rsync(engine, setup, &sync::same_content_args(&list), &rsyncd.module(), setup.tree.root.as_str(), "comparing what the command rewrote with the tree")
     };
     let answer = compare();
     let _ = std::fs::remove_file(&list);
@@ -914,7 +925,7 @@ pub fn copy_out(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine, how: CopyOut) -
     }
     args.extend(filters.iter().map(|f| format!("--filter={f}")));
     let label = if matches!(how, CopyOut::Changed(_)) { "copying what the command changed out of the data container" } else { "copying output out of the data container" };
-    rsync(engine, setup, &args, &format!("rsync://k8s@{}/k8s/", rsyncd.addr), setup.tree.root.as_str(), label)
+    rsync(engine, setup, &args, &rsyncd.module(), setup.tree.root.as_str(), label)
 }
 
 /// The environment the scripts pass into the build container: values come from ours (`--env
@@ -961,13 +972,11 @@ fn attach_args() -> Vec<String> {
 /// says whether a container of that name is left over from a crash.
 pub fn run_in_container(engine: &Engine, setup: &Setup, containers: &Containers, cmd: &[String], extra: &[String], interactive: bool) -> Result<Option<ExitStatus>> {
     let name = setup.names.build.clone();
-    if engine.dry_run || containers.get(&name).is_some() {
-        engine.destroy(&name);
-    }
+    remove_leftover_build(engine, setup, containers);
     let mut cleanup = Cleanup::new(engine);
     cleanup.names.push(name.clone());
     let args = build_container_args(engine, setup, cmd, extra, interactive);
-    let status = if interactive { engine.interactive(&args)? } else { engine.stream(&args, &format!("build container ({})", cmd.join(" ")))? };
+    let status = if interactive { engine.interactive(&args)? } else { engine.stream(&args, &build_label(cmd))? };
     if !kube_tree::proc::interrupted() {
         // The command ended and `--rm` removed the container.
         cleanup.keep(&name);
@@ -979,13 +988,23 @@ pub fn run_in_container(engine: &Engine, setup: &Setup, containers: &Containers,
 /// command waits for the go of [`sync::ListAt::go`], so the container's start-up overlaps the
 /// stamping and syncing of the tree. It is on `cleanup` until the caller has its status.
 pub fn start_build_container(engine: &Engine, setup: &Setup, containers: &Containers, cmd: &[String], extra: &[String], label: String, cleanup: &mut Cleanup) -> std::thread::JoinHandle<Result<ExitStatus>> {
-    let name = &setup.names.build;
-    if containers.get(name).is_some() {
-        engine.destroy(name);
-    }
-    cleanup.names.push(name.clone());
+    remove_leftover_build(engine, setup, containers);
+    cleanup.names.push(setup.names.build.clone());
     let run = engine.cmd(&build_container_args(engine, setup, cmd, extra, false));
     std::thread::spawn(move || run.run_streaming(&label))
+}
+
+/// A build container of this tree left over from a crash would block the name (a dry run
+/// plans the removal, as it cannot know).
+fn remove_leftover_build(engine: &Engine, setup: &Setup, containers: &Containers) {
+    if engine.dry_run || containers.get(&setup.names.build).is_some() {
+        engine.destroy(&setup.names.build);
+    }
+}
+
+/// How the build container's output is labelled in the progress lines: the user's command.
+fn build_label(cmd: &[String]) -> String {
+    format!("build container ({})", cmd.join(" "))
 }
 
 /// The `run` arguments of the build container (rsync mode: the kube-build image with the data
@@ -1094,9 +1113,8 @@ fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: Opening,
     // With the list in a host directory, the build container starts now and its command waits
     // for a go there: the container's start-up, most of a no-op run, overlaps the stamping and
     // the sync.
-    let label = format!("build container ({})", cmd.join(" "));
     let early = (wrapped && matches!(list_at, sync::ListAt::Host(_)))
-        .then(|| start_build_container(engine, setup, &open.containers, &command, &extra, label.clone(), &mut cleanup));
+        .then(|| start_build_container(engine, setup, &open.containers, &command, &extra, build_label(cmd), &mut cleanup));
     let stamps = match open.stamps.map(|h| h.join().expect("the stamps thread panicked")) {
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
