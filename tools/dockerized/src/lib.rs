@@ -74,7 +74,7 @@ impl Engine {
         }
         let out = p.output()?;
         if !out.success() {
-            return Err(Fail::new(format!("`{}` failed: {}", short(&p.display()), out.first_lines(2).replace('\n', " | "))));
+            return Err(Fail::new(format!("`{}` failed: {}", short(&p.display()), out.error_lines(2).replace('\n', " | "))));
         }
         Ok(out)
     }
@@ -568,7 +568,15 @@ pub fn build_image(engine: &Engine, setup: &Setup, cross_id: &str, facts: &Image
         args.extend(["--build-arg".into(), format!("KUBE_CROSS_IMAGE={repo}"), "--build-arg".into(), format!("KUBE_CROSS_VERSION={tag}")]);
     }
     args.push(ctx.to_string());
-    engine.run(&args)?;
+    // The legacy builder fails when another build's image is removed meanwhile and takes a
+    // cached layer the two share with it (two trees, or the tests, at once): once more.
+    if let Err(e) = engine.run(&args) {
+        if kube_tree::proc::interrupted() {
+            return Err(e);
+        }
+        log::warn(format!("{e}: building once more"));
+        engine.run(&args)?;
+    }
     step.done();
     let id = engine.query(&["image", "inspect", "--format", "{{.Id}}", &setup.names.image])?.unwrap_or_default();
     Ok((id, true))

@@ -84,6 +84,20 @@ impl Captured {
         let text = if self.stderr.trim().is_empty() { &self.stdout } else { &self.stderr };
         text.lines().filter(|l| !l.trim().is_empty()).take(n).collect::<Vec<_>>().join("\n")
     }
+
+    /// The first and the last non-empty lines of stderr (else stdout), `n` at most: a short
+    /// error stays whole, and a long-winded program (docker build: a deprecation notice, its
+    /// steps) still shows the line that says what went wrong, which comes last.
+    pub fn error_lines(&self, n: usize) -> String {
+        let text = if self.stderr.trim().is_empty() { &self.stdout } else { &self.stderr };
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        if lines.len() <= n {
+            return lines.join("\n");
+        }
+        let mut shown = vec![lines[0]];
+        shown.extend(&lines[lines.len() - (n - 1).max(1)..]);
+        shown.join("\n")
+    }
 }
 
 impl Proc {
@@ -281,6 +295,14 @@ mod tests {
         assert_eq!(quote("a b"), "'a b'");
         assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn error_lines_keep_the_first_and_the_last() {
+        use std::os::unix::process::ExitStatusExt;
+        let c = |stderr: &str| Captured { status: ExitStatus::from_raw(256), stdout: String::new(), stderr: stderr.into(), elapsed: Duration::ZERO };
+        assert_eq!(c("a\n\nb\n").error_lines(2), "a\nb");
+        assert_eq!(c("DEPRECATED\nStep 1\nStep 2\nerror: layer gone\n").error_lines(2), "DEPRECATED\nerror: layer gone");
     }
 
     #[test]
