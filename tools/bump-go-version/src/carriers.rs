@@ -84,7 +84,21 @@ pub fn current_go(tree: &Tree, deps: Option<&DepsYaml>) -> Result<String, Fail> 
 /// Builds the carriers for a move from the current version to `to` (None: `--check`, every
 /// carrier must carry what it carries now).
 pub fn carriers(tree: &Tree, to: Option<&GoVersion>, opts: &Options) -> Result<CarrierSet, Fail> {
-    let deps = read(tree, DEPS).map(|t| DepsYaml::parse(&t));
+    let deps = match read(tree, DEPS) {
+        Some(t) => Some(DepsYaml::read(&t).map_err(|e| Fail::new(format!("{DEPS}: {e}")))?),
+        None if tree.path(DEPS).exists() => return Err(Fail::new(format!("{DEPS}: cannot be read as UTF-8 text"))),
+        None => None,
+    };
+    if let Some(d) = &deps {
+        if d.get("golang: upstream version").is_none() {
+            return Err(Fail::new(format!("{DEPS}: no `golang: upstream version` entry, so the Go version it carries is unknown")));
+        }
+        for dep in &d.deps {
+            for r in &dep.ref_paths {
+                check_ref_path(tree, &r.path).map_err(|e| Fail::new(format!("{DEPS}:{}: refPath {}: {e}", r.line, r.path)))?;
+            }
+        }
+    }
     let current = current_go(tree, deps.as_ref())?;
     let new_go = to.map(|v| v.text.clone()).unwrap_or_else(|| current.clone());
     let mut warnings = deps.as_ref().map(|d| d.warnings.clone()).unwrap_or_default();
@@ -166,6 +180,14 @@ pub fn carriers(tree: &Tree, to: Option<&GoVersion>, opts: &Options) -> Result<C
     Ok(CarrierSet { current, carriers: out, warnings })
 }
 
+/// A refPath must name a file beneath the tree (a link to one inside is followed).
+fn check_ref_path(tree: &Tree, rel: &str) -> Result<(), String> {
+    if rel.starts_with('/') {
+        return Err("an absolute path; refPaths are relative to the tree".into());
+    }
+    tree.confined(rel).and_then(|c| c.follow()).map(|_| ()).map_err(|e| e.msg)
+}
+
 /// `1.15.0` stays three-part, `1.22` two-part.
 fn shape_like(old: &str, to: &GoVersion) -> String {
     if old.matches('.').count() >= 2 { format!("{}.0", to.minor_line()) } else { to.minor_line() }
@@ -211,7 +233,9 @@ impl Finding {
 /// A file's content before and after.
 #[derive(Debug, Clone)]
 pub struct FileChange {
+    /// The carrier as the tree names it; `target` is where it is written (a link's target).
     pub path: String,
+    pub target: kube_tree::Confined,
     pub old: String,
     pub new: String,
 }
@@ -240,7 +264,8 @@ pub fn evaluate(tree: &Tree, carriers: &[Carrier]) -> Result<Evaluation, Fail> {
     let mut ev = Evaluation::default();
     for (path, mut cs) in by_file {
         cs.sort_by_key(|c| std::cmp::Reverse(c.old.len()));
-        let text = match fs_err::read_to_string(tree.path(path)) {
+        let target = tree.confined(path).and_then(|c| c.follow()).map_err(|e| Fail::new(format!("carrier {path}: {e}")))?;
+        let text = match fs_err::read_to_string(target.path()) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 for c in cs.iter().filter(|c| c.required) {
@@ -287,7 +312,7 @@ pub fn evaluate(tree: &Tree, carriers: &[Carrier]) -> Result<Evaluation, Fail> {
                     ev.edits.push(LineEdit { path: path.into(), line: i + 1, old: strip_eol(a).0.into(), new: strip_eol(b).0.into() });
                 }
             }
-            ev.changes.push(FileChange { path: path.into(), old: text, new });
+            ev.changes.push(FileChange { path: path.into(), target, old: text, new });
         }
     }
     Ok(ev)

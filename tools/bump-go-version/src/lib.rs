@@ -18,11 +18,14 @@ pub const TOOL: Tool = Tool {
     usage: "\
 bump-go-version: move every file that carries the Go version, for the tree's era
 
-Usage: bump-go-version <VERSION> [--dry-run | --diff] [--json] [-z]
+Usage: bump-go-version [--] <VERSION> [--dry-run | --diff] [--json] [-z]
                        [--cross-rev N] [--minimum] [--go-directive] [--allow-missing]
+                       [--allow-downgrade]
        bump-go-version --check [--json]
+       bump-go-version --recover
 
-  VERSION          1.15.8, go1.15.8, 1.24rc2, 1.22.0 ...
+  VERSION          a Go release name: 1.15.8, go1.15.8, 1.24rc2, 1.22.0 (not 1.24: from Go 1.21
+                   on that is the language version; not 1.15.0: never a release name)
   --dry-run        list the files that would change; write nothing
   --diff           print a unified diff (git apply accepts it); write nothing
   -z               NUL-terminate the file list (for xargs -0 git add)
@@ -30,11 +33,17 @@ Usage: bump-go-version <VERSION> [--dry-run | --diff] [--json] [-z]
   --minimum        also move hack/lib/golang.sh minimum_go_version to the new minor
   --go-directive   also move the `go` directive of go.mod, go.work and the staging go.mod files
   --allow-missing  write even if a carrier the era requires is not found
-  --check          verify that every carrier agrees (like zeitgeist validate): exit 1 on drift
+  --allow-downgrade  move to an older Go than the tree's
+  --check          verify that every carrier agrees (like zeitgeist validate): exit 1 on drift,
+                   on a pending interrupted bump, or on temps a killed bump left; writes nothing
+  --recover        finish an interrupted bump (its journal), then exit
 
 Carriers: era A: cross/VERSION, cross/Dockerfile, build/root/WORKSPACE, test/images/Makefile;
 with build/dependencies.yaml: every refPath of the Go entries and of entries whose version is
 derived from Go (kube-cross, go-runner), plus .go-version. Only the matched lines change.
+A refPath must stay inside the tree; a carrier that is a symlink is edited at its target
+(which must be inside the tree too), the link is kept. A dependencies.yaml that is not valid
+YAML or has no Go entry is an error (exit 2), never \"nothing to do\".
 stdout: the changed files, one per line; stderr: a summary. Nothing is written unless every
 carrier could be moved (temp files + rename, modes kept).",
     run,
@@ -44,48 +53,102 @@ carrier could be moved (temp files + rename, modes kept).",
 /// The rename journal of an all-or-nothing write (present only while one is under way).
 pub const JOURNAL: &str = ".bump-go-version.journal";
 
-fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
+/// The command line, parsed.
+struct Args {
+    to: Option<GoVersion>,
+    check: bool,
+    recover: bool,
+    dry_run: bool,
+    diff: bool,
+    nul: bool,
+    allow_missing: bool,
+    allow_downgrade: bool,
+    opts: Options,
+}
+
+fn parse(ctx: &mut Ctx) -> Result<Args, Fail> {
     let check = ctx.flag("--check");
+    let recover = ctx.flag("--recover");
     let dry_run = ctx.flag("--dry-run");
     let diff = ctx.flag("--diff");
     let nul = ctx.flag("-z");
     let allow_missing = ctx.flag("--allow-missing");
+    let allow_downgrade = ctx.flag("--allow-downgrade");
     let minimum = ctx.flag("--minimum");
     let go_directive = ctx.flag("--go-directive");
     let cross_rev = match ctx.opt_string("--cross-rev")? {
-        Some(r) => Some(r.parse::<u32>().map_err(|_| Fail::new(format!("--cross-rev {r}: not a revision number")))?),
+        Some(r) => Some(r.parse::<u16>().map_err(|_| Fail::new(format!("--cross-rev {}: not a revision number (0-65535)", r.escape_debug())))?),
         None => None,
     };
-    let version: Option<String> = ctx.args.opt_free_from_str()?;
+    let version = ctx.free()?;
     ctx.finish()?;
-    let to = match (&version, check) {
-        (Some(_), true) => return Err(Fail::new("--check takes no version")),
+    let to = match (&version, check || recover) {
+        (Some(_), true) => return Err(Fail::new("--check and --recover take no version")),
         (None, false) => return Err(Fail::new("which Go version? e.g. bump-go-version 1.15.8 (or --check)")),
-        (Some(v), false) => Some(GoVersion::parse(v).map_err(Fail::new)?),
+        (Some(v), false) => Some(GoVersion::release(v).map_err(Fail::new)?),
         (None, true) => None,
     };
     if dry_run && diff {
         return Err(Fail::new("--dry-run and --diff exclude each other"));
     }
-    let tree = ctx.tree()?;
-    // A bump killed after committing its renames is finished before anything is read.
-    let journal = tree.path(JOURNAL);
-    if fsx::recover(&journal)? {
-        log::warn(format!("finished the renames of an interrupted bump ({JOURNAL})"));
+    if check && recover {
+        return Err(Fail::new("--check and --recover exclude each other"));
     }
-    let opts = Options { cross_rev, minimum, go_directive };
-    let set = carriers::carriers(&tree, to.as_ref(), &opts)?;
+    let opts = Options { cross_rev: cross_rev.map(u32::from), minimum, go_directive };
+    Ok(Args { to, check, recover, dry_run, diff, nul, allow_missing, allow_downgrade, opts })
+}
+
+/// What an interrupted bump left: a committed journal (the carriers may be mixed until it is
+/// finished) and temps of a bump killed before its commit.
+fn leftovers(tree: &kube_tree::Tree, journal: &kube_tree::Confined, carriers: &[carriers::Carrier]) -> Result<(bool, Vec<kube_tree::Confined>), Fail> {
+    let pending = fsx::pending(journal)?.is_some();
+    let mut stale = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for c in carriers.iter().filter(|c| seen.insert(c.path.as_str())) {
+        if let Ok(target) = tree.confined(&c.path).and_then(|c| c.follow()) {
+            stale.extend(fsx::stale_temps(&target));
+        }
+    }
+    stale.extend(fsx::stale_temps(journal));
+    Ok((pending, stale))
+}
+
+fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
+    let args = parse(ctx)?;
+    let tree = ctx.tree()?;
+    let journal = tree.confined(JOURNAL)?;
+    let writes = !(args.check || args.dry_run || args.diff);
+    if writes {
+        // A bump killed after committing its renames is finished before anything is read.
+        if fsx::recover(&journal)? {
+            log::warn(format!("finished the renames of an interrupted bump ({JOURNAL})"));
+        } else if args.recover {
+            log::status(format!("no interrupted bump to finish ({JOURNAL} absent)"));
+        }
+        if args.recover {
+            return Ok(Status::Ok);
+        }
+    }
+    let set = carriers::carriers(&tree, args.to.as_ref(), &args.opts)?;
     for w in &set.warnings {
         log::warn(w);
     }
-    let ev = carriers::evaluate(&tree, &set.carriers)?;
-
-    if to.is_none() {
-        return report_check(ctx, &set.current, &ev);
+    let (pending, stale) = leftovers(&tree, &journal, &set.carriers)?;
+    if pending {
+        // Read-only: report, never finish (that is a write).
+        ctx.say(format!("{JOURNAL}\tpending\tan interrupted bump: carriers may be mixed until `bump-go-version --recover` (or the next bump) finishes it"));
+        log::warn(format!("{JOURNAL}: an interrupted bump is pending; run bump-go-version --recover"));
+        return Ok(Status::Problems(1));
     }
-    let to = to.unwrap();
-    let blocking: Vec<_> = ev.findings.iter().chain(if allow_missing { [].iter() } else { ev.missing.iter() }).collect();
-    if allow_missing {
+    let ev = carriers::evaluate(&tree, &set.carriers)?;
+    let Some(to) = args.to.clone() else { return report_check(ctx, &set.current, &ev, &stale) };
+    if let Ok(cur) = GoVersion::parse(&set.current) {
+        if kube_tree::gover::cmp(&to, &cur).is_lt() && !args.allow_downgrade {
+            return Err(Fail::new(format!("{} is older than the tree's Go {}: a downgrade needs --allow-downgrade", to.text, set.current)));
+        }
+    }
+    let blocking: Vec<_> = ev.findings.iter().chain(if args.allow_missing { [].iter() } else { ev.missing.iter() }).collect();
+    if args.allow_missing {
         for m in &ev.missing {
             log::warn(format!("allowed missing: {}", m.render()));
         }
@@ -100,39 +163,24 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         }
         return Ok(Status::Problems(blocking.len()));
     }
-
-    if !(dry_run || diff) {
-        // A bump killed between its temp files and the renames left temps: sweep them.
-        let mut seen = std::collections::BTreeSet::new();
-        for c in set.carriers.iter().filter(|c| seen.insert(c.path.as_str())) {
-            fsx::remove_stale_temps(&tree.path(&c.path));
+    let write = writes && !ev.changes.is_empty();
+    if writes {
+        // Temps of a bump killed before its commit changed nothing: sweep them.
+        for t in &stale {
+            t.remove_file()?;
         }
     }
-    let write = !(dry_run || diff || ev.changes.is_empty());
     if write {
         for c in &ev.changes {
-            let p = tree.path(&c.path);
-            let mode = fs_err::metadata(&p)?.permissions().mode();
+            let mode = fs_err::metadata(c.target.path())?.permissions().mode();
             if mode & 0o222 == 0 {
                 return Err(Fail::new(format!("{} is read-only (mode {:o}); nothing written", c.path, mode & 0o777)));
             }
         }
-        let files: Vec<_> = ev.changes.iter().map(|c| (tree.path(&c.path), c.new.clone().into_bytes())).collect();
+        let files: Vec<_> = ev.changes.iter().map(|c| (c.target.clone(), c.new.clone().into_bytes())).collect();
         fsx::write_all_or_nothing(&files, &journal)?;
     }
-
-    if ctx.json {
-        ctx.say(json(&set.current, &to.text, &ev, write, &[]).render());
-    } else if diff {
-        for c in &ev.changes {
-            ctx.out.push_str(&textdiff::unified(&c.path, &c.old, &c.new));
-        }
-    } else {
-        for c in &ev.changes {
-            ctx.out.push_str(&c.path);
-            ctx.out.push(if nul { '\0' } else { '\n' });
-        }
-    }
+    render(ctx, &args, &set.current, &to, &ev, write);
     let files = ev.changes.len();
     if files == 0 {
         log::status(format!("already at Go {}: nothing to change", to.text));
@@ -143,8 +191,27 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     Ok(Status::Ok)
 }
 
-fn report_check(ctx: &mut Ctx, current: &str, ev: &Evaluation) -> Result<Status, Fail> {
-    let problems: Vec<_> = ev.findings.iter().chain(ev.missing.iter()).collect();
+fn render(ctx: &mut Ctx, args: &Args, current: &str, to: &GoVersion, ev: &Evaluation, write: bool) {
+    if ctx.json {
+        ctx.say(json(current, &to.text, ev, write, &[]).render());
+    } else if args.diff {
+        for c in &ev.changes {
+            ctx.out.push_str(&textdiff::unified(&c.path, &c.old, &c.new));
+        }
+    } else {
+        for c in &ev.changes {
+            ctx.out.push_str(&c.path);
+            ctx.out.push(if args.nul { '\0' } else { '\n' });
+        }
+    }
+}
+
+fn report_check(ctx: &mut Ctx, current: &str, ev: &Evaluation, stale: &[kube_tree::Confined]) -> Result<Status, Fail> {
+    let temps: Vec<carriers::Finding> = stale
+        .iter()
+        .map(|t| carriers::Finding { path: t.rel().to_string(), line: None, kind: "stale-temp", detail: "left by a killed bump; the next bump removes it".into() })
+        .collect();
+    let problems: Vec<_> = ev.findings.iter().chain(ev.missing.iter()).chain(temps.iter()).collect();
     if ctx.json {
         ctx.say(json(current, current, ev, false, &problems).render());
     } else {

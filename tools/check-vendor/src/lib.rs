@@ -214,7 +214,6 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
 fn probe_gopath(tree: &Tree) -> Result<Utf8PathBuf, Fail> {
     let hash = kube_tree::fnv::hash(tree.root.as_str().as_bytes());
     let base = Utf8PathBuf::from_path_buf(std::env::temp_dir()).map_err(|_| Fail::new("temp dir is not UTF-8"))?;
-    let gopath = base.join(format!("kube-probe-gopath-{hash:016x}"));
-    kube_tree::goenv::ensure_gopath_link(&gopath, &tree.root)?;
-    Ok(gopath)
+    let gopath = kube_tree::Jail::new(&base)?.path(format!("kube-probe-gopath-{hash:016x}"))?;
+    kube_tree::goenv::ensure_gopath_link(&gopath, &tree.root)
 }

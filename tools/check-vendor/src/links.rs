@@ -204,27 +204,32 @@ pub fn plan_fixes(tree: &Tree, problems: &[Problem], force: bool) -> (Vec<Action
     (actions, refused)
 }
 
-/// Applies actions; refuses any path outside vendor/k8s.io (a bug guard: nothing else is touched).
+/// Applies actions. Every path is checked first, before anything changes: it must be an entry
+/// of the tree's own vendor/k8s.io directory, reached without a symlink (a `vendor` or
+/// `vendor/k8s.io` that is a link, even one inside the tree, is refused).
 pub fn apply_fixes(tree: &Tree, actions: &[Action]) -> Result<Vec<Fix>, Fail> {
     let dir = tree.path("vendor/k8s.io");
+    let mut checked = Vec::new();
     for a in actions {
-        if a.path().parent() != Some(dir.as_path()) {
-            return Err(Fail::new(format!("refusing to touch {} (outside vendor/k8s.io)", a.path())));
+        let c = tree.confined(a.path())?;
+        if c.parent() != dir {
+            return Err(Fail::new(format!("refusing to touch {}: it is not an entry of {dir} (a symlinked vendor/ or vendor/k8s.io?)", a.path())));
         }
+        checked.push(c);
+    }
+    if !checked.is_empty() {
+        tree.confined("vendor/k8s.io")?.create_dir_all()?;
     }
     let mut done = Vec::new();
-    for a in actions {
+    for (a, c) in actions.iter().zip(&checked) {
         match a {
-            Action::Link { path, target } => {
-                fs_err::create_dir_all(&dir)?;
-                fsx::swap_in_symlink(path, target)?;
-            }
-            Action::ReplaceDir { path, target } => fsx::replace_dir_with_symlink(path, target)?,
-            Action::Remove { path } => fs_err::remove_file(path)?,
-            Action::RemoveDir { path } => {
-                let aside = fsx::temp_sibling(path, "old");
-                fs_err::rename(path, &aside)?;
-                fs_err::remove_dir_all(&aside)?;
+            Action::Link { target, .. } => fsx::swap_in_symlink(c, target)?,
+            Action::ReplaceDir { target, .. } => fsx::replace_dir_with_symlink(c, target)?,
+            Action::Remove { .. } => c.remove_file()?,
+            Action::RemoveDir { .. } => {
+                let aside = c.temp("old");
+                c.rename_to(&aside)?;
+                aside.remove_dir_all()?;
             }
         }
         done.push(Fix { action: a.clone() });

@@ -14,7 +14,7 @@ pub mod sync;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::{Captured, Proc};
-use kube_tree::{fsx, log, version, Era, Fail, Tree};
+use kube_tree::{log, version, Era, Fail, Tree};
 use std::cell::RefCell;
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -394,9 +394,9 @@ pub fn save_version_defs(setup: &Setup) -> Result<()> {
         "KUBE_GIT_COMMIT='{}'\nKUBE_GIT_TREE_STATE='{}'\nKUBE_GIT_VERSION='{}'\nKUBE_GIT_MAJOR='{}'\nKUBE_GIT_MINOR='{}'\n",
         q(&v.commit), q(&v.tree_state), q(&v.version), q(&v.major), q(&v.minor)
     );
-    let path = setup.tree.path(".dockerized-kube-version-defs");
-    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-        fsx::atomic_write(&path, text.as_bytes())?;
+    let rel = ".dockerized-kube-version-defs";
+    if std::fs::read_to_string(setup.tree.path(rel)).ok().as_deref() != Some(text.as_str()) {
+        setup.tree.write_file(rel, text.as_bytes())?;
     }
     Ok(())
 }
@@ -495,8 +495,7 @@ pub fn ensure_cross_image(engine: &Engine, setup: &Setup, mirror: Option<&str>, 
 
 /// A random password of 32 alphanumerics, as build_image makes one (kept while it exists, so the
 /// image need not be rebuilt on every run).
-fn ensure_password(path: &Utf8Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+fn ensure_password(tree: &Tree, path: &Utf8Path) -> Result<()> {
     if path.is_file() {
         return Ok(());
     }
@@ -504,9 +503,13 @@ fn ensure_password(path: &Utf8Path) -> Result<()> {
     use std::io::Read;
     fs_err::File::open("/dev/urandom")?.read_exact(&mut raw)?;
     let pw: String = raw.iter().map(|b| *b as char).filter(|c| c.is_ascii_alphanumeric()).take(32).collect();
-    fsx::atomic_write(path, pw.as_bytes())?;
-    fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(())
+    // Made 0600 from the start: the secret is never readable by others, not even briefly.
+    let file = tree.confined(path)?;
+    let tmp = file.temp("new");
+    tmp.write_new(pw.as_bytes(), Some(0o600))?;
+    tmp.rename_to(&file).inspect_err(|_| {
+        let _ = tmp.remove_file();
+    })
 }
 
 /// Builds `kube-build:build-<hash>-<version>` from the tree's build/build-image, unless the
@@ -521,7 +524,7 @@ pub fn build_image(engine: &Engine, setup: &Setup, cross_id: &str, facts: &Image
         engine.run(&args)?;
         return Ok((String::new(), true));
     }
-    fs_err::create_dir_all(&ctx)?;
+    setup.tree.confined(&ctx)?.create_dir_all()?;
     let src = setup.tree.path("build/build-image");
     let mut dockerfile = fs_err::read_to_string(src.join("Dockerfile"))?;
     let tag = setup.cross_image.rsplit_once(':').map(|x| x.1).unwrap_or("");
@@ -541,11 +544,11 @@ pub fn build_image(engine: &Engine, setup: &Setup, cross_id: &str, facts: &Image
             dockerfile += &format!("ENV {env} {v}\n");
         }
     }
-    fsx::atomic_write(&ctx.join("Dockerfile"), dockerfile.as_bytes())?;
-    fsx::atomic_write(&ctx.join("rsyncd.sh"), &fs_err::read(src.join("rsyncd.sh"))?)?;
+    setup.tree.write_file(ctx.join("Dockerfile"), dockerfile.as_bytes())?;
+    setup.tree.write_file(ctx.join("rsyncd.sh"), &fs_err::read(src.join("rsyncd.sh"))?)?;
     let localtime = std::fs::read("/etc/localtime").unwrap_or_default();
-    fsx::atomic_write(&ctx.join("localtime"), &localtime)?;
-    ensure_password(&setup.password_file())?;
+    setup.tree.write_file(ctx.join("localtime"), &localtime)?;
+    ensure_password(&setup.tree, &setup.password_file())?;
 
     let mut key = Vec::new();
     for f in ["Dockerfile", "rsyncd.sh", "localtime", "rsyncd.password"] {
@@ -893,11 +896,11 @@ fn same_content(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine, files: &[String
     }
     let list = setup.tree.path("_output/dockerized/.kit-compare");
     let compare = || -> Result<String> {
-        fsx::atomic_write(&list, (files.join("\n") + "\n").as_bytes())?;
+        setup.tree.write_file(&list, (files.join("\n") + "\n").as_bytes())?;
         rsync(engine, setup, &sync::same_content_args(&list), &rsyncd.module(), setup.tree.root.as_str(), "comparing what the command rewrote with the tree")
     };
     let answer = compare();
-    let _ = std::fs::remove_file(&list);
+    let _ = setup.tree.remove_file(&list);
     let itemized = answer.map_err(|e| e.msg)?;
     match sync::differs(files, &itemized) {
         None => Ok(()),
@@ -1151,7 +1154,7 @@ fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: Opening,
     }
     let status = match early {
         Some(running) => {
-            list_at.go()?;
+            list_at.go(&setup.tree)?;
             let status = running.join().expect("the build container thread panicked")?;
             if !kube_tree::proc::interrupted() {
                 // The command ended and `--rm` removed the container.
@@ -1190,7 +1193,7 @@ fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: Opening,
             Some(Err(e)) => return Err(e),
         };
         let changed = host_list.or_else(|| std::fs::read_to_string(list_at.host_path(&setup.tree)).ok());
-        let _ = std::fs::remove_file(list_at.host_path(&setup.tree));
+        let _ = setup.tree.remove_file(list_at.host_path(&setup.tree));
         // The record needs the daemon it names to stay, and the stamps taken before the sync.
         if let (true, Some(mut stamps), Some(changed)) = (wrapped && keep && !opts.dry_run, stamps, changed) {
             let verdict = sync::settle(&setup.tree.root, &changed, list_at.dirs().as_deref(), &itemized, &mut stamps)
@@ -1238,7 +1241,7 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
         Mode::Rsync => rsync_cycle(&engine, &setup, opts, Opening { facts, containers, cross_id, stamps }, cmd, interactive)?,
         Mode::Bind => {
             if !opts.dry_run {
-                fs_err::create_dir_all(setup.tree.path("_output/dockerized"))?;
+                setup.tree.confined("_output/dockerized")?.create_dir_all()?;
             }
             run_in_container(&engine, &setup, &containers, cmd, &[], interactive)?
         }
@@ -1256,7 +1259,7 @@ pub struct CleanPlan {
     pub containers: Vec<String>,
     pub images: Vec<String>,
     pub dangling: Vec<String>,
-    pub output: Option<Utf8PathBuf>,
+    pub output: Option<kube_tree::Confined>,
 }
 
 pub fn clean_plan(engine: Option<&Engine>, setup: &Setup, all_dangling: bool) -> Result<CleanPlan> {
@@ -1268,8 +1271,8 @@ pub fn clean_plan(engine: Option<&Engine>, setup: &Setup, all_dangling: bool) ->
             plan.dangling = e.query(&["images", "-q", "--filter", "dangling=true"])?.unwrap_or_default().lines().map(str::to_string).collect();
         }
     }
-    let out = setup.tree.path("_output");
-    if std::fs::symlink_metadata(&out).is_ok() {
+    let out = setup.tree.confined("_output")?;
+    if out.exists() {
         plan.output = Some(out);
     }
     Ok(plan)
@@ -1306,14 +1309,11 @@ pub fn apply_clean(engine: Option<&Engine>, plan: &CleanPlan) -> Result<()> {
         }
     }
     if let Some(out) = &plan.output {
-        let md = fs_err::symlink_metadata(out)?;
-        if md.file_type().is_symlink() {
-            fs_err::remove_file(out)?;
-        } else {
-            make_writable(out)?;
-            // remove_dir_all removes symlinks inside, never what they point to.
-            fs_err::remove_dir_all(out)?;
+        // A link in place of _output is removed as a link; its target is never touched.
+        if !fs_err::symlink_metadata(out.path())?.file_type().is_symlink() {
+            make_writable(&out.path())?;
         }
+        out.remove_dir_all()?;
     }
     Ok(())
 }

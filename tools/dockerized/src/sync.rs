@@ -23,7 +23,7 @@
 
 use crate::REMOTE_ROOT;
 use camino::{Utf8Path, Utf8PathBuf};
-use kube_tree::{fnv, fsx, walk, Fail, Tree};
+use kube_tree::{fnv, walk, Fail, Tree};
 use std::collections::{HashMap, HashSet};
 
 /// What sync-in leaves out (`- /.make/ - /_tmp/ - /_output/`, `H /.git`).
@@ -106,17 +106,12 @@ impl Record {
     }
 
     pub fn save(&self, tree: &Tree) -> Result<(), Fail> {
-        let path = Record::path(tree);
-        fs_err::create_dir_all(path.parent().expect("has a parent"))?;
-        fsx::atomic_write(&path, format!("data {}\nrsyncd {}\nhost {:016x}\n", self.data, self.rsyncd, self.host).as_bytes())
+        tree.write_file(Record::path(tree), format!("data {}\nrsyncd {}\nhost {:016x}\n", self.data, self.rsyncd, self.host).as_bytes())
     }
 
     /// Forgotten before the command runs: a crash or an interrupt must not leave a record behind.
     pub fn forget(tree: &Tree) -> Result<(), Fail> {
-        match std::fs::remove_file(Record::path(tree)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-            _ => Ok(()),
-        }
+        tree.remove_file(Record::path(tree))
     }
 }
 
@@ -161,14 +156,11 @@ impl ListAt {
     pub fn prepare(&self, tree: &Tree) -> Result<(), Fail> {
         let mut stale = vec![self.host_path(tree)];
         if let ListAt::Host(dir) = self {
-            fs_err::create_dir_all(dir)?;
+            tree.confined(dir)?.create_dir_all()?;
             stale.extend([dir.join("go"), dir.join("changed.dirs")]);
         }
         for f in stale {
-            match std::fs::remove_file(&f) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
+            tree.remove_file(f)?;
         }
         Ok(())
     }
@@ -182,9 +174,9 @@ impl ListAt {
     }
 
     /// Lets a waiting command start (a host directory only: the sources are in place).
-    pub fn go(&self) -> Result<(), Fail> {
+    pub fn go(&self, tree: &Tree) -> Result<(), Fail> {
         if let ListAt::Host(dir) = self {
-            fs_err::write(dir.join("go"), b"")?;
+            tree.write_file(dir.join("go"), b"")?;
         }
         Ok(())
     }
@@ -420,7 +412,7 @@ mod tests {
         std::fs::create_dir_all(root.join("vendor/x")).unwrap();
         std::fs::write(root.join("vendor/x/a.go"), "x").unwrap();
         let host = kube_tree::fixture::scratch_dir("sync-wrap-list");
-        ListAt::Host(host.clone()).go().unwrap();
+        std::fs::write(host.join("go"), "").unwrap();
         let list = run(&ListAt::Host(host.clone()), &host.join("changed"));
         assert!(!list.contains(".kit-changed") && list.contains("./pkg/old.go\n") && list.contains("./vendor/x/a.go\n"), "{list}");
         assert!(std::fs::read_dir(&host).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));

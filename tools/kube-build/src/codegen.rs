@@ -5,7 +5,7 @@
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
 use kube_tree::fnv::Fnv;
-use kube_tree::{fsx, log, walk, Fail, Tree};
+use kube_tree::{log, walk, Fail, Tree};
 use std::time::Duration;
 
 /// Where the fingerprint of the last successful generation is kept.
@@ -92,13 +92,12 @@ pub fn refresh(tree: &Tree, force: bool) -> Result<(Codegen, Fingerprints), Fail
     let step = log::Step::start(format!("codegen ({why}): make generated_files"));
     let out = Proc::new("make").args(["generated_files"]).dir(&tree.root).output_with_progress("codegen", Duration::from_secs(15))?;
     if !out.success() {
-        let _ = std::fs::remove_file(&stamp);
+        let _ = tree.remove_file(&stamp);
         return Err(Fail::new(format!("make generated_files failed: {}", out.first_lines(5).replace('\n', " | "))));
     }
     step.done();
     // Generators may write .go files that are not zz_generated.*: the stamp is taken afterwards.
     let after = fingerprint(tree)?;
-    fs_err::create_dir_all(stamp.parent().unwrap())?;
-    fsx::atomic_write(&stamp, format!("{:016x}\n", after.codegen).as_bytes())?;
+    tree.write_file(&stamp, format!("{:016x}\n", after.codegen).as_bytes())?;
     Ok((Codegen::Ran, after))
 }

@@ -163,7 +163,7 @@ pub fn build_env(tree: &Tree, gopath: &Utf8Path) -> Result<GoEnv, Fail> {
             env.vars.push(("GOPROXY".into(), Some("off".into())));
         }
         _ => {
-            goenv::ensure_gopath_link(gopath, &tree.root)?;
+            goenv::ensure_gopath_link(&tree.confined(gopath)?, &tree.root)?;
             env.vars.push(("GOCACHE".into(), Some(gopath.join("cache").to_string())));
         }
     }
@@ -268,11 +268,12 @@ fn build_key(cmds: &[(Proc, Vec<String>, bool)], date: &str) -> u64 {
 /// Per platform and target list: the build date and the fingerprint of the last build.
 struct BuildState {
     path: Utf8PathBuf,
+    jail: kube_tree::Jail,
     rows: Vec<(String, String, u64)>,
 }
 
 impl BuildState {
-    fn load(path: Utf8PathBuf) -> BuildState {
+    fn load(path: Utf8PathBuf, jail: kube_tree::Jail) -> BuildState {
         let rows = std::fs::read_to_string(&path)
             .unwrap_or_default()
             .lines()
@@ -282,7 +283,7 @@ impl BuildState {
                 Some((k.to_string(), d.to_string(), u64::from_str_radix(h, 16).ok()?))
             })
             .collect();
-        BuildState { path, rows }
+        BuildState { path, jail, rows }
     }
     fn get(&self, key: &str) -> Option<(&str, u64)> {
         self.rows.iter().find(|r| r.0 == key).map(|r| (r.1.as_str(), r.2))
@@ -291,7 +292,7 @@ impl BuildState {
         self.rows.retain(|r| r.0 != key);
         self.rows.push((key.to_string(), date.to_string(), hash));
         let text: String = self.rows.iter().map(|(k, d, h)| format!("{k}\t{d}\t{h:016x}\n")).collect();
-        fsx::atomic_write(&self.path, text.as_bytes())
+        self.jail.write_file(&self.path, text.as_bytes())
     }
 }
 
@@ -300,7 +301,7 @@ impl BuildState {
 fn place_bins(tree: &Tree, gopath: &Utf8Path, platform: &str, host: &str, names: &[(String, bool, Duration)]) -> Result<Vec<Built>, Fail> {
     let src_dir = if platform == host { gopath.join("bin") } else { gopath.join("bin").join(platform.replace('/', "_")) };
     let dest_dir = tree.path("_output/local/bin").join(platform);
-    fs_err::create_dir_all(&dest_dir)?;
+    tree.confined(&dest_dir)?.create_dir_all()?;
     let mut built = Vec::new();
     for (name, static_, elapsed) in names {
         let file = bin_file(name, platform);
@@ -311,17 +312,18 @@ fn place_bins(tree: &Tree, gopath: &Utf8Path, platform: &str, host: &str, names:
             d.len() == smd.len() && filetime::FileTime::from_last_modification_time(&d) == filetime::FileTime::from_last_modification_time(&smd)
         });
         if !same {
-            fsx::atomic_write(&dest, &fs_err::read(&src)?)?;
-            fs_err::set_permissions(&dest, smd.permissions())?;
-            filetime::set_file_mtime(&dest, filetime::FileTime::from_last_modification_time(&smd))?;
+            let out = tree.confined(&dest)?;
+            out.write_atomic(&fs_err::read(&src)?)?;
+            out.set_mode(std::os::unix::fs::PermissionsExt::mode(&smd.permissions()))?;
+            filetime::set_symlink_file_times(out.path(), filetime::FileTime::now(), filetime::FileTime::from_last_modification_time(&smd))?;
         }
         built.push(Built { name: name.clone(), platform: platform.into(), path: dest, size: smd.len(), static_: *static_, elapsed: *elapsed });
     }
     if platform == host {
-        let link = tree.path("_output/bin");
-        if std::fs::read_link(&link).ok().as_deref() != Some(dest_dir.as_std_path()) {
-            if std::fs::symlink_metadata(&link).is_ok_and(|m| m.is_dir()) {
-                fs_err::remove_dir_all(&link)?;
+        let link = tree.confined("_output/bin")?;
+        if std::fs::read_link(link.path()).ok().as_deref() != Some(dest_dir.as_std_path()) {
+            if std::fs::symlink_metadata(link.path()).is_ok_and(|m| m.is_dir()) {
+                link.remove_dir_all()?;
             }
             fsx::swap_in_symlink(&link, dest_dir.as_str())?;
         }
@@ -378,7 +380,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     // binary is current and relinks it on every run (much of make's no-op time). A build is
     // skipped instead when the fingerprint of every file of the tree, the go binary, the
     // commands (but the date) and the environment go reads is the one of the last build.
-    let mut state = BuildState::load(tree.path("_output/local/.kit-build-state"));
+    let mut state = BuildState::load(tree.path("_output/local/.kit-build-state"), kube_tree::Jail::new(&tree.root)?);
     let now = build_date(&env);
     let mut built = Vec::new();
     let mut date_used = now.clone();

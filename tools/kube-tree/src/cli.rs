@@ -48,7 +48,8 @@ pub struct Ctx {
     pub args: pico_args::Arguments,
     pub kube_root: Option<Utf8PathBuf>,
     pub json: bool,
-    /// The command to run, for tools with [`Tool::command_after`].
+    /// The command to run, for tools with [`Tool::command_after`]; for the others, the words
+    /// after `--` (never read as flags).
     pub command: Vec<String>,
     /// Data for stdout, written when the tool returns (a buffer, so tests can run tools in-process).
     pub out: String,
@@ -69,17 +70,27 @@ impl Ctx {
     pub fn opt_path(&mut self, f: &'static str) -> Result<Option<Utf8PathBuf>> {
         Ok(self.opt_string(f)?.map(Utf8PathBuf::from))
     }
-    /// The remaining free words (after every flag was read), for make-style `KEY=VALUE` arguments.
+    /// The remaining free words (after every flag was read, then those after `--`), for
+    /// make-style `KEY=VALUE` arguments.
     pub fn rest(&mut self) -> Vec<String> {
         let rest = std::mem::replace(&mut self.args, pico_args::Arguments::from_vec(Vec::new())).finish();
-        rest.into_iter().map(|a| a.to_string_lossy().into_owned()).collect()
+        let mut words: Vec<String> = rest.into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        words.append(&mut self.command);
+        words
+    }
+    /// The next free word: before `--` (after every flag was read), else the first after it.
+    pub fn free(&mut self) -> Result<Option<String>> {
+        if let Some(w) = self.args.opt_free_from_str::<String>()? {
+            return Ok(Some(w));
+        }
+        Ok((!self.command.is_empty()).then(|| self.command.remove(0)))
     }
     /// Rejects anything the tool did not read.
     pub fn finish(&mut self) -> Result<()> {
-        let rest = std::mem::replace(&mut self.args, pico_args::Arguments::from_vec(Vec::new())).finish();
-        match rest.first() {
+        let mut rest = self.rest();
+        match rest.first_mut() {
             None => Ok(()),
-            Some(a) => Err(Fail::new(format!("unexpected argument `{}` (see --help)", a.to_string_lossy()))),
+            Some(a) => Err(Fail::new(format!("unexpected argument `{}` (see --help)", a.escape_debug()))),
         }
     }
     /// The Kubernetes tree this run is about.
@@ -122,7 +133,16 @@ fn parse_common(tool: &Tool, args: Vec<OsString>) -> Result<std::result::Result<
             vf.push("--kube-root");
             split_command(args, &vf)
         }
-        None => (args, Vec::new()),
+        // `--` ends the options of every tool: what follows is never a flag.
+        None => match args.iter().position(|a| a == "--") {
+            Some(i) => {
+                let mut own = args;
+                let after = own.split_off(i + 1);
+                own.pop();
+                (own, after.into_iter().map(|a| a.to_string_lossy().into_owned()).collect())
+            }
+            None => (args, Vec::new()),
+        },
     };
     let mut a = pico_args::Arguments::from_vec(args);
     if a.contains(["-h", "--help"]) {

@@ -1,7 +1,11 @@
 //! `build/dependencies.yaml` (zeitgeist's format), read the way Kubernetes ships it: a refPath
 //! without `match` means every line; the known `mathc:` typo is taken as `match` with a warning.
-//! Only the subset the file uses is understood (a list of entries with scalar fields and a list
-//! of refPaths); everything else is skipped, so no YAML library is needed.
+//! The file is parsed twice: by a real YAML parser (yaml-rust2, maintained, pure Rust), which
+//! decides what the file *means* and refuses broken YAML or an unexpected shape; and by a small
+//! line reader, which knows on which line each value stands so that a bump edits lines in place.
+//! The line reader is trusted only when both agree ([`DepsYaml::read`]).
+
+use yaml_rust2::{Yaml, YamlLoader};
 
 /// One `{path, match}` of an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,8 +116,79 @@ impl DepsYaml {
         y
     }
 
+    /// The file as a Kubernetes tree ships it, or why it cannot be read (a one-line reason with
+    /// the line where known): broken YAML, no `dependencies` list, an entry without a name or
+    /// version, a refPath without a path, or a layout the line reader does not follow.
+    pub fn read(text: &str) -> Result<DepsYaml, String> {
+        let docs = YamlLoader::load_from_str(text).map_err(|e| format!("line {}: not valid YAML: {}", e.marker().line(), e.info()))?;
+        let doc = match docs.as_slice() {
+            [] => return Err("empty: no `dependencies:` list".into()),
+            [d] => d,
+            _ => return Err("several YAML documents; expected one with a `dependencies:` list".into()),
+        };
+        let list = match &doc["dependencies"] {
+            Yaml::Array(a) => a,
+            Yaml::BadValue => return Err("no `dependencies:` key at the top level".into()),
+            other => return Err(format!("`dependencies:` is {}, not a list of entries", kind(other))),
+        };
+        let y = DepsYaml::parse(text);
+        let mut meant = Vec::new();
+        for (i, e) in list.iter().enumerate() {
+            let at = match y.deps.get(i) {
+                Some(d) => format!("line {}: entry {}", d.line, i + 1),
+                None => format!("entry {}", i + 1),
+            };
+            let name = text_of(&e["name"]).ok_or_else(|| format!("{at} has no `name:`"))?;
+            let version = text_of(&e["version"]).ok_or_else(|| format!("{at} ({name}) has no scalar `version:`"))?;
+            let refs: &[Yaml] = match &e["refPaths"] {
+                Yaml::Array(a) => a,
+                Yaml::BadValue | Yaml::Null => &[],
+                other => return Err(format!("{at} ({name}): `refPaths:` is {}, not a list", kind(other))),
+            };
+            let mut want = Vec::new();
+            for r in refs {
+                let path = text_of(&r["path"]).ok_or_else(|| format!("{at} ({name}): a refPath without `path:`"))?;
+                let m = [&r["match"], &r["mathc"]].into_iter().find(|m| !matches!(m, Yaml::BadValue | Yaml::Null));
+                let m = match m {
+                    None => None,
+                    Some(m) => Some(text_of(m).ok_or_else(|| format!("{at} ({name}): `match:` of {path} is not a string"))?),
+                };
+                want.push((path, m.filter(|m| !m.is_empty())));
+            }
+            meant.push((at, name, version, want));
+        }
+        if y.deps.len() != meant.len() {
+            return Err(format!("{} entries in the YAML but {} read line by line: a layout this tool does not edit safely", meant.len(), y.deps.len()));
+        }
+        for ((at, name, version, want), d) in meant.into_iter().zip(&y.deps) {
+            let got: Vec<_> = d.ref_paths.iter().map(|r| (r.path.clone(), r.matcher.clone())).collect();
+            if d.name != name || d.version != version || got != want {
+                return Err(format!("{at} ({name}): a layout this tool does not edit safely (the line reader sees {:?} {:?})", d.name, d.version));
+            }
+        }
+        Ok(y)
+    }
+
     pub fn get(&self, name: &str) -> Option<&Dependency> {
         self.deps.iter().find(|d| d.name == name)
+    }
+}
+
+/// A scalar as text (`1.20` is a YAML float; its text is what the file says).
+fn text_of(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn kind(y: &Yaml) -> &'static str {
+    match y {
+        Yaml::Array(_) => "a list",
+        Yaml::Hash(_) => "a mapping",
+        Yaml::Null => "empty",
+        _ => "a scalar",
     }
 }
 
@@ -154,6 +229,26 @@ mod tests {
         let c = y.get("cadvisor").unwrap();
         assert_eq!(c.ref_paths[0].matcher.as_deref(), Some(r"github.com/google/cadvisor v\d+"));
         assert_eq!(y.warnings.len(), 1);
+    }
+
+    #[test]
+    fn read_refuses_what_it_cannot_understand() {
+        assert_eq!(DepsYaml::read(Y).unwrap().deps.len(), 2);
+        for (text, why) in [
+            ("", "empty"),
+            ("# only a comment\n", "empty"),
+            ("dependencies: 42\n", "not a list"),
+            ("other: []\n", "no `dependencies:` key"),
+            ("dependencies:\n  - name: [\n", "not valid YAML"),
+            ("dependencies:\n  - version: 1.15.5\n", "no `name:`"),
+            ("dependencies:\n  - name: golang\n", "no scalar `version:`"),
+            ("dependencies:\n  - name: golang\n    version: 1.15.5\n    refPaths:\n    - match: x\n", "without `path:`"),
+            ("dependencies:\n  - {name: golang, version: 1.15.5}\n", "does not edit safely"),
+            ("dependencies:\n- name: a\n  version: 1\n---\nx: 1\n", "several YAML documents"),
+        ] {
+            let e = DepsYaml::read(text).unwrap_err();
+            assert!(e.contains(why), "{text:?}: {e}");
+        }
     }
 
     #[test]

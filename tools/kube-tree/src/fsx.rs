@@ -1,215 +1,281 @@
-//! File changes that never leave a half-done state: temp file + rename, symlink swaps.
+//! File changes that never leave a half-done state, all through [`Confined`] paths: temp file +
+//! rename, symlink swaps, and several files at once, all-or-nothing even across a kill.
 
-use crate::fail::Result;
-use camino::{Utf8Path, Utf8PathBuf};
-use std::io::Write;
+use crate::confine::{Confined, Jail};
+use crate::fail::{Fail, Result};
 use std::os::unix::fs::PermissionsExt;
 
-/// A sibling name for a temporary: same directory, so the final rename is atomic.
-pub fn temp_sibling(path: &Utf8Path, tag: &str) -> Utf8PathBuf {
-    let name = path.file_name().unwrap_or("tmp");
-    let parent = path.parent().unwrap_or(Utf8Path::new("."));
-    parent.join(format!(".{name}.{tag}-{}", std::process::id()))
+/// The temps a writer of `path` makes beside it: `.NAME.new-PID` (new content) and
+/// `.NAME.old-PID` (a hard link to the old file, for the rollback); `link` and `old` for links.
+const TEMP_TAGS: [&str; 3] = ["new", "old", "link"];
+
+/// Whether `name` is a temp this kit makes for `target` ([`Confined::temp`]): its tag and PID.
+fn temp_of<'a>(name: &'a str, target: &str) -> Option<(&'a str, u32)> {
+    let rest = name.strip_prefix('.')?.strip_prefix(target)?.strip_prefix('.')?;
+    let (tag, pid) = rest.rsplit_once('-')?;
+    if !TEMP_TAGS.contains(&tag) || pid.is_empty() || pid.len() > 10 || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((tag, pid.parse().ok()?))
 }
 
-/// Removes temps of `path` (see [`temp_sibling`]) left by a process that no longer runs, e.g. one
-/// killed between writing its temp and the rename.
-pub fn remove_stale_temps(path: &Utf8Path) {
-    let (Some(name), Some(parent)) = (path.file_name(), path.parent()) else { return };
-    let prefix = format!(".{name}.");
-    let Ok(rd) = std::fs::read_dir(parent) else { return };
+/// Temps of `path` (see [`Confined::temp`]) left by a process that no longer runs, e.g. one
+/// killed between writing its temp and the rename. Reads only.
+pub fn stale_temps(path: &Confined) -> Vec<Confined> {
+    let Ok(rd) = std::fs::read_dir(path.parent()) else { return Vec::new() };
+    let mut out = Vec::new();
     for e in rd.flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = n.strip_prefix(&prefix) else { continue };
-        let Some((_, pid)) = rest.rsplit_once('-') else { continue };
-        let Ok(pid) = pid.parse::<u32>() else { continue };
+        let Ok(n) = e.file_name().into_string() else { continue };
+        let Some((_, pid)) = temp_of(&n, path.name()) else { continue };
         if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_file(e.path());
+            out.push(path.sibling(&n));
         }
     }
+    out.sort_by(|a, b| a.name().cmp(b.name()));
+    out
 }
 
-/// Writes `contents` to `path` through a temp file in the same directory and a rename,
-/// keeping the mode of the file it replaces.
-pub fn atomic_write(path: &Utf8Path, contents: &[u8]) -> Result<()> {
-    let tmp = temp_sibling(path, "new");
-    let mode = std::fs::metadata(path).ok().map(|m| m.permissions().mode());
-    let res = (|| -> Result<()> {
-        let mut f = fs_err::File::create(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        if let Some(m) = mode {
-            fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(m))?;
-        }
-        fs_err::rename(&tmp, path)?;
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// Removes what [`stale_temps`] finds.
+pub fn remove_stale_temps(path: &Confined) -> Result<()> {
+    for t in stale_temps(path) {
+        t.remove_file()?;
     }
-    res
+    Ok(())
 }
 
 /// Puts a symlink `path -> target` in place of whatever non-directory is at `path`
 /// (nothing, a file, another link), atomically: the link is made aside and renamed over.
-pub fn swap_in_symlink(path: &Utf8Path, target: &str) -> Result<()> {
-    let tmp = temp_sibling(path, "link");
-    let _ = std::fs::remove_file(&tmp);
-    fs_err::os::unix::fs::symlink(target, &tmp)?;
-    if let Err(e) = fs_err::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
+pub fn swap_in_symlink(path: &Confined, target: &str) -> Result<()> {
+    let tmp = path.temp("link");
+    tmp.remove_file()?;
+    tmp.symlink(target)?;
+    if let Err(e) = tmp.rename_to(path) {
+        let _ = tmp.remove_file();
+        return Err(e);
     }
     Ok(())
 }
 
 /// Replaces a real directory by a symlink: the directory is moved aside first, the link put in
 /// place, and only then is the old directory deleted, so a failure leaves the directory intact.
-pub fn replace_dir_with_symlink(path: &Utf8Path, target: &str) -> Result<()> {
-    let aside = temp_sibling(path, "old");
-    fs_err::rename(path, &aside)?;
-    if let Err(e) = fs_err::os::unix::fs::symlink(target, path) {
-        let _ = std::fs::rename(&aside, path);
-        return Err(e.into());
-    }
-    fs_err::remove_dir_all(&aside)?;
-    Ok(())
-}
-
-/// Writes several files all-or-nothing, even across a kill: every new content goes to a temp
-/// sibling first (a failure there removes the temps and changes nothing); then a journal listing
-/// the renames is committed (atomically), the temps are renamed into place and the journal is
-/// removed. A process killed after the commit leaves the journal, and [`recover`] (run by the
-/// next invocation) finishes the renames; killed before it, nothing changed and the temps are
-/// strays that [`remove_stale_temps`] sweeps. A rename that fails outright rolls back.
-pub fn write_all_or_nothing(files: &[(Utf8PathBuf, Vec<u8>)], journal: &Utf8Path) -> Result<()> {
-    recover(journal)?;
-    let mut temps: Vec<(Utf8PathBuf, &Utf8PathBuf)> = Vec::new();
-    let staged = (|| -> Result<()> {
-        for (path, contents) in files {
-            let tmp = temp_sibling(path, "new");
-            let mode = fs_err::metadata(path)?.permissions().mode();
-            let mut f = fs_err::File::create(&tmp)?;
-            temps.push((tmp.clone(), path));
-            f.write_all(contents)?;
-            f.sync_all()?;
-            fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-        }
-        let plan: String = temps.iter().map(|(t, p)| format!("{t}\t{p}\n")).collect();
-        atomic_write(journal, plan.as_bytes())
-    })();
-    if let Err(e) = staged {
-        for (tmp, _) in &temps {
-            let _ = std::fs::remove_file(tmp);
-        }
+pub fn replace_dir_with_symlink(path: &Confined, target: &str) -> Result<()> {
+    let aside = path.temp("old");
+    path.rename_to(&aside)?;
+    if let Err(e) = path.symlink(target) {
+        let _ = aside.rename_to(path);
         return Err(e);
     }
-    let mut olds: Vec<(&Utf8PathBuf, Vec<u8>)> = Vec::new();
-    for (i, (tmp, path)) in temps.iter().enumerate() {
-        let old = fs_err::read(path)?;
-        if let Err(e) = fs_err::rename(tmp, path) {
-            for (p, content) in &olds {
-                let _ = atomic_write(p, content);
-            }
-            for (t, _) in &temps[i..] {
-                let _ = std::fs::remove_file(t);
-            }
-            let _ = std::fs::remove_file(journal);
-            return Err(e.into());
-        }
-        olds.push((path, old));
+    aside.remove_dir_all()
+}
+
+/// First line of a journal: which writer made it and in which format.
+const JOURNAL_HEADER: &str = "# k8s-build-kit rename journal v2";
+
+/// One committed rename: `target` gets the content of `new`; `old` is the backup link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub target: Confined,
+    pub new: Confined,
+    pub old: Confined,
+}
+
+impl Entry {
+    fn stage(target: &Confined) -> Entry {
+        Entry { target: target.clone(), new: target.temp("new"), old: target.temp("old") }
     }
-    fs_err::remove_file(journal)?;
-    Ok(())
+    fn line(&self) -> String {
+        format!("{}\t{}\t{}\n", self.target.rel(), self.new.name(), self.old.name())
+    }
+    fn unstage(&self) {
+        let _ = self.new.remove_file();
+        let _ = self.old.remove_file();
+    }
+}
+
+/// Reads a journal without acting on it. Nothing in it is obeyed unless it is one of ours:
+/// a target beneath the root, and temps named by our pattern in the target's own directory.
+pub fn pending(journal: &Confined) -> Result<Option<Vec<Entry>>> {
+    let text = match std::fs::read(journal.path()) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Fail::new(format!("cannot read {journal}: {e}"))),
+    };
+    let bad = |n: usize, why: &str| Fail::new(format!("{}:{n}: {why}; not obeyed (inspect it, then remove it)", journal.rel()));
+    let text = String::from_utf8(text).map_err(|_| bad(1, "not UTF-8"))?;
+    let mut lines = text.lines();
+    if lines.next() != Some(JOURNAL_HEADER) {
+        return Err(bad(1, "not a journal this kit wrote"));
+    }
+    let jail: Jail = journal.jail();
+    let mut out = Vec::new();
+    for (i, l) in lines.enumerate() {
+        let n = i + 2;
+        let f: Vec<&str> = l.split('\t').collect();
+        let [target, new, old] = f[..] else { return Err(bad(n, "not three tab-separated fields")) };
+        if target.starts_with('/') {
+            return Err(bad(n, "an absolute path"));
+        }
+        let target = jail.path(target).map_err(|e| bad(n, &e.msg))?;
+        for (name, tag) in [(new, "new"), (old, "old")] {
+            if temp_of(name, target.name()).map(|(t, _)| t) != Some(tag) {
+                return Err(bad(n, &format!("`{name}` is not a temp this kit names for {}", target.rel())));
+            }
+        }
+        out.push(Entry { new: target.sibling(new), old: target.sibling(old), target });
+    }
+    Ok(Some(out))
 }
 
 /// Finishes a committed [`write_all_or_nothing`] that was killed half-way: renames every temp
-/// the journal lists that is still there. Returns whether there was anything to finish.
-pub fn recover(journal: &Utf8Path) -> Result<bool> {
-    remove_stale_temps(journal);
-    let text = match std::fs::read_to_string(journal) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(crate::fail::Fail::new(format!("cannot read {journal}: {e}"))),
-    };
-    for line in text.lines() {
-        if let Some((tmp, path)) = line.split_once('\t') {
-            if Utf8Path::new(tmp).exists() {
-                fs_err::rename(tmp, path)?;
-            }
+/// still there over its target and drops the backups. Returns whether there was anything.
+pub fn recover(journal: &Confined) -> Result<bool> {
+    let Some(entries) = pending(journal)? else { return Ok(false) };
+    for e in &entries {
+        if e.new.exists() {
+            e.new.rename_to(&e.target)?;
         }
     }
-    fs_err::remove_file(journal)?;
+    for e in &entries {
+        e.old.remove_file()?;
+    }
+    journal.remove_file()?;
     Ok(true)
+}
+
+/// Writes several files all-or-nothing, even across a kill. Staging: each new content goes to
+/// a temp sibling and each old file gets a backup hard link (a file that cannot take one, such
+/// as an immutable one, stops everything here, before any change). Then a journal of the renames
+/// is committed, the temps are renamed into place, and the backups and journal removed. Killed
+/// after the commit, [`recover`] (the next writer) finishes; killed before, the temps are
+/// strays for [`remove_stale_temps`]. A rename that fails puts the backups back, so untouched
+/// and restored files keep their inode and mtime.
+pub fn write_all_or_nothing(files: &[(Confined, Vec<u8>)], journal: &Confined) -> Result<()> {
+    recover(journal)?;
+    let entries: Vec<Entry> = files.iter().map(|(t, _)| Entry::stage(t)).collect();
+    let staged = (|| -> Result<()> {
+        for (e, (target, contents)) in entries.iter().zip(files) {
+            let md = std::fs::symlink_metadata(target.path()).map_err(|err| Fail::new(format!("{target}: {err}")))?;
+            if !md.is_file() {
+                return Err(Fail::new(format!("{} is not a regular file", target.rel())));
+            }
+            e.new.write_new(contents, Some(md.permissions().mode()))?;
+            target.hard_link_to(&e.old)?;
+        }
+        let plan: String = std::iter::once(format!("{JOURNAL_HEADER}\n")).chain(entries.iter().map(Entry::line)).collect();
+        journal.write_atomic(plan.as_bytes())
+    })();
+    if let Err(e) = staged {
+        entries.iter().for_each(Entry::unstage);
+        return Err(e);
+    }
+    for (i, e) in entries.iter().enumerate() {
+        if let Err(err) = e.new.rename_to(&e.target) {
+            for done in &entries[..i] {
+                let _ = done.old.rename_to(&done.target);
+            }
+            entries.iter().for_each(Entry::unstage);
+            let _ = journal.remove_file();
+            return Err(err);
+        }
+    }
+    for e in &entries {
+        e.old.remove_file()?;
+    }
+    journal.remove_file()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use camino::Utf8PathBuf;
 
-    fn scratch(name: &str) -> Utf8PathBuf {
+    fn scratch(name: &str) -> Jail {
         let d = Utf8PathBuf::from_path_buf(std::env::temp_dir()).unwrap().join(format!("kube-tree-fsx-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
-        d
+        Jail::new(&d).unwrap()
     }
 
-    #[test]
-    fn atomic_write_keeps_mode_and_leaves_no_temp() {
-        let d = scratch("aw");
-        let f = d.join("x.sh");
-        std::fs::write(&f, "old").unwrap();
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o751)).unwrap();
-        atomic_write(&f, b"new").unwrap();
-        assert_eq!(std::fs::read_to_string(&f).unwrap(), "new");
-        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o751);
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn atomic_write_into_missing_dir_fails_cleanly() {
-        let d = scratch("aw2");
-        assert!(atomic_write(&d.join("nope/x"), b"y").is_err());
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
+    fn count(j: &Jail) -> usize {
+        std::fs::read_dir(j.root()).unwrap().count()
     }
 
     #[test]
     fn symlink_swaps() {
-        let d = scratch("sl");
-        let p = d.join("api");
-        std::fs::write(&p, "../../staging/src/k8s.io/api").unwrap();
+        let j = scratch("sl");
+        let p = j.path("api").unwrap();
+        std::fs::write(p.path(), "../../staging/src/k8s.io/api").unwrap();
         swap_in_symlink(&p, "target-a").unwrap();
-        assert_eq!(std::fs::read_link(&p).unwrap().to_str(), Some("target-a"));
+        assert_eq!(std::fs::read_link(p.path()).unwrap().to_str(), Some("target-a"));
         swap_in_symlink(&p, "target-b").unwrap();
-        assert_eq!(std::fs::read_link(&p).unwrap().to_str(), Some("target-b"));
-        let dir = d.join("copy");
-        std::fs::create_dir_all(dir.join("sub")).unwrap();
-        std::fs::write(dir.join("sub/f.go"), "package x").unwrap();
+        assert_eq!(std::fs::read_link(p.path()).unwrap().to_str(), Some("target-b"));
+        let dir = j.path("copy").unwrap();
+        std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/f.go"), "package x").unwrap();
         replace_dir_with_symlink(&dir, "target-c").unwrap();
-        assert_eq!(std::fs::read_link(&dir).unwrap().to_str(), Some("target-c"));
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
+        assert_eq!(std::fs::read_link(dir.path()).unwrap().to_str(), Some("target-c"));
+        assert_eq!(count(&j), 2);
     }
 
     #[test]
     fn writes_all_and_recovers_a_committed_journal() {
-        let d = scratch("aon");
-        let (a, b, j) = (d.join("a"), d.join("b"), d.join(".journal"));
-        std::fs::write(&a, "a0").unwrap();
-        std::fs::write(&b, "b0").unwrap();
-        write_all_or_nothing(&[(a.clone(), b"a1".to_vec()), (b.clone(), b"b1".to_vec())], &j).unwrap();
-        assert_eq!((std::fs::read_to_string(&a).unwrap(), std::fs::read_to_string(&b).unwrap()), ("a1".into(), "b1".into()));
-        assert!(!j.exists());
+        let j = scratch("aon");
+        let (a, b, jr) = (j.path("a").unwrap(), j.path("b").unwrap(), j.path(".journal").unwrap());
+        std::fs::write(a.path(), "a0").unwrap();
+        std::fs::write(b.path(), "b0").unwrap();
+        write_all_or_nothing(&[(a.clone(), b"a1".to_vec()), (b.clone(), b"b1".to_vec())], &jr).unwrap();
+        assert_eq!((std::fs::read_to_string(a.path()).unwrap(), std::fs::read_to_string(b.path()).unwrap()), ("a1".into(), "b1".into()));
+        assert!(!jr.exists());
+        assert_eq!(count(&j), 2, "no temps, backups or journal left");
         // A run killed after its commit: the journal names a temp not yet renamed.
-        let t = temp_sibling(&b, "new");
-        std::fs::write(&t, "b2").unwrap();
-        std::fs::write(&j, format!("{t}\t{b}\n")).unwrap();
-        assert!(recover(&j).unwrap());
-        assert_eq!(std::fs::read_to_string(&b).unwrap(), "b2");
-        assert!(!j.exists() && !t.exists());
-        assert!(!recover(&j).unwrap());
-        // A file that cannot be staged: nothing changes.
-        assert!(write_all_or_nothing(&[(a.clone(), b"a3".to_vec()), (d.join("missing/c"), b"c".to_vec())], &j).is_err());
-        assert_eq!(std::fs::read_to_string(&a).unwrap(), "a1");
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2, "no temps or journal left");
+        let e = Entry::stage(&b);
+        std::fs::write(e.new.path(), "b2").unwrap();
+        std::fs::hard_link(b.path(), e.old.path()).unwrap();
+        std::fs::write(jr.path(), format!("{JOURNAL_HEADER}\n{}", e.line())).unwrap();
+        assert_eq!(pending(&jr).unwrap().unwrap().len(), 1);
+        assert!(recover(&jr).unwrap());
+        assert_eq!(std::fs::read_to_string(b.path()).unwrap(), "b2");
+        assert_eq!(count(&j), 2);
+        assert!(!recover(&jr).unwrap());
+        // A file that cannot be staged: nothing changes, not even the inode of the others.
+        let ino = |c: &Confined| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(c.path()).unwrap());
+        let before = ino(&a);
+        assert!(write_all_or_nothing(&[(a.clone(), b"a3".to_vec()), (j.path("missing").unwrap(), b"c".to_vec())], &jr).is_err());
+        assert_eq!(std::fs::read_to_string(a.path()).unwrap(), "a1");
+        assert_eq!(ino(&a), before);
+        assert_eq!(count(&j), 2, "no temps or journal left");
+    }
+
+    #[test]
+    fn a_journal_that_is_not_ours_is_refused_and_left_alone() {
+        let j = scratch("hostile");
+        let jr = j.path(".journal").unwrap();
+        std::fs::write(j.root().join("victim"), "precious").unwrap();
+        std::fs::write(j.root().join(".victim.new-1"), "payload").unwrap();
+        for text in [
+            "/tmp/payload\t/tmp/precious\n".to_string(),
+            format!("{JOURNAL_HEADER}\n../victim\t.victim.new-1\t.victim.old-1\n"),
+            format!("{JOURNAL_HEADER}\nvictim\tpayload\t.victim.old-1\n"),
+            format!("{JOURNAL_HEADER}\nvictim\t../.victim.new-1\t.victim.old-1\n"),
+            format!("{JOURNAL_HEADER}\nvictim\t.victim.old-1\t.victim.new-1\n"),
+            format!("{JOURNAL_HEADER}\n/abs/victim\t.victim.new-1\t.victim.old-1\n"),
+            format!("{JOURNAL_HEADER}\nvictim .victim.new-1\n"),
+        ] {
+            std::fs::write(jr.path(), &text).unwrap();
+            assert!(recover(&jr).is_err(), "{text:?}");
+            assert_eq!(std::fs::read_to_string(j.root().join("victim")).unwrap(), "precious");
+            assert!(jr.exists(), "left for the user to inspect");
+        }
+    }
+
+    #[test]
+    fn stale_temps_are_ours_only() {
+        let j = scratch("stale");
+        let f = j.path("f").unwrap();
+        for n in [".f.new-999999999", ".f.old-999999999", ".f.bak-999999999", ".f.new-x", ".g.new-999999999", &format!(".f.new-{}", std::process::id())] {
+            std::fs::write(j.root().join(n), "").unwrap();
+        }
+        let names: Vec<String> = stale_temps(&f).iter().map(|c| c.name().to_string()).collect();
+        assert_eq!(names, [".f.new-999999999", ".f.old-999999999"]);
     }
 }

@@ -88,16 +88,16 @@ impl GoEnv {
 
 /// Makes `<gopath>/src/k8s.io/kubernetes` a symlink to `root` (what hack/lib/golang.sh's
 /// create_gopath_tree does for its fake GOPATH), replacing only a link that points elsewhere.
-pub fn ensure_gopath_link(gopath: &Utf8Path, root: &Utf8Path) -> Result<()> {
-    let link = gopath.join("src").join(KUBE_IMPORT_PATH);
-    fs_err::create_dir_all(link.parent().expect("has a parent"))?;
-    match std::fs::read_link(&link) {
-        Ok(t) if t == root.as_std_path() => Ok(()),
-        Ok(_) | Err(_) if std::fs::symlink_metadata(&link).map(|m| m.is_dir()).unwrap_or(false) => {
-            Err(Fail::new(format!("{link} is a directory, not the link to {root}")))
-        }
-        _ => crate::fsx::swap_in_symlink(&link, root.as_str()),
+/// Returns the GOPATH's path.
+pub fn ensure_gopath_link(gopath: &crate::Confined, root: &Utf8Path) -> Result<Utf8PathBuf> {
+    let link = gopath.join(format!("src/{KUBE_IMPORT_PATH}"))?;
+    gopath.join("src/k8s.io")?.create_dir_all()?;
+    match std::fs::symlink_metadata(link.path()) {
+        Ok(md) if md.file_type().is_symlink() && std::fs::read_link(link.path())? == root.as_std_path() => {}
+        Ok(md) if md.is_dir() => return Err(Fail::new(format!("{link} is a directory, not the link to {root}"))),
+        _ => crate::fsx::swap_in_symlink(&link, root.as_str())?,
     }
+    Ok(gopath.path())
 }
 
 /// The outcome of building cmd/kube-proxy.

@@ -15,8 +15,14 @@ pub struct GoVersion {
 impl GoVersion {
     /// Accepts an optional `go` prefix; anything else than a Go release is an error.
     pub fn parse(s: &str) -> Result<GoVersion, String> {
-        let t = s.trim().strip_prefix("go").unwrap_or(s.trim());
-        let bad = || format!("`{s}` is not a Go release (expected e.g. 1.15.8, go1.15.8, 1.24rc2, 1.22.0)");
+        let t = s.strip_prefix("go").unwrap_or(s);
+        let shown: String = s.chars().take(40).collect::<String>() + if s.chars().count() > 40 { "..." } else { "" };
+        let bad = || format!("`{}` is not a Go release (expected e.g. 1.15.8, go1.15.8, 1.24rc2, 1.22.0)", shown.escape_debug());
+        // Sane sizes: no Go release has a number of more than four digits.
+        let numbers_fit = t.split(|c: char| !c.is_ascii_digit()).all(|n| n.len() <= 4);
+        if t.len() > 16 || !numbers_fit {
+            return Err(bad());
+        }
         let (major, rest) = t.split_once('.').ok_or_else(bad)?;
         if major != "1" {
             return Err(bad());
@@ -41,8 +47,24 @@ impl GoVersion {
         Ok(GoVersion { text: t.to_string(), major: 1, minor, pre })
     }
 
-    pub fn is_final(&self) -> bool {
-        self.pre.is_none()
+    /// A name a Go release was published under, for a version the user asks to move to or
+    /// install: `1.N` is only a release up to 1.20 (from 1.21 on it is the language version, and
+    /// the first release is `1.N.0`); `1.N.0` was never a release name before 1.21.
+    pub fn release(s: &str) -> Result<GoVersion, String> {
+        let v = GoVersion::parse(s)?;
+        match (v.patch(), v.pre.is_some()) {
+            (None, false) if v.minor >= 21 => Err(format!(
+                "`{}` is the Go 1.{} language version, not a release: name the release (e.g. 1.{}.0), as toolchain names need it",
+                v.text, v.minor, v.minor
+            )),
+            (Some(0), _) if v.minor <= 20 => Err(format!("`{}` was never a Go release name: Go 1.{}'s first release is 1.{}", v.text, v.minor, v.minor)),
+            _ => Ok(v),
+        }
+    }
+
+    /// The patch number (`1.15.8` -> 8), None for `1.15` and pre-releases.
+    pub fn patch(&self) -> Option<u32> {
+        self.text.splitn(3, '.').nth(2).and_then(|p| p.parse().ok())
     }
 
     /// `1.N` (the language version).
@@ -55,7 +77,7 @@ impl GoVersion {
 /// Orders releases: 1.15 < 1.15.1 < 1.16rc1 < 1.16 = 1.16.0 < 1.16.1.
 pub fn cmp(a: &GoVersion, b: &GoVersion) -> Ordering {
     let key = |v: &GoVersion| {
-        let patch: u32 = v.text.splitn(3, '.').nth(2).and_then(|p| p.parse().ok()).unwrap_or(0);
+        let patch = v.patch().unwrap_or(0);
         // A pre-release sorts before the .0 release of its minor.
         (v.major, v.minor, v.pre.is_none(), patch, v.pre.clone().unwrap_or_default())
     };
@@ -77,8 +99,18 @@ mod tests {
             assert!(GoVersion::parse(ok).is_ok(), "{ok}");
         }
         assert_eq!(GoVersion::parse("go1.24rc2").unwrap().pre.as_deref(), Some("rc2"));
-        for bad in ["", "1", "2.0.0", "1.x", "1.15.", "1.15.8.1", "v1.15.8", "1.24rc", "1.15-rc1", "1.15.08", "latest"] {
+        for bad in ["", "1", "2.0.0", "1.15.123456", "1.99999.1", "1.2.3\n", "1.15.1rc1", "1.x", "1.15.", "1.15.8.1", "v1.15.8", "1.24rc", "1.15-rc1", "1.15.08", "latest"] {
             assert!(GoVersion::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn release_names_only() {
+        for ok in ["1.15.8", "1.20", "1.21.0", "go1.24.11", "1.24rc2", "1.12.9"] {
+            assert!(GoVersion::release(ok).is_ok(), "{ok}");
+        }
+        for bad in ["1.24", "1.21", "1.0.0", "1.15.0", "1.20.0", &format!("1.15.{}", "9".repeat(10_000))] {
+            assert!(GoVersion::release(bad).is_err(), "{bad}");
         }
     }
 

@@ -8,12 +8,14 @@
 //!   Go release ordering.
 //! * [`proc`]: the one place that runs other programs (and handles SIGINT/SIGTERM).
 //! * [`log`], [`fail`], [`cli`]: Kubernetes-style status lines, exit codes, common flags.
+//! * [`confine`]: the checked path type every write, rename and delete goes through.
 //! * [`fsx`], [`textdiff`], [`fnv`], [`json`]: atomic and all-or-nothing writes, diffs,
 //!   fingerprints, JSON output.
 //! * [`walk`]: the one tree walk behind every change check.
 //! * [`fixture`]: small generated trees of each era, for tests.
 
 pub mod cli;
+pub mod confine;
 pub mod depsyaml;
 pub mod fail;
 pub mod fixture;
@@ -33,5 +35,6 @@ pub mod version;
 pub mod walk;
 
 pub use camino::{Utf8Path, Utf8PathBuf};
+pub use confine::{Confined, Jail};
 pub use fail::{Fail, Status};
 pub use tree::{Era, Tree, VendorLayout};

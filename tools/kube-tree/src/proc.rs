@@ -35,8 +35,10 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// Waits for `child`, polling, so that an interrupt kills it instead of waiting forever.
-fn wait_polling(child: &mut std::process::Child, interruptible: bool, mut tick: impl FnMut()) -> Result<ExitStatus> {
+/// Waits for `child`, polling, so that an interrupt (or the time limit) kills it instead of
+/// waiting forever.
+fn wait_polling(child: &mut std::process::Child, interruptible: bool, limit: Option<(Duration, &str)>, mut tick: impl FnMut()) -> Result<ExitStatus> {
+    let start = Instant::now();
     let mut nap = Duration::from_millis(1);
     loop {
         if let Some(st) = child.try_wait()? {
@@ -46,6 +48,11 @@ fn wait_polling(child: &mut std::process::Child, interruptible: bool, mut tick: 
             let _ = child.kill();
             let _ = child.wait();
             return Err(Fail::interrupted());
+        }
+        if let Some((limit, what)) = limit.filter(|(l, _)| start.elapsed() >= *l) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Fail::new(format!("`{what}` did not answer within {}; stopped it", log::human(limit))));
         }
         tick();
         std::thread::sleep(nap);
@@ -64,6 +71,8 @@ pub struct Proc {
     dir: Option<Utf8PathBuf>,
     /// Cleanup commands run even after an interrupt.
     uninterruptible: bool,
+    /// A probe is stopped (and fails) after this long.
+    timeout: Option<Duration>,
 }
 
 /// What a finished program left behind.
@@ -102,7 +111,7 @@ impl Captured {
 
 impl Proc {
     pub fn new(program: impl AsRef<OsStr>) -> Proc {
-        Proc { program: program.as_ref().to_owned(), args: Vec::new(), envs: Vec::new(), dir: None, uninterruptible: false }
+        Proc { program: program.as_ref().to_owned(), args: Vec::new(), envs: Vec::new(), dir: None, uninterruptible: false, timeout: None }
     }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Proc {
         self.args.push(a.as_ref().to_owned());
@@ -127,6 +136,16 @@ impl Proc {
     pub fn dir(mut self, d: impl AsRef<Utf8Path>) -> Proc {
         self.dir = Some(d.as_ref().to_owned());
         self
+    }
+
+    /// Stops the program after `limit` and fails, naming it: every external probe has one.
+    pub fn timeout(mut self, limit: Duration) -> Proc {
+        self.timeout = Some(limit);
+        self
+    }
+
+    fn limit(&self) -> Option<(Duration, String)> {
+        self.timeout.map(|t| (t, self.display()))
     }
 
     /// Runs to completion even after SIGINT/SIGTERM (for cleanup).
@@ -207,7 +226,8 @@ impl Proc {
             b
         });
         let mut next = progress.map(|(_, every)| every).unwrap_or(Duration::MAX);
-        let status = wait_polling(&mut child, !self.uninterruptible, || {
+        let limit = self.limit();
+        let status = wait_polling(&mut child, !self.uninterruptible, limit.as_ref().map(|(t, w)| (*t, w.as_str())), || {
             if let Some((label, every)) = progress {
                 if start.elapsed() >= next {
                     log::status(format!("{label}: still running ({})", log::human(start.elapsed())));
@@ -235,7 +255,8 @@ impl Proc {
             .spawn()
             .map_err(|e| spawn_error(&self.program, e))?;
         let mut next = Duration::from_secs(60);
-        wait_polling(&mut child, !self.uninterruptible, || {
+        let limit = self.limit();
+        wait_polling(&mut child, !self.uninterruptible, limit.as_ref().map(|(t, w)| (*t, w.as_str())), || {
             if start.elapsed() >= next {
                 log::status(format!("{label}: still running ({})", log::human(start.elapsed())));
                 next += Duration::from_secs(60);
@@ -324,6 +345,14 @@ mod tests {
         assert!(e.msg.contains("boom"), "{e}");
         let e = Proc::new("no-such-program-here").read().unwrap_err();
         assert!(e.msg.contains("not found in PATH"), "{e}");
+    }
+
+    #[test]
+    fn a_hung_probe_is_stopped_and_named() {
+        let t = Instant::now();
+        let e = Proc::new("sleep").arg("30").timeout(Duration::from_millis(200)).output().unwrap_err();
+        assert!(e.msg.contains("`sleep 30` did not answer within"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

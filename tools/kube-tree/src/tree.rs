@@ -1,5 +1,6 @@
 //! A Kubernetes checkout and its era, with the evidence the era was read from.
 
+use crate::confine::{Confined, Jail};
 use crate::fail::Result;
 use crate::gomod::GoMod;
 use crate::json::Json;
@@ -148,6 +149,22 @@ impl Tree {
 
     pub fn path(&self, rel: &str) -> Utf8PathBuf {
         self.root.join(rel)
+    }
+
+    /// The checked path for a change at `rel` (see [`crate::confine`]): refused if it would
+    /// leave the tree, through `..` or a symlink.
+    pub fn confined(&self, rel: impl AsRef<Utf8Path>) -> Result<Confined> {
+        Jail::new(&self.root)?.path(rel)
+    }
+
+    /// Writes the file at `rel` atomically, creating its directory, all beneath the tree.
+    pub fn write_file(&self, rel: impl AsRef<Utf8Path>, contents: &[u8]) -> Result<()> {
+        Jail::new(&self.root)?.write_file(rel, contents)
+    }
+
+    /// Removes the file or link at `rel` (missing is fine), beneath the tree.
+    pub fn remove_file(&self, rel: impl AsRef<Utf8Path>) -> Result<()> {
+        self.confined(rel)?.remove_file()
     }
 
     /// Names of the staging repos (`staging/src/k8s.io/*/` directories), sorted.

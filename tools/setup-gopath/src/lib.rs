@@ -105,7 +105,7 @@ pub fn plan(dest: &Utf8Path, source: &Source, force: bool) -> Result<Placement, 
             Err(Fail::new(format!("{dest} already exists and is not {src}; refusing to replace it (move it away first)")))
         }
         (Source::Clone { url, .. }, Some(_)) => {
-            let origin = Proc::new("git").args(["-C", dest.as_str(), "config", "--get", "remote.origin.url"]).read().unwrap_or_default();
+            let origin = Proc::new("git").args(["-C", dest.as_str(), "config", "--get", "remote.origin.url"]).timeout(Duration::from_secs(10)).read().unwrap_or_default();
             if origin.trim() == url {
                 return Ok(Placement::AlreadyThere);
             }
@@ -114,41 +114,78 @@ pub fn plan(dest: &Utf8Path, source: &Source, force: bool) -> Result<Placement, 
     }
 }
 
-/// Carries out a placement. A clone goes to a temp sibling first, so a failed or interrupted
-/// clone never leaves a half checkout at the destination.
-pub fn apply(dest: &Utf8Path, p: &Placement) -> Result<(), Fail> {
-    match p {
-        Placement::AlreadyThere => Ok(()),
-        Placement::Linked { target, .. } => {
-            fs_err::create_dir_all(dest.parent().expect("dest has a parent"))?;
-            fsx::swap_in_symlink(dest, target.as_str())
+/// The directories from the first missing one down to `dir`, shallowest first.
+fn missing_dirs(dir: &Utf8Path) -> Vec<Utf8PathBuf> {
+    let mut out: Vec<Utf8PathBuf> = dir.ancestors().take_while(|d| std::fs::symlink_metadata(d).is_err()).map(Utf8Path::to_owned).collect();
+    out.reverse();
+    out
+}
+
+/// Carries out a placement inside `gopath` (every write is confined to it). A clone goes to a
+/// temp sibling first, so a failed or interrupted clone never leaves a half checkout at the
+/// destination; the directories made for it are removed again when it fails.
+pub fn apply(gopath: &Utf8Path, dest: &Utf8Path, p: &Placement) -> Result<(), Fail> {
+    if *p == Placement::AlreadyThere {
+        return Ok(());
+    }
+    let made = missing_dirs(dest.parent().expect("dest has a parent"));
+    let res = (|| -> Result<(), Fail> {
+        fs_err::create_dir_all(gopath)?;
+        let jail = kube_tree::Jail::new(gopath)?;
+        let dest = jail.path(dest)?;
+        jail.path(dest.rel().parent().expect("under src/"))?.create_dir_all()?;
+        match p {
+            Placement::AlreadyThere => Ok(()),
+            Placement::Linked { target, .. } => fsx::swap_in_symlink(&dest, target.as_str()),
+            Placement::Cloned { url, reference } => clone_into(&dest, url, reference.as_deref()),
         }
-        Placement::Cloned { url, reference } => {
-            fs_err::create_dir_all(dest.parent().expect("dest has a parent"))?;
-            let tmp = fsx::temp_sibling(dest, "clone");
-            let _ = std::fs::remove_dir_all(&tmp);
-            let res = (|| -> Result<(), Fail> {
-                let step = log::Step::start(format!("git clone {url}"));
-                let out = Proc::new("git").args(["clone", "--quiet", url.as_str(), tmp.as_str()]).output_with_progress("git clone", Duration::from_secs(15))?;
-                if !out.success() {
-                    return Err(Fail::new(format!("git clone {url} failed: {}", out.first_lines(3).replace('\n', " | "))));
-                }
-                if let Some(r) = reference {
-                    Proc::new("git").args(["-C", tmp.as_str(), "checkout", "--quiet", r.as_str()]).read()?;
-                }
-                step.done();
-                if root::looks_like_kube(&tmp).is_none() {
-                    return Err(Fail::new(format!("{url} is not a Kubernetes tree (no go.mod with module k8s.io/kubernetes)")));
-                }
-                fs_err::rename(&tmp, dest)?;
-                Ok(())
-            })();
-            if res.is_err() {
-                let _ = std::fs::remove_dir_all(&tmp);
-            }
-            res
+    })();
+    if res.is_err() {
+        for d in made.iter().rev() {
+            let _ = std::fs::remove_dir(d);
         }
     }
+    res
+}
+
+fn clone_into(dest: &kube_tree::Confined, url: &str, reference: Option<&str>) -> Result<(), Fail> {
+    let tmp = dest.temp("clone");
+    tmp.remove_dir_all()?;
+    let res = (|| -> Result<(), Fail> {
+        let step = log::Step::start(format!("git clone {url}"));
+        let out = Proc::new("git").args(["clone", "--quiet", "--", url]).arg(tmp.path()).output_with_progress("git clone", Duration::from_secs(15))?;
+        if !out.success() {
+            return Err(Fail::new(format!("git clone {url} failed: {}", out.first_lines(3).replace('\n', " | "))));
+        }
+        if let Some(r) = reference {
+            // The trailing `--` makes git read REF as a revision, never as a path.
+            let out = Proc::new("git").arg("-C").arg(tmp.path()).args(["checkout", "--quiet", r, "--"]).output()?;
+            if !out.success() {
+                return Err(Fail::new(format!("git checkout {r} failed: {}", out.first_lines(2).replace('\n', " | "))));
+            }
+        }
+        step.done();
+        if root::looks_like_kube(&tmp.path()).is_none() {
+            return Err(Fail::new(format!("{url} is not a Kubernetes tree (no go.mod with module k8s.io/kubernetes)")));
+        }
+        tmp.rename_to(dest)
+    })();
+    if res.is_err() {
+        let _ = tmp.remove_dir_all();
+    }
+    res
+}
+
+/// A value that reaches git, a path or a shell line: no control characters, and no leading `-`
+/// where git would read it as an option.
+fn plain_value(flag: &str, v: &str, dash_ok: bool) -> Result<(), Fail> {
+    if v.is_empty() || v.chars().any(char::is_control) {
+        return Err(Fail::new(format!("{flag} {}: empty, or holds a control character (newline, tab, ...)", v.escape_debug())));
+    }
+    if !dash_ok && v.starts_with('-') {
+        return Err(Fail::new(format!("{flag} {v}: starts with `-`, which git would read as an option")));
+    }
+    Ok(())
 }
 
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
@@ -167,12 +204,23 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     if reference.is_some() && clone.is_none() {
         return Err(Fail::new("--ref goes with --clone"));
     }
+    for (flag, v) in [("--clone", &clone), ("--ref", &reference)] {
+        if let Some(v) = v {
+            plain_value(flag, v, false)?;
+        }
+    }
+    for (flag, v) in [("--gopath", &gopath_flag), ("--from", &from)] {
+        if let Some(v) = v {
+            plain_value(flag, v.as_str(), true)?;
+        }
+    }
 
     let env = |k: &str| std::env::var(k).ok();
     let gopath = match gopath_flag {
         Some(g) => absolute(g)?,
         None => root::gopath_entries(&env).into_iter().next().ok_or_else(|| Fail::new("no GOPATH: set $GOPATH or $HOME, or pass --gopath"))?,
     };
+    plain_value("GOPATH", gopath.as_str(), true)?;
     let dest = gopath.join("src").join(KUBE_IMPORT_PATH);
 
     let source = match (clone, from) {
@@ -194,7 +242,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     if dry_run {
         log::status(format!("would {}", placement.describe(&dest)));
     } else {
-        apply(&dest, &placement)?;
+        apply(&gopath, &dest, &placement)?;
         if placement != Placement::AlreadyThere {
             log::status(placement.describe(&dest));
         } else {
