@@ -90,9 +90,10 @@ impl Jail {
                 _ => return Err(escape(p, &self.root, "nothing of it exists")),
             }
         }
-        // The existing part may itself be the entry (a link); resolve only its parent.
+        // A directory on the way is resolved whole; the entry itself (when all of `p` exists)
+        // may be a link, so only its parent is.
         let (base, last) = match (existing.parent(), existing.file_name()) {
-            (Some(up), Some(n)) if !tail.is_empty() || existing != self.root => (up, Some(n)),
+            (Some(up), Some(n)) if tail.is_empty() => (up, Some(n)),
             _ => (existing, None),
         };
         let base = canonical(base).map_err(|e| Fail::new(format!("{p}: {e}")))?;
@@ -333,6 +334,9 @@ mod tests {
         assert_eq!(j.path("a/b/f").unwrap().path(), root.join("a/b/f"));
         assert_eq!(j.path("a/../a/f").unwrap().rel(), "a/f");
         assert_eq!(j.path(root.join("a/new/f")).unwrap().rel(), "a/new/f");
+        assert_eq!(j.path(root.join("new/f")).unwrap().rel(), "new/f");
+        assert_eq!(j.path(root.join("a")).unwrap().rel(), "a");
+        assert!(j.path(&root).is_err());
         for bad in ["../outside/x", "a/../../outside/x", "..", "", "/etc/passwd"] {
             assert!(j.path(bad).is_err(), "{bad}");
         }

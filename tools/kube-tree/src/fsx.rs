@@ -126,6 +126,17 @@ pub fn pending(journal: &Confined) -> Result<Option<Vec<Entry>>> {
     Ok(Some(out))
 }
 
+/// A test hook: `KUBE_KIT_TEST_RENAME_PAUSE_MS` stretches the window between the journal's
+/// commit and each rename, so the kill tests can land kills there on purpose.
+fn test_pause() -> impl Fn() {
+    let ms: u64 = std::env::var("KUBE_KIT_TEST_RENAME_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0).min(1000);
+    move || {
+        if ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+    }
+}
+
 /// Finishes a committed [`write_all_or_nothing`] that was killed half-way: renames every temp
 /// still there over its target and drops the backups. Returns whether there was anything.
 pub fn recover(journal: &Confined) -> Result<bool> {
@@ -168,7 +179,9 @@ pub fn write_all_or_nothing(files: &[(Confined, Vec<u8>)], journal: &Confined) -
         entries.iter().for_each(Entry::unstage);
         return Err(e);
     }
+    let pause = test_pause();
     for (i, e) in entries.iter().enumerate() {
+        pause();
         if let Err(err) = e.new.rename_to(&e.target) {
             for done in &entries[..i] {
                 let _ = done.old.rename_to(&done.target);
