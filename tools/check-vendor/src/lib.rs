@@ -33,8 +33,10 @@ Usage: check-vendor [--fix [--dry-run] [--force]] [--probe] [--json]
   --force      with --fix: also replace real directory copies that hold files
   --probe      afterwards, build cmd/kube-proxy the way the tree's era needs (needs go)
 
-Output: one problem per line on stdout, `path<TAB>kind<TAB>detail` (or --json); a summary on
-stderr; exit 1 when anything is wrong.",
+Output: one problem per line on stdout, `path<TAB>kind<TAB>detail` (or --json); in the fields,
+backslash, tab, newline and CR are written \\\\, \\t, \\n, \\r. A summary on stderr; exit 1 when
+anything is wrong. --fix refuses (exit 2, nothing changed) a vendor/ or vendor/k8s.io that is
+a symlink.",
     run,
     command_after: None,
 };
@@ -109,15 +111,30 @@ impl Problem {
     pub fn new(path: impl Into<String>, kind: Kind, detail: impl Into<String>) -> Problem {
         Problem { path: path.into(), kind, detail: detail.into() }
     }
-    /// `path<TAB>kind<TAB>detail`; tabs and newlines inside the detail become spaces so the
-    /// line always has three fields.
+    /// `path<TAB>kind<TAB>detail`, each field escaped ([`tsv_field`]) so that the line always
+    /// has three fields, whatever names the tree holds.
     pub fn line(&self) -> String {
-        let detail: String = self.detail.chars().map(|c| if c == '\t' || c == '\n' { ' ' } else { c }).collect();
-        format!("{}\t{}\t{}", self.path, self.kind.as_str(), detail)
+        format!("{}\t{}\t{}", tsv_field(&self.path), self.kind.as_str(), tsv_field(&self.detail))
     }
     fn to_json(&self) -> Json {
         Json::obj([("path", Json::str(&self.path)), ("kind", Json::str(self.kind.as_str())), ("detail", Json::str(&self.detail))])
     }
+}
+
+/// A TSV field: backslash, tab, newline and carriage return written as `\\`, `\t`, `\n`, `\r`
+/// (the convention of PostgreSQL's and MySQL's text formats), so a record is always one line.
+pub fn tsv_field(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Counts of what was looked at, for the summary.

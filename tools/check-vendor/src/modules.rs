@@ -132,7 +132,7 @@ fn check_replaces(gomod: &GoMod, mt: &ModulesTxt) -> Vec<Problem> {
 /// A workspace module is used in place, so cmd/go rejects a replace-only line for it
 /// ("is marked as replaced in vendor/modules.txt, but not replaced in the workspace").
 fn check_workspace_replaces(tree: &Tree, mt: &ModulesTxt) -> Result<Vec<Problem>, Fail> {
-    let work = GoMod::parse(&fs_err::read_to_string(tree.path("go.work"))?);
+    let work = GoMod::read(&fs_err::read_to_string(tree.path("go.work"))?).map_err(|e| Fail::new(format!("{}:{e}", tree.path("go.work"))))?;
     let used: HashSet<String> = work.uses.iter().map(|(u, _)| norm_use(u)).collect();
     Ok(mt
         .modules
@@ -184,7 +184,7 @@ fn missing_detail(m: &VendoredModule, n: usize, line: usize) -> String {
 
 /// go.work `use` entries are exactly `.` and the staging modules.
 fn check_work(tree: &Tree, repos: &[String]) -> Result<Vec<Problem>, Fail> {
-    let work = GoMod::parse(&fs_err::read_to_string(tree.path("go.work"))?);
+    let work = GoMod::read(&fs_err::read_to_string(tree.path("go.work"))?).map_err(|e| Fail::new(format!("{}:{e}", tree.path("go.work"))))?;
     let uses: HashMap<String, usize> = work.uses.iter().map(|(u, l)| (norm_use(u), *l)).collect();
     let mut expected: Vec<String> = repos.iter().map(|r| format!("staging/src/k8s.io/{r}")).collect();
     expected.push(".".into());

@@ -14,7 +14,7 @@ pub mod sync;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::{Captured, Proc};
-use kube_tree::{log, version, Era, Fail, Tree};
+use kube_tree::{log, values, version, Era, Fail, Tree};
 use std::cell::RefCell;
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -46,11 +46,20 @@ pub struct Engine {
 impl Engine {
     /// `--engine` > `KUBE_CONTAINER_ENGINE` > docker.
     pub fn new(flag: Option<String>, dry_run: bool) -> Result<Engine> {
-        let program = flag.or_else(|| std::env::var("KUBE_CONTAINER_ENGINE").ok()).unwrap_or_else(|| "docker".into());
-        if !["docker", "podman"].contains(&program.as_str()) && !program.contains('/') {
-            return Err(Fail::new(format!("unknown engine `{program}` (docker or podman)")));
+        let (what, program) = match flag {
+            Some(f) => ("--engine", f),
+            None => match std::env::var("KUBE_CONTAINER_ENGINE").ok().filter(|s| !s.is_empty()) {
+                Some(e) => ("KUBE_CONTAINER_ENGINE", e),
+                None => ("engine", "docker".to_string()),
+            },
+        };
+        values::engine(what, &program)?;
+        // Split as a shell would, so quoted options keep their spaces.
+        let raw = std::env::var("DOCKER_OPTS").unwrap_or_default();
+        let opts = shell_words::split(&raw).map_err(|e| Fail::new(format!("DOCKER_OPTS `{}`: {e}", raw.escape_debug())))?;
+        if let Some(bad) = opts.iter().find(|o| o.chars().any(char::is_control)) {
+            return Err(Fail::new(format!("DOCKER_OPTS: `{}` holds a control character", bad.escape_debug())));
         }
-        let opts = std::env::var("DOCKER_OPTS").unwrap_or_default().split_whitespace().map(str::to_string).collect();
         Ok(Engine { program, opts, dry_run, plan: RefCell::new(Vec::new()), remote: std::cell::OnceCell::new(), rootless: std::cell::OnceCell::new() })
     }
 
@@ -345,13 +354,34 @@ impl Setup {
         if mode == Mode::Bind && engine.is_remote() {
             return Err(Fail::new("--mode bind needs a local engine: this one is remote (DOCKER_HOST/context), use the rsync mode"));
         }
-        let tag = std::env::var("KUBE_CROSS_VERSION").ok().filter(|s| !s.is_empty()).or_else(|| tree.cross_tag.clone())
-            .ok_or_else(|| Fail::new("no build/build-image/cross/VERSION in the tree and no KUBE_CROSS_VERSION"))?;
-        let cross_image = match cross_image.or_else(|| std::env::var("KUBE_CROSS_IMAGE").ok().filter(|s| !s.is_empty())) {
-            Some(img) if img.rsplit('/').next().is_some_and(|last| last.contains(':')) => img,
-            Some(repo) => format!("{repo}:{tag}"),
+        let tag = match std::env::var("KUBE_CROSS_VERSION").ok().filter(|s| !s.is_empty()) {
+            Some(t) => {
+                values::tag("KUBE_CROSS_VERSION", &t)?;
+                t
+            }
+            None => {
+                let t = tree.cross_tag.clone().ok_or_else(|| Fail::new("no build/build-image/cross/VERSION in the tree and no KUBE_CROSS_VERSION"))?;
+                values::tag("build/build-image/cross/VERSION", &t)?;
+                t
+            }
+        };
+        let given = match cross_image {
+            Some(i) => Some(("--cross-image", i)),
+            None => std::env::var("KUBE_CROSS_IMAGE").ok().filter(|s| !s.is_empty()).map(|i| ("KUBE_CROSS_IMAGE", i)),
+        };
+        let cross_image = match given {
+            Some((what, img)) => {
+                values::image_ref(what, &img)?;
+                if img.rsplit('/').next().is_some_and(|last| last.contains(':')) { img } else { format!("{img}:{tag}") }
+            }
             None => format!("{}:{tag}", tree_cross_repo(&tree)),
         };
+        values::image_ref("kube-cross image", &cross_image)?;
+        if let Ok(p) = std::env::var("KUBE_RSYNC_PORT") {
+            if !p.is_empty() {
+                values::port("KUBE_RSYNC_PORT", &p)?;
+            }
+        }
         let version = if tree.era == Era::C {
             "6".to_string()
         } else {
@@ -476,6 +506,7 @@ pub fn ensure_cross_image(engine: &Engine, setup: &Setup, mirror: Option<&str>, 
         return Ok(id);
     }
     if let Some(m) = mirror {
+        values::registry("--mirror", m)?;
         let name = setup.cross_image.rsplit('/').next().unwrap_or(&setup.cross_image);
         let from = format!("{}/{name}", m.trim_end_matches('/'));
         let step = log::Step::start(format!("pulling {from}"));
@@ -1074,11 +1105,19 @@ pub const RUN_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--cross-image", "-
 
 impl RunOptions {
     pub fn from_ctx(ctx: &mut kube_tree::cli::Ctx) -> Result<RunOptions> {
+        let mirror = ctx.opt_string("--mirror")?;
+        if let Some(m) = &mirror {
+            values::registry("--mirror", m)?;
+        }
+        let cross_image = ctx.opt_string("--cross-image")?;
+        if let Some(i) = &cross_image {
+            values::image_ref("--cross-image", i)?;
+        }
         Ok(RunOptions {
             mode: ctx.opt_string("--mode")?,
             engine: ctx.opt_string("--engine")?,
-            cross_image: ctx.opt_string("--cross-image")?,
-            mirror: ctx.opt_string("--mirror")?,
+            cross_image,
+            mirror,
             copy: !ctx.flag("--no-copy"),
             dry_run: ctx.flag("--dry-run"),
             full_sync: ctx.flag("--full-sync") || std::env::var("KUBE_RUN_FULL_SYNC").is_ok_and(|v| v.starts_with(['y', 'Y'])),

@@ -1,5 +1,6 @@
 //! doctor: every prerequisite for building the tree at hand, each with the fix.
 
+use std::time::Duration;
 use kube_tree::cli::{Ctx, Tool};
 use kube_tree::gover::{self, GoVersion};
 use kube_tree::json::Json;
@@ -61,19 +62,39 @@ fn check(name: &'static str, level: Level, found: impl Into<String>, fix: impl I
     Check { name, level, found: found.into(), fix: fix.into() }
 }
 
-fn first_line(p: Proc) -> Option<String> {
-    p.output().ok().filter(|o| o.success()).map(|o| o.stdout.lines().next().unwrap_or("").trim().to_string())
+/// How long one probe may take (`KUBE_DOCTOR_TIMEOUT` seconds, default 10): a hung `docker`
+/// or `go` is reported, never waited for.
+pub fn probe_limit() -> Duration {
+    let secs: f64 = std::env::var("KUBE_DOCTOR_TIMEOUT").ok().and_then(|v| v.parse().ok()).filter(|s: &f64| *s > 0.0 && *s < 3600.0).unwrap_or(10.0);
+    Duration::from_secs_f64(secs)
+}
+
+/// A probe's answer: Ok(None) when the program is missing or fails, Err when it hung.
+type Answer = Result<Option<String>, String>;
+
+fn ask(p: Proc) -> Result<Option<kube_tree::proc::Captured>, String> {
+    match p.timeout(probe_limit()).output() {
+        Ok(o) => Ok(Some(o)),
+        Err(e) if e.msg.contains("did not answer") => Err(e.msg),
+        Err(_) => Ok(None),
+    }
+}
+
+fn first_line(p: Proc) -> Answer {
+    Ok(ask(p)?.filter(|o| o.success()).map(|o| o.stdout.lines().next().unwrap_or("").trim().to_string()))
 }
 
 fn macos() -> bool {
-    first_line(Proc::new("uname").arg("-s")).as_deref() == Some("Darwin")
+    first_line(Proc::new("uname").arg("-s")) == Ok(Some("Darwin".into()))
 }
 
 /// Go present and new enough: the tree's `minimum_go_version`; for go.work trees also whether
 /// the local Go is the one `.go-version` names (else make tries to download it).
 pub fn check_go(tree: Option<&Tree>) -> Check {
-    let Some(out) = first_line(Proc::new("go").arg("version").env("GOTOOLCHAIN", "local")) else {
-        return check("go", Level::Fail, "not found", "install Go (Debian: apt-get install golang-go; macOS: brew install go)");
+    let out = match first_line(Proc::new("go").arg("version").env("GOTOOLCHAIN", "local")) {
+        Ok(Some(out)) => out,
+        Ok(None) => return check("go", Level::Fail, "not found", "install Go (Debian: apt-get install golang-go; macOS: brew install go)"),
+        Err(hung) => return check("go", Level::Fail, hung, "the go on PATH hangs: check it (and GOTOOLCHAIN, GOFLAGS) by hand"),
     };
     let Some(have) = gover::from_go_version_output(&out) else {
         return check("go", Level::Warn, out, "a devel Go: the scripts accept it, but versions cannot be compared");
@@ -108,10 +129,10 @@ pub fn check_tar() -> Check {
     let mut names: Vec<String> = std::env::var("TAR").ok().into_iter().collect();
     names.extend(["gtar", "gnutar", "tar"].map(String::from));
     for n in &names {
-        if let Some(v) = first_line(Proc::new(n).arg("--version")) {
-            if v.contains("GNU") {
-                return check("gnu-tar", Level::Ok, format!("{n}: {v}"), "");
-            }
+        match first_line(Proc::new(n).arg("--version")) {
+            Ok(Some(v)) if v.contains("GNU") => return check("gnu-tar", Level::Ok, format!("{n}: {v}"), ""),
+            Err(hung) => return check("gnu-tar", Level::Fail, hung, "a tar that hangs on --version: check $TAR and PATH"),
+            _ => {}
         }
     }
     check("gnu-tar", Level::Fail, "no GNU tar (tried $TAR, gtar, gnutar, tar)", "macOS: brew install gnu-tar; Linux: apt-get install tar")
@@ -119,8 +140,10 @@ pub fn check_tar() -> Check {
 
 /// bash >= 4 (kube::util::ensure-bash-version).
 pub fn check_bash() -> Check {
-    let Some(v) = first_line(Proc::new("bash").arg("--version")) else {
-        return check("bash", Level::Fail, "not found", "install bash >= 4 (macOS: brew install bash)");
+    let v = match first_line(Proc::new("bash").arg("--version")) {
+        Ok(Some(v)) => v,
+        Ok(None) => return check("bash", Level::Fail, "not found", "install bash >= 4 (macOS: brew install bash)"),
+        Err(hung) => return check("bash", Level::Fail, hung, "a bash that hangs on --version: check PATH"),
     };
     let major: u32 = v.split("version ").nth(1).and_then(|r| r.split('.').next()).and_then(|m| m.parse().ok()).unwrap_or(0);
     if major >= 4 {
@@ -136,7 +159,8 @@ pub fn check_coreutils(is_mac: bool) -> Check {
         return check("gnu-coreutils", Level::Ok, "not macOS: the system tools are GNU", "");
     }
     match first_line(Proc::new("date").arg("--version")) {
-        Some(v) if v.contains("GNU") => check("gnu-coreutils", Level::Ok, v, ""),
+        Ok(Some(v)) if v.contains("GNU") => check("gnu-coreutils", Level::Ok, v, ""),
+        Err(hung) => check("gnu-coreutils", Level::Fail, hung, "a date that hangs on --version: check PATH"),
         _ => check("gnu-coreutils", Level::Fail, "BSD date/dirname first in PATH", "brew install coreutils and put its gnubin directory first in PATH"),
     }
 }
@@ -147,10 +171,14 @@ pub fn check_docker(required: bool) -> Check {
     if which("docker").is_none() {
         return check("docker", miss, "no docker CLI", "install Docker (needed for containerized builds only)");
     }
-    let out = Proc::new("docker").args(["info", "--format", "{{.MemTotal}}"]).output();
+    let out = ask(Proc::new("docker").args(["info", "--format", "{{.MemTotal}}"]));
     match out {
-        Ok(o) if o.success() => {
-            let bytes: u64 = o.stdout.trim().parse().unwrap_or(0);
+        Ok(Some(o)) if o.success() => {
+            let Ok(bytes) = o.stdout.trim().parse::<u64>() else {
+                let said = o.stdout.trim();
+                let said = if said.is_empty() { "nothing".to_string() } else { format!("`{}`", said.escape_debug()) };
+                return check("docker", miss, format!("`docker info` answered {said} instead of the engine's memory"), "check the docker CLI and DOCKER_HOST / docker context by hand (docker info)");
+            };
             let gb = bytes as f64 / 1e9;
             if bytes >= DOCKER_MIN_BYTES {
                 check("docker", Level::Ok, format!("reachable, {gb:.1} GB memory"), "")
@@ -158,14 +186,15 @@ pub fn check_docker(required: bool) -> Check {
                 check("docker", miss, format!("reachable, only {gb:.1} GB memory"), "give the Docker engine at least 4.5 GB of memory (Docker Desktop: Settings > Resources)")
             }
         }
-        Ok(o) => check("docker", miss, format!("daemon unreachable: {}", o.first_lines(1)), "start the Docker daemon, or check DOCKER_HOST / docker context"),
-        Err(e) => check("docker", miss, e.msg, "install Docker"),
+        Ok(Some(o)) => check("docker", miss, format!("daemon unreachable: {}", o.first_lines(1)), "start the Docker daemon, or check DOCKER_HOST / docker context"),
+        Ok(None) => check("docker", miss, "the docker CLI could not be run", "install Docker"),
+        Err(hung) => check("docker", miss, format!("hung: {hung}"), "the engine does not answer: restart it, or check DOCKER_HOST / docker context"),
     }
 }
 
 /// Free space where the build writes (`_output` of the tree, else the current directory).
 pub fn check_disk(dir: &str) -> Check {
-    let avail_kb: Option<u64> = Proc::new("df").args(["-Pk", dir]).read().ok().and_then(|o| {
+    let avail_kb: Option<u64> = Proc::new("df").args(["-Pk", "--", dir]).timeout(probe_limit()).read().ok().and_then(|o| {
         o.lines().nth(1).and_then(|l| l.split_whitespace().nth(3)).and_then(|v| v.parse().ok())
     });
     let Some(kb) = avail_kb else { return check("disk", Level::Warn, format!("cannot read free space of {dir}"), "") };

@@ -296,6 +296,32 @@ impl BuildState {
     }
 }
 
+/// A WHAT entry must name a directory inside the tree (no `..` out, no link out, not absolute)
+/// that holds a Go main package.
+fn check_target(tree: &Tree, t: &str) -> Result<(), Fail> {
+    let shown = t.escape_debug();
+    if t.is_empty() || t.chars().any(|c| c.is_control() || c.is_whitespace()) || t.starts_with('-') {
+        return Err(Fail::new(format!("WHAT={shown}: not a package directory")));
+    }
+    if t.starts_with('/') {
+        return Err(Fail::new(format!("WHAT={shown}: an absolute path; name a directory of the tree (e.g. cmd/kubectl)")));
+    }
+    let dir = tree.confined(t).and_then(|c| c.follow()).map_err(|e| Fail::new(format!("WHAT={shown}: {}", e.msg)))?;
+    if !dir.path().is_dir() {
+        return Err(Fail::new(format!("WHAT={shown}: no such directory in {}", tree.root)));
+    }
+    let is_main = fs_err::read_dir(dir.path())?.flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        name.ends_with(".go")
+            && !name.ends_with("_test.go")
+            && std::fs::read_to_string(e.path()).is_ok_and(|src| src.lines().any(|l| l.trim() == "package main"))
+    });
+    if !is_main {
+        return Err(Fail::new(format!("WHAT={shown}: no main package there (no .go file says `package main`)")));
+    }
+    Ok(())
+}
+
 /// Copies what go install left for `platform` into `_output/local/bin/<os>/<arch>` (content and
 /// mode; unchanged files are left alone) and, for the host, points `_output/bin` at it.
 fn place_bins(tree: &Tree, gopath: &Utf8Path, platform: &str, host: &str, names: &[(String, bool, Duration)]) -> Result<Vec<Built>, Fail> {
@@ -359,14 +385,16 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let platforms = if req.platforms.is_empty() { vec![host.clone()] } else { req.platforms.clone() };
     let supported = g.all_platforms();
     for p in &platforms {
+        if supported.is_empty() && !req.platforms.is_empty() {
+            return Err(Fail::new("cannot read the platform lists of hack/lib/golang.sh, so KUBE_BUILD_PLATFORMS cannot be checked"));
+        }
         if !supported.is_empty() && !supported.contains(p) {
-            return Err(Fail::new(format!("{p} is not a platform this tree builds (hack/lib/golang.sh lists: {})", supported.join(" "))));
+            return Err(Fail::new(format!("{} is not a platform this tree builds (hack/lib/golang.sh lists: {})", p.escape_debug(), supported.join(" "))));
         }
     }
+    // Checked before any work (codegen can take a minute): a main package inside the tree.
     for t in &req.targets {
-        if !tree.path(t).is_dir() {
-            return Err(Fail::new(format!("WHAT={t}: no such directory in {}", tree.root)));
-        }
+        check_target(&tree, t)?;
     }
 
     let (cg, fp) = codegen::refresh(&tree, req.force_codegen)?;

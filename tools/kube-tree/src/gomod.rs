@@ -41,6 +41,21 @@ pub struct GoMod {
     pub uses: Vec<(String, usize)>,
 }
 
+/// The directives of go.mod and go.work, with how many words follow each (min, max).
+const VERBS: &[(&str, (usize, usize))] = &[
+    ("module", (1, 1)),
+    ("go", (1, 1)),
+    ("toolchain", (1, 1)),
+    ("godebug", (1, 3)),
+    ("require", (2, 2)),
+    ("replace", (3, 5)),
+    ("exclude", (2, 2)),
+    ("retract", (1, 3)),
+    ("tool", (1, 1)),
+    ("ignore", (1, 1)),
+    ("use", (1, 1)),
+];
+
 /// Splits a go.mod line into words, dropping a trailing `//` comment but reporting `// indirect`.
 fn words(line: &str) -> (Vec<String>, bool) {
     let (code, comment) = match line.find("//") {
@@ -53,6 +68,46 @@ fn words(line: &str) -> (Vec<String>, bool) {
 }
 
 impl GoMod {
+    /// Parses and checks the syntax: every directive known, with its words, blocks closed.
+    /// The error is `LINE: reason` (the caller names the file).
+    pub fn read(text: &str) -> Result<GoMod, String> {
+        let mut block: Option<(String, usize)> = None;
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let (ws, _) = words(raw);
+            let Some(first) = ws.first() else { continue };
+            let (verb, rest) = match &block {
+                Some(_) if first == ")" && ws.len() == 1 => {
+                    block = None;
+                    continue;
+                }
+                Some((b, _)) => (b.clone(), &ws[..]),
+                None if ws.len() == 2 && ws[1] == "(" => {
+                    block = Some((ws[0].clone(), line));
+                    if !VERBS.iter().any(|(v, _)| *v == ws[0]) {
+                        return Err(format!("{line}: unknown directive `{}`", ws[0].escape_debug()));
+                    }
+                    continue;
+                }
+                None => (first.clone(), &ws[1..]),
+            };
+            let Some((_, arity)) = VERBS.iter().find(|(v, _)| *v == verb) else {
+                return Err(format!("{line}: unknown directive `{}`", verb.escape_debug()));
+            };
+            let ok = match verb.as_str() {
+                "replace" => rest.iter().position(|w| w == "=>").is_some_and(|a| (1..=2).contains(&a) && (1..=2).contains(&(rest.len() - a - 1))),
+                _ => rest.len() >= arity.0 && rest.len() <= arity.1,
+            };
+            if !ok {
+                return Err(format!("{line}: malformed `{verb}` line: {}", raw.trim().escape_debug()));
+            }
+        }
+        if let Some((b, line)) = block {
+            return Err(format!("{line}: the `{b} (` block is never closed"));
+        }
+        Ok(GoMod::parse(text))
+    }
+
     pub fn parse(text: &str) -> GoMod {
         let mut m = GoMod::default();
         let mut block: Option<String> = None;
@@ -215,6 +270,23 @@ impl ModulesTxt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_reports_broken_syntax_with_the_line() {
+        let good = "module k8s.io/kubernetes\n\ngo 1.15\n\nrequire (\n\tgithub.com/a/b v1.0.0 // indirect\n)\n\nreplace k8s.io/api => ./staging/src/k8s.io/api\nreplace (\n\tx v1 => y v2\n)\n";
+        assert_eq!(GoMod::read(good).unwrap().module.as_deref(), Some("k8s.io/kubernetes"));
+        for (text, want) in [
+            ("module\n", "1: malformed `module`"),
+            ("module a\nrequire (\n\tx v1\n", "2: the `require (` block"),
+            ("module a\nfrobnicate x\n", "2: unknown directive"),
+            ("module a\nreplace x\n", "2: malformed `replace`"),
+            ("module a\nrequire x\n", "2: malformed `require`"),
+            ("module a\n)\n", "2: unknown directive"),
+        ] {
+            let e = GoMod::read(text).unwrap_err();
+            assert!(e.starts_with(want), "{text:?}: {e}");
+        }
+    }
 
     const GOMOD: &str = r#"// generated
 module k8s.io/kubernetes

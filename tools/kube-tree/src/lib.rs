@@ -11,6 +11,7 @@
 //! * [`confine`]: the checked path type every write, rename and delete goes through.
 //! * [`fsx`], [`textdiff`], [`fnv`], [`json`]: atomic and all-or-nothing writes, diffs,
 //!   fingerprints, JSON output.
+//! * [`values`]: image references, registries, ports and engines, checked before use.
 //! * [`walk`]: the one tree walk behind every change check.
 //! * [`fixture`]: small generated trees of each era, for tests.
 
@@ -32,6 +33,7 @@ pub mod scripts;
 pub mod textdiff;
 pub mod tree;
 pub mod version;
+pub mod values;
 pub mod walk;
 
 pub use camino::{Utf8Path, Utf8PathBuf};

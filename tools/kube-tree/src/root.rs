@@ -12,22 +12,37 @@ pub struct Found {
     pub why: String,
 }
 
+const MARKERS: [&str; 3] = ["hack/lib/golang.sh", "build/root/Makefile", "staging/src/k8s.io"];
+
 /// Why `dir` is a Kubernetes checkout, or None.
 pub fn looks_like_kube(dir: &Utf8Path) -> Option<String> {
-    if let Ok(text) = std::fs::read_to_string(dir.join("go.mod")) {
-        let module = text
-            .lines()
-            .map(str::trim)
-            .find_map(|l| l.strip_prefix("module ").map(|m| m.trim().trim_matches('"').to_string()));
-        return (module.as_deref() == Some("k8s.io/kubernetes"))
-            .then(|| "go.mod declares module k8s.io/kubernetes".to_string());
+    why_kube(dir).ok()
+}
+
+/// Why `dir` is a Kubernetes checkout, or why it is not (one line, pointing the right way).
+pub fn why_kube(dir: &Utf8Path) -> std::result::Result<String, String> {
+    if let Err(e) = std::fs::read_dir(dir) {
+        return Err(format!("cannot be read: {e}"));
     }
-    // Trees from before go.mod (and GOPATH copies that lost it) still carry the build scripts.
-    let markers = ["hack/lib/golang.sh", "build/root/Makefile", "staging/src/k8s.io"];
-    markers
-        .iter()
-        .all(|m| dir.join(m).exists())
-        .then(|| format!("era-A markers present ({})", markers.join(", ")))
+    let markers_there = MARKERS.iter().all(|m| dir.join(m).exists());
+    match std::fs::read_to_string(dir.join("go.mod")) {
+        Ok(text) => {
+            let module = text
+                .lines()
+                .map(str::trim)
+                .find_map(|l| l.strip_prefix("module ").map(|m| m.trim().trim_matches('"').to_string()));
+            match module.as_deref() {
+                Some("k8s.io/kubernetes") => Ok("go.mod declares module k8s.io/kubernetes".to_string()),
+                Some(m) => Err(format!("its go.mod declares module {m}, not k8s.io/kubernetes")),
+                None if markers_there => Err("its go.mod has no `module` line, though the tree's build scripts are there: is go.mod damaged?".into()),
+                None => Err("its go.mod has no `module k8s.io/kubernetes` line".into()),
+            }
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("its go.mod cannot be read: {e}")),
+        // Trees from before go.mod (and GOPATH copies that lost it) still carry the build scripts.
+        Err(_) if markers_there => Ok(format!("era-A markers present ({})", MARKERS.join(", "))),
+        Err(_) => Err(format!("no go.mod with module k8s.io/kubernetes, and not all of {} (a tree from before go.mod)", MARKERS.join(", "))),
+    }
 }
 
 /// Resolves symlinks and `..` (like `pwd -P`), keeping the path UTF-8.
@@ -53,14 +68,18 @@ pub fn discover(flag: Option<&Utf8Path>, cwd: &Utf8Path, env: &dyn Fn(&str) -> O
     };
     if let Some((dir, how)) = explicit {
         let dir = if dir.is_absolute() { dir } else { cwd.join(dir) };
-        if !dir.is_dir() {
-            return Err(Fail::new(format!("{how} {dir}: no such directory")));
+        if dir.as_str().chars().any(char::is_control) {
+            return Err(Fail::new(format!("{how} {}: a control character in the path", dir.as_str().escape_debug())));
         }
-        return match looks_like_kube(&dir) {
-            Some(why) => Ok(Found { root: canonical(&dir)?, how: how.to_string(), why }),
-            None => Err(Fail::new(format!(
-                "{how} {dir} is not a Kubernetes tree (no go.mod with module k8s.io/kubernetes, no hack/lib/golang.sh + build/root/Makefile + staging/)"
-            ))),
+        match std::fs::metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Fail::new(format!("{how} {dir}: no such directory"))),
+            Err(e) => return Err(Fail::new(format!("{how} {dir}: {e}"))),
+            Ok(md) if !md.is_dir() => return Err(Fail::new(format!("{how} {dir}: not a directory"))),
+            Ok(_) => {}
+        }
+        return match why_kube(&dir) {
+            Ok(why) => Ok(Found { root: canonical(&dir)?, how: how.to_string(), why }),
+            Err(why_not) => Err(Fail::new(format!("{how} {dir} is not a Kubernetes tree: {why_not}"))),
         };
     }
     for dir in cwd.ancestors() {

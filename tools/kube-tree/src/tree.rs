@@ -1,7 +1,7 @@
 //! A Kubernetes checkout and its era, with the evidence the era was read from.
 
 use crate::confine::{Confined, Jail};
-use crate::fail::Result;
+use crate::fail::{Fail, Result};
 use crate::gomod::GoMod;
 use crate::json::Json;
 use crate::root::{self, Found};
@@ -91,7 +91,7 @@ impl Tree {
         let has = |p: &str| root.join(p).exists();
 
         let gomod = match fs_err::read_to_string(root.join("go.mod")) {
-            Ok(t) => Some(GoMod::parse(&t)),
+            Ok(t) => Some(GoMod::read(&t).map_err(|e| Fail::new(format!("{root}/go.mod:{e}")))?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
