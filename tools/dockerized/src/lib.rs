@@ -32,6 +32,10 @@ pub const MIN_MEMORY: u64 = 4_500_000_000;
 
 type Result<T, E = Fail> = std::result::Result<T, E>;
 
+/// How long an engine may take to answer a question (info, inspect, ps, context): a hung
+/// daemon is named and the run stops, instead of waiting forever. Builds have no limit.
+pub const QUERY_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The container engine CLI (`docker` or `podman`), with `DOCKER_OPTS`, in dry-run or for real.
 pub struct Engine {
     pub program: String,
@@ -90,7 +94,7 @@ impl Engine {
 
     /// Asks the engine something; None if it says no (or in a dry run, where nothing is asked).
     pub fn query<S: AsRef<str>>(&self, args: &[S]) -> Result<Option<String>> {
-        let p = self.cmd(args);
+        let p = self.cmd(args).timeout(QUERY_LIMIT);
         if self.planned(&p) {
             return Ok(None);
         }
@@ -132,7 +136,7 @@ impl Engine {
     fn find_remote(&self) -> bool {
         let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()).or_else(|| {
             let cmd = self.context_cmd()?;
-            self.cmd(&cmd).read().ok().map(|s| s.trim().to_string())
+            self.cmd(&cmd).timeout(QUERY_LIMIT).read().ok().map(|s| s.trim().to_string())
         });
         host.is_some_and(|h| remote_host(&h))
     }
@@ -156,7 +160,7 @@ impl Engine {
     /// mostly the CLI starting up, so a run's opening questions are asked side by side. Answers
     /// come in order; None in a dry run (where the commands are only recorded).
     pub fn query_all(&self, cmds: &[Vec<String>]) -> Result<Vec<Option<Captured>>> {
-        let procs: Vec<Proc> = cmds.iter().map(|c| self.cmd(c)).collect();
+        let procs: Vec<Proc> = cmds.iter().map(|c| self.cmd(c).timeout(QUERY_LIMIT)).collect();
         if self.dry_run {
             for p in &procs {
                 self.planned(p);

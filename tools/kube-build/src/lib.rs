@@ -396,6 +396,8 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     for t in &req.targets {
         check_target(&tree, t)?;
     }
+    // Everything the build writes is under _output/local: refused now if that leaves the tree.
+    tree.confined("_output/local/go")?;
 
     let (cg, fp) = codegen::refresh(&tree, req.force_codegen)?;
     let gopath = tree.path("_output/local/go");

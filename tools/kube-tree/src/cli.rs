@@ -48,9 +48,10 @@ pub struct Ctx {
     pub args: pico_args::Arguments,
     pub kube_root: Option<Utf8PathBuf>,
     pub json: bool,
-    /// The command to run, for tools with [`Tool::command_after`]; for the others, the words
-    /// after `--` (never read as flags).
+    /// The command to run, for tools with [`Tool::command_after`].
     pub command: Vec<String>,
+    /// For the other tools, the words after `--` (never read as flags).
+    pub after_dashes: Vec<String>,
     /// Data for stdout, written when the tool returns (a buffer, so tests can run tools in-process).
     pub out: String,
 }
@@ -75,7 +76,7 @@ impl Ctx {
     pub fn rest(&mut self) -> Vec<String> {
         let rest = std::mem::replace(&mut self.args, pico_args::Arguments::from_vec(Vec::new())).finish();
         let mut words: Vec<String> = rest.into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
-        words.append(&mut self.command);
+        words.append(&mut self.after_dashes);
         words
     }
     /// The next free word: before `--` (after every flag was read), else the first after it.
@@ -83,7 +84,7 @@ impl Ctx {
         if let Some(w) = self.args.opt_free_from_str::<String>()? {
             return Ok(Some(w));
         }
-        Ok((!self.command.is_empty()).then(|| self.command.remove(0)))
+        Ok((!self.after_dashes.is_empty()).then(|| self.after_dashes.remove(0)))
     }
     /// Rejects anything the tool did not read.
     pub fn finish(&mut self) -> Result<()> {
@@ -127,11 +128,12 @@ pub fn split_command(args: Vec<OsString>, value_flags: &[&str]) -> (Vec<OsString
 }
 
 fn parse_common(tool: &Tool, args: Vec<OsString>) -> Result<std::result::Result<(Ctx, bool), i32>> {
-    let (args, command) = match tool.command_after {
+    let (args, command, after_dashes) = match tool.command_after {
         Some(vf) => {
             let mut vf: Vec<&str> = vf.to_vec();
             vf.push("--kube-root");
-            split_command(args, &vf)
+            let (own, cmd) = split_command(args, &vf);
+            (own, cmd, Vec::new())
         }
         // `--` ends the options of every tool: what follows is never a flag.
         None => match args.iter().position(|a| a == "--") {
@@ -139,9 +141,9 @@ fn parse_common(tool: &Tool, args: Vec<OsString>) -> Result<std::result::Result<
                 let mut own = args;
                 let after = own.split_off(i + 1);
                 own.pop();
-                (own, after.into_iter().map(|a| a.to_string_lossy().into_owned()).collect())
+                (own, Vec::new(), after.into_iter().map(|a| a.to_string_lossy().into_owned()).collect())
             }
-            None => (args, Vec::new()),
+            None => (args, Vec::new(), Vec::new()),
         },
     };
     let mut a = pico_args::Arguments::from_vec(args);
@@ -159,7 +161,7 @@ fn parse_common(tool: &Tool, args: Vec<OsString>) -> Result<std::result::Result<
     let kube_root = a.opt_value_from_str::<_, String>("--kube-root")?.map(Utf8PathBuf::from);
     let explain = a.contains("--explain-tree");
     let json = a.contains("--json");
-    Ok(Ok((Ctx { tool: tool.name, args: a, kube_root, json, command, out: String::new() }, explain)))
+    Ok(Ok((Ctx { tool: tool.name, args: a, kube_root, json, command, after_dashes, out: String::new() }, explain)))
 }
 
 /// Runs `tool` on `args` (without the program name); returns the exit code and the stdout data.

@@ -68,6 +68,34 @@ pub fn replace_dir_with_symlink(path: &Confined, target: &str) -> Result<()> {
     aside.remove_dir_all()
 }
 
+/// The access and modification times of directories, to put back after an aborted change (an
+/// abort leaves every file and directory as it found them, times included).
+pub struct DirTimes(Vec<(std::path::PathBuf, filetime::FileTime, filetime::FileTime)>);
+
+impl DirTimes {
+    /// The times of the directories holding `entries`.
+    pub fn take<'a>(entries: impl IntoIterator<Item = &'a Confined>) -> DirTimes {
+        DirTimes::of(entries.into_iter().map(|e| e.parent().as_std_path().to_owned()))
+    }
+    pub fn of(dirs: impl IntoIterator<Item = std::path::PathBuf>) -> DirTimes {
+        let mut v: Vec<_> = Vec::new();
+        for d in dirs {
+            if v.iter().any(|(p, _, _)| *p == d) {
+                continue;
+            }
+            if let Ok(md) = std::fs::metadata(&d) {
+                v.push((d, filetime::FileTime::from_last_access_time(&md), filetime::FileTime::from_last_modification_time(&md)));
+            }
+        }
+        DirTimes(v)
+    }
+    pub fn restore(&self) {
+        for (d, a, m) in &self.0 {
+            let _ = filetime::set_file_times(d, *a, *m);
+        }
+    }
+}
+
 /// First line of a journal: which writer made it and in which format.
 const JOURNAL_HEADER: &str = "# k8s-build-kit rename journal v2";
 
@@ -163,6 +191,8 @@ pub fn recover(journal: &Confined) -> Result<bool> {
 pub fn write_all_or_nothing(files: &[(Confined, Vec<u8>)], journal: &Confined) -> Result<()> {
     recover(journal)?;
     let entries: Vec<Entry> = files.iter().map(|(t, _)| Entry::stage(t)).collect();
+    // Staging adds and removes names in these directories; an abort puts their times back.
+    let dirs = DirTimes::take(files.iter().map(|(t, _)| t).chain([journal]));
     let staged = (|| -> Result<()> {
         for (e, (target, contents)) in entries.iter().zip(files) {
             let md = std::fs::symlink_metadata(target.path()).map_err(|err| Fail::new(format!("{target}: {err}")))?;
@@ -177,6 +207,7 @@ pub fn write_all_or_nothing(files: &[(Confined, Vec<u8>)], journal: &Confined) -
     })();
     if let Err(e) = staged {
         entries.iter().for_each(Entry::unstage);
+        dirs.restore();
         return Err(e);
     }
     let pause = test_pause();
@@ -188,6 +219,7 @@ pub fn write_all_or_nothing(files: &[(Confined, Vec<u8>)], journal: &Confined) -
             }
             entries.iter().for_each(Entry::unstage);
             let _ = journal.remove_file();
+            dirs.restore();
             return Err(err);
         }
     }

@@ -129,6 +129,9 @@ pub fn apply(gopath: &Utf8Path, dest: &Utf8Path, p: &Placement) -> Result<(), Fa
         return Ok(());
     }
     let made = missing_dirs(dest.parent().expect("dest has a parent"));
+    // The deepest directory that exists now: a failure puts its times back too.
+    let kept = dest.ancestors().find(|d| d.is_dir()).map(|d| d.as_std_path().to_owned());
+    let times = fsx::DirTimes::of(kept);
     let res = (|| -> Result<(), Fail> {
         fs_err::create_dir_all(gopath)?;
         let jail = kube_tree::Jail::new(gopath)?;
@@ -144,6 +147,7 @@ pub fn apply(gopath: &Utf8Path, dest: &Utf8Path, p: &Placement) -> Result<(), Fa
         for d in made.iter().rev() {
             let _ = std::fs::remove_dir(d);
         }
+        times.restore();
     }
     res
 }
