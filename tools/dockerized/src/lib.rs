@@ -297,7 +297,7 @@ pub fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string()))
-        .or_else(|| Proc::new("hostname").read().ok().map(|s| s.trim().to_string()))
+        .or_else(|| Proc::new("hostname").timeout(kube_tree::proc::PROBE).read().ok().map(|s| s.trim().to_string()))
         .unwrap_or_default()
 }
 
@@ -311,7 +311,7 @@ fn uid_gid() -> Result<String> {
             return Ok(format!("{u}:{g}"));
         }
     }
-    let id = |f: &str| Proc::new("id").arg(f).read().map(|s| s.trim().to_string());
+    let id = |f: &str| Proc::new("id").arg(f).timeout(kube_tree::proc::PROBE).read().map(|s| s.trim().to_string());
     Ok(format!("{}:{}", id("-u")?, id("-g")?))
 }
 
@@ -393,7 +393,7 @@ impl Setup {
             format!("{base}-{tag}")
         };
         let branch = if tree.path(".git").exists() {
-            Proc::new("git").args(["symbolic-ref", "--short", "-q", "HEAD"]).dir(&tree.root).read().map(|s| s.trim().to_string()).unwrap_or_default()
+            Proc::new("git").args(["symbolic-ref", "--short", "-q", "HEAD"]).dir(&tree.root).timeout(kube_tree::proc::PROBE).read().map(|s| s.trim().to_string()).unwrap_or_default()
         } else {
             String::new()
         };
@@ -849,7 +849,7 @@ pub fn start_rsyncd(engine: &Engine, setup: &Setup, key: &str, listed: Option<&C
     let port = mapped.lines().next().and_then(|l| l.rsplit(':').next()).unwrap_or("").to_string();
     let addr = format!("127.0.0.1:{port}");
     for _ in 0..100 {
-        let probe = Proc::new("rsync").arg(format!("rsync://k8s@{addr}/")).arg(format!("--password-file={}", setup.password_file())).output()?;
+        let probe = Proc::new("rsync").arg(format!("rsync://k8s@{addr}/")).arg(format!("--password-file={}", setup.password_file())).timeout(kube_tree::proc::PROBE).output()?;
         if probe.success() {
             return Ok(Rsyncd { addr, id, reused: false });
         }

@@ -443,7 +443,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let verb = if skipped == platforms.len() { "up to date:" } else { "built" };
     log::status(format!("{verb} {} binar{} in {} (codegen: {})", built.len(), if built.len() == 1 { "y" } else { "ies" }, log::human(start.elapsed()), cg.name()));
     if ctx.json {
-        let go_version = genv.apply(Proc::new("go").arg("version")).read()?.trim().to_string();
+        let go_version = genv.apply(Proc::new("go").arg("version")).timeout(kube_tree::proc::GO_PROBE).read()?.trim().to_string();
         ctx.say(Json::obj([
             ("tree", Json::str(tree.root.as_str())),
             ("era", Json::str(tree.era.name())),

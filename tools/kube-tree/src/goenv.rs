@@ -113,7 +113,7 @@ pub struct Probe {
 
 /// Builds cmd/kube-proxy into `out` with `go` from PATH, showing progress.
 pub fn probe_kube_proxy(env: &GoEnv, out: &Utf8Path) -> Result<Probe> {
-    let go_version = env.apply(Proc::new("go").arg("version")).read().map_err(|e| {
+    let go_version = env.apply(Proc::new("go").arg("version")).timeout(crate::proc::GO_PROBE).read().map_err(|e| {
         Fail::new(format!("go is needed for --probe: {}", e.msg))
     })?;
     let step = log::Step::start(format!("probe: go build {} ({})", env.kube_proxy_pkg, go_version.trim()));

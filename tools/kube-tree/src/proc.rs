@@ -13,6 +13,13 @@ use std::time::{Duration, Instant};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// The time limit of a probe (a question to git, rsync, id, hostname): long enough for a slow
+/// machine, short enough that a hung program is named instead of waited for.
+pub const PROBE: Duration = Duration::from_secs(60);
+
+/// `go version` may first fetch the toolchain GOTOOLCHAIN names.
+pub const GO_PROBE: Duration = Duration::from_secs(300);
+
 extern "C" fn on_signal(_sig: i32) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }

@@ -103,7 +103,7 @@ pub fn get(tree: &Tree, env: &dyn Fn(&str) -> Option<String>) -> Result<VersionV
             v.version = tag;
         }
     }
-    let git = |args: &[&str]| Proc::new("git").arg("--work-tree").arg(&tree.root).args(args).dir(&tree.root).read().ok().map(|s| s.trim().to_string());
+    let git = |args: &[&str]| Proc::new("git").arg("--work-tree").arg(&tree.root).args(args).dir(&tree.root).timeout(crate::proc::PROBE).read().ok().map(|s| s.trim().to_string());
     let has_git = tree.path(".git").exists();
     if v.commit.is_none() && has_git {
         v.commit = git(&["rev-parse", "HEAD^{commit}"]);

@@ -105,7 +105,7 @@ pub fn plan(dest: &Utf8Path, source: &Source, force: bool) -> Result<Placement, 
             Err(Fail::new(format!("{dest} already exists and is not {src}; refusing to replace it (move it away first)")))
         }
         (Source::Clone { url, .. }, Some(_)) => {
-            let origin = Proc::new("git").args(["-C", dest.as_str(), "config", "--get", "remote.origin.url"]).timeout(Duration::from_secs(10)).read().unwrap_or_default();
+            let origin = Proc::new("git").args(["-C", dest.as_str(), "config", "--get", "remote.origin.url"]).timeout(kube_tree::proc::PROBE).read().unwrap_or_default();
             if origin.trim() == url {
                 return Ok(Placement::AlreadyThere);
             }
