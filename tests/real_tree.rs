@@ -12,7 +12,7 @@ fn real_tree(test: &str) -> Option<Utf8PathBuf> {
     match testkit::real_tree() {
         Ok(t) => Some(t),
         Err(e) => {
-            testkit::skip(test, &e.msg);
+            testkit::skip_if_missing(test, &e);
             None
         }
     }

@@ -182,7 +182,7 @@ fn sha_of(p: &Utf8Path) -> Result<String, Fail> {
 
 fn overhead(tree: &Utf8Path, rounds: usize, keep: bool) -> Result<bool, Fail> {
     let bin = release_bin("run-dockerized")?;
-    testkit::kube_cross_image(CROSS)?;
+    let cross = stand_in()?;
     let copy = testkit::cache_dir().join("bench-overhead/kubernetes");
     if !copy.join("_output/dockerized/bin/linux/amd64/kubectl").exists() {
         testkit::full_copy(tree, &copy)?;
@@ -190,10 +190,10 @@ fn overhead(tree: &Utf8Path, rounds: usize, keep: bool) -> Result<bool, Fail> {
     // Built once, so the data container holds what a real one does (caches, outputs) and the
     // copy-out walks a realistic volume.
     let step = log::Step::start("priming: run-dockerized make WHAT=cmd/kubectl");
-    time(&Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), "make", "WHAT=cmd/kubectl"]), 0)?;
+    time(&Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), "make", "WHAT=cmd/kubectl"]).env("KUBE_CROSS_IMAGE", testkit::cross_repo()), 0)?;
     step.done();
-    let noop = Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), "true"]);
-    let floor = Proc::new("docker").args(["run", "--rm", CROSS, "true"]);
+    let noop = Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), "true"]).env("KUBE_CROSS_IMAGE", testkit::cross_repo());
+    let floor = Proc::new("docker").args(["run", "--rm", &cross, "true"]);
     let (mut to, mut tf) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         to.push(time(&noop, 0)?);
@@ -212,7 +212,41 @@ fn overhead(tree: &Utf8Path, rounds: usize, keep: bool) -> Result<bool, Fail> {
     Ok(ok)
 }
 
-const CROSS: &str = "k8s.gcr.io/build-image/kube-cross:v1.15.5-1";
+/// The tree's kube-cross tag and the name its own build/run.sh builds FROM (v1.20 hard-codes it).
+const CROSS_TAG: &str = "v1.15.5-1";
+const OFFICIAL: &str = "k8s.gcr.io/build-image/kube-cross";
+
+/// This run's stand-in kube-cross (a test-only name, untagged when the process exits).
+fn stand_in() -> Result<String, Fail> {
+    let image = format!("{}:{CROSS_TAG}", testkit::cross_repo());
+    testkit::kube_cross_image(&image)?;
+    Ok(image)
+}
+
+/// The official kube-cross name for the tree's own build/run.sh, for the duration of a
+/// benchmark only: when the engine lacks it, the stand-in is tagged so and untagged on drop, so
+/// no later real build of the user picks the stand-in up. A real image already there is used.
+struct OfficialName(Option<String>);
+
+impl OfficialName {
+    fn lend(stand_in: &str) -> Result<OfficialName, Fail> {
+        let name = format!("{OFFICIAL}:{CROSS_TAG}");
+        if Proc::new("docker").args(["image", "inspect", &name]).output()?.success() {
+            return Ok(OfficialName(None));
+        }
+        log::warn(format!("tagging the stand-in as {name} while build/run.sh runs (removed afterwards)"));
+        Proc::new("docker").args(["tag", stand_in, &name]).read()?;
+        Ok(OfficialName(Some(name)))
+    }
+}
+
+impl Drop for OfficialName {
+    fn drop(&mut self) {
+        if let Some(n) = &self.0 {
+            let _ = Proc::new("docker").args(["rmi", n]).uninterruptible().output();
+        }
+    }
+}
 
 /// make-clean on a benchmark's copy of the tree (its containers, image and _output); a copy
 /// already gone or half made is fine.
@@ -223,7 +257,8 @@ fn clean_copy(copy: &Utf8Path) -> Result<(), Fail> {
 
 fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     let bin = release_bin("run-dockerized")?;
-    testkit::kube_cross_image(CROSS)?;
+    let cross = stand_in()?;
+    let _official = OfficialName::lend(&cross)?;
     // Two copies (two paths, so two sets of containers: the script and the tool use the same
     // naming scheme and would otherwise share them), a fixed date so the binaries can be compared.
     let base = testkit::cache_dir().join("bench-dockerized");
@@ -236,7 +271,7 @@ fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     }
     let epoch = "1610582400";
     let script = Proc::new("build/run.sh").args(["make", "WHAT=cmd/kubectl"]).dir(&theirs).env("SOURCE_DATE_EPOCH", epoch);
-    let tool = Proc::new(&bin).args(["-q", "--kube-root", ours.as_str(), "make", "WHAT=cmd/kubectl"]).env("SOURCE_DATE_EPOCH", epoch);
+    let tool = Proc::new(&bin).args(["-q", "--kube-root", ours.as_str(), "make", "WHAT=cmd/kubectl"]).env("SOURCE_DATE_EPOCH", epoch).env("KUBE_CROSS_IMAGE", testkit::cross_repo());
     let cold = |p: &Proc, what: &str| -> Result<Duration, Fail> {
         let step = log::Step::start(format!("cold: {what}"));
         let d = time(p, 0)?;
@@ -250,7 +285,7 @@ fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
         tt.push(time(&tool, 0)?);
     }
     // The tool's own overhead: a no-op command in the container instead of make.
-    let noop = Proc::new(&bin).args(["-q", "--kube-root", ours.as_str(), "true"]);
+    let noop = Proc::new(&bin).args(["-q", "--kube-root", ours.as_str(), "true"]).env("KUBE_CROSS_IMAGE", testkit::cross_repo());
     let mut to = Vec::new();
     for _ in 0..rounds {
         to.push(time(&noop, 0)?);

@@ -39,9 +39,9 @@ fn state(root: &Utf8Path, carriers: &[String]) -> BTreeMap<String, String> {
 fn two_hundred_kills_on_the_real_tree() {
     let real = match testkit::real_tree() {
         Ok(t) => t,
-        Err(e) => return testkit::skip("two_hundred_kills_on_the_real_tree", &e.msg),
+        Err(e) => return testkit::skip_if_missing("two_hundred_kills_on_the_real_tree", &e),
     };
-    let dir = testkit::cache_dir().join("scratch").join(format!("kill-loop-{}", std::process::id()));
+    let dir = testkit::scratch("kill-loop");
     let root = dir.join("kubernetes");
     testkit::link_copy(&real, &root).unwrap();
     let old_check = bump(&root, &["--check"]);

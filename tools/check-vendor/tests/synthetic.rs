@@ -147,7 +147,8 @@ fn edit(root: &Utf8Path, rel: &str, from: &str, to: &str) {
 
 #[test]
 fn modules_txt_disagreements_are_found() {
-    let cases: Vec<(&str, Spec, fn(&Utf8Path), &str, &str)> = vec![
+    type Case = (&'static str, Spec, fn(&Utf8Path), &'static str, &'static str);
+    let cases: Vec<Case> = vec![
         ("version", Spec::era_b(), |r| edit(r, "go.mod", "github.com/example/dep v1.0.0", "github.com/example/dep v1.1.0"), "vendor/modules.txt:1", "modules-version-mismatch"),
         ("missing", Spec::era_b(), |r| edit(r, "go.mod", "require (\n", "require (\n\tgithub.com/other/mod v0.3.0\n"), "go.mod:8", "modules-missing-module"),
         ("explicit", Spec::era_b(), |r| edit(r, "vendor/modules.txt", "## explicit\n", ""), "vendor/modules.txt:1", "modules-not-explicit"),

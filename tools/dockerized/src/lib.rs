@@ -1207,7 +1207,7 @@ fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: Opening,
         }
         None => run_in_container(engine, setup, &open.containers, &command, &extra, interactive)?,
     };
-    let ok = status.map_or(true, |s| s.success());
+    let ok = status.is_none_or(|s| s.success());
     let keep = ok && keep_rsyncd() && !kube_tree::proc::interrupted();
     if opts.copy && ok {
         let full = if wrapped { CopyOut::Everything(&list_at) } else { CopyOut::Full };

@@ -60,21 +60,83 @@ fn missing_go_or_rsync_fails_and_names_the_fix() {
     }
 }
 
+/// A PATH of links to this machine's tools, with some replaced by scripts that answer as the
+/// case needs: the checks are judged against a known machine, not against whatever this one has.
+fn fake_path(name: &str, fakes: &[(&str, &str)]) -> camino::Utf8PathBuf {
+    let dir = path_without(name, "");
+    for (prog, script) in fakes {
+        let p = dir.join(prog);
+        let _ = std::fs::remove_file(&p);
+        std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+const GO_119: (&str, &str) = ("go", "echo 'go version go1.19.8 linux/amd64'");
+const DOCKER_16G: (&str, &str) = ("docker", "echo 16000000000");
+
 #[test]
 fn a_tree_that_needs_a_newer_go_fails_the_go_check() {
-    if !testkit::require("a_tree_that_needs_a_newer_go_fails_the_go_check", "go") {
-        return;
-    }
     let root = fixture::scratch_tree("doc-newer", &Spec::era_c());
-    // This Go must be older than the fixture's go1.25 minimum for the check to mean anything.
-    let v = Proc::new("go").arg("version").env("GOTOOLCHAIN", "local").read().unwrap();
-    let have = kube_tree::gover::from_go_version_output(&v).unwrap();
-    if have.minor >= 25 {
-        testkit::skip("a_tree_that_needs_a_newer_go_fails_the_go_check", "the local Go is not older than go1.25");
-        return;
-    }
-    let out = doctor(&root, None, &[]);
+    let path = fake_path("doc-newer-path", &[GO_119, DOCKER_16G]);
+    let out = doctor(&root, Some(&path), &[]);
     assert_eq!(out.status.code(), Some(1));
     let r = row(&out.stderr, "go");
-    assert!(r.contains(&format!("go{} < go1.25", have.text)) && r.contains("install Go 1.25 or newer"), "{r}");
+    assert!(r.contains("go1.19.8 < go1.25") && r.contains("install Go 1.25 or newer"), "{r}");
+}
+
+#[test]
+fn go_version_file_is_compared_on_go_work_trees() {
+    let root = fixture::scratch_tree("doc-gover", &Spec::era_c());
+    let path = fake_path("doc-gover-path", &[("go", "echo 'go version go1.25.0 linux/amd64'"), DOCKER_16G]);
+    let out = doctor(&root, Some(&path), &[]);
+    let r = row(&out.stderr, "go");
+    assert!(r.contains("WARN") && r.contains(".go-version asks go1.25.6") && r.contains("FORCE_HOST_GO"), "{r}");
+}
+
+#[test]
+fn docker_memory_and_the_docker_flag() {
+    if !testkit::require("docker_memory_and_the_docker_flag", "rsync") {
+        return;
+    }
+    let root = fixture::scratch_tree("doc-docker", &Spec::era_b());
+    let ok = fake_path("doc-docker-ok", &[GO_119, DOCKER_16G]);
+    let out = doctor(&root, Some(&ok), &["--docker"]);
+    assert!(row(&out.stderr, "docker").contains("reachable, 16.0 GB memory"), "{}", out.stderr);
+    let small = fake_path("doc-docker-small", &[GO_119, ("docker", "echo 2000000000")]);
+    let out = doctor(&root, Some(&small), &[]);
+    let r = row(&out.stderr, "docker");
+    assert!(r.contains("WARN") && r.contains("only 2.0 GB") && r.contains("4.5 GB"), "{r}");
+    let out = doctor(&root, Some(&small), &["--docker"]);
+    assert_eq!(out.status.code(), Some(1), "--docker makes the engine required: {}", out.stderr);
+    assert!(row(&out.stderr, "docker").contains("FAIL"), "{}", out.stderr);
+    let none = fake_path("doc-docker-none", &[GO_119, ("docker", "echo 'Cannot connect to the Docker daemon' >&2; exit 1")]);
+    let out = doctor(&root, Some(&none), &["--docker"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(row(&out.stderr, "docker").contains("daemon unreachable"), "{}", out.stderr);
+}
+
+#[test]
+fn bash_tar_coreutils_and_disk() {
+    let root = fixture::scratch_tree("doc-tools", &Spec::era_b());
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 5] = [
+        ("bash", &[("bash", "echo 'GNU bash, version 3.2.57(1)-release (arm64-apple-darwin22)'")], "FAIL", "bash >= 4 is required"),
+        ("gnu-tar", &[("tar", "echo 'bsdtar 3.5.3 - libarchive 3.5.3'"), ("gtar", "exit 127"), ("gnutar", "exit 127")], "FAIL", "no GNU tar"),
+        ("gnu-coreutils", &[("uname", "echo Darwin"), ("date", "echo 'usage: date [-jnRu]' >&2; exit 1")], "FAIL", "brew install coreutils"),
+        ("gnu-coreutils", &[("uname", "echo Darwin"), ("date", "echo 'date (GNU coreutils) 9.1'")], "ok", "GNU coreutils"),
+        ("disk", &[("df", "echo 'Filesystem 1024-blocks Used Available Capacity Mounted on'; echo '/dev/x 100 50 1000 50% /'")], "FAIL", "0 GB free"),
+    ];
+    for (i, (check, fakes, level, text)) in cases.iter().enumerate() {
+        let mut all: Vec<(&str, &str)> = vec![GO_119, DOCKER_16G];
+        all.extend(fakes.iter().copied());
+        let path = fake_path(&format!("doc-tools-{i}"), &all);
+        let out = doctor(&root, Some(&path), &[]);
+        let r = row(&out.stderr, check);
+        assert!(r.contains(level) && r.contains(text), "{check}: {r}");
+        if *level == "FAIL" {
+            assert_eq!(out.status.code(), Some(1), "{check}: {}", out.stderr);
+        }
+    }
 }

@@ -19,7 +19,7 @@ fn local_build_of_kubectl_like_make() {
     let test = "local_build_of_kubectl_like_make";
     let tree = match testkit::real_tree() {
         Ok(t) => t,
-        Err(e) => return testkit::skip(test, &e.msg),
+        Err(e) => return testkit::skip_if_missing(test, &e),
     };
     for t in ["go", "make", "rsync"] {
         if !testkit::require(test, t) {
@@ -39,9 +39,16 @@ fn local_build_of_kubectl_like_make() {
         out
     };
 
+    // The tree's own make first: its kubectl's version fields are what ours must carry.
+    let made = Proc::new("make").arg("WHAT=cmd/kubectl").dir(&copy).env_remove("GOFLAGS").output_with_progress("make WHAT=cmd/kubectl", std::time::Duration::from_secs(30)).unwrap();
+    assert!(made.success(), "make: {}", made.first_lines(5));
+    let makes = version_fields(&copy.join("_output/local/bin/linux/amd64/kubectl"));
+    std::fs::remove_dir_all(copy.join("_output/local/bin")).unwrap();
+
     let out = build(&["WHAT=cmd/kubectl", "--json"], None);
     assert!(out.stdout.contains(r#""codegen":"ran""#) && out.stdout.contains(r#""up_to_date":false"#), "{}", out.stdout);
     let kubectl = copy.join("_output/bin/kubectl");
+    assert_eq!(version_fields(&kubectl), makes, "the version fields of make's kubectl, but the build date");
     let go = Proc::new("go").arg("version").read().unwrap();
     let go = go.split_whitespace().nth(2).unwrap().to_string();
     assert_eq!(version_fields(&kubectl), format!(
@@ -69,7 +76,7 @@ fn local_build_of_kubectl_like_make() {
     // A Mach-O kubectl for darwin/amd64, with the Go this tree was made for (1.15).
     let go115 = match testkit::tree_go() {
         Ok(g) => g,
-        Err(e) => return testkit::skip(test, &format!("darwin part: {}", e.msg)),
+        Err(e) => return testkit::skip_if_missing(&format!("{test} (darwin part)"), &e),
     };
     build(&["WHAT=cmd/kubectl", "KUBE_BUILD_PLATFORMS=darwin/amd64"], Some(format!("{go115}:{}", std::env::var("PATH").unwrap_or_default())));
     let mach = std::fs::read(copy.join("_output/local/bin/darwin/amd64/kubectl")).unwrap();

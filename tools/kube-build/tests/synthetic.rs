@@ -22,11 +22,20 @@ fn builds_in_gopath_mode_places_bins_and_skips_a_noop() {
     let root = fixture::scratch_tree("kb-b", &Spec::era_b());
     let defs = root.parent().unwrap().join("version-defs");
     std::fs::write(&defs, "KUBE_GIT_COMMIT='0123456789abcdef0123456789abcdef01234567'\nKUBE_GIT_TREE_STATE='clean'\nKUBE_GIT_VERSION='v1.20.9'\nKUBE_GIT_MAJOR='1'\nKUBE_GIT_MINOR='20'\n").unwrap();
+    // Every go call is recorded by a `go` first in PATH, so the no-op is judged from outside.
+    let rec = fixture::scratch_dir("kb-go-recorder");
+    let calls = rec.join("calls");
+    let real_go = kube_tree::proc::which("go").unwrap();
+    std::fs::write(rec.join("go"), format!("#!/bin/sh\necho \"$*\" >> '{calls}'\nexec '{real_go}' \"$@\"\n")).unwrap();
+    std::fs::set_permissions(rec.join("go"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{rec}:{}", std::env::var("PATH").unwrap_or_default());
     let build = |args: &[&str]| {
-        Proc::new(BIN).arg("--kube-root").arg(&root).args(args).env("KUBE_GIT_VERSION_FILE", &defs).env_remove("GOFLAGS").output().unwrap()
+        Proc::new(BIN).arg("--kube-root").arg(&root).args(args).env("KUBE_GIT_VERSION_FILE", &defs).env("PATH", &path).env_remove("GOFLAGS").output().unwrap()
     };
     let out = build(&["WHAT=cmd/kube-proxy cmd/kubectl"]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(std::fs::read_to_string(&calls).unwrap().contains("install"), "the recorder sees the build");
+    std::fs::remove_file(&calls).unwrap();
     let bin = root.join("_output/local/bin/linux/amd64");
     assert_eq!(out.stdout, format!("{}\n{}\n", bin.join("kube-proxy"), bin.join("kubectl")));
     assert_eq!(std::fs::read_link(root.join("_output/bin")).unwrap().to_str().unwrap(), bin.as_str());
@@ -34,9 +43,16 @@ fn builds_in_gopath_mode_places_bins_and_skips_a_noop() {
     assert!(ran.starts_with("kubectl api 1.0.0 v1.20.9 "), "version stamped from KUBE_GIT_VERSION_FILE: {ran}");
     assert!(out.stderr.contains("kubectl linux/amd64"), "{}", out.stderr);
 
+    let stat = |p: &camino::Utf8Path| {
+        let md = std::fs::metadata(p).unwrap();
+        (std::os::unix::fs::MetadataExt::ino(&md), md.modified().unwrap())
+    };
+    let before = stat(&bin.join("kubectl"));
     let again = build(&["WHAT=cmd/kube-proxy cmd/kubectl"]);
     assert_eq!(again.status.code(), Some(0));
     assert!(again.stderr.contains("up to date: 2 binaries"), "{}", again.stderr);
+    assert!(!calls.exists(), "a no-op ran go: {}", std::fs::read_to_string(&calls).unwrap_or_default());
+    assert_eq!(stat(&bin.join("kubectl")), before, "a no-op left the binary alone (inode, mtime)");
     assert_eq!(Proc::new(root.join("_output/bin/kubectl")).read().unwrap(), ran, "the no-op kept the binary");
 
     // A source change is seen, through the staging link.
@@ -83,4 +99,42 @@ fn bad_requests_exit_2() {
         assert_eq!(out.stderr.trim().lines().count(), 1, "{args:?}: {}", out.stderr);
     }
     assert!(!root.join("_output").exists(), "a refused request built nothing");
+}
+
+/// GOFLAGS, GOGCFLAGS, GOLDFLAGS, DBG=1 and --platform reach go as make passes them, and the
+/// version comes from git when the tree is a checkout: seen by a `go` that records its calls.
+#[test]
+fn flags_platforms_and_the_git_version_reach_go() {
+    if !go("flags_platforms_and_the_git_version_reach_go") || !testkit::require("flags_platforms_and_the_git_version_reach_go", "git") {
+        return;
+    }
+    let root = fixture::scratch_tree("kb-flags", &Spec::era_b());
+    let git = |args: &[&str]| Proc::new("git").args(["-c", "user.email=t@t", "-c", "user.name=t"]).args(args).dir(&root).read().unwrap();
+    git(&["init", "-q", "."]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "v1.20.9"]);
+    git(&["tag", "-a", "v1.20.9", "-m", "v1.20.9"]);
+    let rec = fixture::scratch_dir("kb-flags-recorder");
+    let calls = rec.join("calls");
+    let real_go = kube_tree::proc::which("go").unwrap();
+    std::fs::write(rec.join("go"), format!("#!/bin/sh\necho \"GOOS=$GOOS GOARCH=$GOARCH GOFLAGS=$GOFLAGS $*\" >> '{calls}'\nexec '{real_go}' \"$@\"\n")).unwrap();
+    std::fs::set_permissions(rec.join("go"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{rec}:{}", std::env::var("PATH").unwrap_or_default());
+    let build = |args: &[&str]| -> String {
+        let _ = std::fs::remove_file(&calls);
+        let out = Proc::new(BIN).arg("--kube-root").arg(&root).args(args).env("PATH", &path).env_remove("GOFLAGS").env_remove("KUBE_GIT_VERSION_FILE").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", out.stderr);
+        std::fs::read_to_string(&calls).unwrap().lines().filter(|l| l.contains(" install ")).collect::<Vec<_>>().join("\n")
+    };
+    let call = build(&["WHAT=cmd/kube-proxy", "GOFLAGS=-p=1", "GOGCFLAGS=-B", "GOLDFLAGS=-X main.kit=1"]);
+    assert!(call.contains("GOFLAGS=-p=1 "), "{call}");
+    assert!(call.contains("-gcflags all=-B") || call.contains("-gcflags=all=-B") || call.contains("-B"), "{call}");
+    assert!(call.contains("-X main.kit=1") && !call.contains("-s -w"), "GOLDFLAGS replaces the tree's default: {call}");
+    let ran = Proc::new(root.join("_output/local/bin/linux/amd64/kube-proxy")).read().unwrap();
+    assert!(ran.contains("v1.20.9"), "the version from git describe: {ran}");
+    let call = build(&["WHAT=cmd/kube-proxy", "DBG=1"]);
+    assert!(call.contains("all=-N -l") && !call.contains("-s -w"), "{call}");
+    let call = build(&["WHAT=cmd/kubectl", "--platform", "darwin/arm64"]);
+    assert!(call.contains("GOOS=darwin GOARCH=arm64"), "{call}");
+    assert!(root.join("_output/local/bin/darwin/arm64/kubectl").is_file());
 }

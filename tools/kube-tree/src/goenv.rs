@@ -117,7 +117,8 @@ pub fn probe_kube_proxy(env: &GoEnv, out: &Utf8Path) -> Result<Probe> {
         Fail::new(format!("go is needed for --probe: {}", e.msg))
     })?;
     let step = log::Step::start(format!("probe: go build {} ({})", env.kube_proxy_pkg, go_version.trim()));
-    let cmd = env.apply(Proc::new("go").args(["build", "-o"]).arg(out).arg(&env.kube_proxy_pkg));
+    // -trimpath: the result (and go's build cache) does not depend on where the tree is.
+    let cmd = env.apply(Proc::new("go").args(["build", "-trimpath", "-o"]).arg(out).arg(&env.kube_proxy_pkg));
     let res = cmd.output_with_progress("probe", Duration::from_secs(15))?;
     let elapsed = step.done();
     Ok(Probe {

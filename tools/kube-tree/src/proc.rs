@@ -11,7 +11,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static INTERRUPTED: std::sync::OnceLock<std::sync::Arc<AtomicBool>> = std::sync::OnceLock::new();
 
 /// The time limit of a probe (a question to git, rsync, id, hostname): long enough for a slow
 /// machine, short enough that a hung program is named instead of waited for.
@@ -20,26 +20,27 @@ pub const PROBE: Duration = Duration::from_secs(60);
 /// `go version` may first fetch the toolchain GOTOOLCHAIN names.
 pub const GO_PROBE: Duration = Duration::from_secs(300);
 
-extern "C" fn on_signal(_sig: i32) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
 /// Makes SIGINT and SIGTERM set a flag instead of killing us, so a tool can stop its children
 /// and clean up (containers) before it exits. Programs then running are killed by the poll loop.
 pub fn install_interrupt_handler() {
-    extern "C" {
-        fn signal(signum: i32, handler: extern "C" fn(i32)) -> usize;
+    let mut first = false;
+    let flag = INTERRUPTED.get_or_init(|| {
+        first = true;
+        Default::default()
+    });
+    if !first {
+        return;
     }
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        signal(2, on_signal); // SIGINT
-        signal(15, on_signal); // SIGTERM
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
+            log::warn(format!("cannot handle signal {sig}: {e}"));
+        }
     }
 }
 
 /// Whether SIGINT/SIGTERM arrived (after [`install_interrupt_handler`]).
 pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+    INTERRUPTED.get().is_some_and(|f| f.load(Ordering::SeqCst))
 }
 
 /// Waits for `child`, polling, so that an interrupt (or the time limit) kills it instead of

@@ -31,9 +31,16 @@ fn root_discovery_follows_the_documented_order() {
     let elsewhere = fixture::scratch_dir("roots-elsewhere");
     let none: &[(&str, &str)] = &[];
 
-    // --kube-root wins, even over a KUBE_ROOT that points elsewhere.
-    let f: Found = discover(Some(&tree), &elsewhere, &env_of(&[("KUBE_ROOT", "/nonexistent")])).unwrap();
+    // Two valid trees: --kube-root wins over KUBE_ROOT, and KUBE_ROOT over the current
+    // directory (itself a tree) and GOPATH.
+    let other = fixture::scratch_tree("roots-other", &Spec::era_c());
+    let other_canon = Utf8PathBuf::from_path_buf(std::fs::canonicalize(&other).unwrap()).unwrap();
+    let kube_root: &'static str = Box::leak(other.to_string().into_boxed_str());
+    let with_kube_root: &'static [(&'static str, &'static str)] = Box::leak(vec![("KUBE_ROOT", kube_root)].into_boxed_slice());
+    let f: Found = discover(Some(&tree), &elsewhere, &env_of(with_kube_root)).unwrap();
     assert_eq!((f.root.clone(), f.how.as_str()), (canon.clone(), "--kube-root"));
+    let f = discover(None, &tree, &env_of(with_kube_root)).unwrap();
+    assert_eq!((f.root.clone(), f.how.as_str()), (other_canon.clone(), "KUBE_ROOT"));
     // An explicit root that is not a tree is an error, never a fallback.
     let e = discover(Some(&elsewhere), &tree, &env_of(none)).unwrap_err();
     assert!(e.msg.contains("is not a Kubernetes tree"), "{e}");
@@ -51,6 +58,19 @@ fn root_discovery_follows_the_documented_order() {
     let f = discover(None, &elsewhere, &env_of(pairs)).unwrap();
     assert_eq!(f.root, canon);
     assert!(f.how.starts_with("GOPATH"), "{}", f.how);
+    // The current directory comes before GOPATH.
+    let f = discover(None, &other, &env_of(pairs)).unwrap();
+    assert_eq!((f.root.clone(), f.how.as_str()), (other_canon.clone(), "current directory"));
+
+    // No GOPATH: ~/go/src/k8s.io/kubernetes.
+    let home = fixture::scratch_dir("roots-home");
+    std::fs::create_dir_all(home.join("go/src/k8s.io")).unwrap();
+    std::os::unix::fs::symlink(&other, home.join("go/src/k8s.io/kubernetes")).unwrap();
+    let home_s: &'static str = Box::leak(home.to_string().into_boxed_str());
+    let only_home: &'static [(&'static str, &'static str)] = Box::leak(vec![("HOME", home_s)].into_boxed_slice());
+    let f = discover(None, &elsewhere, &env_of(only_home)).unwrap();
+    assert_eq!(f.root, other_canon);
+    assert!(f.how.contains("go/src/k8s.io/kubernetes"), "{}", f.how);
 
     // Nothing fits: the error names what was tried.
     let e = discover(None, &elsewhere, &env_of(&[("HOME", "/nonexistent-home")])).unwrap_err();

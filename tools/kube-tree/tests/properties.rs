@@ -82,7 +82,7 @@ proptest! {
             s += &format!("\t{p} {v}{}\n", if *ind { " // indirect" } else { "" });
         }
         s += ")\n";
-        let m = GoMod::read(&s).map_err(|e| TestCaseError::fail(e))?;
+        let m = GoMod::read(&s).map_err(TestCaseError::fail)?;
         prop_assert_eq!(m.module.as_deref(), Some(module.as_str()));
         prop_assert_eq!(m.go.as_deref(), Some(go.as_str()));
         let got: Vec<_> = m.requires.iter().map(|r| (r.path.clone(), r.version.clone(), r.indirect)).collect();
@@ -98,7 +98,7 @@ proptest! {
             (None, Some(p)) => format!("1.{minor}.{p}"),
             (None, None) => format!("1.{minor}"),
         };
-        let v = GoVersion::parse(&text).map_err(|e| TestCaseError::fail(e))?;
+        let v = GoVersion::parse(&text).map_err(TestCaseError::fail)?;
         prop_assert_eq!(&v.text, &text);
         prop_assert_eq!(GoVersion::parse(&format!("go{text}")).unwrap(), v.clone());
         prop_assert_eq!(gover::cmp(&v, &v), std::cmp::Ordering::Equal);

@@ -1,6 +1,10 @@
 //! The containerized build against the real engine (no mocks): the real Debian v1.20.2 tree in
 //! rsync and bind mode, copy-output, make-clean, a "remote" engine over TCP, and faults.
-//! Images are built locally (testkit::kube_cross_image): no registry is reachable.
+//! Images are built locally (testkit::kube_cross_image) under a test-only name passed as
+//! KUBE_CROSS_IMAGE, never the official kube-cross name: no registry is reachable. Every test
+//! holds a guard that removes its containers, images, tags and child processes, also when an
+//! assertion fails; `KUBE_TEST_FAIL_ON_PURPOSE=1` makes each test fail after its first real run,
+//! to prove that (see `a_failed_engine_test_leaves_nothing_behind`).
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::cli::invoke_str;
@@ -9,9 +13,12 @@ use kube_tree::proc::{Captured, Proc};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_run-dockerized");
-const CROSS: &str = "k8s.gcr.io/build-image/kube-cross:v1.15.5-1";
 
-/// The engine is there and the tree's kube-cross stand-in exists; else skip (fail under CI=true).
+/// The tree's kube-cross tag (build/build-image/cross/VERSION of v1.20.2).
+const CROSS_TAG: &str = "v1.15.5-1";
+
+/// The engine is there and this run's kube-cross stand-in exists; else skip (fail under CI).
+/// A prerequisite that is there but fails (a fetch or an image build that broke) fails.
 fn ready(test: &str) -> Option<Utf8PathBuf> {
     if !testkit::docker_ok() {
         testkit::skip(test, "no reachable docker daemon (these tests need a real engine)");
@@ -20,19 +27,32 @@ fn ready(test: &str) -> Option<Utf8PathBuf> {
     let tree = match testkit::real_tree() {
         Ok(t) => t,
         Err(e) => {
-            testkit::skip(test, &e.msg);
+            testkit::skip_if_missing(test, &e);
             return None;
         }
     };
-    if let Err(e) = testkit::ensure_base_image().and_then(|_| testkit::kube_cross_image(CROSS)) {
-        testkit::skip(test, &e.msg);
+    if let Err(e) = testkit::ensure_base_image().and_then(|_| testkit::kube_cross_image(&format!("{}:{CROSS_TAG}", testkit::cross_repo()))) {
+        testkit::skip_if_missing(test, &e);
         return None;
     }
     Some(tree)
 }
 
+/// The deliberate failure that proves the guards (`KUBE_TEST_FAIL_ON_PURPOSE=1`).
+fn fail_on_purpose(test: &str) {
+    if std::env::var("KUBE_TEST_FAIL_ON_PURPOSE").is_ok_and(|v| v == "1") {
+        panic!("{test}: failing on purpose (KUBE_TEST_FAIL_ON_PURPOSE=1) to prove the cleanup");
+    }
+}
+
 fn rd(root: &Utf8Path, args: &[&str], envs: &[(&str, &str)]) -> Captured {
-    let mut p = Proc::new(BIN).arg("--kube-root").arg(root).env_remove("DOCKER_HOST").env_remove("KUBE_RSYNC_PORT").env_remove("KUBE_RSYNC_KEEP");
+    let mut p = Proc::new(BIN)
+        .arg("--kube-root")
+        .arg(root)
+        .env_remove("DOCKER_HOST")
+        .env_remove("KUBE_RSYNC_PORT")
+        .env_remove("KUBE_RSYNC_KEEP")
+        .env("KUBE_CROSS_IMAGE", testkit::cross_repo());
     for (k, v) in envs {
         p = p.env(k, v);
     }
@@ -76,12 +96,17 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     let copy = testkit::scratch("dock-real").join("kubernetes");
     testkit::full_copy(&real, &copy).unwrap();
     let copy = Utf8PathBuf::from_path_buf(std::fs::canonicalize(&copy).unwrap()).unwrap();
+    let mut guard = testkit::EngineGuard::new(&copy);
+    let official = format!("k8s.gcr.io/build-image/kube-cross:{CROSS_TAG}");
+    let official_before = docker(&["image", "inspect", "-f", "{{.Id}}", &official]);
 
     // rsync mode, cold.
     let t = Instant::now();
     let out = rd(&copy, &["make", "WHAT=cmd/kubectl"], &[]);
     let cold = t.elapsed();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    fail_on_purpose(test);
+    assert_eq!(docker(&["image", "inspect", "-f", "{{.Id}}", &official]), official_before, "the suite never tags the official kube-cross name");
     let kubectl = copy.join("_output/dockerized/bin/linux/amd64/kubectl");
     assert!(out.stdout.lines().any(|l| l == kubectl.as_str()), "{}", out.stdout);
     assert!(kubectl_version(&kubectl).contains(r#"GitVersion:"v1.20.2""#));
@@ -103,7 +128,7 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert_eq!(id_of(&data), data_id, "the data container was reused");
     assert_eq!(id_of(&rsync), rsync_id, "the rsync daemon was reused");
-    assert!(warm * 3 < cold, "second run {warm:?} vs cold {cold:?}");
+    // Timing is `cargo xtask bench dockerized`'s business; here it is only shown.
     eprintln!("rsync mode: cold {cold:?}, nothing changed {warm:?}");
 
     // copy-output after a --no-copy run brings the binary back with its mtime.
@@ -126,10 +151,14 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
 
     // make-clean: this tree's containers, images and _output go; another tree's container and
     // an unrelated image stay.
-    let other = "kube-build-0123456789-5-v1.15.5-1";
+    let other = format!("kube-build-{}0123-5-v1.15.5-1", std::process::id());
+    let other = other.as_str();
+    let unrelated = format!("k8s-build-kit-test-{}/unrelated:keep", std::process::id());
+    guard.containers.push(other.to_string());
+    guard.tags.push(unrelated.clone());
     docker(&["rm", "-f", other]);
     docker(&["create", "--name", other, testkit::BASE_IMAGE, "true"]);
-    docker(&["tag", testkit::BASE_IMAGE, "k8s-build-kit-test/unrelated:keep"]);
+    docker(&["tag", testkit::BASE_IMAGE, &unrelated]);
     let (code, plan) = invoke_str(&make_clean::TOOL, &["--kube-root", copy.as_str(), "--dry-run"]);
     assert_eq!(code, 0);
     assert!(plan.contains(&format!("container\t{data}")) && plan.contains(&format!("container\t{rsync}")) && plan.contains("image\tkube-build:build-") && plan.contains("dir\t"), "{plan}");
@@ -141,9 +170,8 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     assert!(!docker(&["images", "kube-build", "--format", "{{.Tag}}"]).contains(&format!("build-{short}")), "this tree's image is gone");
     assert!(!copy.join("_output").exists());
     assert_eq!(docker(&["inspect", "-f", "{{.Name}}", other]).trim(), format!("/{other}"), "another tree's container survived");
-    assert!(!docker(&["image", "inspect", "-f", "{{.Id}}", "k8s-build-kit-test/unrelated:keep"]).is_empty(), "the unrelated image survived");
-    docker(&["rm", "-f", other]);
-    docker(&["rmi", "k8s-build-kit-test/unrelated:keep"]);
+    assert!(!docker(&["image", "inspect", "-f", "{{.Id}}", &unrelated]).is_empty(), "the unrelated image survived");
+    drop(guard);
     let _ = std::fs::remove_dir_all(copy.parent().unwrap());
 }
 
@@ -160,13 +188,20 @@ fn a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts() {
         return;
     }
     let root = small_tree("dock-remote", &real);
+    let mut guard = testkit::EngineGuard::new(&root);
     let port = free_port();
-    let mut socat = std::process::Command::new("socat")
+    let socat = std::process::Command::new("socat")
         .args([format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"), "UNIX-CONNECT:/var/run/docker.sock".to_string()])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    guard.children.push(socat);
     let host = format!("tcp://127.0.0.1:{port}");
+    // Ready when the engine answers through it (probed, not slept for).
+    let t = Instant::now();
+    while !Proc::new("docker").args(["-H", &host, "version", "--format", "{{.Server.Version}}"]).timeout(Duration::from_secs(10)).output().is_ok_and(|o| o.success()) {
+        assert!(t.elapsed() < Duration::from_secs(30), "socat never forwarded to the engine");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let env = [("DOCKER_HOST", host.as_str())];
     let plan = rd(&root, &["--dry-run", "make"], &env);
     assert_eq!(plan.status.code(), Some(0), "{}", plan.stderr);
@@ -179,9 +214,10 @@ fn a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts() {
     let out = rd(&root, &["sh", "-c", "mkdir -p _output/dockerized/bin/linux/amd64 && echo remote > _output/dockerized/bin/linux/amd64/marker"], &env);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert_eq!(std::fs::read_to_string(root.join("_output/dockerized/bin/linux/amd64/marker")).unwrap(), "remote\n");
-    let _ = socat.kill();
-    let _ = socat.wait();
-    invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
+    fail_on_purpose(test);
+    let (code, _) = invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
+    assert_eq!(code, 0);
+    assert!(containers_of(&root).is_empty());
 }
 
 #[test]
@@ -189,6 +225,7 @@ fn faults_fail_with_one_clear_line_or_recover() {
     let test = "faults_fail_with_one_clear_line_or_recover";
     let Some(real) = ready(test) else { return };
     let root = small_tree("dock-faults", &real);
+    let mut guard = testkit::EngineGuard::new(&root);
 
     // Daemon unreachable.
     let out = rd(&root, &["true"], &[("DOCKER_HOST", "tcp://127.0.0.1:1")]);
@@ -200,6 +237,10 @@ fn faults_fail_with_one_clear_line_or_recover() {
     let out = rd(&root, &["true"], &[("KUBE_CROSS_IMAGE", "k8s-build-kit-test/no-such-kube-cross")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stderr.contains("no-such-kube-cross:v1.15.5-1 is missing"), "{}", out.stderr);
+    // --cross-image wins over KUBE_CROSS_IMAGE.
+    let out = rd(&root, &["--cross-image", "k8s-build-kit-test/also-missing", "true"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("also-missing:v1.15.5-1 is missing"), "{}", out.stderr);
 
     // A dry run prints the plan and creates nothing.
     let before = containers_of(&root);
@@ -212,7 +253,7 @@ fn faults_fail_with_one_clear_line_or_recover() {
     // build-shell plans the same cycle with a shell as the command, and no copy back.
     let (code, plan) = invoke_str(&build_shell::TOOL, &["--kube-root", root.as_str(), "--dry-run"]);
     assert_eq!(code, 0);
-    let run_line = plan.lines().filter(|l| l.starts_with("docker run --name=kube-build-")).last().unwrap_or_default();
+    let run_line = plan.lines().rfind(|l| l.starts_with("docker run --name=kube-build-")).unwrap_or_default();
     assert!(run_line.ends_with(" bash"), "{plan}");
     assert!(!plan.lines().any(|l| l.starts_with("rsync") && l.contains("--prune-empty-dirs")), "a shell copies nothing back: {plan}");
 
@@ -220,6 +261,7 @@ fn faults_fail_with_one_clear_line_or_recover() {
     // daemon left running (it serves the removed container's volumes) is replaced, so the
     // sources land where the build container looks.
     assert_eq!(rd(&root, &["true"], &[]).status.code(), Some(0));
+    fail_on_purpose(test);
     let kept = containers_of(&root);
     assert_eq!(kept.len(), 2, "{kept:?}");
     let rsync = kept[1].clone();
@@ -265,29 +307,40 @@ fn faults_fail_with_one_clear_line_or_recover() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(containers_of(&root), data);
 
-    // SIGINT during the build: the build and rsync containers are stopped and removed.
-    let mut child = std::process::Command::new(BIN).args(["--kube-root", root.as_str(), "sleep", "300"]).env_remove("DOCKER_HOST").spawn().unwrap();
+    // SIGINT, then SIGTERM, during the build: the build and rsync containers are stopped and
+    // removed, and the exit is 130.
     let build = data[0].replace("kube-build-data-", "kube-build-");
-    let t = Instant::now();
-    while !docker(&["ps", "--format", "{{.Names}}"]).lines().any(|l| l == build) {
-        assert!(t.elapsed() < Duration::from_secs(120), "the build container never started");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let pid = child.id().to_string();
-    Proc::new("kill").args(["-INT", &pid]).read().unwrap();
-    let t = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
+    for signal in ["-INT", "-TERM"] {
+        let child = std::process::Command::new(BIN)
+            .args(["--kube-root", root.as_str(), "sleep", "300"])
+            .env_remove("DOCKER_HOST")
+            .env("KUBE_CROSS_IMAGE", testkit::cross_repo())
+            .spawn()
+            .unwrap();
+        let pid = child.id().to_string();
+        guard.children.push(child);
+        let t = Instant::now();
+        while !docker(&["ps", "--format", "{{.Names}}"]).lines().any(|l| l == build) {
+            assert!(t.elapsed() < Duration::from_secs(120), "the build container never started");
+            std::thread::sleep(Duration::from_millis(200));
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "run-dockerized did not stop after SIGINT");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert_eq!(status.code(), Some(130));
-    assert_eq!(containers_of(&root), data, "only the data container remains");
-    assert!(docker(&["ps", "--filter", &format!("label=io.k8s-build-kit.tree={root}"), "--format", "{{.Names}}"]).is_empty(), "nothing of this tree runs");
+        Proc::new("kill").args([signal, &pid]).read().unwrap();
+        let child = guard.children.last_mut().unwrap();
+        let t = Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "run-dockerized did not stop after {signal}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(status.code(), Some(130), "{signal}");
+        assert_eq!(containers_of(&root), data, "{signal}: only the data container remains");
+        assert!(docker(&["ps", "--filter", &format!("label=io.k8s-build-kit.tree={root}"), "--format", "{{.Names}}"]).is_empty(), "{signal}: nothing of this tree runs");
+    }
 
-    invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
+    let (code, _) = invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
+    assert_eq!(code, 0);
     assert!(containers_of(&root).is_empty());
 }
 
@@ -296,6 +349,7 @@ fn the_sync_record_skips_only_what_is_proven_unchanged() {
     let test = "the_sync_record_skips_only_what_is_proven_unchanged";
     let Some(real) = ready(test) else { return };
     let root = small_tree("dock-sync", &real);
+    let _guard = testkit::EngineGuard::new(&root);
     let record = root.join("_output/dockerized/.kit-sync-record");
     let synced = |out: &Captured| out.stderr.contains("syncing sources into the data container");
     let skipped = |out: &Captured| out.stderr.contains("not syncing");
@@ -310,6 +364,7 @@ fn the_sync_record_skips_only_what_is_proven_unchanged() {
 
     // The first run syncs in full and, having changed nothing, records it; the next one skips.
     assert!(synced(&run(&["true"])));
+    fail_on_purpose(test);
     assert!(record.exists(), "a run that changed nothing leaves a record");
     let out = run(&["cat", "hack/marker.txt"]);
     assert!(skipped(&out) && !synced(&out) && out.stderr.contains("host-1"), "{}", out.stderr);
@@ -352,7 +407,8 @@ fn the_sync_record_skips_only_what_is_proven_unchanged() {
     assert!(skipped(&run(&["true"])));
     assert!(synced(&run(&["--full-sync", "true"])));
 
-    invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
+    let (code, _) = invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
+    assert_eq!(code, 0);
     assert!(containers_of(&root).is_empty());
 }
 
@@ -364,4 +420,141 @@ fn usage_errors_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
         assert_eq!(out.stdout, "");
     }
+}
+
+/// The guards hold when a test fails: this test binary is run again with one engine test made
+/// to fail after its first real run; afterwards no container, image, tag or process of that run
+/// is left (found by the child's process ID in the tree paths and tags, and by a tag in the
+/// environment its children inherit).
+#[test]
+fn a_failed_engine_test_leaves_nothing_behind() {
+    let test = "a_failed_engine_test_leaves_nothing_behind";
+    if std::env::var("KUBE_TEST_FAIL_ON_PURPOSE").is_ok() {
+        return; // the child run itself
+    }
+    if ready(test).is_none() || !testkit::require(test, "socat") {
+        return;
+    }
+    let tag = format!("k8s-build-kit-failed-run-{}", std::process::id());
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts", "--test-threads", "1"])
+        .env("KUBE_TEST_FAIL_ON_PURPOSE", "1")
+        .env("KUBE_TEST_RUN_TAG", &tag)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && said.contains("failing on purpose"), "the child run was to fail on purpose:\n{said}");
+    assert!(said.contains("docker -H") || said.contains("rsync mode") || said.contains("FAILED"), "{said}");
+    let marker = format!("kube-fixture-{pid}-");
+    let containers = docker(&["ps", "-a", "--filter", "label=io.k8s-build-kit.tree", "--format", "{{.Names}} {{.Label \"io.k8s-build-kit.tree\"}}"]);
+    assert!(!containers.contains(&marker), "containers left: {containers}");
+    let images = docker(&["images", "--filter", "label=io.k8s-build-kit.tree", "--format", "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}"]);
+    assert!(!images.contains(&marker), "images left: {images}");
+    let tags = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(!tags.contains(&format!("k8s-build-kit-test-{pid}/")), "tags left: {tags}");
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read(e.path().join("environ")).is_ok_and(|env| env.windows(tag.len()).any(|w| w == tag.as_bytes())))
+        .map(|e| std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default().replace('\0', " "))
+        .collect();
+    assert!(left.is_empty(), "processes of the failed run still running: {left:?}");
+}
+
+/// What the README promises of the image, the rsync password, the user, build-shell's terminal
+/// and make-clean: each checked on a small tree.
+#[test]
+fn image_password_user_shell_and_clean_promises() {
+    let test = "image_password_user_shell_and_clean_promises";
+    let Some(real) = ready(test) else { return };
+    let root = small_tree("dock-promises", &real);
+    let mut guard = testkit::EngineGuard::new(&root);
+    let run = |args: &[&str]| {
+        let out = rd(&root, args, &[]);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", out.stderr);
+        out
+    };
+    // The kube-build image is built once, and again only when its context changes.
+    assert!(run(&["true"]).stderr.contains("building kube-build:build-"));
+    fail_on_purpose(test);
+    assert!(!run(&["true"]).stderr.contains("building kube-build:"), "rebuilt with nothing changed");
+    let dockerfile = root.join("build/build-image/Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    std::fs::write(&dockerfile, format!("{text}\n# a change to the context\n")).unwrap();
+    assert!(run(&["true"]).stderr.contains("building kube-build:build-"), "the context changed");
+
+    // The rsync password: 0600, and never on a command line.
+    let images = root.join("_output/images");
+    let dir = std::fs::read_dir(&images).unwrap().flatten().next().expect("a build context").path();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join("rsyncd.password")).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let secret = std::fs::read_to_string(dir.join("rsyncd.password")).unwrap();
+    // The build container runs as the caller's uid:gid.
+    let plan = rd(&root, &["--dry-run", "true"], &[]);
+    let (uid, gid) = (Proc::new("id").arg("-u").read().unwrap(), Proc::new("id").arg("-g").read().unwrap());
+    assert!(plan.stdout.contains(&format!("--user={}:{}", uid.trim(), gid.trim())), "{}", plan.stdout);
+    assert!(!plan.stdout.contains(secret.trim()), "the password is on a command line");
+
+    // build-shell with a terminal (a pty from `script`): the shell in the container has a tty.
+    let shell = Utf8Path::new(BIN).with_file_name("build-shell");
+    if !shell.exists() {
+        testkit::skip(test, "build-shell part: its binary is built by `cargo test --workspace`");
+    } else if testkit::require(test, "script") {
+        let cmd = format!("{shell} --kube-root {root}");
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("KUBE_CROSS_IMAGE", testkit::cross_repo())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"echo TTY=$(tty); exit\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("TTY=/dev/pts/"), "{said}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    // make-clean: --all-dangling lists a dangling image (and only with the flag); read-only
+    // caches go; a symlinked _output is removed as a link, its target kept; $HOME is refused.
+    let repo = format!("k8s-build-kit-test-{}/dangling:1", std::process::id());
+    let ctx = fixture::scratch_dir("dock-dangling");
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        std::fs::write(ctx.join("Dockerfile"), format!("FROM {}\nLABEL kit.dangling={n}-{}\n", testkit::BASE_IMAGE, std::process::id())).unwrap();
+        Proc::new("docker").args(["build", "-q", "-t", &repo]).arg(&ctx).read().unwrap();
+        ids.push(docker(&["image", "inspect", "-f", "{{.Id}}", &repo]).trim().to_string());
+    }
+    guard.tags.extend([repo.clone(), ids[0].clone()]);
+    let short = ids[0].trim_start_matches("sha256:")[..12].to_string();
+    let (code, plan) = invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str(), "--dry-run", "--all-dangling"]);
+    assert_eq!(code, 0);
+    assert!(plan.lines().any(|l| l.starts_with("dangling\t") && l.contains(&short)), "{plan}");
+    let (_, plan) = invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str(), "--dry-run"]);
+    assert!(!plan.contains("dangling\t"), "{plan}");
+    let ro = root.join("_output/local/go/pkg/mod/example.com/x@v1");
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::write(ro.join("f.go"), "package x\n").unwrap();
+    std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    let (code, _) = invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
+    assert_eq!(code, 0);
+    assert!(!root.join("_output").exists() && containers_of(&root).is_empty());
+    let outside = fixture::scratch_dir("dock-clean-outside");
+    std::fs::write(outside.join("keep"), "keep\n").unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("_output")).unwrap();
+    let (code, _) = invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
+    assert_eq!(code, 0);
+    assert!(std::fs::symlink_metadata(root.join("_output")).is_err() && outside.join("keep").exists(), "the link went, its target stayed");
+    let clean = Utf8Path::new(BIN).with_file_name("make-clean");
+    if !clean.exists() {
+        return testkit::skip(test, "make-clean $HOME part: its binary is built by `cargo test --workspace`");
+    }
+    let out = Proc::new(clean).args(["--kube-root", root.as_str()]).env("HOME", &root).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("refusing to clean"), "{}", out.stderr);
 }

