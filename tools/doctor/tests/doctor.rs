@@ -92,7 +92,7 @@ fn go_version_file_is_compared_on_go_work_trees() {
     let path = fake_path("doc-gover-path", &[("go", "echo 'go version go1.25.0 linux/amd64'"), DOCKER_16G]);
     let out = doctor(&root, Some(&path), &[]);
     let r = row(&out.stderr, "go");
-    assert!(r.contains("WARN") && r.contains(".go-version asks go1.25.6") && r.contains("FORCE_HOST_GO"), "{r}");
+    assert!(r.contains("warn") && r.contains(".go-version asks go1.25.6") && r.contains("FORCE_HOST_GO"), "{r}");
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn docker_memory_and_the_docker_flag() {
     let small = fake_path("doc-docker-small", &[GO_119, ("docker", "echo 2000000000")]);
     let out = doctor(&root, Some(&small), &[]);
     let r = row(&out.stderr, "docker");
-    assert!(r.contains("WARN") && r.contains("only 2.0 GB") && r.contains("4.5 GB"), "{r}");
+    assert!(r.contains("warn") && r.contains("only 2.0 GB") && r.contains("4.5 GB"), "{r}");
     let out = doctor(&root, Some(&small), &["--docker"]);
     assert_eq!(out.status.code(), Some(1), "--docker makes the engine required: {}", out.stderr);
     assert!(row(&out.stderr, "docker").contains("FAIL"), "{}", out.stderr);

@@ -105,6 +105,9 @@ pub struct Flags {
     pub ldflags: String,
     pub tags: String,
     pub extra: Vec<String>,
+    /// GOFLAGS for go's environment: `make GOFLAGS=...` exports it to go as well (minus -mod=,
+    /// an error in GOPATH mode, as GoEnv drops it there too).
+    pub goflags_env: Option<String>,
 }
 
 pub fn flags(tree: &Tree, g: &GolangSh, req: &Request, version_ldflags: &str) -> Flags {
@@ -118,6 +121,8 @@ pub fn flags(tree: &Tree, g: &GolangSh, req: &Request, version_ldflags: &str) ->
         None => String::new(),
     };
     let tags = format!("selinux,notest,{from_goflags}");
+    let gopath_mode = tree.layout != kube_tree::VendorLayout::Workspace;
+    let goflags_env = req.goflags.as_ref().map(|f| f.split_whitespace().filter(|w| !(gopath_mode && w.starts_with("-mod"))).collect::<Vec<_>>().join(" "));
     if g.dbg {
         // Later eras: DBG=1 keeps symbols and disables optimisation; else -s -w and -trimpath.
         let mut gc = req.gogcflags.clone().unwrap_or_default();
@@ -129,7 +134,7 @@ pub fn flags(tree: &Tree, g: &GolangSh, req: &Request, version_ldflags: &str) ->
             ld.push_str(" -s -w");
             extra.push("-trimpath".to_string());
         }
-        Flags { gcflags: gc.trim().to_string(), asmflags: None, ldflags: ld.trim().to_string(), tags, extra }
+        Flags { gcflags: gc.trim().to_string(), asmflags: None, ldflags: ld.trim().to_string(), tags, extra, goflags_env }
     } else {
         // Older eras: `${GOLDFLAGS=-s -w ...}` and -trimpath=KUBE_ROOT on gc and asm flags;
         // a debug build is what users did by hand: GOLDFLAGS='' GOGCFLAGS='all=-N -l'.
@@ -149,6 +154,7 @@ pub fn flags(tree: &Tree, g: &GolangSh, req: &Request, version_ldflags: &str) ->
             ldflags: format!("{ld_base} {version_ldflags}"),
             tags,
             extra: Vec::new(),
+            goflags_env,
         }
     }
 }
@@ -223,6 +229,9 @@ fn install_cmds(env: &GoEnv, g: &GolangSh, f: &Flags, targets: &[String], platfo
         }
         p = p.arg("-ldflags").arg(&f.ldflags).arg("-tags").arg(&f.tags).args(group.iter().map(|t| pkg(t)));
         p = env.apply(p).env("GOOS", os).env("GOARCH", arch);
+        if let Some(g) = &f.goflags_env {
+            p = p.env("GOFLAGS", g);
+        }
         if is_static {
             p = p.env("CGO_ENABLED", "0");
         } else if platform != host && host == "linux/amd64" {
