@@ -24,10 +24,12 @@ fn have_go(test: &str) -> bool {
 
 /// (path, kind) of each stdout line of check-vendor.
 fn kinds(out: &str) -> Vec<(String, String)> {
-    out.lines().map(|l| {
-        let f: Vec<&str> = l.split('\t').collect();
-        (f[0].to_string(), f[1].to_string())
-    }).collect()
+    out.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), f[1].to_string())
+        })
+        .collect()
 }
 
 /// Replaces a file by unlinking it first: the copy is made of hard links into the cached tree.
@@ -69,10 +71,17 @@ fn every_damage_is_found_fixed_and_the_build_works_again() {
     std::fs::remove_file(v.join("cri-api")).unwrap();
     std::fs::create_dir(v.join("cri-api")).unwrap();
     std::fs::remove_file(v.join("kubelet")).unwrap();
-    let cp = Proc::new("cp").args(["-r"]).arg(copy.join("staging/src/k8s.io/kubelet")).arg(v.join("kubelet")).output().unwrap();
+    let cp = Proc::new("cp")
+        .args(["-r"])
+        .arg(copy.join("staging/src/k8s.io/kubelet"))
+        .arg(v.join("kubelet"))
+        .output()
+        .unwrap();
     assert!(cp.success());
     symlink("../../staging/src/k8s.io/retired", v.join("retired")).unwrap();
-    rewrite(&copy.join("vendor/modules.txt"), |t| t.replacen("# github.com/google/uuid v1.1.2 ", "# github.com/google/uuid v1.1.1 ", 1));
+    rewrite(&copy.join("vendor/modules.txt"), |t| {
+        t.replacen("# github.com/google/uuid v1.1.2 ", "# github.com/google/uuid v1.1.1 ", 1)
+    });
 
     let root = copy.as_str();
     let (code, out) = invoke_str(&check_vendor::TOOL, &["--kube-root", root]);
@@ -89,7 +98,10 @@ fn every_damage_is_found_fixed_and_the_build_works_again() {
     ] {
         assert!(k.contains(&(path.to_string(), kind.to_string())), "{path} {kind} not in {k:?}");
     }
-    assert!(k.iter().any(|(p, kind)| p.starts_with("vendor/modules.txt:") && kind == "modules-version-mismatch"), "{k:?}");
+    assert!(
+        k.iter().any(|(p, kind)| p.starts_with("vendor/modules.txt:") && kind == "modules-version-mismatch"),
+        "{k:?}"
+    );
 
     // The lost links break the GOPATH build of cmd/kube-proxy (fast: it fails while loading).
     if have_go(test) {
@@ -104,11 +116,16 @@ fn every_damage_is_found_fixed_and_the_build_works_again() {
     assert_eq!(code, 1);
     assert_eq!(invoke_str(&check_vendor::TOOL, &["--kube-root", root]).1, before);
     invoke_str(&check_vendor::TOOL, &["--kube-root", root, "--fix"]);
-    assert!(std::fs::symlink_metadata(v.join("kubelet")).unwrap().is_dir(), "replaced a directory with files without --force");
+    assert!(
+        std::fs::symlink_metadata(v.join("kubelet")).unwrap().is_dir(),
+        "replaced a directory with files without --force"
+    );
     let (code, out) = invoke_str(&check_vendor::TOOL, &["--kube-root", root, "--fix", "--force"]);
     assert_eq!(code, 1, "the modules.txt edit is not a link problem and stays: {out}");
     assert_eq!(kinds(&out).iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), ["modules-version-mismatch"]);
-    rewrite(&copy.join("vendor/modules.txt"), |t| t.replacen("# github.com/google/uuid v1.1.1 ", "# github.com/google/uuid v1.1.2 ", 1));
+    rewrite(&copy.join("vendor/modules.txt"), |t| {
+        t.replacen("# github.com/google/uuid v1.1.1 ", "# github.com/google/uuid v1.1.2 ", 1)
+    });
     assert_eq!(invoke_str(&check_vendor::TOOL, &["--kube-root", root]), (0, String::new()));
     for r in ["api", "client-go", "kubectl", "metrics", "cri-api", "kubelet"] {
         assert_eq!(std::fs::read_link(v.join(r)).unwrap().to_str().unwrap(), format!("../../staging/src/k8s.io/{r}"));
@@ -140,11 +157,19 @@ fn print_env_gives_the_mode_the_real_tree_needs() {
         return;
     }
     let gp = testkit::scratch("real-env").join("gopath");
-    let (code, env) = invoke_str(&setup_gopath::TOOL, &["--gopath", gp.as_str(), "--from", tree.as_str(), "--print-env"]);
+    let (code, env) =
+        invoke_str(&setup_gopath::TOOL, &["--gopath", gp.as_str(), "--from", tree.as_str(), "--print-env"]);
     assert_eq!(code, 0);
     assert!(env.contains("export GO111MODULE=off\n") && env.contains(&format!("export GOPATH={gp}\n")), "{env}");
 
-    let modmode = Proc::new("go").args(["list", "./cmd/kube-proxy"]).dir(&tree).env("GO111MODULE", "on").env("GOFLAGS", "-mod=vendor").env("GOPROXY", "off").output().unwrap();
+    let modmode = Proc::new("go")
+        .args(["list", "./cmd/kube-proxy"])
+        .dir(&tree)
+        .env("GO111MODULE", "on")
+        .env("GOFLAGS", "-mod=vendor")
+        .env("GOPROXY", "off")
+        .output()
+        .unwrap();
     assert!(!modmode.success(), "module mode unexpectedly loads the v1.20.2 tree");
     let script = format!("{env}\ncd {gp}/src/k8s.io/kubernetes && go list ./cmd/kube-proxy");
     let ours = Proc::new("bash").args(["-c", &script]).env("GO111MODULE", "on").output().unwrap();
@@ -190,18 +215,30 @@ fn bump_go_moves_exactly_the_real_carriers() {
     assert_eq!(code, 0);
     assert_eq!(files, "build/build-image/cross/VERSION\nbuild/dependencies.yaml\nbuild/root/WORKSPACE\ncluster/addons/fluentd-elasticsearch/es-image/Dockerfile\nstaging/publishing/rules.yaml\ntest/images/Makefile\ntest/images/sample-apiserver/Makefile\n");
     let s = |x: &str| x.to_string();
-    assert_eq!(tree_line_diff(&tree, &w), vec![
-        (s("build/build-image/cross/VERSION"), 1, s("v1.15.5-1"), s("v1.15.8-1")),
-        (s("build/dependencies.yaml"), 102, s("    version: 1.15.5"), s("    version: 1.15.8")),
-        (s("build/dependencies.yaml"), 115, s("    version: v1.15.5-1"), s("    version: v1.15.8-1")),
-        (s("build/root/WORKSPACE"), 26, s("    go_version = \"1.15.5\","), s("    go_version = \"1.15.8\",")),
-        (s("cluster/addons/fluentd-elasticsearch/es-image/Dockerfile"), 15, s("FROM golang:1.15.5 AS builder"), s("FROM golang:1.15.8 AS builder")),
-        (s("staging/publishing/rules.yaml"), 7, s("default-go-version: 1.15.5"), s("default-go-version: 1.15.8")),
-        (s("test/images/Makefile"), 19, s("GOLANG_VERSION=1.15.5"), s("GOLANG_VERSION=1.15.8")),
-        (s("test/images/sample-apiserver/Makefile"), 27,
-         s("\tdocker run --rm -it -v \"${TARGET}:${TARGET}:Z\" k8s.gcr.io/build-image/kube-cross:v1.15.5-1 \\"),
-         s("\tdocker run --rm -it -v \"${TARGET}:${TARGET}:Z\" k8s.gcr.io/build-image/kube-cross:v1.15.8-1 \\")),
-    ], "exactly these lines, nothing else in the tree");
+    assert_eq!(
+        tree_line_diff(&tree, &w),
+        vec![
+            (s("build/build-image/cross/VERSION"), 1, s("v1.15.5-1"), s("v1.15.8-1")),
+            (s("build/dependencies.yaml"), 102, s("    version: 1.15.5"), s("    version: 1.15.8")),
+            (s("build/dependencies.yaml"), 115, s("    version: v1.15.5-1"), s("    version: v1.15.8-1")),
+            (s("build/root/WORKSPACE"), 26, s("    go_version = \"1.15.5\","), s("    go_version = \"1.15.8\",")),
+            (
+                s("cluster/addons/fluentd-elasticsearch/es-image/Dockerfile"),
+                15,
+                s("FROM golang:1.15.5 AS builder"),
+                s("FROM golang:1.15.8 AS builder")
+            ),
+            (s("staging/publishing/rules.yaml"), 7, s("default-go-version: 1.15.5"), s("default-go-version: 1.15.8")),
+            (s("test/images/Makefile"), 19, s("GOLANG_VERSION=1.15.5"), s("GOLANG_VERSION=1.15.8")),
+            (
+                s("test/images/sample-apiserver/Makefile"),
+                27,
+                s("\tdocker run --rm -it -v \"${TARGET}:${TARGET}:Z\" k8s.gcr.io/build-image/kube-cross:v1.15.5-1 \\"),
+                s("\tdocker run --rm -it -v \"${TARGET}:${TARGET}:Z\" k8s.gcr.io/build-image/kube-cross:v1.15.8-1 \\")
+            ),
+        ],
+        "exactly these lines, nothing else in the tree"
+    );
     // The release branches' `go: 1.15.5` lines of rules.yaml are not carriers and stay.
     assert!(std::fs::read_to_string(w.join("staging/publishing/rules.yaml")).unwrap().contains("    go: 1.15.5\n"));
     assert_eq!(bump(&w, &["--check"]), (0, String::new()));

@@ -16,7 +16,8 @@ use kube_tree::{log, Fail};
 use std::ffi::OsString;
 use std::time::Duration;
 
-const USAGE: &str = "usage: cargo xtask bench <check-vendor|bump-go|build|dockerized|overhead> [--rounds N>=3] [--tree DIR] [--keep]";
+const USAGE: &str =
+    "usage: cargo xtask bench <check-vendor|bump-go|build|dockerized|overhead> [--rounds N>=3] [--tree DIR] [--keep]";
 
 pub fn run(args: Vec<OsString>) -> i32 {
     match bench(args) {
@@ -40,7 +41,12 @@ fn stats(v: &mut [Duration]) -> (f64, f64) {
 fn time(p: &Proc, want_code: i32) -> Result<Duration, Fail> {
     let out = p.output()?;
     if out.status.code() != Some(want_code) {
-        return Err(Fail::new(format!("`{}` exited {} (wanted {want_code}): {}", p.display(), out.status, out.first_lines(2))));
+        return Err(Fail::new(format!(
+            "`{}` exited {} (wanted {want_code}): {}",
+            p.display(),
+            out.status,
+            out.first_lines(2)
+        )));
     }
     Ok(out.elapsed)
 }
@@ -109,7 +115,18 @@ fn bump_go(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     testkit::link_copy(tree, &copy)?;
     let bump = |v: &str| Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), v]);
     let check = Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), "--check"]);
-    let grep = Proc::new("grep").args(["-rIl", "--exclude-dir=vendor", "--exclude-dir=.git", "1\\.15\\.5", "build", "test/images", "staging/publishing", "cluster/addons"]).dir(&copy);
+    let grep = Proc::new("grep")
+        .args([
+            "-rIl",
+            "--exclude-dir=vendor",
+            "--exclude-dir=.git",
+            "1\\.15\\.5",
+            "build",
+            "test/images",
+            "staging/publishing",
+            "cluster/addons",
+        ])
+        .dir(&copy);
     time(&check, 0)?;
     let (mut tb, mut tc, mut tg) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..rounds {
@@ -153,9 +170,25 @@ fn build(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     // The same package, env and compile flags, without the version -X flags and -buildid=, into
     // a GOBIN of its own: a true no-op for go's own up-to-date check.
     let raw = Proc::new("go")
-        .args(["install", "-installsuffix", "static", "-gcflags", &trim, "-asmflags", &trim, "-tags", "selinux,notest,", "k8s.io/kubernetes/cmd/kubectl"])
-        .env("GOPATH", &gopath).env("GO111MODULE", "off").env("GOCACHE", gopath.join("cache")).env("CGO_ENABLED", "0")
-        .env("GOBIN", &raw_bin).env("PWD", &logical).dir(&logical);
+        .args([
+            "install",
+            "-installsuffix",
+            "static",
+            "-gcflags",
+            &trim,
+            "-asmflags",
+            &trim,
+            "-tags",
+            "selinux,notest,",
+            "k8s.io/kubernetes/cmd/kubectl",
+        ])
+        .env("GOPATH", &gopath)
+        .env("GO111MODULE", "off")
+        .env("GOCACHE", gopath.join("cache"))
+        .env("CGO_ENABLED", "0")
+        .env("GOBIN", &raw_bin)
+        .env("PWD", &logical)
+        .dir(&logical);
     for p in [&make, &ours, &raw] {
         time(p, 0)?;
     }
@@ -190,9 +223,16 @@ fn overhead(tree: &Utf8Path, rounds: usize, keep: bool) -> Result<bool, Fail> {
     // Built once, so the data container holds what a real one does (caches, outputs) and the
     // copy-out walks a realistic volume.
     let step = log::Step::start("priming: run-dockerized make WHAT=cmd/kubectl");
-    time(&Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), "make", "WHAT=cmd/kubectl"]).env("KUBE_CROSS_IMAGE", testkit::cross_repo()), 0)?;
+    time(
+        &Proc::new(&bin)
+            .args(["-q", "--kube-root", copy.as_str(), "make", "WHAT=cmd/kubectl"])
+            .env("KUBE_CROSS_IMAGE", testkit::cross_repo()),
+        0,
+    )?;
     step.done();
-    let noop = Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), "true"]).env("KUBE_CROSS_IMAGE", testkit::cross_repo());
+    let noop = Proc::new(&bin)
+        .args(["-q", "--kube-root", copy.as_str(), "true"])
+        .env("KUBE_CROSS_IMAGE", testkit::cross_repo());
     let floor = Proc::new("docker").args(["run", "--rm", &cross, "true"]);
     let (mut to, mut tf) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
@@ -270,22 +310,29 @@ fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
         testkit::full_copy(tree, copy)?;
     }
     let epoch = "1610582400";
-    let script = Proc::new("build/run.sh").args(["make", "WHAT=cmd/kubectl"]).dir(&theirs).env("SOURCE_DATE_EPOCH", epoch);
-    let tool = Proc::new(&bin).args(["-q", "--kube-root", ours.as_str(), "make", "WHAT=cmd/kubectl"]).env("SOURCE_DATE_EPOCH", epoch).env("KUBE_CROSS_IMAGE", testkit::cross_repo());
+    let script =
+        Proc::new("build/run.sh").args(["make", "WHAT=cmd/kubectl"]).dir(&theirs).env("SOURCE_DATE_EPOCH", epoch);
+    let tool = Proc::new(&bin)
+        .args(["-q", "--kube-root", ours.as_str(), "make", "WHAT=cmd/kubectl"])
+        .env("SOURCE_DATE_EPOCH", epoch)
+        .env("KUBE_CROSS_IMAGE", testkit::cross_repo());
     let cold = |p: &Proc, what: &str| -> Result<Duration, Fail> {
         let step = log::Step::start(format!("cold: {what}"));
         let d = time(p, 0)?;
         step.done();
         Ok(d)
     };
-    let (cs, ct) = (cold(&script, "build/run.sh make WHAT=cmd/kubectl")?, cold(&tool, "run-dockerized make WHAT=cmd/kubectl")?);
+    let (cs, ct) =
+        (cold(&script, "build/run.sh make WHAT=cmd/kubectl")?, cold(&tool, "run-dockerized make WHAT=cmd/kubectl")?);
     let (mut ts, mut tt) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         ts.push(time(&script, 0)?);
         tt.push(time(&tool, 0)?);
     }
     // The tool's own overhead: a no-op command in the container instead of make.
-    let noop = Proc::new(&bin).args(["-q", "--kube-root", ours.as_str(), "true"]).env("KUBE_CROSS_IMAGE", testkit::cross_repo());
+    let noop = Proc::new(&bin)
+        .args(["-q", "--kube-root", ours.as_str(), "true"])
+        .env("KUBE_CROSS_IMAGE", testkit::cross_repo());
     let mut to = Vec::new();
     for _ in 0..rounds {
         to.push(time(&noop, 0)?);
@@ -294,8 +341,18 @@ fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     let same = sha_of(&theirs.join(k))? == sha_of(&ours.join(k))?;
     let ((ms, ns), (mt, nt), (mo, _)) = (stats(&mut ts), stats(&mut tt), stats(&mut to));
     let s = |d: Duration| d.as_secs_f64();
-    println!("build/run.sh make WHAT=cmd/kubectl\tcold {:.0} s\tnothing changed: median {:.1} s, min {:.1} s", s(cs), ms / 1000.0, ns / 1000.0);
-    println!("run-dockerized make WHAT=cmd/kubectl\tcold {:.0} s\tnothing changed: median {:.1} s, min {:.1} s", s(ct), mt / 1000.0, nt / 1000.0);
+    println!(
+        "build/run.sh make WHAT=cmd/kubectl\tcold {:.0} s\tnothing changed: median {:.1} s, min {:.1} s",
+        s(cs),
+        ms / 1000.0,
+        ns / 1000.0
+    );
+    println!(
+        "run-dockerized make WHAT=cmd/kubectl\tcold {:.0} s\tnothing changed: median {:.1} s, min {:.1} s",
+        s(ct),
+        mt / 1000.0,
+        nt / 1000.0
+    );
     println!("ratio script/tool, nothing changed\t{:.1}", ms / mt);
     println!("run-dockerized true (the tool's whole cycle around the command)\tmedian {mo:.0} ms");
     println!("kubectl binaries identical (SOURCE_DATE_EPOCH={epoch})\t{same}");

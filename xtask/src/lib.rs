@@ -7,7 +7,17 @@ use kube_tree::cli::{self, Tool};
 use std::ffi::OsString;
 
 /// Every tool of the kit, in listing order.
-pub const TOOLS: &[&Tool] = &[&setup_gopath::TOOL, &check_vendor::TOOL, &bump_go_version::TOOL, &kube_build::TOOL, &doctor::TOOL, &run_dockerized::TOOL, &copy_output::TOOL, &make_clean::TOOL, &build_shell::TOOL];
+pub const TOOLS: &[&Tool] = &[
+    &setup_gopath::TOOL,
+    &check_vendor::TOOL,
+    &bump_go_version::TOOL,
+    &kube_build::TOOL,
+    &doctor::TOOL,
+    &run_dockerized::TOOL,
+    &copy_output::TOOL,
+    &make_clean::TOOL,
+    &build_shell::TOOL,
+];
 
 /// Chores that are not tools of their own: (name, summary).
 const CHORES: &[(&str, &str)] = &[
@@ -46,7 +56,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 0
             }
             None => {
-                eprintln!("xtask: error: help needs a tool name, one of: {}", TOOLS.iter().map(|t| t.name).collect::<Vec<_>>().join(", "));
+                eprintln!(
+                    "xtask: error: help needs a tool name, one of: {}",
+                    TOOLS.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+                );
                 2
             }
         },

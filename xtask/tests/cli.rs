@@ -37,18 +37,37 @@ fn listing(dir: &camino::Utf8Path) -> Vec<(String, u64, std::time::SystemTime)> 
 fn help_for_every_tool_prints_and_does_nothing() {
     let root = fixture::scratch_tree("cli-help", &Spec::era_b());
     let before = listing(&root);
-    let tools = ["setup-gopath", "check-vendor", "bump-go-version", "kube-build", "doctor", "run-dockerized", "copy-output", "make-clean", "build-shell"];
+    let tools = [
+        "setup-gopath",
+        "check-vendor",
+        "bump-go-version",
+        "kube-build",
+        "doctor",
+        "run-dockerized",
+        "copy-output",
+        "make-clean",
+        "build-shell",
+    ];
     for t in tools {
         for args in [vec!["help", t], vec![t, "--help"], vec![t, "-h"]] {
             let out = xtask(&root, &args, None);
             assert_eq!(out.status.code(), Some(0), "{args:?}: {}", out.stderr);
-            assert!(out.stdout.starts_with(&format!("{t}: ")) && out.stdout.contains("Usage: "), "{args:?}: {}", out.stdout);
-            assert!(out.stdout.contains("Exit status: 0 ok, 1 problems found, 2 usage or environment error."), "{args:?}");
+            assert!(
+                out.stdout.starts_with(&format!("{t}: ")) && out.stdout.contains("Usage: "),
+                "{args:?}: {}",
+                out.stdout
+            );
+            assert!(
+                out.stdout.contains("Exit status: 0 ok, 1 problems found, 2 usage or environment error."),
+                "{args:?}"
+            );
             assert_eq!(out.stderr, "", "{args:?}: help logs nothing");
         }
     }
     // Aliases answer too.
-    for (alias, name) in [("bump-go", "bump-go-version"), ("build", "kube-build"), ("vendor", "check-vendor"), ("run", "run-dockerized")] {
+    for (alias, name) in
+        [("bump-go", "bump-go-version"), ("build", "kube-build"), ("vendor", "check-vendor"), ("run", "run-dockerized")]
+    {
         let out = xtask(&root, &["help", alias], None);
         assert!(out.stdout.starts_with(&format!("{name}: ")), "{alias}: {}", out.stdout);
     }
@@ -67,12 +86,22 @@ fn verbosity_and_the_log_prefix() {
     let root = fixture::scratch_tree("cli-verbose", &Spec::era_b());
     let is_log = |l: &str| {
         let b = l.as_bytes();
-        l.starts_with("+++ [") && b.len() > 20 && b[5..9].iter().all(u8::is_ascii_digit) && b[9] == b' ' && &l[12..13] == ":" && &l[15..16] == ":" && &l[18..20] == "] "
+        l.starts_with("+++ [")
+            && b.len() > 20
+            && b[5..9].iter().all(u8::is_ascii_digit)
+            && b[9] == b' '
+            && &l[12..13] == ":"
+            && &l[15..16] == ":"
+            && &l[18..20] == "] "
     };
     // Default level 1: status lines, each with the scripts' prefix; data only on stdout.
     let out = xtask(&root, &["bump-go", "--check"], None);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
-    assert!(out.stderr.lines().any(|l| is_log(l) && l.contains("every Go version carrier says 1.15.5")), "{}", out.stderr);
+    assert!(
+        out.stderr.lines().any(|l| is_log(l) && l.contains("every Go version carrier says 1.15.5")),
+        "{}",
+        out.stderr
+    );
     assert_eq!(out.stdout, "");
     // -q and KUBE_VERBOSE=0: quiet.
     assert_eq!(xtask(&root, &["bump-go", "-q", "--check"], None).stderr, "");
@@ -80,7 +109,11 @@ fn verbosity_and_the_log_prefix() {
     // -v (or KUBE_VERBOSE=2): the tree found and the commands run are shown.
     for (args, v) in [(vec!["check-vendor", "-v"], None), (vec!["check-vendor"], Some("2"))] {
         let out = xtask(&root, &args, v);
-        assert!(out.stderr.lines().any(|l| is_log(l) && l.contains("tree ") && l.contains("era B")), "{args:?} {v:?}: {}", out.stderr);
+        assert!(
+            out.stderr.lines().any(|l| is_log(l) && l.contains("tree ") && l.contains("era B")),
+            "{args:?} {v:?}: {}",
+            out.stderr
+        );
     }
     // A usage error: one line on stderr naming the tool, exit 2, nothing on stdout.
     let out = xtask(&root, &["bump-go", "--no-such-flag"], None);

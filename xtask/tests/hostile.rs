@@ -322,7 +322,8 @@ fn snapshot(root: &Utf8Path, contents: bool) -> BTreeMap<String, Stat> {
     while let Some(d) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&d) else { continue };
         for e in rd.flatten() {
-            let p = Utf8PathBuf::from_path_buf(e.path()).unwrap_or_else(|p| Utf8PathBuf::from(p.to_string_lossy().into_owned()));
+            let p = Utf8PathBuf::from_path_buf(e.path())
+                .unwrap_or_else(|p| Utf8PathBuf::from(p.to_string_lossy().into_owned()));
             let Ok(md) = std::fs::symlink_metadata(&p) else { continue };
             let ft = md.file_type();
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -339,7 +340,17 @@ fn snapshot(root: &Utf8Path, contents: bool) -> BTreeMap<String, Stat> {
                 "file"
             };
             let rel = p.strip_prefix(root).unwrap().to_string();
-            m.insert(rel, Stat { kind, mode: md.mode(), size: if ft.is_dir() { 0 } else { md.len() }, mtime: (md.mtime(), md.mtime_nsec()), ino: md.ino(), what: h.finish() });
+            m.insert(
+                rel,
+                Stat {
+                    kind,
+                    mode: md.mode(),
+                    size: if ft.is_dir() { 0 } else { md.len() },
+                    mtime: (md.mtime(), md.mtime_nsec()),
+                    ino: md.ino(),
+                    what: h.finish(),
+                },
+            );
         }
     }
     m
@@ -386,7 +397,9 @@ fn run_case(case: &Case, n: usize, real: Option<&Utf8Path>) -> Result<(), String
     while let Some(w) = args.first() {
         if let Some(dir) = w.strip_prefix("PATH+=") {
             p = p.env("PATH", format!("{dir}:{}", std::env::var("PATH").unwrap_or_default()));
-        } else if let Some((k, v)) = w.split_once('=').filter(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')) {
+        } else if let Some((k, v)) =
+            w.split_once('=').filter(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+        {
             p = p.env(k, v);
         } else {
             break;
@@ -409,7 +422,11 @@ fn run_case(case: &Case, n: usize, real: Option<&Utf8Path>) -> Result<(), String
         if let Some(r) = c.strip_prefix("changes=") {
             may.extend(r.split(','));
         } else if c == "eval-safe" {
-            let ev = Proc::new("sh").args(["-c", "eval \"$1\"", "sh", &out.stdout]).dir(&sb.dir).output().map_err(|e| e.msg)?;
+            let ev = Proc::new("sh")
+                .args(["-c", "eval \"$1\"", "sh", &out.stdout])
+                .dir(&sb.dir)
+                .output()
+                .map_err(|e| e.msg)?;
             if !ev.success() {
                 problems.push(format!("eval of stdout failed: {}", ev.stderr));
             }
@@ -449,7 +466,12 @@ fn run_case(case: &Case, n: usize, real: Option<&Utf8Path>) -> Result<(), String
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(format!("{}\n      stdout: {}\n      stderr: {}", problems.join("; "), out.stdout.trim_end(), out.stderr.trim_end()))
+        Err(format!(
+            "{}\n      stdout: {}\n      stderr: {}",
+            problems.join("; "),
+            out.stdout.trim_end(),
+            out.stderr.trim_end()
+        ))
     }
 }
 
@@ -479,14 +501,21 @@ fn hostile_corpus() {
                 }
                 let t = std::time::Instant::now();
                 let res = std::panic::catch_unwind(|| run_case(case, i, real.as_deref())).unwrap_or_else(|p| {
-                    Err(p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default())
+                    Err(p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default())
                 });
                 ran.fetch_add(1, Ordering::SeqCst);
                 if t.elapsed() > Duration::from_secs(5) {
                     eprintln!("slow case: corpus line {} took {:.1}s", case.line, t.elapsed().as_secs_f64());
                 }
                 if let Err(e) = res {
-                    failures.lock().unwrap().push(format!("corpus line {} [{}] `{}`:\n      {e}", case.line, case.setup, case.command));
+                    failures
+                        .lock()
+                        .unwrap()
+                        .push(format!("corpus line {} [{}] `{}`:\n      {e}", case.line, case.setup, case.command));
                 }
             });
         }

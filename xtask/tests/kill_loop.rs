@@ -13,7 +13,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_xtask");
 const JOURNAL: &str = ".bump-go-version.journal";
 
 fn bump(root: &Utf8Path, args: &[&str]) -> Captured {
-    Proc::new(BIN).arg("bump-go").arg("-q").arg("--kube-root").arg(root).args(args).timeout(Duration::from_secs(60)).output().unwrap()
+    Proc::new(BIN)
+        .arg("bump-go")
+        .arg("-q")
+        .arg("--kube-root")
+        .arg(root)
+        .args(args)
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap()
 }
 
 /// The carriers' contents, the journal, and every temp beside a carrier or the journal.
@@ -57,7 +65,11 @@ fn two_hundred_kills_on_the_real_tree() {
 
     // How long a stretched bump takes, to spread the kills over all of it.
     let t = Instant::now();
-    let timed = Proc::new(BIN).args(["bump-go", "-q", "--kube-root", root.as_str(), "1.15.8"]).env("KUBE_KIT_TEST_RENAME_PAUSE_MS", "4").output().unwrap();
+    let timed = Proc::new(BIN)
+        .args(["bump-go", "-q", "--kube-root", root.as_str(), "1.15.8"])
+        .env("KUBE_KIT_TEST_RENAME_PAUSE_MS", "4")
+        .output()
+        .unwrap();
     assert!(timed.success());
     let span = t.elapsed().as_micros() as u64 * 12 / 10;
     assert_eq!(bump(&root, &["1.15.5", "--allow-downgrade"]).status.code(), Some(0));
@@ -97,8 +109,16 @@ fn two_hundred_kills_on_the_real_tree() {
         let check = bump(&root, &["--check"]);
         assert_eq!(state(&root, &carriers), now, "round {round}: --check wrote");
         match (journal, temps) {
-            (true, _) => assert!(check.status.code() == Some(1) && check.stdout.contains("pending"), "round {round}: {}", check.stdout),
-            (false, true) => assert!(check.status.code() == Some(1) && check.stdout.contains("stale-temp"), "round {round}: {}", check.stdout),
+            (true, _) => assert!(
+                check.status.code() == Some(1) && check.stdout.contains("pending"),
+                "round {round}: {}",
+                check.stdout
+            ),
+            (false, true) => assert!(
+                check.status.code() == Some(1) && check.stdout.contains("stale-temp"),
+                "round {round}: {}",
+                check.stdout
+            ),
             (false, false) => assert_eq!(check.status.code(), Some(0), "round {round}: {}", check.stdout),
         }
         let next = bump(&root, &["1.15.8"]);

@@ -78,7 +78,9 @@ pub fn current_go(tree: &Tree, deps: Option<&DepsYaml>) -> Result<String, Fail> 
     if let Some(v) = tree.cross_tag.as_deref().and_then(go_of_tag) {
         return Ok(v);
     }
-    Err(Fail::new(format!("cannot tell the tree's Go version: no {DEPS} golang entry, no .go-version, no Go in {CROSS}")))
+    Err(Fail::new(format!(
+        "cannot tell the tree's Go version: no {DEPS} golang entry, no .go-version, no Go in {CROSS}"
+    )))
 }
 
 /// Builds the carriers for a move from the current version to `to` (None: `--check`, every
@@ -91,11 +93,14 @@ pub fn carriers(tree: &Tree, to: Option<&GoVersion>, opts: &Options) -> Result<C
     };
     if let Some(d) = &deps {
         if d.get("golang: upstream version").is_none() {
-            return Err(Fail::new(format!("{DEPS}: no `golang: upstream version` entry, so the Go version it carries is unknown")));
+            return Err(Fail::new(format!(
+                "{DEPS}: no `golang: upstream version` entry, so the Go version it carries is unknown"
+            )));
         }
         for dep in &d.deps {
             for r in &dep.ref_paths {
-                check_ref_path(tree, &r.path).map_err(|e| Fail::new(format!("{DEPS}:{}: refPath {}: {e}", r.line, r.path)))?;
+                check_ref_path(tree, &r.path)
+                    .map_err(|e| Fail::new(format!("{DEPS}:{}: refPath {}: {e}", r.line, r.path)))?;
             }
         }
     }
@@ -106,7 +111,11 @@ pub fn carriers(tree: &Tree, to: Option<&GoVersion>, opts: &Options) -> Result<C
     let cross_rev = if to.is_some() { opts.cross_rev } else { None };
     // In --check mode a tag stays what it is.
     let derive = |old_tag: &str, rev: Option<u32>| -> Option<String> {
-        if to.is_none() { Some(old_tag.to_string()) } else { derive_tag(old_tag, &current, &new_go, rev) }
+        if to.is_none() {
+            Some(old_tag.to_string())
+        } else {
+            derive_tag(old_tag, &current, &new_go, rev)
+        }
     };
 
     match &deps {
@@ -116,57 +125,116 @@ pub fn carriers(tree: &Tree, to: Option<&GoVersion>, opts: &Options) -> Result<C
                 if dep.name.contains("etcd") || dep.version.is_empty() {
                     continue;
                 }
-                let is_cross = dep.name.contains("kube-cross") || tree.cross_tag.as_deref() == Some(dep.version.as_str());
+                let is_cross =
+                    dep.name.contains("kube-cross") || tree.cross_tag.as_deref() == Some(dep.version.as_str());
                 let new = if dep.version == current {
                     new_go.clone()
-                } else if let Some(t) = derive_tag(&dep.version, &current, &current, None).and(derive(&dep.version, if is_cross { cross_rev } else { None })) {
+                } else if let Some(t) = derive_tag(&dep.version, &current, &current, None)
+                    .and(derive(&dep.version, if is_cross { cross_rev } else { None }))
+                {
                     t
                 } else {
                     continue;
                 };
                 let source = format!("{DEPS}: {}", dep.name);
-                out.push(Carrier { path: DEPS.into(), matcher: Matcher::Line(dep.version_line), old: dep.version.clone(), new: new.clone(), source: source.clone(), required: true });
+                out.push(Carrier {
+                    path: DEPS.into(),
+                    matcher: Matcher::Line(dep.version_line),
+                    old: dep.version.clone(),
+                    new: new.clone(),
+                    source: source.clone(),
+                    required: true,
+                });
                 for r in &dep.ref_paths {
                     let matcher = match &r.matcher {
                         None => Matcher::Every,
                         Some(m) => Matcher::Re(re(m)?),
                     };
-                    out.push(Carrier { path: r.path.clone(), matcher, old: dep.version.clone(), new: new.clone(), source: source.clone(), required: true });
+                    out.push(Carrier {
+                        path: r.path.clone(),
+                        matcher,
+                        old: dep.version.clone(),
+                        new: new.clone(),
+                        source: source.clone(),
+                        required: true,
+                    });
                 }
             }
             if tree.go_version.is_some() && !out.iter().any(|c| c.path == ".go-version") {
-                out.push(Carrier { path: ".go-version".into(), matcher: Matcher::Every, old: current.clone(), new: new_go.clone(), source: ".go-version".into(), required: true });
+                out.push(Carrier {
+                    path: ".go-version".into(),
+                    matcher: Matcher::Every,
+                    old: current.clone(),
+                    new: new_go.clone(),
+                    source: ".go-version".into(),
+                    required: true,
+                });
             }
         }
         None => {
             // Era A (and any tree without dependencies.yaml): the 2019 checklist.
             let era = if tree.era == Era::A { "era A" } else { "no dependencies.yaml" };
             if let Some(tag) = &tree.cross_tag {
-                let new = derive(tag, cross_rev).ok_or_else(|| Fail::new(format!("cannot derive the new kube-cross tag from {tag} (Go {current})")))?;
-                out.push(Carrier { path: CROSS.into(), matcher: Matcher::Every, old: tag.clone(), new, source: format!("{era}: kube-cross tag"), required: true });
+                let new = derive(tag, cross_rev).ok_or_else(|| {
+                    Fail::new(format!("cannot derive the new kube-cross tag from {tag} (Go {current})"))
+                })?;
+                out.push(Carrier {
+                    path: CROSS.into(),
+                    matcher: Matcher::Every,
+                    old: tag.clone(),
+                    new,
+                    source: format!("{era}: kube-cross tag"),
+                    required: true,
+                });
             }
             for (path, pat) in [
                 ("build/build-image/cross/Dockerfile", r"^FROM golang:"),
                 ("build/root/WORKSPACE", r#"go_version = ""#),
                 ("test/images/Makefile", r"^GOLANG_VERSION\s*:?=\s*"),
             ] {
-                out.push(Carrier { path: path.into(), matcher: Matcher::Re(re(&format!("{pat}\\S+"))?), old: current.clone(), new: new_go.clone(), source: era.into(), required: true });
+                out.push(Carrier {
+                    path: path.into(),
+                    matcher: Matcher::Re(re(&format!("{pat}\\S+"))?),
+                    old: current.clone(),
+                    new: new_go.clone(),
+                    source: era.into(),
+                    required: true,
+                });
             }
             if tree.go_version.is_some() {
-                out.push(Carrier { path: ".go-version".into(), matcher: Matcher::Every, old: current.clone(), new: new_go.clone(), source: ".go-version".into(), required: true });
+                out.push(Carrier {
+                    path: ".go-version".into(),
+                    matcher: Matcher::Every,
+                    old: current.clone(),
+                    new: new_go.clone(),
+                    source: ".go-version".into(),
+                    required: true,
+                });
             }
         }
     }
 
     if let Some(to) = to {
         if opts.minimum {
-            out.extend(value_carrier(tree, "hack/lib/golang.sh", r"minimum_go_version=go(\d+\.\d+(?:\.\d+)?)", |old| shape_like(old, to), "--minimum")?);
+            out.extend(value_carrier(
+                tree,
+                "hack/lib/golang.sh",
+                r"minimum_go_version=go(\d+\.\d+(?:\.\d+)?)",
+                |old| shape_like(old, to),
+                "--minimum",
+            )?);
         }
         if opts.go_directive {
             let mut files = vec!["go.mod".to_string(), "go.work".to_string()];
             files.extend(tree.staging_repos()?.iter().map(|r| format!("staging/src/k8s.io/{r}/go.mod")));
             for f in files {
-                out.extend(value_carrier(tree, &f, r"^go (\d+\.\d+(?:\.\d+)?)\s*$", |old| shape_like(old, to), "--go-directive")?);
+                out.extend(value_carrier(
+                    tree,
+                    &f,
+                    r"^go (\d+\.\d+(?:\.\d+)?)\s*$",
+                    |old| shape_like(old, to),
+                    "--go-directive",
+                )?);
             }
         }
         let cur = GoVersion::parse(&current).ok();
@@ -190,11 +258,21 @@ fn check_ref_path(tree: &Tree, rel: &str) -> Result<(), String> {
 
 /// `1.15.0` stays three-part, `1.22` two-part.
 fn shape_like(old: &str, to: &GoVersion) -> String {
-    if old.matches('.').count() >= 2 { format!("{}.0", to.minor_line()) } else { to.minor_line() }
+    if old.matches('.').count() >= 2 {
+        format!("{}.0", to.minor_line())
+    } else {
+        to.minor_line()
+    }
 }
 
 /// A carrier whose old value is read from the file (first capture group of `pat`).
-fn value_carrier(tree: &Tree, rel: &str, pat: &str, new: impl Fn(&str) -> String, flag: &str) -> Result<Option<Carrier>, Fail> {
+fn value_carrier(
+    tree: &Tree,
+    rel: &str,
+    pat: &str,
+    new: impl Fn(&str) -> String,
+    flag: &str,
+) -> Result<Option<Carrier>, Fail> {
     let Some(text) = read(tree, rel) else { return Ok(None) };
     let r = re(pat)?;
     let Some(old) = text.lines().find_map(|l| r.captures(l).map(|c| c[1].to_string())) else { return Ok(None) };
@@ -264,12 +342,18 @@ pub fn evaluate(tree: &Tree, carriers: &[Carrier]) -> Result<Evaluation, Fail> {
     let mut ev = Evaluation::default();
     for (path, mut cs) in by_file {
         cs.sort_by_key(|c| std::cmp::Reverse(c.old.len()));
-        let target = tree.confined(path).and_then(|c| c.follow()).map_err(|e| Fail::new(format!("carrier {path}: {e}")))?;
+        let target =
+            tree.confined(path).and_then(|c| c.follow()).map_err(|e| Fail::new(format!("carrier {path}: {e}")))?;
         let text = match fs_err::read_to_string(target.path()) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 for c in cs.iter().filter(|c| c.required) {
-                    ev.missing.push(Finding { path: path.into(), line: None, kind: "missing", detail: format!("file not found; {} expects {} ({})", c.source, c.old, c.pattern()) });
+                    ev.missing.push(Finding {
+                        path: path.into(),
+                        line: None,
+                        kind: "missing",
+                        detail: format!("file not found; {} expects {} ({})", c.source, c.old, c.pattern()),
+                    });
                 }
                 continue;
             }
@@ -302,14 +386,24 @@ pub fn evaluate(tree: &Tree, carriers: &[Carrier]) -> Result<Evaluation, Fail> {
                 }
             }
             if !matched && c.required {
-                ev.missing.push(Finding { path: path.into(), line: None, kind: "missing", detail: format!("no line matches {} ({} expects {})", c.pattern(), c.source, c.old) });
+                ev.missing.push(Finding {
+                    path: path.into(),
+                    line: None,
+                    kind: "missing",
+                    detail: format!("no line matches {} ({} expects {})", c.pattern(), c.source, c.old),
+                });
             }
         }
         let new: String = lines.concat();
         if new != text {
             for (i, (a, b)) in text.split_inclusive('\n').zip(new.split_inclusive('\n')).enumerate() {
                 if a != b {
-                    ev.edits.push(LineEdit { path: path.into(), line: i + 1, old: strip_eol(a).0.into(), new: strip_eol(b).0.into() });
+                    ev.edits.push(LineEdit {
+                        path: path.into(),
+                        line: i + 1,
+                        old: strip_eol(a).0.into(),
+                        new: strip_eol(b).0.into(),
+                    });
                 }
             }
             ev.changes.push(FileChange { path: path.into(), target, old: text, new });

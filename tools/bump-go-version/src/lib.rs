@@ -77,7 +77,10 @@ fn parse(ctx: &mut Ctx) -> Result<Args, Fail> {
     let minimum = ctx.flag("--minimum");
     let go_directive = ctx.flag("--go-directive");
     let cross_rev = match ctx.opt_string("--cross-rev")? {
-        Some(r) => Some(r.parse::<u16>().map_err(|_| Fail::new(format!("--cross-rev {}: not a revision number (0-65535)", r.escape_debug())))?),
+        Some(r) => Some(
+            r.parse::<u16>()
+                .map_err(|_| Fail::new(format!("--cross-rev {}: not a revision number (0-65535)", r.escape_debug())))?,
+        ),
         None => None,
     };
     let version = ctx.free()?;
@@ -100,7 +103,11 @@ fn parse(ctx: &mut Ctx) -> Result<Args, Fail> {
 
 /// What an interrupted bump left: a committed journal (the carriers may be mixed until it is
 /// finished) and temps of a bump killed before its commit.
-fn leftovers(tree: &kube_tree::Tree, journal: &kube_tree::Confined, carriers: &[carriers::Carrier]) -> Result<(bool, Vec<kube_tree::Confined>), Fail> {
+fn leftovers(
+    tree: &kube_tree::Tree,
+    journal: &kube_tree::Confined,
+    carriers: &[carriers::Carrier],
+) -> Result<(bool, Vec<kube_tree::Confined>), Fail> {
     let pending = fsx::pending(journal)?.is_some();
     let mut stale = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
@@ -144,10 +151,14 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let Some(to) = args.to.clone() else { return report_check(ctx, &set.current, &ev, &stale) };
     if let Ok(cur) = GoVersion::parse(&set.current) {
         if kube_tree::gover::cmp(&to, &cur).is_lt() && !args.allow_downgrade {
-            return Err(Fail::new(format!("{} is older than the tree's Go {}: a downgrade needs --allow-downgrade", to.text, set.current)));
+            return Err(Fail::new(format!(
+                "{} is older than the tree's Go {}: a downgrade needs --allow-downgrade",
+                to.text, set.current
+            )));
         }
     }
-    let blocking: Vec<_> = ev.findings.iter().chain(if args.allow_missing { [].iter() } else { ev.missing.iter() }).collect();
+    let blocking: Vec<_> =
+        ev.findings.iter().chain(if args.allow_missing { [].iter() } else { ev.missing.iter() }).collect();
     if args.allow_missing {
         for m in &ev.missing {
             log::warn(format!("allowed missing: {}", m.render()));
@@ -157,7 +168,12 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         for f in &blocking {
             eprintln!("{}", f.render());
         }
-        log::warn(format!("nothing written: {} carrier problem(s) must be resolved first (Go {} -> {})", blocking.len(), set.current, to.text));
+        log::warn(format!(
+            "nothing written: {} carrier problem(s) must be resolved first (Go {} -> {})",
+            blocking.len(),
+            set.current,
+            to.text
+        ));
         if ctx.json {
             ctx.say(json(&set.current, &to.text, &ev, false, &blocking).render());
         }
@@ -186,7 +202,13 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         log::status(format!("already at Go {}: nothing to change", to.text));
     } else {
         let verb = if write { "moved" } else { "would move" };
-        log::status(format!("{verb} Go {} -> {}: {} line(s) in {files} file(s) (era {})", set.current, to.text, ev.edits.len(), tree.era.name()));
+        log::status(format!(
+            "{verb} Go {} -> {}: {} line(s) in {files} file(s) (era {})",
+            set.current,
+            to.text,
+            ev.edits.len(),
+            tree.era.name()
+        ));
     }
     Ok(Status::Ok)
 }
@@ -209,7 +231,12 @@ fn render(ctx: &mut Ctx, args: &Args, current: &str, to: &GoVersion, ev: &Evalua
 fn report_check(ctx: &mut Ctx, current: &str, ev: &Evaluation, stale: &[kube_tree::Confined]) -> Result<Status, Fail> {
     let temps: Vec<carriers::Finding> = stale
         .iter()
-        .map(|t| carriers::Finding { path: t.rel().to_string(), line: None, kind: "stale-temp", detail: "left by a killed bump; the next bump removes it".into() })
+        .map(|t| carriers::Finding {
+            path: t.rel().to_string(),
+            line: None,
+            kind: "stale-temp",
+            detail: "left by a killed bump; the next bump removes it".into(),
+        })
         .collect();
     let problems: Vec<_> = ev.findings.iter().chain(ev.missing.iter()).chain(temps.iter()).collect();
     if ctx.json {
@@ -232,17 +259,37 @@ fn json(from: &str, to: &str, ev: &Evaluation, written: bool, problems: &[&carri
         ("from", Json::str(from)),
         ("to", Json::str(to)),
         ("written", Json::Bool(written)),
-        ("changes", Json::Arr(ev.edits.iter().map(|e| Json::obj([
-            ("file", Json::str(&e.path)),
-            ("line", Json::Num(e.line as f64)),
-            ("old", Json::str(&e.old)),
-            ("new", Json::str(&e.new)),
-        ])).collect())),
-        ("problems", Json::Arr(problems.iter().map(|p| Json::obj([
-            ("file", Json::str(&p.path)),
-            ("line", p.line.map(|l| Json::Num(l as f64)).unwrap_or(Json::Null)),
-            ("kind", Json::str(p.kind)),
-            ("detail", Json::str(&p.detail)),
-        ])).collect())),
+        (
+            "changes",
+            Json::Arr(
+                ev.edits
+                    .iter()
+                    .map(|e| {
+                        Json::obj([
+                            ("file", Json::str(&e.path)),
+                            ("line", Json::Num(e.line as f64)),
+                            ("old", Json::str(&e.old)),
+                            ("new", Json::str(&e.new)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        (
+            "problems",
+            Json::Arr(
+                problems
+                    .iter()
+                    .map(|p| {
+                        Json::obj([
+                            ("file", Json::str(&p.path)),
+                            ("line", p.line.map(|l| Json::Num(l as f64)).unwrap_or(Json::Null)),
+                            ("kind", Json::str(p.kind)),
+                            ("detail", Json::str(&p.detail)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
     ])
 }

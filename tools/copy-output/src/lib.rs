@@ -1,7 +1,9 @@
 //! copy-output: `build/copy-output.sh`: the binaries and generated files out of this tree's
 //! data container into the tree (mtimes kept; nothing else touched). Works after --no-copy.
 
-use dockerized::{built_binaries, copy_out, CopyOut, keep_rsyncd, rsyncd_key, start_rsyncd, Cleanup, Containers, Engine, Mode, Setup};
+use dockerized::{
+    built_binaries, copy_out, keep_rsyncd, rsyncd_key, start_rsyncd, Cleanup, Containers, CopyOut, Engine, Mode, Setup,
+};
 use kube_tree::cli::{Ctx, Tool};
 use kube_tree::{log, Fail, Status};
 
@@ -42,7 +44,12 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let data_id = match containers.get(&setup.names.data) {
         Some(d) => d.id.clone(),
         None if dry_run => String::new(),
-        None => return Err(Fail::new(format!("no data container {} for this tree: nothing was built in a container here (run-dockerized first)", setup.names.data))),
+        None => {
+            return Err(Fail::new(format!(
+                "no data container {} for this tree: nothing was built in a container here (run-dockerized first)",
+                setup.names.data
+            )))
+        }
     };
     let mut cleanup = Cleanup::new(&engine);
     let key = rsyncd_key(&image_id, &data_id, &setup.user);

@@ -60,11 +60,19 @@ impl Engine {
         values::engine(what, &program)?;
         // Split as a shell would, so quoted options keep their spaces.
         let raw = std::env::var("DOCKER_OPTS").unwrap_or_default();
-        let opts = shell_words::split(&raw).map_err(|e| Fail::new(format!("DOCKER_OPTS `{}`: {e}", raw.escape_debug())))?;
+        let opts =
+            shell_words::split(&raw).map_err(|e| Fail::new(format!("DOCKER_OPTS `{}`: {e}", raw.escape_debug())))?;
         if let Some(bad) = opts.iter().find(|o| o.chars().any(char::is_control)) {
             return Err(Fail::new(format!("DOCKER_OPTS: `{}` holds a control character", bad.escape_debug())));
         }
-        Ok(Engine { program, opts, dry_run, plan: RefCell::new(Vec::new()), remote: std::cell::OnceCell::new(), rootless: std::cell::OnceCell::new() })
+        Ok(Engine {
+            program,
+            opts,
+            dry_run,
+            plan: RefCell::new(Vec::new()),
+            remote: std::cell::OnceCell::new(),
+            rootless: std::cell::OnceCell::new(),
+        })
     }
 
     pub fn cmd<S: AsRef<str>>(&self, args: &[S]) -> Proc {
@@ -87,7 +95,11 @@ impl Engine {
         }
         let out = p.output()?;
         if !out.success() {
-            return Err(Fail::new(format!("`{}` failed: {}", short(&p.display()), out.error_lines(2).replace('\n', " | "))));
+            return Err(Fail::new(format!(
+                "`{}` failed: {}",
+                short(&p.display()),
+                out.error_lines(2).replace('\n', " | ")
+            )));
         }
         Ok(out)
     }
@@ -145,7 +157,8 @@ impl Engine {
     /// does not say it (so it can join a batch of questions).
     pub fn context_cmd(&self) -> Option<Vec<String>> {
         let asked = self.remote.get().is_some() || std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty());
-        (!asked && self.program == "docker" && !self.dry_run).then(|| ["context", "inspect", "--format", "{{.Endpoints.docker.Host}}"].map(String::from).to_vec())
+        (!asked && self.program == "docker" && !self.dry_run)
+            .then(|| ["context", "inspect", "--format", "{{.Endpoints.docker.Host}}"].map(String::from).to_vec())
     }
 
     /// Takes the answer to [`Engine::context_cmd`].
@@ -183,7 +196,11 @@ impl Engine {
     pub fn take_info(&self, out: Option<&Captured>) -> Result<()> {
         let Some(out) = out else { return Ok(()) };
         if !out.success() {
-            return Err(Fail::new(format!("cannot reach the {} engine: {} (start the daemon, or check DOCKER_HOST / the context)", self.program, out.first_lines(1))));
+            return Err(Fail::new(format!(
+                "cannot reach the {} engine: {} (start the daemon, or check DOCKER_HOST / the context)",
+                self.program,
+                out.first_lines(1)
+            )));
         }
         let (mem, security) = out.stdout.trim().split_once('\t').unwrap_or((out.stdout.trim(), ""));
         let mem: u64 = mem.parse().unwrap_or(u64::MAX);
@@ -217,7 +234,11 @@ fn fake_ok() -> Captured {
 }
 
 fn short(s: &str) -> String {
-    if s.len() > 160 { format!("{}...", &s[..157]) } else { s.to_string() }
+    if s.len() > 160 {
+        format!("{}...", &s[..157])
+    } else {
+        s.to_string()
+    }
 }
 
 /// Removes containers when dropped (also after an error or an interrupt).
@@ -287,7 +308,11 @@ impl Names {
     }
     /// Name prefixes of everything of this tree, whatever its version.
     pub fn prefixes(&self) -> [String; 3] {
-        [format!("kube-build-{}", self.hash), format!("kube-rsync-{}", self.hash), format!("kube-build-data-{}", self.hash)]
+        [
+            format!("kube-build-{}", self.hash),
+            format!("kube-rsync-{}", self.hash),
+            format!("kube-build-data-{}", self.hash),
+        ]
     }
 }
 
@@ -306,7 +331,12 @@ pub fn hostname() -> String {
 fn uid_gid() -> Result<String> {
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         // "Uid:\treal\teffective\tsaved\tfs"
-        let effective = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().nth(1).map(str::to_string));
+        let effective = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().nth(1).map(str::to_string))
+        };
         if let (Some(u), Some(g)) = (effective("Uid:"), effective("Gid:")) {
             return Ok(format!("{u}:{g}"));
         }
@@ -356,7 +386,9 @@ impl Setup {
             None => Mode::Rsync,
         };
         if mode == Mode::Bind && engine.is_remote() {
-            return Err(Fail::new("--mode bind needs a local engine: this one is remote (DOCKER_HOST/context), use the rsync mode"));
+            return Err(Fail::new(
+                "--mode bind needs a local engine: this one is remote (DOCKER_HOST/context), use the rsync mode",
+            ));
         }
         let tag = match std::env::var("KUBE_CROSS_VERSION").ok().filter(|s| !s.is_empty()) {
             Some(t) => {
@@ -364,7 +396,9 @@ impl Setup {
                 t
             }
             None => {
-                let t = tree.cross_tag.clone().ok_or_else(|| Fail::new("no build/build-image/cross/VERSION in the tree and no KUBE_CROSS_VERSION"))?;
+                let t = tree.cross_tag.clone().ok_or_else(|| {
+                    Fail::new("no build/build-image/cross/VERSION in the tree and no KUBE_CROSS_VERSION")
+                })?;
                 values::tag("build/build-image/cross/VERSION", &t)?;
                 t
             }
@@ -376,7 +410,11 @@ impl Setup {
         let cross_image = match given {
             Some((what, img)) => {
                 values::image_ref(what, &img)?;
-                if img.rsplit('/').next().is_some_and(|last| last.contains(':')) { img } else { format!("{img}:{tag}") }
+                if img.rsplit('/').next().is_some_and(|last| last.contains(':')) {
+                    img
+                } else {
+                    format!("{img}:{tag}")
+                }
             }
             None => format!("{}:{tag}", tree_cross_repo(&tree)),
         };
@@ -389,11 +427,19 @@ impl Setup {
         let version = if tree.era == Era::C {
             "6".to_string()
         } else {
-            let base = std::fs::read_to_string(tree.path("build/build-image/VERSION")).map(|s| s.trim().to_string()).unwrap_or_else(|_| "5".into());
+            let base = std::fs::read_to_string(tree.path("build/build-image/VERSION"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "5".into());
             format!("{base}-{tag}")
         };
         let branch = if tree.path(".git").exists() {
-            Proc::new("git").args(["symbolic-ref", "--short", "-q", "HEAD"]).dir(&tree.root).timeout(kube_tree::proc::PROBE).read().map(|s| s.trim().to_string()).unwrap_or_default()
+            Proc::new("git")
+                .args(["symbolic-ref", "--short", "-q", "HEAD"])
+                .dir(&tree.root)
+                .timeout(kube_tree::proc::PROBE)
+                .read()
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
         } else {
             String::new()
         };
@@ -404,9 +450,12 @@ impl Setup {
 
     pub fn labels(&self) -> Vec<String> {
         vec![
-            "--label".into(), format!("{LABEL_OWNER}={OWNER}"),
-            "--label".into(), format!("{LABEL_TREE}={}", self.tree.root),
-            "--label".into(), format!("{LABEL_HASH}={}", self.names.hash),
+            "--label".into(),
+            format!("{LABEL_OWNER}={OWNER}"),
+            "--label".into(),
+            format!("{LABEL_TREE}={}", self.tree.root),
+            "--label".into(),
+            format!("{LABEL_HASH}={}", self.names.hash),
         ]
     }
 
@@ -450,7 +499,8 @@ impl ImageFacts {
 
     /// One `image inspect` of kube-cross and (rsync mode) the kube-build image.
     pub fn cmd(setup: &Setup) -> Vec<String> {
-        let mut c: Vec<String> = ["image", "inspect", "--format", Self::FORMAT, &setup.cross_image].map(String::from).to_vec();
+        let mut c: Vec<String> =
+            ["image", "inspect", "--format", Self::FORMAT, &setup.cross_image].map(String::from).to_vec();
         if setup.mode == Mode::Rsync {
             c.push(setup.names.image.clone());
         }
@@ -466,16 +516,15 @@ impl ImageFacts {
             let (id, labels) = l.split_once('\t').unwrap_or((l, ""));
             (id.to_string(), labels.to_string())
         };
-        let lines: Vec<(String, String)> = if answer.success() {
-            answer.stdout.lines().map(fact).collect()
-        } else {
-            Vec::new()
-        };
+        let lines: Vec<(String, String)> =
+            if answer.success() { answer.stdout.lines().map(fact).collect() } else { Vec::new() };
         let wanted = if setup.mode == Mode::Rsync { 2 } else { 1 };
         let lines = if lines.len() == wanted {
             lines.into_iter().map(Some).collect()
         } else {
-            let one = |name: &str| -> Result<Option<(String, String)>> { Ok(engine.query(&["image", "inspect", "--format", Self::FORMAT, name])?.as_deref().map(fact)) };
+            let one = |name: &str| -> Result<Option<(String, String)>> {
+                Ok(engine.query(&["image", "inspect", "--format", Self::FORMAT, name])?.as_deref().map(fact))
+            };
             let mut v = vec![one(&setup.cross_image)?];
             if wanted == 2 {
                 v.push(one(&setup.names.image)?);
@@ -496,12 +545,22 @@ impl ImageFacts {
 /// A label's value out of `{{json .Config.Labels}}` (our values are plain hex or paths).
 fn label_of(labels_json: &str, key: &str) -> String {
     let pat = format!("\"{key}\":\"");
-    labels_json.find(&pat).map(|i| &labels_json[i + pat.len()..]).and_then(|r| r.split('"').next()).unwrap_or("").to_string()
+    labels_json
+        .find(&pat)
+        .map(|i| &labels_json[i + pat.len()..])
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// kube-cross must be there (no registry is assumed reachable); `--mirror` pulls it from a mirror
 /// and tags it with the name the tree expects. Returns its image ID (empty in a dry run).
-pub fn ensure_cross_image(engine: &Engine, setup: &Setup, mirror: Option<&str>, known: Option<String>) -> Result<String> {
+pub fn ensure_cross_image(
+    engine: &Engine,
+    setup: &Setup,
+    mirror: Option<&str>,
+    known: Option<String>,
+) -> Result<String> {
     if let Some(id) = known {
         return Ok(id);
     }
@@ -569,12 +628,22 @@ pub fn build_image(engine: &Engine, setup: &Setup, cross_id: &str, facts: &Image
         // is written, so a --cross-image or mirror choice is honoured too.
         dockerfile = dockerfile
             .lines()
-            .map(|l| if l.trim_start().starts_with("FROM ") && l.contains("KUBE_BUILD_IMAGE_CROSS_TAG") { format!("FROM {}", setup.cross_image) } else { l.to_string() })
+            .map(|l| {
+                if l.trim_start().starts_with("FROM ") && l.contains("KUBE_BUILD_IMAGE_CROSS_TAG") {
+                    format!("FROM {}", setup.cross_image)
+                } else {
+                    l.to_string()
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n")
             + "\n";
     }
-    for (var, env) in [("KUBERNETES_HTTPS_PROXY", "https_proxy"), ("KUBERNETES_HTTP_PROXY", "http_proxy"), ("KUBERNETES_NO_PROXY", "no_proxy")] {
+    for (var, env) in [
+        ("KUBERNETES_HTTPS_PROXY", "https_proxy"),
+        ("KUBERNETES_HTTP_PROXY", "http_proxy"),
+        ("KUBERNETES_NO_PROXY", "no_proxy"),
+    ] {
         if let Ok(v) = std::env::var(var) {
             dockerfile += &format!("ENV {env} {v}\n");
         }
@@ -603,7 +672,12 @@ pub fn build_image(engine: &Engine, setup: &Setup, cross_id: &str, facts: &Image
     args.extend(["--label".into(), format!("io.k8s-build-kit.context={context_hash}")]);
     if !placeholder {
         let (repo, tag) = setup.cross_image.rsplit_once(':').unwrap_or((&setup.cross_image, tag));
-        args.extend(["--build-arg".into(), format!("KUBE_CROSS_IMAGE={repo}"), "--build-arg".into(), format!("KUBE_CROSS_VERSION={tag}")]);
+        args.extend([
+            "--build-arg".into(),
+            format!("KUBE_CROSS_IMAGE={repo}"),
+            "--build-arg".into(),
+            format!("KUBE_CROSS_VERSION={tag}"),
+        ]);
     }
     args.push(ctx.to_string());
     // The legacy builder fails when another build's image is removed meanwhile and takes a
@@ -693,7 +767,15 @@ impl Containers {
                 .map(|l| {
                     let mut f = l.split('\t').map(str::to_string);
                     let mut next = || f.next().unwrap_or_default();
-                    Listed { id: next(), name: next(), tree: next(), key: next(), state: next(), status: next(), ports: next() }
+                    Listed {
+                        id: next(),
+                        name: next(),
+                        tree: next(),
+                        key: next(),
+                        state: next(),
+                        status: next(),
+                        ports: next(),
+                    }
                 })
                 .collect(),
         )
@@ -723,7 +805,10 @@ impl Containers {
         let mut out: Vec<String> = self
             .0
             .iter()
-            .filter(|c| prefixes.iter().any(|p| c.name.starts_with(&format!("{p}-")) || c.name == *p) || c.tree == setup.tree.root.as_str())
+            .filter(|c| {
+                prefixes.iter().any(|p| c.name.starts_with(&format!("{p}-")) || c.name == *p)
+                    || c.tree == setup.tree.root.as_str()
+            })
             .map(|c| c.name.clone())
             .collect();
         out.sort();
@@ -756,10 +841,21 @@ pub fn ensure_data_container(engine: &Engine, setup: &Setup, containers: &Contai
         engine.destroy(data);
     }
     let step = log::Step::start(format!("creating the data container {data}"));
-    let mut args: Vec<String> = vec!["run".into(), "--name".into(), data.clone(), "--hostname".into(), setup.hostname.clone()];
+    let mut args: Vec<String> =
+        vec!["run".into(), "--name".into(), data.clone(), "--hostname".into(), setup.hostname.clone()];
     args.extend(setup.labels());
     args.extend(["--volume".into(), REMOTE_ROOT.into()]);
-    for p in ["linux_386", "linux_amd64", "linux_arm", "linux_arm64", "linux_ppc64le", "darwin_amd64", "darwin_386", "windows_amd64", "windows_386"] {
+    for p in [
+        "linux_386",
+        "linux_amd64",
+        "linux_arm",
+        "linux_arm64",
+        "linux_ppc64le",
+        "darwin_amd64",
+        "darwin_386",
+        "windows_amd64",
+        "windows_386",
+    ] {
         args.extend(["--volume".into(), format!("/usr/local/go/pkg/{p}_cgo")]);
     }
     args.push(setup.names.image.clone());
@@ -797,17 +893,26 @@ pub fn rsyncd_key(image_id: &str, data_id: &str, user: &str) -> String {
 /// Whether a daemon is left running for the next run (`KUBE_RSYNC_KEEP`, default yes): starting
 /// one and waiting for it to answer is most of a no-op run's cost.
 pub fn keep_rsyncd() -> bool {
-    !std::env::var("KUBE_RSYNC_KEEP").is_ok_and(|v| v.eq_ignore_ascii_case("n") || v == "0" || v.eq_ignore_ascii_case("no"))
+    !std::env::var("KUBE_RSYNC_KEEP")
+        .is_ok_and(|v| v.eq_ignore_ascii_case("n") || v == "0" || v.eq_ignore_ascii_case("no"))
 }
 
 fn port_taken(port: &str) -> Fail {
-    Fail::new(format!("rsync port 127.0.0.1:{port} is taken: unset KUBE_RSYNC_PORT for an ephemeral port, or choose another"))
+    Fail::new(format!(
+        "rsync port 127.0.0.1:{port} is taken: unset KUBE_RSYNC_PORT for an ephemeral port, or choose another"
+    ))
 }
 
 /// Reuses the tree's rsync daemon when `listed` shows it running with `key`; otherwise starts
 /// one, published on 127.0.0.1 only (`KUBE_RSYNC_PORT` or an ephemeral port), and waits until
 /// it answers. It is on `cleanup` either way: the caller takes it off to keep it.
-pub fn start_rsyncd(engine: &Engine, setup: &Setup, key: &str, listed: Option<&Containers>, cleanup: &mut Cleanup) -> Result<Rsyncd> {
+pub fn start_rsyncd(
+    engine: &Engine,
+    setup: &Setup,
+    key: &str,
+    listed: Option<&Containers>,
+    cleanup: &mut Cleanup,
+) -> Result<Rsyncd> {
     let name = &setup.names.rsync;
     cleanup.names.push(name.clone());
     let current = listed.map(|l| l.get(name));
@@ -830,7 +935,16 @@ pub fn start_rsyncd(engine: &Engine, setup: &Setup, key: &str, listed: Option<&C
             return Err(port_taken(&port));
         }
     }
-    let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone(), "--user".into(), setup.user.clone(), "--hostname".into(), setup.hostname.clone()];
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "-d".into(),
+        "--name".into(),
+        name.clone(),
+        "--user".into(),
+        setup.user.clone(),
+        "--hostname".into(),
+        setup.hostname.clone(),
+    ];
     args.extend(["--volumes-from".into(), setup.names.data.clone()]);
     args.extend(setup.labels());
     args.extend(["--label".into(), format!("{LABEL_KEY}={key}")]);
@@ -843,13 +957,23 @@ pub fn start_rsyncd(engine: &Engine, setup: &Setup, key: &str, listed: Option<&C
         Err(e) => return Err(e),
     };
     if engine.dry_run {
-        return Ok(Rsyncd { addr: format!("127.0.0.1:{}", if port.is_empty() { "PORT" } else { &port }), id, reused: false });
+        return Ok(Rsyncd {
+            addr: format!("127.0.0.1:{}", if port.is_empty() { "PORT" } else { &port }),
+            id,
+            reused: false,
+        });
     }
-    let mapped = engine.query(&["port", name, "8730"])?.ok_or_else(|| Fail::new("could not get the effective rsync port (the rsync container did not come up)"))?;
+    let mapped = engine
+        .query(&["port", name, "8730"])?
+        .ok_or_else(|| Fail::new("could not get the effective rsync port (the rsync container did not come up)"))?;
     let port = mapped.lines().next().and_then(|l| l.rsplit(':').next()).unwrap_or("").to_string();
     let addr = format!("127.0.0.1:{port}");
     for _ in 0..100 {
-        let probe = Proc::new("rsync").arg(format!("rsync://k8s@{addr}/")).arg(format!("--password-file={}", setup.password_file())).timeout(kube_tree::proc::PROBE).output()?;
+        let probe = Proc::new("rsync")
+            .arg(format!("rsync://k8s@{addr}/"))
+            .arg(format!("--password-file={}", setup.password_file()))
+            .timeout(kube_tree::proc::PROBE)
+            .output()?;
         if probe.success() {
             return Ok(Rsyncd { addr, id, reused: false });
         }
@@ -875,8 +999,17 @@ pub const SYNC_IN_FILTERS: &[&str] = &["H /.git", "- /.make/", "- /_tmp/", "- /_
 
 /// Output back: binaries and generated files (Era B list; the tree's own is used when it has one).
 pub const COPY_OUT_FILTERS: &[&str] = &[
-    "- /_temp/", "+ /vendor/", "+ /staging/***/Godeps/**", "+ /_output/dockerized/bin/**", "- /_output/dockerized/go/**",
-    "+ zz_generated.*", "+ generated.proto", "+ *.pb.go", "+ types.go", "+ */", "- /**",
+    "- /_temp/",
+    "+ /vendor/",
+    "+ /staging/***/Godeps/**",
+    "+ /_output/dockerized/bin/**",
+    "- /_output/dockerized/go/**",
+    "+ zz_generated.*",
+    "+ generated.proto",
+    "+ *.pb.go",
+    "+ types.go",
+    "+ */",
+    "- /**",
 ];
 
 /// Runs one rsync against the daemon; returns its stdout (the itemized list, when asked for).
@@ -904,7 +1037,15 @@ fn rsync(engine: &Engine, setup: &Setup, extra: &[String], src: &str, dst: &str,
 pub fn sync_in(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine) -> Result<()> {
     let mut args: Vec<String> = vec!["--delete".into()];
     args.extend(SYNC_IN_FILTERS.iter().map(|f| format!("--filter={f}")));
-    rsync(engine, setup, &args, &format!("{}/", setup.tree.root), &rsyncd.module(), "syncing sources into the data container").map(drop)
+    rsync(
+        engine,
+        setup,
+        &args,
+        &format!("{}/", setup.tree.root),
+        &rsyncd.module(),
+        "syncing sources into the data container",
+    )
+    .map(drop)
 }
 
 /// The copy-out filters: the tree's own, with the container GOPATH excluded where the tree does
@@ -932,7 +1073,14 @@ fn same_content(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine, files: &[String
     let list = setup.tree.path("_output/dockerized/.kit-compare");
     let compare = || -> Result<String> {
         setup.tree.write_file(&list, (files.join("\n") + "\n").as_bytes())?;
-        rsync(engine, setup, &sync::same_content_args(&list), &rsyncd.module(), setup.tree.root.as_str(), "comparing what the command rewrote with the tree")
+        rsync(
+            engine,
+            setup,
+            &sync::same_content_args(&list),
+            &rsyncd.module(),
+            setup.tree.root.as_str(),
+            "comparing what the command rewrote with the tree",
+        )
     };
     let answer = compare();
     let _ = setup.tree.remove_file(&list);
@@ -970,7 +1118,11 @@ pub fn copy_out(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine, how: CopyOut) -
         _ => {}
     }
     args.extend(filters.iter().map(|f| format!("--filter={f}")));
-    let label = if matches!(how, CopyOut::Changed(_)) { "copying what the command changed out of the data container" } else { "copying output out of the data container" };
+    let label = if matches!(how, CopyOut::Changed(_)) {
+        "copying what the command changed out of the data container"
+    } else {
+        "copying output out of the data container"
+    };
     rsync(engine, setup, &args, &rsyncd.module(), setup.tree.root.as_str(), label)
 }
 
@@ -978,20 +1130,36 @@ pub fn copy_out(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine, how: CopyOut) -
 /// NAME` without a value, so nothing lands on the command line), GOLDFLAGS only when set.
 pub fn build_env_args() -> Vec<String> {
     let mut args = Vec::new();
-    let mut pass = |name: &str, default: Option<&str>| {
-        match (std::env::var(name).is_ok(), default) {
-            (true, _) => args.extend(["--env".to_string(), name.to_string()]),
-            (false, Some(d)) => args.extend(["--env".to_string(), format!("{name}={d}")]),
-            (false, None) => {}
-        }
+    let mut pass = |name: &str, default: Option<&str>| match (std::env::var(name).is_ok(), default) {
+        (true, _) => args.extend(["--env".to_string(), name.to_string()]),
+        (false, Some(d)) => args.extend(["--env".to_string(), format!("{name}={d}")]),
+        (false, None) => {}
     };
     pass("KUBE_FASTBUILD", Some("false"));
     pass("KUBE_BUILDER_OS", Some(std::env::consts::OS));
     pass("KUBE_VERBOSE", Some("1"));
-    for n in ["KUBE_BUILD_WITH_COVERAGE", "KUBE_BUILD_PLATFORMS", "KUBE_CGO_OVERRIDES", "KUBE_STATIC_OVERRIDES", "FORCE_HOST_GO", "GO_VERSION", "GOTOOLCHAIN", "KUBE_RACE", "GOFLAGS", "GOGCFLAGS", "GOLDFLAGS", "SOURCE_DATE_EPOCH", "GOPROXY"] {
+    for n in [
+        "KUBE_BUILD_WITH_COVERAGE",
+        "KUBE_BUILD_PLATFORMS",
+        "KUBE_CGO_OVERRIDES",
+        "KUBE_STATIC_OVERRIDES",
+        "FORCE_HOST_GO",
+        "GO_VERSION",
+        "GOTOOLCHAIN",
+        "KUBE_RACE",
+        "GOFLAGS",
+        "GOGCFLAGS",
+        "GOLDFLAGS",
+        "SOURCE_DATE_EPOCH",
+        "GOPROXY",
+    ] {
         pass(n, None);
     }
-    for (var, env) in [("KUBERNETES_HTTPS_PROXY", "https_proxy"), ("KUBERNETES_HTTP_PROXY", "http_proxy"), ("KUBERNETES_NO_PROXY", "no_proxy")] {
+    for (var, env) in [
+        ("KUBERNETES_HTTPS_PROXY", "https_proxy"),
+        ("KUBERNETES_HTTP_PROXY", "http_proxy"),
+        ("KUBERNETES_NO_PROXY", "no_proxy"),
+    ] {
         if let Ok(v) = std::env::var(var) {
             args.extend(["--env".to_string(), format!("{env}={v}")]);
         }
@@ -1016,7 +1184,14 @@ fn attach_args() -> Vec<String> {
 /// mode: kube-cross with the tree mounted). The container is removed afterwards, whatever happens:
 /// by the engine (`--rm`) when the command ends, by us when we are interrupted. `containers`
 /// says whether a container of that name is left over from a crash.
-pub fn run_in_container(engine: &Engine, setup: &Setup, containers: &Containers, cmd: &[String], extra: &[String], interactive: bool) -> Result<Option<ExitStatus>> {
+pub fn run_in_container(
+    engine: &Engine,
+    setup: &Setup,
+    containers: &Containers,
+    cmd: &[String],
+    extra: &[String],
+    interactive: bool,
+) -> Result<Option<ExitStatus>> {
     let name = setup.names.build.clone();
     remove_leftover_build(engine, setup, containers);
     let mut cleanup = Cleanup::new(engine);
@@ -1033,7 +1208,15 @@ pub fn run_in_container(engine: &Engine, setup: &Setup, containers: &Containers,
 /// Starts the build container without waiting for it (rsync mode, local engine): its wrapped
 /// command waits for the go of [`sync::ListAt::go`], so the container's start-up overlaps the
 /// stamping and syncing of the tree. It is on `cleanup` until the caller has its status.
-pub fn start_build_container(engine: &Engine, setup: &Setup, containers: &Containers, cmd: &[String], extra: &[String], label: String, cleanup: &mut Cleanup) -> std::thread::JoinHandle<Result<ExitStatus>> {
+pub fn start_build_container(
+    engine: &Engine,
+    setup: &Setup,
+    containers: &Containers,
+    cmd: &[String],
+    extra: &[String],
+    label: String,
+    cleanup: &mut Cleanup,
+) -> std::thread::JoinHandle<Result<ExitStatus>> {
     remove_leftover_build(engine, setup, containers);
     cleanup.names.push(setup.names.build.clone());
     let run = engine.cmd(&build_container_args(engine, setup, cmd, extra, false));
@@ -1055,9 +1238,16 @@ fn build_label(cmd: &[String]) -> String {
 
 /// The `run` arguments of the build container (rsync mode: the kube-build image with the data
 /// container's volumes; bind mode: kube-cross with the tree mounted).
-fn build_container_args(engine: &Engine, setup: &Setup, cmd: &[String], extra: &[String], interactive: bool) -> Vec<String> {
+fn build_container_args(
+    engine: &Engine,
+    setup: &Setup,
+    cmd: &[String],
+    extra: &[String],
+    interactive: bool,
+) -> Vec<String> {
     let name = &setup.names.build;
-    let mut args: Vec<String> = vec!["run".into(), format!("--name={name}"), format!("--hostname={}", setup.hostname), "--rm".into()];
+    let mut args: Vec<String> =
+        vec!["run".into(), format!("--name={name}"), format!("--hostname={}", setup.hostname), "--rm".into()];
     args.extend(setup.labels());
     let rootless = setup.mode == Mode::Bind && engine.is_rootless();
     if !rootless {
@@ -1069,12 +1259,30 @@ fn build_container_args(engine: &Engine, setup: &Setup, cmd: &[String], extra: &
             setup.names.image.clone()
         }
         Mode::Bind => {
-            args.extend(["--volume".into(), format!("{}:{REMOTE_ROOT}", setup.tree.root), "--workdir".into(), REMOTE_ROOT.into()]);
-            args.extend(["--env".into(), "KUBE_OUTPUT_SUBPATH=_output/dockerized".into(), "--env".into(), format!("HOME={REMOTE_ROOT}")]);
-            args.extend(["--env".into(), "GIT_AUTHOR_EMAIL=nobody@k8s.io".into(), "--env".into(), "GIT_AUTHOR_NAME=kube-build-image".into()]);
+            args.extend([
+                "--volume".into(),
+                format!("{}:{REMOTE_ROOT}", setup.tree.root),
+                "--workdir".into(),
+                REMOTE_ROOT.into(),
+            ]);
+            args.extend([
+                "--env".into(),
+                "KUBE_OUTPUT_SUBPATH=_output/dockerized".into(),
+                "--env".into(),
+                format!("HOME={REMOTE_ROOT}"),
+            ]);
+            args.extend([
+                "--env".into(),
+                "GIT_AUTHOR_EMAIL=nobody@k8s.io".into(),
+                "--env".into(),
+                "GIT_AUTHOR_NAME=kube-build-image".into(),
+            ]);
             args.extend(["--env".into(), format!("KUBE_GIT_VERSION_FILE={REMOTE_ROOT}/.dockerized-kube-version-defs")]);
             if Utf8Path::new("/etc/localtime").exists() {
-                args.extend(["--mount".into(), "type=bind,source=/etc/localtime,target=/etc/localtime,readonly".into()]);
+                args.extend([
+                    "--mount".into(),
+                    "type=bind,source=/etc/localtime,target=/etc/localtime,readonly".into(),
+                ]);
             }
             setup.cross_image.clone()
         }
@@ -1124,7 +1332,8 @@ impl RunOptions {
             mirror,
             copy: !ctx.flag("--no-copy"),
             dry_run: ctx.flag("--dry-run"),
-            full_sync: ctx.flag("--full-sync") || std::env::var("KUBE_RUN_FULL_SYNC").is_ok_and(|v| v.starts_with(['y', 'Y'])),
+            full_sync: ctx.flag("--full-sync")
+                || std::env::var("KUBE_RUN_FULL_SYNC").is_ok_and(|v| v.starts_with(['y', 'Y'])),
         })
     }
 }
@@ -1149,7 +1358,14 @@ struct Opening {
 /// rsync mode: image, data container, rsync daemon, sync in (unless the sync record proves it
 /// would change nothing), the build container, copy out, and a new sync record when the run
 /// can prove the data container equals the tree again (see [`sync`]).
-fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: Opening, cmd: &[String], interactive: bool) -> Result<Option<ExitStatus>> {
+fn rsync_cycle(
+    engine: &Engine,
+    setup: &Setup,
+    opts: &RunOptions,
+    open: Opening,
+    cmd: &[String],
+    interactive: bool,
+) -> Result<Option<ExitStatus>> {
     let (image_id, built) = build_image(engine, setup, &open.cross_id, &open.facts)?;
     remove_old_versions(engine, setup, &open.containers, built)?;
     let data_id = ensure_data_container(engine, setup, &open.containers)?;
@@ -1159,16 +1375,22 @@ fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: Opening,
     // A shell is the user's terminal, not wrapped: with no change list, the next run syncs in
     // full. A local engine gets the list in a host directory, a remote one in the data container.
     let wrapped = !interactive;
-    let list_at = if opts.dry_run || engine.is_remote() { sync::ListAt::Volume } else { sync::ListAt::Host(setup.tree.path("_output/dockerized/.kit-run")) };
+    let list_at = if opts.dry_run || engine.is_remote() {
+        sync::ListAt::Volume
+    } else {
+        sync::ListAt::Host(setup.tree.path("_output/dockerized/.kit-run"))
+    };
     if !opts.dry_run {
         list_at.prepare(&setup.tree)?;
     }
-    let (command, extra) = if wrapped { (sync::wrap(cmd, &list_at), list_at.engine_args()) } else { (cmd.to_vec(), Vec::new()) };
+    let (command, extra) =
+        if wrapped { (sync::wrap(cmd, &list_at), list_at.engine_args()) } else { (cmd.to_vec(), Vec::new()) };
     // With the list in a host directory, the build container starts now and its command waits
     // for a go there: the container's start-up, most of a no-op run, overlaps the stamping and
     // the sync.
-    let early = (wrapped && matches!(list_at, sync::ListAt::Host(_)))
-        .then(|| start_build_container(engine, setup, &open.containers, &command, &extra, build_label(cmd), &mut cleanup));
+    let early = (wrapped && matches!(list_at, sync::ListAt::Host(_))).then(|| {
+        start_build_container(engine, setup, &open.containers, &command, &extra, build_label(cmd), &mut cleanup)
+    });
     let stamps = match open.stamps.map(|h| h.join().expect("the stamps thread panicked")) {
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
@@ -1181,12 +1403,16 @@ fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: Opening,
     // the same daemon (the scripts replace it), the same tree stamps.
     let in_sync = !opts.full_sync
         && rsyncd.reused
-        && sync::Record::load(&setup.tree).is_some_and(|r| r.data == data_id && r.rsyncd == rsyncd.id && stamps.as_ref().is_some_and(|s| s.sum == r.host));
+        && sync::Record::load(&setup.tree).is_some_and(|r| {
+            r.data == data_id && r.rsyncd == rsyncd.id && stamps.as_ref().is_some_and(|s| s.sum == r.host)
+        });
     if !opts.dry_run {
         sync::Record::forget(&setup.tree)?;
     }
     if in_sync {
-        log::status("sources unchanged since the last sync (same tree stamps, data container and rsync daemon): not syncing");
+        log::status(
+            "sources unchanged since the last sync (same tree stamps, data container and rsync daemon): not syncing",
+        );
     } else if let Err(e) = sync_in(setup, &rsyncd, engine) {
         if !rsyncd.reused || kube_tree::proc::interrupted() {
             return Err(e);
@@ -1229,7 +1455,9 @@ fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: Opening,
             }
             Some(Ok(itemized)) => itemized,
             Some(Err(e)) if rsyncd.reused && !kube_tree::proc::interrupted() => {
-                log::warn(format!("the rsync daemon left running did not serve ({e}): copying everything out through a new one"));
+                log::warn(format!(
+                    "the rsync daemon left running did not serve ({e}): copying everything out through a new one"
+                ));
                 rsyncd = start_rsyncd(engine, setup, &key, None, &mut cleanup)?;
                 copy_out(setup, &rsyncd, engine, full)?
             }
@@ -1242,8 +1470,12 @@ fn rsync_cycle(engine: &Engine, setup: &Setup, opts: &RunOptions, open: Opening,
             let verdict = sync::settle(&setup.tree.root, &changed, list_at.dirs().as_deref(), &itemized, &mut stamps)
                 .and_then(|kept| same_content(setup, &rsyncd, engine, &kept));
             match verdict {
-                Ok(()) => sync::Record { data: data_id, rsyncd: rsyncd.id.clone(), host: stamps.sum }.save(&setup.tree)?,
-                Err(why) => log::status(format!("the next run syncs in full: the data container differs from the tree after this command ({why})")),
+                Ok(()) => {
+                    sync::Record { data: data_id, rsyncd: rsyncd.id.clone(), host: stamps.sum }.save(&setup.tree)?
+                }
+                Err(why) => log::status(format!(
+                    "the next run syncs in full: the data container differs from the tree after this command ({why})"
+                )),
             }
         }
     }
@@ -1276,12 +1508,22 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
     let answers = engine.query_all(&questions)?;
     engine.take_info(answers[0].as_ref())?;
     engine.take_context(answers.get(3).and_then(Option::as_ref));
-    log::status(format!("{} mode, image {}, tree hash {}", setup.mode.name(), match setup.mode { Mode::Rsync => &setup.names.image, Mode::Bind => &setup.cross_image }, setup.names.hash));
+    log::status(format!(
+        "{} mode, image {}, tree hash {}",
+        setup.mode.name(),
+        match setup.mode {
+            Mode::Rsync => &setup.names.image,
+            Mode::Bind => &setup.cross_image,
+        },
+        setup.names.hash
+    ));
     let facts = ImageFacts::read(&engine, &setup, answers[1].as_ref())?;
     let containers = Containers::read(answers[2].as_ref())?;
     let cross_id = ensure_cross_image(&engine, &setup, opts.mirror.as_deref(), facts.cross_id.clone())?;
     let status = match setup.mode {
-        Mode::Rsync => rsync_cycle(&engine, &setup, opts, Opening { facts, containers, cross_id, stamps }, cmd, interactive)?,
+        Mode::Rsync => {
+            rsync_cycle(&engine, &setup, opts, Opening { facts, containers, cross_id, stamps }, cmd, interactive)?
+        }
         Mode::Bind => {
             if !opts.dry_run {
                 setup.tree.confined("_output/dockerized")?.create_dir_all()?;
@@ -1311,7 +1553,12 @@ pub fn clean_plan(engine: Option<&Engine>, setup: &Setup, all_dangling: bool) ->
         plan.containers = containers_of(e, setup)?;
         plan.images = images_of(e, setup)?;
         if all_dangling {
-            plan.dangling = e.query(&["images", "-q", "--filter", "dangling=true"])?.unwrap_or_default().lines().map(str::to_string).collect();
+            plan.dangling = e
+                .query(&["images", "-q", "--filter", "dangling=true"])?
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect();
         }
     }
     let out = setup.tree.confined("_output")?;
@@ -1335,7 +1582,8 @@ fn make_writable(dir: &Utf8Path) -> Result<()> {
     }
     if md.is_dir() {
         for e in fs_err::read_dir(dir)? {
-            let p = Utf8PathBuf::from_path_buf(e?.path()).map_err(|p| Fail::new(format!("not UTF-8: {}", p.display())))?;
+            let p =
+                Utf8PathBuf::from_path_buf(e?.path()).map_err(|p| Fail::new(format!("not UTF-8: {}", p.display())))?;
             make_writable(&p)?;
         }
     }
@@ -1411,12 +1659,23 @@ mod tests {
         let tree = kube_tree::fixture::scratch_tree("dockerized-ps", &kube_tree::fixture::Spec::era_b());
         let tree = Tree::open(&tree).unwrap();
         let names = Names::new("host", Utf8Path::new("/src/kubernetes"), "master", "5-v1.15.5-1");
-        let setup = Setup { tree, mode: Mode::Rsync, names, cross_image: String::new(), hostname: "host".into(), user: "0:0".into() };
+        let setup = Setup {
+            tree,
+            mode: Mode::Rsync,
+            names,
+            cross_image: String::new(),
+            hostname: "host".into(),
+            user: "0:0".into(),
+        };
         // By name prefix (the scripts' containers carry no label), of any version.
         assert_eq!(setup.names.hash, "20178bb462");
         assert_eq!(
             l.of_tree(&setup),
-            ["kube-build-data-20178bb462-5-v1.14.0-1", "kube-build-data-20178bb462-5-v1.15.5-1", "kube-rsync-20178bb462-5-v1.15.5-1"]
+            [
+                "kube-build-data-20178bb462-5-v1.14.0-1",
+                "kube-build-data-20178bb462-5-v1.15.5-1",
+                "kube-rsync-20178bb462-5-v1.15.5-1"
+            ]
         );
     }
 
@@ -1433,9 +1692,13 @@ mod tests {
         let v120 = "function kube::build::copy_output() {\n  kube::build::rsync \\\n    --prune-empty-dirs \\\n    --filter='- /_temp/' \\\n    --filter='+ /_output/dockerized/bin/**' \\\n    --filter='+ types.go' \\\n    --filter='+ */' \\\n    --filter='- /**' \\\n    \"rsync://k8s@${KUBE_RSYNC_ADDR}/k8s/\" \"${KUBE_ROOT}\"\n}\n";
         std::fs::write(root.join("build/common.sh"), v120).unwrap();
         let tree = Tree::open(&root).unwrap();
-        assert_eq!(copy_out_filters(&tree), ["- /_temp/", "+ /_output/dockerized/bin/**", "- /_output/dockerized/go/**", "+ types.go", "+ */", "- /**"]);
+        assert_eq!(
+            copy_out_filters(&tree),
+            ["- /_temp/", "+ /_output/dockerized/bin/**", "- /_output/dockerized/go/**", "+ types.go", "+ */", "- /**"]
+        );
         // A tree that excludes it already is left as it is.
-        std::fs::write(root.join("build/common.sh"), v120.replace("+ types.go", "- /_output/dockerized/go/**")).unwrap();
+        std::fs::write(root.join("build/common.sh"), v120.replace("+ types.go", "- /_output/dockerized/go/**"))
+            .unwrap();
         let f = copy_out_filters(&tree);
         assert_eq!(f.iter().filter(|f| f.contains("dockerized/go")).count(), 1, "{f:?}");
         // No function at all: the Era B list.

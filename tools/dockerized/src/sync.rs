@@ -102,11 +102,18 @@ impl Record {
     pub fn load(tree: &Tree) -> Option<Record> {
         let text = std::fs::read_to_string(Record::path(tree)).ok()?;
         let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')).map(str::to_string);
-        Some(Record { data: field("data")?, rsyncd: field("rsyncd")?, host: u64::from_str_radix(&field("host")?, 16).ok()? })
+        Some(Record {
+            data: field("data")?,
+            rsyncd: field("rsyncd")?,
+            host: u64::from_str_radix(&field("host")?, 16).ok()?,
+        })
     }
 
     pub fn save(&self, tree: &Tree) -> Result<(), Fail> {
-        tree.write_file(Record::path(tree), format!("data {}\nrsyncd {}\nhost {:016x}\n", self.data, self.rsyncd, self.host).as_bytes())
+        tree.write_file(
+            Record::path(tree),
+            format!("data {}\nrsyncd {}\nhost {:016x}\n", self.data, self.rsyncd, self.host).as_bytes(),
+        )
     }
 
     /// Forgotten before the command runs: a crash or an interrupt must not leave a record behind.
@@ -238,10 +245,19 @@ pub fn with_list(filters: &[String]) -> Vec<String> {
 /// equals the host again on the synced area, but for the files returned: changed in the
 /// container and left there by the copy-out filters, equal only if their content is (see
 /// [`same_content_args`]). Err with the first entry that makes a difference.
-pub fn settle(root: &Utf8Path, changed: &str, dirs: Option<&str>, itemized: &str, stamps: &mut HostStamps) -> Result<Vec<String>, String> {
+pub fn settle(
+    root: &Utf8Path,
+    changed: &str,
+    dirs: Option<&str>,
+    itemized: &str,
+    stamps: &mut HostStamps,
+) -> Result<Vec<String>, String> {
     // name -> the itemize code (">f.st......", ".f.........", "cd+++++++++", ...); rsync names
     // directories with a trailing slash.
-    let items: HashMap<&str, &str> = itemized.lines().filter_map(|l| l.split_once(' ').map(|(code, name)| (name.trim_end_matches('/'), code))).collect();
+    let items: HashMap<&str, &str> = itemized
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(code, name)| (name.trim_end_matches('/'), code)))
+        .collect();
     let held = dirs.map(dir_entries);
     let mut seen = HashSet::new();
     let mut compare = Vec::new();
@@ -299,7 +315,11 @@ fn dir_entries(text: &str) -> HashMap<String, std::collections::BTreeSet<String>
 fn host_entries(root: &Utf8Path, dir: &str) -> std::collections::BTreeSet<String> {
     let top = dir == ".";
     std::fs::read_dir(if top { root.to_path_buf() } else { root.join(dir) })
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())).filter(|n| !(top && UNSYNCED.contains(&n.as_str()))).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .filter(|n| !(top && UNSYNCED.contains(&n.as_str())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -307,14 +327,24 @@ fn host_entries(root: &Utf8Path, dir: &str) -> std::collections::BTreeSet<String
 /// a generator that rewrites a file with the same bytes (build-time bindata, for one) leaves the
 /// two sides equal for a build. [`differs`] reads the answer.
 pub fn same_content_args(files_from: &Utf8Path) -> Vec<String> {
-    vec!["--dry-run".into(), "--checksum".into(), "-ii".into(), "--out-format=%i %n".into(), format!("--files-from={files_from}")]
+    vec![
+        "--dry-run".into(),
+        "--checksum".into(),
+        "-ii".into(),
+        "--out-format=%i %n".into(),
+        format!("--files-from={files_from}"),
+    ]
 }
 
 /// From the itemized answer to [`same_content_args`]: the first of `files` whose content differs
 /// (would be transferred, or is not there).
 pub fn differs<'a>(files: &'a [String], itemized: &str) -> Option<&'a str> {
-    let items: HashMap<&str, &str> = itemized.lines().filter_map(|l| l.split_once(' ').map(|(code, name)| (name, code))).collect();
-    files.iter().map(String::as_str).find(|f| items.get(f).is_none_or(|code| code.starts_with('>') || code.contains('+')))
+    let items: HashMap<&str, &str> =
+        itemized.lines().filter_map(|l| l.split_once(' ').map(|(code, name)| (name, code))).collect();
+    files
+        .iter()
+        .map(String::as_str)
+        .find(|f| items.get(f).is_none_or(|code| code.starts_with('>') || code.contains('+')))
 }
 
 #[cfg(test)]
@@ -330,19 +360,32 @@ mod tests {
         std::fs::write(root.join("README.md"), "x").unwrap();
         let mut stamps = HostStamps::take(&root).unwrap();
         assert!(stamps.has(Utf8Path::new("pkg/a/zz_generated.deepcopy.go")) && stamps.has(Utf8Path::new("pkg/a")));
-        assert!(!stamps.has(Utf8Path::new("_output")) && !stamps.has(Utf8Path::new("_output/dockerized")), "the unsynced area is not stamped");
+        assert!(
+            !stamps.has(Utf8Path::new("_output")) && !stamps.has(Utf8Path::new("_output/dockerized")),
+            "the unsynced area is not stamped"
+        );
 
         // The copy-out rewrote the generated file: after restamping, the sum is what a new walk gives.
         std::thread::sleep(std::time::Duration::from_millis(10));
         std::fs::write(root.join("pkg/a/zz_generated.deepcopy.go"), "new!").unwrap();
-        let changed = format!("./{CHANGED}\n./pkg/a/zz_generated.deepcopy.go\n./_output/dockerized/bin/linux/amd64/kubectl\n");
+        let changed =
+            format!("./{CHANGED}\n./pkg/a/zz_generated.deepcopy.go\n./_output/dockerized/bin/linux/amd64/kubectl\n");
         let itemized = format!(">f+++++++++ {CHANGED}\n>f.st...... pkg/a/zz_generated.deepcopy.go\n>f..t...... _output/dockerized/bin/linux/amd64/kubectl\n");
         assert_eq!(settle(&root, &changed, None, &itemized, &mut stamps), Ok(vec![]));
         assert_eq!(stamps.sum, HostStamps::take(&root).unwrap().sum);
 
         // Changed in the container and identical on the host already: nothing to restamp.
         let mut same = stamps.clone();
-        assert_eq!(settle(&root, "./pkg/a/zz_generated.deepcopy.go\n", None, ".f......... pkg/a/zz_generated.deepcopy.go\n", &mut same), Ok(vec![]));
+        assert_eq!(
+            settle(
+                &root,
+                "./pkg/a/zz_generated.deepcopy.go\n",
+                None,
+                ".f......... pkg/a/zz_generated.deepcopy.go\n",
+                &mut same
+            ),
+            Ok(vec![])
+        );
         assert_eq!(same.sum, stamps.sum);
 
         // Left in the container by the filters: equal only if the content is.
@@ -356,10 +399,20 @@ mod tests {
         // only there), unless it holds the same names again; a new file.
         for (changed, dirs, itemized, why) in [
             ("./pkg/a\n", None, ".d..t...... pkg/a/\n", "pkg/a/ gained or lost entries"),
-            ("./pkg/a\n", Some("./pkg/a/\n./pkg/a/zz_generated.deepcopy.go\n./pkg/a/tmp123\n"), "", "pkg/a/ gained or lost entries"),
+            (
+                "./pkg/a\n",
+                Some("./pkg/a/\n./pkg/a/zz_generated.deepcopy.go\n./pkg/a/tmp123\n"),
+                "",
+                "pkg/a/ gained or lost entries",
+            ),
             (".\n", None, "", "the top directory gained or lost entries"),
             (".\n", Some("./\n./README.md\n"), "", "./ gained or lost entries"),
-            ("./pkg/a/zz_generated.new.go\n", None, ">f+++++++++ pkg/a/zz_generated.new.go\n", "pkg/a/zz_generated.new.go is new"),
+            (
+                "./pkg/a/zz_generated.new.go\n",
+                None,
+                ">f+++++++++ pkg/a/zz_generated.new.go\n",
+                "pkg/a/zz_generated.new.go is new",
+            ),
         ] {
             let mut s = stamps.clone();
             let got = settle(&root, changed, dirs, itemized, &mut s);
@@ -405,7 +458,10 @@ mod tests {
         let list = run(&ListAt::Volume, &root.join(CHANGED));
         let lines: Vec<&str> = list.lines().collect();
         assert_eq!(lines[0], format!("./{CHANGED}"));
-        assert!(lines.contains(&"./pkg/old.go") && lines.contains(&"./pkg/new.go") && lines.contains(&"./pkg"), "{list}");
+        assert!(
+            lines.contains(&"./pkg/old.go") && lines.contains(&"./pkg/new.go") && lines.contains(&"./pkg"),
+            "{list}"
+        );
         assert!(!lines.contains(&"./pkg/same.go") && !list.contains("go/cache"), "{list}");
         // On the host side, the list is not in the tree and does not name itself; vendor/ is
         // listed by its own find.
@@ -414,7 +470,10 @@ mod tests {
         let host = kube_tree::fixture::scratch_dir("sync-wrap-list");
         std::fs::write(host.join("go"), "").unwrap();
         let list = run(&ListAt::Host(host.clone()), &host.join("changed"));
-        assert!(!list.contains(".kit-changed") && list.contains("./pkg/old.go\n") && list.contains("./vendor/x/a.go\n"), "{list}");
+        assert!(
+            !list.contains(".kit-changed") && list.contains("./pkg/old.go\n") && list.contains("./vendor/x/a.go\n"),
+            "{list}"
+        );
         assert!(std::fs::read_dir(&host).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
     }
 }

@@ -1,12 +1,12 @@
 //! doctor: every prerequisite for building the tree at hand, each with the fix.
 
-use std::time::Duration;
 use kube_tree::cli::{Ctx, Tool};
 use kube_tree::gover::{self, GoVersion};
 use kube_tree::json::Json;
 use kube_tree::proc::{which, Proc};
 use kube_tree::scripts::GolangSh;
 use kube_tree::{log, Fail, Status, Tree, VendorLayout};
+use std::time::Duration;
 
 pub const TOOL: Tool = Tool {
     name: "doctor",
@@ -65,7 +65,11 @@ fn check(name: &'static str, level: Level, found: impl Into<String>, fix: impl I
 /// How long one probe may take (`KUBE_DOCTOR_TIMEOUT` seconds, default 10): a hung `docker`
 /// or `go` is reported, never waited for.
 pub fn probe_limit() -> Duration {
-    let secs: f64 = std::env::var("KUBE_DOCTOR_TIMEOUT").ok().and_then(|v| v.parse().ok()).filter(|s: &f64| *s > 0.0 && *s < 3600.0).unwrap_or(10.0);
+    let secs: f64 = std::env::var("KUBE_DOCTOR_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|s: &f64| *s > 0.0 && *s < 3600.0)
+        .unwrap_or(10.0);
     Duration::from_secs_f64(secs)
 }
 
@@ -93,23 +97,44 @@ fn macos() -> bool {
 pub fn check_go(tree: Option<&Tree>) -> Check {
     let out = match first_line(Proc::new("go").arg("version").env("GOTOOLCHAIN", "local")) {
         Ok(Some(out)) => out,
-        Ok(None) => return check("go", Level::Fail, "not found", "install Go (Debian: apt-get install golang-go; macOS: brew install go)"),
-        Err(hung) => return check("go", Level::Fail, hung, "the go on PATH hangs: check it (and GOTOOLCHAIN, GOFLAGS) by hand"),
+        Ok(None) => {
+            return check(
+                "go",
+                Level::Fail,
+                "not found",
+                "install Go (Debian: apt-get install golang-go; macOS: brew install go)",
+            )
+        }
+        Err(hung) => {
+            return check("go", Level::Fail, hung, "the go on PATH hangs: check it (and GOTOOLCHAIN, GOFLAGS) by hand")
+        }
     };
     let Some(have) = gover::from_go_version_output(&out) else {
         return check("go", Level::Warn, out, "a devel Go: the scripts accept it, but versions cannot be compared");
     };
-    let Some(tree) = tree else { return check("go", Level::Ok, format!("go{} (no tree: no minimum known)", have.text), "") };
+    let Some(tree) = tree else {
+        return check("go", Level::Ok, format!("go{} (no tree: no minimum known)", have.text), "");
+    };
     let min = GolangSh::read(tree).minimum_go;
     if let Some(min) = min.as_deref().and_then(|m| GoVersion::parse(m).ok()) {
         if gover::cmp(&have, &min) == std::cmp::Ordering::Less {
-            return check("go", Level::Fail, format!("go{} < go{} (hack/lib/golang.sh minimum_go_version)", have.text, min.text), format!("install Go {} or newer", min.text));
+            return check(
+                "go",
+                Level::Fail,
+                format!("go{} < go{} (hack/lib/golang.sh minimum_go_version)", have.text, min.text),
+                format!("install Go {} or newer", min.text),
+            );
         }
     }
     if tree.layout == VendorLayout::Workspace {
         if let Some(want) = &tree.go_version {
             if *want != have.text {
-                return check("go", Level::Warn, format!("go{}; .go-version asks go{want}", have.text), "make will fetch that toolchain (GOTOOLCHAIN); offline, set FORCE_HOST_GO=1 or install it");
+                return check(
+                    "go",
+                    Level::Warn,
+                    format!("go{}; .go-version asks go{want}", have.text),
+                    "make will fetch that toolchain (GOTOOLCHAIN); offline, set FORCE_HOST_GO=1 or install it",
+                );
             }
         }
     }
@@ -131,11 +156,18 @@ pub fn check_tar() -> Check {
     for n in &names {
         match first_line(Proc::new(n).arg("--version")) {
             Ok(Some(v)) if v.contains("GNU") => return check("gnu-tar", Level::Ok, format!("{n}: {v}"), ""),
-            Err(hung) => return check("gnu-tar", Level::Fail, hung, "a tar that hangs on --version: check $TAR and PATH"),
+            Err(hung) => {
+                return check("gnu-tar", Level::Fail, hung, "a tar that hangs on --version: check $TAR and PATH")
+            }
             _ => {}
         }
     }
-    check("gnu-tar", Level::Fail, "no GNU tar (tried $TAR, gtar, gnutar, tar)", "macOS: brew install gnu-tar; Linux: apt-get install tar")
+    check(
+        "gnu-tar",
+        Level::Fail,
+        "no GNU tar (tried $TAR, gtar, gnutar, tar)",
+        "macOS: brew install gnu-tar; Linux: apt-get install tar",
+    )
 }
 
 /// bash >= 4 (kube::util::ensure-bash-version).
@@ -145,7 +177,8 @@ pub fn check_bash() -> Check {
         Ok(None) => return check("bash", Level::Fail, "not found", "install bash >= 4 (macOS: brew install bash)"),
         Err(hung) => return check("bash", Level::Fail, hung, "a bash that hangs on --version: check PATH"),
     };
-    let major: u32 = v.split("version ").nth(1).and_then(|r| r.split('.').next()).and_then(|m| m.parse().ok()).unwrap_or(0);
+    let major: u32 =
+        v.split("version ").nth(1).and_then(|r| r.split('.').next()).and_then(|m| m.parse().ok()).unwrap_or(0);
     if major >= 4 {
         check("bash", Level::Ok, v, "")
     } else {
@@ -161,7 +194,12 @@ pub fn check_coreutils(is_mac: bool) -> Check {
     match first_line(Proc::new("date").arg("--version")) {
         Ok(Some(v)) if v.contains("GNU") => check("gnu-coreutils", Level::Ok, v, ""),
         Err(hung) => check("gnu-coreutils", Level::Fail, hung, "a date that hangs on --version: check PATH"),
-        _ => check("gnu-coreutils", Level::Fail, "BSD date/dirname first in PATH", "brew install coreutils and put its gnubin directory first in PATH"),
+        _ => check(
+            "gnu-coreutils",
+            Level::Fail,
+            "BSD date/dirname first in PATH",
+            "brew install coreutils and put its gnubin directory first in PATH",
+        ),
     }
 }
 
@@ -177,33 +215,66 @@ pub fn check_docker(required: bool) -> Check {
             let Ok(bytes) = o.stdout.trim().parse::<u64>() else {
                 let said = o.stdout.trim();
                 let said = if said.is_empty() { "nothing".to_string() } else { format!("`{}`", said.escape_debug()) };
-                return check("docker", miss, format!("`docker info` answered {said} instead of the engine's memory"), "check the docker CLI and DOCKER_HOST / docker context by hand (docker info)");
+                return check(
+                    "docker",
+                    miss,
+                    format!("`docker info` answered {said} instead of the engine's memory"),
+                    "check the docker CLI and DOCKER_HOST / docker context by hand (docker info)",
+                );
             };
             let gb = bytes as f64 / 1e9;
             if bytes >= DOCKER_MIN_BYTES {
                 check("docker", Level::Ok, format!("reachable, {gb:.1} GB memory"), "")
             } else {
-                check("docker", miss, format!("reachable, only {gb:.1} GB memory"), "give the Docker engine at least 4.5 GB of memory (Docker Desktop: Settings > Resources)")
+                check(
+                    "docker",
+                    miss,
+                    format!("reachable, only {gb:.1} GB memory"),
+                    "give the Docker engine at least 4.5 GB of memory (Docker Desktop: Settings > Resources)",
+                )
             }
         }
-        Ok(Some(o)) => check("docker", miss, format!("daemon unreachable: {}", o.first_lines(1)), "start the Docker daemon, or check DOCKER_HOST / docker context"),
+        Ok(Some(o)) => check(
+            "docker",
+            miss,
+            format!("daemon unreachable: {}", o.first_lines(1)),
+            "start the Docker daemon, or check DOCKER_HOST / docker context",
+        ),
         Ok(None) => check("docker", miss, "the docker CLI could not be run", "install Docker"),
-        Err(hung) => check("docker", miss, format!("hung: {hung}"), "the engine does not answer: restart it, or check DOCKER_HOST / docker context"),
+        Err(hung) => check(
+            "docker",
+            miss,
+            format!("hung: {hung}"),
+            "the engine does not answer: restart it, or check DOCKER_HOST / docker context",
+        ),
     }
 }
 
 /// Free space where the build writes (`_output` of the tree, else the current directory).
 pub fn check_disk(dir: &str) -> Check {
-    let avail_kb: Option<u64> = Proc::new("df").args(["-Pk", "--", dir]).timeout(probe_limit()).read().ok().and_then(|o| {
-        o.lines().nth(1).and_then(|l| l.split_whitespace().nth(3)).and_then(|v| v.parse().ok())
-    });
+    let avail_kb: Option<u64> = Proc::new("df")
+        .args(["-Pk", "--", dir])
+        .timeout(probe_limit())
+        .read()
+        .ok()
+        .and_then(|o| o.lines().nth(1).and_then(|l| l.split_whitespace().nth(3)).and_then(|v| v.parse().ok()));
     let Some(kb) = avail_kb else { return check("disk", Level::Warn, format!("cannot read free space of {dir}"), "") };
     let gb = kb / 1_000_000;
     let found = format!("{gb} GB free at {dir}");
     if gb < DISK_FAIL_GB {
-        check("disk", Level::Fail, found, format!("free space: a build needs at least {DISK_FAIL_GB} GB (a full cross build far more)"))
+        check(
+            "disk",
+            Level::Fail,
+            found,
+            format!("free space: a build needs at least {DISK_FAIL_GB} GB (a full cross build far more)"),
+        )
     } else if gb < DISK_WARN_GB {
-        check("disk", Level::Warn, found, format!("under {DISK_WARN_GB} GB: enough for WHAT= builds, not for make release"))
+        check(
+            "disk",
+            Level::Warn,
+            found,
+            format!("under {DISK_WARN_GB} GB: enough for WHAT= builds, not for make release"),
+        )
     } else {
         check("disk", Level::Ok, found, "")
     }
@@ -239,12 +310,22 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let checks = diagnose(tree.as_ref(), docker);
     let fails = checks.iter().filter(|c| c.level == Level::Fail).count();
     if ctx.json {
-        ctx.say(Json::Arr(checks.iter().map(|c| Json::obj([
-            ("check", Json::str(c.name)),
-            ("status", Json::str(c.level.name().to_lowercase())),
-            ("found", Json::str(&c.found)),
-            ("fix", Json::str(&c.fix)),
-        ])).collect()).render());
+        ctx.say(
+            Json::Arr(
+                checks
+                    .iter()
+                    .map(|c| {
+                        Json::obj([
+                            ("check", Json::str(c.name)),
+                            ("status", Json::str(c.level.name().to_lowercase())),
+                            ("found", Json::str(&c.found)),
+                            ("fix", Json::str(&c.fix)),
+                        ])
+                    })
+                    .collect(),
+            )
+            .render(),
+        );
     }
     if let Some(t) = &tree {
         eprintln!("tree {} (era {}, {})", t.root, t.era.name(), t.layout.name());

@@ -29,7 +29,10 @@ fn path_without(name: &str, without: &str) -> camino::Utf8PathBuf {
 }
 
 fn row<'a>(stderr: &'a str, check: &str) -> &'a str {
-    stderr.lines().find(|l| l.split_whitespace().next() == Some(check)).unwrap_or_else(|| panic!("no {check} row in:\n{stderr}"))
+    stderr
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(check))
+        .unwrap_or_else(|| panic!("no {check} row in:\n{stderr}"))
 }
 
 #[test]
@@ -111,7 +114,8 @@ fn docker_memory_and_the_docker_flag() {
     let out = doctor(&root, Some(&small), &["--docker"]);
     assert_eq!(out.status.code(), Some(1), "--docker makes the engine required: {}", out.stderr);
     assert!(row(&out.stderr, "docker").contains("FAIL"), "{}", out.stderr);
-    let none = fake_path("doc-docker-none", &[GO_119, ("docker", "echo 'Cannot connect to the Docker daemon' >&2; exit 1")]);
+    let none =
+        fake_path("doc-docker-none", &[GO_119, ("docker", "echo 'Cannot connect to the Docker daemon' >&2; exit 1")]);
     let out = doctor(&root, Some(&none), &["--docker"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(row(&out.stderr, "docker").contains("daemon unreachable"), "{}", out.stderr);
@@ -122,11 +126,39 @@ fn bash_tar_coreutils_and_disk() {
     let root = fixture::scratch_tree("doc-tools", &Spec::era_b());
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
     let cases: [Case; 5] = [
-        ("bash", &[("bash", "echo 'GNU bash, version 3.2.57(1)-release (arm64-apple-darwin22)'")], "FAIL", "bash >= 4 is required"),
-        ("gnu-tar", &[("tar", "echo 'bsdtar 3.5.3 - libarchive 3.5.3'"), ("gtar", "exit 127"), ("gnutar", "exit 127")], "FAIL", "no GNU tar"),
-        ("gnu-coreutils", &[("uname", "echo Darwin"), ("date", "echo 'usage: date [-jnRu]' >&2; exit 1")], "FAIL", "brew install coreutils"),
-        ("gnu-coreutils", &[("uname", "echo Darwin"), ("date", "echo 'date (GNU coreutils) 9.1'")], "ok", "GNU coreutils"),
-        ("disk", &[("df", "echo 'Filesystem 1024-blocks Used Available Capacity Mounted on'; echo '/dev/x 100 50 1000 50% /'")], "FAIL", "0 GB free"),
+        (
+            "bash",
+            &[("bash", "echo 'GNU bash, version 3.2.57(1)-release (arm64-apple-darwin22)'")],
+            "FAIL",
+            "bash >= 4 is required",
+        ),
+        (
+            "gnu-tar",
+            &[("tar", "echo 'bsdtar 3.5.3 - libarchive 3.5.3'"), ("gtar", "exit 127"), ("gnutar", "exit 127")],
+            "FAIL",
+            "no GNU tar",
+        ),
+        (
+            "gnu-coreutils",
+            &[("uname", "echo Darwin"), ("date", "echo 'usage: date [-jnRu]' >&2; exit 1")],
+            "FAIL",
+            "brew install coreutils",
+        ),
+        (
+            "gnu-coreutils",
+            &[("uname", "echo Darwin"), ("date", "echo 'date (GNU coreutils) 9.1'")],
+            "ok",
+            "GNU coreutils",
+        ),
+        (
+            "disk",
+            &[(
+                "df",
+                "echo 'Filesystem 1024-blocks Used Available Capacity Mounted on'; echo '/dev/x 100 50 1000 50% /'",
+            )],
+            "FAIL",
+            "0 GB free",
+        ),
     ];
     for (i, (check, fakes, level, text)) in cases.iter().enumerate() {
         let mut all: Vec<(&str, &str)> = vec![GO_119, DOCKER_16G];

@@ -3,8 +3,8 @@
 //! step (`make generated_files`), and compared on the next build.
 
 use camino::{Utf8Path, Utf8PathBuf};
-use kube_tree::proc::Proc;
 use kube_tree::fnv::Fnv;
+use kube_tree::proc::Proc;
 use kube_tree::{log, walk, Fail, Tree};
 use std::time::Duration;
 
@@ -15,7 +15,8 @@ pub fn stamp_path(tree: &Tree) -> Utf8PathBuf {
 
 /// The tree has a generator step that `make all` runs first (Makefile.generated_files era).
 pub fn has_generator(tree: &Tree) -> bool {
-    std::fs::read_to_string(tree.path("build/root/Makefile")).is_ok_and(|m| m.lines().any(|l| l.starts_with("generated_files:")))
+    std::fs::read_to_string(tree.path("build/root/Makefile"))
+        .is_ok_and(|m| m.lines().any(|l| l.starts_with("generated_files:")))
 }
 
 /// Directories never looked into: outputs and VCS metadata.
@@ -88,9 +89,18 @@ pub fn refresh(tree: &Tree, force: bool) -> Result<(Codegen, Fingerprints), Fail
         log::status_v(2, format!("codegen: inputs unchanged ({} files fingerprinted)", fp.files));
         return Ok((Codegen::UpToDate, fp));
     }
-    let why = if force { "forced" } else if stored.is_none() { "first build" } else { "inputs changed" };
+    let why = if force {
+        "forced"
+    } else if stored.is_none() {
+        "first build"
+    } else {
+        "inputs changed"
+    };
     let step = log::Step::start(format!("codegen ({why}): make generated_files"));
-    let out = Proc::new("make").args(["generated_files"]).dir(&tree.root).output_with_progress("codegen", Duration::from_secs(15))?;
+    let out = Proc::new("make")
+        .args(["generated_files"])
+        .dir(&tree.root)
+        .output_with_progress("codegen", Duration::from_secs(15))?;
     if !out.success() {
         let _ = tree.remove_file(&stamp);
         return Err(Fail::new(format!("make generated_files failed: {}", out.first_lines(5).replace('\n', " | "))));

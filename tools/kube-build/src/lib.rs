@@ -18,7 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const TOOL: Tool = Tool {
     name: "kube-build",
     aliases: &["build"],
-    summary: "local build like `make WHAT=...` (KUBE_BUILD_PLATFORMS, GOFLAGS, GOGCFLAGS, DBG), codegen only when needed",
+    summary:
+        "local build like `make WHAT=...` (KUBE_BUILD_PLATFORMS, GOFLAGS, GOGCFLAGS, DBG), codegen only when needed",
     usage: "\
 kube-build: build Kubernetes binaries the way `make WHAT=...` does, without make's wait
 
@@ -51,25 +52,36 @@ pub struct Request {
 }
 
 /// Reads make-style `KEY=VALUE` words over the environment (words win, as on a make command line).
-pub fn parse_request(words: &[String], flags_what: Vec<String>, flags_platform: Vec<String>, debug: bool, force_codegen: bool, env: &dyn Fn(&str) -> Option<String>) -> Result<Request, Fail> {
+pub fn parse_request(
+    words: &[String],
+    flags_what: Vec<String>,
+    flags_platform: Vec<String>,
+    debug: bool,
+    force_codegen: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Request, Fail> {
     let mut vars: Vec<(String, String)> = Vec::new();
     for w in words {
         let Some((k, v)) = w.split_once('=') else {
             return Err(Fail::new(format!("unexpected argument `{w}`: use KEY=VALUE (WHAT, KUBE_BUILD_PLATFORMS, GOFLAGS, GOGCFLAGS, GOLDFLAGS, DBG) or flags")));
         };
         if !["WHAT", "KUBE_BUILD_PLATFORMS", "GOFLAGS", "GOGCFLAGS", "GOLDFLAGS", "DBG"].contains(&k) {
-            return Err(Fail::new(format!("unknown variable `{k}` (known: WHAT, KUBE_BUILD_PLATFORMS, GOFLAGS, GOGCFLAGS, GOLDFLAGS, DBG)")));
+            return Err(Fail::new(format!(
+                "unknown variable `{k}` (known: WHAT, KUBE_BUILD_PLATFORMS, GOFLAGS, GOGCFLAGS, GOLDFLAGS, DBG)"
+            )));
         }
         vars.push((k.to_string(), v.to_string()));
     }
     let get = |k: &str| vars.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone()).or_else(|| env(k));
-    let split = |s: Option<String>| s.map(|s| s.split_whitespace().map(str::to_string).collect::<Vec<_>>()).unwrap_or_default();
+    let split =
+        |s: Option<String>| s.map(|s| s.split_whitespace().map(str::to_string).collect::<Vec<_>>()).unwrap_or_default();
     let mut targets = split(get("WHAT"));
     targets.extend(flags_what);
     let mut platforms = split(get("KUBE_BUILD_PLATFORMS"));
     platforms.extend(flags_platform);
     platforms.dedup();
-    let targets: Vec<String> = targets.into_iter().map(|t| t.trim_start_matches("./").trim_end_matches('/').to_string()).collect();
+    let targets: Vec<String> =
+        targets.into_iter().map(|t| t.trim_start_matches("./").trim_end_matches('/').to_string()).collect();
     if targets.is_empty() {
         return Err(Fail::new("which targets? e.g. WHAT=cmd/kubectl (make's build-everything default is not offered)"));
     }
@@ -122,7 +134,9 @@ pub fn flags(tree: &Tree, g: &GolangSh, req: &Request, version_ldflags: &str) ->
     };
     let tags = format!("selinux,notest,{from_goflags}");
     let gopath_mode = tree.layout != kube_tree::VendorLayout::Workspace;
-    let goflags_env = req.goflags.as_ref().map(|f| f.split_whitespace().filter(|w| !(gopath_mode && w.starts_with("-mod"))).collect::<Vec<_>>().join(" "));
+    let goflags_env = req.goflags.as_ref().map(|f| {
+        f.split_whitespace().filter(|w| !(gopath_mode && w.starts_with("-mod"))).collect::<Vec<_>>().join(" ")
+    });
     if g.dbg {
         // Later eras: DBG=1 keeps symbols and disables optimisation; else -s -w and -trimpath.
         let mut gc = req.gogcflags.clone().unwrap_or_default();
@@ -134,7 +148,14 @@ pub fn flags(tree: &Tree, g: &GolangSh, req: &Request, version_ldflags: &str) ->
             ld.push_str(" -s -w");
             extra.push("-trimpath".to_string());
         }
-        Flags { gcflags: gc.trim().to_string(), asmflags: None, ldflags: ld.trim().to_string(), tags, extra, goflags_env }
+        Flags {
+            gcflags: gc.trim().to_string(),
+            asmflags: None,
+            ldflags: ld.trim().to_string(),
+            tags,
+            extra,
+            goflags_env,
+        }
     } else {
         // Older eras: `${GOLDFLAGS=-s -w ...}` and -trimpath=KUBE_ROOT on gc and asm flags;
         // a debug build is what users did by hand: GOLDFLAGS='' GOGCFLAGS='all=-N -l'.
@@ -195,7 +216,11 @@ fn bin_name(target: &str) -> &str {
 
 /// The file go install writes for binary `name` on `platform` (`.exe` on Windows).
 fn bin_file(name: &str, platform: &str) -> String {
-    if platform.starts_with("windows/") { format!("{name}.exe") } else { name.to_string() }
+    if platform.starts_with("windows/") {
+        format!("{name}.exe")
+    } else {
+        name.to_string()
+    }
 }
 
 /// Cross C compilers the scripts set when cgo is on for another Linux architecture.
@@ -210,7 +235,14 @@ fn cross_cc(platform: &str) -> Option<&'static str> {
 }
 
 /// The `go install` commands for one platform (statics with CGO_ENABLED=0, as the scripts do).
-fn install_cmds(env: &GoEnv, g: &GolangSh, f: &Flags, targets: &[String], platform: &str, host: &str) -> Vec<(Proc, Vec<String>, bool)> {
+fn install_cmds(
+    env: &GoEnv,
+    g: &GolangSh,
+    f: &Flags,
+    targets: &[String],
+    platform: &str,
+    host: &str,
+) -> Vec<(Proc, Vec<String>, bool)> {
     let (os, arch) = platform.split_once('/').expect("validated platform");
     let pkg = |t: &str| if env.gopath_mode { format!("{KUBE_IMPORT_PATH}/{t}") } else { format!("./{t}") };
     let (statics, dynamics): (Vec<&String>, Vec<&String>) = targets.iter().partition(|t| g.is_static(t));
@@ -268,7 +300,21 @@ fn build_key(cmds: &[(Proc, Vec<String>, bool)], date: &str) -> u64 {
         let md = std::fs::canonicalize(&go).and_then(std::fs::metadata);
         text += &format!("{go} {:?}\n", md.map(|m| (m.len(), m.modified().ok())).ok());
     }
-    for k in ["GOFLAGS", "GOROOT", "GOTOOLCHAIN", "GOEXPERIMENT", "GOAMD64", "GOARM", "CGO_ENABLED", "CGO_CFLAGS", "CGO_LDFLAGS", "CC", "CXX", "KUBE_CGO_OVERRIDES", "KUBE_STATIC_OVERRIDES"] {
+    for k in [
+        "GOFLAGS",
+        "GOROOT",
+        "GOTOOLCHAIN",
+        "GOEXPERIMENT",
+        "GOAMD64",
+        "GOARM",
+        "CGO_ENABLED",
+        "CGO_CFLAGS",
+        "CGO_LDFLAGS",
+        "CC",
+        "CXX",
+        "KUBE_CGO_OVERRIDES",
+        "KUBE_STATIC_OVERRIDES",
+    ] {
         text += &format!("{k}={:?}\n", std::env::var(k).ok());
     }
     kube_tree::fnv::hash(text.as_bytes())
@@ -313,7 +359,9 @@ fn check_target(tree: &Tree, t: &str) -> Result<(), Fail> {
         return Err(Fail::new(format!("WHAT={shown}: not a package directory")));
     }
     if t.starts_with('/') {
-        return Err(Fail::new(format!("WHAT={shown}: an absolute path; name a directory of the tree (e.g. cmd/kubectl)")));
+        return Err(Fail::new(format!(
+            "WHAT={shown}: an absolute path; name a directory of the tree (e.g. cmd/kubectl)"
+        )));
     }
     let dir = tree.confined(t).and_then(|c| c.follow()).map_err(|e| Fail::new(format!("WHAT={shown}: {}", e.msg)))?;
     if !dir.path().is_dir() {
@@ -333,8 +381,15 @@ fn check_target(tree: &Tree, t: &str) -> Result<(), Fail> {
 
 /// Copies what go install left for `platform` into `_output/local/bin/<os>/<arch>` (content and
 /// mode; unchanged files are left alone) and, for the host, points `_output/bin` at it.
-fn place_bins(tree: &Tree, gopath: &Utf8Path, platform: &str, host: &str, names: &[(String, bool, Duration)]) -> Result<Vec<Built>, Fail> {
-    let src_dir = if platform == host { gopath.join("bin") } else { gopath.join("bin").join(platform.replace('/', "_")) };
+fn place_bins(
+    tree: &Tree,
+    gopath: &Utf8Path,
+    platform: &str,
+    host: &str,
+    names: &[(String, bool, Duration)],
+) -> Result<Vec<Built>, Fail> {
+    let src_dir =
+        if platform == host { gopath.join("bin") } else { gopath.join("bin").join(platform.replace('/', "_")) };
     let dest_dir = tree.path("_output/local/bin").join(platform);
     tree.confined(&dest_dir)?.create_dir_all()?;
     let mut built = Vec::new();
@@ -344,15 +399,28 @@ fn place_bins(tree: &Tree, gopath: &Utf8Path, platform: &str, host: &str, names:
         let dest = dest_dir.join(&file);
         let smd = fs_err::metadata(&src)?;
         let same = std::fs::metadata(&dest).is_ok_and(|d| {
-            d.len() == smd.len() && filetime::FileTime::from_last_modification_time(&d) == filetime::FileTime::from_last_modification_time(&smd)
+            d.len() == smd.len()
+                && filetime::FileTime::from_last_modification_time(&d)
+                    == filetime::FileTime::from_last_modification_time(&smd)
         });
         if !same {
             let out = tree.confined(&dest)?;
             out.write_atomic(&fs_err::read(&src)?)?;
             out.set_mode(std::os::unix::fs::PermissionsExt::mode(&smd.permissions()))?;
-            filetime::set_symlink_file_times(out.path(), filetime::FileTime::now(), filetime::FileTime::from_last_modification_time(&smd))?;
+            filetime::set_symlink_file_times(
+                out.path(),
+                filetime::FileTime::now(),
+                filetime::FileTime::from_last_modification_time(&smd),
+            )?;
         }
-        built.push(Built { name: name.clone(), platform: platform.into(), path: dest, size: smd.len(), static_: *static_, elapsed: *elapsed });
+        built.push(Built {
+            name: name.clone(),
+            platform: platform.into(),
+            path: dest,
+            size: smd.len(),
+            static_: *static_,
+            elapsed: *elapsed,
+        });
     }
     if platform == host {
         let link = tree.confined("_output/bin")?;
@@ -395,10 +463,16 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let supported = g.all_platforms();
     for p in &platforms {
         if supported.is_empty() && !req.platforms.is_empty() {
-            return Err(Fail::new("cannot read the platform lists of hack/lib/golang.sh, so KUBE_BUILD_PLATFORMS cannot be checked"));
+            return Err(Fail::new(
+                "cannot read the platform lists of hack/lib/golang.sh, so KUBE_BUILD_PLATFORMS cannot be checked",
+            ));
         }
         if !supported.is_empty() && !supported.contains(p) {
-            return Err(Fail::new(format!("{} is not a platform this tree builds (hack/lib/golang.sh lists: {})", p.escape_debug(), supported.join(" "))));
+            return Err(Fail::new(format!(
+                "{} is not a platform this tree builds (hack/lib/golang.sh lists: {})",
+                p.escape_debug(),
+                supported.join(" ")
+            )));
         }
     }
     // Checked before any work (codegen can take a minute): a main package inside the tree.
@@ -426,7 +500,8 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let mut skipped = 0;
     for p in &platforms {
         let key = format!("{p}|{}", req.targets.join(" "));
-        let outputs_there = req.targets.iter().all(|t| tree.path("_output/local/bin").join(p).join(bin_file(bin_name(t), p)).is_file());
+        let outputs_there =
+            req.targets.iter().all(|t| tree.path("_output/local/bin").join(p).join(bin_file(bin_name(t), p)).is_file());
         let cmds = install_cmds(&genv, &g, &flags_at(&now), &req.targets, p, &host);
         let fingerprint = build_key(&cmds, &now) ^ fp.all;
         let names = match state.get(&key) {
@@ -434,7 +509,11 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
                 log::status_v(2, format!("{p}: up to date (built {date})"));
                 skipped += 1;
                 date_used = date.to_string();
-                cmds.iter().flat_map(|(_, group, st)| group.iter().map(move |t| (bin_name(t).to_string(), *st, Duration::ZERO))).collect()
+                cmds.iter()
+                    .flat_map(|(_, group, st)| {
+                        group.iter().map(move |t| (bin_name(t).to_string(), *st, Duration::ZERO))
+                    })
+                    .collect()
             }
             _ => {
                 let names = run_installs(cmds, p)?;
@@ -447,30 +526,56 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let f = flags_at(&date_used);
     for b in &built {
         let rel = b.path.strip_prefix(&tree.root).unwrap_or(&b.path);
-        log::status(format!("{} {} {:.1} MB in {} -> {rel}", b.name, b.platform, b.size as f64 / 1e6, log::human(b.elapsed)));
+        log::status(format!(
+            "{} {} {:.1} MB in {} -> {rel}",
+            b.name,
+            b.platform,
+            b.size as f64 / 1e6,
+            log::human(b.elapsed)
+        ));
     }
     let verb = if skipped == platforms.len() { "up to date:" } else { "built" };
-    log::status(format!("{verb} {} binar{} in {} (codegen: {})", built.len(), if built.len() == 1 { "y" } else { "ies" }, log::human(start.elapsed()), cg.name()));
+    log::status(format!(
+        "{verb} {} binar{} in {} (codegen: {})",
+        built.len(),
+        if built.len() == 1 { "y" } else { "ies" },
+        log::human(start.elapsed()),
+        cg.name()
+    ));
     if ctx.json {
-        let go_version = genv.apply(Proc::new("go").arg("version")).timeout(kube_tree::proc::GO_PROBE).read()?.trim().to_string();
-        ctx.say(Json::obj([
-            ("tree", Json::str(tree.root.as_str())),
-            ("era", Json::str(tree.era.name())),
-            ("go", Json::str(go_version.clone())),
-            ("codegen", Json::str(cg.name())),
-            ("up_to_date", Json::Bool(skipped == platforms.len())),
-            ("gcflags", Json::str(&f.gcflags)),
-            ("ldflags", Json::str(&f.ldflags)),
-            ("tags", Json::str(&f.tags)),
-            ("goflags", Json::opt_str(req.goflags.clone())),
-            ("binaries", Json::Arr(built.iter().map(|b| Json::obj([
-                ("name", Json::str(&b.name)),
-                ("platform", Json::str(&b.platform)),
-                ("path", Json::str(b.path.as_str())),
-                ("size", Json::Num(b.size as f64)),
-                ("static", Json::Bool(b.static_)),
-            ])).collect())),
-        ]).render());
+        let go_version =
+            genv.apply(Proc::new("go").arg("version")).timeout(kube_tree::proc::GO_PROBE).read()?.trim().to_string();
+        ctx.say(
+            Json::obj([
+                ("tree", Json::str(tree.root.as_str())),
+                ("era", Json::str(tree.era.name())),
+                ("go", Json::str(go_version.clone())),
+                ("codegen", Json::str(cg.name())),
+                ("up_to_date", Json::Bool(skipped == platforms.len())),
+                ("gcflags", Json::str(&f.gcflags)),
+                ("ldflags", Json::str(&f.ldflags)),
+                ("tags", Json::str(&f.tags)),
+                ("goflags", Json::opt_str(req.goflags.clone())),
+                (
+                    "binaries",
+                    Json::Arr(
+                        built
+                            .iter()
+                            .map(|b| {
+                                Json::obj([
+                                    ("name", Json::str(&b.name)),
+                                    ("platform", Json::str(&b.platform)),
+                                    ("path", Json::str(b.path.as_str())),
+                                    ("size", Json::Num(b.size as f64)),
+                                    ("static", Json::Bool(b.static_)),
+                                ])
+                            })
+                            .collect(),
+                    ),
+                ),
+            ])
+            .render(),
+        );
     } else {
         for b in &built {
             ctx.say(b.path.as_str());

@@ -30,7 +30,12 @@ fn local_build_of_kubectl_like_make() {
     let copy = testkit::scratch("real-build").join("kubernetes");
     testkit::full_copy(&tree, &copy).unwrap();
     let build = |args: &[&str], path: Option<String>| -> Captured {
-        let mut p = Proc::new(BIN).arg("--kube-root").arg(&copy).args(args).env_remove("GOFLAGS").env_remove("KUBE_GIT_VERSION_FILE");
+        let mut p = Proc::new(BIN)
+            .arg("--kube-root")
+            .arg(&copy)
+            .args(args)
+            .env_remove("GOFLAGS")
+            .env_remove("KUBE_GIT_VERSION_FILE");
         if let Some(path) = path {
             p = p.env("PATH", path);
         }
@@ -40,13 +45,22 @@ fn local_build_of_kubectl_like_make() {
     };
 
     // The tree's own make first: its kubectl's version fields are what ours must carry.
-    let made = Proc::new("make").arg("WHAT=cmd/kubectl").dir(&copy).env_remove("GOFLAGS").output_with_progress("make WHAT=cmd/kubectl", std::time::Duration::from_secs(30)).unwrap();
+    let made = Proc::new("make")
+        .arg("WHAT=cmd/kubectl")
+        .dir(&copy)
+        .env_remove("GOFLAGS")
+        .output_with_progress("make WHAT=cmd/kubectl", std::time::Duration::from_secs(30))
+        .unwrap();
     assert!(made.success(), "make: {}", made.first_lines(5));
     let makes = version_fields(&copy.join("_output/local/bin/linux/amd64/kubectl"));
     std::fs::remove_dir_all(copy.join("_output/local/bin")).unwrap();
 
     let out = build(&["WHAT=cmd/kubectl", "--json"], None);
-    assert!(out.stdout.contains(r#""codegen":"ran""#) && out.stdout.contains(r#""up_to_date":false"#), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(r#""codegen":"ran""#) && out.stdout.contains(r#""up_to_date":false"#),
+        "{}",
+        out.stdout
+    );
     let kubectl = copy.join("_output/bin/kubectl");
     assert_eq!(version_fields(&kubectl), makes, "the version fields of make's kubectl, but the build date");
     let go = Proc::new("go").arg("version").read().unwrap();
@@ -55,11 +69,18 @@ fn local_build_of_kubectl_like_make() {
         "Client Version: version.Info{{Major:\"1\", Minor:\"20\", GitVersion:\"v1.20.2\", GitCommit:\"faecb196815e248d3ecfb03c680a4507229c2a56\", GitTreeState:\"archive\", GoVersion:\"{go}\", Compiler:\"gc\", Platform:\"linux/amd64\"}}"
     ), "the fields make WHAT=cmd/kubectl stamps for this tree");
     let info = Proc::new("go").args(["version", "-m"]).arg(&kubectl).read().unwrap();
-    assert!(info.contains("-ldflags=\"-s -w -buildid= -X") && info.contains("CGO_ENABLED=0"), "stripped and static like make's: {info}");
+    assert!(
+        info.contains("-ldflags=\"-s -w -buildid= -X") && info.contains("CGO_ENABLED=0"),
+        "stripped and static like make's: {info}"
+    );
 
     // Nothing changed: no codegen, no link.
     let out = build(&["WHAT=cmd/kubectl", "--json"], None);
-    assert!(out.stdout.contains(r#""codegen":"up-to-date""#) && out.stdout.contains(r#""up_to_date":true"#), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(r#""codegen":"up-to-date""#) && out.stdout.contains(r#""up_to_date":true"#),
+        "{}",
+        out.stdout
+    );
 
     // An API types file touched: the generator step runs again.
     filetime::set_file_mtime(copy.join("staging/src/k8s.io/api/core/v1/types.go"), filetime::FileTime::now()).unwrap();
@@ -78,7 +99,10 @@ fn local_build_of_kubectl_like_make() {
         Ok(g) => g,
         Err(e) => return testkit::skip_if_missing(&format!("{test} (darwin part)"), &e),
     };
-    build(&["WHAT=cmd/kubectl", "KUBE_BUILD_PLATFORMS=darwin/amd64"], Some(format!("{go115}:{}", std::env::var("PATH").unwrap_or_default())));
+    build(
+        &["WHAT=cmd/kubectl", "KUBE_BUILD_PLATFORMS=darwin/amd64"],
+        Some(format!("{go115}:{}", std::env::var("PATH").unwrap_or_default())),
+    );
     let mach = std::fs::read(copy.join("_output/local/bin/darwin/amd64/kubectl")).unwrap();
     assert_eq!(&mach[..4], &[0xcf, 0xfa, 0xed, 0xfe], "Mach-O 64-bit");
     let _ = std::fs::remove_dir_all(copy.parent().unwrap());

@@ -7,7 +7,16 @@ use kube_tree::proc::{Captured, Proc};
 const BIN: &str = env!("CARGO_BIN_EXE_kube-build");
 
 fn kb(root: &Utf8Path, args: &[&str]) -> Captured {
-    Proc::new(BIN).arg("--kube-root").arg(root).args(args).env("KUBE_VERBOSE", "1").env_remove("GOFLAGS").env_remove("KUBE_BUILD_PLATFORMS").env_remove("WHAT").output().unwrap()
+    Proc::new(BIN)
+        .arg("--kube-root")
+        .arg(root)
+        .args(args)
+        .env("KUBE_VERBOSE", "1")
+        .env_remove("GOFLAGS")
+        .env_remove("KUBE_BUILD_PLATFORMS")
+        .env_remove("WHAT")
+        .output()
+        .unwrap()
 }
 
 fn go(test: &str) -> bool {
@@ -30,7 +39,15 @@ fn builds_in_gopath_mode_places_bins_and_skips_a_noop() {
     std::fs::set_permissions(rec.join("go"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let path = format!("{rec}:{}", std::env::var("PATH").unwrap_or_default());
     let build = |args: &[&str]| {
-        Proc::new(BIN).arg("--kube-root").arg(&root).args(args).env("KUBE_GIT_VERSION_FILE", &defs).env("PATH", &path).env_remove("GOFLAGS").output().unwrap()
+        Proc::new(BIN)
+            .arg("--kube-root")
+            .arg(&root)
+            .args(args)
+            .env("KUBE_GIT_VERSION_FILE", &defs)
+            .env("PATH", &path)
+            .env_remove("GOFLAGS")
+            .output()
+            .unwrap()
     };
     let out = build(&["WHAT=cmd/kube-proxy cmd/kubectl"]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
@@ -56,7 +73,8 @@ fn builds_in_gopath_mode_places_bins_and_skips_a_noop() {
     assert_eq!(Proc::new(root.join("_output/bin/kubectl")).read().unwrap(), ran, "the no-op kept the binary");
 
     // A source change is seen, through the staging link.
-    std::fs::write(root.join("staging/src/k8s.io/api/util/util.go"), "package util\n\nconst Repo = \"api-changed\"\n").unwrap();
+    std::fs::write(root.join("staging/src/k8s.io/api/util/util.go"), "package util\n\nconst Repo = \"api-changed\"\n")
+        .unwrap();
     let changed = build(&["WHAT=cmd/kube-proxy cmd/kubectl"]);
     assert!(changed.stderr.contains("built 2 binaries"), "{}", changed.stderr);
     assert!(Proc::new(root.join("_output/bin/kubectl")).read().unwrap().starts_with("kubectl api-changed "));
@@ -75,7 +93,11 @@ fn cross_platforms_and_flags() {
     let pe = std::fs::read(root.join("_output/local/bin/windows/amd64/kubectl.exe")).unwrap();
     assert_eq!(&pe[..2], b"MZ");
     assert!(!root.join("_output/bin").exists(), "no host build, no _output/bin link");
-    assert!(out.stdout.contains(r#""platform":"darwin/amd64""#) && out.stdout.contains(r#""static":true"#), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(r#""platform":"darwin/amd64""#) && out.stdout.contains(r#""static":true"#),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains(r#""ldflags":"-s -w -buildid= "#), "the tree's default GOLDFLAGS: {}", out.stdout);
 
     // --debug: unstripped and unoptimised (visible in the binary's build settings).
@@ -92,7 +114,13 @@ fn cross_platforms_and_flags() {
 #[test]
 fn bad_requests_exit_2() {
     let root = fixture::scratch_tree("kb-bad", &Spec::era_b());
-    for args in [&[][..], &["WHAT=cmd/kubectl", "KUBE_BUILD_PLATFORMS=plan9/amd64"], &["WHAT=cmd/nope"], &["FOO=1", "WHAT=cmd/kubectl"], &["cmd/kubectl"]] {
+    for args in [
+        &[][..],
+        &["WHAT=cmd/kubectl", "KUBE_BUILD_PLATFORMS=plan9/amd64"],
+        &["WHAT=cmd/nope"],
+        &["FOO=1", "WHAT=cmd/kubectl"],
+        &["cmd/kubectl"],
+    ] {
         let out = kb(&root, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
         assert_eq!(out.stdout, "");
@@ -105,11 +133,15 @@ fn bad_requests_exit_2() {
 /// version comes from git when the tree is a checkout: seen by a `go` that records its calls.
 #[test]
 fn flags_platforms_and_the_git_version_reach_go() {
-    if !go("flags_platforms_and_the_git_version_reach_go") || !testkit::require("flags_platforms_and_the_git_version_reach_go", "git") {
+    if !go("flags_platforms_and_the_git_version_reach_go")
+        || !testkit::require("flags_platforms_and_the_git_version_reach_go", "git")
+    {
         return;
     }
     let root = fixture::scratch_tree("kb-flags", &Spec::era_b());
-    let git = |args: &[&str]| Proc::new("git").args(["-c", "user.email=t@t", "-c", "user.name=t"]).args(args).dir(&root).read().unwrap();
+    let git = |args: &[&str]| {
+        Proc::new("git").args(["-c", "user.email=t@t", "-c", "user.name=t"]).args(args).dir(&root).read().unwrap()
+    };
     git(&["init", "-q", "."]);
     git(&["add", "-A"]);
     git(&["commit", "-qm", "v1.20.9"]);
@@ -117,14 +149,33 @@ fn flags_platforms_and_the_git_version_reach_go() {
     let rec = fixture::scratch_dir("kb-flags-recorder");
     let calls = rec.join("calls");
     let real_go = kube_tree::proc::which("go").unwrap();
-    std::fs::write(rec.join("go"), format!("#!/bin/sh\necho \"GOOS=$GOOS GOARCH=$GOARCH GOFLAGS=$GOFLAGS $*\" >> '{calls}'\nexec '{real_go}' \"$@\"\n")).unwrap();
+    std::fs::write(
+        rec.join("go"),
+        format!(
+            "#!/bin/sh\necho \"GOOS=$GOOS GOARCH=$GOARCH GOFLAGS=$GOFLAGS $*\" >> '{calls}'\nexec '{real_go}' \"$@\"\n"
+        ),
+    )
+    .unwrap();
     std::fs::set_permissions(rec.join("go"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let path = format!("{rec}:{}", std::env::var("PATH").unwrap_or_default());
     let build = |args: &[&str]| -> String {
         let _ = std::fs::remove_file(&calls);
-        let out = Proc::new(BIN).arg("--kube-root").arg(&root).args(args).env("PATH", &path).env_remove("GOFLAGS").env_remove("KUBE_GIT_VERSION_FILE").output().unwrap();
+        let out = Proc::new(BIN)
+            .arg("--kube-root")
+            .arg(&root)
+            .args(args)
+            .env("PATH", &path)
+            .env_remove("GOFLAGS")
+            .env_remove("KUBE_GIT_VERSION_FILE")
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", out.stderr);
-        std::fs::read_to_string(&calls).unwrap().lines().filter(|l| l.contains(" install ")).collect::<Vec<_>>().join("\n")
+        std::fs::read_to_string(&calls)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(" install "))
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     let call = build(&["WHAT=cmd/kube-proxy", "GOFLAGS=-p=1", "GOGCFLAGS=-B", "GOLDFLAGS=-X main.kit=1"]);
     assert!(call.contains("GOFLAGS=-p=1 "), "{call}");

@@ -65,7 +65,9 @@ impl Jail {
                 _ => return Err(escape(p, &self.root, "not a relative path")),
             }
         }
-        let Some(name) = parts.pop() else { return Err(Fail::new(format!("refusing {p}: it names the root itself, not an entry in it"))) };
+        let Some(name) = parts.pop() else {
+            return Err(Fail::new(format!("refusing {p}: it names the root itself, not an entry in it")));
+        };
         if name == ".." {
             return Err(Fail::new(format!("refusing {p}: it must end in a name, not `..`")));
         }
@@ -97,7 +99,8 @@ impl Jail {
             _ => (existing, None),
         };
         let base = canonical(base).map_err(|e| Fail::new(format!("{p}: {e}")))?;
-        let mut rel = base.strip_prefix(&self.root).map_err(|_| escape(p, &self.root, "it is not beneath the root"))?.to_owned();
+        let mut rel =
+            base.strip_prefix(&self.root).map_err(|_| escape(p, &self.root, "it is not beneath the root"))?.to_owned();
         rel.extend(last);
         rel.extend(tail.iter().rev());
         if rel.as_str().is_empty() {
@@ -129,13 +132,17 @@ impl Jail {
             let next = cur.join(part);
             match std::fs::symlink_metadata(&next) {
                 Ok(md) if md.file_type().is_symlink() => {
-                    let t = canonical(&next).map_err(|e| Fail::new(format!("refusing {shown}: {next} is a link that does not resolve ({e})")))?;
+                    let t = canonical(&next).map_err(|e| {
+                        Fail::new(format!("refusing {shown}: {next} is a link that does not resolve ({e})"))
+                    })?;
                     if !t.starts_with(&self.root) {
                         return Err(escape(shown, &self.root, &format!("{next} is a symlink to {t}")));
                     }
                     cur = t;
                 }
-                Ok(md) if !md.is_dir() => return Err(Fail::new(format!("refusing {shown}: {next} is not a directory"))),
+                Ok(md) if !md.is_dir() => {
+                    return Err(Fail::new(format!("refusing {shown}: {next} is not a directory")))
+                }
                 _ => cur = next,
             }
         }
@@ -180,7 +187,8 @@ impl Confined {
         let p = self.path();
         match std::fs::symlink_metadata(&p) {
             Ok(md) if md.file_type().is_symlink() => {
-                let t = canonical(&p).map_err(|e| Fail::new(format!("refusing {}: a link that does not resolve ({e})", self.rel())))?;
+                let t = canonical(&p)
+                    .map_err(|e| Fail::new(format!("refusing {}: a link that does not resolve ({e})", self.rel())))?;
                 if !t.starts_with(&self.root) {
                     return Err(escape(self.rel(), &self.root, &format!("it is a symlink to {t}")));
                 }
@@ -319,7 +327,9 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> (Utf8PathBuf, Utf8PathBuf) {
-        let base = Utf8PathBuf::from_path_buf(std::env::temp_dir()).unwrap().join(format!("kube-tree-confine-{name}-{}", std::process::id()));
+        let base = Utf8PathBuf::from_path_buf(std::env::temp_dir())
+            .unwrap()
+            .join(format!("kube-tree-confine-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         let (root, outside) = (base.join("tree"), base.join("outside"));
         std::fs::create_dir_all(root.join("a/b")).unwrap();

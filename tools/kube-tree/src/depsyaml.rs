@@ -103,7 +103,9 @@ impl DepsYaml {
                 }
                 (false, "match") | (false, "mathc") if in_refs => {
                     if key == "mathc" {
-                        y.warnings.push(format!("build/dependencies.yaml:{line}: `mathc:` read as `match:` (typo in the file)"));
+                        y.warnings.push(format!(
+                            "build/dependencies.yaml:{line}: `mathc:` read as `match:` (typo in the file)"
+                        ));
                     }
                     if let Some(r) = y.deps.last_mut().and_then(|d| d.ref_paths.last_mut()) {
                         r.matcher = Some(val).filter(|v| !v.is_empty());
@@ -120,7 +122,8 @@ impl DepsYaml {
     /// the line where known): broken YAML, no `dependencies` list, an entry without a name or
     /// version, a refPath without a path, or a layout the line reader does not follow.
     pub fn read(text: &str) -> Result<DepsYaml, String> {
-        let docs = YamlLoader::load_from_str(text).map_err(|e| format!("line {}: not valid YAML: {}", e.marker().line(), e.info()))?;
+        let docs = YamlLoader::load_from_str(text)
+            .map_err(|e| format!("line {}: not valid YAML: {}", e.marker().line(), e.info()))?;
         let doc = match docs.as_slice() {
             [] => return Err("empty: no `dependencies:` list".into()),
             [d] => d,
@@ -151,19 +154,28 @@ impl DepsYaml {
                 let m = [&r["match"], &r["mathc"]].into_iter().find(|m| !matches!(m, Yaml::BadValue | Yaml::Null));
                 let m = match m {
                     None => None,
-                    Some(m) => Some(text_of(m).ok_or_else(|| format!("{at} ({name}): `match:` of {path} is not a string"))?),
+                    Some(m) => {
+                        Some(text_of(m).ok_or_else(|| format!("{at} ({name}): `match:` of {path} is not a string"))?)
+                    }
                 };
                 want.push((path, m.filter(|m| !m.is_empty())));
             }
             meant.push((at, name, version, want));
         }
         if y.deps.len() != meant.len() {
-            return Err(format!("{} entries in the YAML but {} read line by line: a layout this tool does not edit safely", meant.len(), y.deps.len()));
+            return Err(format!(
+                "{} entries in the YAML but {} read line by line: a layout this tool does not edit safely",
+                meant.len(),
+                y.deps.len()
+            ));
         }
         for ((at, name, version, want), d) in meant.into_iter().zip(&y.deps) {
             let got: Vec<_> = d.ref_paths.iter().map(|r| (r.path.clone(), r.matcher.clone())).collect();
             if d.name != name || d.version != version || got != want {
-                return Err(format!("{at} ({name}): a layout this tool does not edit safely (the line reader sees {:?} {:?})", d.name, d.version));
+                return Err(format!(
+                    "{at} ({name}): a layout this tool does not edit safely (the line reader sees {:?} {:?})",
+                    d.name, d.version
+                ));
             }
         }
         Ok(y)
@@ -224,7 +236,10 @@ mod tests {
         assert_eq!((g.version.as_str(), g.version_line), ("1.15.5", 4));
         assert_eq!(g.ref_paths.len(), 3);
         assert_eq!(g.ref_paths[0].matcher, None);
-        assert_eq!(g.ref_paths[1].matcher.as_deref(), Some(r#"(override_)?go_version = "\d+.\d+(alpha|beta|rc)?\.?\d+""#));
+        assert_eq!(
+            g.ref_paths[1].matcher.as_deref(),
+            Some(r#"(override_)?go_version = "\d+.\d+(alpha|beta|rc)?\.?\d+""#)
+        );
         assert_eq!(g.ref_paths[2].matcher.as_deref(), Some(r"default-go-version\: \d+.\d+(alpha|beta|rc)?\.?(\d+)?"));
         let c = y.get("cadvisor").unwrap();
         assert_eq!(c.ref_paths[0].matcher.as_deref(), Some(r"github.com/google/cadvisor v\d+"));
@@ -242,7 +257,10 @@ mod tests {
             ("dependencies:\n  - name: [\n", "not valid YAML"),
             ("dependencies:\n  - version: 1.15.5\n", "no `name:`"),
             ("dependencies:\n  - name: golang\n", "no scalar `version:`"),
-            ("dependencies:\n  - name: golang\n    version: 1.15.5\n    refPaths:\n    - match: x\n", "without `path:`"),
+            (
+                "dependencies:\n  - name: golang\n    version: 1.15.5\n    refPaths:\n    - match: x\n",
+                "without `path:`",
+            ),
             ("dependencies:\n  - {name: golang, version: 1.15.5}\n", "does not edit safely"),
             ("dependencies:\n- name: a\n  version: 1\n---\nx: 1\n", "several YAML documents"),
         ] {

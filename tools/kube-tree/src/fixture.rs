@@ -26,19 +26,59 @@ pub struct Spec {
 impl Spec {
     /// v1.15-like: GOPATH, symlinks, Bazel WORKSPACE, cross tag v1.12.9-1, go 1.12.
     pub fn era_a() -> Spec {
-        Spec { era: Era::A, staging: vec!["api", "apimachinery", "client-go"], go: "1.12", go_version_file: None, cross_tag: "v1.12.9-1", workspace: false, go_release: "1.12.9", go_runner: "", minimum_go: "go1.12.1" }
+        Spec {
+            era: Era::A,
+            staging: vec!["api", "apimachinery", "client-go"],
+            go: "1.12",
+            go_version_file: None,
+            cross_tag: "v1.12.9-1",
+            workspace: false,
+            go_release: "1.12.9",
+            go_runner: "",
+            minimum_go: "go1.12.1",
+        }
     }
     /// v1.20-like: dependencies.yaml, symlinks, go 1.15.
     pub fn era_b() -> Spec {
-        Spec { era: Era::B, staging: vec!["api", "apimachinery", "client-go", "kubectl"], go: "1.15", go_version_file: None, cross_tag: "v1.15.5-1", workspace: false, go_release: "1.15.5", go_runner: "buster-v2.2.2", minimum_go: "go1.15.0" }
+        Spec {
+            era: Era::B,
+            staging: vec!["api", "apimachinery", "client-go", "kubectl"],
+            go: "1.15",
+            go_version_file: None,
+            cross_tag: "v1.15.5-1",
+            workspace: false,
+            go_release: "1.15.5",
+            go_runner: "buster-v2.2.2",
+            minimum_go: "go1.15.0",
+        }
     }
     /// v1.30-like: go.work, .go-version, still the rsync build.
     pub fn era_b_workspace() -> Spec {
-        Spec { era: Era::B, staging: vec!["api", "apimachinery", "client-go"], go: "1.22.0", go_version_file: Some("1.22.0"), cross_tag: "v1.30.0-go1.22.0-bullseye.0", workspace: true, go_release: "1.22.0", go_runner: "v2.3.1-go1.22.0-bookworm.0", minimum_go: "go1.22" }
+        Spec {
+            era: Era::B,
+            staging: vec!["api", "apimachinery", "client-go"],
+            go: "1.22.0",
+            go_version_file: Some("1.22.0"),
+            cross_tag: "v1.30.0-go1.22.0-bullseye.0",
+            workspace: true,
+            go_release: "1.22.0",
+            go_runner: "v2.3.1-go1.22.0-bookworm.0",
+            minimum_go: "go1.22",
+        }
     }
     /// post-Oct-2025: go.work, no rsync machinery.
     pub fn era_c() -> Spec {
-        Spec { era: Era::C, staging: vec!["api", "apimachinery", "client-go"], go: "1.25.0", go_version_file: Some("1.25.6"), cross_tag: "v1.35.0-go1.25.6-bookworm.0", workspace: true, go_release: "1.25.6", go_runner: "v2.4.0-go1.25.6-bookworm.0", minimum_go: "go1.25" }
+        Spec {
+            era: Era::C,
+            staging: vec!["api", "apimachinery", "client-go"],
+            go: "1.25.0",
+            go_version_file: Some("1.25.6"),
+            cross_tag: "v1.35.0-go1.25.6-bookworm.0",
+            workspace: true,
+            go_release: "1.25.6",
+            go_runner: "v2.4.0-go1.25.6-bookworm.0",
+            minimum_go: "go1.25",
+        }
     }
 }
 
@@ -97,11 +137,19 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
     put(root, &format!("vendor/{DEP}/dep.go"), "package dep\n\nconst Version = \"1.0.0\"\n");
 
     for r in &spec.staging {
-        put(root, &format!("staging/src/k8s.io/{r}/go.mod"), &format!("// This is a generated file. Do not edit directly.\n\nmodule k8s.io/{r}\n\ngo {}\n", spec.go));
+        put(
+            root,
+            &format!("staging/src/k8s.io/{r}/go.mod"),
+            &format!("// This is a generated file. Do not edit directly.\n\nmodule k8s.io/{r}\n\ngo {}\n", spec.go),
+        );
         put(root, &format!("staging/src/k8s.io/{r}/util/util.go"), &format!("package util\n\nconst Repo = \"{r}\"\n"));
         if !spec.workspace {
             std::fs::create_dir_all(root.join("vendor/k8s.io")).unwrap();
-            std::os::unix::fs::symlink(format!("../../staging/src/k8s.io/{r}"), root.join(format!("vendor/k8s.io/{r}"))).unwrap();
+            std::os::unix::fs::symlink(
+                format!("../../staging/src/k8s.io/{r}"),
+                root.join(format!("vendor/k8s.io/{r}")),
+            )
+            .unwrap();
         }
     }
     if spec.workspace {
@@ -129,7 +177,11 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
     }
     // The files that carry the Go version, as each era wrote them.
     let go = spec.go_release;
-    put(root, "test/images/Makefile", &format!("REGISTRY ?= registry.k8s.io/e2e-test-images\nGOLANG_VERSION={go}\nexport\n"));
+    put(
+        root,
+        "test/images/Makefile",
+        &format!("REGISTRY ?= registry.k8s.io/e2e-test-images\nGOLANG_VERSION={go}\nexport\n"),
+    );
     put(root, "staging/publishing/rules.yaml", &format!(
         "recursive-delete-patterns:\n- BUILD.bazel\ndefault-go-version: {go}\nrules:\n- destination: code-generator\n  branches:\n  - name: release-1.19\n    go: 1.15.2\n  - name: master\n    go: {go}\n"
     ));
@@ -148,10 +200,18 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
         Era::B | Era::C => {
             let runner = spec.go_runner;
             let cross = spec.cross_tag;
-            put(root, "build/common.sh", &format!(
-                "{}readonly __default_go_runner_version={runner}\n",
-                if spec.era == Era::B { "KUBE_RSYNC_CONTAINER_NAME_BASE=\"kube-rsync-${KUBE_ROOT_HASH}\"\n" } else { "KUBE_CROSS_CONTAINER_ROOT=\"/go/src/k8s.io/kubernetes\"\n" }
-            ));
+            put(
+                root,
+                "build/common.sh",
+                &format!(
+                    "{}readonly __default_go_runner_version={runner}\n",
+                    if spec.era == Era::B {
+                        "KUBE_RSYNC_CONTAINER_NAME_BASE=\"kube-rsync-${KUBE_ROOT_HASH}\"\n"
+                    } else {
+                        "KUBE_CROSS_CONTAINER_ROOT=\"/go/src/k8s.io/kubernetes\"\n"
+                    }
+                ),
+            );
             if spec.era == Era::B {
                 put(root, "build/build-image/rsyncd.sh", "#!/bin/bash\n");
             }

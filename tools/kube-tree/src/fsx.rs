@@ -84,7 +84,11 @@ impl DirTimes {
                 continue;
             }
             if let Ok(md) = std::fs::metadata(&d) {
-                v.push((d, filetime::FileTime::from_last_access_time(&md), filetime::FileTime::from_last_modification_time(&md)));
+                v.push((
+                    d,
+                    filetime::FileTime::from_last_access_time(&md),
+                    filetime::FileTime::from_last_modification_time(&md),
+                ));
             }
         }
         DirTimes(v)
@@ -128,7 +132,9 @@ pub fn pending(journal: &Confined) -> Result<Option<Vec<Entry>>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Fail::new(format!("cannot read {journal}: {e}"))),
     };
-    let bad = |n: usize, why: &str| Fail::new(format!("{}:{n}: {why}; not obeyed (inspect it, then remove it)", journal.rel()));
+    let bad = |n: usize, why: &str| {
+        Fail::new(format!("{}:{n}: {why}; not obeyed (inspect it, then remove it)", journal.rel()))
+    };
     let text = String::from_utf8(text).map_err(|_| bad(1, "not UTF-8"))?;
     let mut lines = text.lines();
     if lines.next() != Some(JOURNAL_HEADER) {
@@ -157,7 +163,8 @@ pub fn pending(journal: &Confined) -> Result<Option<Vec<Entry>>> {
 /// A test hook: `KUBE_KIT_TEST_RENAME_PAUSE_MS` stretches the window between the journal's
 /// commit and each rename, so the kill tests can land kills there on purpose.
 fn test_pause() -> impl Fn() {
-    let ms: u64 = std::env::var("KUBE_KIT_TEST_RENAME_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0).min(1000);
+    let ms: u64 =
+        std::env::var("KUBE_KIT_TEST_RENAME_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0).min(1000);
     move || {
         if ms > 0 {
             std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -202,7 +209,8 @@ pub fn write_all_or_nothing(files: &[(Confined, Vec<u8>)], journal: &Confined) -
             e.new.write_new(contents, Some(md.permissions().mode()))?;
             target.hard_link_to(&e.old)?;
         }
-        let plan: String = std::iter::once(format!("{JOURNAL_HEADER}\n")).chain(entries.iter().map(Entry::line)).collect();
+        let plan: String =
+            std::iter::once(format!("{JOURNAL_HEADER}\n")).chain(entries.iter().map(Entry::line)).collect();
         journal.write_atomic(plan.as_bytes())
     })();
     if let Err(e) = staged {
@@ -235,7 +243,9 @@ mod tests {
     use camino::Utf8PathBuf;
 
     fn scratch(name: &str) -> Jail {
-        let d = Utf8PathBuf::from_path_buf(std::env::temp_dir()).unwrap().join(format!("kube-tree-fsx-{name}-{}", std::process::id()));
+        let d = Utf8PathBuf::from_path_buf(std::env::temp_dir())
+            .unwrap()
+            .join(format!("kube-tree-fsx-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         Jail::new(&d).unwrap()
@@ -269,7 +279,10 @@ mod tests {
         std::fs::write(a.path(), "a0").unwrap();
         std::fs::write(b.path(), "b0").unwrap();
         write_all_or_nothing(&[(a.clone(), b"a1".to_vec()), (b.clone(), b"b1".to_vec())], &jr).unwrap();
-        assert_eq!((std::fs::read_to_string(a.path()).unwrap(), std::fs::read_to_string(b.path()).unwrap()), ("a1".into(), "b1".into()));
+        assert_eq!(
+            (std::fs::read_to_string(a.path()).unwrap(), std::fs::read_to_string(b.path()).unwrap()),
+            ("a1".into(), "b1".into())
+        );
         assert!(!jr.exists());
         assert_eq!(count(&j), 2, "no temps, backups or journal left");
         // A run killed after its commit: the journal names a temp not yet renamed.
@@ -285,7 +298,8 @@ mod tests {
         // A file that cannot be staged: nothing changes, not even the inode of the others.
         let ino = |c: &Confined| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(c.path()).unwrap());
         let before = ino(&a);
-        assert!(write_all_or_nothing(&[(a.clone(), b"a3".to_vec()), (j.path("missing").unwrap(), b"c".to_vec())], &jr).is_err());
+        assert!(write_all_or_nothing(&[(a.clone(), b"a3".to_vec()), (j.path("missing").unwrap(), b"c".to_vec())], &jr)
+            .is_err());
         assert_eq!(std::fs::read_to_string(a.path()).unwrap(), "a1");
         assert_eq!(ino(&a), before);
         assert_eq!(count(&j), 2, "no temps or journal left");
@@ -317,7 +331,14 @@ mod tests {
     fn stale_temps_are_ours_only() {
         let j = scratch("stale");
         let f = j.path("f").unwrap();
-        for n in [".f.new-999999999", ".f.old-999999999", ".f.bak-999999999", ".f.new-x", ".g.new-999999999", &format!(".f.new-{}", std::process::id())] {
+        for n in [
+            ".f.new-999999999",
+            ".f.old-999999999",
+            ".f.bak-999999999",
+            ".f.new-x",
+            ".g.new-999999999",
+            &format!(".f.new-{}", std::process::id()),
+        ] {
             std::fs::write(j.root().join(n), "").unwrap();
         }
         let names: Vec<String> = stale_temps(&f).iter().map(|c| c.name().to_string()).collect();

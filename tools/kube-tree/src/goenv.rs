@@ -57,7 +57,12 @@ impl GoEnv {
                 if let Some(t) = toolchain {
                     vars.push(("GOTOOLCHAIN".into(), Some(t)));
                 }
-                GoEnv { vars, build_dir: tree.root.clone(), kube_proxy_pkg: "./cmd/kube-proxy".into(), gopath_mode: false }
+                GoEnv {
+                    vars,
+                    build_dir: tree.root.clone(),
+                    kube_proxy_pkg: "./cmd/kube-proxy".into(),
+                    gopath_mode: false,
+                }
             }
         }
     }
@@ -113,9 +118,11 @@ pub struct Probe {
 
 /// Builds cmd/kube-proxy into `out` with `go` from PATH, showing progress.
 pub fn probe_kube_proxy(env: &GoEnv, out: &Utf8Path) -> Result<Probe> {
-    let go_version = env.apply(Proc::new("go").arg("version")).timeout(crate::proc::GO_PROBE).read().map_err(|e| {
-        Fail::new(format!("go is needed for --probe: {}", e.msg))
-    })?;
+    let go_version = env
+        .apply(Proc::new("go").arg("version"))
+        .timeout(crate::proc::GO_PROBE)
+        .read()
+        .map_err(|e| Fail::new(format!("go is needed for --probe: {}", e.msg)))?;
     let step = log::Step::start(format!("probe: go build {} ({})", env.kube_proxy_pkg, go_version.trim()));
     // -trimpath: the result (and go's build cache) does not depend on where the tree is.
     let cmd = env.apply(Proc::new("go").args(["build", "-trimpath", "-o"]).arg(out).arg(&env.kube_proxy_pkg));
@@ -139,7 +146,8 @@ mod tests {
     fn gopath_mode_for_symlink_trees() {
         let t = fixture::scratch_tree("goenv-a", &Spec::era_a());
         let tree = Tree::open(&t).unwrap();
-        let env = GoEnv::for_tree(&tree, Utf8Path::new("/gp"), &|k| (k == "GOFLAGS").then(|| "-mod=vendor".to_string()));
+        let env =
+            GoEnv::for_tree(&tree, Utf8Path::new("/gp"), &|k| (k == "GOFLAGS").then(|| "-mod=vendor".to_string()));
         assert!(env.gopath_mode);
         assert_eq!(env.build_dir, "/gp/src/k8s.io/kubernetes");
         assert_eq!(env.shell_lines(), "export GOPATH=/gp\nexport GO111MODULE=off\nexport GOFLAGS=''\nunset GOWORK\n");

@@ -95,7 +95,10 @@ impl GoMod {
                 return Err(format!("{line}: unknown directive `{}`", verb.escape_debug()));
             };
             let ok = match verb.as_str() {
-                "replace" => rest.iter().position(|w| w == "=>").is_some_and(|a| (1..=2).contains(&a) && (1..=2).contains(&(rest.len() - a - 1))),
+                "replace" => rest
+                    .iter()
+                    .position(|w| w == "=>")
+                    .is_some_and(|a| (1..=2).contains(&a) && (1..=2).contains(&(rest.len() - a - 1))),
                 _ => rest.len() >= arity.0 && rest.len() <= arity.1,
             };
             if !ok {
@@ -136,12 +139,9 @@ impl GoMod {
             match verb.as_str() {
                 "module" if !rest.is_empty() => m.module = Some(rest[0].clone()),
                 "go" if !rest.is_empty() => m.go = Some(rest[0].clone()),
-                "require" if rest.len() >= 2 => m.requires.push(Require {
-                    path: rest[0].clone(),
-                    version: rest[1].clone(),
-                    indirect,
-                    line,
-                }),
+                "require" if rest.len() >= 2 => {
+                    m.requires.push(Require { path: rest[0].clone(), version: rest[1].clone(), indirect, line })
+                }
                 "replace" => {
                     if let Some(arrow) = rest.iter().position(|w| w == "=>") {
                         let (l, r) = (&rest[..arrow], &rest[arrow + 1..]);
@@ -315,7 +315,10 @@ replace github.com/c/d => github.com/c/d v0.1.0
         assert_eq!(m.go.as_deref(), Some("1.15"));
         assert_eq!(m.requires.len(), 4);
         assert!(m.requires[1].indirect && !m.requires[0].indirect);
-        assert_eq!(m.requires[3], Require { path: "single.example/x".into(), version: "v9.9.9".into(), indirect: false, line: 12 });
+        assert_eq!(
+            m.requires[3],
+            Require { path: "single.example/x".into(), version: "v9.9.9".into(), indirect: false, line: 12 }
+        );
         assert_eq!(m.replaces.len(), 3);
         assert_eq!(m.replaces[0].target(), "./staging/src/k8s.io/api");
         assert_eq!(m.replacement_for("github.com/a/b", "v1.2.3").unwrap().target(), "github.com/fork/b v1.2.4");

@@ -17,7 +17,9 @@ impl GoVersion {
     pub fn parse(s: &str) -> Result<GoVersion, String> {
         let t = s.strip_prefix("go").unwrap_or(s);
         let shown: String = s.chars().take(40).collect::<String>() + if s.chars().count() > 40 { "..." } else { "" };
-        let bad = || format!("`{}` is not a Go release (expected e.g. 1.15.8, go1.15.8, 1.24rc2, 1.22.0)", shown.escape_debug());
+        let bad = || {
+            format!("`{}` is not a Go release (expected e.g. 1.15.8, go1.15.8, 1.24rc2, 1.22.0)", shown.escape_debug())
+        };
         // Sane sizes: no Go release has a number of more than four digits.
         let numbers_fit = t.split(|c: char| !c.is_ascii_digit()).all(|n| n.len() <= 4);
         if t.len() > 16 || !numbers_fit {
@@ -38,7 +40,9 @@ impl GoVersion {
             }
             None
         } else {
-            let ok = ["rc", "beta"].iter().any(|k| tail.strip_prefix(k).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())));
+            let ok = ["rc", "beta"]
+                .iter()
+                .any(|k| tail.strip_prefix(k).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())));
             if !ok {
                 return Err(bad());
             }
@@ -73,7 +77,6 @@ impl GoVersion {
     }
 }
 
-
 /// Orders releases: 1.15 < 1.15.1 < 1.16rc1 < 1.16 = 1.16.0 < 1.16.1.
 pub fn cmp(a: &GoVersion, b: &GoVersion) -> Ordering {
     let key = |v: &GoVersion| {
@@ -86,7 +89,8 @@ pub fn cmp(a: &GoVersion, b: &GoVersion) -> Ordering {
 
 /// The version in `go version` output (`go version go1.19.8 linux/amd64` -> 1.19.8).
 pub fn from_go_version_output(out: &str) -> Option<GoVersion> {
-    out.split_whitespace().find_map(|w| w.strip_prefix("go").filter(|r| r.starts_with("1.")).and_then(|r| GoVersion::parse(r).ok()))
+    out.split_whitespace()
+        .find_map(|w| w.strip_prefix("go").filter(|r| r.starts_with("1.")).and_then(|r| GoVersion::parse(r).ok()))
 }
 
 #[cfg(test)]
@@ -99,7 +103,23 @@ mod tests {
             assert!(GoVersion::parse(ok).is_ok(), "{ok}");
         }
         assert_eq!(GoVersion::parse("go1.24rc2").unwrap().pre.as_deref(), Some("rc2"));
-        for bad in ["", "1", "2.0.0", "1.15.123456", "1.99999.1", "1.2.3\n", "1.15.1rc1", "1.x", "1.15.", "1.15.8.1", "v1.15.8", "1.24rc", "1.15-rc1", "1.15.08", "latest"] {
+        for bad in [
+            "",
+            "1",
+            "2.0.0",
+            "1.15.123456",
+            "1.99999.1",
+            "1.2.3\n",
+            "1.15.1rc1",
+            "1.x",
+            "1.15.",
+            "1.15.8.1",
+            "v1.15.8",
+            "1.24rc",
+            "1.15-rc1",
+            "1.15.08",
+            "latest",
+        ] {
             assert!(GoVersion::parse(bad).is_err(), "{bad}");
         }
     }

@@ -45,7 +45,12 @@ pub fn interrupted() -> bool {
 
 /// Waits for `child`, polling, so that an interrupt (or the time limit) kills it instead of
 /// waiting forever.
-fn wait_polling(child: &mut std::process::Child, interruptible: bool, limit: Option<(Duration, &str)>, mut tick: impl FnMut()) -> Result<ExitStatus> {
+fn wait_polling(
+    child: &mut std::process::Child,
+    interruptible: bool,
+    limit: Option<(Duration, &str)>,
+    mut tick: impl FnMut(),
+) -> Result<ExitStatus> {
     let start = Instant::now();
     let mut nap = Duration::from_millis(1);
     loop {
@@ -119,7 +124,14 @@ impl Captured {
 
 impl Proc {
     pub fn new(program: impl AsRef<OsStr>) -> Proc {
-        Proc { program: program.as_ref().to_owned(), args: Vec::new(), envs: Vec::new(), dir: None, uninterruptible: false, timeout: None }
+        Proc {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            envs: Vec::new(),
+            dir: None,
+            uninterruptible: false,
+            timeout: None,
+        }
     }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Proc {
         self.args.push(a.as_ref().to_owned());
@@ -235,14 +247,15 @@ impl Proc {
         });
         let mut next = progress.map(|(_, every)| every).unwrap_or(Duration::MAX);
         let limit = self.limit();
-        let status = wait_polling(&mut child, !self.uninterruptible, limit.as_ref().map(|(t, w)| (*t, w.as_str())), || {
-            if let Some((label, every)) = progress {
-                if start.elapsed() >= next {
-                    log::status(format!("{label}: still running ({})", log::human(start.elapsed())));
-                    next += every;
+        let status =
+            wait_polling(&mut child, !self.uninterruptible, limit.as_ref().map(|(t, w)| (*t, w.as_str())), || {
+                if let Some((label, every)) = progress {
+                    if start.elapsed() >= next {
+                        log::status(format!("{label}: still running ({})", log::human(start.elapsed())));
+                        next += every;
+                    }
                 }
-            }
-        })?;
+            })?;
         let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
         let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
         Ok(Captured { status, stdout, stderr, elapsed: start.elapsed() })
@@ -290,8 +303,7 @@ fn spawn_error(program: &OsStr, e: std::io::Error) -> Fail {
 
 /// Single-quotes a word for a POSIX shell when it needs it.
 pub fn quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
     if plain {
         s.to_string()
     } else {
@@ -329,9 +341,17 @@ mod tests {
     #[test]
     fn error_lines_keep_the_first_and_the_last() {
         use std::os::unix::process::ExitStatusExt;
-        let c = |stderr: &str| Captured { status: ExitStatus::from_raw(256), stdout: String::new(), stderr: stderr.into(), elapsed: Duration::ZERO };
+        let c = |stderr: &str| Captured {
+            status: ExitStatus::from_raw(256),
+            stdout: String::new(),
+            stderr: stderr.into(),
+            elapsed: Duration::ZERO,
+        };
         assert_eq!(c("a\n\nb\n").error_lines(2), "a\nb");
-        assert_eq!(c("DEPRECATED\nStep 1\nStep 2\nerror: layer gone\n").error_lines(2), "DEPRECATED\nerror: layer gone");
+        assert_eq!(
+            c("DEPRECATED\nStep 1\nStep 2\nerror: layer gone\n").error_lines(2),
+            "DEPRECATED\nerror: layer gone"
+        );
     }
 
     #[test]

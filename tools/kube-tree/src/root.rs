@@ -34,14 +34,20 @@ pub fn why_kube(dir: &Utf8Path) -> std::result::Result<String, String> {
             match module.as_deref() {
                 Some("k8s.io/kubernetes") => Ok("go.mod declares module k8s.io/kubernetes".to_string()),
                 Some(m) => Err(format!("its go.mod declares module {m}, not k8s.io/kubernetes")),
-                None if markers_there => Err("its go.mod has no `module` line, though the tree's build scripts are there: is go.mod damaged?".into()),
+                None if markers_there => Err(
+                    "its go.mod has no `module` line, though the tree's build scripts are there: is go.mod damaged?"
+                        .into(),
+                ),
                 None => Err("its go.mod has no `module k8s.io/kubernetes` line".into()),
             }
         }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("its go.mod cannot be read: {e}")),
         // Trees from before go.mod (and GOPATH copies that lost it) still carry the build scripts.
         Err(_) if markers_there => Ok(format!("era-A markers present ({})", MARKERS.join(", "))),
-        Err(_) => Err(format!("no go.mod with module k8s.io/kubernetes, and not all of {} (a tree from before go.mod)", MARKERS.join(", "))),
+        Err(_) => Err(format!(
+            "no go.mod with module k8s.io/kubernetes, and not all of {} (a tree from before go.mod)",
+            MARKERS.join(", ")
+        )),
     }
 }
 
@@ -72,7 +78,9 @@ pub fn discover(flag: Option<&Utf8Path>, cwd: &Utf8Path, env: &dyn Fn(&str) -> O
             return Err(Fail::new(format!("{how} {}: a control character in the path", dir.as_str().escape_debug())));
         }
         match std::fs::metadata(&dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Fail::new(format!("{how} {dir}: no such directory"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Fail::new(format!("{how} {dir}: no such directory")))
+            }
             Err(e) => return Err(Fail::new(format!("{how} {dir}: {e}"))),
             Ok(md) if !md.is_dir() => return Err(Fail::new(format!("{how} {dir}: not a directory"))),
             Ok(_) => {}
@@ -88,7 +96,8 @@ pub fn discover(flag: Option<&Utf8Path>, cwd: &Utf8Path, env: &dyn Fn(&str) -> O
             return Ok(Found { root: canonical(dir)?, how, why });
         }
     }
-    let mut tried = vec!["--kube-root (not given)".to_string(), "KUBE_ROOT (unset)".to_string(), format!("{cwd} and its parents")];
+    let mut tried =
+        vec!["--kube-root (not given)".to_string(), "KUBE_ROOT (unset)".to_string(), format!("{cwd} and its parents")];
     let mut candidates: Vec<(Utf8PathBuf, &str)> =
         gopath_entries(env).into_iter().map(|g| (g.join("src/k8s.io/kubernetes"), "GOPATH")).collect();
     if let Some(h) = env("HOME") {
@@ -109,6 +118,7 @@ pub fn discover(flag: Option<&Utf8Path>, cwd: &Utf8Path, env: &dyn Fn(&str) -> O
 /// [`discover`] with the process environment and current directory.
 pub fn discover_here(flag: Option<&Utf8Path>) -> Result<Found> {
     let cwd = std::env::current_dir()?;
-    let cwd = Utf8PathBuf::from_path_buf(cwd).map_err(|p| Fail::new(format!("current directory is not UTF-8: {}", p.display())))?;
+    let cwd = Utf8PathBuf::from_path_buf(cwd)
+        .map_err(|p| Fail::new(format!("current directory is not UTF-8: {}", p.display())))?;
     discover(flag, &cwd, &|k| std::env::var(k).ok())
 }

@@ -53,7 +53,9 @@ impl GolangSh {
 
     pub fn parse(text: &str) -> GolangSh {
         let arr = |n: &str| bash_array(text, n).unwrap_or_default();
-        let statics = bash_array(text, "KUBE_STATIC_BINARIES").or_else(|| bash_array(text, "KUBE_STATIC_LIBRARIES")).unwrap_or_default();
+        let statics = bash_array(text, "KUBE_STATIC_BINARIES")
+            .or_else(|| bash_array(text, "KUBE_STATIC_LIBRARIES"))
+            .unwrap_or_default();
         let minimum_go = text.lines().find_map(|l| {
             let v = l.trim().strip_prefix("minimum_go_version=go")?;
             Some(v.split(|c: char| c.is_whitespace() || c == ';' || c == '"').next()?.to_string())
@@ -76,11 +78,12 @@ impl GolangSh {
 
     /// Every platform the tree builds anything for.
     pub fn all_platforms(&self) -> Vec<String> {
-        let mut v: Vec<String> = [&self.server_platforms, &self.node_platforms, &self.client_platforms, &self.test_platforms]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
+        let mut v: Vec<String> =
+            [&self.server_platforms, &self.node_platforms, &self.client_platforms, &self.test_platforms]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
         v.sort();
         v.dedup();
         v

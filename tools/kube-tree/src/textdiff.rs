@@ -53,7 +53,10 @@ mod tests {
         let old: String = (1..=20).map(|i| format!("l{i}\n")).collect();
         let new = old.replace("l2\n", "L2\n").replace("l5\n", "L5\n").replace("l18\n", "L18\n");
         let d = unified("f.txt", &old, &new);
-        assert!(d.starts_with("diff --git a/f.txt b/f.txt\n--- a/f.txt\n+++ b/f.txt\n@@ -1,8 +1,8 @@\n l1\n-l2\n+L2\n"), "{d}");
+        assert!(
+            d.starts_with("diff --git a/f.txt b/f.txt\n--- a/f.txt\n+++ b/f.txt\n@@ -1,8 +1,8 @@\n l1\n-l2\n+L2\n"),
+            "{d}"
+        );
         assert!(d.contains("@@ -15,6 +15,6 @@\n l15\n l16\n l17\n-l18\n+L18\n l19\n l20\n"), "{d}");
         assert_eq!(unified("f", "same\n", "same\n"), "");
     }

@@ -17,7 +17,9 @@ fn name_ok(name: &str) -> bool {
     };
     let host_ok = host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
     let path_ok = !path.is_empty()
-        && path.split('/').all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)));
+        && path.split('/').all(|c| {
+            !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        });
     host_ok && path_ok
 }
 
@@ -46,13 +48,20 @@ pub fn image_ref(what: &str, v: &str) -> Result<()> {
         tag_ok(what, v, t)?;
     }
     if !name_ok(name) {
-        return Err(refuse(what, v, "not an image reference (lowercase name parts of [a-z0-9._-], an optional registry host[:port])"));
+        return Err(refuse(
+            what,
+            v,
+            "not an image reference (lowercase name parts of [a-z0-9._-], an optional registry host[:port])",
+        ));
     }
     Ok(())
 }
 
 fn tag_ok(what: &str, v: &str, t: &str) -> Result<()> {
-    let ok = !t.is_empty() && t.len() <= 128 && !t.starts_with(['.', '-']) && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let ok = !t.is_empty()
+        && t.len() <= 128
+        && !t.starts_with(['.', '-'])
+        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -73,7 +82,9 @@ pub fn registry(what: &str, v: &str) -> Result<()> {
         && !first.starts_with('-')
         && first.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
         && first.rsplit_once(':').is_none_or(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0));
-    let path_ok = v2.split('/').skip(1).all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)));
+    let path_ok = v2.split('/').skip(1).all(|c| {
+        !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    });
     if host_ok && path_ok && v.len() <= 255 {
         Ok(())
     } else {

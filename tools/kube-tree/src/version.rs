@@ -103,7 +103,17 @@ pub fn get(tree: &Tree, env: &dyn Fn(&str) -> Option<String>) -> Result<VersionV
             v.version = tag;
         }
     }
-    let git = |args: &[&str]| Proc::new("git").arg("--work-tree").arg(&tree.root).args(args).dir(&tree.root).timeout(crate::proc::PROBE).read().ok().map(|s| s.trim().to_string());
+    let git = |args: &[&str]| {
+        Proc::new("git")
+            .arg("--work-tree")
+            .arg(&tree.root)
+            .args(args)
+            .dir(&tree.root)
+            .timeout(crate::proc::PROBE)
+            .read()
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
     let has_git = tree.path(".git").exists();
     if v.commit.is_none() && has_git {
         v.commit = git(&["rev-parse", "HEAD^{commit}"]);
@@ -125,7 +135,9 @@ pub fn get(tree: &Tree, env: &dyn Fn(&str) -> Option<String>) -> Result<VersionV
             v.major = Some(maj);
             v.minor = Some(min);
         } else {
-            return Err(Fail::new(format!("KUBE_GIT_VERSION should be a valid Semantic Version. Current value: {ver}")));
+            return Err(Fail::new(format!(
+                "KUBE_GIT_VERSION should be a valid Semantic Version. Current value: {ver}"
+            )));
         }
         v.version = Some(ver);
     }
@@ -173,9 +185,15 @@ mod tests {
     #[test]
     fn archive_values() {
         let sh = "if [[ '%' == \"%\" ]]; then\n    KUBE_GIT_COMMIT='faecb196815e248d3ecfb03c680a4507229c2a56'\n    if [[ 'tag: v1.20.2' =~ tag:\\ (v[^ ,]+) ]]; then";
-        assert_eq!(archive_substitutions(sh), Some(("faecb196815e248d3ecfb03c680a4507229c2a56".into(), Some("v1.20.2".into()))));
+        assert_eq!(
+            archive_substitutions(sh),
+            Some(("faecb196815e248d3ecfb03c680a4507229c2a56".into(), Some("v1.20.2".into())))
+        );
         assert_eq!(archive_substitutions("KUBE_GIT_COMMIT='$Format:%H$'"), None);
         let d = parse_defs("KUBE_GIT_COMMIT='abc'\nKUBE_GIT_TREE_STATE='clean'\nKUBE_GIT_VERSION='v1.2.3'\n");
-        assert_eq!(ldflags(&d, &["p".into()], "D"), "-X 'p.buildDate=D' -X 'p.gitCommit=abc' -X 'p.gitTreeState=clean' -X 'p.gitVersion=v1.2.3'");
+        assert_eq!(
+            ldflags(&d, &["p".into()], "D"),
+            "-X 'p.buildDate=D' -X 'p.gitCommit=abc' -X 'p.gitTreeState=clean' -X 'p.gitVersion=v1.2.3'"
+        );
     }
 }

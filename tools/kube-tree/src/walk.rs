@@ -7,11 +7,20 @@ use camino::{Utf8Path, Utf8PathBuf};
 /// Calls `visit(rel, metadata)` for every entry under `root` (directories too, before their
 /// contents), sorted by name within each directory. Top-level directories named in `skip` are
 /// neither visited nor entered; symlinks are visited, never followed.
-pub fn entries(root: &Utf8Path, skip: &[&str], mut visit: impl FnMut(&Utf8Path, &std::fs::Metadata)) -> Result<(), Fail> {
+pub fn entries(
+    root: &Utf8Path,
+    skip: &[&str],
+    mut visit: impl FnMut(&Utf8Path, &std::fs::Metadata),
+) -> Result<(), Fail> {
     walk_dir(root, Utf8Path::new(""), skip, &mut visit)
 }
 
-fn walk_dir(root: &Utf8Path, rel_dir: &Utf8Path, skip: &[&str], visit: &mut impl FnMut(&Utf8Path, &std::fs::Metadata)) -> Result<(), Fail> {
+fn walk_dir(
+    root: &Utf8Path,
+    rel_dir: &Utf8Path,
+    skip: &[&str],
+    visit: &mut impl FnMut(&Utf8Path, &std::fs::Metadata),
+) -> Result<(), Fail> {
     let dir = root.join(rel_dir);
     let mut found: Vec<(String, std::fs::Metadata)> = Vec::new();
     for e in fs_err::read_dir(&dir)? {
@@ -38,7 +47,15 @@ fn walk_dir(root: &Utf8Path, rel_dir: &Utf8Path, skip: &[&str], visit: &mut impl
 /// ctime (an edit always moves it, even one that puts the old mtime back) and inode.
 pub fn stat_fields(md: &std::fs::Metadata) -> [u64; 7] {
     use std::os::unix::fs::MetadataExt;
-    [md.mode() as u64, md.len(), md.mtime() as u64, md.mtime_nsec() as u64, md.ctime() as u64, md.ctime_nsec() as u64, md.ino()]
+    [
+        md.mode() as u64,
+        md.len(),
+        md.mtime() as u64,
+        md.mtime_nsec() as u64,
+        md.ctime() as u64,
+        md.ctime_nsec() as u64,
+        md.ino(),
+    ]
 }
 
 /// The path and its [`stat_fields`], as bytes to hash.
@@ -65,7 +82,8 @@ mod tests {
         std::fs::write(root.join("c/g"), "2").unwrap();
         std::os::unix::fs::symlink("../a", root.join("c/link")).unwrap();
         let mut seen = Vec::new();
-        entries(&root, &["_output"], |rel, md| seen.push(format!("{rel}{}", if md.is_dir() { "/" } else { "" }))).unwrap();
+        entries(&root, &["_output"], |rel, md| seen.push(format!("{rel}{}", if md.is_dir() { "/" } else { "" })))
+            .unwrap();
         assert_eq!(seen, ["a/", "a/b/", "a/b/f", "c/", "c/g", "c/link", "z/", "z/_output/"]);
     }
 }

@@ -36,7 +36,8 @@ fn root_discovery_follows_the_documented_order() {
     let other = fixture::scratch_tree("roots-other", &Spec::era_c());
     let other_canon = Utf8PathBuf::from_path_buf(std::fs::canonicalize(&other).unwrap()).unwrap();
     let kube_root: &'static str = Box::leak(other.to_string().into_boxed_str());
-    let with_kube_root: &'static [(&'static str, &'static str)] = Box::leak(vec![("KUBE_ROOT", kube_root)].into_boxed_slice());
+    let with_kube_root: &'static [(&'static str, &'static str)] =
+        Box::leak(vec![("KUBE_ROOT", kube_root)].into_boxed_slice());
     let f: Found = discover(Some(&tree), &elsewhere, &env_of(with_kube_root)).unwrap();
     assert_eq!((f.root.clone(), f.how.as_str()), (canon.clone(), "--kube-root"));
     let f = discover(None, &tree, &env_of(with_kube_root)).unwrap();
@@ -54,7 +55,8 @@ fn root_discovery_follows_the_documented_order() {
     std::fs::create_dir_all(gp.join("src/k8s.io")).unwrap();
     std::os::unix::fs::symlink(&tree, gp.join("src/k8s.io/kubernetes")).unwrap();
     let gopath: &'static str = Box::leak(format!("/nonexistent:{gp}").into_boxed_str());
-    let pairs: &'static [(&'static str, &'static str)] = Box::leak(vec![("GOPATH", gopath), ("HOME", "/nonexistent-home")].into_boxed_slice());
+    let pairs: &'static [(&'static str, &'static str)] =
+        Box::leak(vec![("GOPATH", gopath), ("HOME", "/nonexistent-home")].into_boxed_slice());
     let f = discover(None, &elsewhere, &env_of(pairs)).unwrap();
     assert_eq!(f.root, canon);
     assert!(f.how.starts_with("GOPATH"), "{}", f.how);

@@ -163,7 +163,11 @@ proptest! {
 fn scratch() -> Utf8PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    let d = Utf8PathBuf::from_path_buf(std::env::temp_dir()).unwrap().join(format!("kube-tree-prop-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let d = Utf8PathBuf::from_path_buf(std::env::temp_dir()).unwrap().join(format!(
+        "kube-tree-prop-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d

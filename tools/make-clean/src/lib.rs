@@ -58,7 +58,12 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         return Ok(Status::Ok);
     }
     apply_clean(reachable.then_some(&engine), &plan)?;
-    log::status(format!("removed {} container(s), {} image(s){}{}", plan.containers.len(), plan.images.len() + plan.dangling.len(),
-        if plan.output.is_some() { ", _output" } else { "" }, if reachable { "" } else { " (engine unreachable)" }));
+    log::status(format!(
+        "removed {} container(s), {} image(s){}{}",
+        plan.containers.len(),
+        plan.images.len() + plan.dangling.len(),
+        if plan.output.is_some() { ", _output" } else { "" },
+        if reachable { "" } else { " (engine unreachable)" }
+    ));
     Ok(Status::Ok)
 }

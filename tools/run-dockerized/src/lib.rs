@@ -72,7 +72,13 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     for b in built_binaries(&tree) {
         ctx.say(b.as_str());
     }
-    let copied = if res.mode == dockerized::Mode::Bind { "written in place (bind mode)" } else if opts.copy { "copied back" } else { "left in the data container (--no-copy)" };
+    let copied = if res.mode == dockerized::Mode::Bind {
+        "written in place (bind mode)"
+    } else if opts.copy {
+        "copied back"
+    } else {
+        "left in the data container (--no-copy)"
+    };
     log::status(format!("`{}` done; output {copied}", cmd.join(" ")));
     Ok(Status::Ok)
 }

@@ -31,7 +31,9 @@ fn ready(test: &str) -> Option<Utf8PathBuf> {
             return None;
         }
     };
-    if let Err(e) = testkit::ensure_base_image().and_then(|_| testkit::kube_cross_image(&format!("{}:{CROSS_TAG}", testkit::cross_repo()))) {
+    if let Err(e) = testkit::ensure_base_image()
+        .and_then(|_| testkit::kube_cross_image(&format!("{}:{CROSS_TAG}", testkit::cross_repo())))
+    {
         testkit::skip_if_missing(test, &e);
         return None;
     }
@@ -69,8 +71,11 @@ fn id_of(container: &str) -> String {
 
 /// Containers (all states) labelled as this tree's.
 fn containers_of(root: &Utf8Path) -> Vec<String> {
-    let mut v: Vec<String> = docker(&["ps", "-a", "--filter", &format!("label=io.k8s-build-kit.tree={root}"), "--format", "{{.Names}}"])
-        .lines().map(str::to_string).collect();
+    let mut v: Vec<String> =
+        docker(&["ps", "-a", "--filter", &format!("label=io.k8s-build-kit.tree={root}"), "--format", "{{.Names}}"])
+            .lines()
+            .map(str::to_string)
+            .collect();
     v.sort();
     v
 }
@@ -106,7 +111,11 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     let cold = t.elapsed();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     fail_on_purpose(test);
-    assert_eq!(docker(&["image", "inspect", "-f", "{{.Id}}", &official]), official_before, "the suite never tags the official kube-cross name");
+    assert_eq!(
+        docker(&["image", "inspect", "-f", "{{.Id}}", &official]),
+        official_before,
+        "the suite never tags the official kube-cross name"
+    );
     let kubectl = copy.join("_output/dockerized/bin/linux/amd64/kubectl");
     assert!(out.stdout.lines().any(|l| l == kubectl.as_str()), "{}", out.stdout);
     assert!(kubectl_version(&kubectl).contains(r#"GitVersion:"v1.20.2""#));
@@ -161,15 +170,28 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     docker(&["tag", testkit::BASE_IMAGE, &unrelated]);
     let (code, plan) = invoke_str(&make_clean::TOOL, &["--kube-root", copy.as_str(), "--dry-run"]);
     assert_eq!(code, 0);
-    assert!(plan.contains(&format!("container\t{data}")) && plan.contains(&format!("container\t{rsync}")) && plan.contains("image\tkube-build:build-") && plan.contains("dir\t"), "{plan}");
+    assert!(
+        plan.contains(&format!("container\t{data}"))
+            && plan.contains(&format!("container\t{rsync}"))
+            && plan.contains("image\tkube-build:build-")
+            && plan.contains("dir\t"),
+        "{plan}"
+    );
     assert!(copy.join("_output").exists(), "--dry-run removed something");
     let (code, _) = invoke_str(&make_clean::TOOL, &["--kube-root", copy.as_str()]);
     assert_eq!(code, 0);
     assert!(containers_of(&copy).is_empty());
     let short = &data["kube-build-data-".len()..data.len() - "-5-v1.15.5-1".len()];
-    assert!(!docker(&["images", "kube-build", "--format", "{{.Tag}}"]).contains(&format!("build-{short}")), "this tree's image is gone");
+    assert!(
+        !docker(&["images", "kube-build", "--format", "{{.Tag}}"]).contains(&format!("build-{short}")),
+        "this tree's image is gone"
+    );
     assert!(!copy.join("_output").exists());
-    assert_eq!(docker(&["inspect", "-f", "{{.Name}}", other]).trim(), format!("/{other}"), "another tree's container survived");
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.Name}}", other]).trim(),
+        format!("/{other}"),
+        "another tree's container survived"
+    );
     assert!(!docker(&["image", "inspect", "-f", "{{.Id}}", &unrelated]).is_empty(), "the unrelated image survived");
     drop(guard);
     let _ = std::fs::remove_dir_all(copy.parent().unwrap());
@@ -191,14 +213,22 @@ fn a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts() {
     let mut guard = testkit::EngineGuard::new(&root);
     let port = free_port();
     let socat = std::process::Command::new("socat")
-        .args([format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"), "UNIX-CONNECT:/var/run/docker.sock".to_string()])
+        .args([
+            format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
+            "UNIX-CONNECT:/var/run/docker.sock".to_string(),
+        ])
         .spawn()
         .unwrap();
     guard.children.push(socat);
     let host = format!("tcp://127.0.0.1:{port}");
     // Ready when the engine answers through it (probed, not slept for).
     let t = Instant::now();
-    while !Proc::new("docker").args(["-H", &host, "version", "--format", "{{.Server.Version}}"]).timeout(Duration::from_secs(10)).output().is_ok_and(|o| o.success()) {
+    while !Proc::new("docker")
+        .args(["-H", &host, "version", "--format", "{{.Server.Version}}"])
+        .timeout(Duration::from_secs(10))
+        .output()
+        .is_ok_and(|o| o.success())
+    {
         assert!(t.elapsed() < Duration::from_secs(30), "socat never forwarded to the engine");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -206,12 +236,24 @@ fn a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts() {
     let plan = rd(&root, &["--dry-run", "make"], &env);
     assert_eq!(plan.status.code(), Some(0), "{}", plan.stderr);
     assert!(plan.stderr.contains("rsync mode"), "{}", plan.stderr);
-    assert!(plan.stdout.contains("--volumes-from") && !plan.stdout.contains(&format!("{root}:/go/src")), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("--volumes-from") && !plan.stdout.contains(&format!("{root}:/go/src")),
+        "{}",
+        plan.stdout
+    );
     let bind = rd(&root, &["--mode", "bind", "true"], &env);
     assert_eq!(bind.status.code(), Some(2));
     assert!(bind.stderr.contains("needs a local engine"), "{}", bind.stderr);
     // A real run through the TCP engine: image, data container, rsync in and out.
-    let out = rd(&root, &["sh", "-c", "mkdir -p _output/dockerized/bin/linux/amd64 && echo remote > _output/dockerized/bin/linux/amd64/marker"], &env);
+    let out = rd(
+        &root,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p _output/dockerized/bin/linux/amd64 && echo remote > _output/dockerized/bin/linux/amd64/marker",
+        ],
+        &env,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert_eq!(std::fs::read_to_string(root.join("_output/dockerized/bin/linux/amd64/marker")).unwrap(), "remote\n");
     fail_on_purpose(test);
@@ -255,7 +297,10 @@ fn faults_fail_with_one_clear_line_or_recover() {
     assert_eq!(code, 0);
     let run_line = plan.lines().rfind(|l| l.starts_with("docker run --name=kube-build-")).unwrap_or_default();
     assert!(run_line.ends_with(" bash"), "{plan}");
-    assert!(!plan.lines().any(|l| l.starts_with("rsync") && l.contains("--prune-empty-dirs")), "a shell copies nothing back: {plan}");
+    assert!(
+        !plan.lines().any(|l| l.starts_with("rsync") && l.contains("--prune-empty-dirs")),
+        "a shell copies nothing back: {plan}"
+    );
 
     // A first real run, then the data container removed between runs: recreated, and the rsync
     // daemon left running (it serves the removed container's volumes) is replaced, so the
@@ -336,7 +381,11 @@ fn faults_fail_with_one_clear_line_or_recover() {
         };
         assert_eq!(status.code(), Some(130), "{signal}");
         assert_eq!(containers_of(&root), data, "{signal}: only the data container remains");
-        assert!(docker(&["ps", "--filter", &format!("label=io.k8s-build-kit.tree={root}"), "--format", "{{.Names}}"]).is_empty(), "{signal}: nothing of this tree runs");
+        assert!(
+            docker(&["ps", "--filter", &format!("label=io.k8s-build-kit.tree={root}"), "--format", "{{.Names}}"])
+                .is_empty(),
+            "{signal}: nothing of this tree runs"
+        );
     }
 
     let (code, _) = invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
@@ -386,11 +435,19 @@ fn the_sync_record_skips_only_what_is_proven_unchanged() {
     // A file rewritten with the same bytes (the copy-out leaves it in the container), and a
     // temporary file that came and went: the two sides are still equal, the run records.
     run(&["true"]);
-    let out = run(&["sh", "-c", "cp hack/marker.txt /tmp/m && cp /tmp/m hack/marker.txt && touch pkg/gen/tmp && rm pkg/gen/tmp"]);
+    let out = run(&[
+        "sh",
+        "-c",
+        "cp hack/marker.txt /tmp/m && cp /tmp/m hack/marker.txt && touch pkg/gen/tmp && rm pkg/gen/tmp",
+    ]);
     assert!(skipped(&out) && record.exists(), "{}", out.stderr);
     // ... but not different bytes.
     let out = run(&["sh", "-c", "echo host-3 > hack/marker.txt"]);
-    assert!(!record.exists() && out.stderr.contains("hack/marker.txt changed and stays in the container"), "{}", out.stderr);
+    assert!(
+        !record.exists() && out.stderr.contains("hack/marker.txt changed and stays in the container"),
+        "{}",
+        out.stderr
+    );
 
     // A generated file rewritten in the container comes back, and the run still records.
     run(&["true"]);
@@ -447,19 +504,37 @@ fn a_failed_engine_test_leaves_nothing_behind() {
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success() && said.contains("failing on purpose"), "the child run was to fail on purpose:\n{said}");
+    assert!(
+        !out.status.success() && said.contains("failing on purpose"),
+        "the child run was to fail on purpose:\n{said}"
+    );
     assert!(said.contains("docker -H") || said.contains("rsync mode") || said.contains("FAILED"), "{said}");
     let marker = format!("kube-fixture-{pid}-");
-    let containers = docker(&["ps", "-a", "--filter", "label=io.k8s-build-kit.tree", "--format", "{{.Names}} {{.Label \"io.k8s-build-kit.tree\"}}"]);
+    let containers = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=io.k8s-build-kit.tree",
+        "--format",
+        "{{.Names}} {{.Label \"io.k8s-build-kit.tree\"}}",
+    ]);
     assert!(!containers.contains(&marker), "containers left: {containers}");
-    let images = docker(&["images", "--filter", "label=io.k8s-build-kit.tree", "--format", "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}"]);
+    let images = docker(&[
+        "images",
+        "--filter",
+        "label=io.k8s-build-kit.tree",
+        "--format",
+        "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}",
+    ]);
     assert!(!images.contains(&marker), "images left: {images}");
     let tags = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(!tags.contains(&format!("k8s-build-kit-test-{pid}/")), "tags left: {tags}");
     let left: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter(|e| std::fs::read(e.path().join("environ")).is_ok_and(|env| env.windows(tag.len()).any(|w| w == tag.as_bytes())))
+        .filter(|e| {
+            std::fs::read(e.path().join("environ")).is_ok_and(|env| env.windows(tag.len()).any(|w| w == tag.as_bytes()))
+        })
         .map(|e| std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default().replace('\0', " "))
         .collect();
     assert!(left.is_empty(), "processes of the failed run still running: {left:?}");
@@ -490,7 +565,8 @@ fn image_password_user_shell_and_clean_promises() {
     // The rsync password: 0600, and never on a command line.
     let images = root.join("_output/images");
     let dir = std::fs::read_dir(&images).unwrap().flatten().next().expect("a build context").path();
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join("rsyncd.password")).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join("rsyncd.password")).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
     let secret = std::fs::read_to_string(dir.join("rsyncd.password")).unwrap();
     // The build container runs as the caller's uid:gid.
@@ -526,7 +602,11 @@ fn image_password_user_shell_and_clean_promises() {
     let ctx = fixture::scratch_dir("dock-dangling");
     let mut ids = Vec::new();
     for n in 0..2 {
-        std::fs::write(ctx.join("Dockerfile"), format!("FROM {}\nLABEL kit.dangling={n}-{}\n", testkit::BASE_IMAGE, std::process::id())).unwrap();
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            format!("FROM {}\nLABEL kit.dangling={n}-{}\n", testkit::BASE_IMAGE, std::process::id()),
+        )
+        .unwrap();
         Proc::new("docker").args(["build", "-q", "-t", &repo]).arg(&ctx).read().unwrap();
         ids.push(docker(&["image", "inspect", "-f", "{{.Id}}", &repo]).trim().to_string());
     }
@@ -549,7 +629,10 @@ fn image_password_user_shell_and_clean_promises() {
     std::os::unix::fs::symlink(&outside, root.join("_output")).unwrap();
     let (code, _) = invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
     assert_eq!(code, 0);
-    assert!(std::fs::symlink_metadata(root.join("_output")).is_err() && outside.join("keep").exists(), "the link went, its target stayed");
+    assert!(
+        std::fs::symlink_metadata(root.join("_output")).is_err() && outside.join("keep").exists(),
+        "the link went, its target stayed"
+    );
     let clean = Utf8Path::new(BIN).with_file_name("make-clean");
     if !clean.exists() {
         return testkit::skip(test, "make-clean $HOME part: its binary is built by `cargo test --workspace`");

@@ -76,7 +76,8 @@ fn absolute(p: Utf8PathBuf) -> Result<Utf8PathBuf, Fail> {
     if p.is_absolute() {
         return Ok(p);
     }
-    let cwd = Utf8PathBuf::from_path_buf(std::env::current_dir()?).map_err(|_| Fail::new("current directory is not UTF-8"))?;
+    let cwd = Utf8PathBuf::from_path_buf(std::env::current_dir()?)
+        .map_err(|_| Fail::new("current directory is not UTF-8"))?;
     Ok(cwd.join(p))
 }
 
@@ -89,7 +90,9 @@ pub fn plan(dest: &Utf8Path, source: &Source, force: bool) -> Result<Placement, 
     };
     match (source, md) {
         (Source::Tree(src), None) => Ok(Placement::Linked { target: src.clone(), replaced: None }),
-        (Source::Clone { url, reference }, None) => Ok(Placement::Cloned { url: url.clone(), reference: reference.clone() }),
+        (Source::Clone { url, reference }, None) => {
+            Ok(Placement::Cloned { url: url.clone(), reference: reference.clone() })
+        }
         (Source::Tree(src), Some(md)) => {
             let same = root::canonical(dest).ok().as_ref() == Some(src);
             if same {
@@ -100,12 +103,20 @@ pub fn plan(dest: &Utf8Path, source: &Source, force: bool) -> Result<Placement, 
                 if force {
                     return Ok(Placement::Linked { target: src.clone(), replaced: Some(old) });
                 }
-                return Err(Fail::new(format!("{dest} is a symlink to {old}, not to {src}; pass --force to repoint it")));
+                return Err(Fail::new(format!(
+                    "{dest} is a symlink to {old}, not to {src}; pass --force to repoint it"
+                )));
             }
-            Err(Fail::new(format!("{dest} already exists and is not {src}; refusing to replace it (move it away first)")))
+            Err(Fail::new(format!(
+                "{dest} already exists and is not {src}; refusing to replace it (move it away first)"
+            )))
         }
         (Source::Clone { url, .. }, Some(_)) => {
-            let origin = Proc::new("git").args(["-C", dest.as_str(), "config", "--get", "remote.origin.url"]).timeout(kube_tree::proc::PROBE).read().unwrap_or_default();
+            let origin = Proc::new("git")
+                .args(["-C", dest.as_str(), "config", "--get", "remote.origin.url"])
+                .timeout(kube_tree::proc::PROBE)
+                .read()
+                .unwrap_or_default();
             if origin.trim() == url {
                 return Ok(Placement::AlreadyThere);
             }
@@ -116,7 +127,8 @@ pub fn plan(dest: &Utf8Path, source: &Source, force: bool) -> Result<Placement, 
 
 /// The directories from the first missing one down to `dir`, shallowest first.
 fn missing_dirs(dir: &Utf8Path) -> Vec<Utf8PathBuf> {
-    let mut out: Vec<Utf8PathBuf> = dir.ancestors().take_while(|d| std::fs::symlink_metadata(d).is_err()).map(Utf8Path::to_owned).collect();
+    let mut out: Vec<Utf8PathBuf> =
+        dir.ancestors().take_while(|d| std::fs::symlink_metadata(d).is_err()).map(Utf8Path::to_owned).collect();
     out.reverse();
     out
 }
@@ -157,7 +169,10 @@ fn clone_into(dest: &kube_tree::Confined, url: &str, reference: Option<&str>) ->
     tmp.remove_dir_all()?;
     let res = (|| -> Result<(), Fail> {
         let step = log::Step::start(format!("git clone {url}"));
-        let out = Proc::new("git").args(["clone", "--quiet", "--", url]).arg(tmp.path()).output_with_progress("git clone", Duration::from_secs(15))?;
+        let out = Proc::new("git")
+            .args(["clone", "--quiet", "--", url])
+            .arg(tmp.path())
+            .output_with_progress("git clone", Duration::from_secs(15))?;
         if !out.success() {
             return Err(Fail::new(format!("git clone {url} failed: {}", out.first_lines(3).replace('\n', " | "))));
         }
@@ -184,7 +199,10 @@ fn clone_into(dest: &kube_tree::Confined, url: &str, reference: Option<&str>) ->
 /// where git would read it as an option.
 fn plain_value(flag: &str, v: &str, dash_ok: bool) -> Result<(), Fail> {
     if v.is_empty() || v.chars().any(char::is_control) {
-        return Err(Fail::new(format!("{flag} {}: empty, or holds a control character (newline, tab, ...)", v.escape_debug())));
+        return Err(Fail::new(format!(
+            "{flag} {}: empty, or holds a control character (newline, tab, ...)",
+            v.escape_debug()
+        )));
     }
     if !dash_ok && v.starts_with('-') {
         return Err(Fail::new(format!("{flag} {v}: starts with `-`, which git would read as an option")));
@@ -222,7 +240,10 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let env = |k: &str| std::env::var(k).ok();
     let gopath = match gopath_flag {
         Some(g) => absolute(g)?,
-        None => root::gopath_entries(&env).into_iter().next().ok_or_else(|| Fail::new("no GOPATH: set $GOPATH or $HOME, or pass --gopath"))?,
+        None => root::gopath_entries(&env)
+            .into_iter()
+            .next()
+            .ok_or_else(|| Fail::new("no GOPATH: set $GOPATH or $HOME, or pass --gopath"))?,
     };
     plain_value("GOPATH", gopath.as_str(), true)?;
     let dest = gopath.join("src").join(KUBE_IMPORT_PATH);
@@ -235,7 +256,9 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
                 return Err(Fail::new(format!("--from {p}: no such directory")));
             }
             if root::looks_like_kube(&p).is_none() {
-                return Err(Fail::new(format!("--from {p} is not a Kubernetes tree (no go.mod with module k8s.io/kubernetes)")));
+                return Err(Fail::new(format!(
+                    "--from {p} is not a Kubernetes tree (no go.mod with module k8s.io/kubernetes)"
+                )));
             }
             Source::Tree(root::canonical(&p)?)
         }
@@ -255,7 +278,13 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     }
 
     // The tree as seen through the GOPATH path (what the env and the probe use).
-    let tree_path = if dest.exists() { dest.clone() } else if let Source::Tree(s) = &source { s.clone() } else { dest.clone() };
+    let tree_path = if dest.exists() {
+        dest.clone()
+    } else if let Source::Tree(s) = &source {
+        s.clone()
+    } else {
+        dest.clone()
+    };
     let tree = if tree_path.exists() { Some(Tree::open(&tree_path)?) } else { None };
     let goenv = tree.as_ref().map(|t| GoEnv::for_tree(t, &gopath, &env));
 
@@ -268,14 +297,22 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     }
 
     if ctx.json {
-        let envj = goenv.as_ref().map(|g| Json::Obj(g.vars.iter().map(|(k, v)| (k.clone(), Json::opt_str(v.clone()))).collect())).unwrap_or(Json::Null);
-        let probej = probe_res.as_ref().map(|p| Json::obj([
-            ("ok", Json::Bool(p.ok)),
-            ("binary", Json::str(p.binary.as_str())),
-            ("elapsed_ms", Json::Num(p.elapsed.as_millis() as f64)),
-            ("go", Json::str(&p.go_version)),
-            ("error", Json::str(&p.error)),
-        ])).unwrap_or(Json::Null);
+        let envj = goenv
+            .as_ref()
+            .map(|g| Json::Obj(g.vars.iter().map(|(k, v)| (k.clone(), Json::opt_str(v.clone()))).collect()))
+            .unwrap_or(Json::Null);
+        let probej = probe_res
+            .as_ref()
+            .map(|p| {
+                Json::obj([
+                    ("ok", Json::Bool(p.ok)),
+                    ("binary", Json::str(p.binary.as_str())),
+                    ("elapsed_ms", Json::Num(p.elapsed.as_millis() as f64)),
+                    ("go", Json::str(&p.go_version)),
+                    ("error", Json::str(&p.error)),
+                ])
+            })
+            .unwrap_or(Json::Null);
         let out = Json::obj([
             ("gopath", Json::str(gopath.as_str())),
             ("path", Json::str(dest.as_str())),
@@ -301,7 +338,11 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
 
     match probe_res {
         Some(p) if !p.ok => {
-            log::warn(format!("probe: go build {} failed ({}):", goenv.as_ref().map(|g| g.kube_proxy_pkg.as_str()).unwrap_or(""), p.go_version));
+            log::warn(format!(
+                "probe: go build {} failed ({}):",
+                goenv.as_ref().map(|g| g.kube_proxy_pkg.as_str()).unwrap_or(""),
+                p.go_version
+            ));
             for l in p.error.lines() {
                 eprintln!("    {l}");
             }

@@ -87,7 +87,8 @@ fn print_env_evaluates_in_a_shell() {
     for (name, spec, mode) in [("a", Spec::era_a(), "off"), ("c", Spec::era_c(), "")] {
         let root = fixture::scratch_tree(&format!("sg-env-{name}"), &spec);
         let gp = fixture::scratch_dir(&format!("sg-env-{name}-gopath"));
-        let script = format!("eval \"$('{BIN}' --gopath {gp} --from {root} --print-env)\" && go env GOPATH GO111MODULE");
+        let script =
+            format!("eval \"$('{BIN}' --gopath {gp} --from {root} --print-env)\" && go env GOPATH GO111MODULE");
         let out = Proc::new("bash").args(["-c", &script]).env("GO111MODULE", "on").output().unwrap();
         assert!(out.success(), "{}", out.stderr);
         assert_eq!(out.stdout, format!("{gp}\n{mode}\n"), "era {name}");
@@ -95,9 +96,16 @@ fn print_env_evaluates_in_a_shell() {
 }
 
 fn git(dir: &Utf8Path, args: &[&str]) {
-    let out = Proc::new("git").arg("-C").arg(dir).args(args)
-        .env("GIT_AUTHOR_NAME", "t").env("GIT_AUTHOR_EMAIL", "t@e").env("GIT_COMMITTER_NAME", "t").env("GIT_COMMITTER_EMAIL", "t@e")
-        .output().unwrap();
+    let out = Proc::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@e")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@e")
+        .output()
+        .unwrap();
     assert!(out.success(), "git {args:?}: {}", out.stderr);
 }
 

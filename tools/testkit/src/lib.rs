@@ -66,7 +66,12 @@ struct DirLock(#[allow(dead_code)] std::fs::File);
 
 impl DirLock {
     fn take(path: Utf8PathBuf) -> DirLock {
-        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).unwrap_or_else(|e| panic!("lock {path}: {e}"));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("lock {path}: {e}"));
         f.lock().unwrap_or_else(|e| panic!("lock {path}: {e}"));
         DirLock(f)
     }
@@ -152,7 +157,10 @@ pub fn real_tree() -> Result<Utf8PathBuf, Fail> {
     let dir = cached("debian-kubernetes", |base, tmp| {
         need(&["apt-get", "dpkg-source"], "fetch the real tree")?;
         let step = log::Step::start(format!("fetching Debian's kubernetes source package into {base}"));
-        let apt = PrivateApt::new(base.join("apt-src"), &format!("deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {MIRROR} {SUITE} main"))?;
+        let apt = PrivateApt::new(
+            base.join("apt-src"),
+            &format!("deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {MIRROR} {SUITE} main"),
+        )?;
         apt.run("apt-get update (private deb-src list)", &["update"], base)?;
         let dl = tmp.join("download");
         fs_err::create_dir_all(&dl)?;
@@ -162,7 +170,12 @@ pub fn real_tree() -> Result<Utf8PathBuf, Fail> {
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|x| x == "dsc"))
             .ok_or_else(|| Fail::new("apt-get source left no .dsc"))?;
-        Proc::new("dpkg-source").args(["-x", "--skip-debianization"]).arg(&dsc).arg(tmp.join("tree")).dir(&dl).read()?;
+        Proc::new("dpkg-source")
+            .args(["-x", "--skip-debianization"])
+            .arg(&dsc)
+            .arg(tmp.join("tree"))
+            .dir(&dl)
+            .read()?;
         fs_err::remove_dir_all(&dl)?;
         step.done();
         Ok(())
@@ -177,7 +190,10 @@ pub fn tree_go() -> Result<Utf8PathBuf, Fail> {
     let dir = cached("go-1.15-bullseye", |base, tmp| {
         need(&["apt-get", "dpkg-deb"], "fetch Go 1.15")?;
         let step = log::Step::start("fetching Debian bullseye's golang-1.15");
-        let apt = PrivateApt::new(base.join("apt-bullseye"), &format!("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {MIRROR} bullseye main"))?;
+        let apt = PrivateApt::new(
+            base.join("apt-bullseye"),
+            &format!("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {MIRROR} bullseye main"),
+        )?;
         apt.run("apt-get update (private bullseye list)", &["update"], base)?;
         let dl = tmp.join("download");
         fs_err::create_dir_all(&dl)?;
@@ -279,7 +295,13 @@ pub fn ensure_base_image() -> Result<(), Fail> {
         let step = log::Step::start("debootstrap bookworm with Go, rsync, make, git, iproute2, gcc");
         let rootfs = tmp.join("rootfs");
         let out = Proc::new("debootstrap")
-            .args(["--variant=minbase", "--include=golang-go,rsync,make,git,iproute2,gcc,libc6-dev,ca-certificates", SUITE, rootfs.as_str(), MIRROR])
+            .args([
+                "--variant=minbase",
+                "--include=golang-go,rsync,make,git,iproute2,gcc,libc6-dev,ca-certificates",
+                SUITE,
+                rootfs.as_str(),
+                MIRROR,
+            ])
             .output_with_progress("debootstrap", Duration::from_secs(30))?;
         if !out.success() {
             return Err(Fail::new(format!("debootstrap failed: {}", out.first_lines(3))));
@@ -316,7 +338,10 @@ pub fn kube_cross_image(image: &str) -> Result<(), Fail> {
     fs_err::write(ctx.join("Dockerfile"), format!(
         "FROM {BASE_IMAGE}\nRUN cp -a /usr/lib/go-1.19 /usr/local/go && mkdir -p /go/src /go/bin && chmod -R a+rwx /go\nENV GOPATH=/go PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
     ))?;
-    let out = Proc::new("docker").args(["build", "-q", "-t", image]).arg(&ctx).output_with_progress("docker build (kube-cross stand-in)", Duration::from_secs(30))?;
+    let out = Proc::new("docker")
+        .args(["build", "-q", "-t", image])
+        .arg(&ctx)
+        .output_with_progress("docker build (kube-cross stand-in)", Duration::from_secs(30))?;
     if !out.success() {
         return Err(Fail::new(format!("building the kube-cross stand-in failed: {}", out.first_lines(3))));
     }
@@ -326,15 +351,33 @@ pub fn kube_cross_image(image: &str) -> Result<(), Fail> {
 /// Removes what the engine tests made for the tree at `root` (and for every tree whose path
 /// holds `root`): containers (with their volumes) and kube-build images, by the toolkit's labels.
 pub fn sweep_engine(root_marker: &str) {
-    let listed = |args: &[&str]| Proc::new("docker").args(args).timeout(Duration::from_secs(60)).read().unwrap_or_default();
+    let listed =
+        |args: &[&str]| Proc::new("docker").args(args).timeout(Duration::from_secs(60)).read().unwrap_or_default();
     let ours = |out: String| -> Vec<String> {
-        out.lines().filter_map(|l| l.split_once(' ')).filter(|(_, tree)| tree.contains(root_marker)).map(|(id, _)| id.to_string()).collect()
+        out.lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(_, tree)| tree.contains(root_marker))
+            .map(|(id, _)| id.to_string())
+            .collect()
     };
-    let containers = ours(listed(&["ps", "-a", "--filter", "label=io.k8s-build-kit.tree", "--format", "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}"]));
+    let containers = ours(listed(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=io.k8s-build-kit.tree",
+        "--format",
+        "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}",
+    ]));
     if !containers.is_empty() {
         let _ = Proc::new("docker").args(["rm", "-f", "-v"]).args(&containers).uninterruptible().output();
     }
-    let images = ours(listed(&["images", "--filter", "label=io.k8s-build-kit.tree", "--format", "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}"]));
+    let images = ours(listed(&[
+        "images",
+        "--filter",
+        "label=io.k8s-build-kit.tree",
+        "--format",
+        "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}",
+    ]));
     if !images.is_empty() {
         let _ = Proc::new("docker").args(["rmi", "-f"]).args(&images).uninterruptible().output();
     }
@@ -382,7 +425,11 @@ pub fn sweep_at_exit() {
         let pid = std::process::id();
         sweep_engine(&format!("/{pid}-"));
         sweep_engine(&format!("kube-fixture-{pid}-"));
-        let tags = Proc::new("docker").args(["images", "--format", "{{.Repository}}:{{.Tag}}", &cross_repo()]).timeout(Duration::from_secs(60)).read().unwrap_or_default();
+        let tags = Proc::new("docker")
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}", &cross_repo()])
+            .timeout(Duration::from_secs(60))
+            .read()
+            .unwrap_or_default();
         let tags: Vec<&str> = tags.lines().collect();
         if !tags.is_empty() {
             let _ = Proc::new("docker").arg("rmi").args(&tags).uninterruptible().output();
