@@ -199,7 +199,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         let env = kube_tree::goenv::GoEnv::for_tree(&tree, &gopath, &|k| std::env::var(k).ok());
         let p = kube_tree::goenv::probe_kube_proxy(&env, &gopath.join("bin/kube-proxy"))?;
         if p.ok {
-            log::status(format!("probe: cmd/kube-proxy built in {} -> {}", log::human(p.elapsed), p.binary));
+            p.log_success();
         } else {
             problems.push(Problem::new("cmd/kube-proxy", Kind::ProbeFailed, p.error.replace('\n', " | ")));
         }

@@ -233,9 +233,35 @@ fn fake_ok() -> Captured {
     Captured { status: ExitStatus::from_raw(0), stdout: String::new(), stderr: String::new(), elapsed: Duration::ZERO }
 }
 
+const PROXIES: [(&str, &str); 3] = [
+    ("KUBERNETES_HTTPS_PROXY", "https_proxy"),
+    ("KUBERNETES_HTTP_PROXY", "http_proxy"),
+    ("KUBERNETES_NO_PROXY", "no_proxy"),
+];
+
+/// The proxies the scripts pass into the image and the build container: `KUBERNETES_*_PROXY`
+/// as `https_proxy`, `http_proxy`, `no_proxy` (checked by [`check_proxy_env`] first).
+fn proxy_env() -> Vec<(&'static str, String)> {
+    PROXIES.iter().filter_map(|(var, env)| std::env::var(var).ok().map(|v| (*env, v))).collect()
+}
+
+/// A proxy value goes into a Dockerfile line: one with a control character (a newline would
+/// start a new instruction) is refused before anything runs.
+fn check_proxy_env() -> Result<()> {
+    for (var, _) in PROXIES {
+        if let Ok(v) = std::env::var(var) {
+            if v.chars().any(char::is_control) {
+                return Err(Fail::new(format!("{var} `{}`: a control character in a proxy value", v.escape_debug())));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// At most 160 characters (never cut inside a UTF-8 character).
 fn short(s: &str) -> String {
-    if s.len() > 160 {
-        format!("{}...", &s[..157])
+    if s.chars().count() > 160 {
+        format!("{}...", s.chars().take(157).collect::<String>())
     } else {
         s.to_string()
     }
@@ -419,6 +445,7 @@ impl Setup {
             None => format!("{}:{tag}", tree_cross_repo(&tree)),
         };
         values::image_ref("kube-cross image", &cross_image)?;
+        check_proxy_env()?;
         if let Ok(p) = std::env::var("KUBE_RSYNC_PORT") {
             if !p.is_empty() {
                 values::port("KUBE_RSYNC_PORT", &p)?;
@@ -639,14 +666,8 @@ pub fn build_image(engine: &Engine, setup: &Setup, cross_id: &str, facts: &Image
             .join("\n")
             + "\n";
     }
-    for (var, env) in [
-        ("KUBERNETES_HTTPS_PROXY", "https_proxy"),
-        ("KUBERNETES_HTTP_PROXY", "http_proxy"),
-        ("KUBERNETES_NO_PROXY", "no_proxy"),
-    ] {
-        if let Ok(v) = std::env::var(var) {
-            dockerfile += &format!("ENV {env} {v}\n");
-        }
+    for (env, v) in proxy_env() {
+        dockerfile += &format!("ENV {env} {v}\n");
     }
     setup.tree.write_file(ctx.join("Dockerfile"), dockerfile.as_bytes())?;
     setup.tree.write_file(ctx.join("rsyncd.sh"), &fs_err::read(src.join("rsyncd.sh"))?)?;
@@ -1155,14 +1176,8 @@ pub fn build_env_args() -> Vec<String> {
     ] {
         pass(n, None);
     }
-    for (var, env) in [
-        ("KUBERNETES_HTTPS_PROXY", "https_proxy"),
-        ("KUBERNETES_HTTP_PROXY", "http_proxy"),
-        ("KUBERNETES_NO_PROXY", "no_proxy"),
-    ] {
-        if let Ok(v) = std::env::var(var) {
-            args.extend(["--env".to_string(), format!("{env}={v}")]);
-        }
+    for (env, v) in proxy_env() {
+        args.extend(["--env".to_string(), format!("{env}={v}")]);
     }
     if let Ok(cg) = std::env::var("DOCKER_CGROUP_PARENT") {
         args.extend(["--cgroup-parent".to_string(), cg]);

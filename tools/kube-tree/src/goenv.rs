@@ -116,6 +116,13 @@ pub struct Probe {
     pub error: String,
 }
 
+impl Probe {
+    /// The success line every tool with `--probe` prints.
+    pub fn log_success(&self) {
+        log::status(format!("probe: cmd/kube-proxy built in {} -> {}", log::human(self.elapsed), self.binary));
+    }
+}
+
 /// Builds cmd/kube-proxy into `out` with `go` from PATH, showing progress.
 pub fn probe_kube_proxy(env: &GoEnv, out: &Utf8Path) -> Result<Probe> {
     let go_version = env

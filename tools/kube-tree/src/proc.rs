@@ -69,8 +69,8 @@ fn wait_polling(
         }
         tick();
         std::thread::sleep(nap);
-        // Capped low: most children here are short engine queries, where a long nap would be
-        // most of the call's cost (a 75 ms docker call used to take 113 ms at a 50 ms cap).
+        // Capped low: most children here are short engine queries (about 75 ms), where a long
+        // nap would be much of the call's cost.
         nap = (nap * 2).min(Duration::from_millis(5));
     }
 }

@@ -349,7 +349,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
             Ok(Status::Problems(1))
         }
         Some(p) => {
-            log::status(format!("probe: cmd/kube-proxy built in {} -> {}", log::human(p.elapsed), p.binary));
+            p.log_success();
             Ok(Status::Ok)
         }
         None => Ok(Status::Ok),
