@@ -1,0 +1,150 @@
+//! What the engine holds for this tree (one `ps -a`), and the data container.
+
+use super::*;
+
+/// One container as `docker ps -a` lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    pub name: String,
+    /// Our tree label (empty on containers the scripts made).
+    pub tree: String,
+    /// Our reuse-key label (the rsync daemon's).
+    pub key: String,
+    /// `running`, `exited`, `created`, ...
+    pub state: String,
+    /// `Exited (0) 3 minutes ago`, `Up 2 minutes`, ...
+    pub status: String,
+    /// `127.0.0.1:49153->8730/tcp`, ...
+    pub ports: String,
+}
+
+impl Listed {
+    /// The exit code of an exited container.
+    pub fn exit_code(&self) -> Option<i32> {
+        let rest = self.status.strip_prefix("Exited (")?;
+        rest[..rest.find(')')?].parse().ok()
+    }
+
+    /// The host port published for `container_port` on 127.0.0.1.
+    pub fn host_port(&self, container_port: u16) -> Option<u16> {
+        let suffix = format!("->{container_port}/tcp");
+        self.ports.split(", ").find_map(|p| p.strip_suffix(&suffix)?.strip_prefix("127.0.0.1:")?.parse().ok())
+    }
+}
+
+/// Every container of the engine from one `docker ps -a`: the reuse and garbage-collection
+/// questions of a run are answered from it instead of an inspect each.
+#[derive(Debug, Default)]
+pub struct Containers(pub Vec<Listed>);
+
+impl Containers {
+    pub fn cmd() -> Vec<String> {
+        let format = format!("{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LABEL_TREE}\"}}}}\t{{{{.Label \"{LABEL_KEY}\"}}}}\t{{{{.State}}}}\t{{{{.Status}}}}\t{{{{.Ports}}}}");
+        vec!["ps".into(), "-a".into(), "--no-trunc".into(), "--format".into(), format]
+    }
+
+    pub fn parse(text: &str) -> Containers {
+        Containers(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| {
+                    let mut f = l.split('\t').map(str::to_string);
+                    let mut next = || f.next().unwrap_or_default();
+                    Listed {
+                        id: next(),
+                        name: next(),
+                        tree: next(),
+                        key: next(),
+                        state: next(),
+                        status: next(),
+                        ports: next(),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Reads the answer to [`Containers::cmd`] (nothing in a dry run).
+    pub fn read(answer: Option<&Captured>) -> Result<Containers> {
+        match answer {
+            None => Ok(Containers::default()),
+            Some(a) if a.success() => Ok(Containers::parse(&a.stdout)),
+            Some(a) => Err(Fail::new(format!("cannot list the engine's containers: {}", a.first_lines(1)))),
+        }
+    }
+
+    pub fn list(engine: &Engine) -> Result<Containers> {
+        let answer = engine.query_all(&[Containers::cmd()])?;
+        Containers::read(answer[0].as_ref())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Listed> {
+        self.0.iter().find(|c| c.name == name)
+    }
+
+    /// This tree's containers: by name prefix (the scripts' scheme) or by our tree label.
+    pub fn of_tree(&self, setup: &Setup) -> Vec<String> {
+        let prefixes = setup.names.prefixes();
+        let mut out: Vec<String> = self
+            .0
+            .iter()
+            .filter(|c| {
+                prefixes.iter().any(|p| c.name.starts_with(&format!("{p}-")) || c.name == *p)
+                    || c.tree == setup.tree.root.as_str()
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// This tree's containers (see [`Containers::of_tree`]).
+pub fn containers_of(engine: &Engine, setup: &Setup) -> Result<Vec<String>> {
+    Ok(Containers::list(engine)?.of_tree(setup))
+}
+
+/// This tree's kube-build images (`kube-build:build-<hash>*`).
+pub fn images_of(engine: &Engine, setup: &Setup) -> Result<Vec<String>> {
+    let listing = engine.query(&["images", "kube-build", "--format", "{{.Repository}}:{{.Tag}}"])?.unwrap_or_default();
+    let prefix = format!("kube-build:build-{}", setup.names.hash);
+    Ok(listing.lines().filter(|l| l.starts_with(&prefix)).map(str::to_string).collect())
+}
+
+/// The data container: sources, caches and outputs live in its volumes between builds. One that
+/// did not exit 0 is recreated (a stale data container was the cause of #20904). Returns its ID
+/// (empty in a dry run).
+pub fn ensure_data_container(engine: &Engine, setup: &Setup, containers: &Containers) -> Result<String> {
+    let data = &setup.names.data;
+    if let Some(c) = containers.get(data) {
+        if c.exit_code() == Some(0) {
+            return Ok(c.id.clone());
+        }
+        log::warn(format!("{data} is `{}`, not exited with 0: recreating it", c.status));
+        engine.destroy(data);
+    }
+    let step = log::Step::start(format!("creating the data container {data}"));
+    let mut args: Vec<String> =
+        vec!["run".into(), "--name".into(), data.clone(), "--hostname".into(), setup.hostname.clone()];
+    args.extend(setup.labels());
+    args.extend(["--volume".into(), REMOTE_ROOT.into()]);
+    for p in [
+        "linux_386",
+        "linux_amd64",
+        "linux_arm",
+        "linux_arm64",
+        "linux_ppc64le",
+        "darwin_amd64",
+        "darwin_386",
+        "windows_amd64",
+        "windows_386",
+    ] {
+        args.extend(["--volume".into(), format!("/usr/local/go/pkg/{p}_cgo")]);
+    }
+    args.push(setup.names.image.clone());
+    args.extend(["chown".into(), "-R".into(), setup.user.clone(), REMOTE_ROOT.into(), "/usr/local/go/pkg/".into()]);
+    engine.run(&args)?;
+    step.done();
+    Ok(engine.query(&["inspect", "--format", "{{.Id}}", data])?.unwrap_or_default())
+}

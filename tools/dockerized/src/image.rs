@@ -1,0 +1,232 @@
+//! The images: kube-cross (present, or pulled from a mirror) and the tree's kube-build image,
+//! rebuilt only when its context changes; the rsync password.
+
+use super::*;
+
+/// What the engine knows of the two images a run needs, asked in one call.
+#[derive(Debug, Default, Clone)]
+pub struct ImageFacts {
+    /// kube-cross's image ID.
+    pub cross_id: Option<String>,
+    /// The tree's kube-build image: its ID and its context label (rsync mode only).
+    pub image_id: Option<String>,
+    pub context: Option<String>,
+}
+
+impl ImageFacts {
+    const FORMAT: &'static str = "{{.Id}}\t{{json .Config.Labels}}";
+
+    /// One `image inspect` of kube-cross and (rsync mode) the kube-build image.
+    pub fn cmd(setup: &Setup) -> Vec<String> {
+        let mut c: Vec<String> =
+            ["image", "inspect", "--format", Self::FORMAT, &setup.cross_image].map(String::from).to_vec();
+        if setup.mode == Mode::Rsync {
+            c.push(setup.names.image.clone());
+        }
+        c
+    }
+
+    /// Reads the answer to [`ImageFacts::cmd`]. The engine answers a batch only when every
+    /// image exists, so a failed batch (a first run, a missing image) is asked one by one.
+    pub fn read(engine: &Engine, setup: &Setup, answer: Option<&Captured>) -> Result<ImageFacts> {
+        let Some(answer) = answer else { return Ok(ImageFacts::default()) };
+        // `{{.Id}}\t{{json .Config.Labels}}` -> (ID, labels)
+        let fact = |l: &str| {
+            let (id, labels) = l.split_once('\t').unwrap_or((l, ""));
+            (id.to_string(), labels.to_string())
+        };
+        let lines: Vec<(String, String)> =
+            if answer.success() { answer.stdout.lines().map(fact).collect() } else { Vec::new() };
+        let wanted = if setup.mode == Mode::Rsync { 2 } else { 1 };
+        let lines = if lines.len() == wanted {
+            lines.into_iter().map(Some).collect()
+        } else {
+            let one = |name: &str| -> Result<Option<(String, String)>> {
+                Ok(engine.query(&["image", "inspect", "--format", Self::FORMAT, name])?.as_deref().map(fact))
+            };
+            let mut v = vec![one(&setup.cross_image)?];
+            if wanted == 2 {
+                v.push(one(&setup.names.image)?);
+            }
+            v
+        };
+        let mut it = lines.into_iter();
+        let cross = it.next().flatten();
+        let image = it.next().flatten();
+        Ok(ImageFacts {
+            cross_id: cross.map(|c| c.0),
+            context: image.as_ref().map(|i| label_of(&i.1, "io.k8s-build-kit.context")),
+            image_id: image.map(|i| i.0),
+        })
+    }
+}
+
+/// A label's value out of `{{json .Config.Labels}}` (our values are plain hex or paths).
+pub(crate) fn label_of(labels_json: &str, key: &str) -> String {
+    let pat = format!("\"{key}\":\"");
+    labels_json
+        .find(&pat)
+        .map(|i| &labels_json[i + pat.len()..])
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// kube-cross must be there (no registry is assumed reachable); `--mirror` pulls it from a mirror
+/// and tags it with the name the tree expects. Returns its image ID (empty in a dry run).
+pub fn ensure_cross_image(
+    engine: &Engine,
+    setup: &Setup,
+    mirror: Option<&str>,
+    known: Option<String>,
+) -> Result<String> {
+    if let Some(id) = known {
+        return Ok(id);
+    }
+    let inspect = || engine.query(&["image", "inspect", "--format", "{{.Id}}", &setup.cross_image]);
+    if let Some(id) = inspect()? {
+        return Ok(id);
+    }
+    if let Some(m) = mirror {
+        values::registry("--mirror", m)?;
+        let name = setup.cross_image.rsplit('/').next().unwrap_or(&setup.cross_image);
+        let from = format!("{}/{name}", m.trim_end_matches('/'));
+        let step = log::Step::start(format!("pulling {from}"));
+        engine.run(&["pull", &from])?;
+        engine.run(&["tag", &from, &setup.cross_image])?;
+        step.done();
+        return Ok(inspect()?.unwrap_or_default());
+    }
+    if engine.dry_run {
+        return Ok(String::new());
+    }
+    Err(Fail::new(format!(
+        "image {} is missing: pull or load it, pass --mirror REGISTRY, or point KUBE_CROSS_IMAGE/--cross-image at one you have",
+        setup.cross_image
+    )))
+}
+
+/// A random password of 32 alphanumerics, as build_image makes one (kept while it exists, so the
+/// image need not be rebuilt on every run).
+pub(crate) fn ensure_password(tree: &Tree, path: &Utf8Path) -> Result<()> {
+    if path.is_file() {
+        return Ok(());
+    }
+    let mut raw = vec![0u8; 512];
+    use std::io::Read;
+    fs_err::File::open("/dev/urandom")?.read_exact(&mut raw)?;
+    let pw: String = raw.iter().map(|b| *b as char).filter(|c| c.is_ascii_alphanumeric()).take(32).collect();
+    // Made 0600 from the start: the secret is never readable by others, not even briefly.
+    let file = tree.confined(path)?;
+    let tmp = file.temp("new");
+    tmp.write_new(pw.as_bytes(), Some(0o600))?;
+    tmp.rename_to(&file).inspect_err(|_| {
+        let _ = tmp.remove_file();
+    })
+}
+
+/// Builds `kube-build:build-<hash>-<version>` from the tree's build/build-image, unless the
+/// image there (`facts`) was built from the same context and the same kube-cross. Returns its
+/// ID and whether it was built now (empty and true in a dry run).
+pub fn build_image(engine: &Engine, setup: &Setup, cross_id: &str, facts: &ImageFacts) -> Result<(String, bool)> {
+    let ctx = setup.context_dir();
+    if engine.dry_run {
+        let mut args: Vec<String> = vec!["build".into(), "-t".into(), setup.names.image.clone(), "--pull=false".into()];
+        args.extend(setup.labels());
+        args.push(ctx.to_string());
+        engine.run(&args)?;
+        return Ok((String::new(), true));
+    }
+    setup.tree.confined(&ctx)?.create_dir_all()?;
+    let src = setup.tree.path("build/build-image");
+    let mut dockerfile = fs_err::read_to_string(src.join("Dockerfile"))?;
+    let tag = setup.cross_image.rsplit_once(':').map(|x| x.1).unwrap_or("");
+    let placeholder = dockerfile.contains("KUBE_BUILD_IMAGE_CROSS_TAG");
+    if placeholder {
+        // Era A style: the FROM line carries a placeholder the scripts sed; the whole image name
+        // is written, so a --cross-image or mirror choice is honoured too.
+        dockerfile = dockerfile
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("FROM ") && l.contains("KUBE_BUILD_IMAGE_CROSS_TAG") {
+                    format!("FROM {}", setup.cross_image)
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
+    }
+    for (env, v) in proxy_env() {
+        dockerfile += &format!("ENV {env} {v}\n");
+    }
+    setup.tree.write_file(ctx.join("Dockerfile"), dockerfile.as_bytes())?;
+    setup.tree.write_file(ctx.join("rsyncd.sh"), &fs_err::read(src.join("rsyncd.sh"))?)?;
+    let localtime = std::fs::read("/etc/localtime").unwrap_or_default();
+    setup.tree.write_file(ctx.join("localtime"), &localtime)?;
+    ensure_password(&setup.tree, &setup.password_file())?;
+
+    let mut key = Vec::new();
+    for f in ["Dockerfile", "rsyncd.sh", "localtime", "rsyncd.password"] {
+        key.extend(fs_err::read(ctx.join(f))?);
+    }
+    key.extend(cross_id.as_bytes());
+    let context_hash = md5::hex(&key);
+    if let (Some(id), Some(have)) = (&facts.image_id, &facts.context) {
+        if *have == context_hash {
+            log::status_v(2, format!("{} is up to date", setup.names.image));
+            return Ok((id.clone(), false));
+        }
+    }
+    let step = log::Step::start(format!("building {}", setup.names.image));
+    let mut args: Vec<String> = vec!["build".into(), "-t".into(), setup.names.image.clone(), "--pull=false".into()];
+    args.extend(setup.labels());
+    args.extend(["--label".into(), format!("io.k8s-build-kit.context={context_hash}")]);
+    if !placeholder {
+        let (repo, tag) = setup.cross_image.rsplit_once(':').unwrap_or((&setup.cross_image, tag));
+        args.extend([
+            "--build-arg".into(),
+            format!("KUBE_CROSS_IMAGE={repo}"),
+            "--build-arg".into(),
+            format!("KUBE_CROSS_VERSION={tag}"),
+        ]);
+    }
+    args.push(ctx.to_string());
+    // The legacy builder fails when another build's image is removed meanwhile and takes a
+    // cached layer the two share with it (two trees, or the tests, at once): once more.
+    if let Err(e) = engine.run(&args) {
+        if kube_tree::proc::interrupted() {
+            return Err(e);
+        }
+        log::warn(format!("{e}: building once more"));
+        engine.run(&args)?;
+    }
+    step.done();
+    let id = engine.query(&["image", "inspect", "--format", "{{.Id}}", &setup.names.image])?.unwrap_or_default();
+    Ok((id, true))
+}
+
+/// Removes this tree's containers and images of other versions (the scripts' garbage
+/// collection). Images are listed only when this run built one: an image of another version
+/// can only appear with a version change, which makes a new image.
+pub fn remove_old_versions(engine: &Engine, setup: &Setup, containers: &Containers, built: bool) -> Result<()> {
+    if engine.dry_run {
+        return Ok(());
+    }
+    let current = [&setup.names.build, &setup.names.rsync, &setup.names.data];
+    for name in containers.of_tree(setup) {
+        if !current.contains(&&name) {
+            log::status(format!("removing {name} (an older version of this tree's build)"));
+            engine.destroy(&name);
+        }
+    }
+    if built {
+        for img in images_of(engine, setup)? {
+            if img != setup.names.image {
+                let _ = engine.run(&["rmi", &img]);
+            }
+        }
+    }
+    Ok(())
+}

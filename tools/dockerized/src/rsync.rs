@@ -1,0 +1,271 @@
+//! rsync mode: the daemon container, the sync in and the copy out with the tree's own filters.
+
+use super::*;
+
+/// A running rsync daemon container and where to reach it.
+pub struct Rsyncd {
+    pub addr: String,
+    /// The container's ID (empty in a dry run).
+    pub id: String,
+    /// Left running by an earlier run and taken over (not started now).
+    pub reused: bool,
+}
+
+impl Rsyncd {
+    /// The tree's module on the daemon, as rsync's source or destination.
+    pub fn module(&self) -> String {
+        format!("rsync://k8s@{}/k8s/", self.addr)
+    }
+}
+
+/// What an rsync daemon must have been started from to be reused: the kube-build image (whose
+/// password it holds), the data container (whose volumes it serves), the user and the requested
+/// port. A daemon serving a data container that was since replaced would sync into orphaned
+/// volumes; the key rules that out.
+pub fn rsyncd_key(image_id: &str, data_id: &str, user: &str) -> String {
+    let port = std::env::var("KUBE_RSYNC_PORT").unwrap_or_default();
+    md5::hex(format!("{image_id}\n{data_id}\n{user}\n{port}").as_bytes())[..16].to_string()
+}
+
+/// Whether a daemon is left running for the next run (`KUBE_RSYNC_KEEP`, default yes): starting
+/// one and waiting for it to answer is most of a no-op run's cost.
+pub fn keep_rsyncd() -> bool {
+    !std::env::var("KUBE_RSYNC_KEEP")
+        .is_ok_and(|v| v.eq_ignore_ascii_case("n") || v == "0" || v.eq_ignore_ascii_case("no"))
+}
+
+pub(crate) fn port_taken(port: &str) -> Fail {
+    Fail::new(format!(
+        "rsync port 127.0.0.1:{port} is taken: unset KUBE_RSYNC_PORT for an ephemeral port, or choose another"
+    ))
+}
+
+/// Reuses the tree's rsync daemon when `listed` shows it running with `key`; otherwise starts
+/// one, published on 127.0.0.1 only (`KUBE_RSYNC_PORT` or an ephemeral port), and waits until
+/// it answers. It is on `cleanup` either way: the caller takes it off to keep it.
+pub fn start_rsyncd(
+    engine: &Engine,
+    setup: &Setup,
+    key: &str,
+    listed: Option<&Containers>,
+    cleanup: &mut Cleanup,
+) -> Result<Rsyncd> {
+    let name = &setup.names.rsync;
+    cleanup.names.push(name.clone());
+    let current = listed.map(|l| l.get(name));
+    if let Some(Some(c)) = current {
+        if c.state == "running" && !key.is_empty() && c.key == key {
+            if let Some(p) = c.host_port(8730) {
+                log::status_v(2, format!("reusing the rsync daemon {name} on 127.0.0.1:{p}"));
+                return Ok(Rsyncd { addr: format!("127.0.0.1:{p}"), id: c.id.clone(), reused: true });
+            }
+        }
+    }
+    if current != Some(None) {
+        engine.destroy(name);
+    }
+    let port = std::env::var("KUBE_RSYNC_PORT").unwrap_or_default();
+    // A pinned port that something else holds: say so before docker does (or, where the engine
+    // publishes through iptables instead of a proxy, silently does not).
+    if let Ok(p) = port.parse::<u16>() {
+        if !engine.dry_run && !engine.is_remote() && std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
+            return Err(port_taken(&port));
+        }
+    }
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "-d".into(),
+        "--name".into(),
+        name.clone(),
+        "--user".into(),
+        setup.user.clone(),
+        "--hostname".into(),
+        setup.hostname.clone(),
+    ];
+    args.extend(["--volumes-from".into(), setup.names.data.clone()]);
+    args.extend(setup.labels());
+    args.extend(["--label".into(), format!("{LABEL_KEY}={key}")]);
+    args.extend(["-p".into(), format!("127.0.0.1:{port}:8730"), setup.names.image.clone(), "/rsyncd.sh".into()]);
+    let id = match engine.run(&args) {
+        Ok(out) => out.stdout.trim().to_string(),
+        Err(e) if e.msg.contains("already allocated") || e.msg.contains("address already in use") => {
+            return Err(port_taken(&port));
+        }
+        Err(e) => return Err(e),
+    };
+    if engine.dry_run {
+        return Ok(Rsyncd {
+            addr: format!("127.0.0.1:{}", if port.is_empty() { "PORT" } else { &port }),
+            id,
+            reused: false,
+        });
+    }
+    let mapped = engine
+        .query(&["port", name, "8730"])?
+        .ok_or_else(|| Fail::new("could not get the effective rsync port (the rsync container did not come up)"))?;
+    let port = mapped.lines().next().and_then(|l| l.rsplit(':').next()).unwrap_or("").to_string();
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        let probe = Proc::new("rsync")
+            .arg(format!("rsync://k8s@{addr}/"))
+            .arg(format!("--password-file={}", setup.password_file()))
+            .timeout(kube_tree::proc::PROBE)
+            .output()?;
+        if probe.success() {
+            return Ok(Rsyncd { addr, id, reused: false });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let logs = engine.query(&["logs", "--tail", "3", name])?.unwrap_or_default();
+    Err(Fail::new(format!("could not connect to the rsync container at {addr}: {}", logs.replace('\n', " | "))))
+}
+
+/// The filters the tree's own common.sh passes in `function` (so each era syncs what it always did).
+pub fn tree_filters(tree: &Tree, function: &str) -> Vec<String> {
+    let common = std::fs::read_to_string(tree.path("build/common.sh")).unwrap_or_default();
+    let Some(start) = common.find(&format!("function {function}()")) else { return Vec::new() };
+    let body = &common[start..];
+    let body = &body[..body.find("\n}").unwrap_or(body.len())];
+    body.split("--filter='").skip(1).filter_map(|f| f.split_once('\'').map(|x| x.0.to_string())).collect()
+}
+
+/// Sources in: everything but outputs. Unlike the era-A scripts, generated files are not hidden
+/// (Era B stopped doing that): deleting them in the container made every build regenerate them.
+/// `.git` stays out, as in the scripts (the image reads the version from a file instead).
+pub const SYNC_IN_FILTERS: &[&str] = &["H /.git", "- /.make/", "- /_tmp/", "- /_output/", "- /"];
+
+/// Output back: binaries and generated files (Era B list; the tree's own is used when it has one).
+pub const COPY_OUT_FILTERS: &[&str] = &[
+    "- /_temp/",
+    "+ /vendor/",
+    "+ /staging/***/Godeps/**",
+    "+ /_output/dockerized/bin/**",
+    "- /_output/dockerized/go/**",
+    "+ zz_generated.*",
+    "+ generated.proto",
+    "+ *.pb.go",
+    "+ types.go",
+    "+ */",
+    "- /**",
+];
+
+/// Runs one rsync against the daemon; returns its stdout (the itemized list, when asked for).
+pub(crate) fn rsync(
+    engine: &Engine,
+    setup: &Setup,
+    extra: &[String],
+    src: &str,
+    dst: &str,
+    label: &str,
+) -> Result<String> {
+    let mut p = Proc::new("rsync").arg("--archive").arg(format!("--password-file={}", setup.password_file()));
+    if kube_tree::log::level() >= 6 {
+        p = p.arg("-iv");
+    }
+    if let Some(c) = std::env::var("KUBE_RSYNC_COMPRESS").ok().filter(|c| c != "0" && !c.is_empty()) {
+        p = p.arg(format!("--compress-level={c}"));
+    }
+    let p = p.args(extra).arg(src).arg(dst);
+    if engine.planned(&p) {
+        return Ok(String::new());
+    }
+    let step = log::Step::start(label);
+    let out = p.output_with_progress(label, Duration::from_secs(15))?;
+    if !out.success() {
+        return Err(Fail::new(format!("{label} failed: {}", out.first_lines(3).replace('\n', " | "))));
+    }
+    step.done();
+    Ok(out.stdout)
+}
+
+pub fn sync_in(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine) -> Result<()> {
+    let mut args: Vec<String> = vec!["--delete".into()];
+    args.extend(SYNC_IN_FILTERS.iter().map(|f| format!("--filter={f}")));
+    rsync(
+        engine,
+        setup,
+        &args,
+        &format!("{}/", setup.tree.root),
+        &rsyncd.module(),
+        "syncing sources into the data container",
+    )
+    .map(drop)
+}
+
+/// The copy-out filters: the tree's own, with the container GOPATH excluded where the tree does
+/// not exclude it yet (later Era B trees do, after the bin rule). Without it, `+ */` walks the
+/// whole Go cache of the data container on every copy-out, for nothing: no file there matches.
+pub fn copy_out_filters(tree: &Tree) -> Vec<String> {
+    let mut filters = tree_filters(tree, "kube::build::copy_output");
+    if filters.is_empty() {
+        return COPY_OUT_FILTERS.iter().map(|s| s.to_string()).collect();
+    }
+    if !filters.iter().any(|f| f.contains("/_output/dockerized/go")) {
+        let at = filters.iter().position(|f| f == "+ /_output/dockerized/bin/**").map_or(0, |i| i + 1);
+        filters.insert(at, "- /_output/dockerized/go/**".into());
+    }
+    filters
+}
+
+/// Files the command rewrote in the data container and the copy-out left there: the volume
+/// still equals the tree if their content is the same on both sides (one dry-run rsync by
+/// checksum, of these files only). Err says which one differs.
+pub(crate) fn same_content(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine, files: &[String]) -> Result<(), String> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let list = setup.tree.path("_output/dockerized/.kit-compare");
+    let compare = || -> Result<String> {
+        setup.tree.write_file(&list, (files.join("\n") + "\n").as_bytes())?;
+        rsync(
+            engine,
+            setup,
+            &sync::same_content_args(&list),
+            &rsyncd.module(),
+            setup.tree.root.as_str(),
+            "comparing what the command rewrote with the tree",
+        )
+    };
+    let answer = compare();
+    let _ = setup.tree.remove_file(&list);
+    let itemized = answer.map_err(|e| e.msg)?;
+    match sync::differs(files, &itemized) {
+        None => Ok(()),
+        Some(f) => Err(format!("{f} changed and stays in the container (the copy-out filters leave it there)")),
+    }
+}
+
+/// How much a copy-out looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyOut<'a> {
+    /// The whole data container, through the tree's filters (copy-output, build/copy-output.sh).
+    Full,
+    /// The same, after a wrapped command (bringing its change list back when it is in the data
+    /// container).
+    Everything(&'a sync::ListAt),
+    /// Only the entries on the wrapper's change list, through the same filters.
+    Changed(&'a sync::ListAt),
+}
+
+/// Output back, through the tree's filters. Returns rsync's itemized list (`%i %n`, every entry
+/// looked at) for [`sync::settle`].
+pub fn copy_out(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine, how: CopyOut) -> Result<String> {
+    let mut filters = copy_out_filters(&setup.tree);
+    if matches!(how, CopyOut::Everything(sync::ListAt::Volume) | CopyOut::Changed(sync::ListAt::Volume)) {
+        filters = sync::with_list(&filters);
+    }
+    let mut args: Vec<String> = vec!["--prune-empty-dirs".into(), "-ii".into(), "--out-format=%i %n".into()];
+    match how {
+        // Read on the daemon's side, relative to the module (the tree).
+        CopyOut::Changed(sync::ListAt::Volume) => args.push(format!("--files-from=:{}", sync::CHANGED)),
+        CopyOut::Changed(at) => args.push(format!("--files-from={}", at.host_path(&setup.tree))),
+        _ => {}
+    }
+    args.extend(filters.iter().map(|f| format!("--filter={f}")));
+    let label = if matches!(how, CopyOut::Changed(_)) {
+        "copying what the command changed out of the data container"
+    } else {
+        "copying output out of the data container"
+    };
+    rsync(engine, setup, &args, &rsyncd.module(), setup.tree.root.as_str(), label)
+}

@@ -1,0 +1,223 @@
+//! The per-run setup: the mode, the scripts' container names, the caller's uid:gid, the
+//! kube-cross image and the values checked before anything runs.
+
+use super::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Rsync,
+    Bind,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Rsync => "rsync",
+            Mode::Bind => "bind",
+        }
+    }
+}
+
+/// Container and image names, as build/common.sh makes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// First 10 hex of md5("HOSTNAME:KUBE_ROOT:branch").
+    pub hash: String,
+    /// `5-v1.15.5-1` (build-image VERSION and cross tag), `6` in era C.
+    pub version: String,
+    pub image: String,
+    pub build: String,
+    pub rsync: String,
+    pub data: String,
+}
+
+impl Names {
+    pub fn new(hostname: &str, root: &Utf8Path, branch: &str, version: &str) -> Names {
+        let hash = md5::hex(format!("{hostname}:{root}:{branch}").as_bytes())[..10].to_string();
+        Names {
+            image: format!("kube-build:build-{hash}-{version}"),
+            build: format!("kube-build-{hash}-{version}"),
+            rsync: format!("kube-rsync-{hash}-{version}"),
+            data: format!("kube-build-data-{hash}-{version}"),
+            version: version.to_string(),
+            hash,
+        }
+    }
+    /// Name prefixes of everything of this tree, whatever its version.
+    pub fn prefixes(&self) -> [String; 3] {
+        [
+            format!("kube-build-{}", self.hash),
+            format!("kube-rsync-{}", self.hash),
+            format!("kube-build-data-{}", self.hash),
+        ]
+    }
+}
+
+/// `$HOSTNAME` as bash sets it (our environment may not have it).
+pub fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string()))
+        .or_else(|| Proc::new("hostname").timeout(kube_tree::proc::PROBE).read().ok().map(|s| s.trim().to_string()))
+        .unwrap_or_default()
+}
+
+/// The effective `uid:gid` (as `id -u`/`id -g` print them): from /proc, with no process to
+/// spawn, else from `id` (macOS).
+pub(crate) fn uid_gid() -> Result<String> {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        // "Uid:\treal\teffective\tsaved\tfs"
+        let effective = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().nth(1).map(str::to_string))
+        };
+        if let (Some(u), Some(g)) = (effective("Uid:"), effective("Gid:")) {
+            return Ok(format!("{u}:{g}"));
+        }
+    }
+    let id = |f: &str| Proc::new("id").arg(f).timeout(kube_tree::proc::PROBE).read().map(|s| s.trim().to_string());
+    Ok(format!("{}:{}", id("-u")?, id("-g")?))
+}
+
+/// Everything a containerized build of this tree needs to know.
+pub struct Setup {
+    pub tree: Tree,
+    pub mode: Mode,
+    pub names: Names,
+    /// `repo:tag` of kube-cross.
+    pub cross_image: String,
+    pub hostname: String,
+    pub user: String,
+}
+
+/// The `kube-cross` repository the tree's Dockerfile (or common.sh) names, without the tag.
+pub(crate) fn tree_cross_repo(tree: &Tree) -> String {
+    let df = std::fs::read_to_string(tree.path("build/build-image/Dockerfile")).unwrap_or_default();
+    if let Some(from) = df.lines().find_map(|l| l.trim().strip_prefix("FROM ")) {
+        if let Some(repo) = from.trim().strip_suffix(":KUBE_BUILD_IMAGE_CROSS_TAG") {
+            return repo.to_string();
+        }
+    }
+    let common = std::fs::read_to_string(tree.path("build/common.sh")).unwrap_or_default();
+    let registry = common
+        .find("KUBE_BASE_IMAGE_REGISTRY:-")
+        .map(|i| {
+            let r = &common[i + "KUBE_BASE_IMAGE_REGISTRY:-".len()..];
+            r[..r.find('}').unwrap_or(0)].trim_matches('"').to_string()
+        })
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "registry.k8s.io/build-image".into());
+    format!("{registry}/kube-cross")
+}
+
+impl Setup {
+    pub fn new(tree: Tree, engine: &Engine, mode: Option<&str>, cross_image: Option<String>) -> Result<Setup> {
+        let mode = match mode {
+            Some("rsync") => Mode::Rsync,
+            Some("bind") => Mode::Bind,
+            Some(m) => return Err(Fail::new(format!("--mode {m}: rsync or bind"))),
+            None if tree.era == Era::C && !engine.is_remote() => Mode::Bind,
+            None => Mode::Rsync,
+        };
+        if mode == Mode::Bind && engine.is_remote() {
+            return Err(Fail::new(
+                "--mode bind needs a local engine: this one is remote (DOCKER_HOST/context), use the rsync mode",
+            ));
+        }
+        let tag = match std::env::var("KUBE_CROSS_VERSION").ok().filter(|s| !s.is_empty()) {
+            Some(t) => {
+                values::tag("KUBE_CROSS_VERSION", &t)?;
+                t
+            }
+            None => {
+                let t = tree.cross_tag.clone().ok_or_else(|| {
+                    Fail::new("no build/build-image/cross/VERSION in the tree and no KUBE_CROSS_VERSION")
+                })?;
+                values::tag("build/build-image/cross/VERSION", &t)?;
+                t
+            }
+        };
+        let given = match cross_image {
+            Some(i) => Some(("--cross-image", i)),
+            None => std::env::var("KUBE_CROSS_IMAGE").ok().filter(|s| !s.is_empty()).map(|i| ("KUBE_CROSS_IMAGE", i)),
+        };
+        let cross_image = match given {
+            Some((what, img)) => {
+                values::image_ref(what, &img)?;
+                if img.rsplit('/').next().is_some_and(|last| last.contains(':')) {
+                    img
+                } else {
+                    format!("{img}:{tag}")
+                }
+            }
+            None => format!("{}:{tag}", tree_cross_repo(&tree)),
+        };
+        values::image_ref("kube-cross image", &cross_image)?;
+        check_proxy_env()?;
+        if let Ok(p) = std::env::var("KUBE_RSYNC_PORT") {
+            if !p.is_empty() {
+                values::port("KUBE_RSYNC_PORT", &p)?;
+            }
+        }
+        let version = if tree.era == Era::C {
+            "6".to_string()
+        } else {
+            let base = std::fs::read_to_string(tree.path("build/build-image/VERSION"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "5".into());
+            format!("{base}-{tag}")
+        };
+        let branch = if tree.path(".git").exists() {
+            Proc::new("git")
+                .args(["symbolic-ref", "--short", "-q", "HEAD"])
+                .dir(&tree.root)
+                .timeout(kube_tree::proc::PROBE)
+                .read()
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let hostname = hostname();
+        let names = Names::new(&hostname, &tree.root, &branch, &version);
+        Ok(Setup { tree, mode, names, cross_image, hostname, user: uid_gid()? })
+    }
+
+    pub fn labels(&self) -> Vec<String> {
+        vec![
+            "--label".into(),
+            format!("{LABEL_OWNER}={OWNER}"),
+            "--label".into(),
+            format!("{LABEL_TREE}={}", self.tree.root),
+            "--label".into(),
+            format!("{LABEL_HASH}={}", self.names.hash),
+        ]
+    }
+
+    /// The build context directory the scripts use: `_output/images/<image>`.
+    pub fn context_dir(&self) -> Utf8PathBuf {
+        self.tree.path("_output/images").join(&self.names.image)
+    }
+
+    pub fn password_file(&self) -> Utf8PathBuf {
+        self.context_dir().join("rsyncd.password")
+    }
+}
+
+/// Writes `.dockerized-kube-version-defs` (the five lines the build container loads).
+pub fn save_version_defs(setup: &Setup) -> Result<()> {
+    let v = version::get(&setup.tree, &|k| std::env::var(k).ok())?;
+    let q = |o: &Option<String>| o.clone().unwrap_or_default();
+    let text = format!(
+        "KUBE_GIT_COMMIT='{}'\nKUBE_GIT_TREE_STATE='{}'\nKUBE_GIT_VERSION='{}'\nKUBE_GIT_MAJOR='{}'\nKUBE_GIT_MINOR='{}'\n",
+        q(&v.commit), q(&v.tree_state), q(&v.version), q(&v.major), q(&v.minor)
+    );
+    let rel = ".dockerized-kube-version-defs";
+    if std::fs::read_to_string(setup.tree.path(rel)).ok().as_deref() != Some(text.as_str()) {
+        setup.tree.write_file(rel, text.as_bytes())?;
+    }
+    Ok(())
+}
