@@ -287,6 +287,54 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
     Ok(RunResult { status, plan, mode: setup.mode })
 }
 
+/// What [`copy_output`] did.
+pub enum Copied {
+    /// Bind mode: the build wrote into the tree; nothing to copy.
+    BindMode,
+    /// A dry run: the engine and rsync commands it would run.
+    Planned(Vec<String>),
+    /// The binaries now under `_output/dockerized/bin`.
+    Binaries(Vec<Utf8PathBuf>),
+}
+
+/// `build/copy-output.sh`: the data container's output into the tree (the copy-out of a full
+/// run, on its own: after `--no-copy`, or a build container killed before its copy-out).
+pub fn copy_output(tree: Tree, engine_flag: Option<String>, dry_run: bool) -> Result<Copied> {
+    let engine = Engine::new(engine_flag, dry_run)?;
+    let setup = Setup::new(tree, &engine, None, None)?;
+    if setup.mode == Mode::Bind {
+        engine.check()?;
+        return Ok(Copied::BindMode);
+    }
+    let image = ["image", "inspect", "--format", "{{.Id}}", &setup.names.image].map(String::from).to_vec();
+    let answers = engine.query_all(&[Engine::info_cmd(), image, Containers::cmd()])?;
+    engine.take_info(answers[0].as_ref())?;
+    let image_id = answers[1].as_ref().filter(|a| a.success()).map(|a| a.stdout.trim().to_string()).unwrap_or_default();
+    let containers = Containers::read(answers[2].as_ref())?;
+    let data_id = match containers.get(&setup.names.data) {
+        Some(d) => d.id.clone(),
+        None if dry_run => String::new(),
+        None => {
+            return Err(Fail::new(format!(
+                "no data container {} for this tree: nothing was built in a container here (run-dockerized first)",
+                setup.names.data
+            )))
+        }
+    };
+    let mut cleanup = Cleanup::new(&engine);
+    let key = rsyncd_key(&image_id, &data_id, &setup.user);
+    let rsyncd = start_rsyncd(&engine, &setup, &key, Some(&containers), &mut cleanup)?;
+    copy_out(&setup, &rsyncd, &engine, CopyOut::Full)?;
+    if keep_rsyncd() && !kube_tree::proc::interrupted() {
+        cleanup.keep(&setup.names.rsync);
+    }
+    drop(cleanup);
+    if dry_run {
+        return Ok(Copied::Planned(engine.plan.borrow().clone()));
+    }
+    Ok(Copied::Binaries(built_binaries(&setup.tree)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
