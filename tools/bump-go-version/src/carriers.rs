@@ -160,16 +160,6 @@ pub fn carriers(tree: &Tree, to: Option<&GoVersion>, opts: &Options) -> Result<C
                     });
                 }
             }
-            if tree.go_version.is_some() && !out.iter().any(|c| c.path == ".go-version") {
-                out.push(Carrier {
-                    path: ".go-version".into(),
-                    matcher: Matcher::Every,
-                    old: current.clone(),
-                    new: new_go.clone(),
-                    source: ".go-version".into(),
-                    required: true,
-                });
-            }
         }
         None => {
             // Era A (and any tree without dependencies.yaml): the 2019 checklist.
@@ -201,17 +191,18 @@ pub fn carriers(tree: &Tree, to: Option<&GoVersion>, opts: &Options) -> Result<C
                     required: true,
                 });
             }
-            if tree.go_version.is_some() {
-                out.push(Carrier {
-                    path: ".go-version".into(),
-                    matcher: Matcher::Every,
-                    old: current.clone(),
-                    new: new_go.clone(),
-                    source: ".go-version".into(),
-                    required: true,
-                });
-            }
         }
+    }
+    // .go-version, in every era that has one (unless dependencies.yaml already lists it).
+    if tree.go_version.is_some() && !out.iter().any(|c| c.path == ".go-version") {
+        out.push(Carrier {
+            path: ".go-version".into(),
+            matcher: Matcher::Every,
+            old: current.clone(),
+            new: new_go.clone(),
+            source: ".go-version".into(),
+            required: true,
+        });
     }
 
     if let Some(to) = to {

@@ -167,15 +167,7 @@ fn check_replaces(gomod: &GoMod, mt: &ModulesTxt) -> Vec<Problem> {
     for m in mt.modules.iter().filter(|m| m.version.is_none()) {
         let known = gomod.replaces.iter().any(|r| r.old == m.path && r.old_version.is_none());
         if !known {
-            out.push(Problem::new(
-                format!("{MT}:{}", m.line),
-                Kind::ModulesExtraReplace,
-                format!(
-                    "records replace {} => {} which go.mod does not have",
-                    m.path,
-                    m.replacement.as_deref().unwrap_or("?")
-                ),
-            ));
+            out.push(extra_replace(m, "which go.mod does not have"));
         }
     }
     out
@@ -184,24 +176,13 @@ fn check_replaces(gomod: &GoMod, mt: &ModulesTxt) -> Vec<Problem> {
 /// A workspace module is used in place, so cmd/go rejects a replace-only line for it
 /// ("is marked as replaced in vendor/modules.txt, but not replaced in the workspace").
 fn check_workspace_replaces(tree: &Tree, mt: &ModulesTxt) -> Result<Vec<Problem>, Fail> {
-    let work = GoMod::read(&fs_err::read_to_string(tree.path("go.work"))?)
-        .map_err(|e| Fail::new(format!("{}:{e}", tree.path("go.work"))))?;
+    let work = read_go_work(tree)?;
     let used: HashSet<String> = work.uses.iter().map(|(u, _)| norm_use(u)).collect();
     Ok(mt
         .modules
         .iter()
         .filter(|m| m.version.is_none() && m.replacement.as_deref().is_some_and(|r| used.contains(&norm_use(r))))
-        .map(|m| {
-            Problem::new(
-                format!("{MT}:{}", m.line),
-                Kind::ModulesExtraReplace,
-                format!(
-                    "records replace {} => {}, but that is a workspace module (go.work uses it in place)",
-                    m.path,
-                    m.replacement.as_deref().unwrap_or("?")
-                ),
-            )
-        })
+        .map(|m| extra_replace(m, ", but that is a workspace module (go.work uses it in place)"))
         .collect())
 }
 
@@ -257,8 +238,7 @@ fn missing_detail(m: &VendoredModule, n: usize, line: usize) -> String {
 
 /// go.work `use` entries are exactly `.` and the staging modules.
 fn check_work(tree: &Tree, repos: &[String]) -> Result<Vec<Problem>, Fail> {
-    let work = GoMod::read(&fs_err::read_to_string(tree.path("go.work"))?)
-        .map_err(|e| Fail::new(format!("{}:{e}", tree.path("go.work"))))?;
+    let work = read_go_work(tree)?;
     let uses: HashMap<String, usize> = work.uses.iter().map(|(u, l)| (norm_use(u), *l)).collect();
     let mut expected: Vec<String> = repos.iter().map(|r| format!("staging/src/k8s.io/{r}")).collect();
     expected.push(".".into());
@@ -279,4 +259,20 @@ fn check_work(tree: &Tree, repos: &[String]) -> Result<Vec<Problem>, Fail> {
         out.push(Problem::new(format!("go.work:{line}"), Kind::GoWorkExtraUse, format!("uses ./{u}, which {why}")));
     }
     Ok(out)
+}
+
+/// A replace-only line of modules.txt that should not be there, and why.
+fn extra_replace(m: &kube_tree::gomod::VendoredModule, why: &str) -> Problem {
+    let sep = if why.starts_with(',') { "" } else { " " };
+    Problem::new(
+        format!("{MT}:{}", m.line),
+        Kind::ModulesExtraReplace,
+        format!("records replace {} => {}{sep}{why}", m.path, m.replacement.as_deref().unwrap_or("?")),
+    )
+}
+
+/// The tree's go.work, its syntax checked (file and line on error).
+fn read_go_work(tree: &Tree) -> Result<GoMod, Fail> {
+    let path = tree.path("go.work");
+    GoMod::read(&fs_err::read_to_string(&path)?).map_err(|e| Fail::new(format!("{path}:{e}")))
 }
