@@ -103,9 +103,12 @@ fn verbosity_and_the_log_prefix() {
         out.stderr
     );
     assert_eq!(out.stdout, "");
-    // -q and KUBE_VERBOSE=0: quiet.
-    assert_eq!(xtask(&root, &["bump-go", "-q", "--check"], None).stderr, "");
-    assert_eq!(xtask(&root, &["bump-go", "--check"], Some("0")).stderr, "");
+    // -q and KUBE_VERBOSE=0: no status lines (warnings, `!!!`, still show).
+    for (args, v) in [(vec!["bump-go", "-q", "--check"], None), (vec!["bump-go", "--check"], Some("0"))] {
+        let out = xtask(&root, &args, v);
+        assert!(!out.stderr.lines().any(|l| l.starts_with("+++")), "{args:?} {v:?}: {}", out.stderr);
+        assert!(out.stderr.lines().all(|l| l.starts_with("!!! [")), "{args:?} {v:?}: {}", out.stderr);
+    }
     // -v (or KUBE_VERBOSE=2): the tree found and the commands run are shown.
     for (args, v) in [(vec!["check-vendor", "-v"], None), (vec!["check-vendor"], Some("2"))] {
         let out = xtask(&root, &args, v);
@@ -121,4 +124,31 @@ fn verbosity_and_the_log_prefix() {
     assert_eq!(out.stdout, "");
     assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.starts_with("bump-go-version: error: "), "{}", out.stderr);
+}
+
+/// Every `--flag` a tool's usage names is one its parser reads, and the other way round (the
+/// parser may read only what the tool declares: `Ctx` panics otherwise).
+#[test]
+fn usage_and_parser_name_the_same_flags() {
+    const COMMON: &[&str] = &["--kube-root", "--explain-tree", "--json", "--help", "-h", "-q", "-v"];
+    for tool in xtask::TOOLS {
+        let mut named = std::collections::BTreeSet::new();
+        let u = tool.usage;
+        for (i, _) in u.match_indices('-') {
+            let before = u[..i].chars().last();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '=' || c == '_' || c == '/') {
+                continue;
+            }
+            let word: String =
+                u[i..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '-' || c.is_ascii_digit()).collect();
+            let flag = word.trim_end_matches('-');
+            if flag.len() > 2 && flag.starts_with("--") || flag == "-z" {
+                named.insert(flag.to_string());
+            }
+        }
+        let named: std::collections::BTreeSet<String> =
+            named.into_iter().filter(|f| !COMMON.contains(&f.as_str())).collect();
+        let declared: std::collections::BTreeSet<String> = tool.flags.iter().map(|f| f.to_string()).collect();
+        assert_eq!(named, declared, "{}: flags in the usage (left) and flags the parser reads (right)", tool.name);
+    }
 }

@@ -47,6 +47,18 @@ YAML or has no Go entry is an error (exit 2), never \"nothing to do\".
 stdout: the changed files, one per line; stderr: a summary. Nothing is written unless every
 carrier could be moved (temp files + rename, modes kept).",
     run,
+    flags: &[
+        "--allow-downgrade",
+        "--allow-missing",
+        "--check",
+        "--cross-rev",
+        "--diff",
+        "--dry-run",
+        "--go-directive",
+        "--minimum",
+        "--recover",
+        "-z",
+    ],
     command_after: None,
 };
 

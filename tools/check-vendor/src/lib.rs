@@ -38,6 +38,7 @@ backslash, tab, newline and CR are written \\\\, \\t, \\n, \\r. A summary on std
 anything is wrong. --fix refuses (exit 2, nothing changed) a vendor/ or vendor/k8s.io that is
 a symlink.",
     run,
+    flags: &["--dry-run", "--fix", "--force", "--probe"],
     command_after: None,
 };
 

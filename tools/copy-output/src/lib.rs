@@ -18,6 +18,7 @@ Usage: copy-output [--engine docker|podman] [--dry-run]
 stdout: the binaries now under _output/dockerized/bin. In bind mode (era C) output is already in
 the tree: nothing to copy.",
     run,
+    flags: &["--dry-run", "--engine"],
     command_after: None,
 };
 

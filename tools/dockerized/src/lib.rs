@@ -65,6 +65,10 @@ pub struct RunOptions {
 pub const RUN_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--cross-image", "--mirror"];
 
 impl RunOptions {
+    /// The flags [`RunOptions::from_ctx`] reads.
+    pub const FLAGS: &'static [&'static str] =
+        &["--mode", "--engine", "--cross-image", "--mirror", "--no-copy", "--dry-run", "--full-sync"];
+
     pub fn from_ctx(ctx: &mut kube_tree::cli::Ctx) -> Result<RunOptions> {
         let mirror = ctx.opt_string("--mirror")?;
         if let Some(m) = &mirror {

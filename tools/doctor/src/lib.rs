@@ -23,6 +23,7 @@ Usage: doctor [--docker] [--json]
 A table on stderr (check, status, found, fix); --json on stdout. Exit 1 when something needed
 is missing. Works without a tree too (the tree's Go rules are then skipped).",
     run,
+    flags: &["--docker"],
     command_after: None,
 };
 

@@ -35,6 +35,7 @@ Make-style words and the environment both work (as with make). WHAT is required.
 Output: _output/local/bin/<os>/<arch>/<name>, _output/bin -> the host platform's directory.
 stderr: one line per binary (name, platform, size, time); --json on stdout lists what was built.",
     run,
+    flags: &["--debug", "--force-codegen", "--platform", "--what"],
     command_after: None,
 };
 

@@ -17,6 +17,10 @@ pub struct Tool {
     /// Full help, printed by `--help` (the common flags are appended).
     pub usage: &'static str,
     pub run: fn(&mut Ctx) -> Result<Status>,
+    /// Every flag of the tool's own (the common ones aside). The parser may read only these
+    /// (a read of another panics), and a test holds them equal to the flags its usage names, so
+    /// the help and the parser cannot drift apart.
+    pub flags: &'static [&'static str],
     /// For tools that run a command (`run-dockerized make ...`): the flags that take a value.
     /// The first word that is not a flag (or everything after `--`) starts the command, which is
     /// never parsed as the tool's flags.
@@ -45,6 +49,8 @@ impl Tool {
 /// Parsed common flags plus the arguments still to be read by the tool.
 pub struct Ctx {
     pub tool: &'static str,
+    /// The flags the tool declared ([`Tool::flags`]).
+    pub declared: &'static [&'static str],
     pub args: pico_args::Arguments,
     pub kube_root: Option<Utf8PathBuf>,
     pub json: bool,
@@ -62,10 +68,15 @@ impl Ctx {
         self.out.push_str(line.as_ref());
         self.out.push('\n');
     }
+    fn declared(&self, f: &str) {
+        assert!(self.declared.contains(&f), "{}: reads `{f}`, which its Tool::flags does not declare", self.tool);
+    }
     pub fn flag(&mut self, f: &'static str) -> bool {
+        self.declared(f);
         self.args.contains(f)
     }
     pub fn opt_string(&mut self, f: &'static str) -> Result<Option<String>> {
+        self.declared(f);
         Ok(self.args.opt_value_from_str::<_, String>(f)?)
     }
     pub fn opt_path(&mut self, f: &'static str) -> Result<Option<Utf8PathBuf>> {
@@ -161,7 +172,19 @@ fn parse_common(tool: &Tool, args: Vec<OsString>) -> Result<std::result::Result<
     let kube_root = a.opt_value_from_str::<_, String>("--kube-root")?.map(Utf8PathBuf::from);
     let explain = a.contains("--explain-tree");
     let json = a.contains("--json");
-    Ok(Ok((Ctx { tool: tool.name, args: a, kube_root, json, command, after_dashes, out: String::new() }, explain)))
+    Ok(Ok((
+        Ctx {
+            tool: tool.name,
+            declared: tool.flags,
+            args: a,
+            kube_root,
+            json,
+            command,
+            after_dashes,
+            out: String::new(),
+        },
+        explain,
+    )))
 }
 
 /// Runs `tool` on `args` (without the program name); returns the exit code and the stdout data.

@@ -21,6 +21,7 @@ Usage: make-clean [--dry-run] [--all-dangling] [--engine docker|podman]
 Another tree's containers and images, and unrelated images, are never touched. Refuses a root
 that is /, $HOME or not a Kubernetes tree. Without a reachable engine only _output is removed.",
     run,
+    flags: &["--all-dangling", "--dry-run", "--engine"],
     command_after: None,
 };
 

@@ -41,6 +41,7 @@ reused only if it serves the same image, data container, user and port); KUBE_RS
 it as the scripts do, make-clean removes it. A failure or SIGINT/SIGTERM stops and removes the
 build and rsync containers. stdout: the binaries built.",
     run,
+    flags: dockerized::RunOptions::FLAGS,
     command_after: Some(RUN_VALUE_FLAGS),
 };
 

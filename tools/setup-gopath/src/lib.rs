@@ -33,6 +33,7 @@ Idempotent: rerunning with the same tree changes nothing. An existing different 
 never replaced (exit 2, nothing touched). stdout: the checkout path (then the kube-proxy binary
 with --probe), or only the env lines with --print-env.",
     run,
+    flags: &["--clone", "--dry-run", "--force", "--from", "--gopath", "--print-env", "--probe", "--ref"],
     command_after: None,
 };
 
