@@ -211,15 +211,25 @@ fn plain_value(flag: &str, v: &str, dash_ok: bool) -> Result<(), Fail> {
     Ok(())
 }
 
-fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
+/// The command line, parsed and checked.
+struct Args {
+    gopath: Utf8PathBuf,
+    from: Option<Utf8PathBuf>,
+    clone: Option<String>,
+    reference: Option<String>,
+    print_env: bool,
+    probe: bool,
+    force: bool,
+    dry_run: bool,
+}
+
+fn parse(ctx: &mut Ctx) -> Result<Args, Fail> {
     let gopath_flag = ctx.opt_path("--gopath")?;
     let from = ctx.opt_path("--from")?;
     let clone = ctx.opt_string("--clone")?;
     let reference = ctx.opt_string("--ref")?;
-    let print_env = ctx.flag("--print-env");
-    let probe = ctx.flag("--probe");
-    let force = ctx.flag("--force");
-    let dry_run = ctx.flag("--dry-run");
+    let (print_env, probe, force, dry_run) =
+        (ctx.flag("--print-env"), ctx.flag("--probe"), ctx.flag("--force"), ctx.flag("--dry-run"));
     ctx.finish()?;
     if from.is_some() && clone.is_some() {
         return Err(Fail::new("--from and --clone exclude each other"));
@@ -237,22 +247,31 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
             plain_value(flag, v.as_str(), true)?;
         }
     }
-
-    let env = |k: &str| std::env::var(k).ok();
     let gopath = match gopath_flag {
         Some(g) => absolute(g)?,
-        None => root::gopath_entries(&env)
+        None => root::gopath_entries(&|k| std::env::var(k).ok())
             .into_iter()
             .next()
             .ok_or_else(|| Fail::new("no GOPATH: set $GOPATH or $HOME, or pass --gopath"))?,
     };
     plain_value("GOPATH", gopath.as_str(), true)?;
-    let dest = gopath.join("src").join(KUBE_IMPORT_PATH);
+    Ok(Args { gopath, from, clone, reference, print_env, probe, force, dry_run })
+}
 
-    let source = match (clone, from) {
-        (Some(url), _) => Source::Clone { url, reference },
+/// What was done, for the output.
+struct Outcome {
+    dest: Utf8PathBuf,
+    placement: Placement,
+    tree: Option<Tree>,
+    goenv: Option<GoEnv>,
+    probe: Option<goenv::Probe>,
+}
+
+fn source(ctx: &Ctx, a: &Args) -> Result<Source, Fail> {
+    Ok(match (&a.clone, &a.from) {
+        (Some(url), _) => Source::Clone { url: url.clone(), reference: a.reference.clone() },
         (None, Some(p)) => {
-            let p = absolute(p)?;
+            let p = absolute(p.clone())?;
             if !p.is_dir() {
                 return Err(Fail::new(format!("--from {p}: no such directory")));
             }
@@ -264,45 +283,47 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
             Source::Tree(root::canonical(&p)?)
         }
         (None, None) => Source::Tree(ctx.tree()?.root),
-    };
+    })
+}
 
-    let placement = plan(&dest, &source, force)?;
-    if dry_run {
+fn execute(ctx: &Ctx, a: &Args) -> Result<Outcome, Fail> {
+    let dest = a.gopath.join("src").join(KUBE_IMPORT_PATH);
+    let source = source(ctx, a)?;
+    let placement = plan(&dest, &source, a.force)?;
+    if a.dry_run {
         log::status(format!("would {}", placement.describe(&dest)));
     } else {
-        apply(&gopath, &dest, &placement)?;
-        if placement != Placement::AlreadyThere {
-            log::status(placement.describe(&dest));
-        } else {
-            log::status_v(2, placement.describe(&dest));
-        }
+        apply(&a.gopath, &dest, &placement)?;
+        let level = if placement == Placement::AlreadyThere { 2 } else { 1 };
+        log::status_v(level, placement.describe(&dest));
     }
-
     // The tree as seen through the GOPATH path (what the env and the probe use).
-    let tree_path = if dest.exists() {
-        dest.clone()
-    } else if let Source::Tree(s) = &source {
-        s.clone()
-    } else {
-        dest.clone()
+    let tree_path = match &source {
+        Source::Tree(s) if !dest.exists() => s.clone(),
+        _ => dest.clone(),
     };
     let tree = if tree_path.exists() { Some(Tree::open(&tree_path)?) } else { None };
-    let goenv = tree.as_ref().map(|t| GoEnv::for_tree(t, &gopath, &env));
-
-    let mut probe_res = None;
-    if probe {
-        match (&goenv, dry_run) {
-            (Some(g), false) => probe_res = Some(goenv::probe_kube_proxy(g, &gopath.join("bin/kube-proxy"))?),
-            _ => log::status("probe skipped (dry run)"),
+    let goenv = tree.as_ref().map(|t| GoEnv::for_tree(t, &a.gopath, &|k| std::env::var(k).ok()));
+    let probe = match (&goenv, a.probe, a.dry_run) {
+        (Some(g), true, false) => Some(goenv::probe_kube_proxy(g, &a.gopath.join("bin/kube-proxy"))?),
+        (_, true, _) => {
+            log::status("probe skipped (dry run)");
+            None
         }
-    }
+        _ => None,
+    };
+    Ok(Outcome { dest, placement, tree, goenv, probe })
+}
 
+fn render(ctx: &mut Ctx, a: &Args, o: &Outcome) {
     if ctx.json {
-        let envj = goenv
+        let envj = o
+            .goenv
             .as_ref()
             .map(|g| Json::Obj(g.vars.iter().map(|(k, v)| (k.clone(), Json::opt_str(v.clone()))).collect()))
             .unwrap_or(Json::Null);
-        let probej = probe_res
+        let probej = o
+            .probe
             .as_ref()
             .map(|p| {
                 Json::obj([
@@ -315,35 +336,37 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
             })
             .unwrap_or(Json::Null);
         let out = Json::obj([
-            ("gopath", Json::str(gopath.as_str())),
-            ("path", Json::str(dest.as_str())),
-            ("action", Json::str(placement.kind())),
-            ("dry_run", Json::Bool(dry_run)),
-            ("era", Json::opt_str(tree.as_ref().map(|t| t.era.name()))),
+            ("gopath", Json::str(a.gopath.as_str())),
+            ("path", Json::str(o.dest.as_str())),
+            ("action", Json::str(o.placement.kind())),
+            ("dry_run", Json::Bool(a.dry_run)),
+            ("era", Json::opt_str(o.tree.as_ref().map(|t| t.era.name()))),
             ("env", envj),
             ("probe", probej),
         ]);
         ctx.say(out.render());
-    } else if print_env {
-        if let Some(g) = &goenv {
-            ctx.say(format!("# {} (era {})", dest, tree.as_ref().map(|t| t.era.name()).unwrap_or("?")));
+    } else if a.print_env {
+        if let Some(g) = &o.goenv {
+            ctx.say(format!("# {} (era {})", o.dest, o.tree.as_ref().map(|t| t.era.name()).unwrap_or("?")));
             ctx.out.push_str(&g.shell_lines());
             ctx.say(format!("# then: cd {}", g.build_dir));
         }
     } else {
-        ctx.say(dest.as_str());
-        if let Some(p) = probe_res.as_ref().filter(|p| p.ok) {
+        ctx.say(o.dest.as_str());
+        if let Some(p) = o.probe.as_ref().filter(|p| p.ok) {
             ctx.say(p.binary.as_str());
         }
     }
+}
 
-    match probe_res {
+fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
+    let args = parse(ctx)?;
+    let outcome = execute(ctx, &args)?;
+    render(ctx, &args, &outcome);
+    match &outcome.probe {
         Some(p) if !p.ok => {
-            log::warn(format!(
-                "probe: go build {} failed ({}):",
-                goenv.as_ref().map(|g| g.kube_proxy_pkg.as_str()).unwrap_or(""),
-                p.go_version
-            ));
+            let pkg = outcome.goenv.as_ref().map(|g| g.kube_proxy_pkg.as_str()).unwrap_or("");
+            log::warn(format!("probe: go build {pkg} failed ({}):", p.go_version));
             for l in p.error.lines() {
                 eprintln!("    {l}");
             }
