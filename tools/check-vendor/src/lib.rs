@@ -159,66 +159,33 @@ pub fn check(tree: &Tree) -> Result<(Vec<Problem>, Stats), Fail> {
     Ok((problems, stats))
 }
 
-fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
-    let fix = ctx.flag("--fix");
-    let dry_run = ctx.flag("--dry-run");
-    let force = ctx.flag("--force");
-    let probe = ctx.flag("--probe");
-    ctx.finish()?;
-    if (dry_run || force) && !fix {
-        return Err(Fail::new("--dry-run and --force go with --fix"));
+/// `--fix` (with `--dry-run`, `--force`): the repairs made (or said).
+fn fix(tree: &Tree, problems: &mut Vec<Problem>, dry_run: bool, force: bool) -> Result<Vec<Fix>, Fail> {
+    let (actions, refused) = plan_fixes(tree, problems, force);
+    for r in &refused {
+        log::warn(r);
     }
-    let tree = ctx.tree()?;
-    let start = Instant::now();
-    let (mut problems, stats) = check(&tree)?;
-    let found = problems.len();
-    let mut fixed: Vec<Fix> = Vec::new();
+    if dry_run {
+        for a in &actions {
+            log::status(format!("would {}", a.describe()));
+        }
+        if actions.is_empty() {
+            log::status("nothing to fix");
+        }
+        return Ok(Vec::new());
+    }
+    if actions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fixed = apply_fixes(tree, &actions)?;
+    for f in &fixed {
+        log::status(format!("fixed: {}", f.action.describe()));
+    }
+    *problems = check(tree)?.0;
+    Ok(fixed)
+}
 
-    if fix {
-        let (actions, refused) = plan_fixes(&tree, &problems, force);
-        for r in &refused {
-            log::warn(r);
-        }
-        if dry_run {
-            for a in &actions {
-                log::status(format!("would {}", a.describe()));
-            }
-            if actions.is_empty() {
-                log::status("nothing to fix");
-            }
-        } else if !actions.is_empty() {
-            fixed = apply_fixes(&tree, &actions)?;
-            for f in &fixed {
-                log::status(format!("fixed: {}", f.action.describe()));
-            }
-            problems = check(&tree)?.0;
-        }
-    }
-
-    if probe {
-        let gopath = probe_gopath(&tree)?;
-        let env = kube_tree::goenv::GoEnv::for_tree(&tree, &gopath, &|k| std::env::var(k).ok());
-        let p = kube_tree::goenv::probe_kube_proxy(&env, &gopath.join("bin/kube-proxy"))?;
-        if p.ok {
-            p.log_success();
-        } else {
-            problems.push(Problem::new("cmd/kube-proxy", Kind::ProbeFailed, p.error.replace('\n', " | ")));
-        }
-    }
-
-    if ctx.json {
-        let out = Json::obj([
-            ("tree", tree.to_json()),
-            ("problems", Json::Arr(problems.iter().map(Problem::to_json).collect())),
-            ("fixed", Json::Arr(fixed.iter().map(|f| Json::str(f.action.describe())).collect())),
-        ]);
-        ctx.say(out.render());
-    } else {
-        for p in &problems {
-            ctx.say(p.line());
-        }
-    }
-    let took = log::human(start.elapsed());
+fn summary(tree: &Tree, problems: &[Problem], stats: &Stats, found: usize, fixed: usize, fix: bool, took: String) {
     if problems.is_empty() {
         log::status(format!(
             "vendor consistent (era {}, {}): {} staging repos, {} modules, {} package dirs checked in {took}",
@@ -231,13 +198,45 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     } else {
         let fixable = problems.iter().filter(|p| links::fixable(p.kind)).count();
         let hint = if fixable > 0 && !fix { format!(", {fixable} fixable with --fix") } else { String::new() };
-        log::warn(format!(
-            "{} problem(s) in {} (found {found}, fixed {}{hint})",
-            problems.len(),
-            tree.root,
-            fixed.len()
-        ));
+        log::warn(format!("{} problem(s) in {} (found {found}, fixed {fixed}{hint})", problems.len(), tree.root));
     }
+}
+
+fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
+    let (fix_, dry_run, force, probe) =
+        (ctx.flag("--fix"), ctx.flag("--dry-run"), ctx.flag("--force"), ctx.flag("--probe"));
+    ctx.finish()?;
+    if (dry_run || force) && !fix_ {
+        return Err(Fail::new("--dry-run and --force go with --fix"));
+    }
+    let tree = ctx.tree()?;
+    let start = Instant::now();
+    let (mut problems, stats) = check(&tree)?;
+    let found = problems.len();
+    let fixed = if fix_ { fix(&tree, &mut problems, dry_run, force)? } else { Vec::new() };
+    if probe {
+        let gopath = probe_gopath(&tree)?;
+        let env = kube_tree::goenv::GoEnv::for_tree(&tree, &gopath, &|k| std::env::var(k).ok());
+        let p = kube_tree::goenv::probe_kube_proxy(&env, &gopath.join("bin/kube-proxy"))?;
+        if p.ok {
+            p.log_success();
+        } else {
+            problems.push(Problem::new("cmd/kube-proxy", Kind::ProbeFailed, p.error.replace('\n', " | ")));
+        }
+    }
+    if ctx.json {
+        let out = Json::obj([
+            ("tree", tree.to_json()),
+            ("problems", Json::Arr(problems.iter().map(Problem::to_json).collect())),
+            ("fixed", Json::Arr(fixed.iter().map(|f| Json::str(f.action.describe())).collect())),
+        ]);
+        ctx.say(out.render());
+    } else {
+        for p in &problems {
+            ctx.say(p.line());
+        }
+    }
+    summary(&tree, &problems, &stats, found, fixed.len(), fix_, log::human(start.elapsed()));
     Ok(Status::from_count(problems.len()))
 }
 
