@@ -132,26 +132,66 @@ fn leftovers(
     Ok((pending, stale))
 }
 
+/// Refuses a downgrade unless asked for; returns the carrier problems that block the move.
+fn blockers<'a>(
+    args: &Args,
+    current: &str,
+    to: &GoVersion,
+    ev: &'a Evaluation,
+) -> Result<Vec<&'a carriers::Finding>, Fail> {
+    if let Ok(cur) = GoVersion::parse(current) {
+        if kube_tree::gover::cmp(to, &cur).is_lt() && !args.allow_downgrade {
+            return Err(Fail::new(format!(
+                "{} is older than the tree's Go {current}: a downgrade needs --allow-downgrade",
+                to.text
+            )));
+        }
+    }
+    if args.allow_missing {
+        for m in &ev.missing {
+            log::warn(format!("allowed missing: {}", m.render()));
+        }
+        return Ok(ev.findings.iter().collect());
+    }
+    Ok(ev.findings.iter().chain(ev.missing.iter()).collect())
+}
+
+/// The write itself: stale temps swept, read-only carriers refused, then all-or-nothing.
+fn write(ev: &Evaluation, stale: &[kube_tree::Confined], journal: &kube_tree::Confined) -> Result<bool, Fail> {
+    // Temps of a bump killed before its commit changed nothing: sweep them.
+    for t in stale {
+        t.remove_file()?;
+    }
+    if ev.changes.is_empty() {
+        return Ok(false);
+    }
+    for c in &ev.changes {
+        let mode = fs_err::metadata(c.target.path())?.permissions().mode();
+        if mode & 0o222 == 0 {
+            return Err(Fail::new(format!("{} is read-only (mode {:o}); nothing written", c.path, mode & 0o777)));
+        }
+    }
+    let files: Vec<_> = ev.changes.iter().map(|c| (c.target.clone(), c.new.clone().into_bytes())).collect();
+    fsx::write_all_or_nothing(&files, journal)?;
+    Ok(true)
+}
+
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let args = parse(ctx)?;
     let tree = ctx.tree()?;
     let journal = tree.confined(JOURNAL)?;
     let writes = !(args.check || args.dry_run || args.diff);
-    if writes {
-        // A bump killed after committing its renames is finished before anything is read.
-        if fsx::recover(&journal)? {
-            log::warn(format!("finished the renames of an interrupted bump ({JOURNAL})"));
-        } else if args.recover {
-            log::status(format!("no interrupted bump to finish ({JOURNAL} absent)"));
-        }
-        if args.recover {
-            return Ok(Status::Ok);
-        }
+    // A bump killed after committing its renames is finished before anything is read.
+    if writes && fsx::recover(&journal)? {
+        log::warn(format!("finished the renames of an interrupted bump ({JOURNAL})"));
+    } else if args.recover {
+        log::status(format!("no interrupted bump to finish ({JOURNAL} absent)"));
+    }
+    if args.recover {
+        return Ok(Status::Ok);
     }
     let set = carriers::carriers(&tree, args.to.as_ref(), &args.opts)?;
-    for w in &set.warnings {
-        log::warn(w);
-    }
+    set.warnings.iter().for_each(log::warn);
     let (pending, stale) = leftovers(&tree, &journal, &set.carriers)?;
     if pending {
         // Read-only: report, never finish (that is a write).
@@ -161,65 +201,26 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     }
     let ev = carriers::evaluate(&tree, &set.carriers)?;
     let Some(to) = args.to.clone() else { return report_check(ctx, &set.current, &ev, &stale) };
-    if let Ok(cur) = GoVersion::parse(&set.current) {
-        if kube_tree::gover::cmp(&to, &cur).is_lt() && !args.allow_downgrade {
-            return Err(Fail::new(format!(
-                "{} is older than the tree's Go {}: a downgrade needs --allow-downgrade",
-                to.text, set.current
-            )));
-        }
-    }
-    let blocking: Vec<_> =
-        ev.findings.iter().chain(if args.allow_missing { [].iter() } else { ev.missing.iter() }).collect();
-    if args.allow_missing {
-        for m in &ev.missing {
-            log::warn(format!("allowed missing: {}", m.render()));
-        }
-    }
+    let blocking = blockers(&args, &set.current, &to, &ev)?;
     if !blocking.is_empty() {
-        for f in &blocking {
-            eprintln!("{}", f.render());
-        }
-        log::warn(format!(
-            "nothing written: {} carrier problem(s) must be resolved first (Go {} -> {})",
-            blocking.len(),
-            set.current,
-            to.text
-        ));
+        blocking.iter().for_each(|f| eprintln!("{}", f.render()));
+        let (n, cur) = (blocking.len(), &set.current);
+        log::warn(format!("nothing written: {n} carrier problem(s) must be resolved first (Go {cur} -> {})", to.text));
         if ctx.json {
             ctx.say(json(&set.current, &to.text, &ev, false, &blocking).render());
         }
         return Ok(Status::Problems(blocking.len()));
     }
-    let write = writes && !ev.changes.is_empty();
-    if writes {
-        // Temps of a bump killed before its commit changed nothing: sweep them.
-        for t in &stale {
-            t.remove_file()?;
-        }
-    }
-    if write {
-        for c in &ev.changes {
-            let mode = fs_err::metadata(c.target.path())?.permissions().mode();
-            if mode & 0o222 == 0 {
-                return Err(Fail::new(format!("{} is read-only (mode {:o}); nothing written", c.path, mode & 0o777)));
-            }
-        }
-        let files: Vec<_> = ev.changes.iter().map(|c| (c.target.clone(), c.new.clone().into_bytes())).collect();
-        fsx::write_all_or_nothing(&files, &journal)?;
-    }
-    render(ctx, &args, &set.current, &to, &ev, write);
-    let files = ev.changes.len();
+    let written = writes && write(&ev, &stale, &journal)?;
+    render(ctx, &args, &set.current, &to, &ev, written);
+    let (files, lines, era) = (ev.changes.len(), ev.edits.len(), tree.era.name());
     if files == 0 {
         log::status(format!("already at Go {}: nothing to change", to.text));
     } else {
-        let verb = if write { "moved" } else { "would move" };
+        let verb = if written { "moved" } else { "would move" };
         log::status(format!(
-            "{verb} Go {} -> {}: {} line(s) in {files} file(s) (era {})",
-            set.current,
-            to.text,
-            ev.edits.len(),
-            tree.era.name()
+            "{verb} Go {} -> {}: {lines} line(s) in {files} file(s) (era {era})",
+            set.current, to.text
         ));
     }
     Ok(Status::Ok)
