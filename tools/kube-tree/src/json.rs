@@ -1,4 +1,4 @@
-//! A minimal JSON writer: the tools only emit flat records, which does not justify serde.
+//! JSON output: a small builder for the tools' records, written out by serde_json.
 
 /// A JSON value built by hand.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,59 +25,24 @@ impl Json {
         Json::Arr(v.into_iter().map(|s| Json::Str(s.into())).collect())
     }
 
+    /// Compact JSON text (serde_json writes it: escaping, numbers), keys in insertion order.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        self.write(&mut out);
-        out
+        serde_json::to_string(&self.value()).expect("a JSON value always serializes")
     }
 
-    fn write(&self, out: &mut String) {
+    fn value(&self) -> serde_json::Value {
+        use serde_json::Value;
         match self {
-            Json::Null => out.push_str("null"),
-            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Json::Num(n) if n.is_finite() => out.push_str(&format!("{n}")),
-            Json::Num(_) => out.push_str("null"),
-            Json::Str(s) => write_str(s, out),
-            Json::Arr(items) => {
-                out.push('[');
-                for (i, it) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    it.write(out);
-                }
-                out.push(']');
-            }
-            Json::Obj(pairs) => {
-                out.push('{');
-                for (i, (k, v)) in pairs.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write_str(k, out);
-                    out.push(':');
-                    v.write(out);
-                }
-                out.push('}');
-            }
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            // Counts and sizes stay integers (`3`, not `3.0`).
+            Json::Num(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Value::from(*n as i64),
+            Json::Num(n) => serde_json::Number::from_f64(*n).map(Value::Number).unwrap_or(Value::Null),
+            Json::Str(s) => Value::String(s.clone()),
+            Json::Arr(items) => Value::Array(items.iter().map(Json::value).collect()),
+            Json::Obj(pairs) => Value::Object(pairs.iter().map(|(k, v)| (k.clone(), v.value())).collect()),
         }
     }
-}
-
-fn write_str(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
