@@ -510,23 +510,17 @@ fn a_failed_engine_test_leaves_nothing_behind() {
     );
     assert!(said.contains("docker -H") || said.contains("rsync mode") || said.contains("FAILED"), "{said}");
     let marker = format!("kube-fixture-{pid}-");
-    let containers = docker(&[
-        "ps",
-        "-a",
-        "--filter",
-        "label=io.k8s-build-kit.tree",
-        "--format",
-        "{{.Names}} {{.Label \"io.k8s-build-kit.tree\"}}",
-    ]);
-    assert!(!containers.contains(&marker), "containers left: {containers}");
-    let images = docker(&[
-        "images",
-        "--filter",
-        "label=io.k8s-build-kit.tree",
-        "--format",
-        "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}",
-    ]);
-    assert!(!images.contains(&marker), "images left: {images}");
+    let (containers, images) = testkit::engine_objects(&marker);
+    assert!(containers.is_empty() && images.is_empty(), "left behind: containers {containers:?}, images {images:?}");
+    // The listing that proves it finds a tree's objects while they exist, and the guard removes them.
+    let own = small_tree("dock-meta-probe", &testkit::real_tree().unwrap());
+    let guard = testkit::EngineGuard::new(&own);
+    assert_eq!(rd(&own, &["true"], &[]).status.code(), Some(0));
+    let (c, i) = testkit::engine_objects(own.as_str());
+    assert!(!c.is_empty() && !i.is_empty(), "engine_objects finds a tree's containers and images: {c:?} {i:?}");
+    drop(guard);
+    let (c, i) = testkit::engine_objects(own.as_str());
+    assert!(c.is_empty() && i.is_empty(), "the guard removed them: {c:?} {i:?}");
     let tags = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(!tags.contains(&format!("k8s-build-kit-test-{pid}/")), "tags left: {tags}");
     let left: Vec<String> = std::fs::read_dir("/proc")

@@ -348,19 +348,19 @@ pub fn kube_cross_image(image: &str) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Removes what the engine tests made for the tree at `root` (and for every tree whose path
-/// holds `root`): containers (with their volumes) and kube-build images, by the toolkit's labels.
-pub fn sweep_engine(root_marker: &str) {
-    let listed =
+/// The containers and images (IDs) on the engine that carry the toolkit's tree label with a
+/// value holding `marker` (a tree's path, or a run's `/<pid>-` / `kube-fixture-<pid>-`).
+pub fn engine_objects(marker: &str) -> (Vec<String>, Vec<String>) {
+    let docker =
         |args: &[&str]| Proc::new("docker").args(args).timeout(Duration::from_secs(60)).read().unwrap_or_default();
     let ours = |out: String| -> Vec<String> {
         out.lines()
             .filter_map(|l| l.split_once(' '))
-            .filter(|(_, tree)| tree.contains(root_marker))
+            .filter(|(_, tree)| tree.contains(marker))
             .map(|(id, _)| id.to_string())
             .collect()
     };
-    let containers = ours(listed(&[
+    let containers = ours(docker(&[
         "ps",
         "-a",
         "--filter",
@@ -368,16 +368,21 @@ pub fn sweep_engine(root_marker: &str) {
         "--format",
         "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}",
     ]));
+    // `docker images --format` knows no .Label: the labels come from one inspect of them all.
+    let ids = docker(&["images", "-a", "-q", "--no-trunc", "--filter", "label=io.k8s-build-kit.tree"]);
+    let mut args = vec!["image", "inspect", "--format", "{{.Id}} {{index .Config.Labels \"io.k8s-build-kit.tree\"}}"];
+    args.extend(ids.lines());
+    let images = if args.len() > 4 { ours(docker(&args)) } else { Vec::new() };
+    (containers, images)
+}
+
+/// Removes what the engine tests made for the tree at `root` (and for every tree whose path
+/// holds `root`): containers (with their volumes) and kube-build images, by the toolkit's labels.
+pub fn sweep_engine(root_marker: &str) {
+    let (containers, images) = engine_objects(root_marker);
     if !containers.is_empty() {
         let _ = Proc::new("docker").args(["rm", "-f", "-v"]).args(&containers).uninterruptible().output();
     }
-    let images = ours(listed(&[
-        "images",
-        "--filter",
-        "label=io.k8s-build-kit.tree",
-        "--format",
-        "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}",
-    ]));
     if !images.is_empty() {
         let _ = Proc::new("docker").args(["rmi", "-f"]).args(&images).uninterruptible().output();
     }
