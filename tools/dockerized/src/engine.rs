@@ -60,19 +60,28 @@ impl Engine {
 
     /// Runs a command that changes something; it must succeed.
     pub fn run<S: AsRef<str>>(&self, args: &[S]) -> Result<Captured> {
+        self.try_run(args)?.map_err(Failed::into_fail)
+    }
+
+    /// Runs a command that changes something; a failure comes back whole (its stderr), for a
+    /// caller that tells causes apart. Err only when it could not be run at all.
+    pub fn try_run<S: AsRef<str>>(&self, args: &[S]) -> Result<std::result::Result<Captured, Failed>> {
         let p = self.cmd(args);
         if self.planned(&p) {
-            return Ok(fake_ok());
+            return Ok(Ok(fake_ok()));
         }
         let out = p.output()?;
-        if !out.success() {
-            return Err(Fail::new(format!(
-                "`{}` failed: {}",
-                short(&p.display()),
-                out.error_lines(2).replace('\n', " | ")
-            )));
-        }
-        Ok(out)
+        Ok(if out.success() { Ok(out) } else { Err(Failed { command: p.display(), out }) })
+    }
+
+    /// The ID of image `name`, None when the engine has no such image (or in a dry run).
+    pub fn image_id(&self, name: &str) -> Result<Option<String>> {
+        self.query(&Engine::image_id_cmd(name))
+    }
+
+    /// The question [`Engine::image_id`] asks, to batch it with others ([`Engine::query_all`]).
+    pub fn image_id_cmd(name: &str) -> Vec<String> {
+        ["image", "inspect", "--format", "{{.Id}}", name].map(String::from).to_vec()
     }
 
     /// Asks the engine something; None if it says no (or in a dry run, where nothing is asked).
@@ -128,7 +137,7 @@ impl Engine {
     /// does not say it (so it can join a batch of questions).
     pub fn context_cmd(&self) -> Option<Vec<String>> {
         let asked = self.remote.get().is_some() || std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty());
-        (!asked && self.program == "docker" && !self.dry_run)
+        (!asked && self.kind() == Kind::Docker && !self.dry_run)
             .then(|| ["context", "inspect", "--format", "{{.Endpoints.docker.Host}}"].map(String::from).to_vec())
     }
 
@@ -195,6 +204,42 @@ impl Engine {
 }
 
 /// An engine endpoint that cannot see our files (so no bind mounts): TCP, SSH, HTTP.
+/// Which CLI the engine is: what it can do differs (docker has contexts; podman runs rootless).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Docker,
+    Podman,
+}
+
+impl Engine {
+    /// The engine's kind, from its program's file name (checked when the engine was made).
+    pub fn kind(&self) -> Kind {
+        if self.program.rsplit('/').next() == Some("podman") {
+            Kind::Podman
+        } else {
+            Kind::Docker
+        }
+    }
+}
+
+/// An engine command that ran and failed, with everything it said.
+#[derive(Debug)]
+pub struct Failed {
+    pub command: String,
+    pub out: Captured,
+}
+
+impl Failed {
+    /// Whether the engine's own error output says `text`.
+    pub fn says(&self, text: &str) -> bool {
+        self.out.stderr.contains(text)
+    }
+    /// The one-line error for the user.
+    pub fn into_fail(self) -> Fail {
+        Fail::new(format!("`{}` failed: {}", short(&self.command), self.out.error_lines(2).replace('\n', " | ")))
+    }
+}
+
 pub(crate) fn remote_host(h: &str) -> bool {
     h.starts_with("tcp://") || h.starts_with("ssh://") || h.starts_with("http")
 }

@@ -83,7 +83,7 @@ pub fn ensure_cross_image(
     if let Some(id) = known {
         return Ok(id);
     }
-    let inspect = || engine.query(&["image", "inspect", "--format", "{{.Id}}", &setup.cross_image]);
+    let inspect = || engine.image_id(&setup.cross_image);
     if let Some(id) = inspect()? {
         return Ok(id);
     }
@@ -203,7 +203,7 @@ pub fn build_image(engine: &Engine, setup: &Setup, cross_id: &str, facts: &Image
         engine.run(&args)?;
     }
     step.done();
-    let id = engine.query(&["image", "inspect", "--format", "{{.Id}}", &setup.names.image])?.unwrap_or_default();
+    let id = engine.image_id(&setup.names.image)?.unwrap_or_default();
     Ok((id, true))
 }
 

@@ -310,8 +310,8 @@ pub fn copy_output(tree: Tree, engine_flag: Option<String>, dry_run: bool) -> Re
         engine.check()?;
         return Ok(Copied::BindMode);
     }
-    let image = ["image", "inspect", "--format", "{{.Id}}", &setup.names.image].map(String::from).to_vec();
-    let answers = engine.query_all(&[Engine::info_cmd(), image, Containers::cmd()])?;
+    let answers =
+        engine.query_all(&[Engine::info_cmd(), Engine::image_id_cmd(&setup.names.image), Containers::cmd()])?;
     engine.take_info(answers[0].as_ref())?;
     let image_id = answers[1].as_ref().filter(|a| a.success()).map(|a| a.stdout.trim().to_string()).unwrap_or_default();
     let containers = Containers::read(answers[2].as_ref())?;

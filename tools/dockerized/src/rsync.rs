@@ -86,12 +86,10 @@ pub fn start_rsyncd(
     args.extend(setup.labels());
     args.extend(["--label".into(), format!("{LABEL_KEY}={key}")]);
     args.extend(["-p".into(), format!("127.0.0.1:{port}:8730"), setup.names.image.clone(), "/rsyncd.sh".into()]);
-    let id = match engine.run(&args) {
+    let id = match engine.try_run(&args)? {
         Ok(out) => out.stdout.trim().to_string(),
-        Err(e) if e.msg.contains("already allocated") || e.msg.contains("address already in use") => {
-            return Err(port_taken(&port));
-        }
-        Err(e) => return Err(e),
+        Err(f) if f.says("already allocated") || f.says("address already in use") => return Err(port_taken(&port)),
+        Err(f) => return Err(f.into_fail()),
     };
     if engine.dry_run {
         return Ok(Rsyncd {
