@@ -13,12 +13,13 @@
 //!   fingerprints, JSON output.
 //! * [`values`]: image references, registries, ports and engines, checked before use.
 //! * [`walk`]: the one tree walk behind every change check.
-//! * [`fixture`]: small generated trees of each era, for tests.
+//! * `fixture` (feature `fixture`, for tests only): small generated trees of each era.
 
 pub mod cli;
 pub mod confine;
 pub mod depsyaml;
 pub mod fail;
+#[cfg(any(test, feature = "fixture"))]
 pub mod fixture;
 pub mod fnv;
 pub mod fsx;
