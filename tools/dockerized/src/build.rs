@@ -50,54 +50,57 @@ pub(crate) fn attach_args() -> Vec<String> {
     }
 }
 
-/// Runs `cmd` in a fresh build container (rsync mode: from the data container's volumes; bind
-/// mode: kube-cross with the tree mounted). The container is removed afterwards, whatever happens:
-/// by the engine (`--rm`) when the command ends, by us when we are interrupted. `containers`
-/// says whether a container of that name is left over from a crash.
-pub fn run_in_container(
-    engine: &Engine,
-    setup: &Setup,
-    containers: &Containers,
-    cmd: &[String],
-    extra: &[String],
-    interactive: bool,
-) -> Result<Option<ExitStatus>> {
-    let name = setup.names.build.clone();
-    remove_leftover_build(engine, setup, containers);
-    let mut cleanup = Cleanup::new(engine);
-    cleanup.names.push(name.clone());
-    let args = build_container_args(engine, setup, cmd, extra, interactive);
-    let status = if interactive { engine.interactive(&args)? } else { engine.stream(&args, &build_label(cmd))? };
-    if !kube_tree::proc::interrupted() {
-        // The command ended and `--rm` removed the container.
-        cleanup.keep(&name);
+impl Job<'_> {
+    /// Runs `cmd` in a fresh build container (rsync mode: from the data container's volumes; bind
+    /// mode: kube-cross with the tree mounted). The container is removed afterwards, whatever happens:
+    /// by the engine (`--rm`) when the command ends, by us when we are interrupted. `containers`
+    /// says whether a container of that name is left over from a crash.
+    pub fn run_in_container(
+        &self,
+        containers: &Containers,
+        cmd: &[String],
+        extra: &[String],
+        interactive: bool,
+    ) -> Result<Option<ExitStatus>> {
+        let (engine, setup) = (self.engine, self.setup);
+        let name = setup.names.build.clone();
+        self.remove_leftover_build(containers);
+        let mut cleanup = Cleanup::new(engine);
+        cleanup.names.push(name.clone());
+        let args = self.build_container_args(cmd, extra, interactive);
+        let status = if interactive { engine.interactive(&args)? } else { engine.stream(&args, &build_label(cmd))? };
+        if !kube_tree::proc::interrupted() {
+            // The command ended and `--rm` removed the container.
+            cleanup.keep(&name);
+        }
+        Ok(status)
     }
-    Ok(status)
-}
 
-/// Starts the build container without waiting for it (rsync mode, local engine): its wrapped
-/// command waits for the go of [`sync::ListAt::go`], so the container's start-up overlaps the
-/// stamping and syncing of the tree. It is on `cleanup` until the caller has its status.
-pub fn start_build_container(
-    engine: &Engine,
-    setup: &Setup,
-    containers: &Containers,
-    cmd: &[String],
-    extra: &[String],
-    label: String,
-    cleanup: &mut Cleanup,
-) -> std::thread::JoinHandle<Result<ExitStatus>> {
-    remove_leftover_build(engine, setup, containers);
-    cleanup.names.push(setup.names.build.clone());
-    let run = engine.cmd(&build_container_args(engine, setup, cmd, extra, false));
-    std::thread::spawn(move || run.run_streaming(&label))
-}
+    /// Starts the build container without waiting for it (rsync mode, local engine): its wrapped
+    /// command waits for the go of [`sync::ListAt::go`], so the container's start-up overlaps the
+    /// stamping and syncing of the tree. It is on `cleanup` until the caller has its status.
+    pub fn start_build_container(
+        &self,
+        containers: &Containers,
+        cmd: &[String],
+        extra: &[String],
+        label: String,
+        cleanup: &mut Cleanup,
+    ) -> std::thread::JoinHandle<Result<ExitStatus>> {
+        let (engine, setup) = (self.engine, self.setup);
+        self.remove_leftover_build(containers);
+        cleanup.names.push(setup.names.build.clone());
+        let run = engine.cmd(&self.build_container_args(cmd, extra, false));
+        std::thread::spawn(move || run.run_streaming(&label))
+    }
 
-/// A build container of this tree left over from a crash would block the name (a dry run
-/// plans the removal, as it cannot know).
-pub(crate) fn remove_leftover_build(engine: &Engine, setup: &Setup, containers: &Containers) {
-    if engine.dry_run || containers.get(&setup.names.build).is_some() {
-        engine.destroy(&setup.names.build);
+    /// A build container of this tree left over from a crash would block the name (a dry run
+    /// plans the removal, as it cannot know).
+    pub(crate) fn remove_leftover_build(&self, containers: &Containers) {
+        let (engine, setup) = (self.engine, self.setup);
+        if engine.dry_run || containers.get(&setup.names.build).is_some() {
+            engine.destroy(&setup.names.build);
+        }
     }
 }
 
@@ -106,65 +109,65 @@ pub(crate) fn build_label(cmd: &[String]) -> String {
     format!("build container ({})", cmd.join(" "))
 }
 
-/// The `run` arguments of the build container (rsync mode: the kube-build image with the data
-/// container's volumes; bind mode: kube-cross with the tree mounted).
-pub(crate) fn build_container_args(
-    engine: &Engine,
-    setup: &Setup,
-    cmd: &[String],
-    extra: &[String],
-    interactive: bool,
-) -> Vec<String> {
-    let name = &setup.names.build;
-    let mut args: Vec<String> =
-        vec!["run".into(), format!("--name={name}"), format!("--hostname={}", setup.hostname), "--rm".into()];
-    args.extend(setup.labels());
-    let rootless = setup.mode == Mode::Bind && engine.is_rootless();
-    if !rootless {
-        args.push(format!("--user={}", setup.user));
-    }
-    let image = match setup.mode {
-        Mode::Rsync => {
-            args.extend(["--volumes-from".into(), setup.names.data.clone()]);
-            setup.names.image.clone()
+impl Job<'_> {
+    /// The `run` arguments of the build container (rsync mode: the kube-build image with the data
+    /// container's volumes; bind mode: kube-cross with the tree mounted).
+    pub(crate) fn build_container_args(&self, cmd: &[String], extra: &[String], interactive: bool) -> Vec<String> {
+        let (engine, setup) = (self.engine, self.setup);
+        let name = &setup.names.build;
+        let mut args: Vec<String> =
+            vec!["run".into(), format!("--name={name}"), format!("--hostname={}", setup.hostname), "--rm".into()];
+        args.extend(setup.labels());
+        let rootless = setup.mode == Mode::Bind && engine.is_rootless();
+        if !rootless {
+            args.push(format!("--user={}", setup.user));
         }
-        Mode::Bind => {
-            args.extend([
-                "--volume".into(),
-                format!("{}:{REMOTE_ROOT}", setup.tree.root),
-                "--workdir".into(),
-                REMOTE_ROOT.into(),
-            ]);
-            args.extend([
-                "--env".into(),
-                "KUBE_OUTPUT_SUBPATH=_output/dockerized".into(),
-                "--env".into(),
-                format!("HOME={REMOTE_ROOT}"),
-            ]);
-            args.extend([
-                "--env".into(),
-                "GIT_AUTHOR_EMAIL=nobody@k8s.io".into(),
-                "--env".into(),
-                "GIT_AUTHOR_NAME=kube-build-image".into(),
-            ]);
-            args.extend(["--env".into(), format!("KUBE_GIT_VERSION_FILE={REMOTE_ROOT}/.dockerized-kube-version-defs")]);
-            if Utf8Path::new("/etc/localtime").exists() {
-                args.extend([
-                    "--mount".into(),
-                    "type=bind,source=/etc/localtime,target=/etc/localtime,readonly".into(),
-                ]);
+        let image = match setup.mode {
+            Mode::Rsync => {
+                args.extend(["--volumes-from".into(), setup.names.data.clone()]);
+                setup.names.image.clone()
             }
-            setup.cross_image.clone()
+            Mode::Bind => {
+                args.extend([
+                    "--volume".into(),
+                    format!("{}:{REMOTE_ROOT}", setup.tree.root),
+                    "--workdir".into(),
+                    REMOTE_ROOT.into(),
+                ]);
+                args.extend([
+                    "--env".into(),
+                    "KUBE_OUTPUT_SUBPATH=_output/dockerized".into(),
+                    "--env".into(),
+                    format!("HOME={REMOTE_ROOT}"),
+                ]);
+                args.extend([
+                    "--env".into(),
+                    "GIT_AUTHOR_EMAIL=nobody@k8s.io".into(),
+                    "--env".into(),
+                    "GIT_AUTHOR_NAME=kube-build-image".into(),
+                ]);
+                args.extend([
+                    "--env".into(),
+                    format!("KUBE_GIT_VERSION_FILE={REMOTE_ROOT}/.dockerized-kube-version-defs"),
+                ]);
+                if Utf8Path::new("/etc/localtime").exists() {
+                    args.extend([
+                        "--mount".into(),
+                        "type=bind,source=/etc/localtime,target=/etc/localtime,readonly".into(),
+                    ]);
+                }
+                setup.cross_image.clone()
+            }
+        };
+        args.extend(build_env_args());
+        args.extend(extra.iter().cloned());
+        if interactive {
+            args.extend(attach_args());
+        } else {
+            args.extend(["--attach=stdout".into(), "--attach=stderr".into()]);
         }
-    };
-    args.extend(build_env_args());
-    args.extend(extra.iter().cloned());
-    if interactive {
-        args.extend(attach_args());
-    } else {
-        args.extend(["--attach=stdout".into(), "--attach=stderr".into()]);
+        args.push(image);
+        args.extend(cmd.iter().cloned());
+        args
     }
-    args.push(image);
-    args.extend(cmd.iter().cloned());
-    args
 }

@@ -14,8 +14,9 @@ pub struct CleanPlan {
 pub fn clean_plan(engine: Option<&Engine>, setup: &Setup, all_dangling: bool) -> Result<CleanPlan> {
     let mut plan = CleanPlan::default();
     if let Some(e) = engine {
-        plan.containers = containers_of(e, setup)?;
-        plan.images = images_of(e, setup)?;
+        let job = Job { engine: e, setup };
+        plan.containers = job.containers_of()?;
+        plan.images = job.images_of()?;
         if all_dangling {
             plan.dangling = e
                 .query(&["images", "-q", "--filter", "dangling=true"])?

@@ -100,51 +100,57 @@ impl Containers {
     }
 }
 
-/// This tree's containers (see [`Containers::of_tree`]).
-pub fn containers_of(engine: &Engine, setup: &Setup) -> Result<Vec<String>> {
-    Ok(Containers::list(engine)?.of_tree(setup))
-}
+impl Job<'_> {
+    /// This tree's containers (see [`Containers::of_tree`]).
+    pub fn containers_of(&self) -> Result<Vec<String>> {
+        let (engine, setup) = (self.engine, self.setup);
+        Ok(Containers::list(engine)?.of_tree(setup))
+    }
 
-/// This tree's kube-build images (`kube-build:build-<hash>*`).
-pub fn images_of(engine: &Engine, setup: &Setup) -> Result<Vec<String>> {
-    let listing = engine.query(&["images", "kube-build", "--format", "{{.Repository}}:{{.Tag}}"])?.unwrap_or_default();
-    let prefix = format!("kube-build:build-{}", setup.names.hash);
-    Ok(listing.lines().filter(|l| l.starts_with(&prefix)).map(str::to_string).collect())
-}
+    /// This tree's kube-build images (`kube-build:build-<hash>*`).
+    pub fn images_of(&self) -> Result<Vec<String>> {
+        let (engine, setup) = (self.engine, self.setup);
+        let listing =
+            engine.query(&["images", "kube-build", "--format", "{{.Repository}}:{{.Tag}}"])?.unwrap_or_default();
+        let prefix = format!("kube-build:build-{}", setup.names.hash);
+        Ok(listing.lines().filter(|l| l.starts_with(&prefix)).map(str::to_string).collect())
+    }
 
-/// The data container: sources, caches and outputs live in its volumes between builds. One that
-/// did not exit 0 is recreated (a stale data container was the cause of #20904). Returns its ID
-/// (empty in a dry run).
-pub fn ensure_data_container(engine: &Engine, setup: &Setup, containers: &Containers) -> Result<String> {
-    let data = &setup.names.data;
-    if let Some(c) = containers.get(data) {
-        if c.exit_code() == Some(0) {
-            return Ok(c.id.clone());
+    /// The data container: sources, caches and outputs live in its volumes between builds. One that
+    /// did not exit 0 is recreated (a stale data container was the cause of #20904). Returns its ID
+    /// (empty in a dry run).
+    pub fn ensure_data_container(&self, containers: &Containers) -> Result<String> {
+        let (engine, setup) = (self.engine, self.setup);
+        let data = &setup.names.data;
+        if let Some(c) = containers.get(data) {
+            if c.exit_code() == Some(0) {
+                return Ok(c.id.clone());
+            }
+            log::warn(format!("{data} is `{}`, not exited with 0: recreating it", c.status));
+            engine.destroy(data);
         }
-        log::warn(format!("{data} is `{}`, not exited with 0: recreating it", c.status));
-        engine.destroy(data);
+        let step = log::Step::start(format!("creating the data container {data}"));
+        let mut args: Vec<String> =
+            vec!["run".into(), "--name".into(), data.clone(), "--hostname".into(), setup.hostname.clone()];
+        args.extend(setup.labels());
+        args.extend(["--volume".into(), REMOTE_ROOT.into()]);
+        for p in [
+            "linux_386",
+            "linux_amd64",
+            "linux_arm",
+            "linux_arm64",
+            "linux_ppc64le",
+            "darwin_amd64",
+            "darwin_386",
+            "windows_amd64",
+            "windows_386",
+        ] {
+            args.extend(["--volume".into(), format!("/usr/local/go/pkg/{p}_cgo")]);
+        }
+        args.push(setup.names.image.clone());
+        args.extend(["chown".into(), "-R".into(), setup.user.clone(), REMOTE_ROOT.into(), "/usr/local/go/pkg/".into()]);
+        engine.run(&args)?;
+        step.done();
+        Ok(engine.query(&["inspect", "--format", "{{.Id}}", data])?.unwrap_or_default())
     }
-    let step = log::Step::start(format!("creating the data container {data}"));
-    let mut args: Vec<String> =
-        vec!["run".into(), "--name".into(), data.clone(), "--hostname".into(), setup.hostname.clone()];
-    args.extend(setup.labels());
-    args.extend(["--volume".into(), REMOTE_ROOT.into()]);
-    for p in [
-        "linux_386",
-        "linux_amd64",
-        "linux_arm",
-        "linux_arm64",
-        "linux_ppc64le",
-        "darwin_amd64",
-        "darwin_386",
-        "windows_amd64",
-        "windows_386",
-    ] {
-        args.extend(["--volume".into(), format!("/usr/local/go/pkg/{p}_cgo")]);
-    }
-    args.push(setup.names.image.clone());
-    args.extend(["chown".into(), "-R".into(), setup.user.clone(), REMOTE_ROOT.into(), "/usr/local/go/pkg/".into()]);
-    engine.run(&args)?;
-    step.done();
-    Ok(engine.query(&["inspect", "--format", "{{.Id}}", data])?.unwrap_or_default())
 }

@@ -72,38 +72,36 @@ pub(crate) fn label_of(labels_json: &str, key: &str) -> String {
         .to_string()
 }
 
-/// kube-cross must be there (no registry is assumed reachable); `--mirror` pulls it from a mirror
-/// and tags it with the name the tree expects. Returns its image ID (empty in a dry run).
-pub fn ensure_cross_image(
-    engine: &Engine,
-    setup: &Setup,
-    mirror: Option<&str>,
-    known: Option<String>,
-) -> Result<String> {
-    if let Some(id) = known {
-        return Ok(id);
-    }
-    let inspect = || engine.image_id(&setup.cross_image);
-    if let Some(id) = inspect()? {
-        return Ok(id);
-    }
-    if let Some(m) = mirror {
-        values::registry("--mirror", m)?;
-        let name = setup.cross_image.rsplit('/').next().unwrap_or(&setup.cross_image);
-        let from = format!("{}/{name}", m.trim_end_matches('/'));
-        let step = log::Step::start(format!("pulling {from}"));
-        engine.run(&["pull", &from])?;
-        engine.run(&["tag", &from, &setup.cross_image])?;
-        step.done();
-        return Ok(inspect()?.unwrap_or_default());
-    }
-    if engine.dry_run {
-        return Ok(String::new());
-    }
-    Err(Fail::new(format!(
+impl Job<'_> {
+    /// kube-cross must be there (no registry is assumed reachable); `--mirror` pulls it from a mirror
+    /// and tags it with the name the tree expects. Returns its image ID (empty in a dry run).
+    pub fn ensure_cross_image(&self, mirror: Option<&str>, known: Option<String>) -> Result<String> {
+        let (engine, setup) = (self.engine, self.setup);
+        if let Some(id) = known {
+            return Ok(id);
+        }
+        let inspect = || engine.image_id(&setup.cross_image);
+        if let Some(id) = inspect()? {
+            return Ok(id);
+        }
+        if let Some(m) = mirror {
+            values::registry("--mirror", m)?;
+            let name = setup.cross_image.rsplit('/').next().unwrap_or(&setup.cross_image);
+            let from = format!("{}/{name}", m.trim_end_matches('/'));
+            let step = log::Step::start(format!("pulling {from}"));
+            engine.run(&["pull", &from])?;
+            engine.run(&["tag", &from, &setup.cross_image])?;
+            step.done();
+            return Ok(inspect()?.unwrap_or_default());
+        }
+        if engine.dry_run {
+            return Ok(String::new());
+        }
+        Err(Fail::new(format!(
         "image {} is missing: pull or load it, pass --mirror REGISTRY, or point KUBE_CROSS_IMAGE/--cross-image at one you have",
         setup.cross_image
     )))
+    }
 }
 
 /// A random password of 32 alphanumerics, as build_image makes one (kept while it exists, so the
@@ -125,108 +123,113 @@ pub(crate) fn ensure_password(tree: &Tree, path: &Utf8Path) -> Result<()> {
     })
 }
 
-/// Builds `kube-build:build-<hash>-<version>` from the tree's build/build-image, unless the
-/// image there (`facts`) was built from the same context and the same kube-cross. Returns its
-/// ID and whether it was built now (empty and true in a dry run).
-pub fn build_image(engine: &Engine, setup: &Setup, cross_id: &str, facts: &ImageFacts) -> Result<(String, bool)> {
-    let ctx = setup.context_dir();
-    if engine.dry_run {
-        let mut args: Vec<String> = vec!["build".into(), "-t".into(), setup.names.image.clone(), "--pull=false".into()];
-        args.extend(setup.labels());
-        args.push(ctx.to_string());
-        engine.run(&args)?;
-        return Ok((String::new(), true));
-    }
-    setup.tree.confined(&ctx)?.create_dir_all()?;
-    let src = setup.tree.path("build/build-image");
-    let mut dockerfile = fs_err::read_to_string(src.join("Dockerfile"))?;
-    let tag = setup.cross_image.rsplit_once(':').map(|x| x.1).unwrap_or("");
-    let placeholder = dockerfile.contains("KUBE_BUILD_IMAGE_CROSS_TAG");
-    if placeholder {
-        // Era A style: the FROM line carries a placeholder the scripts sed; the whole image name
-        // is written, so a --cross-image or mirror choice is honoured too.
-        dockerfile = dockerfile
-            .lines()
-            .map(|l| {
-                if l.trim_start().starts_with("FROM ") && l.contains("KUBE_BUILD_IMAGE_CROSS_TAG") {
-                    format!("FROM {}", setup.cross_image)
-                } else {
-                    l.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n";
-    }
-    for (env, v) in proxy_env() {
-        dockerfile += &format!("ENV {env} {v}\n");
-    }
-    setup.tree.write_file(ctx.join("Dockerfile"), dockerfile.as_bytes())?;
-    setup.tree.write_file(ctx.join("rsyncd.sh"), &fs_err::read(src.join("rsyncd.sh"))?)?;
-    let localtime = std::fs::read("/etc/localtime").unwrap_or_default();
-    setup.tree.write_file(ctx.join("localtime"), &localtime)?;
-    ensure_password(&setup.tree, &setup.password_file())?;
+impl Job<'_> {
+    /// Builds `kube-build:build-<hash>-<version>` from the tree's build/build-image, unless the
+    /// image there (`facts`) was built from the same context and the same kube-cross. Returns its
+    /// ID and whether it was built now (empty and true in a dry run).
+    pub fn build_image(&self, cross_id: &str, facts: &ImageFacts) -> Result<(String, bool)> {
+        let (engine, setup) = (self.engine, self.setup);
+        let ctx = setup.context_dir();
+        if engine.dry_run {
+            let mut args: Vec<String> =
+                vec!["build".into(), "-t".into(), setup.names.image.clone(), "--pull=false".into()];
+            args.extend(setup.labels());
+            args.push(ctx.to_string());
+            engine.run(&args)?;
+            return Ok((String::new(), true));
+        }
+        setup.tree.confined(&ctx)?.create_dir_all()?;
+        let src = setup.tree.path("build/build-image");
+        let mut dockerfile = fs_err::read_to_string(src.join("Dockerfile"))?;
+        let tag = setup.cross_image.rsplit_once(':').map(|x| x.1).unwrap_or("");
+        let placeholder = dockerfile.contains("KUBE_BUILD_IMAGE_CROSS_TAG");
+        if placeholder {
+            // Era A style: the FROM line carries a placeholder the scripts sed; the whole image name
+            // is written, so a --cross-image or mirror choice is honoured too.
+            dockerfile = dockerfile
+                .lines()
+                .map(|l| {
+                    if l.trim_start().starts_with("FROM ") && l.contains("KUBE_BUILD_IMAGE_CROSS_TAG") {
+                        format!("FROM {}", setup.cross_image)
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n";
+        }
+        for (env, v) in proxy_env() {
+            dockerfile += &format!("ENV {env} {v}\n");
+        }
+        setup.tree.write_file(ctx.join("Dockerfile"), dockerfile.as_bytes())?;
+        setup.tree.write_file(ctx.join("rsyncd.sh"), &fs_err::read(src.join("rsyncd.sh"))?)?;
+        let localtime = std::fs::read("/etc/localtime").unwrap_or_default();
+        setup.tree.write_file(ctx.join("localtime"), &localtime)?;
+        ensure_password(&setup.tree, &setup.password_file())?;
 
-    let mut key = Vec::new();
-    for f in ["Dockerfile", "rsyncd.sh", "localtime", "rsyncd.password"] {
-        key.extend(fs_err::read(ctx.join(f))?);
-    }
-    key.extend(cross_id.as_bytes());
-    let context_hash = md5::hex(&key);
-    if let (Some(id), Some(have)) = (&facts.image_id, &facts.context) {
-        if *have == context_hash {
-            log::status_v(2, format!("{} is up to date", setup.names.image));
-            return Ok((id.clone(), false));
+        let mut key = Vec::new();
+        for f in ["Dockerfile", "rsyncd.sh", "localtime", "rsyncd.password"] {
+            key.extend(fs_err::read(ctx.join(f))?);
         }
-    }
-    let step = log::Step::start(format!("building {}", setup.names.image));
-    let mut args: Vec<String> = vec!["build".into(), "-t".into(), setup.names.image.clone(), "--pull=false".into()];
-    args.extend(setup.labels());
-    args.extend(["--label".into(), format!("io.k8s-build-kit.context={context_hash}")]);
-    if !placeholder {
-        let (repo, tag) = setup.cross_image.rsplit_once(':').unwrap_or((&setup.cross_image, tag));
-        args.extend([
-            "--build-arg".into(),
-            format!("KUBE_CROSS_IMAGE={repo}"),
-            "--build-arg".into(),
-            format!("KUBE_CROSS_VERSION={tag}"),
-        ]);
-    }
-    args.push(ctx.to_string());
-    // The legacy builder fails when another build's image is removed meanwhile and takes a
-    // cached layer the two share with it (two trees, or the tests, at once): once more.
-    if let Err(e) = engine.run(&args) {
-        if kube_tree::proc::interrupted() {
-            return Err(e);
-        }
-        log::warn(format!("{e}: building once more"));
-        engine.run(&args)?;
-    }
-    step.done();
-    let id = engine.image_id(&setup.names.image)?.unwrap_or_default();
-    Ok((id, true))
-}
-
-/// Removes this tree's containers and images of other versions (the scripts' garbage
-/// collection). Images are listed only when this run built one: an image of another version
-/// can only appear with a version change, which makes a new image.
-pub fn remove_old_versions(engine: &Engine, setup: &Setup, containers: &Containers, built: bool) -> Result<()> {
-    if engine.dry_run {
-        return Ok(());
-    }
-    let current = [&setup.names.build, &setup.names.rsync, &setup.names.data];
-    for name in containers.of_tree(setup) {
-        if !current.contains(&&name) {
-            log::status(format!("removing {name} (an older version of this tree's build)"));
-            engine.destroy(&name);
-        }
-    }
-    if built {
-        for img in images_of(engine, setup)? {
-            if img != setup.names.image {
-                let _ = engine.run(&["rmi", &img]);
+        key.extend(cross_id.as_bytes());
+        let context_hash = md5::hex(&key);
+        if let (Some(id), Some(have)) = (&facts.image_id, &facts.context) {
+            if *have == context_hash {
+                log::status_v(2, format!("{} is up to date", setup.names.image));
+                return Ok((id.clone(), false));
             }
         }
+        let step = log::Step::start(format!("building {}", setup.names.image));
+        let mut args: Vec<String> = vec!["build".into(), "-t".into(), setup.names.image.clone(), "--pull=false".into()];
+        args.extend(setup.labels());
+        args.extend(["--label".into(), format!("io.k8s-build-kit.context={context_hash}")]);
+        if !placeholder {
+            let (repo, tag) = setup.cross_image.rsplit_once(':').unwrap_or((&setup.cross_image, tag));
+            args.extend([
+                "--build-arg".into(),
+                format!("KUBE_CROSS_IMAGE={repo}"),
+                "--build-arg".into(),
+                format!("KUBE_CROSS_VERSION={tag}"),
+            ]);
+        }
+        args.push(ctx.to_string());
+        // The legacy builder fails when another build's image is removed meanwhile and takes a
+        // cached layer the two share with it (two trees, or the tests, at once): once more.
+        if let Err(e) = engine.run(&args) {
+            if kube_tree::proc::interrupted() {
+                return Err(e);
+            }
+            log::warn(format!("{e}: building once more"));
+            engine.run(&args)?;
+        }
+        step.done();
+        let id = engine.image_id(&setup.names.image)?.unwrap_or_default();
+        Ok((id, true))
     }
-    Ok(())
+
+    /// Removes this tree's containers and images of other versions (the scripts' garbage
+    /// collection). Images are listed only when this run built one: an image of another version
+    /// can only appear with a version change, which makes a new image.
+    pub fn remove_old_versions(&self, containers: &Containers, built: bool) -> Result<()> {
+        let (engine, setup) = (self.engine, self.setup);
+        if engine.dry_run {
+            return Ok(());
+        }
+        let current = [&setup.names.build, &setup.names.rsync, &setup.names.data];
+        for name in containers.of_tree(setup) {
+            if !current.contains(&&name) {
+                log::status(format!("removing {name} (an older version of this tree's build)"));
+                engine.destroy(&name);
+            }
+        }
+        if built {
+            for img in self.images_of()? {
+                if img != setup.names.image {
+                    let _ = engine.run(&["rmi", &img]);
+                }
+            }
+        }
+        Ok(())
+    }
 }

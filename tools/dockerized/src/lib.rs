@@ -48,6 +48,13 @@ pub const MIN_MEMORY: u64 = 4_500_000_000;
 
 type Result<T, E = Fail> = std::result::Result<T, E>;
 
+/// One containerized run's engine and setup: what nearly every step needs, passed as one value.
+#[derive(Clone, Copy)]
+pub struct Job<'a> {
+    pub engine: &'a Engine,
+    pub setup: &'a Setup,
+}
+
 /// The choices shared by run-dockerized and build-shell.
 pub struct RunOptions {
     pub mode: Option<String>,
@@ -108,134 +115,136 @@ struct Opening {
     stamps: Option<std::thread::JoinHandle<Result<sync::HostStamps>>>,
 }
 
-/// rsync mode: image, data container, rsync daemon, sync in (unless the sync record proves it
-/// would change nothing), the build container, copy out, and a new sync record when the run
-/// can prove the data container equals the tree again (see [`sync`]).
-fn rsync_cycle(
-    engine: &Engine,
-    setup: &Setup,
-    opts: &RunOptions,
-    open: Opening,
-    cmd: &[String],
-    interactive: bool,
-) -> Result<Option<ExitStatus>> {
-    let (image_id, built) = build_image(engine, setup, &open.cross_id, &open.facts)?;
-    remove_old_versions(engine, setup, &open.containers, built)?;
-    let data_id = ensure_data_container(engine, setup, &open.containers)?;
-    let key = rsyncd_key(&image_id, &data_id, &setup.user);
-    let mut cleanup = Cleanup::new(engine);
-    let mut rsyncd = start_rsyncd(engine, setup, &key, Some(&open.containers), &mut cleanup)?;
-    // A shell is the user's terminal, not wrapped: with no change list, the next run syncs in
-    // full. A local engine gets the list in a host directory, a remote one in the data container.
-    let wrapped = !interactive;
-    let list_at = if opts.dry_run || engine.is_remote() {
-        sync::ListAt::Volume
-    } else {
-        sync::ListAt::Host(setup.tree.path("_output/dockerized/.kit-run"))
-    };
-    if !opts.dry_run {
-        list_at.prepare(&setup.tree)?;
-    }
-    let (command, extra) =
-        if wrapped { (sync::wrap(cmd, &list_at), list_at.engine_args()) } else { (cmd.to_vec(), Vec::new()) };
-    // With the list in a host directory, the build container starts now and its command waits
-    // for a go there: the container's start-up, most of a no-op run, overlaps the stamping and
-    // the sync.
-    let early = (wrapped && matches!(list_at, sync::ListAt::Host(_))).then(|| {
-        start_build_container(engine, setup, &open.containers, &command, &extra, build_label(cmd), &mut cleanup)
-    });
-    let stamps = match open.stamps.map(|h| h.join().expect("the stamps thread panicked")) {
-        Some(Ok(s)) => Some(s),
-        Some(Err(e)) => {
-            log::status_v(2, format!("no sync record this time: {e}"));
-            None
+impl Job<'_> {
+    /// rsync mode: image, data container, rsync daemon, sync in (unless the sync record proves it
+    /// would change nothing), the build container, copy out, and a new sync record when the run
+    /// can prove the data container equals the tree again (see [`sync`]).
+    fn rsync_cycle(
+        &self,
+        opts: &RunOptions,
+        open: Opening,
+        cmd: &[String],
+        interactive: bool,
+    ) -> Result<Option<ExitStatus>> {
+        let (engine, setup) = (self.engine, self.setup);
+        let (image_id, built) = self.build_image(&open.cross_id, &open.facts)?;
+        self.remove_old_versions(&open.containers, built)?;
+        let data_id = self.ensure_data_container(&open.containers)?;
+        let key = rsyncd_key(&image_id, &data_id, &setup.user);
+        let mut cleanup = Cleanup::new(engine);
+        let mut rsyncd = self.start_rsyncd(&key, Some(&open.containers), &mut cleanup)?;
+        // A shell is the user's terminal, not wrapped: with no change list, the next run syncs in
+        // full. A local engine gets the list in a host directory, a remote one in the data container.
+        let wrapped = !interactive;
+        let list_at = if opts.dry_run || engine.is_remote() {
+            sync::ListAt::Volume
+        } else {
+            sync::ListAt::Host(setup.tree.path("_output/dockerized/.kit-run"))
+        };
+        if !opts.dry_run {
+            list_at.prepare(&setup.tree)?;
         }
-        None => None,
-    };
-    // The last run's record holds while nothing it names has changed: the same data container,
-    // the same daemon (the scripts replace it), the same tree stamps.
-    let in_sync = !opts.full_sync
-        && rsyncd.reused
-        && sync::Record::load(&setup.tree).is_some_and(|r| {
-            r.data == data_id && r.rsyncd == rsyncd.id && stamps.as_ref().is_some_and(|s| s.sum == r.host)
-        });
-    if !opts.dry_run {
-        sync::Record::forget(&setup.tree)?;
-    }
-    if in_sync {
-        log::status(
+        let (command, extra) =
+            if wrapped { (sync::wrap(cmd, &list_at), list_at.engine_args()) } else { (cmd.to_vec(), Vec::new()) };
+        // With the list in a host directory, the build container starts now and its command waits
+        // for a go there: the container's start-up, most of a no-op run, overlaps the stamping and
+        // the sync.
+        let early = (wrapped && matches!(list_at, sync::ListAt::Host(_)))
+            .then(|| self.start_build_container(&open.containers, &command, &extra, build_label(cmd), &mut cleanup));
+        let stamps = match open.stamps.map(|h| h.join().expect("the stamps thread panicked")) {
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
+                log::status_v(2, format!("no sync record this time: {e}"));
+                None
+            }
+            None => None,
+        };
+        // The last run's record holds while nothing it names has changed: the same data container,
+        // the same daemon (the scripts replace it), the same tree stamps.
+        let in_sync = !opts.full_sync
+            && rsyncd.reused
+            && sync::Record::load(&setup.tree).is_some_and(|r| {
+                r.data == data_id && r.rsyncd == rsyncd.id && stamps.as_ref().is_some_and(|s| s.sum == r.host)
+            });
+        if !opts.dry_run {
+            sync::Record::forget(&setup.tree)?;
+        }
+        if in_sync {
+            log::status(
             "sources unchanged since the last sync (same tree stamps, data container and rsync daemon): not syncing",
         );
-    } else if let Err(e) = sync_in(setup, &rsyncd, engine) {
-        if !rsyncd.reused || kube_tree::proc::interrupted() {
-            return Err(e);
+        } else if let Err(e) = self.sync_in(&rsyncd) {
+            if !rsyncd.reused || kube_tree::proc::interrupted() {
+                return Err(e);
+            }
+            log::warn(format!("the rsync daemon left running did not serve ({e}): starting a new one"));
+            rsyncd = self.start_rsyncd(&key, None, &mut cleanup)?;
+            self.sync_in(&rsyncd)?;
         }
-        log::warn(format!("the rsync daemon left running did not serve ({e}): starting a new one"));
-        rsyncd = start_rsyncd(engine, setup, &key, None, &mut cleanup)?;
-        sync_in(setup, &rsyncd, engine)?;
-    }
-    let status = match early {
-        Some(running) => {
-            list_at.go(&setup.tree)?;
-            let status = running.join().expect("the build container thread panicked")?;
-            if !kube_tree::proc::interrupted() {
-                // The command ended and `--rm` removed the container.
-                cleanup.keep(&setup.names.build);
-            }
-            Some(status)
-        }
-        None => run_in_container(engine, setup, &open.containers, &command, &extra, interactive)?,
-    };
-    let ok = status.is_none_or(|s| s.success());
-    let keep = ok && keep_rsyncd() && !kube_tree::proc::interrupted();
-    if opts.copy && ok {
-        let full = if wrapped { CopyOut::Everything(&list_at) } else { CopyOut::Full };
-        let host_list = match list_at {
-            sync::ListAt::Host(_) => std::fs::read_to_string(list_at.host_path(&setup.tree)).ok(),
-            sync::ListAt::Volume => None,
-        };
-        let first = match (&host_list, &list_at) {
-            (Some(l), _) if in_sync && l.trim().is_empty() => None,
-            (Some(_), _) | (None, sync::ListAt::Volume) if in_sync => Some(CopyOut::Changed(&list_at)),
-            _ => Some(full),
-        };
-        // A daemon left running that fails here (on a run that skipped the sync-in, this is its
-        // first use) is replaced, and everything is copied out through the new one.
-        let itemized = match first.map(|how| copy_out(setup, &rsyncd, engine, how)) {
-            None => {
-                log::status_v(2, "the command changed nothing in the data container: nothing to copy out");
-                String::new()
-            }
-            Some(Ok(itemized)) => itemized,
-            Some(Err(e)) if rsyncd.reused && !kube_tree::proc::interrupted() => {
-                log::warn(format!(
-                    "the rsync daemon left running did not serve ({e}): copying everything out through a new one"
-                ));
-                rsyncd = start_rsyncd(engine, setup, &key, None, &mut cleanup)?;
-                copy_out(setup, &rsyncd, engine, full)?
-            }
-            Some(Err(e)) => return Err(e),
-        };
-        let changed = host_list.or_else(|| std::fs::read_to_string(list_at.host_path(&setup.tree)).ok());
-        let _ = setup.tree.remove_file(list_at.host_path(&setup.tree));
-        // The record needs the daemon it names to stay, and the stamps taken before the sync.
-        if let (true, Some(mut stamps), Some(changed)) = (wrapped && keep && !opts.dry_run, stamps, changed) {
-            let verdict = sync::settle(&setup.tree.root, &changed, list_at.dirs().as_deref(), &itemized, &mut stamps)
-                .and_then(|kept| same_content(setup, &rsyncd, engine, &kept));
-            match verdict {
-                Ok(()) => {
-                    sync::Record { data: data_id, rsyncd: rsyncd.id.clone(), host: stamps.sum }.save(&setup.tree)?
+        let status = match early {
+            Some(running) => {
+                list_at.go(&setup.tree)?;
+                let status = running.join().expect("the build container thread panicked")?;
+                if !kube_tree::proc::interrupted() {
+                    // The command ended and `--rm` removed the container.
+                    cleanup.keep(&setup.names.build);
                 }
-                Err(why) => log::status(format!(
+                Some(status)
+            }
+            None => self.run_in_container(&open.containers, &command, &extra, interactive)?,
+        };
+        let ok = status.is_none_or(|s| s.success());
+        let keep = ok && keep_rsyncd() && !kube_tree::proc::interrupted();
+        if opts.copy && ok {
+            let full = if wrapped { CopyOut::Everything(&list_at) } else { CopyOut::Full };
+            let host_list = match list_at {
+                sync::ListAt::Host(_) => std::fs::read_to_string(list_at.host_path(&setup.tree)).ok(),
+                sync::ListAt::Volume => None,
+            };
+            let first = match (&host_list, &list_at) {
+                (Some(l), _) if in_sync && l.trim().is_empty() => None,
+                (Some(_), _) | (None, sync::ListAt::Volume) if in_sync => Some(CopyOut::Changed(&list_at)),
+                _ => Some(full),
+            };
+            // A daemon left running that fails here (on a run that skipped the sync-in, this is its
+            // first use) is replaced, and everything is copied out through the new one.
+            let itemized = match first.map(|how| self.copy_out(&rsyncd, how)) {
+                None => {
+                    log::status_v(2, "the command changed nothing in the data container: nothing to copy out");
+                    String::new()
+                }
+                Some(Ok(itemized)) => itemized,
+                Some(Err(e)) if rsyncd.reused && !kube_tree::proc::interrupted() => {
+                    log::warn(format!(
+                        "the rsync daemon left running did not serve ({e}): copying everything out through a new one"
+                    ));
+                    rsyncd = self.start_rsyncd(&key, None, &mut cleanup)?;
+                    self.copy_out(&rsyncd, full)?
+                }
+                Some(Err(e)) => return Err(e),
+            };
+            let changed = host_list.or_else(|| std::fs::read_to_string(list_at.host_path(&setup.tree)).ok());
+            let _ = setup.tree.remove_file(list_at.host_path(&setup.tree));
+            // The record needs the daemon it names to stay, and the stamps taken before the sync.
+            if let (true, Some(mut stamps), Some(changed)) = (wrapped && keep && !opts.dry_run, stamps, changed) {
+                let verdict =
+                    sync::settle(&setup.tree.root, &changed, list_at.dirs().as_deref(), &itemized, &mut stamps)
+                        .and_then(|kept| self.same_content(&rsyncd, &kept));
+                match verdict {
+                    Ok(()) => {
+                        sync::Record { data: data_id, rsyncd: rsyncd.id.clone(), host: stamps.sum }.save(&setup.tree)?
+                    }
+                    Err(why) => log::status(format!(
                     "the next run syncs in full: the data container differs from the tree after this command ({why})"
                 )),
+                }
             }
         }
+        if keep {
+            cleanup.keep(&setup.names.rsync);
+        }
+        Ok(status)
     }
-    if keep {
-        cleanup.keep(&setup.names.rsync);
-    }
-    Ok(status)
 }
 
 /// The whole containerized run of `cmd`: image, data container, sync in, build, copy out (rsync
@@ -245,6 +254,7 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
     kube_tree::proc::install_interrupt_handler();
     let engine = Engine::new(opts.engine.clone(), opts.dry_run)?;
     let setup = Setup::new(tree, &engine, opts.mode.as_deref(), opts.cross_image.clone())?;
+    let job = Job { engine: &engine, setup: &setup };
     // Written before the tree is stamped: it is part of what gets synced.
     if !opts.dry_run {
         save_version_defs(&setup)?;
@@ -272,16 +282,14 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
     ));
     let facts = ImageFacts::read(&engine, &setup, answers[1].as_ref())?;
     let containers = Containers::read(answers[2].as_ref())?;
-    let cross_id = ensure_cross_image(&engine, &setup, opts.mirror.as_deref(), facts.cross_id.clone())?;
+    let cross_id = job.ensure_cross_image(opts.mirror.as_deref(), facts.cross_id.clone())?;
     let status = match setup.mode {
-        Mode::Rsync => {
-            rsync_cycle(&engine, &setup, opts, Opening { facts, containers, cross_id, stamps }, cmd, interactive)?
-        }
+        Mode::Rsync => job.rsync_cycle(opts, Opening { facts, containers, cross_id, stamps }, cmd, interactive)?,
         Mode::Bind => {
             if !opts.dry_run {
                 setup.tree.confined("_output/dockerized")?.create_dir_all()?;
             }
-            run_in_container(&engine, &setup, &containers, cmd, &[], interactive)?
+            job.run_in_container(&containers, cmd, &[], interactive)?
         }
     };
     if kube_tree::proc::interrupted() {
@@ -306,6 +314,7 @@ pub enum Copied {
 pub fn copy_output(tree: Tree, engine_flag: Option<String>, dry_run: bool) -> Result<Copied> {
     let engine = Engine::new(engine_flag, dry_run)?;
     let setup = Setup::new(tree, &engine, None, None)?;
+    let job = Job { engine: &engine, setup: &setup };
     if setup.mode == Mode::Bind {
         engine.check()?;
         return Ok(Copied::BindMode);
@@ -327,8 +336,8 @@ pub fn copy_output(tree: Tree, engine_flag: Option<String>, dry_run: bool) -> Re
     };
     let mut cleanup = Cleanup::new(&engine);
     let key = rsyncd_key(&image_id, &data_id, &setup.user);
-    let rsyncd = start_rsyncd(&engine, &setup, &key, Some(&containers), &mut cleanup)?;
-    copy_out(&setup, &rsyncd, &engine, CopyOut::Full)?;
+    let rsyncd = job.start_rsyncd(&key, Some(&containers), &mut cleanup)?;
+    job.copy_out(&rsyncd, CopyOut::Full)?;
     if keep_rsyncd() && !kube_tree::proc::interrupted() {
         cleanup.keep(&setup.names.rsync);
     }

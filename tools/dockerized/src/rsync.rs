@@ -40,82 +40,79 @@ pub(crate) fn port_taken(port: &str) -> Fail {
     ))
 }
 
-/// Reuses the tree's rsync daemon when `listed` shows it running with `key`; otherwise starts
-/// one, published on 127.0.0.1 only (`KUBE_RSYNC_PORT` or an ephemeral port), and waits until
-/// it answers. It is on `cleanup` either way: the caller takes it off to keep it.
-pub fn start_rsyncd(
-    engine: &Engine,
-    setup: &Setup,
-    key: &str,
-    listed: Option<&Containers>,
-    cleanup: &mut Cleanup,
-) -> Result<Rsyncd> {
-    let name = &setup.names.rsync;
-    cleanup.names.push(name.clone());
-    let current = listed.map(|l| l.get(name));
-    if let Some(Some(c)) = current {
-        if c.state == "running" && !key.is_empty() && c.key == key {
-            if let Some(p) = c.host_port(8730) {
-                log::status_v(2, format!("reusing the rsync daemon {name} on 127.0.0.1:{p}"));
-                return Ok(Rsyncd { addr: format!("127.0.0.1:{p}"), id: c.id.clone(), reused: true });
+impl Job<'_> {
+    /// Reuses the tree's rsync daemon when `listed` shows it running with `key`; otherwise starts
+    /// one, published on 127.0.0.1 only (`KUBE_RSYNC_PORT` or an ephemeral port), and waits until
+    /// it answers. It is on `cleanup` either way: the caller takes it off to keep it.
+    pub fn start_rsyncd(&self, key: &str, listed: Option<&Containers>, cleanup: &mut Cleanup) -> Result<Rsyncd> {
+        let (engine, setup) = (self.engine, self.setup);
+        let name = &setup.names.rsync;
+        cleanup.names.push(name.clone());
+        let current = listed.map(|l| l.get(name));
+        if let Some(Some(c)) = current {
+            if c.state == "running" && !key.is_empty() && c.key == key {
+                if let Some(p) = c.host_port(8730) {
+                    log::status_v(2, format!("reusing the rsync daemon {name} on 127.0.0.1:{p}"));
+                    return Ok(Rsyncd { addr: format!("127.0.0.1:{p}"), id: c.id.clone(), reused: true });
+                }
             }
         }
-    }
-    if current != Some(None) {
-        engine.destroy(name);
-    }
-    let port = std::env::var("KUBE_RSYNC_PORT").unwrap_or_default();
-    // A pinned port that something else holds: say so before docker does (or, where the engine
-    // publishes through iptables instead of a proxy, silently does not).
-    if let Ok(p) = port.parse::<u16>() {
-        if !engine.dry_run && !engine.is_remote() && std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
-            return Err(port_taken(&port));
+        if current != Some(None) {
+            engine.destroy(name);
         }
-    }
-    let mut args: Vec<String> = vec![
-        "run".into(),
-        "-d".into(),
-        "--name".into(),
-        name.clone(),
-        "--user".into(),
-        setup.user.clone(),
-        "--hostname".into(),
-        setup.hostname.clone(),
-    ];
-    args.extend(["--volumes-from".into(), setup.names.data.clone()]);
-    args.extend(setup.labels());
-    args.extend(["--label".into(), format!("{LABEL_KEY}={key}")]);
-    args.extend(["-p".into(), format!("127.0.0.1:{port}:8730"), setup.names.image.clone(), "/rsyncd.sh".into()]);
-    let id = match engine.try_run(&args)? {
-        Ok(out) => out.stdout.trim().to_string(),
-        Err(f) if f.says("already allocated") || f.says("address already in use") => return Err(port_taken(&port)),
-        Err(f) => return Err(f.into_fail()),
-    };
-    if engine.dry_run {
-        return Ok(Rsyncd {
-            addr: format!("127.0.0.1:{}", if port.is_empty() { "PORT" } else { &port }),
-            id,
-            reused: false,
-        });
-    }
-    let mapped = engine
-        .query(&["port", name, "8730"])?
-        .ok_or_else(|| Fail::new("could not get the effective rsync port (the rsync container did not come up)"))?;
-    let port = mapped.lines().next().and_then(|l| l.rsplit(':').next()).unwrap_or("").to_string();
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..100 {
-        let probe = Proc::new("rsync")
-            .arg(format!("rsync://k8s@{addr}/"))
-            .arg(format!("--password-file={}", setup.password_file()))
-            .timeout(kube_tree::proc::PROBE)
-            .output()?;
-        if probe.success() {
-            return Ok(Rsyncd { addr, id, reused: false });
+        let port = std::env::var("KUBE_RSYNC_PORT").unwrap_or_default();
+        // A pinned port that something else holds: say so before docker does (or, where the engine
+        // publishes through iptables instead of a proxy, silently does not).
+        if let Ok(p) = port.parse::<u16>() {
+            if !engine.dry_run && !engine.is_remote() && std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
+                return Err(port_taken(&port));
+            }
         }
-        std::thread::sleep(Duration::from_millis(50));
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "-d".into(),
+            "--name".into(),
+            name.clone(),
+            "--user".into(),
+            setup.user.clone(),
+            "--hostname".into(),
+            setup.hostname.clone(),
+        ];
+        args.extend(["--volumes-from".into(), setup.names.data.clone()]);
+        args.extend(setup.labels());
+        args.extend(["--label".into(), format!("{LABEL_KEY}={key}")]);
+        args.extend(["-p".into(), format!("127.0.0.1:{port}:8730"), setup.names.image.clone(), "/rsyncd.sh".into()]);
+        let id = match engine.try_run(&args)? {
+            Ok(out) => out.stdout.trim().to_string(),
+            Err(f) if f.says("already allocated") || f.says("address already in use") => return Err(port_taken(&port)),
+            Err(f) => return Err(f.into_fail()),
+        };
+        if engine.dry_run {
+            return Ok(Rsyncd {
+                addr: format!("127.0.0.1:{}", if port.is_empty() { "PORT" } else { &port }),
+                id,
+                reused: false,
+            });
+        }
+        let mapped = engine
+            .query(&["port", name, "8730"])?
+            .ok_or_else(|| Fail::new("could not get the effective rsync port (the rsync container did not come up)"))?;
+        let port = mapped.lines().next().and_then(|l| l.rsplit(':').next()).unwrap_or("").to_string();
+        let addr = format!("127.0.0.1:{port}");
+        for _ in 0..100 {
+            let probe = Proc::new("rsync")
+                .arg(format!("rsync://k8s@{addr}/"))
+                .arg(format!("--password-file={}", setup.password_file()))
+                .timeout(kube_tree::proc::PROBE)
+                .output()?;
+            if probe.success() {
+                return Ok(Rsyncd { addr, id, reused: false });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let logs = engine.query(&["logs", "--tail", "3", name])?.unwrap_or_default();
+        Err(Fail::new(format!("could not connect to the rsync container at {addr}: {}", logs.replace('\n', " | "))))
     }
-    let logs = engine.query(&["logs", "--tail", "3", name])?.unwrap_or_default();
-    Err(Fail::new(format!("could not connect to the rsync container at {addr}: {}", logs.replace('\n', " | "))))
 }
 
 /// The filters the tree's own common.sh passes in `function` (so each era syncs what it always did).
@@ -147,47 +144,37 @@ pub const COPY_OUT_FILTERS: &[&str] = &[
     "- /**",
 ];
 
-/// Runs one rsync against the daemon; returns its stdout (the itemized list, when asked for).
-pub(crate) fn rsync(
-    engine: &Engine,
-    setup: &Setup,
-    extra: &[String],
-    src: &str,
-    dst: &str,
-    label: &str,
-) -> Result<String> {
-    let mut p = Proc::new("rsync").arg("--archive").arg(format!("--password-file={}", setup.password_file()));
-    if kube_tree::log::level() >= 6 {
-        p = p.arg("-iv");
+impl Job<'_> {
+    /// Runs one rsync against the daemon; returns its stdout (the itemized list, when asked for).
+    pub(crate) fn rsync(&self, extra: &[String], src: &str, dst: &str, label: &str) -> Result<String> {
+        let (engine, setup) = (self.engine, self.setup);
+        let mut p = Proc::new("rsync").arg("--archive").arg(format!("--password-file={}", setup.password_file()));
+        if kube_tree::log::level() >= 6 {
+            p = p.arg("-iv");
+        }
+        if let Some(c) = std::env::var("KUBE_RSYNC_COMPRESS").ok().filter(|c| c != "0" && !c.is_empty()) {
+            p = p.arg(format!("--compress-level={c}"));
+        }
+        let p = p.args(extra).arg(src).arg(dst);
+        if engine.planned(&p) {
+            return Ok(String::new());
+        }
+        let step = log::Step::start(label);
+        let out = p.output_with_progress(label, Duration::from_secs(15))?;
+        if !out.success() {
+            return Err(Fail::new(format!("{label} failed: {}", out.first_lines(3).replace('\n', " | "))));
+        }
+        step.done();
+        Ok(out.stdout)
     }
-    if let Some(c) = std::env::var("KUBE_RSYNC_COMPRESS").ok().filter(|c| c != "0" && !c.is_empty()) {
-        p = p.arg(format!("--compress-level={c}"));
-    }
-    let p = p.args(extra).arg(src).arg(dst);
-    if engine.planned(&p) {
-        return Ok(String::new());
-    }
-    let step = log::Step::start(label);
-    let out = p.output_with_progress(label, Duration::from_secs(15))?;
-    if !out.success() {
-        return Err(Fail::new(format!("{label} failed: {}", out.first_lines(3).replace('\n', " | "))));
-    }
-    step.done();
-    Ok(out.stdout)
-}
 
-pub fn sync_in(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine) -> Result<()> {
-    let mut args: Vec<String> = vec!["--delete".into()];
-    args.extend(SYNC_IN_FILTERS.iter().map(|f| format!("--filter={f}")));
-    rsync(
-        engine,
-        setup,
-        &args,
-        &format!("{}/", setup.tree.root),
-        &rsyncd.module(),
-        "syncing sources into the data container",
-    )
-    .map(drop)
+    pub fn sync_in(&self, rsyncd: &Rsyncd) -> Result<()> {
+        let setup = self.setup;
+        let mut args: Vec<String> = vec!["--delete".into()];
+        args.extend(SYNC_IN_FILTERS.iter().map(|f| format!("--filter={f}")));
+        self.rsync(&args, &format!("{}/", setup.tree.root), &rsyncd.module(), "syncing sources into the data container")
+            .map(drop)
+    }
 }
 
 /// The copy-out filters: the tree's own, with the container GOPATH excluded where the tree does
@@ -205,31 +192,32 @@ pub fn copy_out_filters(tree: &Tree) -> Vec<String> {
     filters
 }
 
-/// Files the command rewrote in the data container and the copy-out left there: the volume
-/// still equals the tree if their content is the same on both sides (one dry-run rsync by
-/// checksum, of these files only). Err says which one differs.
-pub(crate) fn same_content(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine, files: &[String]) -> Result<(), String> {
-    if files.is_empty() {
-        return Ok(());
-    }
-    let list = setup.tree.path("_output/dockerized/.kit-compare");
-    let compare = || -> Result<String> {
-        setup.tree.write_file(&list, (files.join("\n") + "\n").as_bytes())?;
-        rsync(
-            engine,
-            setup,
-            &sync::same_content_args(&list),
-            &rsyncd.module(),
-            setup.tree.root.as_str(),
-            "comparing what the command rewrote with the tree",
-        )
-    };
-    let answer = compare();
-    let _ = setup.tree.remove_file(&list);
-    let itemized = answer.map_err(|e| e.msg)?;
-    match sync::differs(files, &itemized) {
-        None => Ok(()),
-        Some(f) => Err(format!("{f} changed and stays in the container (the copy-out filters leave it there)")),
+impl Job<'_> {
+    /// Files the command rewrote in the data container and the copy-out left there: the volume
+    /// still equals the tree if their content is the same on both sides (one dry-run rsync by
+    /// checksum, of these files only). Err says which one differs.
+    pub(crate) fn same_content(&self, rsyncd: &Rsyncd, files: &[String]) -> Result<(), String> {
+        let setup = self.setup;
+        if files.is_empty() {
+            return Ok(());
+        }
+        let list = setup.tree.path("_output/dockerized/.kit-compare");
+        let compare = || -> Result<String> {
+            setup.tree.write_file(&list, (files.join("\n") + "\n").as_bytes())?;
+            self.rsync(
+                &sync::same_content_args(&list),
+                &rsyncd.module(),
+                setup.tree.root.as_str(),
+                "comparing what the command rewrote with the tree",
+            )
+        };
+        let answer = compare();
+        let _ = setup.tree.remove_file(&list);
+        let itemized = answer.map_err(|e| e.msg)?;
+        match sync::differs(files, &itemized) {
+            None => Ok(()),
+            Some(f) => Err(format!("{f} changed and stays in the container (the copy-out filters leave it there)")),
+        }
     }
 }
 
@@ -245,25 +233,28 @@ pub enum CopyOut<'a> {
     Changed(&'a sync::ListAt),
 }
 
-/// Output back, through the tree's filters. Returns rsync's itemized list (`%i %n`, every entry
-/// looked at) for [`sync::settle`].
-pub fn copy_out(setup: &Setup, rsyncd: &Rsyncd, engine: &Engine, how: CopyOut) -> Result<String> {
-    let mut filters = copy_out_filters(&setup.tree);
-    if matches!(how, CopyOut::Everything(sync::ListAt::Volume) | CopyOut::Changed(sync::ListAt::Volume)) {
-        filters = sync::with_list(&filters);
+impl Job<'_> {
+    /// Output back, through the tree's filters. Returns rsync's itemized list (`%i %n`, every entry
+    /// looked at) for [`sync::settle`].
+    pub fn copy_out(&self, rsyncd: &Rsyncd, how: CopyOut) -> Result<String> {
+        let setup = self.setup;
+        let mut filters = copy_out_filters(&setup.tree);
+        if matches!(how, CopyOut::Everything(sync::ListAt::Volume) | CopyOut::Changed(sync::ListAt::Volume)) {
+            filters = sync::with_list(&filters);
+        }
+        let mut args: Vec<String> = vec!["--prune-empty-dirs".into(), "-ii".into(), "--out-format=%i %n".into()];
+        match how {
+            // Read on the daemon's side, relative to the module (the tree).
+            CopyOut::Changed(sync::ListAt::Volume) => args.push(format!("--files-from=:{}", sync::CHANGED)),
+            CopyOut::Changed(at) => args.push(format!("--files-from={}", at.host_path(&setup.tree))),
+            _ => {}
+        }
+        args.extend(filters.iter().map(|f| format!("--filter={f}")));
+        let label = if matches!(how, CopyOut::Changed(_)) {
+            "copying what the command changed out of the data container"
+        } else {
+            "copying output out of the data container"
+        };
+        self.rsync(&args, &rsyncd.module(), setup.tree.root.as_str(), label)
     }
-    let mut args: Vec<String> = vec!["--prune-empty-dirs".into(), "-ii".into(), "--out-format=%i %n".into()];
-    match how {
-        // Read on the daemon's side, relative to the module (the tree).
-        CopyOut::Changed(sync::ListAt::Volume) => args.push(format!("--files-from=:{}", sync::CHANGED)),
-        CopyOut::Changed(at) => args.push(format!("--files-from={}", at.host_path(&setup.tree))),
-        _ => {}
-    }
-    args.extend(filters.iter().map(|f| format!("--filter={f}")));
-    let label = if matches!(how, CopyOut::Changed(_)) {
-        "copying what the command changed out of the data container"
-    } else {
-        "copying output out of the data container"
-    };
-    rsync(engine, setup, &args, &rsyncd.module(), setup.tree.root.as_str(), label)
 }
