@@ -196,41 +196,18 @@ impl ListAt {
 /// File times move in clock ticks (milliseconds), so the command starts only once the clock
 /// has ticked past the start stamp: a change in the stamp's own tick would not be newer.
 pub fn wrap(cmd: &[String], at: &ListAt) -> Vec<String> {
-    let list = at.inner();
-    let own = if *at == ListAt::Volume { format!("echo ./{CHANGED} && ") } else { String::new() };
-    // In a host directory, the container starts before the sources are synced: it waits for
-    // the go (10 minutes at most: the kit that would give it is gone by then).
-    let wait = match at {
-        ListAt::Host(_) => format!(
-            r#"n=0; while [ ! -e {m}/go ] && [ $n -lt 60000 ]; do sleep 0.01 2>/dev/null || sleep 1; n=$((n+1)); done; [ -e {m}/go ] || exit 125
-"#,
-            m = ListAt::MOUNT
-        ),
-        ListAt::Volume => String::new(),
+    let (wait, own, dirs) = match at {
+        ListAt::Host(_) => (ListAt::MOUNT.to_string(), String::new(), "dirs"),
+        ListAt::Volume => (String::new(), format!("./{CHANGED}"), ""),
     };
-    // Beside a host list, what each changed directory holds now: a directory whose entries
-    // were only created and removed again (a generator's temporary files) is not a difference.
-    let dirs = match at {
-        ListAt::Host(_) => r#"[ ! -e "$l" ] || { while IFS= read -r p; do case "$p" in ./_output*) ;; *) if [ -d "$p" ] && [ ! -L "$p" ]; then echo "$p/"; find "$p" -mindepth 1 -maxdepth 1 -print; fi ;; esac; done < "$l" > "$l.dirs.tmp" && mv -f "$l.dirs.tmp" "$l.dirs"; }"#.to_string(),
-        ListAt::Volume => String::new(),
-    };
-    let script = format!(
-        r#"{wait}d={REMOTE_ROOT}; l="{list}"; s="$l.start"; t="$l.tick"; n=0
-mkdir -p "${{l%/*}}"; rm -f "$l"; touch "$s" "$t"
-while [ -z "$(find "$t" -newer "$s" 2>/dev/null)" ] && [ $n -lt 20000 ]; do touch "$t"; n=$((n+1)); done
-"$@"; rc=$?
-if cd "$d"; then
-  {{ [ ! -d vendor ] || find ./vendor -cnewer "$s" -print; }} > "$l.vendor" & v=$!
-  if {{ {own}find . \( -path ./_output -o -path ./.make -o -path ./_tmp -o -path ./.git -o -path ./vendor \) -prune -o -cnewer "$s" -print && {{ [ ! -d _output/dockerized/bin ] || find ./_output/dockerized/bin -cnewer "$s" -print; }}; }} > "$l.tmp" && wait $v && cat "$l.vendor" >> "$l.tmp"; then mv -f "$l.tmp" "$l"; fi
-  rm -f "$l.vendor" "$l.tmp"
-  {dirs}
-fi
-exit $rc"#
-    );
-    let mut v = vec!["sh".to_string(), "-c".to_string(), script, "kit-run".to_string()];
+    let mut v = vec!["sh".to_string(), "-c".to_string(), WRAP.to_string(), "kit-run".to_string()];
+    v.extend([REMOTE_ROOT.to_string(), at.inner(), wait, own, dirs.to_string()]);
     v.extend(cmd.iter().cloned());
     v
 }
+
+/// The wrapper script: a shell file of its own, its values passed as arguments.
+const WRAP: &str = include_str!("wrap.sh");
 
 /// The copy-out filters with the changed-entries list let through first.
 pub fn with_list(filters: &[String]) -> Vec<String> {
@@ -450,7 +427,9 @@ mod tests {
         let cmd = ["sh".to_string(), "-c".to_string(), "echo z > pkg/old.go; echo y > pkg/new.go; [ ! -d vendor ] || echo v > vendor/x/a.go; touch _output/dockerized/go/cache; exit 7".to_string()];
         let run = |at: &ListAt, list: &Utf8Path| -> String {
             let mut w = wrap(&cmd, at);
-            w[2] = w[2].replace(REMOTE_ROOT, root.as_str()).replace(ListAt::MOUNT, list.parent().unwrap().as_str());
+            for a in &mut w[4..9] {
+                *a = a.replace(REMOTE_ROOT, root.as_str()).replace(ListAt::MOUNT, list.parent().unwrap().as_str());
+            }
             let out = std::process::Command::new(&w[0]).args(&w[1..]).current_dir(&root).output().unwrap();
             assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
             std::fs::read_to_string(list).unwrap()
