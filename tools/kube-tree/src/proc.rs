@@ -75,6 +75,12 @@ fn wait_polling(
     }
 }
 
+thread_local! {
+    /// The one xshell `Shell` of a thread (made on first use): every command is built from it,
+    /// in the directory the command asks for.
+    static SHELL: std::cell::RefCell<Option<xshell::Shell>> = const { std::cell::RefCell::new(None) };
+}
+
 /// A program invocation: program, arguments, environment changes and working directory.
 #[derive(Debug, Clone)]
 pub struct Proc {
@@ -189,18 +195,23 @@ impl Proc {
     }
 
     fn command(&self) -> Result<Command> {
-        let sh = xshell::Shell::new().map_err(|e| Fail::new(format!("cannot set up a shell: {e}")))?;
-        if let Some(d) = &self.dir {
-            sh.change_dir(d);
-        }
-        let mut cmd = sh.cmd(&self.program).args(&self.args);
-        for (k, v) in &self.envs {
-            cmd = match v {
-                Some(v) => cmd.env(k, v),
-                None => cmd.env_remove(k),
-            };
-        }
-        Ok(Command::from(cmd))
+        SHELL.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(xshell::Shell::new().map_err(|e| Fail::new(format!("cannot set up a shell: {e}")))?);
+            }
+            let sh = slot.as_ref().expect("just made");
+            // The directory is the command's own: pushed for it, popped when the guard goes.
+            let _dir = self.dir.as_ref().map(|d| sh.push_dir(d));
+            let mut cmd = sh.cmd(&self.program).args(&self.args);
+            for (k, v) in &self.envs {
+                cmd = match v {
+                    Some(v) => cmd.env(k, v),
+                    None => cmd.env_remove(k),
+                };
+            }
+            Ok(Command::from(cmd))
+        })
     }
 
     /// Runs to completion with stdout and stderr captured; a non-zero exit is not an error here.
