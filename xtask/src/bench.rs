@@ -113,7 +113,7 @@ fn bump_go(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     let scratch = testkit::scratch("bench-bump");
     let copy = scratch.join("kubernetes");
     testkit::link_copy(tree, &copy)?;
-    let bump = |v: &str| Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), v]);
+    let bump = |v: &str| Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), "--allow-downgrade", v]);
     let check = Proc::new(&bin).args(["-q", "--kube-root", copy.as_str(), "--check"]);
     let grep = Proc::new("grep")
         .args([
