@@ -342,6 +342,7 @@ pub fn kube_cross_image(image: &str) -> Result<(), Fail> {
         .args(["build", "-q", "-t", image])
         .arg(&ctx)
         .output_with_progress("docker build (kube-cross stand-in)", Duration::from_secs(30))?;
+    let _ = std::fs::remove_dir_all(&ctx);
     if !out.success() {
         return Err(Fail::new(format!("building the kube-cross stand-in failed: {}", out.first_lines(3))));
     }
@@ -383,8 +384,42 @@ pub fn sweep_engine(root_marker: &str) {
     if !containers.is_empty() {
         let _ = Proc::new("docker").args(["rm", "-f", "-v"]).args(&containers).uninterruptible().output();
     }
-    if !images.is_empty() {
-        let _ = Proc::new("docker").args(["rmi", "-f"]).args(&images).uninterruptible().output();
+    if images.is_empty() {
+        return;
+    }
+    // The legacy builder leaves untagged parent layers (a build's steps before its labels) that
+    // several of these images may share: collected now, removed after them when nothing else
+    // uses them (a plain rmi refuses a parent still in use). Tagged ancestors (kube-cross, the
+    // base image) end the walk.
+    let mut parents = Vec::new();
+    for id in &images {
+        let mut cur = id.clone();
+        for _ in 0..64 {
+            let facts = Proc::new("docker")
+                .args(["image", "inspect", "--format", "{{.Parent}} {{len .RepoTags}}", &cur])
+                .timeout(Duration::from_secs(60))
+                .read()
+                .unwrap_or_default();
+            let Some((parent, _)) = facts.trim().split_once(' ') else { break };
+            if parent.is_empty() {
+                break;
+            }
+            let tagged = Proc::new("docker")
+                .args(["image", "inspect", "--format", "{{len .RepoTags}}", parent])
+                .timeout(Duration::from_secs(60))
+                .read()
+                .is_ok_and(|n| n.trim() != "0");
+            if tagged {
+                break;
+            }
+            parents.push(parent.to_string());
+            cur = parent.to_string();
+        }
+    }
+    let _ = Proc::new("docker").args(["rmi", "-f"]).args(&images).uninterruptible().output();
+    parents.dedup();
+    for p in parents {
+        let _ = Proc::new("docker").args(["rmi", &p]).uninterruptible().output();
     }
 }
 
