@@ -28,7 +28,6 @@ nothing is copied back.",
 
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let mut opts = RunOptions::from_ctx(ctx)?;
-    ctx.finish()?;
     opts.copy = false;
     let cmd = if ctx.command.is_empty() { vec!["bash".to_string()] } else { ctx.command.clone() };
     let tree = ctx.tree()?;

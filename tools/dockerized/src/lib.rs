@@ -72,7 +72,7 @@ pub struct RunOptions {
 pub const RUN_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--cross-image", "--mirror"];
 
 impl RunOptions {
-    /// The flags [`RunOptions::from_ctx`] reads.
+    /// The flags [`RunOptions::from_ctx`] reads (it then rejects any other).
     pub const FLAGS: &'static [&'static str] =
         &["--mode", "--engine", "--cross-image", "--mirror", "--no-copy", "--dry-run", "--full-sync"];
 
@@ -85,7 +85,7 @@ impl RunOptions {
         if let Some(i) = &cross_image {
             values::image_ref("--cross-image", i)?;
         }
-        Ok(RunOptions {
+        let opts = RunOptions {
             mode: ctx.opt_string("--mode")?,
             engine: ctx.opt_string("--engine")?,
             cross_image,
@@ -94,7 +94,10 @@ impl RunOptions {
             dry_run: ctx.flag("--dry-run"),
             full_sync: ctx.flag("--full-sync")
                 || std::env::var("KUBE_RUN_FULL_SYNC").is_ok_and(|v| v.starts_with(['y', 'Y'])),
-        })
+        };
+        // Every flag is read: anything else before the command is a usage error.
+        ctx.finish()?;
+        Ok(opts)
     }
 }
 

@@ -47,7 +47,6 @@ build and rsync containers. stdout: the binaries built.",
 
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let mut opts = RunOptions::from_ctx(ctx)?;
-    ctx.finish()?;
     if std::env::var("KUBE_RUN_COPY_OUTPUT").is_ok_and(|v| !v.starts_with(['y', 'Y'])) {
         opts.copy = false;
     }
