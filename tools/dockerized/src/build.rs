@@ -4,7 +4,7 @@ use super::*;
 
 /// The environment the scripts pass into the build container: values come from ours (`--env
 /// NAME` without a value, so nothing lands on the command line), GOLDFLAGS only when set.
-pub fn build_env_args() -> Vec<String> {
+pub(crate) fn build_env_args() -> Vec<String> {
     let mut args = Vec::new();
     let mut pass = |name: &str, default: Option<&str>| match (std::env::var(name).is_ok(), default) {
         (true, _) => args.extend(["--env".to_string(), name.to_string()]),
@@ -55,7 +55,7 @@ impl Job<'_> {
     /// mode: kube-cross with the tree mounted). The container is removed afterwards, whatever happens:
     /// by the engine (`--rm`) when the command ends, by us when we are interrupted. `containers`
     /// says whether a container of that name is left over from a crash.
-    pub fn run_in_container(
+    pub(crate) fn run_in_container(
         &self,
         containers: &Containers,
         cmd: &[String],
@@ -79,7 +79,7 @@ impl Job<'_> {
     /// Starts the build container without waiting for it (rsync mode, local engine): its wrapped
     /// command waits for the go of [`sync::ListAt::go`], so the container's start-up overlaps the
     /// stamping and syncing of the tree. It is on `cleanup` until the caller has its status.
-    pub fn start_build_container(
+    pub(crate) fn start_build_container(
         &self,
         containers: &Containers,
         cmd: &[String],

@@ -75,7 +75,7 @@ pub fn apply_clean(engine: Option<&Engine>, plan: &CleanPlan) -> Result<()> {
 }
 
 /// The glob patterns of what copy-output brings back (for reporting what landed).
-pub const OUTPUT_GLOBS: &[&str] = &["_output/dockerized/bin/*/*/*"];
+pub(crate) const OUTPUT_GLOBS: &[&str] = &["_output/dockerized/bin/*/*/*"];
 
 /// Binaries the containerized build left in the tree (`_output/dockerized/bin/<os>/<arch>/*`).
 pub fn built_binaries(tree: &Tree) -> Vec<Utf8PathBuf> {

@@ -4,7 +4,7 @@ use super::*;
 
 /// One container as `docker ps -a` lists it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub id: String,
     pub name: String,
     /// Our tree label (empty on containers the scripts made).
@@ -21,13 +21,13 @@ pub struct Listed {
 
 impl Listed {
     /// The exit code of an exited container.
-    pub fn exit_code(&self) -> Option<i32> {
+    pub(crate) fn exit_code(&self) -> Option<i32> {
         let rest = self.status.strip_prefix("Exited (")?;
         rest[..rest.find(')')?].parse().ok()
     }
 
     /// The host port published for `container_port` on 127.0.0.1.
-    pub fn host_port(&self, container_port: u16) -> Option<u16> {
+    pub(crate) fn host_port(&self, container_port: u16) -> Option<u16> {
         let suffix = format!("->{container_port}/tcp");
         self.ports.split(", ").find_map(|p| p.strip_suffix(&suffix)?.strip_prefix("127.0.0.1:")?.parse().ok())
     }
@@ -36,15 +36,15 @@ impl Listed {
 /// Every container of the engine from one `docker ps -a`: the reuse and garbage-collection
 /// questions of a run are answered from it instead of an inspect each.
 #[derive(Debug, Default)]
-pub struct Containers(pub Vec<Listed>);
+pub(crate) struct Containers(pub Vec<Listed>);
 
 impl Containers {
-    pub fn cmd() -> Vec<String> {
+    pub(crate) fn cmd() -> Vec<String> {
         let format = format!("{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LABEL_TREE}\"}}}}\t{{{{.Label \"{LABEL_KEY}\"}}}}\t{{{{.State}}}}\t{{{{.Status}}}}\t{{{{.Ports}}}}");
         vec!["ps".into(), "-a".into(), "--no-trunc".into(), "--format".into(), format]
     }
 
-    pub fn parse(text: &str) -> Containers {
+    pub(crate) fn parse(text: &str) -> Containers {
         Containers(
             text.lines()
                 .filter(|l| !l.trim().is_empty())
@@ -66,7 +66,7 @@ impl Containers {
     }
 
     /// Reads the answer to [`Containers::cmd`] (nothing in a dry run).
-    pub fn read(answer: Option<&Captured>) -> Result<Containers> {
+    pub(crate) fn read(answer: Option<&Captured>) -> Result<Containers> {
         match answer {
             None => Ok(Containers::default()),
             Some(a) if a.success() => Ok(Containers::parse(&a.stdout)),
@@ -74,17 +74,17 @@ impl Containers {
         }
     }
 
-    pub fn list(engine: &Engine) -> Result<Containers> {
+    pub(crate) fn list(engine: &Engine) -> Result<Containers> {
         let answer = engine.query_all(&[Containers::cmd()])?;
         Containers::read(answer[0].as_ref())
     }
 
-    pub fn get(&self, name: &str) -> Option<&Listed> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Listed> {
         self.0.iter().find(|c| c.name == name)
     }
 
     /// This tree's containers: by name prefix (the scripts' scheme) or by our tree label.
-    pub fn of_tree(&self, setup: &Setup) -> Vec<String> {
+    pub(crate) fn of_tree(&self, setup: &Setup) -> Vec<String> {
         let prefixes = setup.names.prefixes();
         let mut out: Vec<String> = self
             .0
@@ -102,13 +102,13 @@ impl Containers {
 
 impl Job<'_> {
     /// This tree's containers (see [`Containers::of_tree`]).
-    pub fn containers_of(&self) -> Result<Vec<String>> {
+    pub(crate) fn containers_of(&self) -> Result<Vec<String>> {
         let (engine, setup) = (self.engine, self.setup);
         Ok(Containers::list(engine)?.of_tree(setup))
     }
 
     /// This tree's kube-build images (`kube-build:build-<hash>*`).
-    pub fn images_of(&self) -> Result<Vec<String>> {
+    pub(crate) fn images_of(&self) -> Result<Vec<String>> {
         let (engine, setup) = (self.engine, self.setup);
         let listing =
             engine.query(&["images", "kube-build", "--format", "{{.Repository}}:{{.Tag}}"])?.unwrap_or_default();
@@ -119,7 +119,7 @@ impl Job<'_> {
     /// The data container: sources, caches and outputs live in its volumes between builds. One that
     /// did not exit 0 is recreated (a stale data container was the cause of #20904). Returns its ID
     /// (empty in a dry run).
-    pub fn ensure_data_container(&self, containers: &Containers) -> Result<String> {
+    pub(crate) fn ensure_data_container(&self, containers: &Containers) -> Result<String> {
         let (engine, setup) = (self.engine, self.setup);
         let data = &setup.names.data;
         if let Some(c) = containers.get(data) {

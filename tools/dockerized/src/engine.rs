@@ -5,7 +5,7 @@ use super::*;
 
 /// How long an engine may take to answer a question (info, inspect, ps, context): a hung
 /// daemon is named and the run stops, instead of waiting forever. Builds have no limit.
-pub const QUERY_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const QUERY_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The container engine CLI (`docker` or `podman`), with `DOCKER_OPTS`, in dry-run or for real.
 pub struct Engine {
@@ -46,7 +46,7 @@ impl Engine {
         })
     }
 
-    pub fn cmd<S: AsRef<str>>(&self, args: &[S]) -> Proc {
+    pub(crate) fn cmd<S: AsRef<str>>(&self, args: &[S]) -> Proc {
         Proc::new(&self.program).args(&self.opts).args(args.iter().map(|a| a.as_ref()))
     }
 
@@ -59,13 +59,13 @@ impl Engine {
     }
 
     /// Runs a command that changes something; it must succeed.
-    pub fn run<S: AsRef<str>>(&self, args: &[S]) -> Result<Captured> {
+    pub(crate) fn run<S: AsRef<str>>(&self, args: &[S]) -> Result<Captured> {
         self.try_run(args)?.map_err(Failed::into_fail)
     }
 
     /// Runs a command that changes something; a failure comes back whole (its stderr), for a
     /// caller that tells causes apart. Err only when it could not be run at all.
-    pub fn try_run<S: AsRef<str>>(&self, args: &[S]) -> Result<std::result::Result<Captured, Failed>> {
+    pub(crate) fn try_run<S: AsRef<str>>(&self, args: &[S]) -> Result<std::result::Result<Captured, Failed>> {
         let p = self.cmd(args);
         if self.planned(&p) {
             return Ok(Ok(fake_ok()));
@@ -75,17 +75,17 @@ impl Engine {
     }
 
     /// The ID of image `name`, None when the engine has no such image (or in a dry run).
-    pub fn image_id(&self, name: &str) -> Result<Option<String>> {
+    pub(crate) fn image_id(&self, name: &str) -> Result<Option<String>> {
         self.query(&Engine::image_id_cmd(name))
     }
 
     /// The question [`Engine::image_id`] asks, to batch it with others ([`Engine::query_all`]).
-    pub fn image_id_cmd(name: &str) -> Vec<String> {
+    pub(crate) fn image_id_cmd(name: &str) -> Vec<String> {
         ["image", "inspect", "--format", "{{.Id}}", name].map(String::from).to_vec()
     }
 
     /// Asks the engine something; None if it says no (or in a dry run, where nothing is asked).
-    pub fn query<S: AsRef<str>>(&self, args: &[S]) -> Result<Option<String>> {
+    pub(crate) fn query<S: AsRef<str>>(&self, args: &[S]) -> Result<Option<String>> {
         let p = self.cmd(args).timeout(QUERY_LIMIT);
         if self.planned(&p) {
             return Ok(None);
@@ -95,7 +95,7 @@ impl Engine {
     }
 
     /// Runs a long command with its output streamed to our stderr.
-    pub fn stream<S: AsRef<str>>(&self, args: &[S], label: &str) -> Result<Option<ExitStatus>> {
+    pub(crate) fn stream<S: AsRef<str>>(&self, args: &[S], label: &str) -> Result<Option<ExitStatus>> {
         let p = self.cmd(args);
         if self.planned(&p) {
             return Ok(None);
@@ -103,7 +103,7 @@ impl Engine {
         p.run_streaming(label).map(Some)
     }
 
-    pub fn interactive<S: AsRef<str>>(&self, args: &[S]) -> Result<Option<ExitStatus>> {
+    pub(crate) fn interactive<S: AsRef<str>>(&self, args: &[S]) -> Result<Option<ExitStatus>> {
         let p = self.cmd(args);
         if self.planned(&p) {
             return Ok(None);
@@ -112,7 +112,7 @@ impl Engine {
     }
 
     /// kill + rm -f -v (the scripts' destroy_container), quietly, even after an interrupt.
-    pub fn destroy(&self, name: &str) {
+    pub(crate) fn destroy(&self, name: &str) {
         let rm = self.cmd(&["rm", "-f", "-v", name]).uninterruptible();
         if !self.planned(&rm) {
             let _ = rm.output();
@@ -121,7 +121,7 @@ impl Engine {
 
     /// A local daemon can bind-mount the tree; one reached over TCP/SSH (or a context pointing
     /// there) cannot, and gets the rsync mode.
-    pub fn is_remote(&self) -> bool {
+    pub(crate) fn is_remote(&self) -> bool {
         *self.remote.get_or_init(|| self.find_remote())
     }
 
@@ -135,14 +135,14 @@ impl Engine {
 
     /// The docker context question, when the engine's place is still unknown and DOCKER_HOST
     /// does not say it (so it can join a batch of questions).
-    pub fn context_cmd(&self) -> Option<Vec<String>> {
+    pub(crate) fn context_cmd(&self) -> Option<Vec<String>> {
         let asked = self.remote.get().is_some() || std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty());
         (!asked && self.kind() == Kind::Docker && !self.dry_run)
             .then(|| ["context", "inspect", "--format", "{{.Endpoints.docker.Host}}"].map(String::from).to_vec())
     }
 
     /// Takes the answer to [`Engine::context_cmd`].
-    pub fn take_context(&self, answer: Option<&Captured>) {
+    pub(crate) fn take_context(&self, answer: Option<&Captured>) {
         if let Some(a) = answer {
             let host = if a.success() { a.stdout.trim() } else { "" };
             let _ = self.remote.set(remote_host(host));
@@ -152,7 +152,7 @@ impl Engine {
     /// Asks several independent questions at once: each CLI call costs tens of milliseconds,
     /// mostly the CLI starting up, so a run's opening questions are asked side by side. Answers
     /// come in order; None in a dry run (where the commands are only recorded).
-    pub fn query_all(&self, cmds: &[Vec<String>]) -> Result<Vec<Option<Captured>>> {
+    pub(crate) fn query_all(&self, cmds: &[Vec<String>]) -> Result<Vec<Option<Captured>>> {
         let procs: Vec<Proc> = cmds.iter().map(|c| self.cmd(c).timeout(QUERY_LIMIT)).collect();
         if self.dry_run {
             for p in &procs {
@@ -167,13 +167,13 @@ impl Engine {
     }
 
     /// The `docker info` question [`Engine::take_info`] judges.
-    pub fn info_cmd() -> Vec<String> {
+    pub(crate) fn info_cmd() -> Vec<String> {
         ["info", "--format", "{{.MemTotal}}\t{{json .SecurityOptions}}"].map(String::from).to_vec()
     }
 
     /// Judges `docker info`'s answer: unreachable is an environment error, too little memory a
     /// warning; remembers whether the engine is rootless (bind mode then runs as root inside).
-    pub fn take_info(&self, out: Option<&Captured>) -> Result<()> {
+    pub(crate) fn take_info(&self, out: Option<&Captured>) -> Result<()> {
         let Some(out) = out else { return Ok(()) };
         if !out.success() {
             return Err(Fail::new(format!(
@@ -198,7 +198,7 @@ impl Engine {
     }
 
     /// A rootless engine maps root inside to the user outside (known after [`Engine::check`]).
-    pub fn is_rootless(&self) -> bool {
+    pub(crate) fn is_rootless(&self) -> bool {
         self.rootless.get().copied().unwrap_or(false)
     }
 }
@@ -213,7 +213,7 @@ pub enum Kind {
 
 impl Engine {
     /// The engine's kind, from its program's file name (checked when the engine was made).
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         if self.program.rsplit('/').next() == Some("podman") {
             Kind::Podman
         } else {
@@ -231,11 +231,11 @@ pub struct Failed {
 
 impl Failed {
     /// Whether the engine's own error output says `text`.
-    pub fn says(&self, text: &str) -> bool {
+    pub(crate) fn says(&self, text: &str) -> bool {
         self.out.stderr.contains(text)
     }
     /// The one-line error for the user.
-    pub fn into_fail(self) -> Fail {
+    pub(crate) fn into_fail(self) -> Fail {
         Fail::new(format!("`{}` failed: {}", short(&self.command), self.out.error_lines(2).replace('\n', " | ")))
     }
 }
@@ -284,18 +284,18 @@ pub(crate) fn short(s: &str) -> String {
 }
 
 /// Removes containers when dropped (also after an error or an interrupt).
-pub struct Cleanup<'a> {
+pub(crate) struct Cleanup<'a> {
     engine: &'a Engine,
     pub names: Vec<String>,
 }
 
 impl<'a> Cleanup<'a> {
-    pub fn new(engine: &'a Engine) -> Cleanup<'a> {
+    pub(crate) fn new(engine: &'a Engine) -> Cleanup<'a> {
         Cleanup { engine, names: Vec::new() }
     }
 
     /// Takes `name` off the list: it stays (or is already gone).
-    pub fn keep(&mut self, name: &str) {
+    pub(crate) fn keep(&mut self, name: &str) {
         self.names.retain(|n| n != name);
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 
 /// What the engine knows of the two images a run needs, asked in one call.
 #[derive(Debug, Default, Clone)]
-pub struct ImageFacts {
+pub(crate) struct ImageFacts {
     /// kube-cross's image ID.
     pub cross_id: Option<String>,
     /// The tree's kube-build image: its ID and its context label (rsync mode only).
@@ -17,7 +17,7 @@ impl ImageFacts {
     const FORMAT: &'static str = "{{.Id}}\t{{json .Config.Labels}}";
 
     /// One `image inspect` of kube-cross and (rsync mode) the kube-build image.
-    pub fn cmd(setup: &Setup) -> Vec<String> {
+    pub(crate) fn cmd(setup: &Setup) -> Vec<String> {
         let mut c: Vec<String> =
             ["image", "inspect", "--format", Self::FORMAT, &setup.cross_image].map(String::from).to_vec();
         if setup.mode == Mode::Rsync {
@@ -28,7 +28,7 @@ impl ImageFacts {
 
     /// Reads the answer to [`ImageFacts::cmd`]. The engine answers a batch only when every
     /// image exists, so a failed batch (a first run, a missing image) is asked one by one.
-    pub fn read(engine: &Engine, setup: &Setup, answer: Option<&Captured>) -> Result<ImageFacts> {
+    pub(crate) fn read(engine: &Engine, setup: &Setup, answer: Option<&Captured>) -> Result<ImageFacts> {
         let Some(answer) = answer else { return Ok(ImageFacts::default()) };
         // `{{.Id}}\t{{json .Config.Labels}}` -> (ID, labels)
         let fact = |l: &str| {
@@ -75,7 +75,7 @@ pub(crate) fn label_of(labels_json: &str, key: &str) -> String {
 impl Job<'_> {
     /// kube-cross must be there (no registry is assumed reachable); `--mirror` pulls it from a mirror
     /// and tags it with the name the tree expects. Returns its image ID (empty in a dry run).
-    pub fn ensure_cross_image(&self, mirror: Option<&str>, known: Option<String>) -> Result<String> {
+    pub(crate) fn ensure_cross_image(&self, mirror: Option<&str>, known: Option<String>) -> Result<String> {
         let (engine, setup) = (self.engine, self.setup);
         if let Some(id) = known {
             return Ok(id);
@@ -127,7 +127,7 @@ impl Job<'_> {
     /// Builds `kube-build:build-<hash>-<version>` from the tree's build/build-image, unless the
     /// image there (`facts`) was built from the same context and the same kube-cross. Returns its
     /// ID and whether it was built now (empty and true in a dry run).
-    pub fn build_image(&self, cross_id: &str, facts: &ImageFacts) -> Result<(String, bool)> {
+    pub(crate) fn build_image(&self, cross_id: &str, facts: &ImageFacts) -> Result<(String, bool)> {
         let (engine, setup) = (self.engine, self.setup);
         let ctx = setup.context_dir();
         if engine.dry_run {
@@ -211,7 +211,7 @@ impl Job<'_> {
     /// Removes this tree's containers and images of other versions (the scripts' garbage
     /// collection). Images are listed only when this run built one: an image of another version
     /// can only appear with a version change, which makes a new image.
-    pub fn remove_old_versions(&self, containers: &Containers, built: bool) -> Result<()> {
+    pub(crate) fn remove_old_versions(&self, containers: &Containers, built: bool) -> Result<()> {
         let (engine, setup) = (self.engine, self.setup);
         if engine.dry_run {
             return Ok(());

@@ -9,8 +9,8 @@
 //! Names follow build/common.sh (so trees built by the scripts are recognised); everything made
 //! here also carries labels naming this kit and the tree.
 
-pub mod md5;
-pub mod sync;
+pub(crate) mod md5;
+pub(crate) mod sync;
 
 mod build;
 mod clean;
@@ -20,13 +20,17 @@ mod image;
 mod rsync;
 mod setup;
 
-pub use build::*;
-pub use clean::*;
-pub use containers::*;
-pub use engine::*;
-pub use image::*;
-pub use rsync::*;
-pub use setup::*;
+use build::*;
+use containers::*;
+use engine::*;
+use image::*;
+use rsync::*;
+use setup::*;
+
+// What the tools use; everything else stays inside the crate.
+pub use clean::{apply_clean, built_binaries, clean_plan, CleanPlan};
+pub use engine::{Engine, Failed, Kind};
+pub use setup::{Mode, Names, Setup};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::{Captured, Proc};

@@ -3,7 +3,7 @@
 use super::*;
 
 /// A running rsync daemon container and where to reach it.
-pub struct Rsyncd {
+pub(crate) struct Rsyncd {
     pub addr: String,
     /// The container's ID (empty in a dry run).
     pub id: String,
@@ -13,7 +13,7 @@ pub struct Rsyncd {
 
 impl Rsyncd {
     /// The tree's module on the daemon, as rsync's source or destination.
-    pub fn module(&self) -> String {
+    pub(crate) fn module(&self) -> String {
         format!("rsync://k8s@{}/k8s/", self.addr)
     }
 }
@@ -22,14 +22,14 @@ impl Rsyncd {
 /// password it holds), the data container (whose volumes it serves), the user and the requested
 /// port. A daemon serving a data container that was since replaced would sync into orphaned
 /// volumes; the key rules that out.
-pub fn rsyncd_key(image_id: &str, data_id: &str, user: &str) -> String {
+pub(crate) fn rsyncd_key(image_id: &str, data_id: &str, user: &str) -> String {
     let port = std::env::var("KUBE_RSYNC_PORT").unwrap_or_default();
     md5::hex(format!("{image_id}\n{data_id}\n{user}\n{port}").as_bytes())[..16].to_string()
 }
 
 /// Whether a daemon is left running for the next run (`KUBE_RSYNC_KEEP`, default yes): starting
 /// one and waiting for it to answer is most of a no-op run's cost.
-pub fn keep_rsyncd() -> bool {
+pub(crate) fn keep_rsyncd() -> bool {
     !std::env::var("KUBE_RSYNC_KEEP")
         .is_ok_and(|v| v.eq_ignore_ascii_case("n") || v == "0" || v.eq_ignore_ascii_case("no"))
 }
@@ -44,7 +44,7 @@ impl Job<'_> {
     /// Reuses the tree's rsync daemon when `listed` shows it running with `key`; otherwise starts
     /// one, published on 127.0.0.1 only (`KUBE_RSYNC_PORT` or an ephemeral port), and waits until
     /// it answers. It is on `cleanup` either way: the caller takes it off to keep it.
-    pub fn start_rsyncd(&self, key: &str, listed: Option<&Containers>, cleanup: &mut Cleanup) -> Result<Rsyncd> {
+    pub(crate) fn start_rsyncd(&self, key: &str, listed: Option<&Containers>, cleanup: &mut Cleanup) -> Result<Rsyncd> {
         let (engine, setup) = (self.engine, self.setup);
         let name = &setup.names.rsync;
         cleanup.names.push(name.clone());
@@ -116,7 +116,7 @@ impl Job<'_> {
 }
 
 /// The filters the tree's own common.sh passes in `function` (so each era syncs what it always did).
-pub fn tree_filters(tree: &Tree, function: &str) -> Vec<String> {
+pub(crate) fn tree_filters(tree: &Tree, function: &str) -> Vec<String> {
     let common = std::fs::read_to_string(tree.path("build/common.sh")).unwrap_or_default();
     let Some(start) = common.find(&format!("function {function}()")) else { return Vec::new() };
     let body = &common[start..];
@@ -127,10 +127,10 @@ pub fn tree_filters(tree: &Tree, function: &str) -> Vec<String> {
 /// Sources in: everything but outputs. Unlike the era-A scripts, generated files are not hidden
 /// (Era B stopped doing that): deleting them in the container made every build regenerate them.
 /// `.git` stays out, as in the scripts (the image reads the version from a file instead).
-pub const SYNC_IN_FILTERS: &[&str] = &["H /.git", "- /.make/", "- /_tmp/", "- /_output/", "- /"];
+pub(crate) const SYNC_IN_FILTERS: &[&str] = &["H /.git", "- /.make/", "- /_tmp/", "- /_output/", "- /"];
 
 /// Output back: binaries and generated files (Era B list; the tree's own is used when it has one).
-pub const COPY_OUT_FILTERS: &[&str] = &[
+pub(crate) const COPY_OUT_FILTERS: &[&str] = &[
     "- /_temp/",
     "+ /vendor/",
     "+ /staging/***/Godeps/**",
@@ -168,7 +168,7 @@ impl Job<'_> {
         Ok(out.stdout)
     }
 
-    pub fn sync_in(&self, rsyncd: &Rsyncd) -> Result<()> {
+    pub(crate) fn sync_in(&self, rsyncd: &Rsyncd) -> Result<()> {
         let setup = self.setup;
         let mut args: Vec<String> = vec!["--delete".into()];
         args.extend(SYNC_IN_FILTERS.iter().map(|f| format!("--filter={f}")));
@@ -180,7 +180,7 @@ impl Job<'_> {
 /// The copy-out filters: the tree's own, with the container GOPATH excluded where the tree does
 /// not exclude it yet (later Era B trees do, after the bin rule). Without it, `+ */` walks the
 /// whole Go cache of the data container on every copy-out, for nothing: no file there matches.
-pub fn copy_out_filters(tree: &Tree) -> Vec<String> {
+pub(crate) fn copy_out_filters(tree: &Tree) -> Vec<String> {
     let mut filters = tree_filters(tree, "kube::build::copy_output");
     if filters.is_empty() {
         return COPY_OUT_FILTERS.iter().map(|s| s.to_string()).collect();
@@ -223,7 +223,7 @@ impl Job<'_> {
 
 /// How much a copy-out looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyOut<'a> {
+pub(crate) enum CopyOut<'a> {
     /// The whole data container, through the tree's filters (copy-output, build/copy-output.sh).
     Full,
     /// The same, after a wrapped command (bringing its change list back when it is in the data
@@ -236,7 +236,7 @@ pub enum CopyOut<'a> {
 impl Job<'_> {
     /// Output back, through the tree's filters. Returns rsync's itemized list (`%i %n`, every entry
     /// looked at) for [`sync::settle`].
-    pub fn copy_out(&self, rsyncd: &Rsyncd, how: CopyOut) -> Result<String> {
+    pub(crate) fn copy_out(&self, rsyncd: &Rsyncd, how: CopyOut) -> Result<String> {
         let setup = self.setup;
         let mut filters = copy_out_filters(&setup.tree);
         if matches!(how, CopyOut::Everything(sync::ListAt::Volume) | CopyOut::Changed(sync::ListAt::Volume)) {

@@ -10,7 +10,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Mode::Rsync => "rsync",
             Mode::Bind => "bind",
@@ -32,7 +32,7 @@ pub struct Names {
 }
 
 impl Names {
-    pub fn new(hostname: &str, root: &Utf8Path, branch: &str, version: &str) -> Names {
+    pub(crate) fn new(hostname: &str, root: &Utf8Path, branch: &str, version: &str) -> Names {
         let hash = md5::hex(format!("{hostname}:{root}:{branch}").as_bytes())[..10].to_string();
         Names {
             image: format!("kube-build:build-{hash}-{version}"),
@@ -44,7 +44,7 @@ impl Names {
         }
     }
     /// Name prefixes of everything of this tree, whatever its version.
-    pub fn prefixes(&self) -> [String; 3] {
+    pub(crate) fn prefixes(&self) -> [String; 3] {
         [
             format!("kube-build-{}", self.hash),
             format!("kube-rsync-{}", self.hash),
@@ -54,7 +54,7 @@ impl Names {
 }
 
 /// `$HOSTNAME` as bash sets it (our environment may not have it).
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
@@ -186,7 +186,7 @@ impl Setup {
         Ok(Setup { tree, mode, names, cross_image, hostname, user: uid_gid()? })
     }
 
-    pub fn labels(&self) -> Vec<String> {
+    pub(crate) fn labels(&self) -> Vec<String> {
         vec![
             "--label".into(),
             format!("{LABEL_OWNER}={OWNER}"),
@@ -198,17 +198,17 @@ impl Setup {
     }
 
     /// The build context directory the scripts use: `_output/images/<image>`.
-    pub fn context_dir(&self) -> Utf8PathBuf {
+    pub(crate) fn context_dir(&self) -> Utf8PathBuf {
         self.tree.path("_output/images").join(&self.names.image)
     }
 
-    pub fn password_file(&self) -> Utf8PathBuf {
+    pub(crate) fn password_file(&self) -> Utf8PathBuf {
         self.context_dir().join("rsyncd.password")
     }
 }
 
 /// Writes `.dockerized-kube-version-defs` (the five lines the build container loads).
-pub fn save_version_defs(setup: &Setup) -> Result<()> {
+pub(crate) fn save_version_defs(setup: &Setup) -> Result<()> {
     let v = version::get(&setup.tree, &|k| std::env::var(k).ok())?;
     let q = |o: &Option<String>| o.clone().unwrap_or_default();
     let text = format!(

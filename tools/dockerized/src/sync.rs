@@ -27,22 +27,22 @@ use kube_tree::{fnv, walk, Fail, Tree};
 use std::collections::{HashMap, HashSet};
 
 /// What sync-in leaves out (`- /.make/ - /_tmp/ - /_output/`, `H /.git`).
-pub const UNSYNCED: &[&str] = &["_output", ".make", "_tmp", ".git"];
+pub(crate) const UNSYNCED: &[&str] = &["_output", ".make", "_tmp", ".git"];
 
 /// The changed-entries list the wrapper writes, relative to the tree (inside the container).
-pub const CHANGED: &str = "_output/dockerized/.kit-changed";
+pub(crate) const CHANGED: &str = "_output/dockerized/.kit-changed";
 
 /// The stamps of the host's synced area: a sum of per-entry hashes, so entries that the
 /// copy-out rewrites can be swapped for their new stamps without walking again. Entries are
 /// kept as (hash of the path, hash of the entry): no path is stored, this runs on every run.
 #[derive(Debug, Default, Clone)]
-pub struct HostStamps {
+pub(crate) struct HostStamps {
     pub entries: HashMap<u64, u64>,
     pub sum: u64,
 }
 
 impl HostStamps {
-    pub fn take(root: &Utf8Path) -> Result<HostStamps, Fail> {
+    pub(crate) fn take(root: &Utf8Path) -> Result<HostStamps, Fail> {
         let mut s = HostStamps::default();
         walk::entries(root, UNSYNCED, |rel, md| {
             let (path, h) = entry_hash(rel, md);
@@ -54,7 +54,7 @@ impl HostStamps {
 
     /// `rel` was rewritten in place (by the copy-out): its stamp becomes what it is now.
     /// False when it was not stamped before (a new entry) or is gone.
-    pub fn restamp(&mut self, root: &Utf8Path, rel: &Utf8Path) -> bool {
+    pub(crate) fn restamp(&mut self, root: &Utf8Path, rel: &Utf8Path) -> bool {
         let Ok(md) = std::fs::symlink_metadata(root.join(rel)) else { return false };
         let (path, new) = entry_hash(rel, &md);
         let Some(old) = self.entries.insert(path, new) else { return false };
@@ -62,7 +62,8 @@ impl HostStamps {
         true
     }
 
-    pub fn has(&self, rel: &Utf8Path) -> bool {
+    #[cfg(test)]
+    fn has(&self, rel: &Utf8Path) -> bool {
         self.entries.contains_key(&fnv::hash(rel.as_str().as_bytes()))
     }
 }
@@ -88,18 +89,18 @@ fn entry_hash(rel: &Utf8Path, md: &std::fs::Metadata) -> (u64, u64) {
 /// What the last run left: the data and rsync containers it synced through and the stamps of
 /// the host when the volume matched it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     pub data: String,
     pub rsyncd: String,
     pub host: u64,
 }
 
 impl Record {
-    pub fn path(tree: &Tree) -> Utf8PathBuf {
+    pub(crate) fn path(tree: &Tree) -> Utf8PathBuf {
         tree.path("_output/dockerized/.kit-sync-record")
     }
 
-    pub fn load(tree: &Tree) -> Option<Record> {
+    pub(crate) fn load(tree: &Tree) -> Option<Record> {
         let text = std::fs::read_to_string(Record::path(tree)).ok()?;
         let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')).map(str::to_string);
         Some(Record {
@@ -109,7 +110,7 @@ impl Record {
         })
     }
 
-    pub fn save(&self, tree: &Tree) -> Result<(), Fail> {
+    pub(crate) fn save(&self, tree: &Tree) -> Result<(), Fail> {
         tree.write_file(
             Record::path(tree),
             format!("data {}\nrsyncd {}\nhost {:016x}\n", self.data, self.rsyncd, self.host).as_bytes(),
@@ -117,14 +118,14 @@ impl Record {
     }
 
     /// Forgotten before the command runs: a crash or an interrupt must not leave a record behind.
-    pub fn forget(tree: &Tree) -> Result<(), Fail> {
+    pub(crate) fn forget(tree: &Tree) -> Result<(), Fail> {
         tree.remove_file(Record::path(tree))
     }
 }
 
 /// Where the wrapper leaves its change list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListAt {
+pub(crate) enum ListAt {
     /// A host directory mounted into the build container (a local engine): read in place, so a
     /// command that changed nothing needs no copy-out at all.
     Host(Utf8PathBuf),
@@ -144,7 +145,7 @@ impl ListAt {
     }
 
     /// What the build container needs for it (a mount, for a host directory).
-    pub fn engine_args(&self) -> Vec<String> {
+    pub(crate) fn engine_args(&self) -> Vec<String> {
         match self {
             ListAt::Host(dir) => vec!["--volume".into(), format!("{dir}:{}", ListAt::MOUNT)],
             ListAt::Volume => Vec::new(),
@@ -152,7 +153,7 @@ impl ListAt {
     }
 
     /// Where the list is on the host after the run (for `Volume`, once the copy-out brought it).
-    pub fn host_path(&self, tree: &Tree) -> Utf8PathBuf {
+    pub(crate) fn host_path(&self, tree: &Tree) -> Utf8PathBuf {
         match self {
             ListAt::Host(dir) => dir.join("changed"),
             ListAt::Volume => tree.path(CHANGED),
@@ -160,7 +161,7 @@ impl ListAt {
     }
 
     /// No list (or go) of an earlier run may be mistaken for this one's.
-    pub fn prepare(&self, tree: &Tree) -> Result<(), Fail> {
+    pub(crate) fn prepare(&self, tree: &Tree) -> Result<(), Fail> {
         let mut stale = vec![self.host_path(tree)];
         if let ListAt::Host(dir) = self {
             tree.confined(dir)?.create_dir_all()?;
@@ -173,7 +174,7 @@ impl ListAt {
     }
 
     /// What the changed directories hold (a host list only; see [`wrap`]).
-    pub fn dirs(&self) -> Option<String> {
+    pub(crate) fn dirs(&self) -> Option<String> {
         match self {
             ListAt::Host(dir) => std::fs::read_to_string(dir.join("changed.dirs")).ok(),
             ListAt::Volume => None,
@@ -181,7 +182,7 @@ impl ListAt {
     }
 
     /// Lets a waiting command start (a host directory only: the sources are in place).
-    pub fn go(&self, tree: &Tree) -> Result<(), Fail> {
+    pub(crate) fn go(&self, tree: &Tree) -> Result<(), Fail> {
         if let ListAt::Host(dir) = self {
             tree.write_file(dir.join("go"), b"")?;
         }
@@ -195,7 +196,7 @@ impl ListAt {
 /// brings it back with the files). The list appears only if the listing worked.
 /// File times move in clock ticks (milliseconds), so the command starts only once the clock
 /// has ticked past the start stamp: a change in the stamp's own tick would not be newer.
-pub fn wrap(cmd: &[String], at: &ListAt) -> Vec<String> {
+pub(crate) fn wrap(cmd: &[String], at: &ListAt) -> Vec<String> {
     let (wait, own, dirs) = match at {
         ListAt::Host(_) => (ListAt::MOUNT.to_string(), String::new(), "dirs"),
         ListAt::Volume => (String::new(), format!("./{CHANGED}"), ""),
@@ -210,7 +211,7 @@ pub fn wrap(cmd: &[String], at: &ListAt) -> Vec<String> {
 const WRAP: &str = include_str!("wrap.sh");
 
 /// The copy-out filters with the changed-entries list let through first.
-pub fn with_list(filters: &[String]) -> Vec<String> {
+pub(crate) fn with_list(filters: &[String]) -> Vec<String> {
     let mut v = vec![format!("+ /{CHANGED}")];
     v.extend(filters.iter().cloned());
     v
@@ -222,7 +223,7 @@ pub fn with_list(filters: &[String]) -> Vec<String> {
 /// equals the host again on the synced area, but for the files returned: changed in the
 /// container and left there by the copy-out filters, equal only if their content is (see
 /// [`same_content_args`]). Err with the first entry that makes a difference.
-pub fn settle(
+pub(crate) fn settle(
     root: &Utf8Path,
     changed: &str,
     dirs: Option<&str>,
@@ -303,7 +304,7 @@ fn host_entries(root: &Utf8Path, dir: &str) -> std::collections::BTreeSet<String
 /// rsync arguments that compare the listed files (`files_from`) by content, changing nothing:
 /// a generator that rewrites a file with the same bytes (build-time bindata, for one) leaves the
 /// two sides equal for a build. [`differs`] reads the answer.
-pub fn same_content_args(files_from: &Utf8Path) -> Vec<String> {
+pub(crate) fn same_content_args(files_from: &Utf8Path) -> Vec<String> {
     vec![
         "--dry-run".into(),
         "--checksum".into(),
@@ -315,7 +316,7 @@ pub fn same_content_args(files_from: &Utf8Path) -> Vec<String> {
 
 /// From the itemized answer to [`same_content_args`]: the first of `files` whose content differs
 /// (would be transferred, or is not there).
-pub fn differs<'a>(files: &'a [String], itemized: &str) -> Option<&'a str> {
+pub(crate) fn differs<'a>(files: &'a [String], itemized: &str) -> Option<&'a str> {
     let items: HashMap<&str, &str> =
         itemized.lines().filter_map(|l| l.split_once(' ').map(|(code, name)| (name, code))).collect();
     files
