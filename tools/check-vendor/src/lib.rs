@@ -202,19 +202,36 @@ fn summary(tree: &Tree, problems: &[Problem], stats: &Stats, found: usize, fixed
     }
 }
 
-fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
-    let (fix_, dry_run, force, probe) =
-        (ctx.flag("--fix"), ctx.flag("--dry-run"), ctx.flag("--force"), ctx.flag("--probe"));
+/// The command line, parsed.
+struct Args {
+    fix: bool,
+    dry_run: bool,
+    force: bool,
+    probe: bool,
+}
+
+fn parse(ctx: &mut Ctx) -> Result<Args, Fail> {
+    let a = Args {
+        fix: ctx.flag("--fix"),
+        dry_run: ctx.flag("--dry-run"),
+        force: ctx.flag("--force"),
+        probe: ctx.flag("--probe"),
+    };
     ctx.finish()?;
-    if (dry_run || force) && !fix_ {
+    if (a.dry_run || a.force) && !a.fix {
         return Err(Fail::new("--dry-run and --force go with --fix"));
     }
+    Ok(a)
+}
+
+fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
+    let args = parse(ctx)?;
     let tree = ctx.tree()?;
     let start = Instant::now();
     let (mut problems, stats) = check(&tree)?;
     let found = problems.len();
-    let fixed = if fix_ { fix(&tree, &mut problems, dry_run, force)? } else { Vec::new() };
-    if probe {
+    let fixed = if args.fix { fix(&tree, &mut problems, args.dry_run, args.force)? } else { Vec::new() };
+    if args.probe {
         let gopath = probe_gopath(&tree)?;
         let env = kube_tree::goenv::GoEnv::for_tree(&tree, &gopath, &|k| std::env::var(k).ok());
         let p = kube_tree::goenv::probe_kube_proxy(&env, &gopath.join("bin/kube-proxy"))?;
@@ -236,7 +253,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
             ctx.say(p.line());
         }
     }
-    summary(&tree, &problems, &stats, found, fixed.len(), fix_, log::human(start.elapsed()));
+    summary(&tree, &problems, &stats, found, fixed.len(), args.fix, log::human(start.elapsed()));
     Ok(Status::from_count(problems.len()))
 }
 

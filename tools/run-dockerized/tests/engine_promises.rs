@@ -1,0 +1,114 @@
+//! The README's promises of the containerized tools, on the real engine: the kube-build image
+//! rebuilt only when its context changes, the rsync password's mode, the caller's uid:gid,
+//! build-shell on a terminal, and make-clean's --all-dangling, read-only caches, symlinked
+//! _output and $HOME refusal.
+
+mod common;
+
+use camino::Utf8Path;
+use common::*;
+use kube_tree::cli::invoke_str;
+use kube_tree::fixture;
+use kube_tree::proc::Proc;
+
+/// What the README promises of the image, the rsync password, the user, build-shell's terminal
+/// and make-clean: each checked on a small tree.
+#[test]
+fn image_password_user_shell_and_clean_promises() {
+    let test = "image_password_user_shell_and_clean_promises";
+    let Some(real) = ready(test) else { return };
+    let root = small_tree("dock-promises", &real);
+    let mut guard = testkit::EngineGuard::new(&root);
+    let run = |args: &[&str]| {
+        let out = rd(&root, args, &[]);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", out.stderr);
+        out
+    };
+    // The kube-build image is built once, and again only when its context changes.
+    assert!(run(&["true"]).stderr.contains("building kube-build:build-"));
+    fail_on_purpose(test);
+    assert!(!run(&["true"]).stderr.contains("building kube-build:"), "rebuilt with nothing changed");
+    let dockerfile = root.join("build/build-image/Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    std::fs::write(&dockerfile, format!("{text}\n# a change to the context\n")).unwrap();
+    assert!(run(&["true"]).stderr.contains("building kube-build:build-"), "the context changed");
+
+    // The rsync password: 0600, and never on a command line.
+    let images = root.join("_output/images");
+    let dir = std::fs::read_dir(&images).unwrap().flatten().next().expect("a build context").path();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.join("rsyncd.password")).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let secret = std::fs::read_to_string(dir.join("rsyncd.password")).unwrap();
+    // The build container runs as the caller's uid:gid.
+    let plan = rd(&root, &["--dry-run", "true"], &[]);
+    let (uid, gid) = (Proc::new("id").arg("-u").read().unwrap(), Proc::new("id").arg("-g").read().unwrap());
+    assert!(plan.stdout.contains(&format!("--user={}:{}", uid.trim(), gid.trim())), "{}", plan.stdout);
+    assert!(!plan.stdout.contains(secret.trim()), "the password is on a command line");
+
+    // build-shell with a terminal (a pty from `script`): the shell in the container has a tty.
+    let shell = Utf8Path::new(BIN).with_file_name("build-shell");
+    if !shell.exists() {
+        testkit::skip(test, "build-shell part: its binary is built by `cargo test --workspace`");
+    } else if testkit::require(test, "script") {
+        let cmd = format!("{shell} --kube-root {root}");
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("KUBE_CROSS_IMAGE", testkit::cross_repo())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"echo TTY=$(tty); exit\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("TTY=/dev/pts/"), "{said}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    // make-clean: --all-dangling lists a dangling image (and only with the flag); read-only
+    // caches go; a symlinked _output is removed as a link, its target kept; $HOME is refused.
+    let repo = format!("k8s-build-kit-test-{}/dangling:1", std::process::id());
+    let ctx = fixture::scratch_dir("dock-dangling");
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            format!("FROM {}\nLABEL kit.dangling={n}-{}\n", testkit::BASE_IMAGE, std::process::id()),
+        )
+        .unwrap();
+        Proc::new("docker").args(["build", "-q", "-t", &repo]).arg(&ctx).read().unwrap();
+        ids.push(docker(&["image", "inspect", "-f", "{{.Id}}", &repo]).trim().to_string());
+    }
+    guard.tags.extend([repo.clone(), ids[0].clone()]);
+    let short = ids[0].trim_start_matches("sha256:")[..12].to_string();
+    let (code, plan) = invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str(), "--dry-run", "--all-dangling"]);
+    assert_eq!(code, 0);
+    assert!(plan.lines().any(|l| l.starts_with("dangling\t") && l.contains(&short)), "{plan}");
+    let (_, plan) = invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str(), "--dry-run"]);
+    assert!(!plan.contains("dangling\t"), "{plan}");
+    let ro = root.join("_output/local/go/pkg/mod/example.com/x@v1");
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::write(ro.join("f.go"), "package x\n").unwrap();
+    std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    let (code, _) = invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
+    assert_eq!(code, 0);
+    assert!(!root.join("_output").exists() && containers_of(&root).is_empty());
+    let outside = fixture::scratch_dir("dock-clean-outside");
+    std::fs::write(outside.join("keep"), "keep\n").unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("_output")).unwrap();
+    let (code, _) = invoke_str(&make_clean::TOOL, &["--kube-root", root.as_str()]);
+    assert_eq!(code, 0);
+    assert!(
+        std::fs::symlink_metadata(root.join("_output")).is_err() && outside.join("keep").exists(),
+        "the link went, its target stayed"
+    );
+    let clean = Utf8Path::new(BIN).with_file_name("make-clean");
+    if !clean.exists() {
+        return testkit::skip(test, "make-clean $HOME part: its binary is built by `cargo test --workspace`");
+    }
+    let out = Proc::new(clean).args(["--kube-root", root.as_str()]).env("HOME", &root).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("refusing to clean"), "{}", out.stderr);
+}
