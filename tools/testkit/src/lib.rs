@@ -2,6 +2,8 @@
 //! `kubernetes` source package (v1.20.2), fetched with `apt-get source` through a private apt
 //! configuration (the machine's own sources are never edited) and cached between runs.
 
+pub mod engine;
+
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::{self, Proc};
 use kube_tree::{log, Fail};

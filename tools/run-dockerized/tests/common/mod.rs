@@ -1,89 +1,13 @@
-//! What the engine tests share: the readiness check, the tool run with this run's stand-in
-//! kube-cross, engine listings, and the small tree that carries the real build/build-image.
+//! The engine tests' shared helpers (testkit::engine), and the tool under test.
 #![allow(dead_code)] // each test file uses its own part
 
-use camino::{Utf8Path, Utf8PathBuf};
-use kube_tree::fixture::{self, Spec};
-use kube_tree::proc::{Captured, Proc};
+pub use testkit::engine::*;
+
+use camino::Utf8Path;
+use kube_tree::proc::Captured;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_run-dockerized");
 
-/// The tree's kube-cross tag (build/build-image/cross/VERSION of v1.20.2).
-pub const CROSS_TAG: &str = "v1.15.5-1";
-
-/// The engine is there and this run's kube-cross stand-in exists; else skip (fail under CI).
-/// A prerequisite that is there but fails (a fetch or an image build that broke) fails.
-pub fn ready(test: &str) -> Option<Utf8PathBuf> {
-    if !testkit::docker_ok() {
-        testkit::skip(test, "no reachable docker daemon (these tests need a real engine)");
-        return None;
-    }
-    let tree = match testkit::real_tree() {
-        Ok(t) => t,
-        Err(e) => {
-            testkit::skip_if_missing(test, &e);
-            return None;
-        }
-    };
-    if let Err(e) = testkit::ensure_base_image()
-        .and_then(|_| testkit::kube_cross_image(&format!("{}:{CROSS_TAG}", testkit::cross_repo())))
-    {
-        testkit::skip_if_missing(test, &e);
-        return None;
-    }
-    Some(tree)
-}
-
-/// The deliberate failure that proves the guards (`KUBE_TEST_FAIL_ON_PURPOSE=1`).
-pub fn fail_on_purpose(test: &str) {
-    if std::env::var("KUBE_TEST_FAIL_ON_PURPOSE").is_ok_and(|v| v == "1") {
-        panic!("{test}: failing on purpose (KUBE_TEST_FAIL_ON_PURPOSE=1) to prove the cleanup");
-    }
-}
-
 pub fn rd(root: &Utf8Path, args: &[&str], envs: &[(&str, &str)]) -> Captured {
-    let mut p = Proc::new(BIN)
-        .arg("--kube-root")
-        .arg(root)
-        .env_remove("DOCKER_HOST")
-        .env_remove("KUBE_RSYNC_PORT")
-        .env_remove("KUBE_RSYNC_KEEP")
-        .env("KUBE_CROSS_IMAGE", testkit::cross_repo());
-    for (k, v) in envs {
-        p = p.env(k, v);
-    }
-    p.args(args).output().unwrap()
-}
-
-pub fn docker(args: &[&str]) -> String {
-    Proc::new("docker").args(args).read().unwrap_or_default()
-}
-
-pub fn id_of(container: &str) -> String {
-    docker(&["inspect", "-f", "{{.Id}}", container])
-}
-
-/// Containers (all states) labelled as this tree's.
-pub fn containers_of(root: &Utf8Path) -> Vec<String> {
-    let mut v: Vec<String> =
-        docker(&["ps", "-a", "--filter", &format!("label=io.k8s-build-kit.tree={root}"), "--format", "{{.Names}}"])
-            .lines()
-            .map(str::to_string)
-            .collect();
-    v.sort();
-    v
-}
-
-/// A small era-B tree carrying the real build/build-image (for fast runs of simple commands).
-pub fn small_tree(name: &str, real: &Utf8Path) -> Utf8PathBuf {
-    let root = fixture::scratch_tree(name, &Spec::era_b());
-    for f in ["Dockerfile", "rsyncd.sh", "VERSION"] {
-        std::fs::copy(real.join("build/build-image").join(f), root.join("build/build-image").join(f)).unwrap();
-    }
-    std::fs::copy(real.join("build/common.sh"), root.join("build/common.sh")).unwrap();
-    Utf8PathBuf::from_path_buf(std::fs::canonicalize(&root).unwrap()).unwrap()
-}
-
-pub fn kubectl_version(kubectl: &Utf8Path) -> String {
-    Proc::new(kubectl).args(["version", "--client"]).read().unwrap()
+    tool(BIN, &[], root, args, envs)
 }

@@ -3,13 +3,19 @@
 //! build-shell on a terminal, and make-clean's --all-dangling, read-only caches, symlinked
 //! _output and $HOME refusal.
 
-mod common;
+//! It lives with the dispatcher: its binary reaches run-dockerized, build-shell and make-clean.
 
 use camino::Utf8Path;
-use common::*;
 use kube_tree::cli::invoke_str;
 use kube_tree::fixture;
-use kube_tree::proc::Proc;
+use kube_tree::proc::{Captured, Proc};
+use testkit::engine::*;
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+fn rd(root: &Utf8Path, args: &[&str], envs: &[(&str, &str)]) -> Captured {
+    tool(XTASK, &["run-dockerized"], root, args, envs)
+}
 
 /// What the README promises of the image, the rsync password, the user, build-shell's terminal
 /// and make-clean: each checked on a small tree.
@@ -47,11 +53,8 @@ fn image_password_user_shell_and_clean_promises() {
     assert!(!plan.stdout.contains(secret.trim()), "the password is on a command line");
 
     // build-shell with a terminal (a pty from `script`): the shell in the container has a tty.
-    let shell = Utf8Path::new(BIN).with_file_name("build-shell");
-    if !shell.exists() {
-        testkit::skip(test, "build-shell part: its binary is built by `cargo test --workspace`");
-    } else if testkit::require(test, "script") {
-        let cmd = format!("{shell} --kube-root {root}");
+    if testkit::require(test, "script") {
+        let cmd = format!("{XTASK} build-shell --kube-root {root}");
         let mut child = std::process::Command::new("script")
             .args(["-qec", &cmd, "/dev/null"])
             .env("KUBE_CROSS_IMAGE", testkit::cross_repo())
@@ -104,11 +107,7 @@ fn image_password_user_shell_and_clean_promises() {
         std::fs::symlink_metadata(root.join("_output")).is_err() && outside.join("keep").exists(),
         "the link went, its target stayed"
     );
-    let clean = Utf8Path::new(BIN).with_file_name("make-clean");
-    if !clean.exists() {
-        return testkit::skip(test, "make-clean $HOME part: its binary is built by `cargo test --workspace`");
-    }
-    let out = Proc::new(clean).args(["--kube-root", root.as_str()]).env("HOME", &root).output().unwrap();
+    let out = Proc::new(XTASK).args(["make-clean", "--kube-root", root.as_str()]).env("HOME", &root).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("refusing to clean"), "{}", out.stderr);
 }
