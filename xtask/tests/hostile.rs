@@ -390,6 +390,8 @@ fn run_case(case: &Case, n: usize, real: Option<&Utf8Path>) -> Result<(), String
         .env("KUBE_DOCTOR_TIMEOUT", "1")
         .env_remove("KUBE_ROOT")
         .env_remove("GOFLAGS")
+        .env_remove("GOTOOLCHAIN")
+        .env_remove("FORCE_HOST_GO")
         .env_remove("WHAT")
         .env_remove("KUBE_BUILD_PLATFORMS")
         .timeout(Duration::from_secs(120));
