@@ -35,14 +35,6 @@ pub fn stale_temps(path: &Confined) -> Vec<Confined> {
     out
 }
 
-/// Removes what [`stale_temps`] finds.
-pub fn remove_stale_temps(path: &Confined) -> Result<()> {
-    for t in stale_temps(path) {
-        t.remove_file()?;
-    }
-    Ok(())
-}
-
 /// Puts a symlink `path -> target` in place of whatever non-directory is at `path`
 /// (nothing, a file, another link), atomically: the link is made aside and renamed over.
 pub fn swap_in_symlink(path: &Confined, target: &str) -> Result<()> {
@@ -193,7 +185,7 @@ pub fn recover(journal: &Confined) -> Result<bool> {
 /// as an immutable one, stops everything here, before any change). Then a journal of the renames
 /// is committed, the temps are renamed into place, and the backups and journal removed. Killed
 /// after the commit, [`recover`] (the next writer) finishes; killed before, the temps are
-/// strays for [`remove_stale_temps`]. A rename that fails puts the backups back, so untouched
+/// strays that [`stale_temps`] finds (the next writer removes them). A rename that fails puts the backups back, so untouched
 /// and restored files keep their inode and mtime.
 pub fn write_all_or_nothing(files: &[(Confined, Vec<u8>)], journal: &Confined) -> Result<()> {
     recover(journal)?;

@@ -64,10 +64,10 @@ pub fn require(test: &str, tool: &str) -> bool {
 
 /// A cross-process lock on a file (flock): the kernel releases it when its holder exits, even
 /// killed, so a slow first fetch is never broken by a timer and a dead holder never blocks.
-struct DirLock(#[allow(dead_code)] std::fs::File);
+struct FileLock(#[allow(dead_code)] std::fs::File);
 
-impl DirLock {
-    fn take(path: Utf8PathBuf) -> DirLock {
+impl FileLock {
+    fn take(path: Utf8PathBuf) -> FileLock {
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -75,7 +75,7 @@ impl DirLock {
             .open(&path)
             .unwrap_or_else(|e| panic!("lock {path}: {e}"));
         f.lock().unwrap_or_else(|e| panic!("lock {path}: {e}"));
-        DirLock(f)
+        FileLock(f)
     }
 }
 
@@ -140,7 +140,7 @@ fn cached(name: &str, fetch: impl FnOnce(&Utf8Path, &Utf8Path) -> Result<(), Fai
         return Ok(out);
     }
     fs_err::create_dir_all(&base)?;
-    let _lock = DirLock::take(base.join(format!(".{name}.lock")));
+    let _lock = FileLock::take(base.join(format!(".{name}.lock")));
     if done.exists() {
         return Ok(out);
     }
@@ -288,7 +288,7 @@ pub fn ensure_base_image() -> Result<(), Fail> {
         return Ok(());
     }
     fs_err::create_dir_all(cache_dir())?;
-    let _lock = DirLock::take(cache_dir().join(".docker-images.lock"));
+    let _lock = FileLock::take(cache_dir().join(".docker-images.lock"));
     if Proc::new("docker").args(["image", "inspect", BASE_IMAGE]).output()?.success() {
         return Ok(());
     }
@@ -332,7 +332,7 @@ pub fn kube_cross_image(image: &str) -> Result<(), Fail> {
         return Ok(());
     }
     ensure_base_image()?;
-    let _lock = DirLock::take(cache_dir().join(".docker-images.lock"));
+    let _lock = FileLock::take(cache_dir().join(".docker-images.lock"));
     if Proc::new("docker").args(["image", "inspect", image]).output()?.success() {
         return Ok(());
     }
