@@ -8,6 +8,7 @@ use std::ffi::OsString;
 
 /// Every tool of the kit, in listing order.
 pub const TOOLS: &[&Tool] = &[
+    &setup_go::TOOL,
     &setup_gopath::TOOL,
     &check_vendor::TOOL,
     &bump_go_version::TOOL,

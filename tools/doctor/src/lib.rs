@@ -6,6 +6,7 @@ use kube_tree::json::Json;
 use kube_tree::proc::{which, Proc};
 use kube_tree::scripts::GolangSh;
 use kube_tree::{log, Fail, Status, Tree, VendorLayout};
+use setup_go::Choice;
 use std::time::Duration;
 
 pub const TOOL: Tool = Tool {
@@ -15,15 +16,16 @@ pub const TOOL: Tool = Tool {
     usage: "\
 doctor: check the prerequisites for building the Kubernetes tree at hand
 
-Usage: doctor [--docker] [--json]
+Usage: doctor [--docker] [--go auto|host|PATH] [--json]
 
   --docker   Docker is required (containerized builds): unreachable or under 4.5 GB is a failure
              (without it, Docker problems are warnings)
+  --go X     report the Go a build would use with kube-build's --go X (default auto)
 
 A table on stderr (check, status, found, fix); --json on stdout. Exit 1 when something needed
 is missing. Works without a tree too (the tree's Go rules are then skipped).",
     run,
-    flags: &["--docker"],
+    flags: &["--docker", "--go"],
     command_after: None,
 };
 
@@ -282,10 +284,11 @@ pub fn check_disk(dir: &str) -> Check {
 }
 
 /// Every check, in report order.
-pub fn diagnose(tree: Option<&Tree>, docker_required: bool) -> Vec<Check> {
+pub fn diagnose(tree: Option<&Tree>, docker_required: bool, go: &Choice) -> Vec<Check> {
     let is_mac = macos();
-    vec![
-        check_go(tree),
+    let mut checks = vec![check_go(tree)];
+    checks.extend(tree.map(|t| check_tree_go(t, go)));
+    checks.extend([
         check_present("rsync", "apt-get install rsync (macOS: brew install rsync)"),
         check_present("git", "apt-get install git"),
         check_present("make", "apt-get install make (macOS: xcode-select --install)"),
@@ -294,11 +297,28 @@ pub fn diagnose(tree: Option<&Tree>, docker_required: bool) -> Vec<Check> {
         check_coreutils(is_mac),
         check_docker(docker_required),
         check_disk(tree.map(|t| t.root.as_str()).unwrap_or(".")),
-    ]
+    ]);
+    checks
+}
+
+/// Which Go a build of this tree will use and why (as kube-build's `--go` decides; nothing is
+/// downloaded here).
+pub fn check_tree_go(tree: &Tree, go: &Choice) -> Check {
+    match setup_go::pick::preview(tree, go, &|k| std::env::var(k).ok()) {
+        Ok((true, found)) => check("go for tree", Level::Ok, found, ""),
+        Ok((false, found)) => check(
+            "go for tree",
+            Level::Warn,
+            found,
+            "run `setup-go` (or set KUBE_GO_MIRROR) now, or FORCE_HOST_GO=y to build with the go on PATH",
+        ),
+        Err(e) => check("go for tree", Level::Fail, e.msg, "fix the tree's Go version file, or pass --go"),
+    }
 }
 
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let docker = ctx.flag("--docker");
+    let go = Choice::parse(ctx.opt_string("--go")?.as_deref().unwrap_or("auto"))?;
     ctx.finish()?;
     let tree = match ctx.tree() {
         Ok(t) => Some(t),
@@ -308,7 +328,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         }
         Err(e) => return Err(e),
     };
-    let checks = diagnose(tree.as_ref(), docker);
+    let checks = diagnose(tree.as_ref(), docker, &go);
     let fails = checks.iter().filter(|c| c.level == Level::Fail).count();
     if ctx.json {
         ctx.say(

@@ -78,7 +78,8 @@ impl Codegen {
 
 /// Runs the tree's generator step if its inputs changed since the last success (or if forced).
 /// Returns what happened and the fingerprints of the tree as it is now.
-pub fn refresh(tree: &Tree, force: bool) -> Result<(Codegen, Fingerprints), Fail> {
+/// `go_vars` put the chosen Go first for the generators (make runs `go`).
+pub fn refresh(tree: &Tree, force: bool, go_vars: &[(String, String)]) -> Result<(Codegen, Fingerprints), Fail> {
     let fp = fingerprint(tree)?;
     if !has_generator(tree) {
         return Ok((Codegen::NotInTree, fp));
@@ -97,10 +98,12 @@ pub fn refresh(tree: &Tree, force: bool) -> Result<(Codegen, Fingerprints), Fail
         "inputs changed"
     };
     let step = log::Step::start(format!("codegen ({why}): make generated_files"));
-    let out = Proc::new("make")
-        .args(["generated_files"])
-        .dir(&tree.root)
-        .output_with_progress("codegen", Duration::from_secs(15))?;
+    let mut make = Proc::new("make");
+    for (k, v) in go_vars {
+        make = make.env(k, v);
+    }
+    let out =
+        make.args(["generated_files"]).dir(&tree.root).output_with_progress("codegen", Duration::from_secs(15))?;
     if !out.success() {
         let _ = tree.remove_file(&stamp);
         return Err(Fail::new(format!("make generated_files failed: {}", out.first_lines(5).replace('\n', " | "))));

@@ -13,6 +13,7 @@ use kube_tree::json::Json;
 use kube_tree::proc::Proc;
 use kube_tree::scripts::{self, GolangSh};
 use kube_tree::{fsx, log, version, Fail, Status, Tree, VendorLayout};
+use setup_go::Choice;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod run;
@@ -28,17 +29,21 @@ kube-build: build Kubernetes binaries the way `make WHAT=...` does, without make
 
 Usage: kube-build [WHAT=cmd/kubectl] [KUBE_BUILD_PLATFORMS='linux/amd64 darwin/amd64']
                   [GOFLAGS=...] [GOGCFLAGS=...] [GOLDFLAGS=...] [DBG=1]
-                  [--what T]... [--platform P]... [--debug] [--force-codegen] [--json]
+                  [--what T]... [--platform P]... [--debug] [--force-codegen] [--go auto|host|PATH] [--json]
 
 Make-style words and the environment both work (as with make). WHAT is required.
   --debug           unstripped, optimisations off (DBG=1 where the tree knows it; else
                     GOLDFLAGS='' GOGCFLAGS='all=-N -l')
   --force-codegen   run the tree's generator step even if its inputs did not change
+  --go auto|host|PATH  which Go (default auto: the tree's Go, from .go-version or the kube-cross
+                    tag, when the go on PATH is of another minor line: found installed or downloaded
+                    as setup-go does (KUBE_GO_MIRROR), else PATH's with a warning; FORCE_HOST_GO=y
+                    or GOTOOLCHAIN=local mean host)
 
 Output: _output/local/bin/<os>/<arch>/<name>, _output/bin -> the host platform's directory.
 stderr: one line per binary (name, platform, size, time); --json on stdout lists what was built.",
     run,
-    flags: &["--debug", "--force-codegen", "--platform", "--what"],
+    flags: &["--debug", "--force-codegen", "--go", "--platform", "--what"],
     command_after: None,
 };
 
@@ -255,7 +260,7 @@ fn install_cmds(
         if group.is_empty() {
             continue;
         }
-        let mut p = Proc::new("go").arg("install");
+        let mut p = Proc::new(&env.go).arg("install");
         if is_static {
             p = p.args(if g.dbg { vec!["-installsuffix=static"] } else { vec!["-installsuffix", "static"] });
         }
@@ -298,9 +303,10 @@ fn run_installs(cmds: Vec<(Proc, Vec<String>, bool)>, platform: &str) -> Result<
 
 /// Everything besides the tree's files that decides what go builds: the commands (flags but the
 /// date, env, packages), the go binary, and the user environment go reads.
-fn build_key(cmds: &[(Proc, Vec<String>, bool)], date: &str) -> u64 {
+fn build_key(cmds: &[(Proc, Vec<String>, bool)], go: &Utf8Path, date: &str) -> u64 {
     let mut text: String = cmds.iter().map(|(p, _, _)| p.display().replace(date, "DATE") + "\n").collect();
-    if let Some(go) = kube_tree::proc::which("go") {
+    let go = if go.as_str() == "go" { kube_tree::proc::which("go") } else { Some(go.to_owned()) };
+    if let Some(go) = go {
         let md = std::fs::canonicalize(&go).and_then(std::fs::metadata);
         text += &format!("{go} {:?}\n", md.map(|m| (m.len(), m.modified().ok())).ok());
     }

@@ -3,7 +3,8 @@
 
 use super::*;
 
-fn parse(ctx: &mut Ctx) -> Result<Request, Fail> {
+fn parse(ctx: &mut Ctx) -> Result<(Request, Choice), Fail> {
+    let go = Choice::parse(ctx.opt_string("--go")?.as_deref().unwrap_or("auto"))?;
     let debug = ctx.flag("--debug");
     let force_codegen = ctx.flag("--force-codegen");
     let mut what = Vec::new();
@@ -15,7 +16,7 @@ fn parse(ctx: &mut Ctx) -> Result<Request, Fail> {
         plats.push(p);
     }
     let words = ctx.rest();
-    parse_request(&words, what, plats, debug, force_codegen, &|k| std::env::var(k).ok())
+    Ok((parse_request(&words, what, plats, debug, force_codegen, &|k| std::env::var(k).ok())?, go))
 }
 
 /// The platforms to build, each one the tree's, and the targets, each a main package inside the
@@ -52,11 +53,27 @@ struct Outcome {
     genv: GoEnv,
 }
 
-fn build(tree: &Tree, g: &GolangSh, req: &Request, platforms: &[String], host: &str) -> Result<Outcome, Fail> {
+fn build(
+    tree: &Tree,
+    g: &GolangSh,
+    req: &Request,
+    go: &Choice,
+    platforms: &[String],
+    host: &str,
+) -> Result<Outcome, Fail> {
     let env = |k: &str| std::env::var(k).ok();
-    let (cg, fp) = codegen::refresh(tree, req.force_codegen)?;
     let gopath = tree.path("_output/local/go");
-    let genv = build_env(tree, &gopath)?;
+    let mut genv = build_env(tree, &gopath)?;
+    // The Go first: the generators run it too.
+    let chosen = setup_go::pick(tree, go, &env)?;
+    match &chosen.installed {
+        Some(i) => {
+            log::status(format!("go{} at {} ({})", i.version.text, i.goroot, chosen.why));
+            genv.use_goroot(&i.goroot, env("PATH").as_deref());
+        }
+        None => log::status_v(2, format!("the go on PATH: {}", chosen.why)),
+    }
+    let (cg, fp) = codegen::refresh(tree, req.force_codegen, &genv.toolchain_vars())?;
     let vv = version::get(tree, &env)?;
     let pkgs = scripts::version_ldflag_packages(tree);
     let flags_at = |date: &str| flags(tree, g, req, &version::ldflags(&vv, &pkgs, date));
@@ -73,7 +90,7 @@ fn build(tree: &Tree, g: &GolangSh, req: &Request, platforms: &[String], host: &
         let outputs_there =
             req.targets.iter().all(|t| tree.path("_output/local/bin").join(p).join(bin_file(bin_name(t), p)).is_file());
         let cmds = install_cmds(&genv, g, &flags_at(&now), &req.targets, p, host);
-        let fingerprint = build_key(&cmds, &now) ^ fp.all;
+        let fingerprint = build_key(&cmds, &genv.go, &now) ^ fp.all;
         let names = match state.get(&key) {
             Some((date, h)) if outputs_there && h == fingerprint => {
                 log::status_v(2, format!("{p}: up to date (built {date})"));
@@ -112,8 +129,7 @@ fn render(ctx: &mut Ctx, tree: &Tree, req: &Request, o: &Outcome, start: Instant
         }
         return Ok(());
     }
-    let go_version =
-        o.genv.apply(Proc::new("go").arg("version")).timeout(kube_tree::proc::GO_PROBE).read()?.trim().to_string();
+    let go_version = o.genv.go().arg("version").timeout(kube_tree::proc::GO_PROBE).read()?.trim().to_string();
     let binaries = o.built.iter().map(|b| {
         Json::obj([
             ("name", Json::str(&b.name)),
@@ -140,13 +156,13 @@ fn render(ctx: &mut Ctx, tree: &Tree, req: &Request, o: &Outcome, start: Instant
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
-    let req = parse(ctx)?;
+    let (req, go) = parse(ctx)?;
     let start = Instant::now();
     let tree = ctx.tree()?;
     let g = GolangSh::read(&tree);
     let host = host_platform();
     let platforms = check(&tree, &g, &req, &host)?;
-    let outcome = build(&tree, &g, &req, &platforms, &host)?;
+    let outcome = build(&tree, &g, &req, &go, &platforms, &host)?;
     render(ctx, &tree, &req, &outcome, start)?;
     Ok(Status::Ok)
 }

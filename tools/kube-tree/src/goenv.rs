@@ -23,6 +23,8 @@ pub struct GoEnv {
     /// Package argument for kube-proxy in this mode.
     pub kube_proxy_pkg: String,
     pub gopath_mode: bool,
+    /// The `go` to run: `go` from PATH, or a chosen GOROOT's `bin/go` ([`GoEnv::use_goroot`]).
+    pub go: Utf8PathBuf,
 }
 
 impl GoEnv {
@@ -42,6 +44,7 @@ impl GoEnv {
                     build_dir: gopath.join("src").join(KUBE_IMPORT_PATH),
                     kube_proxy_pkg: format!("{KUBE_IMPORT_PATH}/cmd/kube-proxy"),
                     gopath_mode: true,
+                    go: "go".into(),
                 }
             }
             VendorLayout::Workspace => {
@@ -62,6 +65,7 @@ impl GoEnv {
                     build_dir: tree.root.clone(),
                     kube_proxy_pkg: "./cmd/kube-proxy".into(),
                     gopath_mode: false,
+                    go: "go".into(),
                 }
             }
         }
@@ -77,6 +81,35 @@ impl GoEnv {
             }
         }
         s
+    }
+
+    /// Runs the Go installed at `goroot` instead of PATH's: its `bin/go`, first on PATH (for the
+    /// tools go runs), GOROOT set, and `GOTOOLCHAIN=local` (so a newer go cannot switch away).
+    pub fn use_goroot(&mut self, goroot: &Utf8Path, path: Option<&str>) {
+        self.go = goroot.join("bin/go");
+        self.vars.retain(|(k, _)| !["GOROOT", "PATH", "GOTOOLCHAIN"].contains(&k.as_str()));
+        self.vars.push(("GOROOT".into(), Some(goroot.to_string())));
+        let bin = goroot.join("bin");
+        self.vars.push(("PATH".into(), Some(path.map(|p| format!("{bin}:{p}")).unwrap_or(bin.to_string()))));
+        self.vars.push(("GOTOOLCHAIN".into(), Some("local".into())));
+    }
+
+    /// The settings [`GoEnv::use_goroot`] made, for other processes that run go (make).
+    pub fn toolchain_vars(&self) -> Vec<(String, String)> {
+        if self.go.as_str() == "go" {
+            return Vec::new();
+        }
+        let keep = ["GOROOT", "PATH", "GOTOOLCHAIN"];
+        self.vars
+            .iter()
+            .filter(|(k, _)| keep.contains(&k.as_str()))
+            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+            .collect()
+    }
+
+    /// `go <args>` with this environment.
+    pub fn go(&self) -> Proc {
+        self.apply(Proc::new(&self.go))
     }
 
     pub fn apply(&self, mut p: Proc) -> Proc {
@@ -126,13 +159,14 @@ impl Probe {
 /// Builds cmd/kube-proxy into `out` with `go` from PATH, showing progress.
 pub fn probe_kube_proxy(env: &GoEnv, out: &Utf8Path) -> Result<Probe> {
     let go_version = env
-        .apply(Proc::new("go").arg("version"))
+        .go()
+        .arg("version")
         .timeout(crate::proc::GO_PROBE)
         .read()
         .map_err(|e| Fail::new(format!("go is needed for --probe: {}", e.msg)))?;
     let step = log::Step::start(format!("probe: go build {} ({})", env.kube_proxy_pkg, go_version.trim()));
     // -trimpath: the result (and go's build cache) does not depend on where the tree is.
-    let cmd = env.apply(Proc::new("go").args(["build", "-trimpath", "-o"]).arg(out).arg(&env.kube_proxy_pkg));
+    let cmd = env.go().args(["build", "-trimpath", "-o"]).arg(out).arg(&env.kube_proxy_pkg);
     let res = cmd.output_with_progress("probe", Duration::from_secs(15))?;
     let elapsed = step.done();
     Ok(Probe {

@@ -3,6 +3,7 @@
 //! configuration (the machine's own sources are never edited) and cached between runs.
 
 pub mod engine;
+pub mod gomirror;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::{self, Proc};
@@ -132,7 +133,10 @@ fn need(tools: &[&str], why: &str) -> Result<(), Fail> {
 
 /// Fetches once into `base/<name>` what `fetch` builds in a temp directory; `<name>.complete`
 /// marks success, a lock keeps concurrent test processes from fetching twice.
-fn cached(name: &str, fetch: impl FnOnce(&Utf8Path, &Utf8Path) -> Result<(), Fail>) -> Result<Utf8PathBuf, Fail> {
+pub(crate) fn cached(
+    name: &str,
+    fetch: impl FnOnce(&Utf8Path, &Utf8Path) -> Result<(), Fail>,
+) -> Result<Utf8PathBuf, Fail> {
     let base = cache_dir();
     let out = base.join(name);
     let done = base.join(format!("{name}.complete"));

@@ -1,0 +1,133 @@
+//! Installing a downloaded Go into the cache: unpacked beside its final place, checked, then
+//! renamed into `<cache>/go/<version>` in one step. An error or an interrupt at any point leaves
+//! nothing behind but what was there before.
+
+use crate::local::{self, Installed};
+use crate::mirror::{Archive, Mirror};
+use kube_tree::gover::GoVersion;
+use kube_tree::{log, Confined, Fail, Jail};
+
+/// `<cache>/go`, the kit's Go installations, as a jail every write stays in.
+pub struct Cache {
+    jail: Jail,
+}
+
+impl Cache {
+    /// Opens (creating) `<cache>/go`.
+    pub fn open(cache: &camino::Utf8Path) -> Result<Cache, Fail> {
+        let dir = cache.join("go");
+        fs_err::create_dir_all(&dir).map_err(|e| Fail::new(format!("cannot create the Go cache: {e}")))?;
+        let cache = Cache { jail: Jail::new(&dir)? };
+        cache.sweep_dead();
+        Ok(cache)
+    }
+
+    pub fn dir(&self) -> &camino::Utf8Path {
+        self.jail.root()
+    }
+
+    /// The installation of `v` in the cache, if complete.
+    pub fn get(&self, v: &GoVersion) -> Option<Installed> {
+        let goroot = self.jail.root().join(&v.text);
+        (local::version_at(&goroot).as_ref() == Some(v)).then(|| Installed {
+            version: v.clone(),
+            goroot,
+            place: "cache",
+        })
+    }
+
+    /// What an earlier run installed for `wanted` when the site lacked that exact patch (so a
+    /// later run needs no network to make the same choice).
+    pub fn fallback_of(&self, wanted: &GoVersion) -> Option<Installed> {
+        let text = std::fs::read_to_string(self.jail.root().join(format!(".fallback-{}", wanted.text))).ok()?;
+        let v = GoVersion::parse(text.trim()).ok().filter(|v| v.minor == wanted.minor)?;
+        self.get(&v)
+    }
+
+    pub fn remember_fallback(&self, wanted: &GoVersion, got: &GoVersion) -> Result<(), Fail> {
+        self.jail.write_file(format!(".fallback-{}", wanted.text), format!("{}\n", got.text).as_bytes())
+    }
+
+    /// Downloads, verifies and installs `a`; returns the installation.
+    pub fn install(&self, mirror: &Mirror, a: &Archive) -> Result<Installed, Fail> {
+        if let Some(i) = self.get(&a.version) {
+            return Ok(i);
+        }
+        let pid = std::process::id();
+        let dl = self.jail.path(format!(".download-{pid}-{}", a.filename))?;
+        let step = log::Step::start(format!("downloading {}{}", mirror.base(), a.filename));
+        let bytes = mirror.download(a, &dl)?;
+        step.done();
+        log::status(format!("{} ({:.1} MB) matches SHA-256 {}", a.filename, bytes as f64 / 1e6, a.sha256));
+        let tmp = self.jail.path(format!(".unpack-{pid}-{}", a.version.text))?;
+        let res = self.unpack_and_place(a, &dl, &tmp);
+        let _ = dl.remove_file();
+        let _ = tmp.remove_dir_all();
+        res
+    }
+
+    fn unpack_and_place(&self, a: &Archive, dl: &Confined, tmp: &Confined) -> Result<Installed, Fail> {
+        if !a.filename.ends_with(".tar.gz") {
+            return Err(Fail::new(format!("{}: only .tar.gz archives can be installed on this system", a.filename)));
+        }
+        let step = log::Step::start(format!("unpacking {}", a.filename));
+        tmp.create_dir_all()?;
+        let file = fs_err::File::open(dl.path())?;
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
+        archive.set_preserve_mtime(true);
+        let bad = |why: String| Fail::new(format!("{}: {why}; nothing installed", a.filename));
+        for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
+            if kube_tree::proc::interrupted() {
+                return Err(Fail::interrupted());
+            }
+            let mut entry = entry.map_err(|e| bad(format!("not a readable tar.gz ({e})")))?;
+            let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
+            // The official layout: everything under go/. tar's unpack_in refuses `..` and links
+            // leading out; this refuses anything else at the top.
+            if !path.starts_with("go") || path.is_absolute() {
+                return Err(bad(format!("an entry outside go/: {}", path.display())));
+            }
+            let inside = entry.unpack_in(tmp.path()).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+            if !inside {
+                return Err(bad(format!("an entry that leaves the archive's directory: {}", path.display())));
+            }
+        }
+        step.done();
+        let goroot = tmp.join("go")?;
+        match local::version_at(&goroot.path()) {
+            Some(v) if v == a.version => {}
+            other => {
+                return Err(bad(format!(
+                    "go/VERSION says {}, not go{}",
+                    other.map(|v| v.text).unwrap_or_else(|| "nothing readable".into()),
+                    a.version.text
+                )))
+            }
+        }
+        let dest = self.jail.path(&a.version.text)?;
+        if let Err(e) = goroot.rename_to(&dest) {
+            // Another run may have installed it meanwhile: that one is as good.
+            return self.get(&a.version).ok_or(e);
+        }
+        Ok(self.get(&a.version).expect("just installed"))
+    }
+
+    /// Removes the temps of runs that died (their pid is gone).
+    fn sweep_dead(&self) {
+        let Ok(rd) = self.jail.root().read_dir_utf8() else { return };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let pid = name
+                .strip_prefix(".download-")
+                .or_else(|| name.strip_prefix(".unpack-"))
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid.filter(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+                if let Ok(c) = self.jail.path(name) {
+                    log::status_v(2, format!("removing {name}, left by a run that died (pid {pid})"));
+                    let _ = if e.file_type().is_ok_and(|t| t.is_dir()) { c.remove_dir_all() } else { c.remove_file() };
+                }
+            }
+        }
+    }
+}

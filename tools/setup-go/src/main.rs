@@ -1,0 +1,3 @@
+fn main() {
+    kube_tree::cli::exit_with(&setup_go::TOOL)
+}

@@ -1,0 +1,212 @@
+//! Which Go a run uses, and getting it: the one decision every tool that runs `go` shares.
+
+use crate::install::Cache;
+use crate::local::{self, Installed};
+use crate::mirror::{self, Mirror};
+use crate::want::{self, Wanted};
+use camino::{Utf8Path, Utf8PathBuf};
+use kube_tree::gover;
+use kube_tree::{log, Fail, Tree};
+
+/// `--go auto|host|PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// The tree's Go when it is installed or can be downloaded, else the PATH Go with a warning.
+    Auto,
+    /// The `go` on PATH, as it is.
+    Host,
+    /// A GOROOT, or a `go` binary in one.
+    Path(Utf8PathBuf),
+}
+
+impl Choice {
+    pub fn parse(s: &str) -> Result<Choice, Fail> {
+        match s {
+            "auto" => Ok(Choice::Auto),
+            "host" => Ok(Choice::Host),
+            p if !p.is_empty() && !p.starts_with('-') => Ok(Choice::Path(p.into())),
+            p => Err(Fail::new(format!("--go: `{}` is not auto, host or the path of a Go", p.escape_debug()))),
+        }
+    }
+}
+
+/// The Go a run will use and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// Set when it is not the `go` on PATH.
+    pub installed: Option<Installed>,
+    pub why: String,
+}
+
+/// Where downloads come from and go, and how strict the version match is.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mirror: String,
+    pub exact: bool,
+    pub cache: Utf8PathBuf,
+}
+
+impl Options {
+    /// `--mirror`, else `KUBE_GO_MIRROR`, else the official site; the cache from [`cache_dir`].
+    pub fn from_env(mirror: Option<String>, exact: bool, env: &dyn Fn(&str) -> Option<String>) -> Options {
+        let mirror =
+            mirror.or_else(|| env("KUBE_GO_MIRROR").filter(|m| !m.is_empty())).unwrap_or(mirror::OFFICIAL.into());
+        Options { mirror, exact, cache: cache_dir(env) }
+    }
+}
+
+/// `$KUBE_KIT_CACHE`, else `$XDG_CACHE_HOME/k8s-build-kit`, else `~/.cache/k8s-build-kit`.
+pub fn cache_dir(env: &dyn Fn(&str) -> Option<String>) -> Utf8PathBuf {
+    if let Some(c) = env("KUBE_KIT_CACHE").filter(|c| !c.is_empty()) {
+        return c.into();
+    }
+    let base = env("XDG_CACHE_HOME")
+        .filter(|c| !c.is_empty())
+        .map(Utf8PathBuf::from)
+        .unwrap_or_else(|| Utf8PathBuf::from(env("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache"));
+    base.join("k8s-build-kit")
+}
+
+/// A Go given by path: a GOROOT or its `bin/go`.
+pub fn at_path(p: &Utf8Path) -> Result<Installed, Fail> {
+    let goroot = if p.is_file() { p.parent().and_then(Utf8Path::parent).unwrap_or(p).to_owned() } else { p.to_owned() };
+    let version = local::version_at(&goroot)
+        .ok_or_else(|| Fail::new(format!("--go {p}: no Go there (expected a GOROOT with bin/go and VERSION)")))?;
+    Ok(Installed { version, goroot, place: "--go" })
+}
+
+/// The installation of `w`: installed exactly, an earlier same-minor choice, or downloaded
+/// (exact patch first, else, unless `exact`, the newest patch of its minor line).
+pub fn obtain(w: &Wanted, o: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<(Installed, String), Fail> {
+    let v = &w.version;
+    let cache = Cache::open(&o.cache)?;
+    let all = local::all(cache.dir(), env);
+    if let Some(i) = local::best(&all, v, true) {
+        return Ok((i.clone(), format!("go{} ({}) is installed at {}", v.text, w.from, i.goroot)));
+    }
+    if !o.exact {
+        if let Some(i) = cache.fallback_of(v) {
+            let why = format!(
+                "go{} ({}) is not published; go{} of the same line was chosen before",
+                v.text, w.from, i.version.text
+            );
+            return Ok((i, why));
+        }
+    }
+    let m = Mirror::new(&o.mirror)?;
+    let (os, arch) = mirror::host_platform();
+    let listing = m.listing(os, arch)?;
+    let exact = match &listing {
+        Some(l) => l.iter().find(|a| a.version == *v).cloned(),
+        None => m.by_checksum_file(v, os, arch)?,
+    };
+    if let Some(a) = exact {
+        let i = cache.install(&m, &a)?;
+        return Ok((i, format!("go{} ({}) downloaded from {}", v.text, w.from, m.base())));
+    }
+    let lacks = format!("{} has no go{} for {os}/{arch}", m.base(), v.text);
+    if o.exact {
+        return Err(Fail::new(format!("{lacks} (--exact)")));
+    }
+    let same_minor = |i: &gover::GoVersion| i.minor == v.minor && i.pre.is_none();
+    if let Some(i) = local::best(&all, v, false) {
+        log::warn(format!("{lacks}; using go{} of the same line, installed at {}", i.version.text, i.goroot));
+        return Ok((i.clone(), format!("{lacks}; go{} is installed", i.version.text)));
+    }
+    let newest = listing.as_ref().and_then(|l| l.iter().find(|a| same_minor(&a.version)).cloned());
+    let Some(a) = newest else {
+        let hint = if listing.is_none() { " (and it serves no release listing to find another patch in)" } else { "" };
+        return Err(Fail::new(format!("{lacks}, nor any other go{}.x{hint}", v.minor_line())));
+    };
+    log::warn(format!(
+        "{lacks}; installing go{}, the newest patch of go{} (--exact refuses this)",
+        a.version.text,
+        v.minor_line()
+    ));
+    let i = cache.install(&m, &a)?;
+    cache.remember_fallback(v, &i.version)?;
+    Ok((i, format!("{lacks}; go{} downloaded instead", a.version.text)))
+}
+
+/// The Go a tool runs for `tree` under `choice` (see [`Choice`]); downloads when it must.
+pub fn pick(tree: &Tree, choice: &Choice, env: &dyn Fn(&str) -> Option<String>) -> Result<Resolved, Fail> {
+    let host = |why: String| Ok(Resolved { installed: None, why });
+    match choice {
+        Choice::Host => return host("--go host".into()),
+        Choice::Path(p) => {
+            let i = at_path(p)?;
+            return Ok(Resolved { why: format!("--go {p}"), installed: Some(i) });
+        }
+        Choice::Auto => {}
+    }
+    if let Some(why) = want::host_forced(env) {
+        return host(format!("{why} asks for the go on PATH"));
+    }
+    let Some(w) = want::resolve(Some(tree), None, env)? else {
+        return host("the tree names no Go version".into());
+    };
+    let Some(h) = local::host() else {
+        // A wrapper or a build of its own: the user's PATH is trusted as it is.
+        return host(format!(
+            "the tree wants go{}; the go on PATH has no readable GOROOT/VERSION, so it is used",
+            w.version.text
+        ));
+    };
+    if h.version.minor == w.version.minor {
+        return host(format!(
+            "the go on PATH (go{}) is of the line the tree wants (go{}, {})",
+            h.version.text, w.version.text, w.from
+        ));
+    }
+    let o = Options::from_env(None, false, env);
+    match obtain(&w, &o, env) {
+        Ok((i, why)) => Ok(Resolved { installed: Some(i), why }),
+        Err(e) if e.code == 130 => Err(e),
+        Err(e) => {
+            log::warn(format!(
+                "the tree wants go{} ({}) but it cannot be had ({}); using go{} from PATH, which may not build this tree (e.g. other platforms with an old vendored x/sys); set KUBE_GO_MIRROR or run setup-go",
+                w.version.text, w.from, e.msg, h.version.text
+            ));
+            host(format!("go{} could not be had; the go on PATH", w.version.text))
+        }
+    }
+}
+
+/// What [`pick`] would choose, without downloading anything (for doctor): `Ok(Some(text))` when
+/// the choice is settled, `Ok(None)` with a warning text when a download would be needed.
+pub fn preview(tree: &Tree, choice: &Choice, env: &dyn Fn(&str) -> Option<String>) -> Result<(bool, String), Fail> {
+    match choice {
+        Choice::Host => return Ok((true, "the go on PATH (--go host)".into())),
+        Choice::Path(p) => {
+            let i = at_path(p)?;
+            return Ok((true, format!("go{} at {} (--go)", i.version.text, i.goroot)));
+        }
+        Choice::Auto => {}
+    }
+    if let Some(why) = want::host_forced(env) {
+        return Ok((true, format!("the go on PATH ({why})")));
+    }
+    let Some(w) = want::resolve(Some(tree), None, env)? else {
+        return Ok((true, "the go on PATH (the tree names no Go version)".into()));
+    };
+    let host = local::host();
+    if host.as_ref().is_none_or(|h| h.version.minor == w.version.minor) {
+        return Ok((true, format!("the go on PATH; the tree wants go{} ({})", w.version.text, w.from)));
+    }
+    let cache = cache_dir(env).join("go");
+    let all = local::all(&cache, env);
+    if let Some(i) = local::best(&all, &w.version, false) {
+        return Ok((
+            true,
+            format!("go{} at {} (the tree wants go{}, {})", i.version.text, i.goroot, w.version.text, w.from),
+        ));
+    }
+    let o = Options::from_env(None, false, env);
+    Ok((
+        false,
+        format!(
+            "the tree wants go{} ({}), not installed: a build downloads it from {}",
+            w.version.text, w.from, o.mirror
+        ),
+    ))
+}
