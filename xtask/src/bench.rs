@@ -16,7 +16,7 @@ use kube_tree::{log, Fail};
 use std::ffi::OsString;
 use std::time::Duration;
 
-const USAGE: &str =
+pub const USAGE: &str =
     "usage: cargo xtask bench <check-vendor|bump-go|build|dockerized|overhead> [--rounds N>=3] [--tree DIR] [--keep]";
 
 pub fn run(args: Vec<OsString>) -> i32 {

@@ -23,8 +23,48 @@ pub const TOOLS: &[&Tool] = &[
 /// Chores that are not tools of their own: (name, summary).
 const CHORES: &[(&str, &str)] = &[
     ("bench", "benchmarks on the real tree: `bench check-vendor|bump-go [--rounds N]`"),
-    ("fetch-tree", "fetch (once) and print the cached real Kubernetes tree and its Go 1.15 used by the tests"),
+    (
+        "fetch-tree",
+        "fetch (once) and print Debian's kubernetes v1.20.2 source tree (--go: and its Go 1.15), used by the tests",
+    ),
 ];
+
+const FETCH_TREE_USAGE: &str = "\
+fetch-tree: fetch (once) Debian's kubernetes source package (v1.20.2) and print the tree's path
+
+Usage: cargo xtask fetch-tree [--go]
+
+  --go   also fetch Debian bullseye's golang-1.15 (the Go that tree was made for, used by the
+         tests) and print its bin directory on a second line
+
+Cached under $KUBE_TEST_CACHE, else ~/.cache/k8s-build-kit; needs apt-get and dpkg-source (dpkg-dev).
+Try: cargo xtask check-vendor --kube-root \"$(cargo xtask fetch-tree)\"
+";
+
+fn fetch_tree(args: &[String]) -> i32 {
+    let go = match args {
+        [] => false,
+        [g] if g == "--go" => true,
+        _ => {
+            eprintln!("xtask fetch-tree: error: unexpected arguments {args:?} (see --help)");
+            return 2;
+        }
+    };
+    let res = testkit::real_tree().and_then(|t| Ok((t, if go { Some(testkit::tree_go()?) } else { None })));
+    match res {
+        Ok((t, go)) => {
+            println!("{t}");
+            if let Some(go) = go {
+                println!("{go}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("xtask fetch-tree: error: {e}");
+            2
+        }
+    }
+}
 
 pub fn find_tool(name: &str) -> Option<&'static Tool> {
     TOOLS.iter().copied().find(|t| t.answers_to(name))
@@ -64,17 +104,12 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 2
             }
         },
+        Some(chore @ ("bench" | "fetch-tree")) if words[1..].iter().any(|w| w == "-h" || w == "--help") => {
+            println!("{}", if chore == "bench" { bench::USAGE } else { FETCH_TREE_USAGE }.trim_end());
+            0
+        }
         Some("bench") => bench::run(args[1..].to_vec()),
-        Some("fetch-tree") => match testkit::real_tree().and_then(|t| Ok((t, testkit::tree_go()?))) {
-            Ok((t, go)) => {
-                println!("{t}\n{go}/go");
-                0
-            }
-            Err(e) => {
-                eprintln!("xtask: error: {e}");
-                2
-            }
-        },
+        Some("fetch-tree") => fetch_tree(&words[1..]),
         Some(name) => match find_tool(name) {
             Some(t) => cli::main(t, args[1..].to_vec()),
             None => {

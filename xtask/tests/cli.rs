@@ -37,18 +37,9 @@ fn listing(dir: &camino::Utf8Path) -> Vec<(String, u64, std::time::SystemTime)> 
 fn help_for_every_tool_prints_and_does_nothing() {
     let root = fixture::scratch_tree("cli-help", &Spec::era_b());
     let before = listing(&root);
-    let tools = [
-        "setup-gopath",
-        "check-vendor",
-        "bump-go-version",
-        "kube-build",
-        "doctor",
-        "run-dockerized",
-        "copy-output",
-        "make-clean",
-        "build-shell",
-    ];
-    for t in tools {
+    let tools: Vec<&str> = xtask::TOOLS.iter().map(|t| t.name).collect();
+    assert!(tools.contains(&"setup-go") && tools.len() >= 10, "{tools:?}");
+    for &t in &tools {
         for args in [vec!["help", t], vec![t, "--help"], vec![t, "-h"]] {
             let out = xtask(&root, &args, None);
             assert_eq!(out.status.code(), Some(0), "{args:?}: {}", out.stderr);
@@ -74,11 +65,60 @@ fn help_for_every_tool_prints_and_does_nothing() {
     assert_eq!(listing(&root), before, "--help changed the tree");
     let list = xtask(&root, &[], None);
     assert_eq!(list.status.code(), Some(0));
-    for t in tools {
+    for t in &tools {
         assert!(list.stdout.contains(t), "{t} not listed: {}", list.stdout);
     }
     let bad = xtask(&root, &["help", "no-such-tool"], None);
     assert_eq!(bad.status.code(), Some(2));
+
+    // The chores too: help, and nothing fetched or timed (an empty cache stays empty).
+    let cache = testkit::scratch("cli-chore-help");
+    for args in [["fetch-tree", "--help"], ["fetch-tree", "-h"], ["bench", "--help"], ["bench", "-h"]] {
+        let out = Proc::new(BIN).args(args).env("KUBE_TEST_CACHE", &cache).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.to_lowercase().contains("usage: cargo xtask"), "{args:?}: {}", out.stdout);
+        assert_eq!(out.stderr, "", "{args:?}");
+    }
+    assert!(listing(&cache).is_empty(), "a chore's --help fetched something: {:?}", listing(&cache));
+}
+
+/// The README's quick start, exactly as written (`cargo xtask` being this binary): its first
+/// command does the main job on a machine that has no Kubernetes tree of its own.
+#[test]
+fn the_readme_quick_start_works_as_written() {
+    let test = "the_readme_quick_start_works_as_written";
+    if let Err(e) = testkit::real_tree() {
+        return testkit::skip_if_missing(test, &e);
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme.find("## Quick start").expect("a quick start");
+    let block = &readme[start..];
+    let first = block.lines().skip_while(|l| !l.starts_with("```sh")).nth(1).expect("a first command");
+    let command = first.split("   #").next().unwrap().trim();
+    assert!(command.starts_with("cargo xtask "), "{command}");
+    let empty = testkit::scratch("cli-quickstart");
+    let out = Proc::new("sh")
+        .arg("-c")
+        .arg(command.replace("cargo xtask", BIN))
+        .dir(&empty)
+        .env_remove("KUBE_ROOT")
+        .env("HOME", &empty)
+        .env("KUBE_TEST_CACHE", testkit::cache_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "`{command}`: {}", out.stderr);
+    assert!(out.stderr.contains("vendor consistent"), "{}", out.stderr);
+    // And a tool that finds no tree says how to get one, in one line.
+    let none = Proc::new(BIN)
+        .args(["check-vendor"])
+        .dir(&empty)
+        .env_remove("KUBE_ROOT")
+        .env("HOME", &empty)
+        .env_remove("GOPATH")
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(2));
+    assert!(none.stderr.trim().lines().count() == 1 && none.stderr.contains("git clone"), "{}", none.stderr);
 }
 
 #[test]

@@ -29,16 +29,15 @@ fn local_build_of_kubectl_like_make() {
     // A full copy: the tree's own generators write into files.
     let copy = testkit::scratch("real-build").join("kubernetes");
     testkit::full_copy(&tree, &copy).unwrap();
-    let build = |args: &[&str], path: Option<String>| -> Captured {
-        let mut p = Proc::new(BIN)
+    // --go host: make builds with the go on PATH, so the comparison does too.
+    let build = |args: &[&str]| -> Captured {
+        let p = Proc::new(BIN)
             .arg("--kube-root")
             .arg(&copy)
+            .args(["--go", "host"])
             .args(args)
             .env_remove("GOFLAGS")
             .env_remove("KUBE_GIT_VERSION_FILE");
-        if let Some(path) = path {
-            p = p.env("PATH", path);
-        }
         let out = p.output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", out.stderr);
         out
@@ -55,7 +54,7 @@ fn local_build_of_kubectl_like_make() {
     let makes = version_fields(&copy.join("_output/local/bin/linux/amd64/kubectl"));
     std::fs::remove_dir_all(copy.join("_output/local/bin")).unwrap();
 
-    let out = build(&["WHAT=cmd/kubectl", "--json"], None);
+    let out = build(&["WHAT=cmd/kubectl", "--json"]);
     assert!(
         out.stdout.contains(r#""codegen":"ran""#) && out.stdout.contains(r#""up_to_date":false"#),
         "{}",
@@ -75,7 +74,7 @@ fn local_build_of_kubectl_like_make() {
     );
 
     // Nothing changed: no codegen, no link.
-    let out = build(&["WHAT=cmd/kubectl", "--json"], None);
+    let out = build(&["WHAT=cmd/kubectl", "--json"]);
     assert!(
         out.stdout.contains(r#""codegen":"up-to-date""#) && out.stdout.contains(r#""up_to_date":true"#),
         "{}",
@@ -84,26 +83,52 @@ fn local_build_of_kubectl_like_make() {
 
     // An API types file touched: the generator step runs again.
     filetime::set_file_mtime(copy.join("staging/src/k8s.io/api/core/v1/types.go"), filetime::FileTime::now()).unwrap();
-    let out = build(&["WHAT=cmd/kubectl", "--json"], None);
+    let out = build(&["WHAT=cmd/kubectl", "--json"]);
     assert!(out.stdout.contains(r#""codegen":"ran""#), "{}", out.stdout);
 
     // --debug on a small command: unstripped, optimisations off.
-    build(&["WHAT=cmd/linkcheck", "--debug"], None);
+    build(&["WHAT=cmd/linkcheck", "--debug"]);
     let lc = copy.join("_output/local/bin/linux/amd64/linkcheck");
     let info = Proc::new("go").args(["version", "-m"]).arg(&lc).read().unwrap();
     assert!(info.contains("all=-N -l") && !info.contains("-s -w"), "{info}");
     assert!(Proc::new("go").args(["tool", "nm"]).arg(&lc).read().unwrap().contains(" T main.main"));
 
-    // A Mach-O kubectl for darwin/amd64, with the Go this tree was made for (1.15).
-    let go115 = match testkit::tree_go() {
-        Ok(g) => g,
+    // A Mach-O kubectl for darwin/amd64 and a linux one, with the Go this tree was made for
+    // (its kube-cross tag says 1.15.5), which nobody installed: the PATH has Debian's Go only
+    // (whose 1.19 cannot build this tree's vendored x/sys for darwin), and --go auto gets the
+    // tree's line from a mirror (a real HTTP server serving golang-1.15 in the official layout).
+    let archive = match testkit::gomirror::go115_archive() {
+        Ok(a) => a,
         Err(e) => return testkit::skip_if_missing(&format!("{test} (darwin part)"), &e),
     };
-    build(
-        &["WHAT=cmd/kubectl", "KUBE_BUILD_PLATFORMS=darwin/amd64"],
-        Some(format!("{go115}:{}", std::env::var("PATH").unwrap_or_default())),
-    );
+    let mirror = testkit::gomirror::GoMirror::start(std::slice::from_ref(&archive));
+    let cache = testkit::scratch("real-build-go-cache");
+    let out = Proc::new(BIN)
+        .arg("--kube-root")
+        .arg(&copy)
+        .args(["WHAT=cmd/kubectl", "KUBE_BUILD_PLATFORMS=darwin/amd64 linux/amd64"])
+        .env_remove("GOFLAGS")
+        .env_remove("KUBE_GIT_VERSION_FILE")
+        .env_remove("GOTOOLCHAIN")
+        .env_remove("FORCE_HOST_GO")
+        .env_remove("GO_VERSION")
+        .env_remove("GOROOT")
+        .env("KUBE_GO_MIRROR", &mirror.url)
+        .env("KUBE_KIT_CACHE", &cache)
+        .output_with_progress(
+            "kube-build darwin/amd64 linux/amd64 with the tree's Go",
+            std::time::Duration::from_secs(30),
+        )
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("go1.15.15 at"), "the tree's Go line, downloaded: {}", out.stderr);
     let mach = std::fs::read(copy.join("_output/local/bin/darwin/amd64/kubectl")).unwrap();
     assert_eq!(&mach[..4], &[0xcf, 0xfa, 0xed, 0xfe], "Mach-O 64-bit");
+    for p in ["darwin/amd64", "linux/amd64"] {
+        let bin = copy.join("_output/local/bin").join(p).join("kubectl");
+        let info = Proc::new("go").args(["version"]).arg(&bin).read().unwrap();
+        assert!(info.trim_end().ends_with(": go1.15.15"), "{p} built by the tree's Go: {info}");
+    }
+    let _ = std::fs::remove_dir_all(&cache);
     let _ = std::fs::remove_dir_all(copy.parent().unwrap());
 }

@@ -112,7 +112,10 @@ pub fn discover(flag: Option<&Utf8Path>, cwd: &Utf8Path, env: &dyn Fn(&str) -> O
         }
         tried.push(dir.to_string());
     }
-    Err(Fail::new(format!("no Kubernetes tree found; tried {}; pass --kube-root DIR", tried.join(", "))))
+    Err(Fail::new(format!(
+        "no Kubernetes tree found (tried {}); pass --kube-root DIR, or get one: git clone --depth 1 https://github.com/kubernetes/kubernetes",
+        tried.join(", ")
+    )))
 }
 
 /// [`discover`] with the process environment and current directory.

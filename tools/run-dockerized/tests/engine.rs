@@ -454,3 +454,36 @@ fn a_failed_engine_test_leaves_nothing_behind() {
         .collect();
     assert!(left.is_empty(), "processes of the failed run still running: {left:?}");
 }
+
+/// The last sweep removes kube-build layers that lost their labels and their ancestry (made
+/// when tests race on shared build cache) and nothing else: here, two rebuilds under one tag
+/// leave two dangling images, one with a step of the kube-build Dockerfile and one without.
+#[test]
+fn orphaned_kube_build_layers_are_swept_and_nothing_else() {
+    let test = "orphaned_kube_build_layers_are_swept_and_nothing_else";
+    if ready(test).is_none() {
+        return;
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let since = kube_tree::log::utc_iso(now);
+    let dir = testkit::scratch("orphan-layers");
+    let pid = std::process::id();
+    let build = |tag: &str, step: &str| -> String {
+        std::fs::write(dir.join("Dockerfile"), format!("FROM {}\nRUN {step}\n", testkit::BASE_IMAGE)).unwrap();
+        let out = Proc::new("docker").args(["build", "-q", "-t", tag]).arg(&dir).output().unwrap();
+        assert!(out.success(), "{}", out.stderr);
+        out.stdout.trim().to_string()
+    };
+    let (ours, theirs) = (format!("k8s-build-kit-orphan-{pid}:a"), format!("k8s-build-kit-orphan-{pid}:b"));
+    let kube_layer = build(&ours, &format!("touch /kube-build-image && echo {pid} 1 > /n"));
+    build(&ours, &format!("touch /kube-build-image && echo {pid} 2 > /n"));
+    let other = build(&theirs, &format!("echo {pid} 3 > /n"));
+    build(&theirs, &format!("echo {pid} 4 > /n"));
+    let exists = |id: &str| Proc::new("docker").args(["image", "inspect", id]).output().unwrap().success();
+    assert!(exists(&kube_layer) && exists(&other), "both dangling before the sweep");
+    testkit::sweep_orphan_layers(&since);
+    let (gone, kept) = (!exists(&kube_layer), exists(&other));
+    let _ = Proc::new("docker").args(["rmi", "-f", &ours, &theirs, &other]).output();
+    assert!(gone, "the kube-build layer made since the start is swept");
+    assert!(kept, "a dangling image of another kind is not");
+}

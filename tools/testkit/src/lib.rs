@@ -471,6 +471,9 @@ pub fn sweep_at_exit() {
         let pid = std::process::id();
         sweep_engine(&format!("/{pid}-"));
         sweep_engine(&format!("kube-fixture-{pid}-"));
+        if let Some(since) = SWEEP_SINCE.get() {
+            sweep_orphan_layers(since);
+        }
         let tags = Proc::new("docker")
             .args(["images", "--format", "{{.Repository}}:{{.Tag}}", &cross_repo()])
             .timeout(Duration::from_secs(60))
@@ -487,6 +490,37 @@ pub fn sweep_at_exit() {
     // SAFETY: registers a plain function with the C library once; it runs at process exit,
     // after the test harness has finished (std::process::exit calls exit(3)).
     ONCE.call_once(|| unsafe {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let _ = SWEEP_SINCE.set(log::utc_iso(now.as_secs()));
         atexit(at_exit);
     });
+}
+
+/// When this process first used the engine (UTC, `YYYY-MM-DDTHH:MM:SSZ`).
+static SWEEP_SINCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Removes the untagged, unlabelled layers of kube-build images made since `since` that lost
+/// their ancestry: when one test removes its image while another test's build is reusing the
+/// same cached steps, the legacy builder commits that build's next step on a parent that is
+/// gone, and the layer is reachable from nothing (no label, no `.Parent`). They are known by
+/// their history: a step of the tree's build/build-image/Dockerfile (`touch /kube-build-image`).
+pub fn sweep_orphan_layers(since: &str) {
+    let docker =
+        |args: &[&str]| Proc::new("docker").args(args).timeout(Duration::from_secs(60)).read().unwrap_or_default();
+    for _ in 0..16 {
+        let dangling = docker(&["images", "-q", "--no-trunc", "--filter", "dangling=true"]);
+        let ours: Vec<&str> = dangling
+            .lines()
+            .filter(|id| {
+                let created = docker(&["image", "inspect", "--format", "{{.Created}}", id]);
+                created.get(..19).is_some_and(|c| c >= &since[..19])
+                    && docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", id])
+                        .contains("touch /kube-build-image")
+            })
+            .collect();
+        if ours.is_empty() {
+            return;
+        }
+        let _ = Proc::new("docker").arg("rmi").args(&ours).uninterruptible().output();
+    }
 }
