@@ -392,6 +392,11 @@ fn run_case(case: &Case, n: usize, real: Option<&Utf8Path>) -> Result<(), String
         .env_remove("GOFLAGS")
         .env_remove("GOTOOLCHAIN")
         .env_remove("FORCE_HOST_GO")
+        .env_remove("GO_VERSION")
+        // --go auto may look for the tree's Go: never on the network from the corpus (a closed
+        // local port answers at once), never in the user's own cache.
+        .env("KUBE_GO_MIRROR", "http://127.0.0.1:9/")
+        .env("KUBE_KIT_CACHE", sb.dir.join("kit-cache"))
         .env_remove("WHAT")
         .env_remove("KUBE_BUILD_PLATFORMS")
         .timeout(Duration::from_secs(120));

@@ -25,20 +25,21 @@ pub const TOOL: Tool = Tool {
     usage: "\
 check-vendor: check the vendor tree of a Kubernetes checkout (all eras)
 
-Usage: check-vendor [--fix [--dry-run] [--force]] [--probe] [--json]
+Usage: check-vendor [--fix [--dry-run] [--force]] [--probe [--go auto|host|PATH]] [--json]
 
   --fix        recreate exactly the broken vendor/k8s.io links (nothing outside vendor/k8s.io
                is touched); a non-empty real directory is replaced only with --force
   --dry-run    with --fix: say what would be done, change nothing
   --force      with --fix: also replace real directory copies that hold files
   --probe      afterwards, build cmd/kube-proxy the way the tree's era needs (needs go)
+  --go X       the Go of the probe, as kube-build's --go (default auto: the tree's Go line)
 
 Output: one problem per line on stdout, `path<TAB>kind<TAB>detail` (or --json); in the fields,
 backslash, tab, newline and CR are written \\\\, \\t, \\n, \\r. A summary on stderr; exit 1 when
 anything is wrong. --fix refuses (exit 2, nothing changed) a vendor/ or vendor/k8s.io that is
 a symlink.",
     run,
-    flags: &["--dry-run", "--fix", "--force", "--probe"],
+    flags: &["--dry-run", "--fix", "--force", "--go", "--probe"],
     command_after: None,
 };
 
@@ -208,6 +209,7 @@ struct Args {
     dry_run: bool,
     force: bool,
     probe: bool,
+    go: setup_go::Choice,
 }
 
 fn parse(ctx: &mut Ctx) -> Result<Args, Fail> {
@@ -216,6 +218,7 @@ fn parse(ctx: &mut Ctx) -> Result<Args, Fail> {
         dry_run: ctx.flag("--dry-run"),
         force: ctx.flag("--force"),
         probe: ctx.flag("--probe"),
+        go: setup_go::pick::choice_flag(ctx)?,
     };
     ctx.finish()?;
     if (a.dry_run || a.force) && !a.fix {
@@ -233,7 +236,9 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let fixed = if args.fix { fix(&tree, &mut problems, args.dry_run, args.force)? } else { Vec::new() };
     if args.probe {
         let gopath = probe_gopath(&tree)?;
-        let env = kube_tree::goenv::GoEnv::for_tree(&tree, &gopath, &|k| std::env::var(k).ok());
+        let vars = |k: &str| std::env::var(k).ok();
+        let mut env = kube_tree::goenv::GoEnv::for_tree(&tree, &gopath, &vars);
+        setup_go::pick::apply(&tree, &args.go, &mut env, &vars)?;
         let p = kube_tree::goenv::probe_kube_proxy(&env, &gopath.join("bin/kube-proxy"))?;
         if p.ok {
             p.log_success();

@@ -305,20 +305,20 @@ pub fn diagnose(tree: Option<&Tree>, docker_required: bool, go: &Choice) -> Vec<
 /// downloaded here).
 pub fn check_tree_go(tree: &Tree, go: &Choice) -> Check {
     match setup_go::pick::preview(tree, go, &|k| std::env::var(k).ok()) {
-        Ok((true, found)) => check("go for tree", Level::Ok, found, ""),
+        Ok((true, found)) => check("tree-go", Level::Ok, found, ""),
         Ok((false, found)) => check(
-            "go for tree",
+            "tree-go",
             Level::Warn,
             found,
             "run `setup-go` (or set KUBE_GO_MIRROR) now, or FORCE_HOST_GO=y to build with the go on PATH",
         ),
-        Err(e) => check("go for tree", Level::Fail, e.msg, "fix the tree's Go version file, or pass --go"),
+        Err(e) => check("tree-go", Level::Fail, e.msg, "fix the tree's Go version file, or pass --go"),
     }
 }
 
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let docker = ctx.flag("--docker");
-    let go = Choice::parse(ctx.opt_string("--go")?.as_deref().unwrap_or("auto"))?;
+    let go = setup_go::pick::choice_flag(ctx)?;
     ctx.finish()?;
     let tree = match ctx.tree() {
         Ok(t) => Some(t),

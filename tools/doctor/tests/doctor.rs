@@ -48,7 +48,12 @@ fn this_machine_has_what_the_tree_needs() {
     assert!(row(&out.stderr, "go").contains(" ok "), "{}", out.stderr);
     assert!(row(&out.stderr, "go").contains(">= go1.15.0"), "the tree's minimum is read: {}", out.stderr);
     assert!(out.stdout.starts_with(r#"[{"check":"go","status":"ok","found":"go1."#), "{}", out.stdout);
-    assert_eq!(out.stdout.matches(r#""check":"#).count(), 9);
+    assert_eq!(out.stdout.matches(r#""check":"#).count(), 10);
+    // Which Go a build of this tree would use, and why (nothing is downloaded by doctor).
+    let tree_go = row(&out.stderr, "tree-go");
+    assert!(tree_go.contains("go1.15") || tree_go.contains("the go on PATH"), "{tree_go}");
+    let forced = doctor(&root, None, &["--go", "host"]);
+    assert!(row(&forced.stderr, "tree-go").contains("--go host"), "{}", forced.stderr);
 }
 
 #[test]

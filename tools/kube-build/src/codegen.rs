@@ -1,7 +1,10 @@
-//! Code generation only when its inputs changed: a fingerprint of the tree's Go sources (path,
-//! size, mtime, ctime, inode) is kept under `_output` after each successful run of the tree's own generator
-//! step (`make generated_files`), and compared on the next build.
+//! Code generation only when its inputs changed: after each successful run of the tree's own
+//! generator step (`make generated_files`), a fingerprint of what it can read (see
+//! [`crate::genscope`]; each file by path, size, mtime, ctime, inode) is kept under `_output`
+//! and compared on the next build. An unchanged tree is known from one walk without reading a
+//! file; only when something changed is the generator scope worked out.
 
+use crate::genscope;
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::fnv::Fnv;
 use kube_tree::proc::Proc;
@@ -22,25 +25,21 @@ pub fn has_generator(tree: &Tree) -> bool {
 /// Directories never looked into: outputs and VCS metadata.
 const SKIP_DIRS: &[&str] = &["_output", ".git", ".make", "_tmp", "_artifacts"];
 
-/// Inputs of the generator step: Go sources outside vendor/ (vendor/k8s.io links lead into
-/// staging/, walked directly), generated files excluded.
-fn is_codegen_input(rel: &Utf8Path, name: &str) -> bool {
-    name.ends_with(".go") && !name.starts_with("zz_generated") && !rel.starts_with("vendor")
-}
-
 /// Two fingerprints from one walk of the tree: of the generator's inputs, and of every file
 /// (what a build can read). Each file counts by path, size, mtime, ctime and inode: an edit
 /// always moves ctime, even one that puts the old mtime back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprints {
-    pub codegen: u64,
     pub all: u64,
     pub files: usize,
+    /// The files that may be generator inputs, for [`genscope::fingerprint`].
+    pub candidates: Vec<genscope::Candidate>,
 }
 
 pub fn fingerprint(tree: &Tree) -> Result<Fingerprints, Fail> {
-    let (mut cg, mut all) = (Fnv::default(), Fnv::default());
+    let mut all = Fnv::default();
     let mut files = 0usize;
+    let mut candidates = Vec::new();
     // Directories are entered, not counted; links (vendor/k8s.io/*) count, their targets are
     // walked where they live.
     walk::entries(&tree.root, SKIP_DIRS, |rel, md| {
@@ -49,12 +48,30 @@ pub fn fingerprint(tree: &Tree) -> Result<Fingerprints, Fail> {
         }
         let stamp = walk::stat_bytes(rel, md);
         all.feed(&stamp);
-        if md.is_file() && is_codegen_input(rel, rel.file_name().unwrap_or("")) {
-            cg.feed(&stamp);
+        if md.is_file() && genscope::is_candidate(rel) {
+            candidates.push(genscope::Candidate { rel: rel.to_owned(), stamp: kube_tree::fnv::hash(&stamp) });
         }
         files += 1;
     })?;
-    Ok(Fingerprints { codegen: cg.0, all: all.0, files })
+    Ok(Fingerprints { all: all.0, files, candidates })
+}
+
+/// The stamp: the fingerprint of the whole tree and of the generator scope, after the last run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    all: u64,
+    scope: u64,
+}
+
+impl Stamp {
+    fn read(path: &Utf8Path) -> Option<Stamp> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut w = text.split_whitespace().map(|h| u64::from_str_radix(h, 16));
+        Some(Stamp { all: w.next()?.ok()?, scope: w.next()?.ok()? })
+    }
+    fn render(&self) -> String {
+        format!("{:016x} {:016x}\n", self.all, self.scope)
+    }
 }
 
 /// What happened to code generation in this build.
@@ -85,17 +102,25 @@ pub fn refresh(tree: &Tree, force: bool, go_vars: &[(String, String)]) -> Result
         return Ok((Codegen::NotInTree, fp));
     }
     let stamp = stamp_path(tree);
-    let stored = std::fs::read_to_string(&stamp).ok().and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
-    if !force && stored == Some(fp.codegen) {
-        log::status_v(2, format!("codegen: inputs unchanged ({} files fingerprinted)", fp.files));
-        return Ok((Codegen::UpToDate, fp));
+    let stored = Stamp::read(&stamp);
+    if let (false, Some(st)) = (force, stored) {
+        if st.all == fp.all {
+            log::status_v(2, format!("codegen: nothing changed ({} files fingerprinted)", fp.files));
+            return Ok((Codegen::UpToDate, fp));
+        }
+        let (scope, n) = genscope::fingerprint(tree, &fp.candidates)?;
+        if scope == st.scope {
+            log::status_v(2, format!("codegen: the change is outside the generators' {n} input files"));
+            tree.write_file(&stamp, Stamp { all: fp.all, scope }.render().as_bytes())?;
+            return Ok((Codegen::UpToDate, fp));
+        }
     }
     let why = if force {
         "forced"
     } else if stored.is_none() {
         "first build"
     } else {
-        "inputs changed"
+        "generator inputs changed"
     };
     let step = log::Step::start(format!("codegen ({why}): make generated_files"));
     let mut make = Proc::new("make");
@@ -111,6 +136,7 @@ pub fn refresh(tree: &Tree, force: bool, go_vars: &[(String, String)]) -> Result
     step.done();
     // Generators may write .go files that are not zz_generated.*: the stamp is taken afterwards.
     let after = fingerprint(tree)?;
-    tree.write_file(&stamp, format!("{:016x}\n", after.codegen).as_bytes())?;
+    let (scope, _) = genscope::fingerprint(tree, &after.candidates)?;
+    tree.write_file(&stamp, Stamp { all: after.all, scope }.render().as_bytes())?;
     Ok((Codegen::Ran, after))
 }

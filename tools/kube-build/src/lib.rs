@@ -5,6 +5,7 @@
 //! when its inputs changed.
 
 pub mod codegen;
+pub mod genscope;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::cli::{Ctx, Tool};

@@ -4,7 +4,7 @@
 use super::*;
 
 fn parse(ctx: &mut Ctx) -> Result<(Request, Choice), Fail> {
-    let go = Choice::parse(ctx.opt_string("--go")?.as_deref().unwrap_or("auto"))?;
+    let go = setup_go::pick::choice_flag(ctx)?;
     let debug = ctx.flag("--debug");
     let force_codegen = ctx.flag("--force-codegen");
     let mut what = Vec::new();
@@ -62,17 +62,11 @@ fn build(
     host: &str,
 ) -> Result<Outcome, Fail> {
     let env = |k: &str| std::env::var(k).ok();
+    // The Go first (a bad --go changes nothing), and for the generators too.
+    let chosen = setup_go::pick(tree, go, &env)?;
     let gopath = tree.path("_output/local/go");
     let mut genv = build_env(tree, &gopath)?;
-    // The Go first: the generators run it too.
-    let chosen = setup_go::pick(tree, go, &env)?;
-    match &chosen.installed {
-        Some(i) => {
-            log::status(format!("go{} at {} ({})", i.version.text, i.goroot, chosen.why));
-            genv.use_goroot(&i.goroot, env("PATH").as_deref());
-        }
-        None => log::status_v(2, format!("the go on PATH: {}", chosen.why)),
-    }
+    setup_go::pick::use_chosen(&chosen, &mut genv, &env);
     let (cg, fp) = codegen::refresh(tree, req.force_codegen, &genv.toolchain_vars())?;
     let vv = version::get(tree, &env)?;
     let pkgs = scripts::version_ldflag_packages(tree);

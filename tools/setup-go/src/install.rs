@@ -7,28 +7,32 @@ use crate::mirror::{Archive, Mirror};
 use kube_tree::gover::GoVersion;
 use kube_tree::{log, Confined, Fail, Jail};
 
-/// `<cache>/go`, the kit's Go installations, as a jail every write stays in.
+/// `<cache>/go`, the kit's Go installations; every write stays inside it (a jail), and it is
+/// only created when something is installed (looking changes nothing).
 pub struct Cache {
-    jail: Jail,
+    dir: camino::Utf8PathBuf,
 }
 
 impl Cache {
-    /// Opens (creating) `<cache>/go`.
-    pub fn open(cache: &camino::Utf8Path) -> Result<Cache, Fail> {
-        let dir = cache.join("go");
-        fs_err::create_dir_all(&dir).map_err(|e| Fail::new(format!("cannot create the Go cache: {e}")))?;
-        let cache = Cache { jail: Jail::new(&dir)? };
+    pub fn open(cache: &camino::Utf8Path) -> Cache {
+        let cache = Cache { dir: cache.join("go") };
         cache.sweep_dead();
-        Ok(cache)
+        cache
     }
 
     pub fn dir(&self) -> &camino::Utf8Path {
-        self.jail.root()
+        &self.dir
+    }
+
+    /// The jail of writes, creating the directory.
+    fn jail(&self) -> Result<Jail, Fail> {
+        fs_err::create_dir_all(&self.dir).map_err(|e| Fail::new(format!("cannot create the Go cache: {e}")))?;
+        Jail::new(&self.dir)
     }
 
     /// The installation of `v` in the cache, if complete.
     pub fn get(&self, v: &GoVersion) -> Option<Installed> {
-        let goroot = self.jail.root().join(&v.text);
+        let goroot = self.dir.join(&v.text);
         (local::version_at(&goroot).as_ref() == Some(v)).then(|| Installed {
             version: v.clone(),
             goroot,
@@ -39,13 +43,13 @@ impl Cache {
     /// What an earlier run installed for `wanted` when the site lacked that exact patch (so a
     /// later run needs no network to make the same choice).
     pub fn fallback_of(&self, wanted: &GoVersion) -> Option<Installed> {
-        let text = std::fs::read_to_string(self.jail.root().join(format!(".fallback-{}", wanted.text))).ok()?;
+        let text = std::fs::read_to_string(self.dir.join(format!(".fallback-{}", wanted.text))).ok()?;
         let v = GoVersion::parse(text.trim()).ok().filter(|v| v.minor == wanted.minor)?;
         self.get(&v)
     }
 
     pub fn remember_fallback(&self, wanted: &GoVersion, got: &GoVersion) -> Result<(), Fail> {
-        self.jail.write_file(format!(".fallback-{}", wanted.text), format!("{}\n", got.text).as_bytes())
+        self.jail()?.write_file(format!(".fallback-{}", wanted.text), format!("{}\n", got.text).as_bytes())
     }
 
     /// Downloads, verifies and installs `a`; returns the installation.
@@ -54,19 +58,20 @@ impl Cache {
             return Ok(i);
         }
         let pid = std::process::id();
-        let dl = self.jail.path(format!(".download-{pid}-{}", a.filename))?;
+        let jail = self.jail()?;
+        let dl = jail.path(format!(".download-{pid}-{}", a.filename))?;
         let step = log::Step::start(format!("downloading {}{}", mirror.base(), a.filename));
         let bytes = mirror.download(a, &dl)?;
         step.done();
         log::status(format!("{} ({:.1} MB) matches SHA-256 {}", a.filename, bytes as f64 / 1e6, a.sha256));
-        let tmp = self.jail.path(format!(".unpack-{pid}-{}", a.version.text))?;
-        let res = self.unpack_and_place(a, &dl, &tmp);
+        let tmp = jail.path(format!(".unpack-{pid}-{}", a.version.text))?;
+        let res = self.unpack_and_place(&jail, a, &dl, &tmp);
         let _ = dl.remove_file();
         let _ = tmp.remove_dir_all();
         res
     }
 
-    fn unpack_and_place(&self, a: &Archive, dl: &Confined, tmp: &Confined) -> Result<Installed, Fail> {
+    fn unpack_and_place(&self, jail: &Jail, a: &Archive, dl: &Confined, tmp: &Confined) -> Result<Installed, Fail> {
         if !a.filename.ends_with(".tar.gz") {
             return Err(Fail::new(format!("{}: only .tar.gz archives can be installed on this system", a.filename)));
         }
@@ -104,7 +109,7 @@ impl Cache {
                 )))
             }
         }
-        let dest = self.jail.path(&a.version.text)?;
+        let dest = jail.path(&a.version.text)?;
         if let Err(e) = goroot.rename_to(&dest) {
             // Another run may have installed it meanwhile: that one is as good.
             return self.get(&a.version).ok_or(e);
@@ -114,7 +119,8 @@ impl Cache {
 
     /// Removes the temps of runs that died (their pid is gone).
     fn sweep_dead(&self) {
-        let Ok(rd) = self.jail.root().read_dir_utf8() else { return };
+        let Ok(rd) = self.dir.read_dir_utf8() else { return };
+        let Ok(jail) = Jail::new(&self.dir) else { return };
         for e in rd.flatten() {
             let name = e.file_name();
             let pid = name
@@ -123,7 +129,7 @@ impl Cache {
                 .and_then(|r| r.split('-').next())
                 .and_then(|p| p.parse::<u32>().ok());
             if let Some(pid) = pid.filter(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
-                if let Ok(c) = self.jail.path(name) {
+                if let Ok(c) = jail.path(name) {
                     log::status_v(2, format!("removing {name}, left by a run that died (pid {pid})"));
                     let _ = if e.file_type().is_ok_and(|t| t.is_dir()) { c.remove_dir_all() } else { c.remove_file() };
                 }

@@ -79,6 +79,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let tree = if explicit { None } else { Some(ctx.tree()?) };
     let wanted = want::resolve(tree.as_ref(), a.version.as_deref(), &env)?;
     let opts = pick::Options::from_env(a.mirror.clone(), a.exact, &env);
+    mirror::Mirror::new(&opts.mirror)?;
     if a.list {
         return list(ctx, wanted.as_ref(), &opts, &env);
     }
@@ -123,9 +124,9 @@ fn list(
     o: &pick::Options,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Status, Fail> {
-    let cache = install::Cache::open(&o.cache)?;
-    let installed = local::all(cache.dir(), env);
     let m = mirror::Mirror::new(&o.mirror)?;
+    let cache = install::Cache::open(&o.cache);
+    let installed = local::all(cache.dir(), env);
     let (os, arch) = mirror::host_platform();
     let available: Vec<String> = match m.listing(os, arch) {
         Ok(Some(l)) => l

@@ -79,7 +79,9 @@ pub fn at_path(p: &Utf8Path) -> Result<Installed, Fail> {
 /// (exact patch first, else, unless `exact`, the newest patch of its minor line).
 pub fn obtain(w: &Wanted, o: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<(Installed, String), Fail> {
     let v = &w.version;
-    let cache = Cache::open(&o.cache)?;
+    // A bad mirror is refused before anything else.
+    let m = Mirror::new(&o.mirror)?;
+    let cache = Cache::open(&o.cache);
     let all = local::all(cache.dir(), env);
     if let Some(i) = local::best(&all, v, true) {
         return Ok((i.clone(), format!("go{} ({}) is installed at {}", v.text, w.from, i.goroot)));
@@ -93,7 +95,6 @@ pub fn obtain(w: &Wanted, o: &Options, env: &dyn Fn(&str) -> Option<String>) -> 
             return Ok((i, why));
         }
     }
-    let m = Mirror::new(&o.mirror)?;
     let (os, arch) = mirror::host_platform();
     let listing = m.listing(os, arch)?;
     let exact = match &listing {
@@ -209,4 +210,36 @@ pub fn preview(tree: &Tree, choice: &Choice, env: &dyn Fn(&str) -> Option<String
             w.version.text, w.from, o.mirror
         ),
     ))
+}
+
+/// [`pick`]s the Go for `tree` and points `genv` at it (unless it is PATH's); logs which and why.
+pub fn apply(
+    tree: &Tree,
+    choice: &Choice,
+    genv: &mut kube_tree::goenv::GoEnv,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Resolved, Fail> {
+    let chosen = pick(tree, choice, env)?;
+    use_chosen(&chosen, genv, env);
+    Ok(chosen)
+}
+
+/// Points `genv` at what [`pick`] chose (unless it is PATH's); logs which and why.
+pub fn use_chosen(chosen: &Resolved, genv: &mut kube_tree::goenv::GoEnv, env: &dyn Fn(&str) -> Option<String>) {
+    match &chosen.installed {
+        Some(i) => {
+            log::status(format!("go{} at {} ({})", i.version.text, i.goroot, chosen.why));
+            genv.use_goroot(&i.goroot, env("PATH").as_deref());
+        }
+        None => log::status_v(2, format!("the go on PATH: {}", chosen.why)),
+    }
+}
+
+/// `--go` as every tool reads it (default auto); a path must hold a Go (else exit 2 at once).
+pub fn choice_flag(ctx: &mut kube_tree::cli::Ctx) -> Result<Choice, Fail> {
+    let c = Choice::parse(ctx.opt_string("--go")?.as_deref().unwrap_or("auto"))?;
+    if let Choice::Path(p) = &c {
+        at_path(p)?;
+    }
+    Ok(c)
 }

@@ -17,7 +17,7 @@ pub const TOOL: Tool = Tool {
 setup-gopath: put a Kubernetes checkout at $GOPATH/src/k8s.io/kubernetes
 
 Usage: setup-gopath [--gopath DIR] [--from PATH | --clone URL [--ref REF]]
-                    [--print-env] [--probe] [--force] [--dry-run] [--json]
+                    [--print-env] [--probe [--go auto|host|PATH]] [--force] [--dry-run] [--json]
 
   --gopath DIR   the GOPATH to use (default: first entry of $GOPATH, else ~/go)
   --from PATH    link this checkout (default: the tree found as --kube-root describes)
@@ -26,6 +26,7 @@ Usage: setup-gopath [--gopath DIR] [--from PATH | --clone URL [--ref REF]]
   --print-env    print shell lines for: eval \"$(setup-gopath --print-env)\"
                  (GOPATH, GO111MODULE=off for symlink-era trees, GOTOOLCHAIN for go.work trees)
   --probe        build cmd/kube-proxy there with `go build` and report the binary or the errors
+  --go X         the Go of the probe, as kube-build's --go (default auto: the tree's Go line)
   --force        repoint an existing symlink that points at another tree (never a directory)
   --dry-run      say what would be done; change nothing
 
@@ -33,7 +34,7 @@ Idempotent: rerunning with the same tree changes nothing. An existing different 
 never replaced (exit 2, nothing touched). stdout: the checkout path (then the kube-proxy binary
 with --probe), or only the env lines with --print-env.",
     run,
-    flags: &["--clone", "--dry-run", "--force", "--from", "--gopath", "--print-env", "--probe", "--ref"],
+    flags: &["--clone", "--dry-run", "--force", "--from", "--go", "--gopath", "--print-env", "--probe", "--ref"],
     command_after: None,
 };
 
@@ -221,6 +222,7 @@ struct Args {
     probe: bool,
     force: bool,
     dry_run: bool,
+    go: setup_go::Choice,
 }
 
 fn parse(ctx: &mut Ctx) -> Result<Args, Fail> {
@@ -230,6 +232,7 @@ fn parse(ctx: &mut Ctx) -> Result<Args, Fail> {
     let reference = ctx.opt_string("--ref")?;
     let (print_env, probe, force, dry_run) =
         (ctx.flag("--print-env"), ctx.flag("--probe"), ctx.flag("--force"), ctx.flag("--dry-run"));
+    let go = setup_go::pick::choice_flag(ctx)?;
     ctx.finish()?;
     if from.is_some() && clone.is_some() {
         return Err(Fail::new("--from and --clone exclude each other"));
@@ -255,7 +258,7 @@ fn parse(ctx: &mut Ctx) -> Result<Args, Fail> {
             .ok_or_else(|| Fail::new("no GOPATH: set $GOPATH or $HOME, or pass --gopath"))?,
     };
     plain_value("GOPATH", gopath.as_str(), true)?;
-    Ok(Args { gopath, from, clone, reference, print_env, probe, force, dry_run })
+    Ok(Args { gopath, from, clone, reference, print_env, probe, force, dry_run, go })
 }
 
 /// What was done, for the output.
@@ -305,7 +308,12 @@ fn execute(ctx: &Ctx, a: &Args) -> Result<Outcome, Fail> {
     let tree = if tree_path.exists() { Some(Tree::open(&tree_path)?) } else { None };
     let goenv = tree.as_ref().map(|t| GoEnv::for_tree(t, &a.gopath, &|k| std::env::var(k).ok()));
     let probe = match (&goenv, a.probe, a.dry_run) {
-        (Some(g), true, false) => Some(goenv::probe_kube_proxy(g, &a.gopath.join("bin/kube-proxy"))?),
+        (Some(g), true, false) => {
+            // The probe builds with the tree's Go; the printed env stays the GOPATH's only.
+            let (mut g, vars) = (g.clone(), |k: &str| std::env::var(k).ok());
+            setup_go::pick::apply(tree.as_ref().expect("a tree with its env"), &a.go, &mut g, &vars)?;
+            Some(goenv::probe_kube_proxy(&g, &a.gopath.join("bin/kube-proxy"))?)
+        }
         (_, true, _) => {
             log::status("probe skipped (dry run)");
             None
