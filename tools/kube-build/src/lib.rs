@@ -32,7 +32,11 @@ Usage: kube-build [WHAT=cmd/kubectl] [KUBE_BUILD_PLATFORMS='linux/amd64 darwin/a
                   [GOFLAGS=...] [GOGCFLAGS=...] [GOLDFLAGS=...] [DBG=1]
                   [--what T]... [--platform P]... [--debug] [--force-codegen] [--go auto|host|PATH] [--json]
 
-Make-style words and the environment both work (as with make). WHAT is required.
+Make-style words and the environment both work (as with make). Without WHAT, everything `make`
+builds: the tree's KUBE_ALL_TARGETS (server, client, test and server-test targets, read from
+hack/lib/golang.sh; `*.test` targets with `go test -c`). Several platforms build in parallel
+when the machine has KUBE_PARALLEL_BUILD_MEMORY GB (the tree's rule; the variable in the
+environment overrides the tree's value), else one after another.
   --debug           unstripped, optimisations off (DBG=1 where the tree knows it; else
                     GOLDFLAGS='' GOGCFLAGS='all=-N -l')
   --force-codegen   run the tree's generator step even if its inputs did not change
@@ -92,9 +96,6 @@ pub fn parse_request(
     platforms.dedup();
     let targets: Vec<String> =
         targets.into_iter().map(|t| t.trim_start_matches("./").trim_end_matches('/').to_string()).collect();
-    if targets.is_empty() {
-        return Err(Fail::new("which targets? e.g. WHAT=cmd/kubectl (make's build-everything default is not offered)"));
-    }
     Ok(Request {
         targets,
         platforms,
@@ -219,6 +220,11 @@ pub struct Built {
     pub elapsed: Duration,
 }
 
+/// A test binary target (`test/e2e/e2e.test`): built with `go test -c` from its directory.
+fn is_test_target(t: &str) -> bool {
+    t.ends_with(".test")
+}
+
 /// The binary a target builds: its last path element (`cmd/kubectl` -> `kubectl`).
 fn bin_name(target: &str) -> &str {
     target.rsplit('/').next().unwrap_or(target)
@@ -255,13 +261,24 @@ fn install_cmds(
 ) -> Vec<(Proc, Vec<String>, bool)> {
     let (os, arch) = platform.split_once('/').expect("validated platform");
     let pkg = |t: &str| if env.gopath_mode { format!("{KUBE_IMPORT_PATH}/{t}") } else { format!("./{t}") };
-    let (statics, dynamics): (Vec<&String>, Vec<&String>) = targets.iter().partition(|t| g.is_static(t));
+    let (tests, mains): (Vec<&String>, Vec<&String>) = targets.iter().partition(|t| is_test_target(t));
+    let (statics, dynamics): (Vec<&String>, Vec<&String>) = mains.into_iter().partition(|t| g.is_static(t));
+    let mut groups: Vec<(Vec<&String>, bool, bool)> = vec![(statics, true, false), (dynamics, false, false)];
+    // `go test -c` makes one binary per call, as the scripts do it.
+    groups.extend(tests.into_iter().map(|t| (vec![t], g.is_static(t), true)));
+    let out_dir = if platform == host { env.bin_dir() } else { env.bin_dir().join(platform.replace('/', "_")) };
     let mut out = Vec::new();
-    for (group, is_static) in [(statics, true), (dynamics, false)] {
+    for (group, is_static, test) in groups {
         if group.is_empty() {
             continue;
         }
-        let mut p = Proc::new(&env.go).arg("install");
+        let mut p = Proc::new(&env.go);
+        p = if test {
+            let name = bin_file(bin_name(group[0]), platform);
+            p.args(["test", "-c", "-o"]).arg(out_dir.join(name))
+        } else {
+            p.arg("install")
+        };
         if is_static {
             p = p.args(if g.dbg { vec!["-installsuffix=static"] } else { vec!["-installsuffix", "static"] });
         }
@@ -269,7 +286,10 @@ fn install_cmds(
         if let Some(a) = &f.asmflags {
             p = p.arg("-asmflags").arg(a);
         }
-        p = p.arg("-ldflags").arg(&f.ldflags).arg("-tags").arg(&f.tags).args(group.iter().map(|t| pkg(t)));
+        let pkgs = group
+            .iter()
+            .map(|t| pkg(t.strip_suffix(".test").and_then(|t| t.rsplit_once('/')).map(|x| x.0).unwrap_or(t)));
+        p = p.arg("-ldflags").arg(&f.ldflags).arg("-tags").arg(&f.tags).args(pkgs);
         p = env.apply(p).env("GOOS", os).env("GOARCH", arch);
         if let Some(g) = &f.goflags_env {
             p = p.env("GOFLAGS", g);
@@ -286,11 +306,17 @@ fn install_cmds(
     out
 }
 
-/// Runs the commands of [`install_cmds`]; returns (binary name, static, time) per target.
-fn run_installs(cmds: Vec<(Proc, Vec<String>, bool)>, platform: &str) -> Result<Vec<(String, bool, Duration)>, Fail> {
+/// The commands of one platform: (command, its targets, static).
+type Cmds = Vec<(Proc, Vec<String>, bool)>;
+/// What a platform's build made: (binary name, static, time) per target.
+type Names = Vec<(String, bool, Duration)>;
+
+/// Runs the commands of [`install_cmds`]; returns what they made.
+fn run_installs(cmds: Cmds, platform: &str) -> Result<Names, Fail> {
     let mut out = Vec::new();
     for (p, group, is_static) in cmds {
-        let label = format!("go install ({platform}{})", if is_static { ", static" } else { "" });
+        let verb = if group.iter().any(|t| is_test_target(t)) { "go test -c" } else { "go install" };
+        let label = format!("{verb} ({platform}{})", if is_static { ", static" } else { "" });
         let res = p.output_with_progress(&label, Duration::from_secs(15))?;
         if !res.success() {
             return Err(Fail::new(format!("{label} failed: {}", res.first_lines(6).replace('\n', " | "))));
@@ -374,9 +400,20 @@ fn check_target(tree: &Tree, t: &str) -> Result<(), Fail> {
             "WHAT={shown}: an absolute path; name a directory of the tree (e.g. cmd/kubectl)"
         )));
     }
-    let dir = tree.confined(t).and_then(|c| c.follow()).map_err(|e| Fail::new(format!("WHAT={shown}: {}", e.msg)))?;
+    let test = is_test_target(t);
+    let pkg_dir = if test { t.rsplit_once('/').map(|x| x.0).unwrap_or("") } else { t };
+    let dir =
+        tree.confined(pkg_dir).and_then(|c| c.follow()).map_err(|e| Fail::new(format!("WHAT={shown}: {}", e.msg)))?;
     if !dir.path().is_dir() {
         return Err(Fail::new(format!("WHAT={shown}: no such directory in {}", tree.root)));
+    }
+    if test {
+        let has_tests =
+            fs_err::read_dir(dir.path())?.flatten().any(|e| e.file_name().to_string_lossy().ends_with("_test.go"));
+        if !has_tests {
+            return Err(Fail::new(format!("WHAT={shown}: a test target, but {pkg_dir} has no _test.go file")));
+        }
+        return Ok(());
     }
     let is_main = fs_err::read_dir(dir.path())?.flatten().any(|e| {
         let name = e.file_name().to_string_lossy().into_owned();

@@ -78,33 +78,82 @@ fn build(
     // commands (but the date) and the environment go reads is the one of the last build.
     let mut state = BuildState::load(tree.path("_output/local/.kit-build-state"), kube_tree::Jail::new(&tree.root)?);
     let now = build_date(&env);
-    let (mut built, mut date_used, mut skipped) = (Vec::new(), now.clone(), 0);
+    let (mut date_used, mut skipped) = (now.clone(), 0);
+    // First what each platform needs: nothing (up to date) or its go commands.
+    let mut plan: Vec<(&str, String, u64, Option<Cmds>)> = Vec::new();
+    let mut names_of: Vec<Result<Names, Fail>> = Vec::new();
     for p in platforms {
         let key = format!("{p}|{}", req.targets.join(" "));
         let outputs_there =
             req.targets.iter().all(|t| tree.path("_output/local/bin").join(p).join(bin_file(bin_name(t), p)).is_file());
         let cmds = install_cmds(&genv, g, &flags_at(&now), &req.targets, p, host);
         let fingerprint = build_key(&cmds, &genv.go, &now) ^ fp.all;
-        let names = match state.get(&key) {
+        match state.get(&key) {
             Some((date, h)) if outputs_there && h == fingerprint => {
                 log::status_v(2, format!("{p}: up to date (built {date})"));
                 skipped += 1;
                 date_used = date.to_string();
-                cmds.iter()
+                names_of.push(Ok(cmds
+                    .iter()
                     .flat_map(|(_, group, st)| {
                         group.iter().map(move |t| (bin_name(t).to_string(), *st, Duration::ZERO))
                     })
-                    .collect()
+                    .collect()));
+                plan.push((p, key, fingerprint, None));
             }
             _ => {
-                let names = run_installs(cmds, p)?;
-                state.set(&key, &now, fingerprint)?;
-                names
+                let out = if p == host { genv.bin_dir() } else { genv.bin_dir().join(p.replace('/', "_")) };
+                tree.confined(out)?.create_dir_all()?;
+                names_of.push(Ok(Vec::new()));
+                plan.push((p, key, fingerprint, Some(cmds)));
             }
-        };
+        }
+    }
+    // Then the builds: platforms at once when the machine has the memory the tree asks for.
+    let to_run = plan.iter().filter(|x| x.3.is_some()).count();
+    // The tree's threshold; KUBE_PARALLEL_BUILD_MEMORY in the environment overrides it.
+    let threshold = env("KUBE_PARALLEL_BUILD_MEMORY").and_then(|v| v.trim().parse().ok()).or(g.parallel_memory_gb);
+    let parallel = to_run > 1 && physical_memory_gb() >= threshold.unwrap_or(40);
+    if to_run > 1 {
+        let how =
+            if parallel { "in parallel" } else { "one after another (less memory than KUBE_PARALLEL_BUILD_MEMORY)" };
+        log::status(format!("{to_run} platforms to build, {how}"));
+    }
+    let jobs: Vec<(usize, &str, Cmds)> =
+        plan.iter_mut().enumerate().filter_map(|(i, x)| x.3.take().map(|c| (i, x.0, c))).collect();
+    let ran: Vec<usize> = jobs.iter().map(|j| j.0).collect();
+    if parallel {
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = jobs.into_iter().map(|(i, p, c)| (i, sc.spawn(move || run_installs(c, p)))).collect();
+            for (i, h) in handles {
+                names_of[i] = h.join().unwrap_or_else(|_| Err(Fail::new("a build thread panicked")));
+            }
+        });
+    } else {
+        for (i, p, c) in jobs {
+            names_of[i] = run_installs(c, p);
+        }
+    }
+    let mut built = Vec::new();
+    for (i, ((p, key, fingerprint, _), names)) in plan.iter().zip(names_of).enumerate() {
+        let names = names?;
+        if ran.contains(&i) {
+            state.set(key, &now, *fingerprint)?;
+        }
         built.extend(place_bins(tree, &gopath, p, host, &names)?);
     }
     Ok(Outcome { built, up_to_date: skipped == platforms.len(), codegen: cg, flags: flags_at(&date_used), genv })
+}
+
+/// The machine's memory in GB (what the scripts compare with KUBE_PARALLEL_BUILD_MEMORY).
+fn physical_memory_gb() -> u64 {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kb: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    kb / 1024 / 1024
 }
 
 fn render(ctx: &mut Ctx, tree: &Tree, req: &Request, o: &Outcome, start: Instant) -> Result<(), Fail> {
@@ -150,10 +199,20 @@ fn render(ctx: &mut Ctx, tree: &Tree, req: &Request, o: &Outcome, start: Instant
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
-    let (req, go) = parse(ctx)?;
+    let (mut req, go) = parse(ctx)?;
     let start = Instant::now();
     let tree = ctx.tree()?;
     let g = GolangSh::read(&tree);
+    if req.targets.is_empty() {
+        // As `make` with no WHAT: everything the tree's build lists.
+        if g.all_targets.is_empty() {
+            return Err(Fail::new(
+                "no WHAT, and KUBE_ALL_TARGETS cannot be read from hack/lib/golang.sh: name the targets (WHAT=cmd/kubectl)",
+            ));
+        }
+        log::status(format!("no WHAT: all {} targets of the tree (KUBE_ALL_TARGETS)", g.all_targets.len()));
+        req.targets = g.all_targets.clone();
+    }
     let host = host_platform();
     let platforms = check(&tree, &g, &req, &host)?;
     let outcome = build(&tree, &g, &req, &go, &platforms, &host)?;

@@ -115,7 +115,7 @@ fn cross_platforms_and_flags() {
 fn bad_requests_exit_2() {
     let root = fixture::scratch_tree("kb-bad", &Spec::era_b());
     for args in [
-        &[][..],
+        &["WHAT=cmd/kubectl/kubectl.test"][..],
         &["WHAT=cmd/kubectl", "KUBE_BUILD_PLATFORMS=plan9/amd64"],
         &["WHAT=cmd/nope"],
         &["FOO=1", "WHAT=cmd/kubectl"],
@@ -189,4 +189,55 @@ fn flags_platforms_and_the_git_version_reach_go() {
     let call = build(&["WHAT=cmd/kubectl", "--platform", "linux/arm64"]);
     assert!(call.contains("GOOS=linux GOARCH=arm64"), "{call}");
     assert!(root.join("_output/local/bin/linux/arm64/kubectl").is_file());
+}
+
+/// Without WHAT, what `make` builds: the tree's KUBE_ALL_TARGETS, test targets with `go test
+/// -c`; several platforms at once when KUBE_PARALLEL_BUILD_MEMORY allows it.
+#[test]
+fn no_what_builds_every_target_of_the_tree() {
+    if !go("no_what_builds_every_target_of_the_tree") {
+        return;
+    }
+    let root = fixture::scratch_tree("kb-all", &Spec::era_b());
+    let defs = root.parent().unwrap().join("version-defs");
+    std::fs::write(&defs, "KUBE_GIT_COMMIT='0123456789abcdef0123456789abcdef01234567'\nKUBE_GIT_TREE_STATE='clean'\nKUBE_GIT_VERSION='v1.20.9'\nKUBE_GIT_MAJOR='1'\nKUBE_GIT_MINOR='20'\n").unwrap();
+    let build = |args: &[&str], env: &[(&str, &str)]| {
+        let mut p = Proc::new(BIN)
+            .args(["--go", "host", "--kube-root", root.as_str()])
+            .args(args)
+            .env("KUBE_GIT_VERSION_FILE", &defs)
+            .env_remove("GOFLAGS")
+            .env_remove("WHAT")
+            .env_remove("KUBE_BUILD_PLATFORMS")
+            .env_remove("KUBE_PARALLEL_BUILD_MEMORY");
+        for (k, v) in env {
+            p = p.env(k, v);
+        }
+        p.output().unwrap()
+    };
+    let out = build(&[], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("no WHAT: all 3 targets of the tree"), "{}", out.stderr);
+    let bin = root.join("_output/local/bin/linux/amd64");
+    assert_eq!(
+        out.stdout,
+        format!("{}\n{}\n{}\n", bin.join("kube-proxy"), bin.join("kubectl"), bin.join("version.test"))
+    );
+    let t = Proc::new(bin.join("version.test")).args(["-test.run", "TestString", "-test.v"]).output().unwrap();
+    assert!(t.success() && t.stdout.contains("--- PASS: TestString"), "a working test binary: {}", t.stdout);
+
+    // Two platforms, in parallel when the memory threshold allows (0 here), else in turn.
+    let two = ["KUBE_BUILD_PLATFORMS=linux/amd64 linux/arm64", "WHAT=cmd/kubectl"];
+    let out = build(&two, &[("KUBE_PARALLEL_BUILD_MEMORY", "0")]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("2 platforms to build, in parallel"), "{}", out.stderr);
+    let arm = root.join("_output/local/bin/linux/arm64/kubectl");
+    assert_eq!(out.stdout, format!("{}\n{arm}\n", bin.join("kubectl")));
+    let elf = std::fs::read(&arm).unwrap();
+    assert_eq!(elf[18], 0xb7, "an arm64 ELF (e_machine EM_AARCH64)");
+    std::fs::remove_dir_all(root.join("_output/local/bin/linux/arm64")).unwrap();
+    let out = build(&two, &[("KUBE_PARALLEL_BUILD_MEMORY", "100000")]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("1 platforms to build") || !out.stderr.contains("in parallel"), "{}", out.stderr);
+    assert!(arm.is_file());
 }

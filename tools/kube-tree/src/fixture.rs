@@ -163,6 +163,8 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
 
     // Binaries print the version stamped into pkg/version, as Kubernetes' do.
     put(root, "pkg/version/base.go", "package version\n\nvar (\n\tgitVersion = \"v0.0.0-master+$Format:%h$\"\n\tbuildDate  = \"1970-01-01T00:00:00Z\"\n)\n\nfunc String() string { return gitVersion + \" \" + buildDate }\n");
+    // A test binary target, as KUBE_TEST_TARGETS lists them (test/e2e/e2e.test upstream).
+    put(root, "pkg/version/version_test.go", "package version\n\nimport \"testing\"\n\nfunc TestString(t *testing.T) {\n\tif String() == \"\" {\n\t\tt.Fatal(\"empty\")\n\t}\n}\n");
     for (cmd, name) in [("kube-proxy", "kube-proxy"), ("kubectl", "kubectl")] {
         put(root, &format!("cmd/{cmd}/main.go"), &format!(
             "package main\n\nimport (\n\t\"fmt\"\n\n\t\"{DEP}\"\n\t\"k8s.io/{}/util\"\n\t\"k8s.io/kubernetes/pkg/version\"\n)\n\nfunc main() {{ fmt.Println(\"{name}\", util.Repo, dep.Version, version.String()) }}\n",
@@ -187,7 +189,7 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
     ));
     put(root, "cluster/images/etcd/Makefile", &format!("GOLANG_VERSION := {go}\n"));
     put(root, "hack/lib/golang.sh", &format!(
-        "readonly KUBE_GO_PACKAGE=k8s.io/kubernetes\nreadonly KUBE_SUPPORTED_SERVER_PLATFORMS=(\n  linux/amd64\n  linux/arm64\n)\nreadonly KUBE_SUPPORTED_CLIENT_PLATFORMS=(\n  linux/amd64\n  linux/arm64\n  darwin/amd64\n  windows/amd64\n)\nreadonly KUBE_STATIC_LIBRARIES=(\n  kubectl\n  kube-proxy\n)\nkube::golang::verify_go_version() {{\n  minimum_go_version={}\n}}\ngoldflags=\"${{GOLDFLAGS=-s -w -buildid=}} $(kube::version::ldflags)\"\n",
+        "readonly KUBE_GO_PACKAGE=k8s.io/kubernetes\nreadonly KUBE_SUPPORTED_SERVER_PLATFORMS=(\n  linux/amd64\n  linux/arm64\n)\nreadonly KUBE_SUPPORTED_CLIENT_PLATFORMS=(\n  linux/amd64\n  linux/arm64\n  darwin/amd64\n  windows/amd64\n)\nreadonly KUBE_STATIC_LIBRARIES=(\n  kubectl\n  kube-proxy\n)\nkube::golang::server_targets() {{\n  local targets=(\n    cmd/kube-proxy\n  )\n  echo \"${{targets[@]}}\"\n}}\nIFS=\" \" read -ra KUBE_SERVER_TARGETS <<< \"$(kube::golang::server_targets)\"\nreadonly KUBE_CLIENT_TARGETS=(\n  cmd/kubectl\n)\nkube::golang::test_targets() {{\n  local targets=(\n    pkg/version/version.test\n  )\n  echo \"${{targets[@]}}\"\n}}\nIFS=\" \" read -ra KUBE_TEST_TARGETS <<< \"$(kube::golang::test_targets)\"\nreadonly KUBE_PARALLEL_BUILD_MEMORY=40\nreadonly KUBE_ALL_TARGETS=(\n  \"${{KUBE_SERVER_TARGETS[@]}}\"\n  \"${{KUBE_CLIENT_TARGETS[@]}}\"\n  \"${{KUBE_TEST_TARGETS[@]}}\"\n)\nkube::golang::verify_go_version() {{\n  minimum_go_version={}\n}}\ngoldflags=\"${{GOLDFLAGS=-s -w -buildid=}} $(kube::version::ldflags)\"\n",
         spec.minimum_go
     ));
     match spec.era {

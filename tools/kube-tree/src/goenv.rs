@@ -107,6 +107,12 @@ impl GoEnv {
             .collect()
     }
 
+    /// Where `go install` puts binaries (`$GOPATH/bin`; GOBIN is unset by the build).
+    pub fn bin_dir(&self) -> Utf8PathBuf {
+        let gopath = self.vars.iter().find(|(k, _)| k == "GOPATH").and_then(|(_, v)| v.clone()).unwrap_or_default();
+        Utf8PathBuf::from(gopath).join("bin")
+    }
+
     /// `go <args>` with this environment.
     pub fn go(&self) -> Proc {
         self.apply(Proc::new(&self.go))

@@ -43,6 +43,65 @@ pub struct GolangSh {
     pub dbg: bool,
     /// Default link flags when GOLDFLAGS is unset (`${GOLDFLAGS=-s -w -buildid=}`), older eras.
     pub default_goldflags: Option<String>,
+    /// What `make` with no WHAT builds: `KUBE_ALL_TARGETS` (server, client, test and server-test
+    /// targets), empty when the script cannot be read.
+    pub all_targets: Vec<String>,
+    /// `KUBE_PARALLEL_BUILD_MEMORY`: GB of memory from which platforms build in parallel.
+    pub parallel_memory_gb: Option<u64>,
+}
+
+/// A target list of the script: the array `NAME=(...)` (older trees), else the `targets`
+/// array of the function `kube::golang::<func>()` with its `targets+=(...)` additions (later
+/// trees; an addition under an OSTYPE test counts only on that OS).
+fn target_list(text: &str, name: &str, func: &str) -> Vec<String> {
+    if let Some(v) = bash_array(text, name).filter(|v| !v.iter().any(|w| w.starts_with("$("))) {
+        return v;
+    }
+    let head = format!("kube::golang::{func}() {{");
+    let Some(start) = text.find(&head) else { return Vec::new() };
+    let body = &text[start + head.len()..];
+    let body = &body[..body.find("\n}").unwrap_or(body.len())];
+    let mut v = bash_array(body, "local targets").unwrap_or_default();
+    let mut os_guard: Option<bool> = None;
+    for line in body.lines() {
+        let t = line.trim();
+        if t.starts_with("if ") && t.contains("OSTYPE") {
+            os_guard = Some(t.contains(std::env::consts::OS));
+        } else if t == "fi" {
+            os_guard = None;
+        } else if let Some(rest) = t.strip_prefix("targets+=(") {
+            if os_guard != Some(false) {
+                v.extend(rest.trim_end_matches(')').split_whitespace().map(str::to_string));
+            }
+        }
+    }
+    v
+}
+
+/// `KUBE_ALL_TARGETS`: its `"${KUBE_X_TARGETS[@]}"` parts resolved.
+fn all_targets(text: &str) -> Vec<String> {
+    let lists = [
+        ("KUBE_SERVER_TARGETS", "server_targets"),
+        ("KUBE_CLIENT_TARGETS", "client_targets"),
+        ("KUBE_TEST_TARGETS", "test_targets"),
+        ("KUBE_TEST_SERVER_TARGETS", "server_test_targets"),
+    ];
+    let parts = bash_array(text, "KUBE_ALL_TARGETS").unwrap_or_default();
+    let mut out: Vec<String> = Vec::new();
+    for p in parts {
+        let inner = p.trim_start_matches("${").trim_end_matches("[@]}");
+        let words = match lists.iter().find(|(n, _)| *n == inner) {
+            Some((n, f)) => target_list(text, n, f),
+            None if !p.starts_with('$') => vec![p.clone()],
+            None => Vec::new(),
+        };
+        for w in words {
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        }
+    }
+    out
 }
 
 impl GolangSh {
@@ -73,6 +132,15 @@ impl GolangSh {
             minimum_go,
             dbg: text.contains("DBG:-") || text.contains("${DBG"),
             default_goldflags,
+            all_targets: all_targets(text),
+            parallel_memory_gb: text.lines().find_map(|l| {
+                l.trim()
+                    .trim_start_matches("readonly ")
+                    .strip_prefix("KUBE_PARALLEL_BUILD_MEMORY=")?
+                    .trim()
+                    .parse()
+                    .ok()
+            }),
         }
     }
 
@@ -126,5 +194,27 @@ mod tests {
         assert_eq!(g.default_goldflags.as_deref(), Some("-s -w -buildid="));
         assert!(!g.dbg);
         assert_eq!(bash_array("X=(a b)\n", "Y"), None);
+    }
+
+    #[test]
+    fn all_targets_from_functions_and_arrays() {
+        let sh = "kube::golang::server_targets() {\n  local targets=(\n    cmd/kube-proxy\n    vendor/k8s.io/kube-aggregator\n  )\n  echo \"${targets[@]}\"\n}\nreadonly KUBE_CLIENT_TARGETS=(\n  cmd/kubectl\n)\nkube::golang::test_targets() {\n  local targets=(\n    cmd/linkcheck\n    test/e2e/e2e.test\n  )\n  echo\n}\nkube::golang::server_test_targets() {\n  local targets=(\n    cmd/kubemark\n  )\n\n  if [[ \"${OSTYPE:-}\" == \"linux\"* ]]; then\n    targets+=( test/e2e_node/e2e_node.test )\n  fi\n  echo\n}\nIFS=\" \" read -ra KUBE_SERVER_TARGETS <<< \"$(kube::golang::server_targets)\"\nreadonly KUBE_PARALLEL_BUILD_MEMORY=40\nreadonly KUBE_ALL_TARGETS=(\n  \"${KUBE_SERVER_TARGETS[@]}\"\n  \"${KUBE_CLIENT_TARGETS[@]}\"\n  \"${KUBE_TEST_TARGETS[@]}\"\n  \"${KUBE_TEST_SERVER_TARGETS[@]}\"\n)\n";
+        let g = GolangSh::parse(sh);
+        let mut want = vec![
+            "cmd/kube-proxy",
+            "vendor/k8s.io/kube-aggregator",
+            "cmd/kubectl",
+            "cmd/linkcheck",
+            "test/e2e/e2e.test",
+            "cmd/kubemark",
+        ];
+        if cfg!(target_os = "linux") {
+            want.push("test/e2e_node/e2e_node.test");
+        }
+        assert_eq!(g.all_targets, want);
+        assert_eq!(g.parallel_memory_gb, Some(40));
+        // Era A: plain arrays.
+        let a = GolangSh::parse("readonly KUBE_SERVER_TARGETS=(\n  cmd/kubelet\n)\nreadonly KUBE_CLIENT_TARGETS=(cmd/kubectl)\nreadonly KUBE_ALL_TARGETS=(\n  \"${KUBE_SERVER_TARGETS[@]}\"\n  \"${KUBE_CLIENT_TARGETS[@]}\"\n)\n");
+        assert_eq!(a.all_targets, ["cmd/kubelet", "cmd/kubectl"]);
     }
 }
