@@ -274,3 +274,39 @@ fn doctor_passes_on_the_real_tree_here() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(r#"{"check":"go","status":"ok","found":"go1."#) && out.contains(">= go1.15.0"), "{out}");
 }
+
+/// What `make` with no WHAT builds in v1.20.2, read from its hack/lib/golang.sh (functions,
+/// arrays and the OSTYPE-guarded e2e_node target), and the Go it was made for.
+#[test]
+fn the_real_trees_full_target_list_and_go() {
+    let Some(root) = real_tree("the_real_trees_full_target_list_and_go") else { return };
+    let tree = Tree::open(&root).unwrap();
+    let g = kube_tree::scripts::GolangSh::read(&tree);
+    let want = [
+        "cmd/kube-proxy",
+        "cmd/kube-apiserver",
+        "cmd/kube-controller-manager",
+        "cmd/kubelet",
+        "cmd/kubeadm",
+        "cmd/kube-scheduler",
+        "vendor/k8s.io/kube-aggregator",
+        "vendor/k8s.io/apiextensions-apiserver",
+        "cluster/gce/gci/mounter",
+        "cmd/kubectl",
+        "cmd/gendocs",
+        "cmd/genkubedocs",
+        "cmd/genman",
+        "cmd/genyaml",
+        "cmd/genswaggertypedocs",
+        "cmd/linkcheck",
+        "vendor/github.com/onsi/ginkgo/ginkgo",
+        "test/e2e/e2e.test",
+        "cluster/images/conformance/go-runner",
+        "cmd/kubemark",
+        "test/e2e_node/e2e_node.test",
+    ];
+    assert_eq!(g.all_targets, want);
+    assert_eq!(g.parallel_memory_gb, Some(40));
+    let w = setup_go::want::of_tree(&tree).unwrap().unwrap();
+    assert_eq!((w.version.text.as_str(), w.from.as_str()), ("1.15.5", "build/build-image/cross/VERSION (v1.15.5-1)"));
+}

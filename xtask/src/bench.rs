@@ -17,7 +17,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 pub const USAGE: &str =
-    "usage: cargo xtask bench <check-vendor|bump-go|build|dockerized|overhead> [--rounds N>=3] [--tree DIR] [--keep]";
+    "usage: cargo xtask bench <check-vendor|bump-go|build|build-full|dockerized|overhead> [--rounds N>=3] [--tree DIR] [--keep]";
 
 pub fn run(args: Vec<OsString>) -> i32 {
     match bench(args) {
@@ -80,6 +80,7 @@ fn bench(args: Vec<OsString>) -> Result<bool, Fail> {
         Some("check-vendor") => check_vendor(&tree, rounds),
         Some("bump-go") | Some("bump-go-version") => bump_go(&tree, rounds),
         Some("build") => build(&tree, rounds),
+        Some("build-full") => build_full(&tree, rounds),
         Some("dockerized") => dockerized(&tree, rounds),
         Some("overhead") => overhead(&tree, rounds, keep),
         _ => Err(Fail::new(USAGE)),
@@ -148,9 +149,9 @@ fn bump_go(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     Ok(ok)
 }
 
-fn build(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
-    let bin = release_bin("kube-build")?;
-    // A persistent full copy: preparing it costs a cold make (minutes), so it is kept between runs.
+/// A persistent full copy of the tree for the build benchmarks: preparing it costs a cold make
+/// (minutes), so it is kept between runs.
+fn build_copy(tree: &Utf8Path) -> Result<(Utf8PathBuf, Utf8PathBuf), Fail> {
     let base = testkit::cache_dir().join("bench-build");
     let copy = base.join("kubernetes");
     let ready = base.join("ready");
@@ -161,6 +162,47 @@ fn build(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
         step.done();
         fs_err::write(&ready, "ok\n")?;
     }
+    Ok((base, copy))
+}
+
+/// `make` with no WHAT against kube-build with no WHAT: each one's first full build (its own
+/// caches warm from kubectl only), then the no-op of everything, `rounds` times.
+fn build_full(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
+    let bin = release_bin("kube-build")?;
+    let (_, copy) = build_copy(tree)?;
+    let make = Proc::new("make").dir(&copy).env_remove("WHAT");
+    let ours = Proc::new(&bin).args(["-q", "--go", "host", "--kube-root", copy.as_str()]).env_remove("WHAT");
+    let step = log::Step::start("make (no WHAT): the first full build");
+    let make_first = make.output_with_progress("make", Duration::from_secs(60))?;
+    if !make_first.success() {
+        return Err(Fail::new(format!("make failed: {}", make_first.first_lines(5))));
+    }
+    step.done();
+    let step = log::Step::start("kube-build (no WHAT): the first full build");
+    let ours_first = ours.output_with_progress("kube-build", Duration::from_secs(60))?;
+    if !ours_first.success() {
+        return Err(Fail::new(format!("kube-build failed: {}", ours_first.first_lines(5))));
+    }
+    step.done();
+    let n = ours_first.stdout.lines().count();
+    println!("binaries built by kube-build (no WHAT)\t{n}");
+    println!("make (no WHAT), first full build\t{:.0} s", make_first.elapsed.as_secs_f64());
+    println!("kube-build (no WHAT), first full build\t{:.0} s", ours_first.elapsed.as_secs_f64());
+    let (mut tm, mut to) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.min(5) {
+        tm.push(time(&make, 0)?);
+        to.push(time(&ours, 0)?);
+    }
+    let ((mm, _), (mo, _)) = (stats(&mut tm), stats(&mut to));
+    println!("make (no WHAT), nothing changed\tmedian {mm:.0} ms");
+    println!("kube-build (no WHAT), nothing changed\tmedian {mo:.0} ms");
+    println!("ratio make/kube-build (full no-op)\t{:.1}", mm / mo);
+    Ok(true)
+}
+
+fn build(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
+    let bin = release_bin("kube-build")?;
+    let (base, copy) = build_copy(tree)?;
     let make = Proc::new("make").arg("WHAT=cmd/kubectl").dir(&copy);
     // --go host: make builds with the go on PATH; so does this, like for like.
     let ours = Proc::new(&bin).args(["-q", "--go", "host", "--kube-root", copy.as_str(), "WHAT=cmd/kubectl"]);

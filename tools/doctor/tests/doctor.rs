@@ -119,6 +119,12 @@ fn docker_memory_and_the_docker_flag() {
     let out = doctor(&root, Some(&small), &["--docker"]);
     assert_eq!(out.status.code(), Some(1), "--docker makes the engine required: {}", out.stderr);
     assert!(row(&out.stderr, "docker").contains("FAIL"), "{}", out.stderr);
+    // Between 4.5 and 8 GB: a warning even with --docker (the build runs, large links may not).
+    let mid = fake_path("doc-docker-mid", &[GO_119, ("docker", "echo 6000000000")]);
+    let out = doctor(&root, Some(&mid), &["--docker"]);
+    let r = row(&out.stderr, "docker");
+    assert!(r.contains("warn") && r.contains("6.0 GB") && r.contains("8 GB"), "{r}");
+    assert_ne!(out.stderr.lines().find(|l| l.starts_with("docker")).map(|l| l.contains("FAIL")), Some(true));
     let none =
         fake_path("doc-docker-none", &[GO_119, ("docker", "echo 'Cannot connect to the Docker daemon' >&2; exit 1")]);
     let out = doctor(&root, Some(&none), &["--docker"]);
