@@ -13,11 +13,12 @@ pub const TOOL: Tool = Tool {
 build-shell: an interactive shell (or the given command) in the build container (build/shell.sh)
 
 Usage: build-shell [--mode rsync|bind] [--engine E] [--cross-image IMG] [--mirror REG]
-                   [--full-sync] [--no-copy] [--dry-run] [command...]
+                   [--full-sync] [--no-copy] [--force] [--dry-run] [command...]
 
   --full-sync   sync every source in, even when the last run's record says the data
                 container already matches the tree
   --no-copy     accepted as run-dockerized takes it; a shell never copies anything back
+  --force       accepted as run-dockerized takes it; a shell always starts
 
 A tty is allocated when stdin is a terminal. The sources are synced in first (rsync mode);
 nothing is copied back.",

@@ -17,6 +17,7 @@ mod clean;
 mod containers;
 mod engine;
 mod image;
+mod result;
 mod rsync;
 mod setup;
 
@@ -70,6 +71,8 @@ pub struct RunOptions {
     /// Sync everything in and copy everything out even when the last run's record says the data
     /// container matches the tree (for a container changed by hand).
     pub full_sync: bool,
+    /// Run the command even when the last successful run of it proves nothing changed.
+    pub force: bool,
 }
 
 /// Flags that take a value (the command starts after them).
@@ -78,7 +81,7 @@ pub const RUN_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--cross-image", "-
 impl RunOptions {
     /// The flags [`RunOptions::from_ctx`] reads (it then rejects any other).
     pub const FLAGS: &'static [&'static str] =
-        &["--mode", "--engine", "--cross-image", "--mirror", "--no-copy", "--dry-run", "--full-sync"];
+        &["--mode", "--engine", "--cross-image", "--mirror", "--no-copy", "--dry-run", "--full-sync", "--force"];
 
     pub fn from_ctx(ctx: &mut kube_tree::cli::Ctx) -> Result<RunOptions> {
         let mirror = ctx.opt_string("--mirror")?;
@@ -98,6 +101,7 @@ impl RunOptions {
             dry_run: ctx.flag("--dry-run"),
             full_sync: ctx.flag("--full-sync")
                 || std::env::var("KUBE_RUN_FULL_SYNC").is_ok_and(|v| v.starts_with(['y', 'Y'])),
+            force: ctx.flag("--force"),
         };
         // Every flag is read: anything else before the command is a usage error.
         ctx.finish()?;
@@ -239,6 +243,9 @@ impl Job<'_> {
                         .and_then(|kept| self.same_content(&rsyncd, &kept));
                 match verdict {
                     Ok(()) => {
+                        let req = result::Request::new(setup, cmd, &image_id, &open.cross_id, &data_id);
+                        result::LastRun { key: req.key, host: stamps.sum, outputs: result::outputs(&setup.tree) }
+                            .save(&setup.tree)?;
                         sync::Record { data: data_id, rsyncd: rsyncd.id.clone(), host: stamps.sum }.save(&setup.tree)?
                     }
                     Err(why) => log::status(format!(
@@ -290,6 +297,31 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
     let facts = ImageFacts::read(&engine, &setup, answers[1].as_ref())?;
     let containers = Containers::read(answers[2].as_ref())?;
     let cross_id = job.ensure_cross_image(opts.mirror.as_deref(), facts.cross_id.clone())?;
+    // No change, no build: the last successful run of this request covers this one.
+    let mut stamps = stamps;
+    let last = (setup.mode == Mode::Rsync && !opts.dry_run && !interactive && opts.copy)
+        .then(|| result::LastRun::load(&setup.tree))
+        .flatten();
+    if let (Some(last), Some(image_id), Some(data)) = (last, &facts.image_id, containers.get(&setup.names.data)) {
+        let host = stamps.take().map(|h| h.join().expect("the stamps thread panicked"));
+        let sum = host.as_ref().and_then(|h| h.as_ref().ok()).map(|h| h.sum);
+        let req = result::Request::new(&setup, cmd, image_id, &cross_id, &data.id);
+        match last.differs(&req, sum, &setup.tree) {
+            None if !opts.force => {
+                log::status(format!(
+                    "nothing changed since the last successful `{}` (tree, images, data container, environment, outputs): not running it (--force runs it)",
+                    cmd.join(" ")
+                ));
+                return Ok(RunResult { status: Some(result::success()), plan: Vec::new(), mode: setup.mode });
+            }
+            None => log::status_v(2, "nothing changed since the last run, but --force: running it"),
+            Some(why) => log::status_v(2, format!("running: {why} since the last successful run")),
+        }
+        stamps = host.map(|h| std::thread::spawn(move || h));
+    }
+    if !opts.dry_run {
+        result::LastRun::forget(&setup.tree)?;
+    }
     let status = match setup.mode {
         Mode::Rsync => job.rsync_cycle(opts, Opening { facts, containers, cross_id, stamps }, cmd, interactive)?,
         Mode::Bind => {

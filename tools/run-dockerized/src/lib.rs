@@ -24,7 +24,13 @@ Usage: run-dockerized [options] [--] <command...>
   --no-copy             leave the output in the data container (also KUBE_RUN_COPY_OUTPUT=n)
   --full-sync           sync everything in and out even if the last run's record says the data
                         container matches the tree (also KUBE_RUN_FULL_SYNC=y)
+  --force               run the command even when nothing changed since its last success
   --dry-run             print every engine command, in order; run none
+
+No change, no build: when the last successful run of the same command (same environment passed
+in, same kube-build and kube-cross images, same data container) left the tree as it is now
+(every synced entry's stamps) and its copied-out binaries untouched, nothing is started: the
+binaries are reported as they are. Anything else runs the command (and so does --force).
 
 The environment the scripts pass (KUBE_BUILD_PLATFORMS, GOFLAGS, GOGCFLAGS, GOLDFLAGS when set,
 GOPROXY, SOURCE_DATE_EPOCH, KUBE_VERBOSE, KUBERNETES_HTTP(S)_PROXY/NO_PROXY...) reaches the build.

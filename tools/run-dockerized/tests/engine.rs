@@ -51,15 +51,74 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     assert!(!published.is_empty() && published.lines().all(|l| l.starts_with("127.0.0.1:")), "{published}");
     let (data_id, rsync_id) = (id_of(&data), id_of(&rsync));
 
-    // Nothing changed: the data container is reused and the run is much faster.
+    // Nothing changed: nothing is started, the binaries are reported as they are (judged by the
+    // engine's own event log, not by the tool's word).
+    let started_during = |f: &mut dyn FnMut() -> Captured| -> (Captured, Vec<String>) {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let out = f();
+        let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1;
+        let events = docker(&[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=start",
+            "--format",
+            "{{.Actor.Attributes.name}}",
+        ]);
+        (out, events.lines().map(str::to_string).collect())
+    };
+    let skipped = "not running it";
     let t = Instant::now();
-    let out = rd(&copy, &["make", "WHAT=cmd/kubectl"], &[]);
+    let (out, started) = started_during(&mut || rd(&copy, &["make", "WHAT=cmd/kubectl"], &[]));
     let warm = t.elapsed();
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
-    assert_eq!(id_of(&data), data_id, "the data container was reused");
-    assert_eq!(id_of(&rsync), rsync_id, "the rsync daemon was reused");
+    assert!(out.stderr.contains(skipped), "{}", out.stderr);
+    assert!(started.is_empty(), "a no-change run started {started:?}");
+    assert!(out.stdout.lines().any(|l| l == kubectl.as_str()), "the binaries are reported: {}", out.stdout);
+    assert_eq!(id_of(&data), data_id, "the data container was kept");
+    assert_eq!(id_of(&rsync), rsync_id, "the rsync daemon was kept");
     // Timing is `cargo xtask bench dockerized`'s business; here it is only shown.
     eprintln!("rsync mode: cold {cold:?}, nothing changed {warm:?}");
+
+    // Each thing the proof covers, changed: the run is real, and gives the right binary.
+    let real_run = |args: &[&str], why: &str| {
+        let (out, started) = started_during(&mut || rd(&copy, args, &[]));
+        assert_eq!(out.status.code(), Some(0), "{why}: {}", out.stderr);
+        assert!(!out.stderr.contains(skipped), "{why}: skipped: {}", out.stderr);
+        assert!(started.iter().any(|n| n.starts_with("kube-build-") && !n.contains("-data-")), "{why}: {started:?}");
+        assert!(kubectl_version(&kubectl).contains(r#"GitVersion:"v1.20.2""#), "{why}");
+    };
+    {
+        use std::io::Write;
+        let f = copy.join("staging/src/k8s.io/kubectl/pkg/cmd/version/version.go");
+        writeln!(std::fs::OpenOptions::new().append(true).open(f).unwrap(), "// one line").unwrap();
+    }
+    real_run(&["make", "WHAT=cmd/kubectl"], "one source file changed");
+    real_run(&["make", "kubectl"], "another command");
+    let (out, started) = started_during(&mut || rd(&copy, &["make", "kubectl"], &[]));
+    assert!(out.stderr.contains(skipped) && started.is_empty(), "the new command's record: {}", out.stderr);
+    // Another image under the same name and context label (as a rebuild elsewhere would leave).
+    let image = docker(&["inspect", "-f", "{{.Config.Image}}", &data]);
+    let image = image.trim();
+    let context = docker(&["image", "inspect", "-f", "{{index .Config.Labels \"io.k8s-build-kit.context\"}}", image]);
+    let ctx_dir = testkit::scratch("dock-real-image");
+    std::fs::write(ctx_dir.join("Dockerfile"), format!("FROM {image}\nLABEL io.k8s-build-kit.test-variant=1\n"))
+        .unwrap();
+    let built = Proc::new("docker")
+        .args(["build", "-q", "-t", image, "--label"])
+        .arg(format!("io.k8s-build-kit.context={}", context.trim()))
+        .arg(&ctx_dir)
+        .output()
+        .unwrap();
+    assert!(built.success(), "{}", built.stderr);
+    real_run(&["make", "kubectl"], "the kube-build image changed");
+    docker(&["rm", "-f", "-v", &data]);
+    real_run(&["make", "kubectl"], "the data container was removed");
 
     // copy-output after a --no-copy run brings the binary back with its mtime.
     let mtime = std::fs::metadata(&kubectl).unwrap().modified().unwrap();

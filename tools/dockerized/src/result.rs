@@ -1,0 +1,116 @@
+//! No change, no build: after a successful run the request and what it found are recorded; a
+//! later run of the same request that finds everything as recorded reports the same binaries
+//! and starts nothing. The proof, all of it from the host: the same command and environment
+//! passed in, the same kube-build and kube-cross images (by ID) and image context inputs, the
+//! same data container (by ID), the tree's stamps as the last run left them (every synced entry:
+//! path, size, mtime, ctime, inode), and the copied-out binaries untouched. Any doubt, and every
+//! other kind of run (a shell, a failure, an interrupt), forgets the record: the next run is real.
+
+use super::*;
+use kube_tree::fnv::Fnv;
+
+/// The request and the engine objects a run used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Request {
+    pub key: u64,
+}
+
+impl Request {
+    /// The command, the environment the container gets, the images, the data container, and the
+    /// host inputs of the image (its localtime, the rsync password's presence).
+    pub(crate) fn new(setup: &Setup, cmd: &[String], image_id: &str, cross_id: &str, data_id: &str) -> Request {
+        let mut h = Fnv::default();
+        for w in cmd {
+            h.feed(w.as_bytes());
+            h.feed(b"\0");
+        }
+        for a in build_env_args() {
+            // `--env NAME` passes our value: the value counts.
+            let v =
+                if a.contains('=') || a.starts_with("--") { a.clone() } else { std::env::var(&a).unwrap_or_default() };
+            h.feed(a.as_bytes());
+            h.feed(v.as_bytes());
+            h.feed(b"\0");
+        }
+        for id in [image_id, cross_id, data_id, setup.user.as_str()] {
+            h.feed(id.as_bytes());
+            h.feed(b"\0");
+        }
+        h.feed(&std::fs::read("/etc/localtime").unwrap_or_default());
+        h.feed(&[setup.password_file().is_file() as u8]);
+        Request { key: h.0 }
+    }
+}
+
+/// The record of the last successful run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LastRun {
+    pub key: u64,
+    /// The tree's stamps after the run ([`sync::HostStamps`]).
+    pub host: u64,
+    /// The binaries copied out, each with its stamp.
+    pub outputs: Vec<(Utf8PathBuf, u64)>,
+}
+
+fn path(tree: &Tree) -> Utf8PathBuf {
+    tree.path("_output/dockerized/.kit-last-run")
+}
+
+fn stamp(p: &Utf8Path) -> Option<u64> {
+    let md = std::fs::symlink_metadata(p).ok()?;
+    Some(kube_tree::fnv::hash(&kube_tree::walk::stat_bytes(p, &md)))
+}
+
+/// The binaries under `_output/dockerized/bin` with their stamps.
+pub(crate) fn outputs(tree: &Tree) -> Vec<(Utf8PathBuf, u64)> {
+    built_binaries(tree).into_iter().filter_map(|b| stamp(&b).map(|s| (b, s))).collect()
+}
+
+impl LastRun {
+    pub(crate) fn load(tree: &Tree) -> Option<LastRun> {
+        let text = std::fs::read_to_string(path(tree)).ok()?;
+        let mut lines = text.lines();
+        let hex = |l: Option<&str>, k: &str| u64::from_str_radix(l?.strip_prefix(k)?, 16).ok();
+        let key = hex(lines.next(), "key ")?;
+        let host = hex(lines.next(), "host ")?;
+        let mut outputs = Vec::new();
+        for l in lines {
+            let (s, p) = l.split_once('\t')?;
+            outputs.push((Utf8PathBuf::from(p), u64::from_str_radix(s, 16).ok()?));
+        }
+        Some(LastRun { key, host, outputs })
+    }
+
+    pub(crate) fn save(&self, tree: &Tree) -> Result<(), Fail> {
+        let mut text = format!("key {:016x}\nhost {:016x}\n", self.key, self.host);
+        for (p, s) in &self.outputs {
+            text += &format!("{s:016x}\t{p}\n");
+        }
+        tree.write_file(path(tree), text.as_bytes())
+    }
+
+    /// Forgotten by every run that is not skipped, before it does anything.
+    pub(crate) fn forget(tree: &Tree) -> Result<(), Fail> {
+        tree.remove_file(path(tree))
+    }
+
+    /// Why this record does not cover the run about to start, or None when it does.
+    pub(crate) fn differs(&self, req: &Request, host: Option<u64>, tree: &Tree) -> Option<&'static str> {
+        if self.key != req.key {
+            return Some("the command, its environment, the images or the data container changed");
+        }
+        if host != Some(self.host) {
+            return Some("the tree changed");
+        }
+        if self.outputs.is_empty() || outputs(tree) != self.outputs {
+            return Some("the copied-out binaries changed");
+        }
+        None
+    }
+}
+
+/// An exit status of 0, for a run that did not need to start.
+pub(crate) fn success() -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    ExitStatus::from_raw(0)
+}
