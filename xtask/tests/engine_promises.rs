@@ -111,3 +111,88 @@ fn image_password_user_shell_and_clean_promises() {
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("refusing to clean"), "{}", out.stderr);
 }
+
+/// `make-clean --all-trees`, on a private second daemon (what it does is engine-wide, so never
+/// on the machine's own): the kit's objects of every tree go, by label and by the scripts'
+/// naming, with sizes in --dry-run; a bystander container, a look-alike name and an unrelated
+/// image stay; without a terminal it asks for --yes and removes nothing.
+#[test]
+fn make_clean_all_trees_removes_the_kits_objects_of_every_tree_only() {
+    let test = "make_clean_all_trees_removes_the_kits_objects_of_every_tree_only";
+    if !testkit::docker_ok() {
+        return testkit::skip(test, "no reachable docker daemon");
+    }
+    let d = match testkit::daemon::SecondDaemon::start("clean") {
+        Ok(d) => d,
+        Err(e) => return testkit::skip_if_missing(test, &e),
+    };
+    let dk = |args: &[&str]| d.docker().args(args).read().unwrap_or_else(|e| panic!("docker {args:?}: {}", e.msg));
+    d.empty_image("k8s-build-kit-empty:1").unwrap();
+    for t in ["kube-build:build-0123456789-5-v1.15.5-1", "kube-build:build-abcdefabcd-5-v1.20.0-1", "example/keep:1"] {
+        dk(&["tag", "k8s-build-kit-empty:1", t]);
+    }
+    let ours = ["kube-build-data-0123456789-5-v1.15.5-1", "kube-rsync-abcdefabcd-5-v1.20.0-1", "labelled-by-the-kit"];
+    for c in ours {
+        dk(&[
+            "create",
+            "--name",
+            c,
+            "--label",
+            if c.starts_with("labelled") { "io.k8s-build-kit.tree=/some/tree" } else { "x=y" },
+            "k8s-build-kit-empty:1",
+            "/none",
+        ]);
+    }
+    for c in ["bystander", "kube-build-notahash"] {
+        dk(&["create", "--name", c, "k8s-build-kit-empty:1", "/none"]);
+    }
+    let clean = |args: &[&str]| {
+        Proc::new(XTASK)
+            .arg("make-clean")
+            .args(args)
+            .env("DOCKER_HOST", &d.host)
+            .env_remove("DOCKER_CONTEXT")
+            .output()
+            .unwrap()
+    };
+    let names = || dk(&["ps", "-a", "--format", "{{.Names}}"]);
+    let before = names();
+
+    let plan = clean(&["--all-trees", "--dry-run"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", plan.stderr);
+    for c in ours {
+        assert!(plan.stdout.lines().any(|l| l.starts_with(&format!("container\t{c}\t"))), "{c}: {}", plan.stdout);
+    }
+    for i in ["kube-build:build-0123456789-5-v1.15.5-1", "kube-build:build-abcdefabcd-5-v1.20.0-1"] {
+        assert!(plan.stdout.lines().any(|l| l.starts_with(&format!("image\t{i}\t"))), "{i}: {}", plan.stdout);
+    }
+    assert!(
+        plan.stdout.lines().all(|l| l.split('\t').nth(2).is_some_and(|b| b == "?" || b.parse::<u64>().is_ok())),
+        "sizes: {}",
+        plan.stdout
+    );
+    assert!(
+        !plan.stdout.contains("bystander")
+            && !plan.stdout.contains("notahash")
+            && !plan.stdout.contains("example/keep"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stderr.contains("would remove 5 item(s)"), "{}", plan.stderr);
+    assert_eq!(names(), before, "--dry-run removed something");
+
+    let refused = clean(&["--all-trees"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", refused.stderr);
+    assert!(refused.stderr.contains("pass --yes"), "{}", refused.stderr);
+    assert_eq!(names(), before, "a refusal removed something");
+
+    let done = clean(&["--all-trees", "--yes"]);
+    assert_eq!(done.status.code(), Some(0), "{}", done.stderr);
+    let left = names();
+    let mut left: Vec<&str> = left.lines().collect();
+    left.sort();
+    assert_eq!(left, ["bystander", "kube-build-notahash"]);
+    let images = dk(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(!images.contains("kube-build:"), "{images}");
+    assert!(images.contains("example/keep:1") && images.contains("k8s-build-kit-empty:1"), "{images}");
+}

@@ -33,6 +33,139 @@ pub fn clean_plan(engine: Option<&Engine>, setup: &Setup, all_dangling: bool) ->
     Ok(plan)
 }
 
+/// The scripts' names for a tree's objects: `kube-build-<10 hex>-...`, `kube-build-data-...`,
+/// `kube-rsync-...` containers and `kube-build:build-<10 hex>-...` images.
+fn scripts_name(name: &str) -> bool {
+    let rest = ["kube-build-data-", "kube-rsync-", "kube-build-", "kube-build:build-"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p));
+    rest.is_some_and(|r| r.len() > 11 && r.as_bytes()[10] == b'-' && r[..10].bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The kit's objects of every tree on the engine: containers and images by label or by the
+/// scripts' naming, never anything else. Also how many trees they belong to.
+pub fn all_trees_plan(engine: &Engine) -> Result<(CleanPlan, usize)> {
+    let containers = Containers::list(engine)?;
+    let mut trees = std::collections::BTreeSet::new();
+    let mut plan = CleanPlan::default();
+    for c in &containers.0 {
+        if !c.tree.is_empty() || scripts_name(&c.name) {
+            trees.insert(if c.tree.is_empty() { tree_part(&c.name) } else { c.tree.clone() });
+            plan.containers.push(c.name.clone());
+        }
+    }
+    let tagged = engine.query(&["images", "--format", "{{.Repository}}:{{.Tag}}"])?.unwrap_or_default();
+    for t in tagged.lines().filter(|t| scripts_name(t)) {
+        trees.insert(tree_part(t));
+        plan.images.push(t.to_string());
+    }
+    // Labelled images the naming does not cover (an untagged old build of ours).
+    let labelled = engine
+        .query(&[
+            "images",
+            "-a",
+            "--filter",
+            &format!("label={LABEL_TREE}"),
+            "--format",
+            "{{.ID}}\t{{.Repository}}:{{.Tag}}",
+        ])?
+        .unwrap_or_default();
+    for l in labelled.lines() {
+        let (id, name) = l.split_once('\t').unwrap_or((l, ""));
+        if !plan.images.iter().any(|i| i == name) {
+            plan.images.push(id.to_string());
+        }
+    }
+    plan.containers.sort();
+    plan.images.sort();
+    plan.images.dedup();
+    Ok((plan, trees.len()))
+}
+
+/// The tree hash in one of the scripts' names.
+fn tree_part(name: &str) -> String {
+    name.rsplit(['-', ':']).nth(2).unwrap_or(name).to_string()
+}
+
+/// The sizes the engine knows for a plan's objects, in bytes: a container's own layer plus its
+/// volumes (the data container's sources, caches and outputs), an image's size, and `_output`.
+pub fn sizes(engine: Option<&Engine>, plan: &CleanPlan) -> std::collections::HashMap<String, u64> {
+    let mut out = std::collections::HashMap::new();
+    if let Some(e) = engine {
+        let volumes = volume_sizes(e);
+        if !plan.containers.is_empty() {
+            let mut args: Vec<String> = ["container", "inspect", "--size", "--format"].map(String::from).to_vec();
+            args.push("{{.Name}}\t{{.SizeRw}}\t{{range .Mounts}}{{.Name}} {{end}}".into());
+            args.extend(plan.containers.iter().cloned());
+            for l in e.query(&args).ok().flatten().unwrap_or_default().lines() {
+                let f: Vec<&str> = l.split('\t').collect();
+                let own: u64 = f.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+                let vols: u64 =
+                    f.get(2).map(|m| m.split_whitespace().filter_map(|v| volumes.get(v)).sum()).unwrap_or(0);
+                out.insert(f[0].trim_start_matches('/').to_string(), own + vols);
+            }
+        }
+        if !plan.images.is_empty() || !plan.dangling.is_empty() {
+            for i in plan.images.iter().chain(&plan.dangling) {
+                if let Some(size) = e.query(&["image", "inspect", "--format", "{{.Size}}", i]).ok().flatten() {
+                    if let Ok(n) = size.trim().parse() {
+                        out.insert(i.clone(), n);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(o) = &plan.output {
+        let mut total = 0u64;
+        let _ = kube_tree::walk::entries(&o.path(), &[], |_, md| {
+            if md.is_file() {
+                total += md.len();
+            }
+        });
+        out.insert(o.path().to_string(), total);
+    }
+    out
+}
+
+/// Every volume's size from `system df -v` (the engine computes them; "1.2GB" style).
+fn volume_sizes(e: &Engine) -> std::collections::HashMap<String, u64> {
+    let text = e.query(&["system", "df", "-v"]).ok().flatten().unwrap_or_default();
+    let mut out = std::collections::HashMap::new();
+    let mut in_volumes = false;
+    for l in text.lines() {
+        if l.starts_with("Local Volumes space usage") {
+            in_volumes = true;
+            continue;
+        }
+        if in_volumes && l.trim().is_empty() && !out.is_empty() {
+            break;
+        }
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if in_volumes && f.len() >= 3 && f[0] != "VOLUME" {
+            if let Some(n) = human_bytes(f[f.len() - 1]) {
+                out.insert(f[0].to_string(), n);
+            }
+        }
+    }
+    out
+}
+
+/// `1.2GB`, `512kB`, `0B` as the engine prints sizes (decimal units).
+pub(crate) fn human_bytes(s: &str) -> Option<u64> {
+    let i = s.find(|c: char| c.is_ascii_alphabetic())?;
+    let (n, unit) = s.split_at(i);
+    let n: f64 = n.parse().ok()?;
+    let m = match unit.to_ascii_uppercase().as_str() {
+        "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        _ => return None,
+    };
+    Some((n * m) as u64)
+}
+
 /// Makes everything under `dir` writable by its owner (Go's module cache is read-only), never
 /// following a symlink.
 pub(crate) fn make_writable(dir: &Utf8Path) -> Result<()> {
@@ -87,4 +220,34 @@ pub fn built_binaries(tree: &Tree) -> Vec<Utf8PathBuf> {
     }
     v.sort();
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scripts_names_and_sizes() {
+        for yes in [
+            "kube-build-0123456789-5-v1.15.5-1",
+            "kube-build-data-abcdefabcd-5-v1.20.0-1",
+            "kube-rsync-0123456789-5-x",
+            "kube-build:build-0123456789-5-v1.15.5-1",
+        ] {
+            assert!(scripts_name(yes), "{yes}");
+        }
+        for no in [
+            "kube-build-notahash",
+            "kube-build-0123456789",
+            "kube-buildx-0123456789-5",
+            "my-kube-build-0123456789-5",
+            "kube-build:latest",
+        ] {
+            assert!(!scripts_name(no), "{no}");
+        }
+        assert_eq!(human_bytes("1.5GB"), Some(1_500_000_000));
+        assert_eq!(human_bytes("512kB"), Some(512_000));
+        assert_eq!(human_bytes("0B"), Some(0));
+        assert_eq!(human_bytes("N/A"), None);
+    }
 }

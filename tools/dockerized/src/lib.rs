@@ -29,7 +29,7 @@ use rsync::*;
 use setup::*;
 
 // What the tools use; everything else stays inside the crate.
-pub use clean::{apply_clean, built_binaries, clean_plan, CleanPlan};
+pub use clean::{all_trees_plan, apply_clean, built_binaries, clean_plan, sizes, CleanPlan};
 pub use engine::{Engine, Failed, Kind};
 pub use setup::{Mode, Names, Setup};
 

@@ -2,6 +2,7 @@
 //! `kubernetes` source package (v1.20.2), fetched with `apt-get source` through a private apt
 //! configuration (the machine's own sources are never edited) and cached between runs.
 
+pub mod daemon;
 pub mod engine;
 pub mod gomirror;
 

@@ -1,0 +1,119 @@
+//! A second, private Docker daemon for tests that must not touch the machine's own engine (what
+//! they do is engine-wide: `make-clean --all-trees`) or that need several engines (fan-out):
+//! its own config file, unix socket, data root, exec root and pid file, and its own bridge
+//! interface made for it and deleted after, with iptables off. Never `bridge: none`: a daemon
+//! started that way deletes the main daemon's `docker0`.
+
+use camino::Utf8PathBuf;
+use kube_tree::proc::Proc;
+use kube_tree::Fail;
+use std::time::{Duration, Instant};
+
+pub struct SecondDaemon {
+    /// `unix:///tmp/kdN/docker.sock`, for `docker -H` or `DOCKER_HOST`.
+    pub host: String,
+    dir: Utf8PathBuf,
+    exec_root: Utf8PathBuf,
+    bridge: String,
+    child: Option<std::process::Child>,
+}
+
+fn ip(args: &[&str]) -> Result<(), Fail> {
+    Proc::new("ip").args(args).timeout(Duration::from_secs(20)).read().map(|_| ())
+}
+
+impl SecondDaemon {
+    /// Starts one and waits until it answers. A missing `dockerd` or `ip`, or no root, is a
+    /// missing prerequisite (a visible skip, fatal under CI).
+    pub fn start(name: &str) -> Result<SecondDaemon, Fail> {
+        for p in ["dockerd", "ip", "docker"] {
+            if kube_tree::proc::which(p).is_none() {
+                return Err(Fail::new(format!("missing prerequisite: no `{p}` for a second docker daemon")));
+            }
+        }
+        if !Proc::new("id").arg("-u").read().is_ok_and(|u| u.trim() == "0") {
+            return Err(Fail::new("missing prerequisite: a second docker daemon needs root"));
+        }
+        let n = std::process::id() % 100_000;
+        // Short paths: a unix socket path has a small limit.
+        let exec_root = Utf8PathBuf::from(format!("/tmp/kd{n}{}", &name[..name.len().min(4)]));
+        let dir = crate::scratch(&format!("daemon-{name}"));
+        let bridge = format!("kbr{n}{}", &name[..name.len().min(3)]);
+        let subnet = 16 + (n % 200) as u8;
+        let _ = ip(&["link", "del", &bridge]);
+        ip(&["link", "add", &bridge, "type", "bridge"])?;
+        let mut d = SecondDaemon {
+            host: format!("unix://{exec_root}/docker.sock"),
+            dir: dir.clone(),
+            exec_root: exec_root.clone(),
+            bridge: bridge.clone(),
+            child: None,
+        };
+        ip(&["addr", "add", &format!("10.213.{subnet}.1/24"), "dev", &bridge])?;
+        ip(&["link", "set", &bridge, "up"])?;
+        let config = format!(
+            r#"{{"data-root": "{dir}/data", "exec-root": "{exec_root}", "pidfile": "{dir}/docker.pid", "hosts": ["{}"], "bridge": "{bridge}", "iptables": false, "ip-masq": false, "storage-driver": "fuse-overlayfs", "mtu": 1400}}"#,
+            d.host
+        );
+        fs_err::write(dir.join("daemon.json"), config)?;
+        let log = fs_err::File::create(dir.join("dockerd.log"))?;
+        let child = std::process::Command::new("dockerd")
+            .arg("--config-file")
+            .arg(dir.join("daemon.json"))
+            .stdout(log.try_clone()?.into_parts().0)
+            .stderr(log.into_parts().0)
+            .spawn()
+            .map_err(|e| Fail::new(format!("cannot start dockerd: {e}")))?;
+        d.child = Some(child);
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(60) {
+            if d.docker()
+                .args(["version", "--format", "{{.Server.Version}}"])
+                .timeout(Duration::from_secs(10))
+                .read()
+                .is_ok()
+            {
+                return Ok(d);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let said = std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default();
+        Err(Fail::new(format!("the second dockerd did not answer in 60 s: {}", said.lines().last().unwrap_or(""))))
+    }
+
+    /// `docker -H <this daemon>`.
+    pub fn docker(&self) -> Proc {
+        Proc::new("docker").args(["-H", &self.host]).timeout(Duration::from_secs(120))
+    }
+
+    /// An empty image under `tag` (enough to create containers that are never started).
+    pub fn empty_image(&self, tag: &str) -> Result<(), Fail> {
+        let empty = self.dir.join("empty.tar");
+        if !empty.exists() {
+            let dir = self.dir.join("empty");
+            fs_err::create_dir_all(&dir)?;
+            Proc::new("tar").arg("-C").arg(&dir).args(["-cf"]).arg(&empty).arg(".").read()?;
+        }
+        self.docker().args(["import"]).arg(&empty).arg(tag).read().map(|_| ())
+    }
+}
+
+impl Drop for SecondDaemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Proc::new("kill").arg(c.id().to_string()).read();
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(30) {
+                if c.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = ip(&["link", "del", &self.bridge]);
+        let _ = std::fs::remove_dir_all(&self.exec_root);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
