@@ -63,6 +63,12 @@ fn installs_the_newest_patch_of_the_line_and_then_needs_no_network() {
     assert!(v.starts_with("go version go1.15.15 linux/amd64"), "{v}");
     assert_eq!(installed(&cache), [".fallback-1.15.5", "1.15.15"], "no temps left");
 
+    // --list: what is installed (the cache's 1.15.15 among them) and what the site offers.
+    let out = setup_go(&cache, &["--version", "1.15.5", "--mirror", &m.url, "--list"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains(&format!("installed\t1.15.15\t{goroot}\tcache\n")), "{}", out.stdout);
+    assert!(out.stdout.lines().any(|l| l == "available\t1.15.15"), "{}", out.stdout);
+
     // The site goes away: the same request is answered from the cache.
     let asked = m.requests.lock().unwrap().len();
     m.stop();
