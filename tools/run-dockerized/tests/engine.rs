@@ -546,3 +546,46 @@ fn orphaned_kube_build_layers_are_swept_and_nothing_else() {
     assert!(gone, "the kube-build layer made since the start is swept");
     assert!(kept, "a dangling image of another kind is not");
 }
+
+/// `--mirror` against a real registry on 127.0.0.1: kube-cross, absent under the name the run
+/// wants, is pulled from the mirror and tagged with that name; the run then works. An
+/// unreachable mirror is one line and exit 2.
+#[test]
+fn a_registry_mirror_supplies_kube_cross() {
+    let test = "a_registry_mirror_supplies_kube_cross";
+    let Some(real) = ready(test) else { return };
+    let reg = match testkit::registry::Registry::start("mirror") {
+        Ok(r) => r,
+        Err(e) => return testkit::skip_if_missing(test, &e),
+    };
+    let root = small_tree("dock-mirror", &real);
+    let mut guard = testkit::EngineGuard::new(&root);
+    let pid = std::process::id();
+    let stand_in = format!("{}:{CROSS_TAG}", testkit::cross_repo());
+    let pushed = format!("{}/k8s-{pid}/kube-cross:{CROSS_TAG}", reg.addr);
+    let wanted_repo = format!("k8s-build-kit-test-{pid}-mirror/kube-cross");
+    let wanted = format!("{wanted_repo}:{CROSS_TAG}");
+    guard.tags.extend([pushed.clone(), wanted.clone()]);
+    docker(&["tag", &stand_in, &pushed]);
+    let push = Proc::new("docker").args(["push", &pushed]).output().unwrap();
+    assert!(push.success(), "push to the test registry: {}", push.stderr);
+    docker(&["rmi", &pushed]);
+    assert!(docker(&["image", "inspect", "-f", "{{.Id}}", &wanted]).is_empty(), "absent before the run");
+
+    let mirror = format!("{}/k8s-{pid}", reg.addr);
+    let out = rd(&root, &["--mirror", &mirror, "true"], &[("KUBE_CROSS_IMAGE", &wanted_repo)]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("pulling {mirror}/kube-cross:{CROSS_TAG}")), "{}", out.stderr);
+    assert_eq!(
+        docker(&["image", "inspect", "-f", "{{.Id}}", &wanted]),
+        docker(&["image", "inspect", "-f", "{{.Id}}", &stand_in]),
+        "the mirror's image, under the name the run wants"
+    );
+
+    docker(&["rmi", &wanted]);
+    let out = rd(&root, &["--mirror", "127.0.0.1:9/nowhere", "true"], &[("KUBE_CROSS_IMAGE", &wanted_repo)]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    let errors: Vec<&str> = out.stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one line: {}", out.stderr);
+    assert!(errors[0].contains("127.0.0.1:9/nowhere"), "{}", out.stderr);
+}

@@ -5,6 +5,7 @@
 pub mod daemon;
 pub mod engine;
 pub mod gomirror;
+pub mod registry;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::{self, Proc};

@@ -1,0 +1,70 @@
+//! A real image registry on 127.0.0.1 (Debian's `docker-registry`), for the mirror tests: its
+//! own storage in a scratch directory, a free port, stopped on drop. Engines trust registries on
+//! 127.0.0.0/8 without TLS.
+
+use camino::Utf8PathBuf;
+use kube_tree::Fail;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+pub struct Registry {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    dir: Utf8PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl Registry {
+    pub fn start(name: &str) -> Result<Registry, Fail> {
+        if kube_tree::proc::which("docker-registry").is_none() {
+            return Err(Fail::new(
+                "missing prerequisite: no `docker-registry` (Debian: apt-get install docker-registry)",
+            ));
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let addr = format!("127.0.0.1:{port}");
+        let dir = crate::scratch(&format!("registry-{name}"));
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {dir}/data\nhttp:\n  addr: {addr}\n"
+        );
+        fs_err::write(dir.join("config.yml"), config)?;
+        let log = fs_err::File::create(dir.join("registry.log"))?;
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdout(log.try_clone()?.into_parts().0)
+            .stderr(log.into_parts().0)
+            .spawn()
+            .map_err(|e| Fail::new(format!("cannot start docker-registry: {e}")))?;
+        let r = Registry { addr, dir, child: Some(child) };
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(30) {
+            if r.answers() {
+                return Ok(r);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(Fail::new(format!("docker-registry did not answer on {} in 30 s", r.addr)))
+    }
+
+    /// `GET /v2/` answers 200: the registry serves.
+    fn answers(&self) -> bool {
+        let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else { return false };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        if write!(s, "GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr).is_err() {
+            return false;
+        }
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
