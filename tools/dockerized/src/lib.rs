@@ -242,16 +242,25 @@ impl Job<'_> {
                     sync::settle(&setup.tree.root, &changed, list_at.dirs().as_deref(), &itemized, &mut stamps)
                         .and_then(|kept| self.same_content(&rsyncd, &kept));
                 match verdict {
-                    Ok(()) => {
-                        let req = result::Request::new(setup, cmd, &image_id, &open.cross_id, &data_id);
-                        result::LastRun { key: req.key, host: stamps.sum, outputs: result::outputs(&setup.tree) }
-                            .save(&setup.tree)?;
-                        sync::Record { data: data_id, rsyncd: rsyncd.id.clone(), host: stamps.sum }.save(&setup.tree)?
-                    }
+                    Ok(()) => sync::Record { data: data_id.clone(), rsyncd: rsyncd.id.clone(), host: stamps.sum }
+                        .save(&setup.tree)?,
                     Err(why) => log::status(format!(
                     "the next run syncs in full: the data container differs from the tree after this command ({why})"
                 )),
                 }
+            }
+        }
+        // The record of this success, for the next run of the same request. It needs no proof that
+        // the container equals the tree: the next identical run would meet the same container
+        // and tree, and make the same binaries. The stamps are the tree's after the copy-out.
+        if ok && opts.copy && wrapped && !opts.dry_run && !kube_tree::proc::interrupted() {
+            match sync::HostStamps::take(&setup.tree.root) {
+                Ok(now) => {
+                    let req = result::Request::new(setup, cmd, &image_id, &open.cross_id, &data_id);
+                    result::LastRun { key: req.key, host: now.sum, outputs: result::outputs(&setup.tree) }
+                        .save(&setup.tree)?;
+                }
+                Err(e) => log::status_v(2, format!("no record of this run: {e}")),
             }
         }
         if keep {

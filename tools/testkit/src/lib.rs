@@ -514,8 +514,11 @@ pub fn sweep_orphan_layers(since: &str) {
         let ours: Vec<&str> = dangling
             .lines()
             .filter(|id| {
-                let created = docker(&["image", "inspect", "--format", "{{.Created}}", id]);
-                created.get(..19).is_some_and(|c| c >= &since[..19])
+                // Orphans only: a layer with a parent may be a build's step in progress.
+                let facts = docker(&["image", "inspect", "--format", "{{.Created}} {{.Parent}}", id]);
+                let (created, parent) = facts.trim().split_once(' ').unwrap_or((facts.trim(), ""));
+                parent.is_empty()
+                    && created.get(..19).is_some_and(|c| c >= &since[..19])
                     && docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", id])
                         .contains("touch /kube-build-image")
             })
