@@ -1,0 +1,106 @@
+//! Engine tests of what surrounds a run: a registry mirror on 127.0.0.1 supplying kube-cross,
+//! and the test suite's own sweep of orphaned layers.
+
+mod common;
+
+use common::*;
+use kube_tree::proc::Proc;
+
+/// The last sweep removes kube-build layers that lost their labels and their ancestry (made
+/// when tests race on shared build cache) and nothing else: an orphan (no parent) with a step of
+/// the kube-build Dockerfile goes; an orphan of another kind, and a dangling kube-build layer
+/// that still has its parent (it may be a build's step in progress), stay.
+#[test]
+fn orphaned_kube_build_layers_are_swept_and_nothing_else() {
+    let test = "orphaned_kube_build_layers_are_swept_and_nothing_else";
+    if !testkit::docker_ok() {
+        return testkit::skip(test, "no reachable docker daemon");
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let since = kube_tree::log::utc_iso(now);
+    let dir = testkit::scratch("orphan-layers");
+    let pid = std::process::id();
+    let tiny = format!("k8s-build-kit-orphan-{pid}:base");
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    Proc::new("tar").arg("-C").arg(dir.join("empty")).arg("-cf").arg(dir.join("empty.tar")).arg(".").read().unwrap();
+    docker(&["import", dir.join("empty.tar").as_str(), &tiny]);
+    let build = |tag: &str, step: &str| -> String {
+        std::fs::write(dir.join("Dockerfile"), format!("FROM {tiny}\nLABEL {step}\n")).unwrap();
+        let out = Proc::new("docker").args(["build", "-q", "-t", tag]).arg(&dir).output().unwrap();
+        assert!(out.success(), "{}", out.stderr);
+        out.stdout.trim().to_string()
+    };
+    // save + load drops the parent: an orphan, then left dangling by a rebuild under its tag.
+    let orphan = |tag: &str, step: &str| -> String {
+        let id = build(tag, step);
+        let tar = dir.join("saved.tar");
+        docker(&["save", "-o", tar.as_str(), tag]);
+        docker(&["rmi", tag]);
+        docker(&["load", "-i", tar.as_str()]);
+        build(tag, &format!("{step} kit.rebuilt=1"));
+        id
+    };
+    let (a, b, c) = (
+        format!("k8s-build-kit-orphan-{pid}:a"),
+        format!("k8s-build-kit-orphan-{pid}:b"),
+        format!("k8s-build-kit-orphan-{pid}:c"),
+    );
+    let kube_orphan = orphan(&a, &format!("kit.step=\"touch /kube-build-image\" kit.n={pid}1"));
+    let other_orphan = orphan(&b, &format!("kit.n={pid}2"));
+    let with_parent = build(&c, &format!("kit.step=\"touch /kube-build-image\" kit.n={pid}3"));
+    build(&c, &format!("kit.step=\"touch /kube-build-image\" kit.n={pid}4"));
+    let parent_of = |id: &str| docker(&["image", "inspect", "-f", "{{.Parent}}", id]).trim().to_string();
+    assert!(parent_of(&kube_orphan).is_empty() && parent_of(&other_orphan).is_empty(), "orphans made");
+    assert!(!parent_of(&with_parent).is_empty());
+    let exists = |id: &str| Proc::new("docker").args(["image", "inspect", id]).output().unwrap().success();
+    testkit::sweep_orphan_layers(&since);
+    let (gone, kept_other, kept_parented) = (!exists(&kube_orphan), exists(&other_orphan), exists(&with_parent));
+    let _ =
+        Proc::new("docker").args(["rmi", "-f", &a, &b, &c, &other_orphan, &with_parent, &kube_orphan, &tiny]).output();
+    assert!(gone, "the orphaned kube-build layer made since the start is swept");
+    assert!(kept_other, "an orphan of another kind is not");
+    assert!(kept_parented, "a dangling layer with its parent (maybe a build in progress) is not");
+}
+
+/// `--mirror` against a real registry on 127.0.0.1: kube-cross, absent under the name the run
+/// wants, is pulled from the mirror and tagged with that name; the run then works. An
+/// unreachable mirror is one line and exit 2.
+#[test]
+fn a_registry_mirror_supplies_kube_cross() {
+    let test = "a_registry_mirror_supplies_kube_cross";
+    let Some(real) = ready(test) else { return };
+    let reg = match testkit::registry::Registry::start("mirror") {
+        Ok(r) => r,
+        Err(e) => return testkit::skip_if_missing(test, &e),
+    };
+    let root = small_tree("dock-mirror", &real);
+    let mut guard = testkit::EngineGuard::new(&root);
+    let pid = std::process::id();
+    let stand_in = format!("{}:{CROSS_TAG}", testkit::cross_repo());
+    let pushed = format!("{}/k8s-{pid}/kube-cross:{CROSS_TAG}", reg.addr);
+    let wanted_repo = format!("k8s-build-kit-test-{pid}-mirror/kube-cross");
+    let wanted = format!("{wanted_repo}:{CROSS_TAG}");
+    guard.tags.extend([pushed.clone(), wanted.clone()]);
+    docker(&["tag", &stand_in, &pushed]);
+    let push = Proc::new("docker").args(["push", &pushed]).output().unwrap();
+    assert!(push.success(), "push to the test registry: {}", push.stderr);
+    docker(&["rmi", &pushed]);
+    assert!(docker(&["image", "inspect", "-f", "{{.Id}}", &wanted]).is_empty(), "absent before the run");
+
+    let mirror = format!("{}/k8s-{pid}", reg.addr);
+    let out = rd(&root, &["--mirror", &mirror, "true"], &[("KUBE_CROSS_IMAGE", &wanted_repo)]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("pulling {mirror}/kube-cross:{CROSS_TAG}")), "{}", out.stderr);
+    assert_eq!(
+        docker(&["image", "inspect", "-f", "{{.Id}}", &wanted]),
+        docker(&["image", "inspect", "-f", "{{.Id}}", &stand_in]),
+        "the mirror's image, under the name the run wants"
+    );
+
+    docker(&["rmi", &wanted]);
+    let out = rd(&root, &["--mirror", "127.0.0.1:9/nowhere", "true"], &[("KUBE_CROSS_IMAGE", &wanted_repo)]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    let errors: Vec<&str> = out.stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "one line: {}", out.stderr);
+    assert!(errors[0].contains("127.0.0.1:9/nowhere"), "{}", out.stderr);
+}
