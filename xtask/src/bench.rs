@@ -376,6 +376,7 @@ fn clean_copy(copy: &Utf8Path) -> Result<(), Fail> {
 }
 
 fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
+    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
     let bin = release_bin("run-dockerized")?;
     let cross = stand_in()?;
     let _official = OfficialName::lend(&cross)?;
@@ -462,5 +463,7 @@ fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     for copy in [&theirs, &ours] {
         clean_copy(copy)?;
     }
+    // The script rebuilds its kube-build image and leaves the old ones dangling.
+    testkit::sweep_orphan_layers(&log::utc_iso(start), false);
     Ok(ok)
 }

@@ -53,7 +53,7 @@ fn orphaned_kube_build_layers_are_swept_and_nothing_else() {
     assert!(parent_of(&kube_orphan).is_empty() && parent_of(&other_orphan).is_empty(), "orphans made");
     assert!(!parent_of(&with_parent).is_empty());
     let exists = |id: &str| Proc::new("docker").args(["image", "inspect", id]).output().unwrap().success();
-    testkit::sweep_orphan_layers(&since);
+    testkit::sweep_orphan_layers(&since, true);
     let (gone, kept_other, kept_parented) = (!exists(&kube_orphan), exists(&other_orphan), exists(&with_parent));
     let _ =
         Proc::new("docker").args(["rmi", "-f", &a, &b, &c, &other_orphan, &with_parent, &kube_orphan, &tiny]).output();

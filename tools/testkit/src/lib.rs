@@ -470,11 +470,16 @@ impl Drop for EngineGuard {
 pub fn sweep_at_exit() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     extern "C" fn at_exit() {
+        // A thread of its own: the main thread's thread-locals (Proc's shell) may already be
+        // gone when exit(3) runs this.
+        let _ = std::thread::spawn(sweep_now).join();
+    }
+    fn sweep_now() {
         let pid = std::process::id();
         sweep_engine(&format!("/{pid}-"));
         sweep_engine(&format!("kube-fixture-{pid}-"));
         if let Some(since) = SWEEP_SINCE.get() {
-            sweep_orphan_layers(since);
+            sweep_orphan_layers(since, true);
         }
         let tags = Proc::new("docker")
             .args(["images", "--format", "{{.Repository}}:{{.Tag}}", &cross_repo()])
@@ -506,7 +511,10 @@ static SWEEP_SINCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// same cached steps, the legacy builder commits that build's next step on a parent that is
 /// gone, and the layer is reachable from nothing (no label, no `.Parent`). They are known by
 /// their history: a step of the tree's build/build-image/Dockerfile (`touch /kube-build-image`).
-pub fn sweep_orphan_layers(since: &str) {
+///
+/// With `orphans_only` false (a benchmark's end, when the scripts' own builds ran and nothing of
+/// ours still builds), dangling kube-build layers that kept their parent go too.
+pub fn sweep_orphan_layers(since: &str, orphans_only: bool) {
     let docker =
         |args: &[&str]| Proc::new("docker").args(args).timeout(Duration::from_secs(60)).read().unwrap_or_default();
     for _ in 0..16 {
@@ -517,7 +525,7 @@ pub fn sweep_orphan_layers(since: &str) {
                 // Orphans only: a layer with a parent may be a build's step in progress.
                 let facts = docker(&["image", "inspect", "--format", "{{.Created}} {{.Parent}}", id]);
                 let (created, parent) = facts.trim().split_once(' ').unwrap_or((facts.trim(), ""));
-                parent.is_empty()
+                (parent.is_empty() || !orphans_only)
                     && created.get(..19).is_some_and(|c| c >= &since[..19])
                     && docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", id])
                         .contains("touch /kube-build-image")
