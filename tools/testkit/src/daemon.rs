@@ -56,14 +56,8 @@ impl SecondDaemon {
             d.host
         );
         fs_err::write(dir.join("daemon.json"), config)?;
-        let log = fs_err::File::create(dir.join("dockerd.log"))?;
-        let child = std::process::Command::new("dockerd")
-            .arg("--config-file")
-            .arg(dir.join("daemon.json"))
-            .stdout(log.try_clone()?.into_parts().0)
-            .stderr(log.into_parts().0)
-            .spawn()
-            .map_err(|e| Fail::new(format!("cannot start dockerd: {e}")))?;
+        let config = dir.join("daemon.json");
+        let child = crate::spawn_logged("dockerd", &["--config-file", config.as_str()], &dir.join("dockerd.log"))?;
         d.child = Some(child);
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(60) {

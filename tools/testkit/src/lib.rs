@@ -27,6 +27,18 @@ pub fn cache_dir() -> Utf8PathBuf {
     base.join("k8s-build-kit")
 }
 
+/// Starts `program args` in the background (a server the test needs), its stdout and stderr
+/// into `log`, for the test to read when it does not come up.
+pub(crate) fn spawn_logged(program: &str, args: &[&str], log: &Utf8Path) -> Result<std::process::Child, Fail> {
+    let out = fs_err::File::create(log)?;
+    std::process::Command::new(program)
+        .args(args)
+        .stdout(out.try_clone()?.into_parts().0)
+        .stderr(out.into_parts().0)
+        .spawn()
+        .map_err(|e| Fail::new(format!("cannot start {program}: {e}")))
+}
+
 /// True when the suite must not skip (`CI` set to any truthy value: true, 1, yes, on): a
 /// missing prerequisite is then a failure.
 pub fn must_run() -> bool {

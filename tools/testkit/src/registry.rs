@@ -28,14 +28,8 @@ impl Registry {
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {dir}/data\nhttp:\n  addr: {addr}\n"
         );
         fs_err::write(dir.join("config.yml"), config)?;
-        let log = fs_err::File::create(dir.join("registry.log"))?;
-        let child = std::process::Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.join("config.yml"))
-            .stdout(log.try_clone()?.into_parts().0)
-            .stderr(log.into_parts().0)
-            .spawn()
-            .map_err(|e| Fail::new(format!("cannot start docker-registry: {e}")))?;
+        let config = dir.join("config.yml");
+        let child = crate::spawn_logged("docker-registry", &["serve", config.as_str()], &dir.join("registry.log"))?;
         let r = Registry { addr, dir, child: Some(child) };
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(30) {
