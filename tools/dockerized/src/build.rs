@@ -104,6 +104,25 @@ impl Job<'_> {
     }
 }
 
+/// Who the build runs as, so that what it writes is the caller's. In bind mode on a rootless
+/// engine root inside already is the caller outside: podman's `keep-id` also runs the build as
+/// the caller's own uid (tools that check who owns the tree, as git does, see themselves);
+/// rootless docker has no such mapping, so the build runs as root. With SELinux enforcing, the
+/// mounted tree is read with labelling off for this container rather than relabelled: `:z`
+/// would rewrite the label of every file of the user's checkout.
+pub(crate) fn user_args(engine: &Engine, mode: Mode, user: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    match (mode, engine.is_rootless(), engine.kind()) {
+        (Mode::Bind, true, Kind::Podman) => args.push("--userns=keep-id".to_string()),
+        (Mode::Bind, true, Kind::Docker) => {}
+        _ => args.push(format!("--user={user}")),
+    }
+    if mode == Mode::Bind && engine.facts().selinux {
+        args.extend(["--security-opt".to_string(), "label=disable".to_string()]);
+    }
+    args
+}
+
 /// How the build container's output is labelled in the progress lines: the user's command.
 pub(crate) fn build_label(cmd: &[String]) -> String {
     format!("build container ({})", cmd.join(" "))
@@ -118,10 +137,7 @@ impl Job<'_> {
         let mut args: Vec<String> =
             vec!["run".into(), format!("--name={name}"), format!("--hostname={}", setup.hostname), "--rm".into()];
         args.extend(setup.labels());
-        let rootless = setup.mode == Mode::Bind && engine.is_rootless();
-        if !rootless {
-            args.push(format!("--user={}", setup.user));
-        }
+        args.extend(user_args(engine, setup.mode, &setup.user));
         let image = match setup.mode {
             Mode::Rsync => {
                 args.extend(["--volumes-from".into(), setup.names.data.clone()]);

@@ -55,7 +55,7 @@ pub fn all_trees_plan(engine: &Engine) -> Result<(CleanPlan, usize)> {
         }
     }
     let tagged = engine.query(&["images", "--format", "{{.Repository}}:{{.Tag}}"])?.unwrap_or_default();
-    for t in tagged.lines().filter(|t| scripts_name(t)) {
+    for t in tagged.lines().map(|t| engine.listed_name(t)).filter(|t| scripts_name(t)) {
         trees.insert(tree_part(t));
         plan.images.push(t.to_string());
     }
@@ -72,6 +72,7 @@ pub fn all_trees_plan(engine: &Engine) -> Result<(CleanPlan, usize)> {
         .unwrap_or_default();
     for l in labelled.lines() {
         let (id, name) = l.split_once('\t').unwrap_or((l, ""));
+        let name = engine.listed_name(name);
         if !plan.images.iter().any(|i| i == name) {
             plan.images.push(id.to_string());
         }

@@ -39,11 +39,17 @@ impl Listed {
 pub(crate) struct Containers(pub Vec<Listed>);
 
 impl Containers {
-    pub(crate) fn cmd() -> Vec<String> {
-        let format = format!("{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LABEL_TREE}\"}}}}\t{{{{.Label \"{LABEL_KEY}\"}}}}\t{{{{.State}}}}\t{{{{.Status}}}}\t{{{{.Ports}}}}");
+    /// The one `ps -a` question, in the engine's own terms: docker's template knows `.Label`,
+    /// podman's does not (and its `.State` is the long status), so podman answers in JSON.
+    pub(crate) fn cmd(kind: Kind) -> Vec<String> {
+        let format = match kind {
+            Kind::Docker => format!("{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LABEL_TREE}\"}}}}\t{{{{.Label \"{LABEL_KEY}\"}}}}\t{{{{.State}}}}\t{{{{.Status}}}}\t{{{{.Ports}}}}"),
+            Kind::Podman => "json".to_string(),
+        };
         vec!["ps".into(), "-a".into(), "--no-trunc".into(), "--format".into(), format]
     }
 
+    /// docker's tab-separated lines (see [`Containers::cmd`]).
     pub(crate) fn parse(text: &str) -> Containers {
         Containers(
             text.lines()
@@ -65,18 +71,59 @@ impl Containers {
         )
     }
 
+    /// podman's JSON array; its ports are put in docker's words (`127.0.0.1:PORT->8730/tcp`).
+    pub(crate) fn parse_json(text: &str) -> Result<Containers> {
+        use serde_json::Value;
+        let list: Vec<Value> = serde_json::from_str(text.trim())
+            .map_err(|e| Fail::new(format!("cannot read the engine's container list: {e}")))?;
+        let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let label = |v: &Value, k: &str| {
+            v.get("Labels").and_then(|l| l.get(k)).and_then(Value::as_str).unwrap_or("").to_string()
+        };
+        Ok(Containers(
+            list.iter()
+                .map(|c| Listed {
+                    id: s(c, "Id"),
+                    name: c.get("Names").and_then(|n| n.get(0)).and_then(Value::as_str).unwrap_or("").to_string(),
+                    tree: label(c, LABEL_TREE),
+                    key: label(c, LABEL_KEY),
+                    state: s(c, "State"),
+                    status: s(c, "Status"),
+                    ports: c
+                        .get("Ports")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .map(|p| {
+                            let n = |k: &str| p.get(k).and_then(Value::as_u64).unwrap_or(0);
+                            format!(
+                                "{}:{}->{}/{}",
+                                s(p, "host_ip"),
+                                n("host_port"),
+                                n("container_port"),
+                                s(p, "protocol")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+                .collect(),
+        ))
+    }
+
     /// Reads the answer to [`Containers::cmd`] (nothing in a dry run).
-    pub(crate) fn read(answer: Option<&Captured>) -> Result<Containers> {
+    pub(crate) fn read(kind: Kind, answer: Option<&Captured>) -> Result<Containers> {
         match answer {
             None => Ok(Containers::default()),
+            Some(a) if a.success() && kind == Kind::Podman => Containers::parse_json(&a.stdout),
             Some(a) if a.success() => Ok(Containers::parse(&a.stdout)),
             Some(a) => Err(Fail::new(format!("cannot list the engine's containers: {}", a.first_lines(1)))),
         }
     }
 
     pub(crate) fn list(engine: &Engine) -> Result<Containers> {
-        let answer = engine.query_all(&[Containers::cmd()])?;
-        Containers::read(answer[0].as_ref())
+        let answer = engine.query_all(&[Containers::cmd(engine.kind())])?;
+        Containers::read(engine.kind(), answer[0].as_ref())
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Listed> {
@@ -113,7 +160,12 @@ impl Job<'_> {
         let listing =
             engine.query(&["images", "kube-build", "--format", "{{.Repository}}:{{.Tag}}"])?.unwrap_or_default();
         let prefix = format!("kube-build:build-{}", setup.names.hash);
-        Ok(listing.lines().filter(|l| l.starts_with(&prefix)).map(str::to_string).collect())
+        Ok(listing
+            .lines()
+            .map(|l| engine.listed_name(l))
+            .filter(|l| l.starts_with(&prefix))
+            .map(str::to_string)
+            .collect())
     }
 
     /// The data container: sources, caches and outputs live in its volumes between builds. One that

@@ -15,7 +15,7 @@ pub struct Engine {
     /// Commands a dry run would have run, in order.
     pub plan: RefCell<Vec<String>>,
     remote: std::cell::OnceCell<bool>,
-    rootless: std::cell::OnceCell<bool>,
+    facts: std::cell::OnceCell<Facts>,
 }
 
 impl Engine {
@@ -42,8 +42,18 @@ impl Engine {
             dry_run,
             plan: RefCell::new(Vec::new()),
             remote: std::cell::OnceCell::new(),
-            rootless: std::cell::OnceCell::new(),
+            facts: std::cell::OnceCell::new(),
         })
+    }
+
+    /// Global options after DOCKER_OPTS's (`--context NAME`, `-H URL`, `--url URL`).
+    pub(crate) fn push_opts<const N: usize>(&mut self, opts: [&str; N]) {
+        self.opts.extend(opts.iter().map(|o| o.to_string()));
+    }
+
+    /// The engine command with `args` (for a caller that sets its own time limit, as doctor).
+    pub fn command<S: AsRef<str>>(&self, args: &[S]) -> Proc {
+        self.cmd(args)
     }
 
     pub(crate) fn cmd<S: AsRef<str>>(&self, args: &[S]) -> Proc {
@@ -166,44 +176,114 @@ impl Engine {
         })
     }
 
-    /// The `docker info` question [`Engine::take_info`] judges.
-    pub(crate) fn info_cmd() -> Vec<String> {
-        ["info", "--format", "{{.MemTotal}}\t{{json .SecurityOptions}}"].map(String::from).to_vec()
+    /// The `info` question [`Engine::take_info`] judges: memory, rootless, SELinux and the
+    /// registry mirrors, each in the engine's own words (docker and podman name them apart).
+    pub fn info_cmd(&self) -> Vec<String> {
+        let format = match self.kind() {
+            Kind::Docker => "{{.MemTotal}}\t{{json .SecurityOptions}}\t{{json .RegistryConfig.Mirrors}}",
+            Kind::Podman => {
+                "{{.Host.MemTotal}}\t{{.Host.Security.Rootless}}\t{{.Host.Security.SELinuxEnabled}}\t{{json .Registries}}"
+            }
+        };
+        ["info", "--format", format].map(String::from).to_vec()
     }
 
-    /// Judges `docker info`'s answer: unreachable is an environment error, too little memory a
-    /// warning; remembers whether the engine is rootless (bind mode then runs as root inside).
+    /// Judges the `info` answer: unreachable is an environment error, too little memory a
+    /// warning; remembers what later steps adapt to (rootless, SELinux).
     pub(crate) fn take_info(&self, out: Option<&Captured>) -> Result<()> {
         let Some(out) = out else { return Ok(()) };
-        if !out.success() {
-            return Err(Fail::new(format!(
-                "cannot reach the {} engine: {} (start the daemon, or check DOCKER_HOST / the context)",
-                self.program,
-                out.first_lines(1)
-            )));
+        let facts = self.read_info(out)?;
+        if facts.memory < MIN_MEMORY {
+            log::warn(format!("the engine has {:.1} GB of memory; builds need at least 4.5 GB (linker kills otherwise): raise it (Docker Desktop: Settings > Resources; podman machine set --memory)", facts.memory as f64 / 1e9));
         }
-        let (mem, security) = out.stdout.trim().split_once('\t').unwrap_or((out.stdout.trim(), ""));
-        let mem: u64 = mem.parse().unwrap_or(u64::MAX);
-        if mem < MIN_MEMORY {
-            log::warn(format!("the engine has {:.1} GB of memory; builds need at least 4.5 GB (linker kills otherwise): raise it (Docker Desktop: Settings > Resources)", mem as f64 / 1e9));
-        }
-        let _ = self.rootless.set(security.contains("name=rootless"));
+        let _ = self.facts.set(facts);
         Ok(())
     }
 
-    /// `docker info`: reachable, with how much memory.
+    /// The facts in an `info` answer (see [`Engine::info_cmd`]); unreachable is an error.
+    pub fn read_info(&self, out: &Captured) -> Result<Facts> {
+        if !out.success() {
+            return Err(Fail::new(format!(
+                "cannot reach the {} engine: {} ({})",
+                self.program,
+                out.first_lines(1),
+                match self.kind() {
+                    Kind::Docker => "start the daemon, or check DOCKER_HOST / the context",
+                    Kind::Podman => "check `podman info`, or CONTAINER_HOST / the podman connection",
+                }
+            )));
+        }
+        let f: Vec<&str> = out.stdout.trim().split('\t').collect();
+        let memory = f[0].trim().parse().map_err(|_| {
+            Fail::new(format!("`{} info` answered `{}` instead of the engine's memory", self.program, short(f[0])))
+        })?;
+        let field = |i: usize| f.get(i).copied().unwrap_or("");
+        Ok(match self.kind() {
+            Kind::Docker => Facts {
+                memory,
+                rootless: field(1).contains("name=rootless"),
+                selinux: field(1).contains("name=selinux"),
+                mirrors: json_strings(field(2)),
+            },
+            Kind::Podman => Facts {
+                memory,
+                rootless: field(1) == "true",
+                selinux: field(2) == "true",
+                mirrors: podman_mirrors(field(3)),
+            },
+        })
+    }
+
+    /// `info`: reachable, with how much memory.
     pub fn check(&self) -> Result<()> {
-        let out = self.query_all(&[Engine::info_cmd()])?;
+        let out = self.query_all(&[self.info_cmd()])?;
         self.take_info(out[0].as_ref())
+    }
+
+    /// What `info` said (after [`Engine::check`] or a batch with [`Engine::info_cmd`]).
+    pub fn facts(&self) -> Facts {
+        self.facts.get().cloned().unwrap_or_default()
     }
 
     /// A rootless engine maps root inside to the user outside (known after [`Engine::check`]).
     pub(crate) fn is_rootless(&self) -> bool {
-        self.rootless.get().copied().unwrap_or(false)
+        self.facts().rootless
     }
 }
 
-/// An engine endpoint that cannot see our files (so no bind mounts): TCP, SSH, HTTP.
+/// What the engine says of itself in `info`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Bytes of memory the engine's machine has.
+    pub memory: u64,
+    /// Root inside a container is the calling user outside.
+    pub rootless: bool,
+    /// Volumes need a label (or labelling disabled) to be readable inside.
+    pub selinux: bool,
+    /// Registry mirrors the engine is configured with.
+    pub mirrors: Vec<String>,
+}
+
+/// The strings of a JSON array (`null` or anything else: none).
+fn json_strings(text: &str) -> Vec<String> {
+    serde_json::from_str::<Vec<String>>(text.trim()).unwrap_or_default()
+}
+
+/// The mirrors in podman's `{{json .Registries}}`: `{"docker.io": {"Mirrors": [{"Location":
+/// ...}]}, "search": [...]}`, as `docker.io -> LOCATION`.
+fn podman_mirrors(text: &str) -> Vec<String> {
+    let Ok(serde_json::Value::Object(regs)) = serde_json::from_str(text.trim()) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (prefix, reg) in &regs {
+        for m in reg.get("Mirrors").and_then(|m| m.as_array()).into_iter().flatten() {
+            if let Some(loc) = m.get("Location").and_then(|l| l.as_str()) {
+                out.push(format!("{prefix} -> {loc}"));
+            }
+        }
+    }
+    out
+}
+
 /// Which CLI the engine is: what it can do differs (docker has contexts; podman runs rootless).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -211,13 +291,33 @@ pub enum Kind {
     Podman,
 }
 
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Docker => "docker",
+            Kind::Podman => "podman",
+        }
+    }
+}
+
 impl Engine {
     /// The engine's kind, from its program's file name (checked when the engine was made).
-    pub(crate) fn kind(&self) -> Kind {
+    pub fn kind(&self) -> Kind {
         if self.program.rsplit('/').next() == Some("podman") {
             Kind::Podman
         } else {
             Kind::Docker
+        }
+    }
+}
+
+impl Engine {
+    /// An image name as listed, in the words the tree's scripts use: podman lists a name with no
+    /// registry as `localhost/NAME`.
+    pub(crate) fn listed_name<'s>(&self, listed: &'s str) -> &'s str {
+        match self.kind() {
+            Kind::Podman => listed.strip_prefix("localhost/").unwrap_or(listed),
+            Kind::Docker => listed,
         }
     }
 }
@@ -236,10 +336,18 @@ impl Failed {
     }
     /// The one-line error for the user.
     pub(crate) fn into_fail(self) -> Fail {
-        Fail::new(format!("`{}` failed: {}", short(&self.command), self.out.error_lines(2).replace('\n', " | ")))
+        let hint = if self.says("error setting rlimit") {
+            // podman as root raises nofile/nproc to the maximum by default; a host that withholds
+            // CAP_SYS_RESOURCE (a container, some CI sandboxes) refuses that.
+            " (the engine may not raise the container's ulimits here: set default_ulimits in containers.conf, e.g. [\"nofile=20000:20000\", \"nproc=20000:20000\"])"
+        } else {
+            ""
+        };
+        Fail::new(format!("`{}` failed: {}{hint}", short(&self.command), self.out.error_lines(2).replace('\n', " | ")))
     }
 }
 
+/// An engine endpoint that cannot see our files (so no bind mounts): TCP, SSH, HTTP.
 pub(crate) fn remote_host(h: &str) -> bool {
     h.starts_with("tcp://") || h.starts_with("ssh://") || h.starts_with("http")
 }
@@ -305,5 +413,103 @@ impl Drop for Cleanup<'_> {
         for n in self.names.drain(..) {
             self.engine.destroy(&n);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn said(code: i32, stdout: &str) -> Captured {
+        Captured {
+            status: ExitStatus::from_raw(code << 8),
+            stdout: stdout.into(),
+            stderr: "Cannot connect to the Docker daemon".into(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn info_is_read_in_each_engines_words() {
+        let docker = Engine::new(Some("docker".into()), false).unwrap();
+        assert!(docker.info_cmd()[2].starts_with("{{.MemTotal}}"));
+        let f = docker
+            .read_info(&said(
+                0,
+                "25276510208\t[\"name=seccomp,profile=default\",\"name=selinux\"]\t[\"https://mirror.gcr.io/\"]\n",
+            ))
+            .unwrap();
+        assert_eq!(
+            f,
+            Facts {
+                memory: 25276510208,
+                rootless: false,
+                selinux: true,
+                mirrors: vec!["https://mirror.gcr.io/".into()]
+            }
+        );
+        let f = docker.read_info(&said(0, "8000000000\t[\"name=rootless\"]\tnull")).unwrap();
+        assert!(f.rootless && !f.selinux && f.mirrors.is_empty());
+
+        let podman = Engine::new(Some("podman".into()), false).unwrap();
+        assert!(podman.info_cmd()[2].starts_with("{{.Host.MemTotal}}"));
+        let regs = r#"{"docker.io":{"Prefix":"docker.io","Mirrors":[{"Location":"127.0.0.1:5000","Insecure":true}]},"search":["docker.io"]}"#;
+        let f = podman.read_info(&said(0, &format!("1000\ttrue\tfalse\t{regs}"))).unwrap();
+        assert_eq!(
+            f,
+            Facts { memory: 1000, rootless: true, selinux: false, mirrors: vec!["docker.io -> 127.0.0.1:5000".into()] }
+        );
+
+        // Unreachable, or an answer that is not the memory: one line naming the engine.
+        let e = podman.read_info(&said(125, "")).unwrap_err();
+        assert!(e.msg.contains("cannot reach the podman engine") && e.msg.contains("podman info"), "{}", e.msg);
+        let e = docker.read_info(&said(0, "<no value>\t")).unwrap_err();
+        assert!(e.msg.contains("instead of the engine's memory"), "{}", e.msg);
+    }
+
+    #[test]
+    fn the_build_user_follows_the_engine() {
+        let engine = |program: &str, info: &str| {
+            let e = Engine::new(Some(program.into()), false).unwrap();
+            e.take_info(Some(&said(0, info))).unwrap();
+            e
+        };
+        let rootful = engine("podman", "9000000000\tfalse\tfalse\t{}");
+        let rootless = engine("podman", "9000000000\ttrue\tfalse\t{}");
+        let selinux = engine("podman", "9000000000\ttrue\ttrue\t{}");
+        let docker_rootless = engine("docker", "9000000000\t[\"name=rootless\"]\tnull");
+        assert_eq!(build::user_args(&rootful, Mode::Bind, "1000:1000"), ["--user=1000:1000"]);
+        assert_eq!(build::user_args(&rootless, Mode::Bind, "1000:1000"), ["--userns=keep-id"]);
+        assert_eq!(
+            build::user_args(&selinux, Mode::Bind, "1000:1000"),
+            ["--userns=keep-id", "--security-opt", "label=disable"]
+        );
+        assert!(build::user_args(&docker_rootless, Mode::Bind, "1000:1000").is_empty());
+        // rsync mode: the build works in the engine's own volumes, as the caller's uid.
+        assert_eq!(build::user_args(&selinux, Mode::Rsync, "1000:1000"), ["--user=1000:1000"]);
+    }
+
+    #[test]
+    fn podman_pulls_loopback_mirrors_over_plain_http() {
+        let from = "127.0.0.1:5000/k8s/kube-cross:v1";
+        assert_eq!(image::pull_args(Kind::Docker, "127.0.0.1:5000/k8s", from), ["pull", from]);
+        assert_eq!(image::pull_args(Kind::Podman, "127.0.0.1:5000/k8s", from), ["pull", "--tls-verify=false", from]);
+        assert_eq!(image::pull_args(Kind::Podman, "localhost:5000", from)[1], "--tls-verify=false");
+        assert_eq!(image::pull_args(Kind::Podman, "[::1]:5000", from)[1], "--tls-verify=false");
+        assert_eq!(image::pull_args(Kind::Podman, "mirror.example.com/k8s", from), ["pull", from]);
+        assert_eq!(image::pull_args(Kind::Podman, "127.0.0.1.example.com:5000", from), ["pull", from]);
+    }
+
+    #[test]
+    fn a_refused_ulimit_gets_the_fix() {
+        let f = Failed {
+            command: "podman run x".into(),
+            out: Captured {
+                stderr: "Error: runc: runc create failed: error setting rlimit type 7: operation not permitted".into(),
+                ..said(126, "")
+            },
+        };
+        assert!(f.into_fail().msg.contains("default_ulimits in containers.conf"));
     }
 }

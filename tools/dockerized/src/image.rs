@@ -89,7 +89,7 @@ impl Job<'_> {
             let name = setup.cross_image.rsplit('/').next().unwrap_or(&setup.cross_image);
             let from = format!("{}/{name}", m.trim_end_matches('/'));
             let step = log::Step::start(format!("pulling {from}"));
-            engine.run(&["pull", &from])?;
+            engine.run(&pull_args(engine.kind(), m, &from))?;
             engine.run(&["tag", &from, &setup.cross_image])?;
             step.done();
             return Ok(inspect()?.unwrap_or_default());
@@ -102,6 +102,23 @@ impl Job<'_> {
         setup.cross_image
     )))
     }
+}
+
+/// `pull FROM`. docker treats registries on the loopback as plain HTTP by itself; podman needs
+/// `--tls-verify=false` for them (any other plain-HTTP mirror is the user's registries.conf).
+pub(crate) fn pull_args(kind: Kind, mirror: &str, from: &str) -> Vec<String> {
+    let host = mirror.split('/').next().unwrap_or(mirror);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let mut args = vec!["pull".to_string()];
+    if kind == Kind::Podman && loopback {
+        args.push("--tls-verify=false".into());
+    }
+    args.push(from.to_string());
+    args
 }
 
 /// A random password of 32 alphanumerics, as build_image makes one (kept while it exists, so the

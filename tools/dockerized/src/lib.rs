@@ -9,6 +9,7 @@
 //! Names follow build/common.sh (so trees built by the scripts are recognised); everything made
 //! here also carries labels naming this kit and the tree.
 
+pub mod fanout;
 pub(crate) mod md5;
 pub(crate) mod sync;
 
@@ -30,8 +31,8 @@ use setup::*;
 
 // What the tools use; everything else stays inside the crate.
 pub use clean::{all_trees_plan, apply_clean, built_binaries, clean_plan, sizes, CleanPlan};
-pub use engine::{Engine, Failed, Kind};
-pub use setup::{Mode, Names, Setup};
+pub use engine::{Engine, Facts, Failed, Kind};
+pub use setup::{registry_of, Mode, Names, Setup};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::{Captured, Proc};
@@ -53,6 +54,23 @@ pub const MIN_MEMORY: u64 = 4_500_000_000;
 
 type Result<T, E = Fail> = std::result::Result<T, E>;
 
+/// Set by a fan-out run for each engine's share: that engine's own state files.
+pub const STATE_TAG_VAR: &str = "KUBE_KIT_STATE_TAG";
+
+/// One of a run's state files under `_output/dockerized` (sync record, last run, change lists):
+/// with a fan-out, each engine's share keeps its own (`NAME.<tag>`), so the engines' runs in
+/// one tree never read each other's.
+pub(crate) fn state_file(name: &str) -> String {
+    match std::env::var(STATE_TAG_VAR).ok().filter(|t| valid_state_tag(t)) {
+        Some(t) => format!("_output/dockerized/{name}.{t}"),
+        None => format!("_output/dockerized/{name}"),
+    }
+}
+
+pub(crate) fn valid_state_tag(t: &str) -> bool {
+    (1..=16).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
 /// One containerized run's engine and setup: what nearly every step needs, passed as one value.
 #[derive(Clone, Copy)]
 pub struct Job<'a> {
@@ -73,15 +91,28 @@ pub struct RunOptions {
     pub full_sync: bool,
     /// Run the command even when the last successful run of it proves nothing changed.
     pub force: bool,
+    /// `--engines A,B`: fan the platforms out over these engines (see [`fanout`]).
+    pub engines: Option<String>,
+    pub skip_unreachable: bool,
 }
 
 /// Flags that take a value (the command starts after them).
-pub const RUN_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--cross-image", "--mirror"];
+pub const RUN_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--engines", "--cross-image", "--mirror"];
 
 impl RunOptions {
     /// The flags [`RunOptions::from_ctx`] reads (it then rejects any other).
-    pub const FLAGS: &'static [&'static str] =
-        &["--mode", "--engine", "--cross-image", "--mirror", "--no-copy", "--dry-run", "--full-sync", "--force"];
+    pub const FLAGS: &'static [&'static str] = &[
+        "--mode",
+        "--engine",
+        "--engines",
+        "--skip-unreachable",
+        "--cross-image",
+        "--mirror",
+        "--no-copy",
+        "--dry-run",
+        "--full-sync",
+        "--force",
+    ];
 
     pub fn from_ctx(ctx: &mut kube_tree::cli::Ctx) -> Result<RunOptions> {
         let mirror = ctx.opt_string("--mirror")?;
@@ -102,6 +133,8 @@ impl RunOptions {
             full_sync: ctx.flag("--full-sync")
                 || std::env::var("KUBE_RUN_FULL_SYNC").is_ok_and(|v| v.starts_with(['y', 'Y'])),
             force: ctx.flag("--force"),
+            engines: ctx.opt_string("--engines")?,
+            skip_unreachable: ctx.flag("--skip-unreachable"),
         };
         // Every flag is read: anything else before the command is a usage error.
         ctx.finish()?;
@@ -150,7 +183,7 @@ impl Job<'_> {
         let list_at = if opts.dry_run || engine.is_remote() {
             sync::ListAt::Volume
         } else {
-            sync::ListAt::Host(setup.tree.path("_output/dockerized/.kit-run"))
+            sync::ListAt::Host(setup.tree.path(&state_file(".kit-run")))
         };
         if !opts.dry_run {
             list_at.prepare(&setup.tree)?;
@@ -289,7 +322,7 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
         let root = setup.tree.root.clone();
         std::thread::spawn(move || sync::HostStamps::take(&root))
     });
-    let mut questions = vec![Engine::info_cmd(), ImageFacts::cmd(&setup), Containers::cmd()];
+    let mut questions = vec![engine.info_cmd(), ImageFacts::cmd(&setup), Containers::cmd(engine.kind())];
     questions.extend(engine.context_cmd());
     let answers = engine.query_all(&questions)?;
     engine.take_info(answers[0].as_ref())?;
@@ -304,7 +337,7 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
         setup.names.hash
     ));
     let facts = ImageFacts::read(&engine, &setup, answers[1].as_ref())?;
-    let containers = Containers::read(answers[2].as_ref())?;
+    let containers = Containers::read(engine.kind(), answers[2].as_ref())?;
     let cross_id = job.ensure_cross_image(opts.mirror.as_deref(), facts.cross_id.clone())?;
     // No change, no build: the last successful run of this request covers this one.
     let mut stamps = stamps;
@@ -367,11 +400,14 @@ pub fn copy_output(tree: Tree, engine_flag: Option<String>, dry_run: bool) -> Re
         engine.check()?;
         return Ok(Copied::BindMode);
     }
-    let answers =
-        engine.query_all(&[Engine::info_cmd(), Engine::image_id_cmd(&setup.names.image), Containers::cmd()])?;
+    let answers = engine.query_all(&[
+        engine.info_cmd(),
+        Engine::image_id_cmd(&setup.names.image),
+        Containers::cmd(engine.kind()),
+    ])?;
     engine.take_info(answers[0].as_ref())?;
     let image_id = answers[1].as_ref().filter(|a| a.success()).map(|a| a.stdout.trim().to_string()).unwrap_or_default();
-    let containers = Containers::read(answers[2].as_ref())?;
+    let containers = Containers::read(engine.kind(), answers[2].as_ref())?;
     let data_id = match containers.get(&setup.names.data) {
         Some(d) => d.id.clone(),
         None if dry_run => String::new(),

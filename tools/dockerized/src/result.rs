@@ -53,7 +53,7 @@ pub(crate) struct LastRun {
 }
 
 fn path(tree: &Tree) -> Utf8PathBuf {
-    tree.path("_output/dockerized/.kit-last-run")
+    tree.path(&crate::state_file(".kit-last-run"))
 }
 
 fn stamp(p: &Utf8Path) -> Option<u64> {

@@ -201,7 +201,7 @@ impl Job<'_> {
         if files.is_empty() {
             return Ok(());
         }
-        let list = setup.tree.path("_output/dockerized/.kit-compare");
+        let list = setup.tree.path(&crate::state_file(".kit-compare"));
         let compare = || -> Result<String> {
             setup.tree.write_file(&list, (files.join("\n") + "\n").as_bytes())?;
             self.rsync(
@@ -245,7 +245,7 @@ impl Job<'_> {
         let mut args: Vec<String> = vec!["--prune-empty-dirs".into(), "-ii".into(), "--out-format=%i %n".into()];
         match how {
             // Read on the daemon's side, relative to the module (the tree).
-            CopyOut::Changed(sync::ListAt::Volume) => args.push(format!("--files-from=:{}", sync::CHANGED)),
+            CopyOut::Changed(sync::ListAt::Volume) => args.push(format!("--files-from=:{}", sync::changed())),
             CopyOut::Changed(at) => args.push(format!("--files-from={}", at.host_path(&setup.tree))),
             _ => {}
         }

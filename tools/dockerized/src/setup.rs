@@ -82,6 +82,19 @@ pub(crate) fn uid_gid() -> Result<String> {
     Ok(format!("{}:{}", id("-u")?, id("-g")?))
 }
 
+/// The registry host an image reference names and whether it speaks plain HTTP (docker's rule:
+/// a first part with a dot, a port or `localhost` is a registry, else Docker Hub; registries
+/// on the loopback are plain HTTP).
+pub fn registry_of(image: &str) -> (String, bool) {
+    let first = image.split('/').next().unwrap_or("");
+    if !image.contains('/') || !(first.contains('.') || first.contains(':') || first == "localhost") {
+        return ("registry-1.docker.io".into(), false);
+    }
+    let host = first.rsplit_once(':').map_or(first, |(h, _)| h).trim_matches(['[', ']']);
+    let plain = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    (first.to_string(), plain)
+}
+
 /// Everything a containerized build of this tree needs to know.
 pub struct Setup {
     pub tree: Tree,
@@ -102,6 +115,12 @@ pub(crate) fn tree_cross_repo(tree: &Tree) -> String {
         }
     }
     let common = std::fs::read_to_string(tree.path("build/common.sh")).unwrap_or_default();
+    // The knob exists only in trees whose common.sh reads it (later era B and C).
+    if common.contains("KUBE_BASE_IMAGE_REGISTRY") {
+        if let Some(r) = std::env::var("KUBE_BASE_IMAGE_REGISTRY").ok().filter(|r| !r.is_empty()) {
+            return format!("{}/kube-cross", r.trim_end_matches('/'));
+        }
+    }
     let registry = common
         .find("KUBE_BASE_IMAGE_REGISTRY:-")
         .map(|i| {
@@ -157,6 +176,14 @@ impl Setup {
         };
         values::image_ref("kube-cross image", &cross_image)?;
         check_proxy_env()?;
+        if let Ok(t) = std::env::var(STATE_TAG_VAR) {
+            if !valid_state_tag(&t) {
+                return Err(Fail::new(format!(
+                    "{STATE_TAG_VAR} `{}`: 1-16 lowercase letters or digits",
+                    t.escape_debug()
+                )));
+            }
+        }
         if let Ok(p) = std::env::var("KUBE_RSYNC_PORT") {
             if !p.is_empty() {
                 values::port("KUBE_RSYNC_PORT", &p)?;

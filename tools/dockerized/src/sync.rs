@@ -30,7 +30,9 @@ use std::collections::{HashMap, HashSet};
 pub(crate) const UNSYNCED: &[&str] = &["_output", ".make", "_tmp", ".git"];
 
 /// The changed-entries list the wrapper writes, relative to the tree (inside the container).
-pub(crate) const CHANGED: &str = "_output/dockerized/.kit-changed";
+pub(crate) fn changed() -> String {
+    crate::state_file(".kit-changed")
+}
 
 /// The stamps of the host's synced area: a sum of per-entry hashes, so entries that the
 /// copy-out rewrites can be swapped for their new stamps without walking again. Entries are
@@ -97,7 +99,7 @@ pub(crate) struct Record {
 
 impl Record {
     pub(crate) fn path(tree: &Tree) -> Utf8PathBuf {
-        tree.path("_output/dockerized/.kit-sync-record")
+        tree.path(&crate::state_file(".kit-sync-record"))
     }
 
     pub(crate) fn load(tree: &Tree) -> Option<Record> {
@@ -140,7 +142,7 @@ impl ListAt {
     fn inner(&self) -> String {
         match self {
             ListAt::Host(_) => format!("{}/changed", ListAt::MOUNT),
-            ListAt::Volume => format!("{REMOTE_ROOT}/{CHANGED}"),
+            ListAt::Volume => format!("{REMOTE_ROOT}/{}", changed()),
         }
     }
 
@@ -156,7 +158,7 @@ impl ListAt {
     pub(crate) fn host_path(&self, tree: &Tree) -> Utf8PathBuf {
         match self {
             ListAt::Host(dir) => dir.join("changed"),
-            ListAt::Volume => tree.path(CHANGED),
+            ListAt::Volume => tree.path(&changed()),
         }
     }
 
@@ -199,7 +201,7 @@ impl ListAt {
 pub(crate) fn wrap(cmd: &[String], at: &ListAt) -> Vec<String> {
     let (wait, own, dirs) = match at {
         ListAt::Host(_) => (ListAt::MOUNT.to_string(), String::new(), "dirs"),
-        ListAt::Volume => (String::new(), format!("./{CHANGED}"), ""),
+        ListAt::Volume => (String::new(), format!("./{}", changed()), ""),
     };
     let mut v = vec!["sh".to_string(), "-c".to_string(), WRAP.to_string(), "kit-run".to_string()];
     v.extend([REMOTE_ROOT.to_string(), at.inner(), wait, own, dirs.to_string()]);
@@ -212,7 +214,7 @@ const WRAP: &str = include_str!("wrap.sh");
 
 /// The copy-out filters with the changed-entries list let through first.
 pub(crate) fn with_list(filters: &[String]) -> Vec<String> {
-    let mut v = vec![format!("+ /{CHANGED}")];
+    let mut v = vec![format!("+ /{}", changed())];
     v.extend(filters.iter().cloned());
     v
 }
@@ -240,7 +242,7 @@ pub(crate) fn settle(
     let mut seen = HashSet::new();
     let mut compare = Vec::new();
     for entry in changed.lines().filter(|l| !l.is_empty()).map(|l| l.strip_prefix("./").unwrap_or(l)) {
-        if entry == CHANGED || entry.starts_with("_output/") || !seen.insert(entry) {
+        if entry == self::changed() || entry.starts_with("_output/") || !seen.insert(entry) {
             continue;
         }
         if let Some(inside) = held.as_ref().and_then(|h| h.get(entry)) {
@@ -346,9 +348,11 @@ mod tests {
         // The copy-out rewrote the generated file: after restamping, the sum is what a new walk gives.
         std::thread::sleep(std::time::Duration::from_millis(10));
         std::fs::write(root.join("pkg/a/zz_generated.deepcopy.go"), "new!").unwrap();
-        let changed =
-            format!("./{CHANGED}\n./pkg/a/zz_generated.deepcopy.go\n./_output/dockerized/bin/linux/amd64/kubectl\n");
-        let itemized = format!(">f+++++++++ {CHANGED}\n>f.st...... pkg/a/zz_generated.deepcopy.go\n>f..t...... _output/dockerized/bin/linux/amd64/kubectl\n");
+        let changed = format!(
+            "./{}\n./pkg/a/zz_generated.deepcopy.go\n./_output/dockerized/bin/linux/amd64/kubectl\n",
+            changed()
+        );
+        let itemized = format!(">f+++++++++ {}\n>f.st...... pkg/a/zz_generated.deepcopy.go\n>f..t...... _output/dockerized/bin/linux/amd64/kubectl\n", super::changed());
         assert_eq!(settle(&root, &changed, None, &itemized, &mut stamps), Ok(vec![]));
         assert_eq!(stamps.sum, HostStamps::take(&root).unwrap().sum);
 
@@ -435,9 +439,9 @@ mod tests {
             assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
             std::fs::read_to_string(list).unwrap()
         };
-        let list = run(&ListAt::Volume, &root.join(CHANGED));
+        let list = run(&ListAt::Volume, &root.join(changed()));
         let lines: Vec<&str> = list.lines().collect();
-        assert_eq!(lines[0], format!("./{CHANGED}"));
+        assert_eq!(lines[0], format!("./{}", changed()));
         assert!(
             lines.contains(&"./pkg/old.go") && lines.contains(&"./pkg/new.go") && lines.contains(&"./pkg"),
             "{list}"

@@ -1,5 +1,6 @@
 //! doctor: every prerequisite for building the tree at hand, each with the fix.
 
+use dockerized::{Engine, Facts, Kind, Setup};
 use kube_tree::cli::{Ctx, Tool};
 use kube_tree::gover::{self, GoVersion};
 use kube_tree::json::Json;
@@ -12,20 +13,24 @@ use std::time::Duration;
 pub const TOOL: Tool = Tool {
     name: "doctor",
     aliases: &[],
-    summary: "check Go (per the tree's rules), rsync, git, GNU tar/coreutils, bash, make, Docker, disk",
+    summary: "check Go (per the tree's rules), rsync, git, GNU tar/coreutils, bash, make, the engine, kube-cross, disk",
     usage: "\
 doctor: check the prerequisites for building the Kubernetes tree at hand
 
-Usage: doctor [--docker] [--go auto|host|PATH] [--json]
+Usage: doctor [--docker] [--engine docker|podman] [--go auto|host|PATH] [--json]
 
-  --docker   Docker is required (containerized builds): unreachable or under 4.5 GB is a failure
-             (without it, Docker problems are warnings); under 8 GB is always a warning
+  --docker   the engine is required (containerized builds): unreachable, under 4.5 GB, or no
+             way to the tree's kube-cross is a failure (without it, warnings); under 8 GB is
+             always a warning
+  --engine E the engine to check (default: KUBE_CONTAINER_ENGINE, else docker): its memory,
+             rootless or SELinux, its registry mirrors, and whether the tree's kube-cross is
+             on it or its registry answers (nothing is pulled)
   --go X     report the Go a build would use with kube-build's --go X (default auto)
 
 A table on stderr (check, status, found, fix); --json on stdout. Exit 1 when something needed
 is missing. Works without a tree too (the tree's Go rules are then skipped).",
     run,
-    flags: &["--docker", "--go"],
+    flags: &["--docker", "--engine", "--go"],
     command_after: None,
 };
 
@@ -209,57 +214,134 @@ pub fn check_coreutils(is_mac: bool) -> Check {
     }
 }
 
-/// Docker reachable with enough memory for the containerized build.
-pub fn check_docker(required: bool) -> Check {
+/// The container engine (`--engine`, else KUBE_CONTAINER_ENGINE, else docker) reachable with
+/// enough memory for the containerized build; also what it adapts to (rootless, SELinux) and
+/// the registry mirrors it is configured with.
+pub fn check_engine(engine: &Engine, required: bool) -> Check {
+    let name = engine.kind().name();
     let miss = if required { Level::Fail } else { Level::Warn };
-    if which("docker").is_none() {
-        return check("docker", miss, "no docker CLI", "install Docker (needed for containerized builds only)");
+    if which(&engine.program).is_none() {
+        return check(
+            name,
+            miss,
+            format!("no {} CLI", engine.program),
+            "install Docker or podman (needed for containerized builds only)",
+        );
     }
-    let out = ask(Proc::new("docker").args(["info", "--format", "{{.MemTotal}}"]));
-    match out {
+    let place = match engine.kind() {
+        Kind::Docker => "DOCKER_HOST / docker context",
+        Kind::Podman => "CONTAINER_HOST / podman connection",
+    };
+    match ask(engine.command(&engine.info_cmd())) {
         Ok(Some(o)) if o.success() => {
-            let Ok(bytes) = o.stdout.trim().parse::<u64>() else {
-                let said = o.stdout.trim();
+            let said = o.stdout.trim().split('\t').next().unwrap_or("");
+            let Ok(bytes) = said.parse::<u64>() else {
                 let said = if said.is_empty() { "nothing".to_string() } else { format!("`{}`", said.escape_debug()) };
                 return check(
-                    "docker",
+                    name,
                     miss,
-                    format!("`docker info` answered {said} instead of the engine's memory"),
-                    "check the docker CLI and DOCKER_HOST / docker context by hand (docker info)",
+                    format!("`{} info` answered {said} instead of the engine's memory", engine.program),
+                    format!("check the {} CLI and {place} by hand ({} info)", engine.program, engine.program),
                 );
             };
+            let facts = engine.read_info(&o).unwrap_or_default();
             let gb = bytes as f64 / 1e9;
+            let mut found = format!("reachable, {gb:.1} GB memory{}", describe(&facts));
             if bytes >= DOCKER_WARN_BYTES {
-                check("docker", Level::Ok, format!("reachable, {gb:.1} GB memory"), "")
+                check(name, Level::Ok, found, "")
             } else if bytes >= DOCKER_MIN_BYTES {
+                found = found.replacen("memory", "memory (the build README asks for 8 GB)", 1);
                 check(
-                    "docker",
+                    name,
                     Level::Warn,
-                    format!("reachable, {gb:.1} GB memory (the build README asks for 8 GB)"),
+                    found,
                     "give the engine 8 GB: large links (kube-apiserver, e2e.test) can run out below that",
                 )
             } else {
                 check(
-                    "docker",
+                    name,
                     miss,
-                    format!("reachable, only {gb:.1} GB memory"),
-                    "give the Docker engine at least 4.5 GB of memory (Docker Desktop: Settings > Resources)",
+                    format!("reachable, only {gb:.1} GB memory{}", describe(&facts)),
+                    "give the engine at least 4.5 GB of memory (Docker Desktop: Settings > Resources; podman machine set --memory)",
                 )
             }
         }
         Ok(Some(o)) => check(
-            "docker",
+            name,
             miss,
             format!("daemon unreachable: {}", o.first_lines(1)),
-            "start the Docker daemon, or check DOCKER_HOST / docker context",
+            format!("start the engine, or check {place}"),
         ),
-        Ok(None) => check("docker", miss, "the docker CLI could not be run", "install Docker"),
+        Ok(None) => {
+            check(name, miss, format!("the {} CLI could not be run", engine.program), "install Docker or podman")
+        }
         Err(hung) => check(
-            "docker",
+            name,
             miss,
             format!("hung: {hung}"),
-            "the engine does not answer: restart it, or check DOCKER_HOST / docker context",
+            format!("the engine does not answer: restart it, or check {place}"),
         ),
+    }
+}
+
+/// What the engine adapts to, for the report: `, rootless, SELinux, registry mirrors: ...`.
+fn describe(f: &Facts) -> String {
+    let mut s = String::new();
+    if f.rootless {
+        s.push_str(", rootless");
+    }
+    if f.selinux {
+        s.push_str(", SELinux");
+    }
+    if f.mirrors.is_empty() {
+        s.push_str(", no registry mirrors");
+    } else {
+        s.push_str(&format!(", registry mirrors: {}", f.mirrors.join(" ")));
+    }
+    s
+}
+
+/// The tree's kube-cross (as a run would name it: KUBE_CROSS_IMAGE, KUBE_CROSS_VERSION,
+/// KUBE_BASE_IMAGE_REGISTRY honoured) present on the engine, or else whether its registry
+/// answers. Nothing is pulled.
+pub fn check_kube_cross(engine: &Engine, tree: &Tree, required: bool) -> Check {
+    let miss = if required { Level::Fail } else { Level::Warn };
+    let setup = match Setup::new(tree.clone(), engine, Some("rsync"), None) {
+        Ok(s) => s,
+        Err(e) => {
+            return check(
+                "kube-cross",
+                Level::Fail,
+                e.msg,
+                "fix KUBE_CROSS_IMAGE / KUBE_CROSS_VERSION or build/build-image/cross/VERSION",
+            )
+        }
+    };
+    let image = setup.cross_image;
+    match ask(engine.command(&["image", "inspect", "--format", "{{.Id}}", image.as_str()])) {
+        Ok(Some(o)) if o.success() => {
+            let id = o.stdout.trim();
+            check("kube-cross", Level::Ok, format!("{image} present ({})", &id[..id.len().min(19)]), "")
+        }
+        Ok(_) => {
+            let (host, plain) = dockerized::registry_of(&image);
+            let url = format!("{}://{host}/v2/", if plain { "http" } else { "https" });
+            match setup_go::mirror::answers(&url, probe_limit()) {
+                Ok(status) => check(
+                    "kube-cross",
+                    Level::Warn,
+                    format!("{image} not on the engine; {host} answers (HTTP {status})"),
+                    format!("{} pull {image} (run-dockerized pulls nothing by itself), or --mirror REGISTRY", engine.program),
+                ),
+                Err(e) => check(
+                    "kube-cross",
+                    miss,
+                    format!("{image} not on the engine, and {host} does not answer ({e})"),
+                    "load it (docker load -i), pull it through a mirror (run-dockerized --mirror REGISTRY), or point KUBE_CROSS_IMAGE at one you have",
+                ),
+            }
+        }
+        Err(hung) => check("kube-cross", miss, format!("hung: {hung}"), "the engine does not answer: restart it"),
     }
 }
 
@@ -294,7 +376,7 @@ pub fn check_disk(dir: &str) -> Check {
 }
 
 /// Every check, in report order.
-pub fn diagnose(tree: Option<&Tree>, docker_required: bool, go: &Choice) -> Vec<Check> {
+pub fn diagnose(tree: Option<&Tree>, docker_required: bool, go: &Choice, engine: &Engine) -> Vec<Check> {
     let is_mac = macos();
     let mut checks = vec![check_go(tree)];
     checks.extend(tree.map(|t| check_tree_go(t, go)));
@@ -305,9 +387,14 @@ pub fn diagnose(tree: Option<&Tree>, docker_required: bool, go: &Choice) -> Vec<
         check_tar(),
         check_bash(),
         check_coreutils(is_mac),
-        check_docker(docker_required),
+        check_engine(engine, docker_required),
         check_disk(tree.map(|t| t.root.as_str()).unwrap_or(".")),
     ]);
+    // Only worth asking of an engine that answered.
+    let reachable = checks.iter().any(|c| c.name == engine.kind().name() && c.found.starts_with("reachable"));
+    if let (Some(t), true) = (tree, reachable) {
+        checks.push(check_kube_cross(engine, t, docker_required));
+    }
     checks
 }
 
@@ -329,6 +416,7 @@ pub fn check_tree_go(tree: &Tree, go: &Choice) -> Check {
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let docker = ctx.flag("--docker");
     let go = setup_go::pick::choice_flag(ctx)?;
+    let engine = Engine::new(ctx.opt_string("--engine")?, false)?;
     ctx.finish()?;
     let tree = match ctx.tree() {
         Ok(t) => Some(t),
@@ -338,7 +426,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         }
         Err(e) => return Err(e),
     };
-    let checks = diagnose(tree.as_ref(), docker, &go);
+    let checks = diagnose(tree.as_ref(), docker, &go, &engine);
     let fails = checks.iter().filter(|c| c.level == Level::Fail).count();
     if ctx.json {
         ctx.say(

@@ -48,7 +48,9 @@ fn this_machine_has_what_the_tree_needs() {
     assert!(row(&out.stderr, "go").contains(" ok "), "{}", out.stderr);
     assert!(row(&out.stderr, "go").contains(">= go1.15.0"), "the tree's minimum is read: {}", out.stderr);
     assert!(out.stdout.starts_with(r#"[{"check":"go","status":"ok","found":"go1."#), "{}", out.stdout);
-    assert_eq!(out.stdout.matches(r#""check":"#).count(), 10);
+    // kube-cross is asked about only when the engine answers.
+    let rows = if testkit::docker_ok() { 11 } else { 10 };
+    assert_eq!(out.stdout.matches(r#""check":"#).count(), rows, "{}", out.stdout);
     // Which Go a build of this tree would use, and why (nothing is downloaded by doctor).
     let tree_go = row(&out.stderr, "tree-go");
     assert!(tree_go.contains("go1.15") || tree_go.contains("the go on PATH"), "{tree_go}");
@@ -181,5 +183,69 @@ fn bash_tar_coreutils_and_disk() {
         if *level == "FAIL" {
             assert_eq!(out.status.code(), Some(1), "{check}: {}", out.stderr);
         }
+    }
+}
+
+/// The engine row names the registry mirrors the engine is configured with, and the kube-cross
+/// row says whether the image is there, or whether its registry answers: judged against a
+/// private second dockerd with a mirror configured and a real registry on 127.0.0.1.
+#[test]
+fn the_engine_report_names_mirrors_and_where_kube_cross_is() {
+    let test = "the_engine_report_names_mirrors_and_where_kube_cross_is";
+    if !testkit::require(test, "rsync") {
+        return;
+    }
+    let second =
+        match testkit::daemon::SecondDaemon::start_with("doc", r#""registry-mirrors": ["http://127.0.0.1:5999/"]"#) {
+            Ok(d) => d,
+            Err(e) => return testkit::skip_if_missing(test, &e),
+        };
+    let reg = match testkit::registry::Registry::start("doctor") {
+        Ok(r) => r,
+        Err(e) => return testkit::skip_if_missing(test, &e),
+    };
+    let root = fixture::scratch_tree("doc-engine", &Spec::era_b());
+    let tag = std::fs::read_to_string(root.join("build/build-image/cross/VERSION")).unwrap();
+    let repo = format!("{}/k8s/kube-cross", reg.addr);
+    let run = |image: &str, args: &[&str]| {
+        Proc::new(BIN)
+            .arg("--kube-root")
+            .arg(&root)
+            .args(args)
+            .env("DOCKER_HOST", &second.host)
+            .env("KUBE_CROSS_IMAGE", image)
+            .env_remove("KUBE_CONTAINER_ENGINE")
+            .output()
+            .unwrap()
+    };
+
+    // Not on the engine; its registry answers: a warning naming the pull.
+    let out = run(&repo, &[]);
+    let engine = row(&out.stderr, "docker");
+    assert!(engine.contains("reachable") && engine.contains("registry mirrors: http://127.0.0.1:5999/"), "{engine}");
+    let cross = row(&out.stderr, "kube-cross");
+    assert!(cross.contains("warn") && cross.contains(&format!("{} answers (HTTP 200)", reg.addr)), "{cross}");
+    assert!(cross.contains(&format!("docker pull {repo}:{}", tag.trim())), "{cross}");
+
+    // On the engine: ok, with its ID.
+    second.empty_image(&format!("{repo}:{}", tag.trim())).unwrap();
+    let out = run(&repo, &[]);
+    let cross = row(&out.stderr, "kube-cross");
+    assert!(cross.contains(" ok ") && cross.contains("present (sha256:"), "{cross}");
+
+    // Neither there nor reachable: a failure when the engine is required.
+    let out = run("127.0.0.1:9/k8s/kube-cross", &["--docker"]);
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let cross = row(&out.stderr, "kube-cross");
+    assert!(
+        cross.contains("FAIL") && cross.contains("127.0.0.1:9 does not answer") && cross.contains("--mirror"),
+        "{cross}"
+    );
+
+    // podman is asked in its own words.
+    if testkit::require(test, "podman") {
+        let out = Proc::new(BIN).arg("--kube-root").arg(&root).args(["--engine", "podman"]).output().unwrap();
+        let engine = row(&out.stderr, "podman");
+        assert!(engine.contains(" ok ") && engine.contains("reachable") && engine.contains("GB memory"), "{engine}");
     }
 }

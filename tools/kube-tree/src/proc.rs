@@ -296,11 +296,73 @@ impl Proc {
         })
     }
 
+    /// Starts the program without waiting: each line of its stdout (`false`) and stderr
+    /// (`true`) goes to `on_line` as it comes, from reader threads. For a caller that watches
+    /// several children at once (a fan-out over engines).
+    pub fn start_lines(&self, on_line: impl Fn(bool, &str) + Send + Sync + 'static) -> Result<Started> {
+        use std::io::BufRead;
+        log::status_v(2, format!("$ {}", self.display()));
+        let mut child = self
+            .command()?
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| spawn_error(&self.program, e))?;
+        let on_line = std::sync::Arc::new(on_line);
+        let mut readers = Vec::new();
+        let pipes: [(bool, Box<dyn Read + Send>); 2] = [
+            (false, Box::new(child.stdout.take().expect("piped stdout"))),
+            (true, Box::new(child.stderr.take().expect("piped stderr"))),
+        ];
+        for (is_err, pipe) in pipes {
+            let f = on_line.clone();
+            readers.push(std::thread::spawn(move || {
+                for line in std::io::BufReader::new(pipe).split(b'\n').map_while(|l| l.ok()) {
+                    f(is_err, String::from_utf8_lossy(&line).trim_end_matches('\r'));
+                }
+            }));
+        }
+        Ok(Started { child, readers, start: Instant::now() })
+    }
+
     /// Runs attached to our terminal (stdin, stdout, stderr inherited): interactive shells.
     pub fn run_interactive(&self) -> Result<ExitStatus> {
         log::status_v(2, format!("$ {}", self.display()));
         let mut child = self.command()?.spawn().map_err(|e| spawn_error(&self.program, e))?;
         Ok(child.wait()?)
+    }
+}
+
+/// A program started by [`Proc::start_lines`].
+pub struct Started {
+    child: std::process::Child,
+    readers: Vec<std::thread::JoinHandle<()>>,
+    pub start: Instant,
+}
+
+impl Started {
+    /// Its exit status once it has ended (all its output read by then).
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
+        match self.child.try_wait()? {
+            Some(st) => {
+                for r in self.readers.drain(..) {
+                    let _ = r.join();
+                }
+                Ok(Some(st))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Asks it to stop (SIGTERM), so that it can clean up as on an interrupt.
+    pub fn terminate(&self) {
+        let _ = Proc::new("kill").args(["-TERM", &self.child.id().to_string()]).uninterruptible().output();
+    }
+
+    /// Stops it at once (SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
     }
 }
 

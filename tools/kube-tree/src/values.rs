@@ -100,6 +100,17 @@ pub fn port(what: &str, v: &str) -> Result<u16> {
     }
 }
 
+/// A Go platform, `os/arch` (lowercase letters and digits on each side), as KUBE_BUILD_PLATFORMS
+/// lists them.
+pub fn platform(what: &str, v: &str) -> Result<()> {
+    let part =
+        |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    match v.split_once('/') {
+        Some((os, arch)) if part(os) && part(arch) => Ok(()),
+        _ => Err(refuse(what, v, "not a platform (os/arch, e.g. linux/arm64)")),
+    }
+}
+
 /// The engine program: `docker`, `podman`, or a path whose file name is one of them.
 pub fn engine(what: &str, v: &str) -> Result<()> {
     let name = v.rsplit('/').next().unwrap_or("");
@@ -113,6 +124,17 @@ pub fn engine(what: &str, v: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platforms() {
+        for ok in ["linux/amd64", "windows/386", "linux/s390x", "darwin/arm64"] {
+            assert!(platform("p", ok).is_ok(), "{ok}");
+        }
+        for bad in ["linux", "linux/", "/amd64", "Linux/amd64", "linux/amd64/v2", "linux/am d64", "../x", "linux/$(x)"]
+        {
+            assert!(platform("p", bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn image_references() {

@@ -1,5 +1,6 @@
 //! run-dockerized: `build/run.sh <command>` for every era (see the dockerized crate).
 
+use dockerized::fanout::{EngineSpec, FanOut, Me};
 use dockerized::{built_binaries, RunOptions, RUN_VALUE_FLAGS};
 use kube_tree::cli::{Ctx, Tool};
 use kube_tree::{log, Fail, Status};
@@ -26,6 +27,16 @@ Usage: run-dockerized [options] [--] <command...>
                         container matches the tree (also KUBE_RUN_FULL_SYNC=y)
   --force               run the command even when nothing changed since its last success
   --dry-run             print every engine command, in order; run none
+  --engines A,B,...     fan the platforms out over several engines (also KUBE_BUILD_ENGINES):
+                        docker context names, unix:// tcp:// ssh:// URLs, podman:[URL]. The
+                        platforms (KUBE_BUILD_PLATFORMS, or the tree's list for make cross) are
+                        split by each one's measured time per engine (_output/dockerized/
+                        .kit-fanout-durations), each engine runs the command for its share in
+                        rsync mode, concurrently, and copies back into _output/dockerized/bin.
+                        --dry-run prints the plan (engine, platforms, its run). An engine that
+                        does not answer stops the run before any work, unless --skip-unreachable.
+                        A failing engine fails the run (exit 1, naming it); the others are
+                        stopped and their containers of this tree removed.
 
 No change, no build: when the last successful run of the same command (same environment passed
 in, same kube-build and kube-cross images, same data container) left the tree as it is now
@@ -63,6 +74,18 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let tree = ctx.tree()?;
     let root = tree.root.clone();
     let cmd = ctx.command.clone();
+    let engines = match opts.engines.clone() {
+        Some(e) => Some(("--engines", e)),
+        None => {
+            std::env::var("KUBE_BUILD_ENGINES").ok().filter(|e| !e.trim().is_empty()).map(|e| ("KUBE_BUILD_ENGINES", e))
+        }
+    };
+    if let Some((what, list)) = engines {
+        return fan_out(ctx, &opts, &tree, &cmd, what, &list);
+    }
+    if opts.skip_unreachable {
+        return Err(Fail::new("--skip-unreachable goes with --engines (or KUBE_BUILD_ENGINES)"));
+    }
     let res = dockerized::run(tree, &opts, &cmd, false)?;
     if opts.dry_run {
         for l in &res.plan {
@@ -88,4 +111,64 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     };
     log::status(format!("`{}` done; output {copied}", cmd.join(" ")));
     Ok(Status::Ok)
+}
+
+/// `--engines A,B`: the platforms split over the engines, one run of this tool per engine (see
+/// `dockerized::fanout`); stdout: every binary the engines built.
+fn fan_out(
+    ctx: &mut Ctx,
+    opts: &RunOptions,
+    tree: &kube_tree::Tree,
+    cmd: &[String],
+    what: &str,
+    list: &str,
+) -> Result<Status, Fail> {
+    let engines = EngineSpec::parse_list(what, list)?;
+    if opts.engine.is_some() {
+        return Err(Fail::new(format!("--engine and {what}: name every engine in {what} (podman:[URL] for podman)")));
+    }
+    if opts.mode.as_deref().is_some_and(|m| m != "rsync") {
+        return Err(Fail::new("a fan-out runs every share in rsync mode: drop --mode"));
+    }
+    let mut pass = Vec::new();
+    for (flag, v) in [("--mirror", &opts.mirror), ("--cross-image", &opts.cross_image)] {
+        if let Some(v) = v {
+            pass.extend([flag.to_string(), v.clone()]);
+        }
+    }
+    for (flag, on) in [("--force", opts.force), ("--full-sync", opts.full_sync), ("--no-copy", !opts.copy)] {
+        if on {
+            pass.push(flag.to_string());
+        }
+    }
+    let fan = FanOut { engines, skip_unreachable: opts.skip_unreachable, me: me()?, pass };
+    let shares = fan.plan(tree, cmd)?;
+    if opts.dry_run {
+        for s in &shares {
+            ctx.say(s.plan_line());
+        }
+        return Ok(Status::Ok);
+    }
+    let t = std::time::Instant::now();
+    let outcome = dockerized::fanout::execute(tree, &shares)?;
+    if outcome.interrupted {
+        return Err(Fail::interrupted());
+    }
+    if let Some(f) = outcome.failed {
+        log::warn(f);
+        return Ok(Status::Problems(1));
+    }
+    for b in &outcome.binaries {
+        ctx.say(b);
+    }
+    log::status(format!("`{}` done on {} engine(s) in {}", cmd.join(" "), shares.len(), log::human(t.elapsed())));
+    Ok(Status::Ok)
+}
+
+/// How to start this tool again: this binary, with `run-dockerized` first when it is the
+/// xtask binary that dispatches to it.
+fn me() -> Result<Me, Fail> {
+    let program = std::env::current_exe().map_err(|e| Fail::new(format!("cannot find this program: {e}")))?;
+    let own = program.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("run-dockerized"));
+    Ok(Me { program, words: if own { Vec::new() } else { vec!["run-dockerized".into()] } })
 }

@@ -69,36 +69,67 @@ fn orphaned_kube_build_layers_are_swept_and_nothing_else() {
 fn a_registry_mirror_supplies_kube_cross() {
     let test = "a_registry_mirror_supplies_kube_cross";
     let Some(real) = ready(test) else { return };
+    mirror_case(test, &real, testkit::Cli::docker(), &[], &[]);
+}
+
+/// The same with podman, which needs `--tls-verify=false` for a plain-HTTP registry on the
+/// loopback (docker assumes it): the image it pulls is docker's, by ID.
+#[test]
+fn a_registry_mirror_supplies_kube_cross_to_podman() {
+    let test = "a_registry_mirror_supplies_kube_cross_to_podman";
+    let Some(real) = testkit::podman::ready(test) else { return };
+    let conf = testkit::podman::conf_env();
+    let envs: Vec<(&str, &str)> = conf.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    mirror_case(test, &real, testkit::Cli::podman(), &["--engine", "podman"], &envs);
+}
+
+fn mirror_case(test: &str, real: &camino::Utf8Path, cli: testkit::Cli, flags: &[&str], envs: &[(&str, &str)]) {
     let reg = match testkit::registry::Registry::start("mirror") {
         Ok(r) => r,
         Err(e) => return testkit::skip_if_missing(test, &e),
     };
-    let root = small_tree("dock-mirror", &real);
-    let mut guard = testkit::EngineGuard::new(&root);
+    let root = small_tree(if cli.is_podman() { "pod-mirror" } else { "dock-mirror" }, real);
+    let mut guard = testkit::EngineGuard::on(cli.clone(), &root);
     let pid = std::process::id();
     let stand_in = format!("{}:{CROSS_TAG}", testkit::cross_repo());
+    // The registry is fed by docker; the engine under test pulls from it.
     let pushed = format!("{}/k8s-{pid}/kube-cross:{CROSS_TAG}", reg.addr);
     let wanted_repo = format!("k8s-build-kit-test-{pid}-mirror/kube-cross");
     let wanted = format!("{wanted_repo}:{CROSS_TAG}");
-    guard.tags.extend([pushed.clone(), wanted.clone()]);
+    guard.tags.extend([wanted.clone(), format!("{}/k8s-{pid}/kube-cross:{CROSS_TAG}", reg.addr)]);
     docker(&["tag", &stand_in, &pushed]);
     let push = Proc::new("docker").args(["push", &pushed]).output().unwrap();
-    assert!(push.success(), "push to the test registry: {}", push.stderr);
     docker(&["rmi", &pushed]);
-    assert!(docker(&["image", "inspect", "-f", "{{.Id}}", &wanted]).is_empty(), "absent before the run");
+    assert!(push.success(), "push to the test registry: {}", push.stderr);
+    // podman prints an image ID without docker's `sha256:`.
+    let id = |image: &str| {
+        let id = cli.read(&["image", "inspect", "-f", "{{.Id}}", image]);
+        id.trim().trim_start_matches("sha256:").to_string()
+    };
+    assert!(id(&wanted).is_empty(), "absent before the run");
 
     let mirror = format!("{}/k8s-{pid}", reg.addr);
-    let out = rd(&root, &["--mirror", &mirror, "true"], &[("KUBE_CROSS_IMAGE", &wanted_repo)]);
+    let mut env = vec![("KUBE_CROSS_IMAGE", wanted_repo.as_str())];
+    env.extend_from_slice(envs);
+    let args = |m: &str| -> Vec<String> {
+        flags.iter().map(|f| f.to_string()).chain(["--mirror".into(), m.into(), "true".into()]).collect()
+    };
+    let run = |m: &str| {
+        let a = args(m);
+        rd(&root, &a.iter().map(String::as_str).collect::<Vec<_>>(), &env)
+    };
+    let out = run(&mirror);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(out.stderr.contains(&format!("pulling {mirror}/kube-cross:{CROSS_TAG}")), "{}", out.stderr);
+    let docker_id = docker(&["image", "inspect", "-f", "{{.Id}}", &stand_in]);
     assert_eq!(
-        docker(&["image", "inspect", "-f", "{{.Id}}", &wanted]),
-        docker(&["image", "inspect", "-f", "{{.Id}}", &stand_in]),
+        id(&wanted),
+        docker_id.trim().trim_start_matches("sha256:"),
         "the mirror's image, under the name the run wants"
     );
 
-    docker(&["rmi", &wanted]);
-    let out = rd(&root, &["--mirror", "127.0.0.1:9/nowhere", "true"], &[("KUBE_CROSS_IMAGE", &wanted_repo)]);
+    cli.read(&["rmi", &wanted]);
+    let out = run("127.0.0.1:9/nowhere");
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
     let errors: Vec<&str> = out.stderr.lines().filter(|l| l.contains("error")).collect();
     assert_eq!(errors.len(), 1, "one line: {}", out.stderr);

@@ -196,6 +196,14 @@ impl Mirror {
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal or with -q).
+/// The HTTP status `url` answers with within `limit` (any status: the server is there), or why
+/// it does not answer. Proxies from the environment apply, as for downloads.
+pub fn answers(url: &str, limit: Duration) -> Result<u16, String> {
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(limit)).build().into();
+    agent.get(url).call().map(|r| r.status().as_u16()).map_err(|e| e.to_string())
+}
+
 fn progress(len: Option<u64>, name: &str) -> indicatif::ProgressBar {
     if log::level() < 1 {
         return indicatif::ProgressBar::hidden();

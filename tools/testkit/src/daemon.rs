@@ -26,6 +26,11 @@ impl SecondDaemon {
     /// Starts one and waits until it answers. A missing `dockerd` or `ip`, or no root, is a
     /// missing prerequisite (a visible skip, fatal under CI).
     pub fn start(name: &str) -> Result<SecondDaemon, Fail> {
+        SecondDaemon::start_with(name, "")
+    }
+
+    /// [`SecondDaemon::start`] with more daemon.json settings (`"key": value, ...`).
+    pub fn start_with(name: &str, extra: &str) -> Result<SecondDaemon, Fail> {
         for p in ["dockerd", "ip", "docker"] {
             if kube_tree::proc::which(p).is_none() {
                 return Err(Fail::new(format!("missing prerequisite: no `{p}` for a second docker daemon")));
@@ -52,8 +57,9 @@ impl SecondDaemon {
         ip(&["addr", "add", &format!("10.213.{subnet}.1/24"), "dev", &bridge])?;
         ip(&["link", "set", &bridge, "up"])?;
         let config = format!(
-            r#"{{"data-root": "{dir}/data", "exec-root": "{exec_root}", "pidfile": "{dir}/docker.pid", "hosts": ["{}"], "bridge": "{bridge}", "iptables": false, "ip-masq": false, "storage-driver": "fuse-overlayfs", "mtu": 1400}}"#,
-            d.host
+            r#"{{"data-root": "{dir}/data", "exec-root": "{exec_root}", "pidfile": "{dir}/docker.pid", "hosts": ["{}"], "bridge": "{bridge}", "iptables": false, "ip-masq": false, "storage-driver": "fuse-overlayfs", "mtu": 1400{}}}"#,
+            d.host,
+            if extra.is_empty() { String::new() } else { format!(", {extra}") }
         );
         fs_err::write(dir.join("daemon.json"), config)?;
         let config = dir.join("daemon.json");

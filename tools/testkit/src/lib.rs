@@ -5,7 +5,13 @@
 pub mod daemon;
 pub mod engine;
 pub mod gomirror;
+pub mod podman;
 pub mod registry;
+mod sweep;
+
+pub use sweep::{
+    engine_objects, objects_on, sweep_at_exit, sweep_engine, sweep_on, sweep_orphan_layers, Cli, EngineGuard,
+};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::{self, Proc};
@@ -56,7 +62,7 @@ pub fn skip(test: &str, why: &str) {
 }
 
 /// The start of every error that means "a prerequisite is not installed here".
-const MISSING: &str = "missing prerequisite: ";
+pub(crate) const MISSING: &str = "missing prerequisite: ";
 
 /// Skips `test` when `e` says a prerequisite is missing; any other failure of the test kit
 /// (a fetch or an image build that broke) fails the test.
@@ -79,10 +85,10 @@ pub fn require(test: &str, tool: &str) -> bool {
 
 /// A cross-process lock on a file (flock): the kernel releases it when its holder exits, even
 /// killed, so a slow first fetch is never broken by a timer and a dead holder never blocks.
-struct FileLock(#[allow(dead_code)] std::fs::File);
+pub(crate) struct FileLock(#[allow(dead_code)] std::fs::File);
 
 impl FileLock {
-    fn take(path: Utf8PathBuf) -> FileLock {
+    pub(crate) fn take(path: Utf8PathBuf) -> FileLock {
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -264,7 +270,7 @@ pub fn scratch(name: &str) -> Utf8PathBuf {
 }
 
 /// Removes `<pid>-*` scratch directories whose process is gone (a run that failed or was killed).
-fn sweep_scratch(base: &Utf8Path) {
+pub(crate) fn sweep_scratch(base: &Utf8Path) {
     let Ok(rd) = std::fs::read_dir(base) else { return };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -274,7 +280,8 @@ fn sweep_scratch(base: &Utf8Path) {
             continue;
         };
         if !Utf8Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(e.path());
+            // A directory, or a file (a shared copy of a binary).
+            let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
         }
     }
 }
@@ -342,6 +349,9 @@ pub fn cross_repo() -> String {
     format!("k8s-build-kit-test-{}/kube-cross", std::process::id())
 }
 
+/// How the stand-in kube-cross is made from [`BASE_IMAGE`] (on docker and on podman alike).
+pub(crate) const STAND_IN_DOCKERFILE: &str = "FROM k8s-build-kit/debian-go:bookworm\nRUN cp -a /usr/lib/go-1.19 /usr/local/go && mkdir -p /go/src /go/bin && chmod -R a+rwx /go\nENV GOPATH=/go PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n";
+
 /// A stand-in kube-cross tagged `image` (see [`cross_repo`]): Go at /usr/local/go and
 /// GOPATH=/go, as kube-cross has them.
 pub fn kube_cross_image(image: &str) -> Result<(), Fail> {
@@ -355,9 +365,7 @@ pub fn kube_cross_image(image: &str) -> Result<(), Fail> {
         return Ok(());
     }
     let ctx = scratch("kube-cross-context");
-    fs_err::write(ctx.join("Dockerfile"), format!(
-        "FROM {BASE_IMAGE}\nRUN cp -a /usr/lib/go-1.19 /usr/local/go && mkdir -p /go/src /go/bin && chmod -R a+rwx /go\nENV GOPATH=/go PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
-    ))?;
+    fs_err::write(ctx.join("Dockerfile"), STAND_IN_DOCKERFILE)?;
     let out = Proc::new("docker")
         .args(["build", "-q", "-t", image])
         .arg(&ctx)
@@ -367,185 +375,4 @@ pub fn kube_cross_image(image: &str) -> Result<(), Fail> {
         return Err(Fail::new(format!("building the kube-cross stand-in failed: {}", out.first_lines(3))));
     }
     Ok(())
-}
-
-/// The containers and images (IDs) on the engine that carry the toolkit's tree label with a
-/// value holding `marker` (a tree's path, or a run's `/<pid>-` / `kube-fixture-<pid>-`).
-pub fn engine_objects(marker: &str) -> (Vec<String>, Vec<String>) {
-    let docker =
-        |args: &[&str]| Proc::new("docker").args(args).timeout(Duration::from_secs(60)).read().unwrap_or_default();
-    let ours = |out: String| -> Vec<String> {
-        out.lines()
-            .filter_map(|l| l.split_once(' '))
-            .filter(|(_, tree)| tree.contains(marker))
-            .map(|(id, _)| id.to_string())
-            .collect()
-    };
-    let containers = ours(docker(&[
-        "ps",
-        "-a",
-        "--filter",
-        "label=io.k8s-build-kit.tree",
-        "--format",
-        "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}",
-    ]));
-    // `docker images --format` knows no .Label: the labels come from one inspect of them all.
-    let ids = docker(&["images", "-a", "-q", "--no-trunc", "--filter", "label=io.k8s-build-kit.tree"]);
-    let mut args = vec!["image", "inspect", "--format", "{{.Id}} {{index .Config.Labels \"io.k8s-build-kit.tree\"}}"];
-    args.extend(ids.lines());
-    let images = if args.len() > 4 { ours(docker(&args)) } else { Vec::new() };
-    (containers, images)
-}
-
-/// Removes what the engine tests made for the tree at `root` (and for every tree whose path
-/// holds `root`): containers (with their volumes) and kube-build images, by the toolkit's labels.
-pub fn sweep_engine(root_marker: &str) {
-    let (containers, images) = engine_objects(root_marker);
-    if !containers.is_empty() {
-        let _ = Proc::new("docker").args(["rm", "-f", "-v"]).args(&containers).uninterruptible().output();
-    }
-    if images.is_empty() {
-        return;
-    }
-    // The legacy builder leaves untagged parent layers (a build's steps before its labels) that
-    // several of these images may share: collected now, removed after them when nothing else
-    // uses them (a plain rmi refuses a parent still in use). Tagged ancestors (kube-cross, the
-    // base image) end the walk.
-    let mut parents = Vec::new();
-    for id in &images {
-        let mut cur = id.clone();
-        for _ in 0..64 {
-            let facts = Proc::new("docker")
-                .args(["image", "inspect", "--format", "{{.Parent}} {{len .RepoTags}}", &cur])
-                .timeout(Duration::from_secs(60))
-                .read()
-                .unwrap_or_default();
-            let Some((parent, _)) = facts.trim().split_once(' ') else { break };
-            if parent.is_empty() {
-                break;
-            }
-            let tagged = Proc::new("docker")
-                .args(["image", "inspect", "--format", "{{len .RepoTags}}", parent])
-                .timeout(Duration::from_secs(60))
-                .read()
-                .is_ok_and(|n| n.trim() != "0");
-            if tagged {
-                break;
-            }
-            parents.push(parent.to_string());
-            cur = parent.to_string();
-        }
-    }
-    let _ = Proc::new("docker").args(["rmi", "-f"]).args(&images).uninterruptible().output();
-    parents.dedup();
-    for p in parents {
-        let _ = Proc::new("docker").args(["rmi", &p]).uninterruptible().output();
-    }
-}
-
-/// Cleans up after one engine test on drop, also when the test panics: the tree's containers
-/// and images, named extra containers and tags, and child processes (socat).
-pub struct EngineGuard {
-    pub root: Utf8PathBuf,
-    pub containers: Vec<String>,
-    pub tags: Vec<String>,
-    pub children: Vec<std::process::Child>,
-}
-
-impl EngineGuard {
-    pub fn new(root: &Utf8Path) -> EngineGuard {
-        sweep_at_exit();
-        EngineGuard { root: root.to_owned(), containers: Vec::new(), tags: Vec::new(), children: Vec::new() }
-    }
-}
-
-impl Drop for EngineGuard {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if !self.containers.is_empty() {
-            let _ = Proc::new("docker").args(["rm", "-f", "-v"]).args(&self.containers).uninterruptible().output();
-        }
-        sweep_engine(self.root.as_str());
-        if !self.tags.is_empty() {
-            let _ = Proc::new("docker").args(["rmi"]).args(&self.tags).uninterruptible().output();
-        }
-    }
-}
-
-/// At the end of the test process (passed or failed), removes what it made on the engine: the
-/// containers and images of its scratch trees (their paths hold the process ID) and its
-/// stand-in kube-cross tags. The base image (a Debian rootfs under a test-only name) stays as a
-/// cache, like the fetched tree.
-pub fn sweep_at_exit() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    extern "C" fn at_exit() {
-        // A thread of its own: the main thread's thread-locals (Proc's shell) may already be
-        // gone when exit(3) runs this.
-        let _ = std::thread::spawn(sweep_now).join();
-    }
-    fn sweep_now() {
-        let pid = std::process::id();
-        sweep_engine(&format!("/{pid}-"));
-        sweep_engine(&format!("kube-fixture-{pid}-"));
-        if let Some(since) = SWEEP_SINCE.get() {
-            sweep_orphan_layers(since, true);
-        }
-        let tags = Proc::new("docker")
-            .args(["images", "--format", "{{.Repository}}:{{.Tag}}", &cross_repo()])
-            .timeout(Duration::from_secs(60))
-            .read()
-            .unwrap_or_default();
-        let tags: Vec<&str> = tags.lines().collect();
-        if !tags.is_empty() {
-            let _ = Proc::new("docker").arg("rmi").args(&tags).uninterruptible().output();
-        }
-    }
-    extern "C" {
-        fn atexit(f: extern "C" fn()) -> i32;
-    }
-    // SAFETY: registers a plain function with the C library once; it runs at process exit,
-    // after the test harness has finished (std::process::exit calls exit(3)).
-    ONCE.call_once(|| unsafe {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let _ = SWEEP_SINCE.set(log::utc_iso(now.as_secs()));
-        atexit(at_exit);
-    });
-}
-
-/// When this process first used the engine (UTC, `YYYY-MM-DDTHH:MM:SSZ`).
-static SWEEP_SINCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// Removes the untagged, unlabelled layers of kube-build images made since `since` that lost
-/// their ancestry: when one test removes its image while another test's build is reusing the
-/// same cached steps, the legacy builder commits that build's next step on a parent that is
-/// gone, and the layer is reachable from nothing (no label, no `.Parent`). They are known by
-/// their history: a step of the tree's build/build-image/Dockerfile (`touch /kube-build-image`).
-///
-/// With `orphans_only` false (a benchmark's end, when the scripts' own builds ran and nothing of
-/// ours still builds), dangling kube-build layers that kept their parent go too.
-pub fn sweep_orphan_layers(since: &str, orphans_only: bool) {
-    let docker =
-        |args: &[&str]| Proc::new("docker").args(args).timeout(Duration::from_secs(60)).read().unwrap_or_default();
-    for _ in 0..16 {
-        let dangling = docker(&["images", "-q", "--no-trunc", "--filter", "dangling=true"]);
-        let ours: Vec<&str> = dangling
-            .lines()
-            .filter(|id| {
-                // Orphans only: a layer with a parent may be a build's step in progress.
-                let facts = docker(&["image", "inspect", "--format", "{{.Created}} {{.Parent}}", id]);
-                let (created, parent) = facts.trim().split_once(' ').unwrap_or((facts.trim(), ""));
-                (parent.is_empty() || !orphans_only)
-                    && created.get(..19).is_some_and(|c| c >= &since[..19])
-                    && docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", id])
-                        .contains("touch /kube-build-image")
-            })
-            .collect();
-        if ours.is_empty() {
-            return;
-        }
-        let _ = Proc::new("docker").arg("rmi").args(&ours).uninterruptible().output();
-    }
 }

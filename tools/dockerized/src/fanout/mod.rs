@@ -1,0 +1,144 @@
+//! One build fanned out over several container engines: the platforms of the command (its
+//! KUBE_BUILD_PLATFORMS, or the tree's whole list for `make cross`) are split across the
+//! engines by measured cost, and each engine runs the same command for its share in rsync mode,
+//! concurrently, as a run of this tool of its own (its own engine environment, platforms and
+//! state files in the tree). Every share copies its output back into the one
+//! `_output/dockerized/bin/<os>/<arch>` tree, so the result is laid out as if one engine had
+//! built it all.
+
+pub mod plan;
+mod run;
+
+pub use plan::{EngineSpec, Reach};
+pub use run::{execute, Outcome, Share};
+
+use crate::{log, Engine, Fail, Result, Tree, STATE_TAG_VAR};
+use kube_tree::proc::Proc;
+use std::time::Duration;
+
+/// How this tool is started again, for each engine's share: the program and the words before
+/// its flags (`xtask run-dockerized`, or `run-dockerized` alone).
+#[derive(Debug, Clone)]
+pub struct Me {
+    pub program: std::path::PathBuf,
+    pub words: Vec<String>,
+}
+
+/// A fan-out request: the engines, and the flags each share passes on.
+pub struct FanOut {
+    pub engines: Vec<EngineSpec>,
+    pub skip_unreachable: bool,
+    pub me: Me,
+    /// `--mirror M`, `--cross-image I`, `--force`, `--full-sync`, `--no-copy`, as given.
+    pub pass: Vec<String>,
+}
+
+/// What an engine answers when asked whether it is there, within this long.
+const REACH_LIMIT: Duration = Duration::from_secs(20);
+
+impl FanOut {
+    /// The plan: each engine's platforms (engines with none left out) and the run it gets.
+    /// An engine that does not answer stops the run before any work, unless
+    /// `skip_unreachable` (then the others share its platforms).
+    pub fn plan(&self, tree: &Tree, cmd: &[String]) -> Result<Vec<Share>> {
+        let (platforms, cmd) = plan::platforms(tree, cmd)?;
+        let engines = self.reachable()?;
+        let durations = plan::load_durations(tree)?;
+        let split = plan::split(&engines, &platforms, &durations);
+        Ok(engines
+            .into_iter()
+            .zip(split)
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(engine, platforms)| {
+                let proc = self.share_proc(tree, &engine, &platforms, &cmd);
+                Share { engine, platforms, proc }
+            })
+            .collect())
+    }
+
+    /// The engines that answer, asked side by side; the rest named in one line.
+    fn reachable(&self) -> Result<Vec<EngineSpec>> {
+        let answers: Vec<std::result::Result<(), String>> = std::thread::scope(|s| {
+            let asks: Vec<_> = self.engines.iter().map(|e| s.spawn(move || ask(e))).collect();
+            asks.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("the question panicked".into()))).collect()
+        });
+        let mut up = Vec::new();
+        let mut down = Vec::new();
+        for (e, a) in self.engines.iter().zip(answers) {
+            match a {
+                Ok(()) => up.push(e.clone()),
+                Err(why) => down.push(format!("{} ({why})", e.spec)),
+            }
+        }
+        if !down.is_empty() {
+            let what = format!("unreachable engine(s): {}", down.join("; "));
+            if !self.skip_unreachable {
+                return Err(Fail::new(format!(
+                    "{what}; nothing was started (--skip-unreachable builds on the others)"
+                )));
+            }
+            log::warn(format!("{what}; their platforms go to the others (--skip-unreachable)"));
+        }
+        if up.is_empty() {
+            return Err(Fail::new("no engine answers: nothing to build on"));
+        }
+        Ok(up)
+    }
+
+    /// This tool again, for one engine's share: rsync mode, that engine, those platforms, its
+    /// own state files, and never a fan-out of its own.
+    fn share_proc(&self, tree: &Tree, engine: &EngineSpec, platforms: &[String], cmd: &[String]) -> Proc {
+        let mut p = Proc::new(&self.me.program)
+            .args(&self.me.words)
+            .arg("--kube-root")
+            .arg(&tree.root)
+            .args(["--mode", "rsync"]);
+        if engine.program() == "podman" {
+            p = p.args(["--engine", "podman"]);
+        }
+        p = p.args(&self.pass).arg("--").args(cmd);
+        p = p.env("KUBE_BUILD_PLATFORMS", platforms.join(" ")).env(STATE_TAG_VAR, engine.tag());
+        for var in ["KUBE_BUILD_ENGINES", "KUBE_CONTAINER_ENGINE"] {
+            p = p.env_remove(var);
+        }
+        for (k, v) in engine.env() {
+            p = match v {
+                Some(v) => p.env(k, v),
+                None => p.env_remove(k),
+            };
+        }
+        p
+    }
+}
+
+/// Whether `engine` answers `info`, within [`REACH_LIMIT`].
+fn ask(engine: &EngineSpec) -> std::result::Result<(), String> {
+    let mut p = Proc::new(engine.program()).args(["info", "--format", "{{.ID}}"]).timeout(REACH_LIMIT);
+    if engine.program() == "podman" {
+        p = Proc::new("podman").args(["info", "--format", "{{.Host.Hostname}}"]).timeout(REACH_LIMIT);
+    }
+    for (k, v) in engine.env() {
+        p = match v {
+            Some(v) => p.env(k, v),
+            None => p.env_remove(k),
+        };
+    }
+    match p.output() {
+        Ok(o) if o.success() => Ok(()),
+        Ok(o) => Err(o.error_lines(1)),
+        Err(e) => Err(e.msg),
+    }
+}
+
+/// The engine CLI of `spec` for this process's own questions (the cleanup after a failure):
+/// docker with `--context` or `-H`, podman with `--url`.
+pub(crate) fn engine_of(spec: &EngineSpec) -> Result<Engine> {
+    let mut e = Engine::new(Some(spec.program().to_string()), false)?;
+    match &spec.reach {
+        Reach::Context(c) => e.push_opts(["--context", c]),
+        Reach::DockerHost(h) => e.push_opts(["-H", h]),
+        Reach::Podman(Some(u)) => e.push_opts(["--url", u]),
+        Reach::Podman(None) => {}
+    }
+    Ok(e)
+}

@@ -1,0 +1,226 @@
+//! Running the shares: each engine's run started at once, its log lines streamed with an
+//! `[engine]` prefix, one progress line per engine, platform durations measured for the next
+//! split, and on a failure the other engines stopped and their containers of this tree removed.
+
+use super::plan::{self, EngineSpec};
+use crate::{log, Containers, Result, Setup, Tree};
+use kube_tree::proc::{Proc, Started};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One engine's part of the plan.
+pub struct Share {
+    pub engine: EngineSpec,
+    pub platforms: Vec<String>,
+    /// The run of this tool that builds it.
+    pub proc: Proc,
+}
+
+impl Share {
+    /// `ENGINE<TAB>PLATFORMS<TAB>COMMAND`, the dry run's line.
+    pub fn plan_line(&self) -> String {
+        format!("{}\t{}\t{}", self.engine.spec, self.platforms.join(" "), self.proc.display())
+    }
+}
+
+/// The end of a fan-out run.
+pub struct Outcome {
+    /// The binaries every share reported (sorted, once each).
+    pub binaries: Vec<String>,
+    /// The engine that failed first, with its platforms and its last lines.
+    pub failed: Option<String>,
+    pub interrupted: bool,
+}
+
+/// What one running share has said so far.
+#[derive(Default)]
+struct Watch {
+    /// The platform being built and since when.
+    current: Option<(String, Instant)>,
+    begun: BTreeSet<String>,
+    /// Seconds spent per platform (summed over `make cross`'s categories).
+    spent: BTreeMap<String, f64>,
+    last: VecDeque<String>,
+    binaries: Vec<String>,
+}
+
+impl Watch {
+    fn line(&mut self, is_err: bool, line: &str) {
+        if !is_err {
+            self.binaries.push(line.to_string());
+            return;
+        }
+        if self.last.len() == 12 {
+            self.last.pop_front();
+        }
+        self.last.push_back(line.to_string());
+        // hack/lib/golang.sh: "Building go targets for linux/arm64:" (one platform at a time;
+        // the parallel form names several and is not attributed).
+        if let Some(rest) = line.split("Building go targets for ").nth(1) {
+            let platform = rest.trim().trim_end_matches(':');
+            if !platform.contains(' ') && !platform.is_empty() {
+                self.close(Instant::now());
+                self.begun.insert(platform.to_string());
+                self.current = Some((platform.to_string(), Instant::now()));
+            }
+        }
+    }
+
+    fn close(&mut self, now: Instant) {
+        if let Some((p, since)) = self.current.take() {
+            *self.spent.entry(p).or_default() += now.duration_since(since).as_secs_f64();
+        }
+    }
+}
+
+/// Runs every share at once; see the module comment.
+pub fn execute(tree: &Tree, shares: &[Share]) -> Result<Outcome> {
+    kube_tree::proc::install_interrupt_handler();
+    let watches: Vec<Arc<Mutex<Watch>>> = shares.iter().map(|_| Arc::default()).collect();
+    let mut running: Vec<Option<Started>> = Vec::new();
+    for (share, watch) in shares.iter().zip(&watches) {
+        let (w, prefix) = (watch.clone(), format!("[{}]", share.engine.spec));
+        log::status(format!("{prefix} building {} ({})", share.platforms.join(" "), share.engine.program()));
+        let started = share.proc.start_lines(move |is_err, line| {
+            if is_err {
+                eprintln!("{prefix} {line}");
+            }
+            w.lock().unwrap_or_else(|e| e.into_inner()).line(is_err, line);
+        });
+        match started {
+            Ok(s) => running.push(Some(s)),
+            Err(e) => {
+                stop_all(&mut running);
+                return Err(e);
+            }
+        }
+    }
+    let start = Instant::now();
+    let mut next_progress = Duration::from_secs(15);
+    let mut failed: Option<(usize, String)> = None;
+    let mut stopped = vec![false; shares.len()];
+    let mut done = vec![false; shares.len()];
+    loop {
+        for (i, slot) in running.iter_mut().enumerate() {
+            let Some(child) = slot else { continue };
+            let Some(status) = child.try_wait()? else { continue };
+            *slot = None;
+            done[i] = true;
+            let mut w = watches[i].lock().unwrap_or_else(|e| e.into_inner());
+            w.close(Instant::now());
+            let took = log::human(start.elapsed());
+            if status.success() {
+                log::status(format!("[{}] done: {} in {took}", shares[i].engine.spec, shares[i].platforms.join(" ")));
+            } else if failed.is_none() && !stopped[i] {
+                let last: Vec<String> = w.last.iter().rev().take(3).rev().cloned().collect();
+                failed = Some((
+                    i,
+                    format!(
+                        "engine {} failed ({status}) building {}; its last lines: {}",
+                        shares[i].engine.spec,
+                        shares[i].platforms.join(" "),
+                        last.join(" | ")
+                    ),
+                ));
+            }
+        }
+        let interrupted = kube_tree::proc::interrupted();
+        if failed.is_some() || interrupted {
+            // Stop the others: each removes its build and rsync containers as on an interrupt.
+            for (i, slot) in running.iter().enumerate() {
+                if let Some(c) = slot {
+                    stopped[i] = true;
+                    c.terminate();
+                }
+            }
+        }
+        if running.iter().all(Option::is_none) {
+            break;
+        }
+        if start.elapsed() >= next_progress {
+            progress(shares, &watches, &done, start);
+            next_progress += Duration::from_secs(15);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let interrupted = kube_tree::proc::interrupted();
+    if failed.is_some() || interrupted {
+        for (i, share) in shares.iter().enumerate() {
+            if stopped[i] || !done[i] || failed.as_ref().is_some_and(|(f, _)| *f == i) {
+                remove_tree_containers(tree, &share.engine);
+            }
+        }
+    } else {
+        record_durations(tree, shares, &watches)?;
+    }
+    let mut binaries: Vec<String> =
+        watches.iter().flat_map(|w| w.lock().unwrap_or_else(|e| e.into_inner()).binaries.clone()).collect();
+    binaries.sort();
+    binaries.dedup();
+    Ok(Outcome { binaries, failed: failed.map(|f| f.1), interrupted })
+}
+
+/// One line per engine: what it is building, how far, for how long.
+fn progress(shares: &[Share], watches: &[Arc<Mutex<Watch>>], done: &[bool], start: Instant) {
+    for (i, share) in shares.iter().enumerate() {
+        let w = watches[i].lock().unwrap_or_else(|e| e.into_inner());
+        let state = if done[i] {
+            "finished".to_string()
+        } else {
+            match &w.current {
+                Some((p, _)) => format!("building {p}"),
+                None => "preparing".to_string(),
+            }
+        };
+        log::status(format!(
+            "[{}] {state}: {}/{} platforms begun, {}",
+            share.engine.spec,
+            w.begun.len().min(share.platforms.len()),
+            share.platforms.len(),
+            log::human(start.elapsed())
+        ));
+    }
+}
+
+/// Keeps each platform's measured time per engine for the next split: the time between its
+/// "Building go targets" line and the next, else the share's whole time over its platforms.
+fn record_durations(tree: &Tree, shares: &[Share], watches: &[Arc<Mutex<Watch>>]) -> Result<()> {
+    let mut known = plan::load_durations(tree)?;
+    for (share, watch) in shares.iter().zip(watches) {
+        let w = watch.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = known.entry(share.engine.spec.clone()).or_default();
+        for p in &share.platforms {
+            if let Some(s) = w.spent.get(p) {
+                entry.insert(p.clone(), (*s * 10.0).round() / 10.0);
+            }
+        }
+    }
+    plan::save_durations(tree, &known)
+}
+
+/// After a failure: this tree's containers on `engine` go (the build, the rsync daemon and the
+/// data container), so that nothing of the stopped run is left there. An engine that is gone
+/// is skipped after its time limit.
+fn remove_tree_containers(tree: &Tree, engine: &EngineSpec) {
+    let removed = (|| -> Result<Vec<String>> {
+        let e = super::engine_of(engine)?;
+        let setup = Setup::new(tree.clone(), &e, Some("rsync"), None)?;
+        let names = Containers::list(&e)?.of_tree(&setup);
+        for n in &names {
+            e.destroy(n);
+        }
+        Ok(names)
+    })();
+    match removed {
+        Ok(n) if !n.is_empty() => log::status(format!("[{}] removed {}", engine.spec, n.join(" "))),
+        Ok(_) => {}
+        Err(e) => log::warn(format!("[{}] could not remove this tree's containers: {}", engine.spec, e.msg)),
+    }
+}
+
+fn stop_all(running: &mut [Option<Started>]) {
+    for c in running.iter_mut().flatten() {
+        c.terminate();
+    }
+}

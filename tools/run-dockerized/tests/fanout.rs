@@ -1,0 +1,189 @@
+//! `run-dockerized --engines`: one build fanned out over two real engines, the machine's
+//! daemon and a private second dockerd (its own config, socket, roots and bridge) reached as a
+//! docker context. Two platforms of kubectl come back byte for byte as one engine builds them;
+//! a second daemon stopped mid-build fails the run, naming it, with nothing of the tree left
+//! on the first engine; an unreachable engine stops the run before any work.
+
+mod common;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use common::*;
+use kube_tree::proc::Proc;
+use std::sync::{Arc, Mutex};
+use testkit::daemon::SecondDaemon;
+
+const PLATFORMS: (&str, &str) = ("KUBE_BUILD_PLATFORMS", "linux/amd64 linux/arm64");
+const EPOCH: (&str, &str) = ("SOURCE_DATE_EPOCH", "1600000000");
+
+/// A second daemon holding this run's stand-in kube-cross, as docker context `kit-<name>-<pid>`
+/// (removed on drop, before the daemon).
+struct Second {
+    context: String,
+    daemon: Option<SecondDaemon>,
+}
+
+impl Second {
+    fn start(test: &str, name: &str) -> Option<Second> {
+        let daemon = match SecondDaemon::start(name) {
+            Ok(d) => d,
+            Err(e) => {
+                testkit::skip_if_missing(test, &e);
+                return None;
+            }
+        };
+        let stand_in = format!("{}:{CROSS_TAG}", testkit::cross_repo());
+        let tar = testkit::scratch(&format!("{name}-image")).join("cross.tar");
+        docker(&["save", "-o", tar.as_str(), &stand_in]);
+        let loaded = daemon.docker().args(["load", "-i", tar.as_str()]).output().unwrap();
+        assert!(loaded.success(), "loading the stand-in into the second daemon: {}", loaded.stderr);
+        let _ = std::fs::remove_file(&tar);
+        let context = format!("kit-{name}-{}", std::process::id());
+        let _ = Proc::new("docker").args(["context", "rm", "-f", &context]).output();
+        let made = Proc::new("docker")
+            .args(["context", "create", &context, "--docker", &format!("host={}", daemon.host)])
+            .output()
+            .unwrap();
+        assert!(made.success(), "docker context create: {}", made.stderr);
+        Some(Second { context, daemon: Some(daemon) })
+    }
+
+    fn docker(&self, args: &[&str]) -> String {
+        self.daemon.as_ref().expect("running").docker().args(args).read().unwrap_or_default()
+    }
+
+    /// Stops the daemon (SIGTERM: it stops its containers and exits), as a build host that
+    /// goes away.
+    fn stop(&mut self) {
+        self.daemon.take();
+    }
+}
+
+impl Drop for Second {
+    fn drop(&mut self) {
+        let _ = Proc::new("docker").args(["context", "rm", "-f", &self.context]).output();
+    }
+}
+
+fn copy_of(real: &Utf8Path, name: &str) -> Utf8PathBuf {
+    let tree = testkit::scratch(name).join("kubernetes");
+    testkit::full_copy(real, &tree).unwrap();
+    Utf8PathBuf::from_path_buf(std::fs::canonicalize(&tree).unwrap()).unwrap()
+}
+
+fn kubectl(tree: &Utf8Path, platform: &str) -> Vec<u8> {
+    std::fs::read(tree.join("_output/dockerized/bin").join(platform).join("kubectl")).unwrap()
+}
+
+#[test]
+fn two_engines_build_what_one_engine_builds() {
+    let test = "two_engines_build_what_one_engine_builds";
+    let Some(real) = ready(test) else { return };
+    let Some(second) = Second::start(test, "fan") else { return };
+    let (one, two) = (copy_of(&real, "fan-one"), copy_of(&real, "fan-two"));
+    let _guards = (testkit::EngineGuard::new(&one), testkit::EngineGuard::new(&two));
+    let engines = format!("default,{}", second.context);
+
+    // The plan first: one platform each (an even split, nothing measured yet), nothing started.
+    let plan = rd(&two, &["--engines", &engines, "--dry-run", "make", "WHAT=cmd/kubectl"], &[PLATFORMS]);
+    assert_eq!(plan.status.code(), Some(0), "{}", plan.stderr);
+    let lines: Vec<&str> = plan.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", plan.stdout);
+    assert!(
+        lines[0].starts_with("default\tlinux/amd64\t")
+            && lines[1].starts_with(&format!("{}\tlinux/arm64\t", second.context)),
+        "{}",
+        plan.stdout
+    );
+    assert!(lines.iter().all(|l| l.contains("--mode rsync") && l.contains("KUBE_KIT_STATE_TAG=")), "{}", plan.stdout);
+    assert!(containers_of(&two).is_empty(), "a dry run started something");
+
+    let single = rd(&one, &["make", "WHAT=cmd/kubectl"], &[PLATFORMS, EPOCH]);
+    assert_eq!(single.status.code(), Some(0), "{}", single.stderr);
+    let fanned = rd(&two, &["--engines", &engines, "make", "WHAT=cmd/kubectl"], &[PLATFORMS, EPOCH]);
+    assert_eq!(fanned.status.code(), Some(0), "{}", fanned.stderr);
+    fail_on_purpose(test);
+    for p in ["linux/amd64", "linux/arm64"] {
+        assert!(kubectl(&two, p) == kubectl(&one, p), "{p}: the fanned-out kubectl differs from one engine's");
+        let listed = two.join("_output/dockerized/bin").join(p).join("kubectl");
+        assert!(fanned.stdout.lines().any(|l| l == listed.as_str()), "{p} reported: {}", fanned.stdout);
+    }
+    // Each engine built its share (its own data container there), logs were prefixed, and the
+    // durations were kept for the next split.
+    assert!(!containers_of(&two).is_empty(), "the default engine's share");
+    let on_second = second.docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=io.k8s-build-kit.tree={two}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert!(on_second.lines().any(|n| n.starts_with("kube-build-data-")), "{on_second}");
+    assert!(
+        fanned.stderr.contains(&format!("[{}] ", second.context)) && fanned.stderr.contains("[default] "),
+        "{}",
+        fanned.stderr
+    );
+    let durations = std::fs::read_to_string(two.join("_output/dockerized/.kit-fanout-durations")).unwrap();
+    assert!(durations.contains("linux/arm64") && durations.contains(&second.context), "{durations}");
+}
+
+#[test]
+fn a_dead_engine_fails_the_run_and_leaves_nothing() {
+    let test = "a_dead_engine_fails_the_run_and_leaves_nothing";
+    let Some(real) = ready(test) else { return };
+    let Some(mut second) = Second::start(test, "dead") else { return };
+    let tree = copy_of(&real, "fan-dead");
+    let _guard = testkit::EngineGuard::new(&tree);
+    let engines = format!("default,{}", second.context);
+
+    // An unreachable engine: one line, exit 2, nothing started; --skip-unreachable plans
+    // everything on the rest.
+    let out = rd(&tree, &["--engines", "default,tcp://127.0.0.1:9", "make", "WHAT=cmd/kubectl"], &[PLATFORMS]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("unreachable engine(s): tcp://127.0.0.1:9"), "{}", out.stderr);
+    assert!(containers_of(&tree).is_empty());
+    let out = rd(
+        &tree,
+        &["--engines", "default,tcp://127.0.0.1:9", "--skip-unreachable", "--dry-run", "make", "WHAT=cmd/kubectl"],
+        &[PLATFORMS],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("default\tlinux/amd64 linux/arm64\t") && out.stdout.lines().count() == 1,
+        "{}",
+        out.stdout
+    );
+
+    // The second daemon goes away while its share builds.
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = lines.clone();
+    let mut run = Proc::new(BIN)
+        .arg("--kube-root")
+        .arg(&tree)
+        .args(["--engines", &engines, "make", "WHAT=cmd/kubectl"])
+        .env_remove("DOCKER_HOST")
+        .env("KUBE_CROSS_IMAGE", testkit::cross_repo())
+        .env(PLATFORMS.0, PLATFORMS.1)
+        .start_lines(move |_, l| seen.lock().unwrap().push(l.to_string()))
+        .unwrap();
+    let building = |names: &str| names.lines().any(|n| n.starts_with("kube-build-") && !n.contains("-data-"));
+    let t = std::time::Instant::now();
+    while !building(&second.docker(&["ps", "--format", "{{.Names}}"])) {
+        assert!(t.elapsed().as_secs() < 600, "the second engine's build never started: {:?}", lines.lock().unwrap());
+        assert!(run.try_wait().unwrap().is_none(), "the run ended early: {:?}", lines.lock().unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    second.stop();
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed().as_secs() < 900, "the run did not end after its engine died");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let said = lines.lock().unwrap().join("\n");
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert!(said.contains(&format!("engine {} failed", second.context)) && said.contains("linux/arm64"), "{said}");
+    assert!(containers_of(&tree).is_empty(), "left on the first engine: {:?}\n{said}", containers_of(&tree));
+}

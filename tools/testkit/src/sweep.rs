@@ -1,0 +1,248 @@
+//! What the engine tests leave is removed, on every engine they used (docker, root podman, a
+//! rootless user's podman): by the kit's tree label, the process's scratch paths and the
+//! stand-in tags, at the end of each test ([`EngineGuard`]) and of the process ([`sweep_at_exit`]).
+
+use crate::{cross_repo, log};
+use camino::{Utf8Path, Utf8PathBuf};
+use kube_tree::proc::Proc;
+use std::time::Duration;
+
+/// One engine's CLI as the tests run it: `docker`, `podman`, or `runuser -u USER -- podman`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cli(Vec<String>);
+
+impl Cli {
+    pub fn docker() -> Cli {
+        Cli(vec!["docker".into()])
+    }
+    pub fn podman() -> Cli {
+        Cli(vec!["podman".into()])
+    }
+    /// `user`'s own (rootless) podman.
+    pub fn podman_as(user: &str) -> Cli {
+        Cli(["runuser", "-u", user, "--", "podman"].map(String::from).to_vec())
+    }
+    pub fn is_podman(&self) -> bool {
+        self.0.last().is_some_and(|p| p == "podman")
+    }
+    /// The engine command with `args`, its questions bounded in time.
+    pub fn proc<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Proc {
+        let mut p = Proc::new(&self.0[0]).args(&self.0[1..]).args(args);
+        if self.is_podman() {
+            for (k, v) in crate::podman::conf_env() {
+                p = p.env(k, v);
+            }
+        }
+        p
+    }
+    /// What the engine prints (empty when it fails).
+    pub fn read(&self, args: &[&str]) -> String {
+        self.proc(args).timeout(Duration::from_secs(120)).read().unwrap_or_default()
+    }
+    /// Runs a removal, even after an interrupt; its outcome does not matter.
+    fn remove(&self, args: &[&str], what: &[String]) {
+        if !what.is_empty() {
+            let _ = self.proc(args).args(what).uninterruptible().output();
+        }
+    }
+    /// Remembers that this process used the engine, for the exit sweep.
+    pub fn used(&self) {
+        let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
+        if !used.contains(self) {
+            used.push(self.clone());
+        }
+    }
+}
+
+/// The engines this process used (docker is always swept).
+static USED: std::sync::Mutex<Vec<Cli>> = std::sync::Mutex::new(Vec::new());
+
+/// The containers and images (IDs) on the engine that carry the toolkit's tree label with a
+/// value holding `marker` (a tree's path, or a run's `/<pid>-` / `kube-fixture-<pid>-`).
+pub fn engine_objects(marker: &str) -> (Vec<String>, Vec<String>) {
+    objects_on(&Cli::docker(), marker)
+}
+
+/// [`engine_objects`] on any engine.
+pub fn objects_on(cli: &Cli, marker: &str) -> (Vec<String>, Vec<String>) {
+    let docker = |args: &[&str]| cli.read(args);
+    let ours = |out: String| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(_, tree)| tree.contains(marker))
+            .map(|(id, _)| id.to_string())
+            .collect()
+    };
+    // podman's ps template has no .Label; `index .Labels` is docker's map-less string there.
+    let label = if cli.is_podman() {
+        "{{.ID}} {{index .Labels \"io.k8s-build-kit.tree\"}}"
+    } else {
+        "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}"
+    };
+    let containers = ours(docker(&["ps", "-a", "--filter", "label=io.k8s-build-kit.tree", "--format", label]));
+    // `docker images --format` knows no .Label: the labels come from one inspect of them all.
+    let ids = docker(&["images", "-a", "-q", "--no-trunc", "--filter", "label=io.k8s-build-kit.tree"]);
+    let mut args = vec!["image", "inspect", "--format", "{{.Id}} {{index .Config.Labels \"io.k8s-build-kit.tree\"}}"];
+    args.extend(ids.lines());
+    let images = if args.len() > 4 { ours(docker(&args)) } else { Vec::new() };
+    (containers, images)
+}
+
+/// Removes what the engine tests made for the tree at `root` (and for every tree whose path
+/// holds `root`): containers (with their volumes) and kube-build images, by the toolkit's labels.
+pub fn sweep_engine(root_marker: &str) {
+    sweep_on(&Cli::docker(), root_marker)
+}
+
+/// [`sweep_engine`] on any engine.
+pub fn sweep_on(cli: &Cli, root_marker: &str) {
+    let (containers, images) = objects_on(cli, root_marker);
+    cli.remove(&["rm", "-f", "-v"], &containers);
+    if images.is_empty() {
+        return;
+    }
+    // The legacy builder leaves untagged parent layers (a build's steps before its labels) that
+    // several of these images may share: collected now, removed after them when nothing else
+    // uses them (a plain rmi refuses a parent still in use). Tagged ancestors (kube-cross, the
+    // base image) end the walk.
+    let mut parents = Vec::new();
+    for id in &images {
+        let mut cur = id.clone();
+        for _ in 0..64 {
+            let facts = cli.read(&["image", "inspect", "--format", "{{.Parent}} {{len .RepoTags}}", &cur]);
+            let Some((parent, _)) = facts.trim().split_once(' ') else { break };
+            if parent.is_empty() {
+                break;
+            }
+            let tagged = cli
+                .proc(&["image", "inspect", "--format", "{{len .RepoTags}}", parent])
+                .timeout(Duration::from_secs(60))
+                .read()
+                .is_ok_and(|n| n.trim() != "0");
+            if tagged {
+                break;
+            }
+            parents.push(parent.to_string());
+            cur = parent.to_string();
+        }
+    }
+    cli.remove(&["rmi", "-f"], &images);
+    parents.dedup();
+    for p in parents {
+        cli.remove(&["rmi"], &[p]);
+    }
+}
+
+/// Cleans up after one engine test on drop, also when the test panics: the tree's containers
+/// and images, named extra containers and tags, and child processes (socat).
+pub struct EngineGuard {
+    pub cli: Cli,
+    pub root: Utf8PathBuf,
+    pub containers: Vec<String>,
+    pub tags: Vec<String>,
+    pub children: Vec<std::process::Child>,
+}
+
+impl EngineGuard {
+    pub fn new(root: &Utf8Path) -> EngineGuard {
+        EngineGuard::on(Cli::docker(), root)
+    }
+
+    /// A guard of what a test makes on `cli`'s engine.
+    pub fn on(cli: Cli, root: &Utf8Path) -> EngineGuard {
+        sweep_at_exit();
+        cli.used();
+        EngineGuard { cli, root: root.to_owned(), containers: Vec::new(), tags: Vec::new(), children: Vec::new() }
+    }
+}
+
+impl Drop for EngineGuard {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.cli.remove(&["rm", "-f", "-v"], &self.containers);
+        sweep_on(&self.cli, self.root.as_str());
+        self.cli.remove(&["rmi"], &self.tags);
+    }
+}
+
+/// At the end of the test process (passed or failed), removes what it made on the engine: the
+/// containers and images of its scratch trees (their paths hold the process ID) and its
+/// stand-in kube-cross tags. The base image (a Debian rootfs under a test-only name) stays as a
+/// cache, like the fetched tree.
+pub fn sweep_at_exit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    extern "C" fn at_exit() {
+        // A thread of its own: the main thread's thread-locals (Proc's shell) may already be
+        // gone when exit(3) runs this.
+        let _ = std::thread::spawn(sweep_now).join();
+    }
+    fn sweep_now() {
+        let pid = std::process::id();
+        let mut clis = vec![Cli::docker()];
+        clis.extend(USED.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|c| **c != Cli::docker()).cloned());
+        for cli in &clis {
+            sweep_on(cli, &format!("/{pid}-"));
+            sweep_on(cli, &format!("kube-fixture-{pid}-"));
+            let repo = cross_repo();
+            // podman lists the stand-in as localhost/REPO.
+            let listed = cli.read(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+            let tags: Vec<String> = listed
+                .lines()
+                .filter(|t| t.trim_start_matches("localhost/").starts_with(&format!("{repo}:")))
+                .map(str::to_string)
+                .collect();
+            cli.remove(&["rmi"], &tags);
+        }
+        if let Some(since) = SWEEP_SINCE.get() {
+            sweep_orphan_layers(since, true);
+        }
+    }
+    extern "C" {
+        fn atexit(f: extern "C" fn()) -> i32;
+    }
+    // SAFETY: registers a plain function with the C library once; it runs at process exit,
+    // after the test harness has finished (std::process::exit calls exit(3)).
+    ONCE.call_once(|| unsafe {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let _ = SWEEP_SINCE.set(log::utc_iso(now.as_secs()));
+        atexit(at_exit);
+    });
+}
+
+/// When this process first used the engine (UTC, `YYYY-MM-DDTHH:MM:SSZ`).
+static SWEEP_SINCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Removes the untagged, unlabelled layers of kube-build images made since `since` that lost
+/// their ancestry: when one test removes its image while another test's build is reusing the
+/// same cached steps, the legacy builder commits that build's next step on a parent that is
+/// gone, and the layer is reachable from nothing (no label, no `.Parent`). They are known by
+/// their history: a step of the tree's build/build-image/Dockerfile (`touch /kube-build-image`).
+///
+/// With `orphans_only` false (a benchmark's end, when the scripts' own builds ran and nothing of
+/// ours still builds), dangling kube-build layers that kept their parent go too.
+pub fn sweep_orphan_layers(since: &str, orphans_only: bool) {
+    let docker = |args: &[&str]| Cli::docker().read(args);
+    for _ in 0..16 {
+        let dangling = docker(&["images", "-q", "--no-trunc", "--filter", "dangling=true"]);
+        let ours: Vec<&str> = dangling
+            .lines()
+            .filter(|id| {
+                // Orphans only: a layer with a parent may be a build's step in progress.
+                let facts = docker(&["image", "inspect", "--format", "{{.Created}} {{.Parent}}", id]);
+                let (created, parent) = facts.trim().split_once(' ').unwrap_or((facts.trim(), ""));
+                (parent.is_empty() || !orphans_only)
+                    && created.get(..19).is_some_and(|c| c >= &since[..19])
+                    && docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", id])
+                        .contains("touch /kube-build-image")
+            })
+            .collect();
+        if ours.is_empty() {
+            return;
+        }
+        let ours: Vec<String> = ours.into_iter().map(str::to_string).collect();
+        Cli::docker().remove(&["rmi"], &ours);
+    }
+}
