@@ -17,7 +17,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 pub const USAGE: &str =
-    "usage: cargo xtask bench <check-vendor|bump-go|build|build-full|dockerized|overhead> [--rounds N>=3] [--tree DIR] [--keep]";
+    "usage: cargo xtask bench <check-vendor|bump-go|build|build-full|dockerized|overhead|fanout> [--rounds N>=3] [--tree DIR] [--keep]";
 
 pub fn run(args: Vec<OsString>) -> i32 {
     match bench(args) {
@@ -83,6 +83,7 @@ fn bench(args: Vec<OsString>) -> Result<bool, Fail> {
         Some("build-full") => build_full(&tree, rounds),
         Some("dockerized") => dockerized(&tree, rounds),
         Some("overhead") => overhead(&tree, rounds, keep),
+        Some("fanout") => fanout(&tree, rounds),
         _ => Err(Fail::new(USAGE)),
     }
 }
@@ -495,4 +496,84 @@ fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     // The script rebuilds its kube-build image and leaves the old ones dangling.
     testkit::sweep_orphan_layers(&log::utc_iso(start), false);
     Ok(ok)
+}
+
+/// One engine against two for kubectl on two platforms: the machine's daemon alone, then with a
+/// private second dockerd as a docker context (on the same two cores: not faster here, and said
+/// so), cold and with nothing changed, plus what the fan-out itself costs (its plan, and a
+/// nothing-changed run against one engine's).
+fn fanout(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
+    let bin = release_bin("run-dockerized")?;
+    let stand_in = stand_in()?;
+    let base = testkit::cache_dir().join("bench-fanout");
+    let (one, two) = (base.join("one/kubernetes"), base.join("two/kubernetes"));
+    for copy in [&one, &two] {
+        if copy.exists() {
+            clean_copy(copy)?;
+        }
+        testkit::full_copy(tree, copy)?;
+    }
+    let step = log::Step::start("starting a second dockerd and loading kube-cross into it");
+    let second = testkit::daemon::SecondDaemon::start("bench")?;
+    let tar = base.join("cross.tar");
+    Proc::new("docker").args(["save", "-o", tar.as_str(), &stand_in]).read()?;
+    second.docker().args(["load", "-i", tar.as_str()]).read()?;
+    fs_err::remove_file(&tar)?;
+    let context = format!("kit-bench-{}", std::process::id());
+    let _ = Proc::new("docker").args(["context", "rm", "-f", &context]).output();
+    Proc::new("docker").args(["context", "create", &context, "--docker", &format!("host={}", second.host)]).read()?;
+    step.done();
+    let engines = format!("default,{context}");
+    let run = |copy: &Utf8Path, extra: &[&str]| {
+        Proc::new(&bin)
+            .args(["-q", "--kube-root", copy.as_str()])
+            .args(extra)
+            .args(["make", "WHAT=cmd/kubectl"])
+            .env("KUBE_BUILD_PLATFORMS", "linux/amd64 linux/arm64")
+            .env("SOURCE_DATE_EPOCH", "1610582400")
+            .env("KUBE_CROSS_IMAGE", testkit::cross_repo())
+    };
+    let (single, fanned) = (run(&one, &[]), run(&two, &["--engines", &engines]));
+    let plan = run(&two, &["--engines", &engines, "--dry-run"]);
+    let result = (|| -> Result<bool, Fail> {
+        let s = |d: Duration| d.as_secs_f64();
+        let step = log::Step::start("cold: one engine, two platforms");
+        let c1 = time(&single, 0)?;
+        step.done();
+        let step = log::Step::start("cold: two engines, one platform each");
+        let c2 = time(&fanned, 0)?;
+        step.done();
+        let (mut n1, mut n2, mut np) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            n1.push(time(&single, 0)?);
+            n2.push(time(&fanned, 0)?);
+            np.push(time(&plan, 0)?);
+        }
+        let ((m1, _), (m2, _), (mp, _)) = (stats(&mut n1), stats(&mut n2), stats(&mut np));
+        let k = |copy: &Utf8Path, p: &str| copy.join("_output/dockerized/bin").join(p).join("kubectl");
+        let same = ["linux/amd64", "linux/arm64"]
+            .iter()
+            .map(|p| Ok(sha_of(&k(&one, p))? == sha_of(&k(&two, p))?))
+            .collect::<Result<Vec<bool>, Fail>>()?
+            .iter()
+            .all(|b| *b);
+        println!(
+            "cold, kubectl for linux/amd64 + linux/arm64\tone engine {:.0} s\ttwo engines {:.0} s\tratio one/two {:.2}",
+            s(c1),
+            s(c2),
+            s(c1) / s(c2)
+        );
+        println!("(both engines share this machine's two cores: two engines cannot be faster here; on two build hosts each share runs on its own)");
+        println!("nothing changed\tone engine median {m1:.0} ms\ttwo engines median {m2:.0} ms\tfan-out overhead {:.0} ms ({:.0} ms per engine)", m2 - m1, (m2 - m1) / 2.0);
+        println!("the plan alone (--dry-run: platforms, durations, both engines asked)\tmedian {mp:.0} ms");
+        println!("kubectl binaries identical to one engine's (SOURCE_DATE_EPOCH fixed)\t{same}");
+        Ok(same)
+    })();
+    for copy in [&one, &two] {
+        clean_copy(copy)?;
+    }
+    // The second engine's copy of the tree goes with its daemon; the context goes here.
+    let _ = Proc::new("docker").args(["context", "rm", "-f", &context]).output();
+    drop(second);
+    result
 }

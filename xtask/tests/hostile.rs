@@ -228,6 +228,10 @@ fn mutate(sb: &mut Sandbox, m: &str) {
         "output-local-out" => link(&o, &t.join("_output/local")),
         "cmd-link-out" => link(o.join("cmd/evil"), &t.join("cmd/evil")),
         "gomod-empty" => put(&t.join("go.mod"), ""),
+        "fanout-durations-garbage" => put(&t.join("_output/dockerized/.kit-fanout-durations"), "{\"default\": [1, 2"),
+        "fanout-durations-negative" => {
+            put(&t.join("_output/dockerized/.kit-fanout-durations"), r#"{"default": {"linux/amd64": -5}}"#)
+        }
         "gomod-unclosed" => {
             let text = std::fs::read_to_string(t.join("go.mod")).unwrap();
             put(&t.join("go.mod"), &format!("{text}\nrequire (\n\tgithub.com/x/y v1.0.0\n"));

@@ -42,8 +42,8 @@ impl FanOut {
     /// `skip_unreachable` (then the others share its platforms).
     pub fn plan(&self, tree: &Tree, cmd: &[String]) -> Result<Vec<Share>> {
         let (platforms, cmd) = plan::platforms(tree, cmd)?;
-        let engines = self.reachable()?;
         let durations = plan::load_durations(tree)?;
+        let engines = self.reachable()?;
         let split = plan::split(&engines, &platforms, &durations);
         Ok(engines
             .into_iter()

@@ -165,8 +165,12 @@ pub fn save_durations(tree: &Tree, d: &Durations) -> Result<()> {
 
 /// The platforms of each engine (in the order of `engines`), balanced by cost: the longest
 /// first, each to the engine that would finish it soonest. A platform's cost on an engine is
-/// its last measured duration there, else its mean on the others, else the mean of what is
-/// known, else 1 (first time: an even split).
+/// its last measured duration there, else its mean on the others times [`COLD`] (its caches
+/// there are cold, and a split that moves platforms between equal engines only loses them),
+/// else the mean of what is known, else 1 (first time: an even split).
+/// How much longer a platform is taken to build on an engine that has not built it yet.
+pub const COLD: f64 = 1.25;
+
 pub fn split(engines: &[EngineSpec], platforms: &[String], known: &Durations) -> Vec<Vec<String>> {
     let all: Vec<f64> = known.values().flat_map(|m| m.values().copied()).collect();
     let fallback = if all.is_empty() { 1.0 } else { all.iter().sum::<f64>() / all.len() as f64 };
@@ -178,7 +182,7 @@ pub fn split(engines: &[EngineSpec], platforms: &[String], known: &Durations) ->
         if elsewhere.is_empty() {
             fallback
         } else {
-            elsewhere.iter().sum::<f64>() / elsewhere.len() as f64
+            COLD * elsewhere.iter().sum::<f64>() / elsewhere.len() as f64
         }
     };
     let mut order: Vec<&String> = platforms.iter().collect();
@@ -248,7 +252,12 @@ mod tests {
         // One platform, two engines: one share is empty.
         let one = split(&e, &p[..1], &Durations::new());
         assert_eq!(one.iter().filter(|s| s.is_empty()).count(), 1);
-        // A platform measured on one engine only costs the same on the other.
+        // The split stays where the caches are: what each engine built last, it builds again.
+        let mut d = Durations::new();
+        d.insert("a".into(), [("linux/amd64".to_string(), 216.0)].into());
+        d.insert("b".into(), [("linux/arm64".to_string(), 310.0)].into());
+        assert_eq!(split(&e, &p[..2], &d), [vec!["linux/amd64".to_string()], vec!["linux/arm64".to_string()]]);
+        // A platform measured on one engine only costs about the same on the other.
         let mut d = Durations::new();
         d.insert("a".into(), [("linux/amd64".to_string(), 100.0), ("linux/arm64".to_string(), 1.0)].into());
         let s = split(&e, &p[..3], &d);

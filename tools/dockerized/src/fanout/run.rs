@@ -161,17 +161,16 @@ pub fn execute(tree: &Tree, shares: &[Share]) -> Result<Outcome> {
     Ok(Outcome { binaries, failed: failed.map(|f| f.1), interrupted })
 }
 
-/// One line per engine: what it is building, how far, for how long.
+/// One line per engine still running: what it is building, how far, for how long.
 fn progress(shares: &[Share], watches: &[Arc<Mutex<Watch>>], done: &[bool], start: Instant) {
     for (i, share) in shares.iter().enumerate() {
+        if done[i] {
+            continue;
+        }
         let w = watches[i].lock().unwrap_or_else(|e| e.into_inner());
-        let state = if done[i] {
-            "finished".to_string()
-        } else {
-            match &w.current {
-                Some((p, _)) => format!("building {p}"),
-                None => "preparing".to_string(),
-            }
+        let state = match &w.current {
+            Some((p, _)) => format!("building {p}"),
+            None => "preparing".to_string(),
         };
         log::status(format!(
             "[{}] {state}: {}/{} platforms begun, {}",
