@@ -182,7 +182,7 @@ impl Engine {
         let format = match self.kind() {
             Kind::Docker => "{{.MemTotal}}\t{{json .SecurityOptions}}\t{{json .RegistryConfig.Mirrors}}",
             Kind::Podman => {
-                "{{.Host.MemTotal}}\t{{.Host.Security.Rootless}}\t{{.Host.Security.SELinuxEnabled}}\t{{json .Registries}}"
+                "{{.Host.MemTotal}}\t{{.Host.Security.Rootless}}\t{{.Host.Security.SELinuxEnabled}}\t{{json .Registries}}\t{{.Host.RemoteSocket.Path}}\t{{.Host.RemoteSocket.Exists}}"
             }
         };
         ["info", "--format", format].map(String::from).to_vec()
@@ -224,12 +224,14 @@ impl Engine {
                 rootless: field(1).contains("name=rootless"),
                 selinux: field(1).contains("name=selinux"),
                 mirrors: json_strings(field(2)),
+                api_socket: None,
             },
             Kind::Podman => Facts {
                 memory,
                 rootless: field(1) == "true",
                 selinux: field(2) == "true",
                 mirrors: podman_mirrors(field(3)),
+                api_socket: (!field(4).is_empty()).then(|| (field(4).to_string(), field(5) == "true")),
             },
         })
     }
@@ -262,6 +264,9 @@ pub struct Facts {
     pub selinux: bool,
     /// Registry mirrors the engine is configured with.
     pub mirrors: Vec<String>,
+    /// podman's docker-compatible API socket, and whether it is listening (for tools that speak
+    /// only docker: `DOCKER_HOST=unix://PATH` once `podman system service` runs).
+    pub api_socket: Option<(String, bool)>,
 }
 
 /// The strings of a JSON array (`null` or anything else: none).
@@ -446,7 +451,8 @@ mod tests {
                 memory: 25276510208,
                 rootless: false,
                 selinux: true,
-                mirrors: vec!["https://mirror.gcr.io/".into()]
+                mirrors: vec!["https://mirror.gcr.io/".into()],
+                api_socket: None,
             }
         );
         let f = docker.read_info(&said(0, "8000000000\t[\"name=rootless\"]\tnull")).unwrap();
@@ -455,10 +461,17 @@ mod tests {
         let podman = Engine::new(Some("podman".into()), false).unwrap();
         assert!(podman.info_cmd()[2].starts_with("{{.Host.MemTotal}}"));
         let regs = r#"{"docker.io":{"Prefix":"docker.io","Mirrors":[{"Location":"127.0.0.1:5000","Insecure":true}]},"search":["docker.io"]}"#;
-        let f = podman.read_info(&said(0, &format!("1000\ttrue\tfalse\t{regs}"))).unwrap();
+        let socket = "/run/user/1000/podman/podman.sock";
+        let f = podman.read_info(&said(0, &format!("1000\ttrue\tfalse\t{regs}\t{socket}\tfalse"))).unwrap();
         assert_eq!(
             f,
-            Facts { memory: 1000, rootless: true, selinux: false, mirrors: vec!["docker.io -> 127.0.0.1:5000".into()] }
+            Facts {
+                memory: 1000,
+                rootless: true,
+                selinux: false,
+                mirrors: vec!["docker.io -> 127.0.0.1:5000".into()],
+                api_socket: Some((socket.into(), false)),
+            }
         );
 
         // Unreachable, or an answer that is not the memory: one line naming the engine.

@@ -293,6 +293,10 @@ fn describe(f: &Facts) -> String {
     if f.selinux {
         s.push_str(", SELinux");
     }
+    if let Some((path, listening)) = &f.api_socket {
+        let state = if *listening { "listening" } else { "not started: podman system service" };
+        s.push_str(&format!(", docker API at unix://{path} ({state})"));
+    }
     if f.mirrors.is_empty() {
         s.push_str(", no registry mirrors");
     } else {

@@ -129,36 +129,51 @@ pub fn obtain(w: &Wanted, o: &Options, env: &dyn Fn(&str) -> Option<String>) -> 
     Ok((i, format!("{lacks}; go{} downloaded instead", a.version.text)))
 }
 
-/// The Go a tool runs for `tree` under `choice` (see [`Choice`]); downloads when it must.
-pub fn pick(tree: &Tree, choice: &Choice, env: &dyn Fn(&str) -> Option<String>) -> Result<Resolved, Fail> {
-    let host = |why: String| Ok(Resolved { installed: None, why });
+/// The decision [`pick`] and [`preview`] share, before anything is downloaded.
+enum Decision {
+    /// The go on PATH, and why.
+    Host(String),
+    /// `--go PATH`.
+    Given(Installed, String),
+    /// The tree's Go, to be had (installed or downloaded); PATH's go is of another line.
+    Tree { want: Wanted, host: Installed },
+}
+
+fn decide(tree: &Tree, choice: &Choice, env: &dyn Fn(&str) -> Option<String>) -> Result<Decision, Fail> {
     match choice {
-        Choice::Host => return host("--go host".into()),
-        Choice::Path(p) => {
-            let i = at_path(p)?;
-            return Ok(Resolved { why: format!("--go {p}"), installed: Some(i) });
-        }
+        Choice::Host => return Ok(Decision::Host("--go host".into())),
+        Choice::Path(p) => return Ok(Decision::Given(at_path(p)?, format!("--go {p}"))),
         Choice::Auto => {}
     }
     if let Some(why) = want::host_forced(env) {
-        return host(format!("{why} asks for the go on PATH"));
+        return Ok(Decision::Host(format!("{why} asks for the go on PATH")));
     }
     let Some(w) = want::resolve(Some(tree), None, env)? else {
-        return host("the tree names no Go version".into());
+        return Ok(Decision::Host("the tree names no Go version".into()));
     };
     let Some(h) = local::host() else {
         // A wrapper or a build of its own: the user's PATH is trusted as it is.
-        return host(format!(
+        return Ok(Decision::Host(format!(
             "the tree wants go{}; the go on PATH has no readable GOROOT/VERSION, so it is used",
             w.version.text
-        ));
+        )));
     };
     if h.version.minor == w.version.minor {
-        return host(format!(
+        return Ok(Decision::Host(format!(
             "the go on PATH (go{}) is of the line the tree wants (go{}, {})",
             h.version.text, w.version.text, w.from
-        ));
+        )));
     }
+    Ok(Decision::Tree { want: w, host: h })
+}
+
+/// The Go a tool runs for `tree` under `choice` (see [`Choice`]); downloads when it must.
+pub fn pick(tree: &Tree, choice: &Choice, env: &dyn Fn(&str) -> Option<String>) -> Result<Resolved, Fail> {
+    let (w, h) = match decide(tree, choice, env)? {
+        Decision::Host(why) => return Ok(Resolved { installed: None, why }),
+        Decision::Given(i, why) => return Ok(Resolved { installed: Some(i), why }),
+        Decision::Tree { want, host } => (want, host),
+    };
     let o = Options::from_env(None, false, env);
     match obtain(&w, &o, env) {
         Ok((i, why)) => Ok(Resolved { installed: Some(i), why }),
@@ -168,34 +183,20 @@ pub fn pick(tree: &Tree, choice: &Choice, env: &dyn Fn(&str) -> Option<String>) 
                 "the tree wants go{} ({}) but it cannot be had ({}); using go{} from PATH, which may not build this tree (e.g. other platforms with an old vendored x/sys); set KUBE_GO_MIRROR or run setup-go",
                 w.version.text, w.from, e.msg, h.version.text
             ));
-            host(format!("go{} could not be had; the go on PATH", w.version.text))
+            Ok(Resolved { installed: None, why: format!("go{} could not be had; the go on PATH", w.version.text) })
         }
     }
 }
 
-/// What [`pick`] would choose, without downloading anything (for doctor): `Ok(Some(text))` when
-/// the choice is settled, `Ok(None)` with a warning text when a download would be needed.
+/// What [`pick`] would choose, without downloading anything (for doctor): `(true, text)` when
+/// the choice is settled, `(false, text)` when a build would first download the tree's Go.
 pub fn preview(tree: &Tree, choice: &Choice, env: &dyn Fn(&str) -> Option<String>) -> Result<(bool, String), Fail> {
-    match choice {
-        Choice::Host => return Ok((true, "the go on PATH (--go host)".into())),
-        Choice::Path(p) => {
-            let i = at_path(p)?;
-            return Ok((true, format!("go{} at {} (--go)", i.version.text, i.goroot)));
-        }
-        Choice::Auto => {}
-    }
-    if let Some(why) = want::host_forced(env) {
-        return Ok((true, format!("the go on PATH ({why})")));
-    }
-    let Some(w) = want::resolve(Some(tree), None, env)? else {
-        return Ok((true, "the go on PATH (the tree names no Go version)".into()));
+    let w = match decide(tree, choice, env)? {
+        Decision::Host(why) => return Ok((true, format!("the go on PATH: {why}"))),
+        Decision::Given(i, _) => return Ok((true, format!("go{} at {} (--go)", i.version.text, i.goroot))),
+        Decision::Tree { want, .. } => want,
     };
-    let host = local::host();
-    if host.as_ref().is_none_or(|h| h.version.minor == w.version.minor) {
-        return Ok((true, format!("the go on PATH; the tree wants go{} ({})", w.version.text, w.from)));
-    }
-    let cache = cache_dir(env).join("go");
-    let all = local::all(&cache, env);
+    let all = local::all(&cache_dir(env).join("go"), env);
     if let Some(i) = local::best(&all, &w.version, false) {
         return Ok((
             true,
