@@ -233,16 +233,20 @@ impl Proc {
         Ok(out.stdout)
     }
 
-    fn spawn_capture(&self, progress: Option<(&str, Duration)>) -> Result<Captured> {
+    /// Started with stdin closed and stdout and stderr piped to us (echoed at verbosity >= 2).
+    fn spawn_piped(&self) -> Result<std::process::Child> {
         log::status_v(2, format!("$ {}", self.display()));
-        let start = Instant::now();
-        let mut child = self
-            .command()?
+        self.command()?
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| spawn_error(&self.program, e))?;
+            .map_err(|e| spawn_error(&self.program, e))
+    }
+
+    fn spawn_capture(&self, progress: Option<(&str, Duration)>) -> Result<Captured> {
+        let start = Instant::now();
+        let mut child = self.spawn_piped()?;
         // Drain both pipes on threads so a chatty child never blocks on a full pipe.
         let mut so = child.stdout.take().expect("piped stdout");
         let mut se = child.stderr.take().expect("piped stderr");
@@ -301,14 +305,7 @@ impl Proc {
     /// several children at once (a fan-out over engines).
     pub fn start_lines(&self, on_line: impl Fn(bool, &str) + Send + Sync + 'static) -> Result<Started> {
         use std::io::BufRead;
-        log::status_v(2, format!("$ {}", self.display()));
-        let mut child = self
-            .command()?
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| spawn_error(&self.program, e))?;
+        let mut child = self.spawn_piped()?;
         let on_line = std::sync::Arc::new(on_line);
         let mut readers = Vec::new();
         let pipes: [(bool, Box<dyn Read + Send>); 2] = [
@@ -359,11 +356,6 @@ impl Started {
     pub fn terminate(&self) {
         let _ = Proc::new("kill").args(["-TERM", &self.child.id().to_string()]).uninterruptible().output();
     }
-
-    /// Stops it at once (SIGKILL).
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-    }
 }
 
 fn spawn_error(program: &OsStr, e: std::io::Error) -> Fail {
@@ -402,6 +394,39 @@ pub fn which(name: &str) -> Option<Utf8PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn started_programs_hand_over_their_lines_and_can_be_stopped() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let mut p = Proc::new("sh")
+            .args(["-c", "echo out; echo err >&2; printf 'no newline'; exit 3"])
+            .start_lines(move |is_err, l| s.lock().unwrap().push((is_err, l.to_string())))
+            .unwrap();
+        let status = loop {
+            if let Some(st) = p.try_wait().unwrap() {
+                break st;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(status.code(), Some(3));
+        let mut got = seen.lock().unwrap().clone();
+        got.sort();
+        assert_eq!(got, [(false, "no newline".to_string()), (false, "out".to_string()), (true, "err".to_string())]);
+        // SIGTERM reaches it.
+        let mut p = Proc::new("sleep").arg("30").start_lines(|_, _| {}).unwrap();
+        p.terminate();
+        let t = Instant::now();
+        let status = loop {
+            if let Some(st) = p.try_wait().unwrap() {
+                break st;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "SIGTERM did not stop it");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(15));
+    }
 
     #[test]
     fn quoting() {

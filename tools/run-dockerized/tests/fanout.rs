@@ -96,6 +96,14 @@ fn two_engines_build_what_one_engine_builds() {
     );
     assert!(lines.iter().all(|l| l.contains("--mode rsync") && l.contains("KUBE_KIT_STATE_TAG=")), "{}", plan.stdout);
     assert!(containers_of(&two).is_empty(), "a dry run started something");
+    // make cross: the tree's whole platform list, halved.
+    let cross = rd(&two, &["--engines", &engines, "--dry-run", "make", "cross"], &[]);
+    assert_eq!(cross.status.code(), Some(0), "{}", cross.stderr);
+    let shares: Vec<usize> = cross.stdout.lines().map(|l| l.split('\t').nth(1).unwrap().split(' ').count()).collect();
+    let all = kube_tree::scripts::GolangSh::read(&kube_tree::Tree::open(&two).unwrap()).all_platforms();
+    assert!(all.len() >= 9 && shares.iter().sum::<usize>() == all.len(), "{shares:?} of {all:?}");
+    assert!(shares.iter().all(|n| n.abs_diff(all.len() / 2) <= 1), "an even split: {shares:?}");
+    assert!(cross.stdout.lines().all(|l| l.ends_with("-- make cross")), "{}", cross.stdout);
 
     let single = rd(&one, &["make", "WHAT=cmd/kubectl"], &[PLATFORMS, EPOCH]);
     assert_eq!(single.status.code(), Some(0), "{}", single.stderr);
