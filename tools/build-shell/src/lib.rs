@@ -29,9 +29,6 @@ nothing is copied back.",
 
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let mut opts = RunOptions::from_ctx(ctx)?;
-    if opts.engines.is_some() || opts.skip_unreachable {
-        return Err(Fail::new("a shell runs on one engine: --engines and --skip-unreachable are for run-dockerized"));
-    }
     opts.copy = false;
     let cmd = if ctx.command.is_empty() { vec!["bash".to_string()] } else { ctx.command.clone() };
     let tree = ctx.tree()?;

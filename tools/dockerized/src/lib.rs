@@ -97,11 +97,16 @@ pub struct RunOptions {
 }
 
 /// Flags that take a value (the command starts after them).
-pub const RUN_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--engines", "--cross-image", "--mirror"];
+pub const RUN_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--cross-image", "--mirror"];
+/// The same with run-dockerized's fan-out flag.
+pub const FANOUT_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--engines", "--cross-image", "--mirror"];
 
 impl RunOptions {
     /// The flags [`RunOptions::from_ctx`] reads (it then rejects any other).
-    pub const FLAGS: &'static [&'static str] = &[
+    pub const FLAGS: &'static [&'static str] =
+        &["--mode", "--engine", "--cross-image", "--mirror", "--no-copy", "--dry-run", "--full-sync", "--force"];
+    /// The flags [`RunOptions::from_ctx_fanout`] reads: those and the fan-out's.
+    pub const FANOUT_FLAGS: &'static [&'static str] = &[
         "--mode",
         "--engine",
         "--engines",
@@ -114,7 +119,17 @@ impl RunOptions {
         "--force",
     ];
 
+    /// One engine's options (build-shell).
     pub fn from_ctx(ctx: &mut kube_tree::cli::Ctx) -> Result<RunOptions> {
+        RunOptions::read(ctx, false)
+    }
+
+    /// run-dockerized's: also `--engines` and `--skip-unreachable`.
+    pub fn from_ctx_fanout(ctx: &mut kube_tree::cli::Ctx) -> Result<RunOptions> {
+        RunOptions::read(ctx, true)
+    }
+
+    fn read(ctx: &mut kube_tree::cli::Ctx, fanout: bool) -> Result<RunOptions> {
         let mirror = ctx.opt_string("--mirror")?;
         if let Some(m) = &mirror {
             values::registry("--mirror", m)?;
@@ -133,8 +148,8 @@ impl RunOptions {
             full_sync: ctx.flag("--full-sync")
                 || std::env::var("KUBE_RUN_FULL_SYNC").is_ok_and(|v| v.starts_with(['y', 'Y'])),
             force: ctx.flag("--force"),
-            engines: ctx.opt_string("--engines")?,
-            skip_unreachable: ctx.flag("--skip-unreachable"),
+            engines: if fanout { ctx.opt_string("--engines")? } else { None },
+            skip_unreachable: fanout && ctx.flag("--skip-unreachable"),
         };
         // Every flag is read: anything else before the command is a usage error.
         ctx.finish()?;

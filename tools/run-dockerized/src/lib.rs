@@ -1,7 +1,7 @@
 //! run-dockerized: `build/run.sh <command>` for every era (see the dockerized crate).
 
 use dockerized::fanout::{EngineSpec, FanOut, Me};
-use dockerized::{built_binaries, RunOptions, RUN_VALUE_FLAGS};
+use dockerized::{built_binaries, RunOptions, FANOUT_VALUE_FLAGS};
 use kube_tree::cli::{Ctx, Tool};
 use kube_tree::{log, Fail, Status};
 
@@ -59,12 +59,12 @@ reused only if it serves the same image, data container, user and port); KUBE_RS
 it as the scripts do, make-clean removes it. A failure or SIGINT/SIGTERM stops and removes the
 build and rsync containers. stdout: the binaries built.",
     run,
-    flags: dockerized::RunOptions::FLAGS,
-    command_after: Some(RUN_VALUE_FLAGS),
+    flags: dockerized::RunOptions::FANOUT_FLAGS,
+    command_after: Some(FANOUT_VALUE_FLAGS),
 };
 
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
-    let mut opts = RunOptions::from_ctx(ctx)?;
+    let mut opts = RunOptions::from_ctx_fanout(ctx)?;
     if std::env::var("KUBE_RUN_COPY_OUTPUT").is_ok_and(|v| !v.starts_with(['y', 'Y'])) {
         opts.copy = false;
     }
