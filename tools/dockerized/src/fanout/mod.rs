@@ -97,7 +97,10 @@ impl FanOut {
             p = p.args(["--engine", "podman"]);
         }
         p = p.args(&self.pass).arg("--").args(cmd);
-        p = p.env("KUBE_BUILD_PLATFORMS", platforms.join(" ")).env(STATE_TAG_VAR, engine.tag());
+        p = p
+            .env("KUBE_BUILD_PLATFORMS", platforms.join(" "))
+            .env(STATE_TAG_VAR, engine.tag())
+            .env("KUBE_RSYNC_PORT", rsync_port(tree, engine).to_string());
         for var in ["KUBE_BUILD_ENGINES", "KUBE_CONTAINER_ENGINE"] {
             p = p.env_remove(var);
         }
@@ -109,6 +112,16 @@ impl FanOut {
         }
         p
     }
+}
+
+/// The host port of a share's rsync daemon: fixed per tree and engine, below the ephemeral
+/// range. Each daemon picks published ports on its own, from the start of that range, so two
+/// engines on one host (a second daemon, podman beside docker) would both take 32768 and one
+/// share would sync with the other's rsync daemon. A fixed port also lets the next run reuse
+/// the daemon (the scripts' random port changes every time it is recreated).
+pub fn rsync_port(tree: &Tree, engine: &EngineSpec) -> u16 {
+    let h = kube_tree::fnv::hash(format!("{}\n{}", tree.root, engine.spec).as_bytes());
+    20000 + (h % 12000) as u16
 }
 
 /// Whether `engine` answers `info`, within [`REACH_LIMIT`].
@@ -141,4 +154,31 @@ pub(crate) fn engine_of(spec: &EngineSpec) -> Result<Engine> {
         Reach::Podman(None) => {}
     }
     Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_engine_of_a_tree_gets_its_own_fixed_rsync_port() {
+        let root = kube_tree::fixture::scratch_tree("fanout-port", &kube_tree::fixture::Spec::era_b());
+        let tree = Tree::open(&root).unwrap();
+        let e = EngineSpec::parse_list("--engines", "default,kit-second,podman:").unwrap();
+        let ports: Vec<u16> = e.iter().map(|e| rsync_port(&tree, e)).collect();
+        assert!(ports.iter().all(|p| (20000..32000).contains(p)), "{ports:?}");
+        assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2], "{ports:?}");
+        assert_eq!(rsync_port(&tree, &e[0]), ports[0], "the same on every run");
+        let share = FanOut {
+            engines: e.clone(),
+            skip_unreachable: false,
+            me: Me { program: "run-dockerized".into(), words: vec![] },
+            pass: vec![],
+        }
+        .share_proc(&tree, &e[1], &["linux/arm64".into()], &["make".into(), "cross".into()]);
+        let shown = share.display();
+        assert!(shown.contains(&format!("KUBE_RSYNC_PORT={}", ports[1])), "{shown}");
+        assert!(shown.contains("DOCKER_CONTEXT=kit-second") && shown.contains("-u KUBE_BUILD_ENGINES"), "{shown}");
+        assert!(shown.ends_with("--mode rsync -- make cross"), "{shown}");
+    }
 }
