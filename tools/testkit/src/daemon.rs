@@ -44,7 +44,9 @@ impl SecondDaemon {
         let exec_root = Utf8PathBuf::from(format!("/tmp/kd{n}{}", &name[..name.len().min(4)]));
         let dir = crate::scratch(&format!("daemon-{name}"));
         let bridge = format!("kbr{n}{}", &name[..name.len().min(3)]);
-        let subnet = 16 + (n % 200) as u8;
+        // Per daemon, not per process: two daemons of one test process on one subnet would
+        // route to each other's containers (a fan-out test runs two at once).
+        let subnet = 16 + ((u64::from(n) % 200 + kube_tree::fnv::hash(name.as_bytes()) % 200) % 200) as u8;
         let _ = ip(&["link", "del", &bridge]);
         ip(&["link", "add", &bridge, "type", "bridge"])?;
         let mut d = SecondDaemon {
