@@ -104,13 +104,7 @@ impl FanOut {
         for var in ["KUBE_BUILD_ENGINES", "KUBE_CONTAINER_ENGINE"] {
             p = p.env_remove(var);
         }
-        for (k, v) in engine.env() {
-            p = match v {
-                Some(v) => p.env(k, v),
-                None => p.env_remove(k),
-            };
-        }
-        p
+        engine.apply_env(p)
     }
 }
 
@@ -126,17 +120,10 @@ pub fn rsync_port(tree: &Tree, engine: &EngineSpec) -> u16 {
 
 /// Whether `engine` answers `info`, within [`REACH_LIMIT`].
 fn ask(engine: &EngineSpec) -> std::result::Result<(), String> {
-    let mut p = Proc::new(engine.program()).args(["info", "--format", "{{.ID}}"]).timeout(REACH_LIMIT);
-    if engine.program() == "podman" {
-        p = Proc::new("podman").args(["info", "--format", "{{.Host.Hostname}}"]).timeout(REACH_LIMIT);
-    }
-    for (k, v) in engine.env() {
-        p = match v {
-            Some(v) => p.env(k, v),
-            None => p.env_remove(k),
-        };
-    }
-    match p.output() {
+    // Each engine's own field of `info` (podman's has no top-level ID).
+    let format = if engine.program() == "podman" { "{{.Host.Hostname}}" } else { "{{.ID}}" };
+    let p = Proc::new(engine.program()).args(["info", "--format", format]).timeout(REACH_LIMIT);
+    match engine.apply_env(p).output() {
         Ok(o) if o.success() => Ok(()),
         Ok(o) => Err(o.error_lines(1)),
         Err(e) => Err(e.msg),

@@ -89,6 +89,17 @@ impl EngineSpec {
         }
     }
 
+    /// `p` with this engine's environment (see [`EngineSpec::env`]).
+    pub fn apply_env(&self, mut p: kube_tree::proc::Proc) -> kube_tree::proc::Proc {
+        for (k, v) in self.env() {
+            p = match v {
+                Some(v) => p.env(k, v),
+                None => p.env_remove(k),
+            };
+        }
+        p
+    }
+
     /// A short stable tag for this engine's state files in the tree (`e` + 8 hex of its spec).
     pub fn tag(&self) -> String {
         format!("e{:08x}", kube_tree::fnv::hash(self.spec.as_bytes()) as u32)
