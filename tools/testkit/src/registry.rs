@@ -23,7 +23,11 @@ impl Registry {
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr = format!("127.0.0.1:{port}");
-        let dir = crate::scratch(&format!("registry-{name}"));
+        // A directory per registry, even for one name: `scratch` empties a directory it hands out
+        // again, and two tests of one process starting "mirror" at once lost each other's blobs.
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = crate::scratch(&format!("registry-{name}-{n}"));
         let config = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {dir}/data\nhttp:\n  addr: {addr}\n"
         );
