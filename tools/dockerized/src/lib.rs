@@ -61,7 +61,12 @@ pub const STATE_TAG_VAR: &str = "KUBE_KIT_STATE_TAG";
 /// with a fan-out, each engine's share keeps its own (`NAME.<tag>`), so the engines' runs in
 /// one tree never read each other's.
 pub(crate) fn state_file(name: &str) -> String {
-    match std::env::var(STATE_TAG_VAR).ok().filter(|t| valid_state_tag(t)) {
+    state_file_of(name, std::env::var(STATE_TAG_VAR).ok().filter(|t| valid_state_tag(t)).as_deref())
+}
+
+/// [`state_file`] of the share tagged `tag` (the fan-out reads its shares' files).
+pub(crate) fn state_file_of(name: &str, tag: Option<&str>) -> String {
+    match tag {
         Some(t) => format!("_output/dockerized/{name}.{t}"),
         None => format!("_output/dockerized/{name}"),
     }
@@ -218,6 +223,7 @@ impl Job<'_> {
             }
             None => None,
         };
+        let before = stamps.clone();
         // The last run's record holds while nothing it names has changed: the same data container,
         // the same daemon (the scripts replace it), the same tree stamps.
         let in_sync = !opts.full_sync
@@ -254,6 +260,7 @@ impl Job<'_> {
         };
         let ok = status.is_none_or(|s| s.success());
         let keep = ok && keep_rsyncd() && !kube_tree::proc::interrupted();
+        let mut copied = String::new();
         if opts.copy && ok {
             let full = if wrapped { CopyOut::Everything(&list_at) } else { CopyOut::Full };
             let host_list = match list_at {
@@ -297,19 +304,16 @@ impl Job<'_> {
                 )),
                 }
             }
+            copied = itemized;
         }
         // The record of this success, for the next run of the same request. It needs no proof that
         // the container equals the tree: the next identical run would meet the same container
-        // and tree, and make the same binaries. The stamps are the tree's after the copy-out.
+        // and tree, and make the same binaries. It does need the tree as the run left it: the
+        // stamps taken before the sync with what the copy-out changed; an edit made while the
+        // command ran is not in the binaries, and the next run must build it.
         if ok && opts.copy && wrapped && !opts.dry_run && !kube_tree::proc::interrupted() {
-            match sync::HostStamps::take(&setup.tree.root) {
-                Ok(now) => {
-                    let req = result::Request::new(setup, cmd, &image_id, &open.cross_id, &data_id);
-                    result::LastRun { key: req.key, host: now.sum, outputs: result::outputs(&setup.tree) }
-                        .save(&setup.tree)?;
-                }
-                Err(e) => log::status_v(2, format!("no record of this run: {e}")),
-            }
+            let key = result::Request::new(setup, cmd, &image_id, &open.cross_id, &data_id).key;
+            self.record_success(key, before, &copied)?;
         }
         if keep {
             cleanup.keep(&setup.names.rsync);
@@ -328,7 +332,7 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
     let job = Job { engine: &engine, setup: &setup };
     // Written before the tree is stamped: it is part of what gets synced.
     if !opts.dry_run {
-        save_version_defs(&setup)?;
+        save_version_defs(&setup.tree)?;
     }
     // The opening questions, side by side: is the engine there, what images and containers
     // does it hold (everything up to the build container is decided from these answers), and

@@ -56,6 +56,42 @@ fn path(tree: &Tree) -> Utf8PathBuf {
     tree.path(&crate::state_file(".kit-last-run"))
 }
 
+/// What a share of a fan-out leaves instead of its record ([`crate::fanout`] settles them all
+/// once every share has copied out: each share's copy-out rewrites files of the tree that the
+/// others' records would hold): its request and what its copy-out itemized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub key: u64,
+    pub copied: String,
+}
+
+fn pending_path(tree: &Tree, tag: Option<&str>) -> Utf8PathBuf {
+    tree.path(&crate::state_file_of(".kit-pending-run", tag))
+}
+
+impl Pending {
+    pub(crate) fn save(&self, tree: &Tree) -> Result<(), Fail> {
+        let tag = std::env::var(crate::STATE_TAG_VAR).ok();
+        let text = format!("key {:016x}\n{}", self.key, self.copied);
+        tree.write_file(pending_path(tree, tag.as_deref()), text.as_bytes())
+    }
+
+    /// The pending record of the share tagged `tag`, taken (the file goes). Err: unreadable.
+    pub(crate) fn take(tree: &Tree, tag: &str) -> Result<Option<Pending>, Fail> {
+        let p = pending_path(tree, Some(tag));
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Fail::new(format!("{p}: {e}"))),
+        };
+        tree.remove_file(&p)?;
+        let (first, copied) = text.split_once('\n').unwrap_or((&text, ""));
+        let key = first.strip_prefix("key ").and_then(|k| u64::from_str_radix(k, 16).ok());
+        let key = key.ok_or_else(|| Fail::new(format!("{p}: not a pending record of this tool")))?;
+        Ok(Some(Pending { key, copied: copied.to_string() }))
+    }
+}
+
 fn stamp(p: &Utf8Path) -> Option<u64> {
     let md = std::fs::symlink_metadata(p).ok()?;
     Some(kube_tree::fnv::hash(&kube_tree::walk::stat_bytes(p, &md)))
@@ -68,7 +104,16 @@ pub(crate) fn outputs(tree: &Tree) -> Vec<(Utf8PathBuf, u64)> {
 
 impl LastRun {
     pub(crate) fn load(tree: &Tree) -> Option<LastRun> {
-        let text = std::fs::read_to_string(path(tree)).ok()?;
+        LastRun::load_at(&path(tree))
+    }
+
+    /// The record of the share tagged `tag`.
+    pub(crate) fn load_for(tree: &Tree, tag: &str) -> Option<LastRun> {
+        LastRun::load_at(&tree.path(&crate::state_file_of(".kit-last-run", Some(tag))))
+    }
+
+    fn load_at(at: &Utf8Path) -> Option<LastRun> {
+        let text = std::fs::read_to_string(at).ok()?;
         let mut lines = text.lines();
         let hex = |l: Option<&str>, k: &str| u64::from_str_radix(l?.strip_prefix(k)?, 16).ok();
         let key = hex(lines.next(), "key ")?;
@@ -82,15 +127,27 @@ impl LastRun {
     }
 
     pub(crate) fn save(&self, tree: &Tree) -> Result<(), Fail> {
+        self.save_at(tree, &path(tree))
+    }
+
+    /// Saved as the record of the share tagged `tag`.
+    pub(crate) fn save_for(&self, tree: &Tree, tag: &str) -> Result<(), Fail> {
+        self.save_at(tree, &tree.path(&crate::state_file_of(".kit-last-run", Some(tag))))
+    }
+
+    fn save_at(&self, tree: &Tree, at: &Utf8Path) -> Result<(), Fail> {
         let mut text = format!("key {:016x}\nhost {:016x}\n", self.key, self.host);
         for (p, s) in &self.outputs {
             text += &format!("{s:016x}\t{p}\n");
         }
-        tree.write_file(path(tree), text.as_bytes())
+        tree.write_file(at, text.as_bytes())
     }
 
-    /// Forgotten by every run that is not skipped, before it does anything.
+    /// Forgotten by every run that is not skipped, before it does anything (with a pending
+    /// record of an earlier fan-out share).
     pub(crate) fn forget(tree: &Tree) -> Result<(), Fail> {
+        let tag = std::env::var(crate::STATE_TAG_VAR).ok();
+        tree.remove_file(pending_path(tree, tag.as_deref()))?;
         tree.remove_file(path(tree))
     }
 
@@ -106,6 +163,34 @@ impl LastRun {
             return Some("the copied-out binaries changed");
         }
         None
+    }
+}
+
+impl Job<'_> {
+    /// After a successful run: the record of request `key`, if the tree is as the run left it
+    /// (`before`, the stamps taken before the sync, with what the copy-out changed). A share of
+    /// a fan-out leaves it pending instead, for the fan-out to settle when all have copied out.
+    pub(crate) fn record_success(&self, key: u64, before: Option<sync::HostStamps>, copied: &str) -> Result<(), Fail> {
+        let tree = &self.setup.tree;
+        if std::env::var(crate::STATE_TAG_VAR).is_ok_and(|t| crate::valid_state_tag(&t)) {
+            return Pending { key, copied: copied.to_string() }.save(tree);
+        }
+        let Some(mut expected) = before else {
+            log::status_v(2, "no record of this run: the tree was not stamped before it");
+            return Ok(());
+        };
+        expected.follow(&tree.root, copied);
+        match sync::HostStamps::take(&tree.root) {
+            Ok(now) if now.sum == expected.sum => LastRun { key, host: now.sum, outputs: outputs(tree) }.save(tree),
+            Ok(_) => {
+                log::status("the tree changed while the command ran (besides its copy-out): the next run builds again");
+                Ok(())
+            }
+            Err(e) => {
+                log::status_v(2, format!("no record of this run: {e}"));
+                Ok(())
+            }
+        }
     }
 }
 

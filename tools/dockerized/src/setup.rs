@@ -235,16 +235,16 @@ impl Setup {
 }
 
 /// Writes `.dockerized-kube-version-defs` (the five lines the build container loads).
-pub(crate) fn save_version_defs(setup: &Setup) -> Result<()> {
-    let v = version::get(&setup.tree, &|k| std::env::var(k).ok())?;
+pub(crate) fn save_version_defs(tree: &Tree) -> Result<()> {
+    let v = version::get(tree, &|k| std::env::var(k).ok())?;
     let q = |o: &Option<String>| o.clone().unwrap_or_default();
     let text = format!(
         "KUBE_GIT_COMMIT='{}'\nKUBE_GIT_TREE_STATE='{}'\nKUBE_GIT_VERSION='{}'\nKUBE_GIT_MAJOR='{}'\nKUBE_GIT_MINOR='{}'\n",
         q(&v.commit), q(&v.tree_state), q(&v.version), q(&v.major), q(&v.minor)
     );
     let rel = ".dockerized-kube-version-defs";
-    if std::fs::read_to_string(setup.tree.path(rel)).ok().as_deref() != Some(text.as_str()) {
-        setup.tree.write_file(rel, text.as_bytes())?;
+    if std::fs::read_to_string(tree.path(rel)).ok().as_deref() != Some(text.as_str()) {
+        tree.write_file(rel, text.as_bytes())?;
     }
     Ok(())
 }

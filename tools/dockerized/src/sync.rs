@@ -64,6 +64,31 @@ impl HostStamps {
         true
     }
 
+    /// The stamps after a copy-out that rsync itemized (`%i %n`, `-ii`): every entry of the
+    /// synced area it created, rewrote, deleted or changed an attribute of takes its stamp from
+    /// the disk now (or goes). What the copy-out only looked at keeps its old stamp, so a tree
+    /// that differs from the result was changed by something else.
+    pub(crate) fn follow(&mut self, root: &Utf8Path, itemized: &str) {
+        for line in itemized.lines() {
+            let Some((code, name)) = line.split_once(' ') else { continue };
+            let name = name.trim_start().trim_end_matches('/');
+            let touched = code.starts_with('*')
+                || code.starts_with(['>', 'c', 'h'])
+                || code.chars().skip(2).any(|c| c != '.' && c != ' ');
+            let top = name.split('/').next().unwrap_or(name);
+            if !touched || name.is_empty() || name == "." || UNSYNCED.contains(&top) {
+                continue;
+            }
+            let rel = Utf8Path::new(name);
+            let (path, new) = match std::fs::symlink_metadata(root.join(rel)) {
+                Ok(md) => entry_hash(rel, &md),
+                Err(_) => (fnv::hash(name.as_bytes()), 0),
+            };
+            let old = if new == 0 { self.entries.remove(&path) } else { self.entries.insert(path, new) };
+            self.sum = self.sum.wrapping_sub(old.unwrap_or(0)).wrapping_add(new);
+        }
+    }
+
     #[cfg(test)]
     fn has(&self, rel: &Utf8Path) -> bool {
         self.entries.contains_key(&fnv::hash(rel.as_str().as_bytes()))
@@ -330,6 +355,35 @@ pub(crate) fn differs<'a>(files: &'a [String], itemized: &str) -> Option<&'a str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a copy-out itemized, followed: new files and directories, rewrites, attribute
+    /// changes and deletions take their stamps from the disk, and the sum is a new walk's. An
+    /// edit it did not itemize (made while the command ran) leaves the sums apart.
+    #[test]
+    fn the_stamps_follow_a_copy_out_and_nothing_else() {
+        let root = kube_tree::fixture::scratch_dir("sync-follow");
+        std::fs::create_dir_all(root.join("pkg/a")).unwrap();
+        for f in ["pkg/a/zz_generated.go", "pkg/a/gone.go", "pkg/a/mode.go", "pkg/a/seen.go", "README.md"] {
+            std::fs::write(root.join(f), "old").unwrap();
+        }
+        let mut stamps = HostStamps::take(&root).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(root.join("pkg/a/zz_generated.go"), "new!").unwrap();
+        std::fs::create_dir_all(root.join("pkg/b")).unwrap();
+        std::fs::write(root.join("pkg/b/new.go"), "n").unwrap();
+        std::fs::remove_file(root.join("pkg/a/gone.go")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(root.join("pkg/a/mode.go"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::create_dir_all(root.join("_output/dockerized/bin")).unwrap();
+        let itemized = ">f.st...... pkg/a/zz_generated.go\ncd+++++++++ pkg/b/\n>f+++++++++ pkg/b/new.go\n\
+                        *deleting   pkg/a/gone.go\n.f...p..... pkg/a/mode.go\n.f          pkg/a/seen.go\n\
+                        .d..t...... ./\ncd+++++++++ _output/dockerized/bin/\n";
+        stamps.follow(&root, itemized);
+        assert_eq!(stamps.sum, HostStamps::take(&root).unwrap().sum, "the copy-out, followed");
+
+        std::fs::write(root.join("pkg/a/seen.go"), "edited while the command ran").unwrap();
+        assert_ne!(stamps.sum, HostStamps::take(&root).unwrap().sum, "an edit it did not make");
+    }
 
     #[test]
     fn a_rewritten_file_is_restamped_and_anything_else_leaves_no_record() {

@@ -134,6 +134,43 @@ fn two_engines_build_what_one_engine_builds() {
     );
     let durations = std::fs::read_to_string(two.join("_output/dockerized/.kit-fanout-durations")).unwrap();
     assert!(durations.contains("linux/arm64") && durations.contains(&second.context), "{durations}");
+
+    // Nothing changed: the rerun reports the same binaries and starts no container on either
+    // engine (each share's copy-out rewrote files the other's record held; the fan-out settles
+    // both records once all have copied out).
+    let since = now();
+    let again = rd(&two, &["--engines", &engines, "make", "WHAT=cmd/kubectl"], &[PLATFORMS, EPOCH]);
+    assert_eq!(again.status.code(), Some(0), "{}", again.stderr);
+    assert_eq!(again.stdout, fanned.stdout, "the same binaries reported");
+    for engine in ["default", second.context.as_str()] {
+        let prefix = format!("[{engine}] ");
+        assert!(
+            again
+                .stderr
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains("nothing changed since the last successful")),
+            "{engine} did not skip: {}",
+            again.stderr
+        );
+    }
+    let started = |events: String| events.lines().filter(|l| !l.trim().is_empty()).count();
+    let label = format!("label=io.k8s-build-kit.tree={two}");
+    let until = now();
+    let args = ["events", "--since", &since, "--until", &until, "--filter", "event=create", "--filter", &label];
+    assert_eq!(started(docker(&args)), 0, "a container was created on the default engine");
+    assert_eq!(started(second.docker(&args)), 0, "a container was created on the second engine");
+
+    // One file touched: neither share may skip.
+    let f = two.join("cmd/kubectl/kubectl.go");
+    std::fs::write(&f, std::fs::read(&f).unwrap()).unwrap();
+    let edited = rd(&two, &["--engines", &engines, "make", "WHAT=cmd/kubectl"], &[PLATFORMS, EPOCH]);
+    assert_eq!(edited.status.code(), Some(0), "{}", edited.stderr);
+    assert!(!edited.stderr.contains("nothing changed since the last successful"), "{}", edited.stderr);
+}
+
+/// The engines' clock now, as `docker events` reads it.
+fn now() -> String {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string()
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! split, and on a failure the other engines stopped and their containers of this tree removed.
 
 use super::plan::{self, EngineSpec};
+use crate::result::{self, LastRun, Pending};
+use crate::sync::HostStamps;
 use crate::{log, Containers, Result, Setup, Tree};
 use kube_tree::proc::{Proc, Started};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -77,6 +79,10 @@ impl Watch {
 /// Runs every share at once; see the module comment.
 pub fn execute(tree: &Tree, shares: &[Share]) -> Result<Outcome> {
     kube_tree::proc::install_interrupt_handler();
+    // The tree before any share syncs it (with the file each share would write first), for
+    // settling the shares' records at the end.
+    crate::setup::save_version_defs(tree)?;
+    let before = HostStamps::take(&tree.root)?;
     let watches: Vec<Arc<Mutex<Watch>>> = shares.iter().map(|_| Arc::default()).collect();
     let mut running: Vec<Option<Started>> = Vec::new();
     for (share, watch) in shares.iter().zip(&watches) {
@@ -153,6 +159,7 @@ pub fn execute(tree: &Tree, shares: &[Share]) -> Result<Outcome> {
         }
     } else {
         record_durations(tree, shares, &watches)?;
+        settle_records(tree, shares, before)?;
     }
     let mut binaries: Vec<String> =
         watches.iter().flat_map(|w| w.lock().unwrap_or_else(|e| e.into_inner()).binaries.clone()).collect();
@@ -196,6 +203,45 @@ fn record_durations(tree: &Tree, shares: &[Share], watches: &[Arc<Mutex<Watch>>]
         }
     }
     plan::save_durations(tree, &known)
+}
+
+/// Each share's record of this success, for its no-change skip next time. A share cannot write
+/// it: the copy-outs of the others, before or after its own, rewrite files of the tree (the
+/// generated code every share makes, the other platforms' binaries). Once all have copied out,
+/// the tree must be what it was before the run with every share's copy-out applied; then each
+/// share's request is recorded against the tree as it is now. Anything else changed the tree
+/// while the shares ran, and no share is recorded.
+fn settle_records(tree: &Tree, shares: &[Share], mut expected: HostStamps) -> Result<()> {
+    let before = expected.sum;
+    let mut keys = Vec::new();
+    for share in shares {
+        let tag = share.engine.tag();
+        match Pending::take(tree, &tag)? {
+            Some(p) => {
+                expected.follow(&tree.root, &p.copied);
+                keys.push((tag, p.key));
+            }
+            // It found nothing changed and did not run (a share that runs forgets its record
+            // first): its record stands for the tree as it was before this run.
+            None => match LastRun::load_for(tree, &tag) {
+                Some(last) if last.host == before => keys.push((tag, last.key)),
+                _ => log::status_v(2, format!("[{}] left no record of its run", share.engine.spec)),
+            },
+        }
+    }
+    if keys.len() != shares.len() {
+        return Ok(());
+    }
+    let now = HostStamps::take(&tree.root)?;
+    if now.sum != expected.sum {
+        log::status("the tree changed while the engines built (besides their copy-outs): the next run builds again");
+        return Ok(());
+    }
+    let outputs = result::outputs(tree);
+    for (tag, key) in keys {
+        LastRun { key, host: now.sum, outputs: outputs.clone() }.save_for(tree, &tag)?;
+    }
+    Ok(())
 }
 
 /// After a failure: this tree's containers on `engine` go (the build, the rsync daemon and the
