@@ -36,11 +36,14 @@ Usage: run-dockerized [options] [--] <command...>
                         --dry-run prints the plan (engine, platforms, its run). An engine that
                         does not answer stops the run before any work, unless --skip-unreachable.
                         A failing engine fails the run (exit 1, naming it); the others are
-                        stopped and their containers of this tree removed.
+                        stopped and their containers of this tree removed. Release targets
+                        (make quick-release ...) are refused: their packaging runs on the host
+                        (fan out make cross, then build/package-tarballs.sh).
 
 No change, no build: when the last successful run of the same command (same environment passed
 in, same kube-build and kube-cross images, same data container) left the tree as it is now
-(every synced entry's stamps) and its copied-out binaries untouched, nothing is started: the
+(every synced entry's stamps; an edit made while it ran means it did not) and its copied-out
+binaries untouched, nothing is started: the
 binaries are reported as they are. Anything else runs the command, and so do --force and a
 command that copied out no binaries (tests, `true`: their effect is not a file to report).
 

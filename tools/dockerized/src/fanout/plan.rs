@@ -106,10 +106,25 @@ impl EngineSpec {
     }
 }
 
+/// Make targets that run build/release.sh or build/release-in-a-container.sh: the host (or a
+/// container with docker) packages the tarballs and images after the build.
+const RELEASE_TARGETS: &[&str] = &["release", "quick-release", "release-skip-tests", "release-in-a-container"];
+
 /// What the command builds for: `KUBE_BUILD_PLATFORMS` given as a make argument in the command
 /// (taken out of it: a make argument would override each engine's share), else from the
-/// environment, else the tree's whole list for `make cross` / `release` / `quick-release`.
+/// environment, else the tree's whole list for `make cross`.
 pub fn platforms(tree: &Tree, cmd: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+    // Each share runs the command inside kube-build, which has no engine to package with; a
+    // release target there fails after the whole build. Said before any work instead.
+    if cmd.first().is_some_and(|m| m == "make") {
+        if let Some(t) = cmd.iter().skip(1).find(|t| RELEASE_TARGETS.contains(&t.as_str())) {
+            return Err(Fail::new(format!(
+                "make {t} in a fan-out: its tarballs and images are packaged by the tree's build/lib/release.sh \
+                 on an engine host after the build, which a fan-out does not do yet; fan out `make cross` \
+                 (KUBE_BUILD_PLATFORMS=... for fewer platforms), then run build/package-tarballs.sh on the host"
+            )));
+        }
+    }
     let mut rest = Vec::new();
     let mut given = None;
     for w in cmd {
@@ -122,11 +137,7 @@ pub fn platforms(tree: &Tree, cmd: &[String]) -> Result<(Vec<String>, Vec<String
     let list: Vec<String> = match given {
         Some(p) => p.split_whitespace().map(str::to_string).collect(),
         None => {
-            let whole_release = rest.first().is_some_and(|m| m == "make")
-                && rest
-                    .iter()
-                    .skip(1)
-                    .any(|t| ["cross", "release", "quick-release", "release-skip-tests"].contains(&t.as_str()));
+            let whole_release = rest.first().is_some_and(|m| m == "make") && rest.iter().skip(1).any(|t| t == "cross");
             if !whole_release {
                 return Err(Fail::new(
                     "nothing to fan out: set KUBE_BUILD_PLATFORMS (e.g. \"linux/amd64 linux/arm64\") or run make cross",
