@@ -61,7 +61,12 @@ pub const STATE_TAG_VAR: &str = "KUBE_KIT_STATE_TAG";
 /// with a fan-out, each engine's share keeps its own (`NAME.<tag>`), so the engines' runs in
 /// one tree never read each other's.
 pub(crate) fn state_file(name: &str) -> String {
-    state_file_of(name, std::env::var(STATE_TAG_VAR).ok().filter(|t| valid_state_tag(t)).as_deref())
+    state_file_of(name, state_tag().as_deref())
+}
+
+/// This run's tag when it is a share of a fan-out (checked at setup; an invalid one is none).
+pub(crate) fn state_tag() -> Option<String> {
+    std::env::var(STATE_TAG_VAR).ok().filter(|t| valid_state_tag(t))
 }
 
 /// [`state_file`] of the share tagged `tag` (the fan-out reads its shares' files).

@@ -52,8 +52,9 @@ pub(crate) struct LastRun {
     pub outputs: Vec<(Utf8PathBuf, u64)>,
 }
 
-fn path(tree: &Tree) -> Utf8PathBuf {
-    tree.path(&crate::state_file(".kit-last-run"))
+/// The record of this run, or of the share tagged `tag`.
+fn path(tree: &Tree, tag: Option<&str>) -> Utf8PathBuf {
+    tree.path(&crate::state_file_of(".kit-last-run", tag))
 }
 
 /// What a share of a fan-out leaves instead of its record ([`crate::fanout`] settles them all
@@ -71,9 +72,8 @@ fn pending_path(tree: &Tree, tag: Option<&str>) -> Utf8PathBuf {
 
 impl Pending {
     pub(crate) fn save(&self, tree: &Tree) -> Result<(), Fail> {
-        let tag = std::env::var(crate::STATE_TAG_VAR).ok();
         let text = format!("key {:016x}\n{}", self.key, self.copied);
-        tree.write_file(pending_path(tree, tag.as_deref()), text.as_bytes())
+        tree.write_file(pending_path(tree, crate::state_tag().as_deref()), text.as_bytes())
     }
 
     /// The pending record of the share tagged `tag`, taken (the file goes). Err: unreadable.
@@ -104,12 +104,12 @@ pub(crate) fn outputs(tree: &Tree) -> Vec<(Utf8PathBuf, u64)> {
 
 impl LastRun {
     pub(crate) fn load(tree: &Tree) -> Option<LastRun> {
-        LastRun::load_at(&path(tree))
+        LastRun::load_at(&path(tree, crate::state_tag().as_deref()))
     }
 
     /// The record of the share tagged `tag`.
     pub(crate) fn load_for(tree: &Tree, tag: &str) -> Option<LastRun> {
-        LastRun::load_at(&tree.path(&crate::state_file_of(".kit-last-run", Some(tag))))
+        LastRun::load_at(&path(tree, Some(tag)))
     }
 
     fn load_at(at: &Utf8Path) -> Option<LastRun> {
@@ -127,12 +127,12 @@ impl LastRun {
     }
 
     pub(crate) fn save(&self, tree: &Tree) -> Result<(), Fail> {
-        self.save_at(tree, &path(tree))
+        self.save_at(tree, &path(tree, crate::state_tag().as_deref()))
     }
 
     /// Saved as the record of the share tagged `tag`.
     pub(crate) fn save_for(&self, tree: &Tree, tag: &str) -> Result<(), Fail> {
-        self.save_at(tree, &tree.path(&crate::state_file_of(".kit-last-run", Some(tag))))
+        self.save_at(tree, &path(tree, Some(tag)))
     }
 
     fn save_at(&self, tree: &Tree, at: &Utf8Path) -> Result<(), Fail> {
@@ -146,9 +146,9 @@ impl LastRun {
     /// Forgotten by every run that is not skipped, before it does anything (with a pending
     /// record of an earlier fan-out share).
     pub(crate) fn forget(tree: &Tree) -> Result<(), Fail> {
-        let tag = std::env::var(crate::STATE_TAG_VAR).ok();
+        let tag = crate::state_tag();
         tree.remove_file(pending_path(tree, tag.as_deref()))?;
-        tree.remove_file(path(tree))
+        tree.remove_file(path(tree, tag.as_deref()))
     }
 
     /// Why this record does not cover the run about to start, or None when it does.
@@ -172,7 +172,7 @@ impl Job<'_> {
     /// a fan-out leaves it pending instead, for the fan-out to settle when all have copied out.
     pub(crate) fn record_success(&self, key: u64, before: Option<sync::HostStamps>, copied: &str) -> Result<(), Fail> {
         let tree = &self.setup.tree;
-        if std::env::var(crate::STATE_TAG_VAR).is_ok_and(|t| crate::valid_state_tag(&t)) {
+        if crate::state_tag().is_some() {
             return Pending { key, copied: copied.to_string() }.save(tree);
         }
         let Some(mut expected) = before else {

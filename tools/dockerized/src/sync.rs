@@ -57,11 +57,7 @@ impl HostStamps {
     /// `rel` was rewritten in place (by the copy-out): its stamp becomes what it is now.
     /// False when it was not stamped before (a new entry) or is gone.
     pub(crate) fn restamp(&mut self, root: &Utf8Path, rel: &Utf8Path) -> bool {
-        let Ok(md) = std::fs::symlink_metadata(root.join(rel)) else { return false };
-        let (path, new) = entry_hash(rel, &md);
-        let Some(old) = self.entries.insert(path, new) else { return false };
-        self.sum = self.sum.wrapping_sub(old).wrapping_add(new);
-        true
+        matches!(self.read_disk(root, rel), (Some(_), true))
     }
 
     /// The stamps after a copy-out that rsync itemized (`%i %n`, `-ii`): every entry of the
@@ -76,17 +72,24 @@ impl HostStamps {
                 || code.starts_with(['>', 'c', 'h'])
                 || code.chars().skip(2).any(|c| c != '.' && c != ' ');
             let top = name.split('/').next().unwrap_or(name);
-            if !touched || name.is_empty() || name == "." || UNSYNCED.contains(&top) {
-                continue;
+            if touched && !name.is_empty() && name != "." && !UNSYNCED.contains(&top) {
+                self.read_disk(root, Utf8Path::new(name));
             }
-            let rel = Utf8Path::new(name);
-            let (path, new) = match std::fs::symlink_metadata(root.join(rel)) {
-                Ok(md) => entry_hash(rel, &md),
-                Err(_) => (fnv::hash(name.as_bytes()), 0),
-            };
-            let old = if new == 0 { self.entries.remove(&path) } else { self.entries.insert(path, new) };
-            self.sum = self.sum.wrapping_sub(old.unwrap_or(0)).wrapping_add(new);
         }
+    }
+
+    /// `rel`'s stamp becomes what the disk holds now, or goes with it: the stamp it had, and
+    /// whether it is there now.
+    fn read_disk(&mut self, root: &Utf8Path, rel: &Utf8Path) -> (Option<u64>, bool) {
+        let (old, new) = match std::fs::symlink_metadata(root.join(rel)) {
+            Ok(md) => {
+                let (path, new) = entry_hash(rel, &md);
+                (self.entries.insert(path, new), Some(new))
+            }
+            Err(_) => (self.entries.remove(&fnv::hash(rel.as_str().as_bytes())), None),
+        };
+        self.sum = self.sum.wrapping_sub(old.unwrap_or(0)).wrapping_add(new.unwrap_or(0));
+        (old, new.is_some())
     }
 
     #[cfg(test)]

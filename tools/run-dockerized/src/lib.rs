@@ -43,9 +43,9 @@ Usage: run-dockerized [options] [--] <command...>
 No change, no build: when the last successful run of the same command (same environment passed
 in, same kube-build and kube-cross images, same data container) left the tree as it is now
 (every synced entry's stamps; an edit made while it ran means it did not) and its copied-out
-binaries untouched, nothing is started: the
-binaries are reported as they are. Anything else runs the command, and so do --force and a
-command that copied out no binaries (tests, `true`: their effect is not a file to report).
+binaries untouched, nothing is started: the binaries are reported as they are. Anything else
+runs the command, and so do --force and a command that copied out no binaries (tests, `true`:
+their effect is not a file to report).
 
 The environment the scripts pass (KUBE_BUILD_PLATFORMS, GOFLAGS, GOGCFLAGS, GOLDFLAGS when set,
 GOPROXY, SOURCE_DATE_EPOCH, KUBE_VERBOSE, KUBERNETES_HTTP(S)_PROXY/NO_PROXY...) reaches the build.
