@@ -162,10 +162,7 @@ impl Job<'_> {
                     "--env".into(),
                     "GIT_AUTHOR_NAME=kube-build-image".into(),
                 ]);
-                args.extend([
-                    "--env".into(),
-                    format!("KUBE_GIT_VERSION_FILE={REMOTE_ROOT}/.dockerized-kube-version-defs"),
-                ]);
+                args.extend(["--env".into(), format!("KUBE_GIT_VERSION_FILE={REMOTE_ROOT}/{VERSION_DEFS}")]);
                 if Utf8Path::new("/etc/localtime").exists() {
                     args.extend([
                         "--mount".into(),

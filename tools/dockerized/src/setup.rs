@@ -234,7 +234,10 @@ impl Setup {
     }
 }
 
-/// Writes `.dockerized-kube-version-defs` (the five lines the build container loads).
+/// The file of the version the build container loads (and a fanned-out release packages with).
+pub(crate) const VERSION_DEFS: &str = ".dockerized-kube-version-defs";
+
+/// Writes [`VERSION_DEFS`] (the five lines the build container loads).
 pub(crate) fn save_version_defs(tree: &Tree) -> Result<()> {
     let v = version::get(tree, &|k| std::env::var(k).ok())?;
     let q = |o: &Option<String>| o.clone().unwrap_or_default();
@@ -242,9 +245,8 @@ pub(crate) fn save_version_defs(tree: &Tree) -> Result<()> {
         "KUBE_GIT_COMMIT='{}'\nKUBE_GIT_TREE_STATE='{}'\nKUBE_GIT_VERSION='{}'\nKUBE_GIT_MAJOR='{}'\nKUBE_GIT_MINOR='{}'\n",
         q(&v.commit), q(&v.tree_state), q(&v.version), q(&v.major), q(&v.minor)
     );
-    let rel = ".dockerized-kube-version-defs";
-    if std::fs::read_to_string(tree.path(rel)).ok().as_deref() != Some(text.as_str()) {
-        tree.write_file(rel, text.as_bytes())?;
+    if std::fs::read_to_string(tree.path(VERSION_DEFS)).ok().as_deref() != Some(text.as_str()) {
+        tree.write_file(VERSION_DEFS, text.as_bytes())?;
     }
     Ok(())
 }

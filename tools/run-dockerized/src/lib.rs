@@ -36,9 +36,15 @@ Usage: run-dockerized [options] [--] <command...>
                         --dry-run prints the plan (engine, platforms, its run). An engine that
                         does not answer stops the run before any work, unless --skip-unreachable.
                         A failing engine fails the run (exit 1, naming it); the others are
-                        stopped and their containers of this tree removed. Release targets
-                        (make quick-release ...) are refused: their packaging runs on the host
-                        (fan out make cross, then build/package-tarballs.sh).
+                        stopped and their containers of this tree removed.
+                        make quick-release / release-skip-tests (release with
+                        KUBE_RELEASE_RUN_TESTS=n): the engines build make cross for their
+                        share of release.sh's platforms, then the tree's build/package-tarballs.sh
+                        packages all of them on the host into _output/release-tars, its server
+                        images built on the first docker engine of the list (the tree reads
+                        KUBE_BASE_IMAGE_REGISTRY, KUBE_BUILD_PULL_LATEST_IMAGES,
+                        KUBE_BUILD_CONFORMANCE, KUBE_DOCKER_REGISTRY there); stdout then lists
+                        the tarballs after the binaries.
 
 No change, no build: when the last successful run of the same command (same environment passed
 in, same kube-build and kube-cross images, same data container) left the tree as it is now
@@ -145,10 +151,14 @@ fn fan_out(
         }
     }
     let fan = FanOut { engines, skip_unreachable: opts.skip_unreachable, me: me()?, pass };
-    let shares = fan.plan(tree, cmd)?;
+    let plan = fan.plan(tree, cmd)?;
+    let shares = plan.shares;
     if opts.dry_run {
         for s in &shares {
             ctx.say(s.plan_line());
+        }
+        if let Some(p) = &plan.packaging {
+            ctx.say(p.plan_line(tree));
         }
         return Ok(Status::Ok);
     }
@@ -163,6 +173,15 @@ fn fan_out(
     }
     for b in &outcome.binaries {
         ctx.say(b);
+    }
+    if let Some(p) = &plan.packaging {
+        match p.run(tree)? {
+            Ok(tars) => tars.iter().for_each(|t| ctx.say(t.as_str())),
+            Err(why) => {
+                log::warn(why);
+                return Ok(Status::Problems(1));
+            }
+        }
     }
     log::status(format!("`{}` done on {} engine(s) in {}", cmd.join(" "), shares.len(), log::human(t.elapsed())));
     Ok(Status::Ok)

@@ -232,3 +232,103 @@ fn a_dead_engine_fails_the_run_and_leaves_nothing() {
     assert!(said.contains(&format!("engine {} failed", second.context)) && said.contains("linux/arm64"), "{said}");
     assert!(containers_of(&tree).is_empty(), "left on the first engine: {:?}\n{said}", containers_of(&tree));
 }
+
+/// `make quick-release` fanned out: each engine builds `make cross` for its platform, then the
+/// tree's own build/package-tarballs.sh packages both on the host. The tree is the real one with
+/// its build targets' own packages cut down to a few lines (testkit::release), so the release
+/// builds in minutes; its scripts, generators and packaging are the tree's. The server images
+/// are built on the first docker engine from test-only stand-ins of the base images.
+#[test]
+fn a_fanned_out_quick_release_packages_every_platform() {
+    let test = "a_fanned_out_quick_release_packages_every_platform";
+    let Some(real) = ready(test) else { return };
+    let Some(second) = Second::start(test, "rel") else { return };
+    let tree = testkit::scratch("fan-release").join("kubernetes");
+    let cut = testkit::release::cut_down_tree(&real, &tree).unwrap();
+    assert!(cut.iter().any(|t| t == "cmd/kube-apiserver") && cut.iter().any(|t| t == "test/e2e/e2e.test"), "{cut:?}");
+    let tree = Utf8PathBuf::from_path_buf(std::fs::canonicalize(&tree).unwrap()).unwrap();
+    let mut guard = testkit::EngineGuard::new(&tree);
+    let registry = format!("k8s-build-kit-test-{}/base", std::process::id());
+    guard.tags = testkit::release::base_image_stand_ins(&guard.cli, &tree, &registry).unwrap();
+    // The images the packaging tags under the official names and removes itself; any it
+    // leaves after a failure go with the test (none of them was there before).
+    let official = || -> Vec<String> {
+        docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .lines()
+            .filter(|t| t.starts_with("k8s.gcr.io/kube-"))
+            .map(str::to_string)
+            .collect()
+    };
+    let before = official();
+    let engines = format!("default,{}", second.context);
+    let env = [
+        PLATFORMS,
+        EPOCH,
+        ("KUBE_BASE_IMAGE_REGISTRY", registry.as_str()),
+        ("KUBE_BUILD_PULL_LATEST_IMAGES", "n"),
+        ("KUBE_BUILD_CONFORMANCE", "n"),
+    ];
+
+    // The plan: make cross on each engine for one platform, then the host's packaging of both.
+    let plan = rd(&tree, &["--engines", &engines, "--dry-run", "make", "quick-release"], &env);
+    assert_eq!(plan.status.code(), Some(0), "{}", plan.stderr);
+    let lines: Vec<&str> = plan.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", plan.stdout);
+    assert!(lines[..2].iter().all(|l| l.ends_with("-- make cross")), "{}", plan.stdout);
+    assert!(lines[2].starts_with("host\tlinux/amd64 linux/arm64\t"), "{}", plan.stdout);
+    assert!(
+        lines[2].contains("build/package-tarballs.sh") && lines[2].contains("DOCKER_CONTEXT=default"),
+        "{}",
+        lines[2]
+    );
+
+    let out = rd(&tree, &["--engines", &engines, "make", "quick-release"], &env);
+    for t in official().into_iter().filter(|t| !before.contains(t)) {
+        guard.tags.push(t);
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    fail_on_purpose(test);
+    assert!(
+        out.stderr.contains(&format!("[{}] ", second.context)) && out.stderr.contains("[package] "),
+        "{}",
+        out.stderr
+    );
+    let tars = tree.join("_output/release-tars");
+    for name in [
+        "kubernetes.tar.gz",
+        "kubernetes-src.tar.gz",
+        "kubernetes-manifests.tar.gz",
+        "kubernetes-client-linux-amd64.tar.gz",
+        "kubernetes-client-linux-arm64.tar.gz",
+        "kubernetes-node-linux-amd64.tar.gz",
+        "kubernetes-node-linux-arm64.tar.gz",
+        "kubernetes-server-linux-amd64.tar.gz",
+        "kubernetes-server-linux-arm64.tar.gz",
+        "kubernetes-test-linux-arm64.tar.gz",
+    ] {
+        let path = tars.join(name);
+        assert!(path.is_file(), "{name} missing: {}", std::fs::read_dir(&tars).map(|d| d.count()).unwrap_or(0));
+        assert!(out.stdout.lines().any(|l| l == path.as_str()), "{name} not reported: {}", out.stdout);
+    }
+    // The arm64 server tarball holds what the second engine built, and its server images.
+    let x = testkit::scratch("fan-release-x");
+    let untar = Proc::new("tar")
+        .args(["-xzf", tars.join("kubernetes-server-linux-arm64.tar.gz").as_str(), "-C", x.as_str()])
+        .output()
+        .unwrap();
+    assert!(untar.success(), "{}", untar.stderr);
+    let bin = x.join("kubernetes/server/bin");
+    for b in ["kube-apiserver", "kubelet", "kubectl", "kube-proxy"] {
+        let packed = std::fs::read(bin.join(b)).unwrap();
+        assert!(
+            packed == std::fs::read(tree.join("_output/dockerized/bin/linux/arm64").join(b)).unwrap(),
+            "{b} differs"
+        );
+        assert_eq!(u16::from_le_bytes([packed[18], packed[19]]), 0xb7, "{b} is not an arm64 ELF");
+    }
+    for image in ["kube-apiserver.tar", "kube-proxy.tar"] {
+        assert!(bin.join(image).metadata().unwrap().len() > 1024, "{image}");
+    }
+    assert_eq!(std::fs::read_to_string(bin.join("kube-apiserver.docker_tag")).unwrap().trim(), "v1.20.2");
+    assert!(official().iter().all(|t| before.contains(t)), "the packaging left images: {:?}", official());
+}

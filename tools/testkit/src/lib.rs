@@ -7,6 +7,7 @@ pub mod engine;
 pub mod gomirror;
 pub mod podman;
 pub mod registry;
+pub mod release;
 mod sweep;
 
 pub use sweep::{

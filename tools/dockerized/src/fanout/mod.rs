@@ -7,14 +7,35 @@
 //! built it all.
 
 pub mod plan;
+pub mod release;
 mod run;
 
 pub use plan::{EngineSpec, Reach};
+pub use release::Packaging;
 pub use run::{execute, Outcome, Share};
 
 use crate::{log, Engine, Fail, Result, Tree, STATE_TAG_VAR};
 use kube_tree::proc::Proc;
 use std::time::Duration;
+
+/// A fan-out's plan: the shares, and for a release target the packaging after them.
+pub struct Plan {
+    pub shares: Vec<Share>,
+    pub packaging: Option<Packaging>,
+}
+
+/// A release carries its version in every tarball name and image tag; without one the tree's
+/// packaging fails after the whole build ("git version information missing"). Said first.
+fn release_version(tree: &Tree, target: &str) -> Result<()> {
+    let v = kube_tree::version::get(tree, &|k| std::env::var(k).ok())?;
+    if v.version.as_deref().is_none_or(str::is_empty) {
+        return Err(Fail::new(format!(
+            "make {target} needs the tree's version, and this tree has none (no git history, no archive \
+             substitutions): set KUBE_GIT_VERSION (e.g. v1.20.2) or KUBE_GIT_VERSION_FILE"
+        )));
+    }
+    Ok(())
+}
 
 /// How this tool is started again, for each engine's share: the program and the words before
 /// its flags (`xtask run-dockerized`, or `run-dockerized` alone).
@@ -37,23 +58,47 @@ pub struct FanOut {
 const REACH_LIMIT: Duration = Duration::from_secs(20);
 
 impl FanOut {
-    /// The plan: each engine's platforms (engines with none left out) and the run it gets.
-    /// An engine that does not answer stops the run before any work, unless
+    /// The plan: each engine's platforms (engines with none left out) and the run it gets,
+    /// then for a release target the host's packaging (its images on the first docker engine
+    /// that answers). An engine that does not answer stops the run before any work, unless
     /// `skip_unreachable` (then the others share its platforms).
-    pub fn plan(&self, tree: &Tree, cmd: &[String]) -> Result<Vec<Share>> {
-        let (platforms, cmd) = plan::platforms(tree, cmd)?;
+    pub fn plan(&self, tree: &Tree, cmd: &[String]) -> Result<Plan> {
+        let req = plan::request(tree, cmd)?;
+        if let Some(p) = &req.packaging {
+            if self.pass.iter().any(|f| f == "--no-copy") {
+                return Err(Fail::new(format!(
+                    "make {} with --no-copy: the packaging needs every binary copied back",
+                    p.target
+                )));
+            }
+            release_version(tree, &p.target)?;
+        }
         let durations = plan::load_durations(tree)?;
         let engines = self.reachable()?;
-        let split = plan::split(&engines, &platforms, &durations);
-        Ok(engines
+        let packaging = match req.packaging {
+            Some(p) => {
+                let Some(engine) = engines.iter().find(|e| e.program() == "docker") else {
+                    return Err(Fail::new(format!(
+                        "make {} in a fan-out: the tree's packaging builds its server images with docker; \
+                         name a docker engine in the list",
+                        p.target
+                    )));
+                };
+                Some(Packaging { engine: Some(engine.clone()), ..p })
+            }
+            None => None,
+        };
+        let split = plan::split(&engines, &req.platforms, &durations);
+        let shares = engines
             .into_iter()
             .zip(split)
             .filter(|(_, p)| !p.is_empty())
             .map(|(engine, platforms)| {
-                let proc = self.share_proc(tree, &engine, &platforms, &cmd);
+                let proc = self.share_proc(tree, &engine, &platforms, &req.cmd);
                 Share { engine, platforms, proc }
             })
-            .collect())
+            .collect();
+        Ok(Plan { shares, packaging })
     }
 
     /// The engines that answer, asked side by side; the rest named in one line.
@@ -167,5 +212,17 @@ mod tests {
         assert!(shown.contains(&format!("KUBE_RSYNC_PORT={}", ports[1])), "{shown}");
         assert!(shown.contains("DOCKER_CONTEXT=kit-second") && shown.contains("-u KUBE_BUILD_ENGINES"), "{shown}");
         assert!(shown.ends_with("--mode rsync -- make cross"), "{shown}");
+    }
+
+    #[test]
+    fn a_release_without_a_version_is_refused_before_any_work() {
+        // A fixture tree: no git, no archive substitutions; KUBE_GIT_VERSION not set here.
+        if std::env::var_os("KUBE_GIT_VERSION").is_some() || std::env::var_os("KUBE_GIT_VERSION_FILE").is_some() {
+            return;
+        }
+        let root = kube_tree::fixture::scratch_tree("fanout-version", &kube_tree::fixture::Spec::era_b());
+        let tree = Tree::open(&root).unwrap();
+        let e = release_version(&tree, "quick-release").unwrap_err();
+        assert!(e.msg.contains("set KUBE_GIT_VERSION"), "{}", e.msg);
     }
 }

@@ -1,6 +1,7 @@
 //! The fan-out plan: which engines (docker contexts, DOCKER_HOST-style URLs, `podman:`), the
 //! platforms of the command, and their split by measured cost.
 
+use super::release::Packaging;
 use crate::{values, Fail, Result, Tree};
 use std::collections::BTreeMap;
 
@@ -106,25 +107,22 @@ impl EngineSpec {
     }
 }
 
-/// Make targets that run build/release.sh or build/release-in-a-container.sh: the host (or a
-/// container with docker) packages the tarballs and images after the build.
-const RELEASE_TARGETS: &[&str] = &["release", "quick-release", "release-skip-tests", "release-in-a-container"];
+/// What a fan-out builds: the platforms, the command each share runs for its part, and for a
+/// release target the host's packaging afterwards.
+pub struct Request {
+    pub platforms: Vec<String>,
+    pub cmd: Vec<String>,
+    pub packaging: Option<Packaging>,
+}
 
 /// What the command builds for: `KUBE_BUILD_PLATFORMS` given as a make argument in the command
 /// (taken out of it: a make argument would override each engine's share), else from the
-/// environment, else the tree's whole list for `make cross`.
-pub fn platforms(tree: &Tree, cmd: &[String]) -> Result<(Vec<String>, Vec<String>)> {
-    // Each share runs the command inside kube-build, which has no engine to package with; a
-    // release target there fails after the whole build. Said before any work instead.
-    if cmd.first().is_some_and(|m| m == "make") {
-        if let Some(t) = cmd.iter().skip(1).find(|t| RELEASE_TARGETS.contains(&t.as_str())) {
-            return Err(Fail::new(format!(
-                "make {t} in a fan-out: its tarballs and images are packaged by the tree's build/lib/release.sh \
-                 on an engine host after the build, which a fan-out does not do yet; fan out `make cross` \
-                 (KUBE_BUILD_PLATFORMS=... for fewer platforms), then run build/package-tarballs.sh on the host"
-            )));
-        }
-    }
+/// environment, else the tree's whole list for `make cross`, else the list release.sh would
+/// build for a release target (see [`super::release`]).
+pub fn request(tree: &Tree, cmd: &[String]) -> Result<Request> {
+    let all = || kube_tree::scripts::GolangSh::read(tree).all_platforms();
+    let release = super::release::request(tree, cmd, all)?;
+    let cmd = release.as_ref().map_or(cmd, |r| &r.share_cmd);
     let mut rest = Vec::new();
     let mut given = None;
     for w in cmd {
@@ -136,15 +134,19 @@ pub fn platforms(tree: &Tree, cmd: &[String]) -> Result<(Vec<String>, Vec<String
     let given = given.or_else(|| std::env::var("KUBE_BUILD_PLATFORMS").ok().filter(|p| !p.trim().is_empty()));
     let list: Vec<String> = match given {
         Some(p) => p.split_whitespace().map(str::to_string).collect(),
-        None => {
-            let whole_release = rest.first().is_some_and(|m| m == "make") && rest.iter().skip(1).any(|t| t == "cross");
-            if !whole_release {
-                return Err(Fail::new(
-                    "nothing to fan out: set KUBE_BUILD_PLATFORMS (e.g. \"linux/amd64 linux/arm64\") or run make cross",
-                ));
+        None => match release.as_ref().map(|r| r.default_platforms.clone()) {
+            Some(p) => p,
+            None => {
+                let cross = rest.first().is_some_and(|m| m == "make") && rest.iter().skip(1).any(|t| t == "cross");
+                if !cross {
+                    return Err(Fail::new(
+                        "nothing to fan out: set KUBE_BUILD_PLATFORMS (e.g. \"linux/amd64 linux/arm64\"), \
+                         or run make cross or make quick-release",
+                    ));
+                }
+                all()
             }
-            kube_tree::scripts::GolangSh::read(tree).all_platforms()
-        }
+        },
     };
     let mut seen = Vec::new();
     for p in list {
@@ -156,7 +158,8 @@ pub fn platforms(tree: &Tree, cmd: &[String]) -> Result<(Vec<String>, Vec<String
     if seen.is_empty() {
         return Err(Fail::new("KUBE_BUILD_PLATFORMS is empty: nothing to build"));
     }
-    Ok((seen, rest))
+    let packaging = release.map(|r| Packaging { platforms: seen.clone(), ..r.packaging });
+    Ok(Request { platforms: seen, cmd: rest, packaging })
 }
 
 /// Seconds each platform took on each engine, by engine spec (`_output/dockerized/.kit-fanout-durations`).
