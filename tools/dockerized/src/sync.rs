@@ -98,6 +98,26 @@ impl HostStamps {
     }
 }
 
+/// The sum of the stamps ([`HostStamps::take`]'s), and the same sum without ctimes: a change of
+/// ctime alone (a chmod to the mode a file has, a hard link made and removed) leaves the second
+/// as it was.
+pub(crate) fn sums(root: &Utf8Path) -> Result<(u64, u64), Fail> {
+    const CTIME: [usize; 2] = [4, 5]; // walk::stat_fields: ctime, ctime_nsec
+    let (mut full, mut content) = (0u64, 0u64);
+    walk::entries(root, UNSYNCED, |rel, md| {
+        full = full.wrapping_add(entry_hash(rel, md).1);
+        let mut h = fnv::Fnv::default();
+        h.feed(rel.as_str().as_bytes());
+        for (i, v) in walk::stat_fields(md).iter().enumerate() {
+            if !CTIME.contains(&i) && (!md.is_dir() || i == 6) {
+                h.feed(&v.to_le_bytes());
+            }
+        }
+        content = content.wrapping_add(h.0);
+    })?;
+    Ok((full, content))
+}
+
 /// (hash of the path, hash of the entry). Directories count by name and inode only: their
 /// mtime moves with every entry added or removed, and those entries count themselves.
 fn entry_hash(rel: &Utf8Path, md: &std::fs::Metadata) -> (u64, u64) {
@@ -386,6 +406,29 @@ mod tests {
 
         std::fs::write(root.join("pkg/a/seen.go"), "edited while the command ran").unwrap();
         assert_ne!(stamps.sum, HostStamps::take(&root).unwrap().sum, "an edit it did not make");
+    }
+
+    /// A hard link made and removed, and a chmod to the mode the file has (what the tree's
+    /// packaging does to build/nsswitch.conf), move only ctimes; an edit moves both sums.
+    #[test]
+    fn the_second_sum_ignores_ctime_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = kube_tree::fixture::scratch_dir("sync-sums");
+        std::fs::create_dir_all(root.join("build")).unwrap();
+        let f = root.join("build/nsswitch.conf");
+        std::fs::write(&f, "hosts: files dns\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let before = sums(&root).unwrap();
+        assert_eq!(before.0, HostStamps::take(&root).unwrap().sum);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::hard_link(&f, root.join("build/linked")).unwrap();
+        std::fs::set_permissions(root.join("build/linked"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::remove_file(root.join("build/linked")).unwrap();
+        let touched = sums(&root).unwrap();
+        assert_ne!(touched.0, before.0, "the ctime moved");
+        assert_eq!(touched.1, before.1, "nothing but the ctime");
+        std::fs::write(&f, "hosts: dns files\n").unwrap();
+        assert_ne!(sums(&root).unwrap().1, before.1, "an edit");
     }
 
     #[test]

@@ -175,7 +175,7 @@ fn fan_out(
         ctx.say(b);
     }
     if let Some(p) = &plan.packaging {
-        match p.run(tree)? {
+        match p.run(tree, &shares)? {
             Ok(tars) => tars.iter().for_each(|t| ctx.say(t.as_str())),
             Err(why) => {
                 log::warn(why);

@@ -331,4 +331,35 @@ fn a_fanned_out_quick_release_packages_every_platform() {
     }
     assert_eq!(std::fs::read_to_string(bin.join("kube-apiserver.docker_tag")).unwrap().trim(), "v1.20.2");
     assert!(official().iter().all(|t| before.contains(t)), "the packaging left images: {:?}", official());
+
+    // A packaging that fails (its base images are not there, and their registry refuses at
+    // once) fails the run with exit 1 and keeps the binaries.
+    let missing = "127.0.0.1:9/k8s-build-kit-test-missing".to_string();
+    let mut bad = env;
+    bad[2] = ("KUBE_BASE_IMAGE_REGISTRY", missing.as_str());
+    let failed = rd(&tree, &["--engines", &engines, "make", "quick-release"], &bad);
+    assert_eq!(failed.status.code(), Some(1), "{}", failed.stderr);
+    assert!(failed.stderr.contains("build/package-tarballs.sh failed"), "{}", failed.stderr);
+    assert!(tree.join("_output/dockerized/bin/linux/arm64/kube-apiserver").is_file(), "the binaries went");
+    // The rerun: both shares find nothing changed and start no container; only the packaging runs.
+    let since = now();
+    let again = rd(&tree, &["--engines", &engines, "make", "quick-release"], &env);
+    assert_eq!(again.status.code(), Some(0), "{}", again.stderr);
+    for engine in ["default", second.context.as_str()] {
+        let skipped = again
+            .stderr
+            .lines()
+            .any(|l| l.starts_with(&format!("[{engine}] ")) && l.contains("nothing changed since the last successful"));
+        assert!(skipped, "{engine} built again: {}", again.stderr);
+    }
+    let label = format!("label=io.k8s-build-kit.tree={tree}");
+    let until = now();
+    let args = ["events", "--since", &since, "--until", &until, "--filter", "event=create", "--filter", &label];
+    let created = |events: String| events.lines().filter(|l| !l.trim().is_empty()).count();
+    assert_eq!(created(docker(&args)) + created(second.docker(&args)), 0, "a share started a container");
+    assert!(again.stderr.contains("[package] done"), "{}", again.stderr);
+    assert_eq!(again.stdout, out.stdout, "the same binaries and tarballs reported");
+    for t in official().into_iter().filter(|t| !before.contains(t)) {
+        guard.tags.push(t);
+    }
 }

@@ -6,6 +6,7 @@
 //! platforms at once, with a docker engine of the list building the server images.
 
 use super::plan::EngineSpec;
+use super::Share;
 use crate::{log, Fail, Result, Tree};
 use camino::Utf8PathBuf;
 use kube_tree::proc::Proc;
@@ -129,7 +130,10 @@ impl Packaging {
 
     /// Runs the packaging, its lines prefixed `[package]`, a progress line every 30 s; returns
     /// the tarballs in `_output/release-tars`, or why the packaging failed (exit 1).
-    pub fn run(&self, tree: &Tree) -> Result<std::result::Result<Vec<Utf8PathBuf>, String>> {
+    /// `shares`' records follow what the packaging does to the tree (see
+    /// [`super::run::follow_packaging`]).
+    pub fn run(&self, tree: &Tree, shares: &[Share]) -> Result<std::result::Result<Vec<Utf8PathBuf>, String>> {
+        let before = crate::sync::sums(&tree.root)?;
         let engine = self.engine.as_ref().map_or("docker".to_string(), |e| e.spec.clone());
         log::status(format!(
             "[package] build/package-tarballs.sh for {} (images on {engine})",
@@ -154,6 +158,8 @@ impl Packaging {
         if kube_tree::proc::interrupted() {
             return Err(Fail::interrupted());
         }
+        // Whether it packaged or not, what it did to the tree is known now.
+        super::run::follow_packaging(tree, shares, before, crate::sync::sums(&tree.root)?)?;
         if !status.success() {
             return Ok(Err(format!(
                 "build/package-tarballs.sh failed ({status}) after {}; the binaries are in _output/dockerized/bin \

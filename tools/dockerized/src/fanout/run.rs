@@ -244,6 +244,29 @@ fn settle_records(tree: &Tree, shares: &[Share], mut expected: HostStamps) -> Re
     Ok(())
 }
 
+/// The shares' records after the packaging: it ran the tree's scripts on the tree, and v1.20's
+/// hard-link build/nsswitch.conf into each server image's context and chmod it, which moves
+/// that file's ctime and nothing else. When the tree differs from what the records hold
+/// (`from`) by ctimes alone, each record follows it (`to`); any other change means the tree
+/// changed while the packaging ran, and the next run builds.
+pub(crate) fn follow_packaging(tree: &Tree, shares: &[Share], from: (u64, u64), to: (u64, u64)) -> Result<()> {
+    if from.0 == to.0 {
+        return Ok(());
+    }
+    if from.1 != to.1 {
+        log::status("the tree changed while it was packaged: the next run builds again");
+        return Ok(());
+    }
+    for share in shares {
+        let tag = share.engine.tag();
+        if let Some(last) = LastRun::load_for(tree, &tag).filter(|l| l.host == from.0) {
+            LastRun { host: to.0, ..last }.save_for(tree, &tag)?;
+        }
+    }
+    log::status_v(2, "the packaging changed ctimes only (its hard links): the shares' records follow");
+    Ok(())
+}
+
 /// After a failure: this tree's containers on `engine` go (the build, the rsync daemon and the
 /// data container), so that nothing of the stopped run is left there. An engine that is gone
 /// is skipped after its time limit.
