@@ -89,7 +89,17 @@ impl FanOut {
             None => None,
         };
         let split = plan::split(&engines, &req.platforms, &durations);
-        let shares = engines
+        let idle: Vec<&str> =
+            engines.iter().zip(&split).filter(|(_, p)| p.is_empty()).map(|(e, _)| e.spec.as_str()).collect();
+        if !idle.is_empty() {
+            log::status(format!(
+                "{} platform(s) for {} engines: nothing for {} (KUBE_BUILD_PLATFORMS names more)",
+                req.platforms.len(),
+                engines.len(),
+                idle.join(", ")
+            ));
+        }
+        let shares: Vec<Share> = engines
             .into_iter()
             .zip(split)
             .filter(|(_, p)| !p.is_empty())
