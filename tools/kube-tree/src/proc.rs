@@ -92,6 +92,8 @@ pub struct Proc {
     uninterruptible: bool,
     /// A probe is stopped (and fails) after this long.
     timeout: Option<Duration>,
+    /// Started in a process group of its own (see [`Proc::own_group`]).
+    own_group: bool,
 }
 
 /// What a finished program left behind.
@@ -137,7 +139,17 @@ impl Proc {
             dir: None,
             uninterruptible: false,
             timeout: None,
+            own_group: false,
         }
+    }
+
+    /// For [`Proc::start_lines`]: the program gets a process group of its own, and
+    /// [`Started::terminate`] stops the whole group: a script's background jobs too, which
+    /// would otherwise outlive it and hold its output open. (A terminal's Ctrl-C then reaches
+    /// only us; the caller stops it.)
+    pub fn own_group(mut self) -> Proc {
+        self.own_group = true;
+        self
     }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Proc {
         self.args.push(a.as_ref().to_owned());
@@ -236,8 +248,11 @@ impl Proc {
     /// Started with stdin closed and stdout and stderr piped to us (echoed at verbosity >= 2).
     fn spawn_piped(&self) -> Result<std::process::Child> {
         log::status_v(2, format!("$ {}", self.display()));
-        self.command()?
-            .stdin(Stdio::null())
+        let mut cmd = self.command()?;
+        if self.own_group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -320,7 +335,7 @@ impl Proc {
                 }
             }));
         }
-        Ok(Started { child, readers, start: Instant::now() })
+        Ok(Started { child, readers, start: Instant::now(), group: self.own_group })
     }
 
     /// Runs attached to our terminal (stdin, stdout, stderr inherited): interactive shells.
@@ -336,6 +351,7 @@ pub struct Started {
     child: std::process::Child,
     readers: Vec<std::thread::JoinHandle<()>>,
     pub start: Instant,
+    group: bool,
 }
 
 impl Started {
@@ -353,8 +369,11 @@ impl Started {
     }
 
     /// Asks it to stop (SIGTERM), so that it can clean up as on an interrupt.
+    /// With [`Proc::own_group`], the whole group.
     pub fn terminate(&self) {
-        let _ = Proc::new("kill").args(["-TERM", &self.child.id().to_string()]).uninterruptible().output();
+        let id = self.child.id().to_string();
+        let target = if self.group { format!("-{id}") } else { id };
+        let _ = Proc::new("kill").args(["-TERM", "--", &target]).uninterruptible().output();
     }
 }
 
@@ -426,6 +445,37 @@ mod tests {
         };
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(15));
+    }
+
+    /// A script's background job goes with it when it runs in a group of its own.
+    #[test]
+    fn a_group_is_stopped_whole() {
+        let pid = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let p2 = pid.clone();
+        let mut p = Proc::new("bash")
+            .args(["-c", "sleep 60 & echo $!; wait"])
+            .own_group()
+            .start_lines(move |is_err, l| {
+                if !is_err {
+                    *p2.lock().unwrap() = l.to_string();
+                }
+            })
+            .unwrap();
+        let t = Instant::now();
+        while pid.lock().unwrap().is_empty() {
+            assert!(t.elapsed() < Duration::from_secs(10), "no pid");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let job = pid.lock().unwrap().clone();
+        p.terminate();
+        // try_wait reads the output to its end: a job that lives on holds it open.
+        while p.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "the group did not stop (its job held the pipe)");
+        // Gone, or a zombie waiting for a reaper.
+        let stat = std::fs::read_to_string(format!("/proc/{job}/stat")).unwrap_or_default();
+        assert!(stat.is_empty() || stat.contains(") Z "), "the background job lives on: {stat}");
     }
 
     #[test]

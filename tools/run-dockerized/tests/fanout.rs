@@ -359,6 +359,42 @@ fn a_fanned_out_quick_release_packages_every_platform() {
     assert_eq!(created(docker(&args)) + created(second.docker(&args)), 0, "a share started a container");
     assert!(again.stderr.contains("[package] done"), "{}", again.stderr);
     assert_eq!(again.stdout, out.stdout, "the same binaries and tarballs reported");
+
+    // SIGTERM while it packages: the run stops (130) and takes the script's background jobs
+    // (tarballs, image builds) with it; none of them outlives it.
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = lines.clone();
+    let mut p = Proc::new(BIN).arg("--kube-root").arg(&tree).args(["--engines", &engines, "make", "quick-release"]);
+    p = p.env_remove("DOCKER_HOST").env("KUBE_CROSS_IMAGE", testkit::cross_repo());
+    for (k, v) in env {
+        p = p.env(k, v);
+    }
+    let mut run = p.start_lines(move |_, l| seen.lock().unwrap().push(l.to_string())).unwrap();
+    let t = std::time::Instant::now();
+    while !lines.lock().unwrap().iter().any(|l| l.contains("[package] +++")) {
+        assert!(t.elapsed().as_secs() < 300, "the packaging never began: {:?}", lines.lock().unwrap());
+        assert!(run.try_wait().unwrap().is_none(), "it ended first: {:?}", lines.lock().unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    run.terminate();
+    let stopped = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(stopped.elapsed().as_secs() < 5, "it took {:?} to stop (the jobs held its output)", stopped.elapsed());
+    assert_eq!(status.code(), Some(130), "{:?}", lines.lock().unwrap());
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(tree.as_str()) && !c.contains("--kube-root"))
+        .collect();
+    assert!(left.is_empty(), "the packaging left {left:?}");
     for t in official().into_iter().filter(|t| !before.contains(t)) {
         guard.tags.push(t);
     }

@@ -139,15 +139,19 @@ impl Packaging {
             "[package] build/package-tarballs.sh for {} (images on {engine})",
             self.platforms.join(" ")
         ));
-        let mut child = self.proc(tree).start_lines(|_, line| eprintln!("[package] {line}"))?;
+        // Its own process group: the script runs its tarballs and image builds as background
+        // jobs, and an interrupt must stop them with it.
+        let mut child = self.proc(tree).own_group().start_lines(|_, line| eprintln!("[package] {line}"))?;
         let start = Instant::now();
         let mut next = Duration::from_secs(30);
+        let mut stopping = false;
         let status = loop {
             if let Some(s) = child.try_wait()? {
                 break s;
             }
-            if kube_tree::proc::interrupted() {
+            if kube_tree::proc::interrupted() && !stopping {
                 child.terminate();
+                stopping = true;
             }
             if start.elapsed() >= next {
                 log::status(format!("[package] still packaging ({})", log::human(start.elapsed())));
