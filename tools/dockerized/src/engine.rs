@@ -29,12 +29,21 @@ impl Engine {
             },
         };
         values::engine(what, &program)?;
+        // docker hands an ssh:// host to ssh, podman a CONTAINER_HOST: neither may be an option.
+        for var in ["DOCKER_HOST", "CONTAINER_HOST"] {
+            if let Some(h) = std::env::var(var).ok().filter(|h| !h.is_empty()) {
+                values::endpoint(var, &h)?;
+            }
+        }
         // Split as a shell would, so quoted options keep their spaces.
         let raw = std::env::var("DOCKER_OPTS").unwrap_or_default();
-        let opts =
-            shell_words::split(&raw).map_err(|e| Fail::new(format!("DOCKER_OPTS `{}`: {e}", raw.escape_debug())))?;
+        let opts = shell_words::split(&raw)
+            .map_err(|e| Fail::new(format!("DOCKER_OPTS `{}`: {e}", values::masked(&raw).escape_debug())))?;
         if let Some(bad) = opts.iter().find(|o| o.chars().any(char::is_control)) {
-            return Err(Fail::new(format!("DOCKER_OPTS: `{}` holds a control character", bad.escape_debug())));
+            return Err(Fail::new(format!(
+                "DOCKER_OPTS: `{}` holds a control character",
+                values::masked(bad).escape_debug()
+            )));
         }
         Ok(Engine {
             program,
@@ -60,7 +69,7 @@ impl Engine {
         Proc::new(&self.program).args(&self.opts).args(args.iter().map(|a| a.as_ref()))
     }
 
-    /// In a dry run, records the command and says so.
+    /// In a dry run, records the command (as shown: any password in it masked) and says so.
     pub(crate) fn planned(&self, p: &Proc) -> bool {
         if self.dry_run {
             self.plan.borrow_mut().push(p.display());
@@ -206,7 +215,7 @@ impl Engine {
             return Err(Fail::new(format!(
                 "cannot reach the {} engine: {} ({})",
                 self.program,
-                out.first_lines(1),
+                values::masked(&out.first_lines(1)),
                 match self.kind() {
                     Kind::Docker => "start the daemon, or check DOCKER_HOST / the context",
                     Kind::Podman => "check `podman info`, or CONTAINER_HOST / the podman connection",
@@ -348,7 +357,8 @@ impl Failed {
         } else {
             ""
         };
-        Fail::new(format!("`{}` failed: {}{hint}", short(&self.command), self.out.error_lines(2).replace('\n', " | ")))
+        let said = values::masked(&self.out.error_lines(2).replace('\n', " | "));
+        Fail::new(format!("`{}` failed: {said}{hint}", short(&self.command)))
     }
 }
 
@@ -380,7 +390,10 @@ pub(crate) fn check_proxy_env() -> Result<()> {
     for (var, _) in PROXIES {
         if let Ok(v) = std::env::var(var) {
             if v.chars().any(char::is_control) {
-                return Err(Fail::new(format!("{var} `{}`: a control character in a proxy value", v.escape_debug())));
+                return Err(Fail::new(format!(
+                    "{var} `{}`: a control character in a proxy value",
+                    values::masked(&v).escape_debug()
+                )));
             }
         }
     }
