@@ -126,7 +126,10 @@ pub fn check_go(tree: Option<&Tree>) -> Check {
     let Some(tree) = tree else {
         return check("go", Level::Ok, format!("go{} (no tree: no minimum known)", have.text), "");
     };
-    let min = GolangSh::read(tree).minimum_go;
+    let min = match GolangSh::read(tree) {
+        Ok(g) => g.minimum_go,
+        Err(e) => return check("go", Level::Fail, e.msg, "hack/lib/golang.sh must be a regular file of the tree"),
+    };
     if let Some(min) = min.as_deref().and_then(|m| GoVersion::parse(m).ok()) {
         if gover::cmp(&have, &min) == std::cmp::Ordering::Less {
             return check(

@@ -212,7 +212,7 @@ pub fn invoke(tool: &Tool, args: Vec<OsString>) -> (i32, String) {
     match res {
         Ok(code) => (code, out),
         Err(f) => {
-            eprintln!("{}: error: {}", tool.name, f.msg);
+            eprintln!("{}: error: {}", tool.name, crate::log::printable(&f.msg));
             (f.exit_code(), String::new())
         }
     }

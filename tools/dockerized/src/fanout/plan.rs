@@ -122,7 +122,8 @@ pub struct Request {
 /// environment, else the tree's whole list for `make cross`, else the list release.sh would
 /// build for a release target (see [`super::release`]).
 pub fn request(tree: &Tree, cmd: &[String]) -> Result<Request> {
-    let all = || kube_tree::scripts::GolangSh::read(tree).all_platforms();
+    let platforms = kube_tree::scripts::GolangSh::read(tree)?.all_platforms();
+    let all = || platforms.clone();
     let release = super::release::request(tree, cmd, all)?;
     let cmd = release.as_ref().map_or(cmd, |r| &r.share_cmd);
     let mut rest = Vec::new();
