@@ -1,0 +1,84 @@
+//! What the tools print with `--json`: a run's plan (a dry run's engine and rsync commands, in
+//! order) and a run's outcome, each one JSON object on stdout.
+
+use crate::{Engine, Mode, Setup};
+use camino::{Utf8Path, Utf8PathBuf};
+use kube_tree::json::Json;
+
+/// What a containerized run is about: the tree, the engine, the mode and the images.
+#[derive(Debug, Clone)]
+pub struct RunSubject {
+    pub tree: Utf8PathBuf,
+    pub engine: String,
+    pub mode: Mode,
+    /// The image the build container runs: the tree's kube-build image (rsync mode) or
+    /// kube-cross (bind mode).
+    pub image: String,
+    pub cross_image: String,
+    /// The scripts' hash of the tree (the part every container and image name carries).
+    pub tree_hash: String,
+}
+
+impl RunSubject {
+    pub(crate) fn of(engine: &Engine, setup: &Setup) -> RunSubject {
+        RunSubject {
+            tree: setup.tree.root.clone(),
+            engine: engine.program.clone(),
+            mode: setup.mode,
+            image: match setup.mode {
+                Mode::Rsync => setup.names.image.clone(),
+                Mode::Bind => setup.cross_image.clone(),
+            },
+            cross_image: setup.cross_image.clone(),
+            tree_hash: setup.names.hash.clone(),
+        }
+    }
+
+    fn fields(&self, cmd: &[String]) -> Vec<(&'static str, Json)> {
+        vec![
+            ("tree", Json::str(self.tree.as_str())),
+            ("engine", Json::str(&self.engine)),
+            ("mode", Json::str(self.mode.name())),
+            ("image", Json::str(&self.image)),
+            ("cross_image", Json::str(&self.cross_image)),
+            ("tree_hash", Json::str(&self.tree_hash)),
+            ("command", Json::strs(cmd.iter().cloned())),
+        ]
+    }
+
+    /// A dry run's plan: every command it would run, in order, as a shell would take it
+    /// (passwords masked).
+    pub fn plan_json(&self, cmd: &[String], plan: &[String]) -> Json {
+        let mut f = self.fields(cmd);
+        f.extend([("dry_run", Json::Bool(true)), ("commands", Json::strs(plan.iter().cloned()))]);
+        Json::obj(f)
+    }
+
+    /// A run's outcome: whether the command succeeded, where its output went, the binaries.
+    pub fn outcome_json(&self, cmd: &[String], ok: bool, output: &str, binaries: &[Utf8PathBuf]) -> Json {
+        let mut f = self.fields(cmd);
+        f.extend([
+            ("dry_run", Json::Bool(false)),
+            ("ok", Json::Bool(ok)),
+            ("output", Json::str(output)),
+            ("binaries", binaries_json(binaries)),
+        ]);
+        Json::obj(f)
+    }
+}
+
+/// Paths as a JSON array of strings.
+pub fn binaries_json(paths: &[Utf8PathBuf]) -> Json {
+    Json::strs(paths.iter().map(|p| p.to_string()))
+}
+
+/// copy-output's answer: the tree, its mode, and the commands it would run (a dry run) or the
+/// binaries now under `_output/dockerized/bin` (none in bind mode: nothing is copied).
+pub fn copy_json(tree: &Utf8Path, mode: Mode, plan: Option<&[String]>, binaries: &[Utf8PathBuf]) -> Json {
+    let mut f = vec![("tree", Json::str(tree.as_str())), ("mode", Json::str(mode.name()))];
+    match plan {
+        Some(p) => f.extend([("dry_run", Json::Bool(true)), ("commands", Json::strs(p.iter().cloned()))]),
+        None => f.extend([("dry_run", Json::Bool(false)), ("binaries", binaries_json(binaries))]),
+    }
+    Json::obj(f)
+}
