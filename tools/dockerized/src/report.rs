@@ -82,3 +82,40 @@ pub fn copy_json(tree: &Utf8Path, mode: Mode, plan: Option<&[String]>, binaries:
     }
     Json::obj(f)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{copy_json, RunSubject};
+    use crate::Mode;
+    use camino::{Utf8Path, Utf8PathBuf};
+
+    #[test]
+    fn plans_and_outcomes_are_one_object_each() {
+        let s = RunSubject {
+            tree: "/src/kubernetes".into(),
+            engine: "docker".into(),
+            mode: Mode::Rsync,
+            image: "kube-build:build-0123456789-5-v1".into(),
+            cross_image: "k8s.gcr.io/kube-cross:v1".into(),
+            tree_hash: "0123456789".into(),
+        };
+        let cmd = ["make".to_string(), "WHAT=cmd/kubectl".to_string()];
+        let plan = s.plan_json(&cmd, &["docker info".into(), "docker run 'a b'".into()]).render();
+        assert_eq!(
+            plan,
+            r#"{"tree":"/src/kubernetes","engine":"docker","mode":"rsync","image":"kube-build:build-0123456789-5-v1","cross_image":"k8s.gcr.io/kube-cross:v1","tree_hash":"0123456789","command":["make","WHAT=cmd/kubectl"],"dry_run":true,"commands":["docker info","docker run 'a b'"]}"#
+        );
+        let bins = [Utf8PathBuf::from("/src/kubernetes/_output/dockerized/bin/linux/amd64/kubectl")];
+        let out = s.outcome_json(&cmd, true, "copied back", &bins).render();
+        assert!(out.ends_with(r#""dry_run":false,"ok":true,"output":"copied back","binaries":["/src/kubernetes/_output/dockerized/bin/linux/amd64/kubectl"]}"#), "{out}");
+        let root = Utf8Path::new("/t");
+        assert_eq!(
+            copy_json(root, Mode::Bind, None, &[]).render(),
+            r#"{"tree":"/t","mode":"bind","dry_run":false,"binaries":[]}"#
+        );
+        assert_eq!(
+            copy_json(root, Mode::Rsync, Some(&["rsync x".into()]), &[]).render(),
+            r#"{"tree":"/t","mode":"rsync","dry_run":true,"commands":["rsync x"]}"#
+        );
+    }
+}

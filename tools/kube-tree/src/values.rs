@@ -409,5 +409,11 @@ mod tests {
         ] {
             assert_eq!(masked(same), same);
         }
+        // Every command shown (plans, `-v` logs, errors) goes through Proc::display.
+        let shown = crate::proc::Proc::new("docker")
+            .env("https_proxy", "http://u:secret@p:3128")
+            .args(["pull", "--env", "http_proxy=http://u:secret@p:3128"])
+            .display();
+        assert!(!shown.contains("secret") && shown.matches("u:***@p:3128").count() == 2, "{shown}");
     }
 }

@@ -62,7 +62,14 @@ fn items(plan: &CleanPlan, size: Option<&std::collections::HashMap<String, u64>>
 /// The items on stdout: TSV lines (`kind<TAB>name[<TAB>bytes]`, control characters in a
 /// name escaped so that each line keeps its fields) or one JSON object.
 fn say_items(ctx: &mut Ctx, items: &[Item], dry_run: bool) {
-    if ctx.json {
+    for l in item_lines(items, dry_run, ctx.json) {
+        ctx.say(l);
+    }
+}
+
+/// The lines [`say_items`] prints.
+fn item_lines(items: &[Item], dry_run: bool, json: bool) -> Vec<String> {
+    if json {
         let arr = items.iter().map(|i| {
             Json::obj([
                 ("kind", Json::str(i.kind)),
@@ -76,18 +83,18 @@ fn say_items(ctx: &mut Ctx, items: &[Item], dry_run: bool) {
             ("items", Json::Arr(arr.collect())),
             ("total_bytes", Json::Num(total as f64)),
         ]);
-        ctx.say(j.render());
-        return;
+        return vec![j.render()];
     }
-    for i in items {
+    let line = |i: &Item| {
         let name = log::printable(&i.name);
         if dry_run {
             let bytes = i.bytes.map(|b| b.to_string()).unwrap_or_else(|| "?".into());
-            ctx.say(format!("{}\t{name}\t{bytes}", i.kind));
+            format!("{}\t{name}\t{bytes}", i.kind)
         } else {
-            ctx.say(format!("{}\t{name}", i.kind));
+            format!("{}\t{name}", i.kind)
         }
-    }
+    };
+    items.iter().map(line).collect()
 }
 
 /// `--dry-run`'s listing: kind, name and size per line; the total on stderr.
@@ -186,4 +193,29 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         if reachable { "" } else { " (engine unreachable)" }
     ));
     Ok(Status::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{item_lines, Item};
+
+    #[test]
+    fn a_name_with_control_characters_keeps_its_line_and_fields() {
+        let items = [
+            Item { kind: "dir", name: "/src/a\tb\nc/_output".into(), bytes: Some(12) },
+            Item { kind: "image", name: "kube-build:build-0123456789-6".into(), bytes: None },
+        ];
+        assert_eq!(
+            item_lines(&items, true, false),
+            ["dir\t/src/a\\tb\\nc/_output\t12", "image\tkube-build:build-0123456789-6\t?"]
+        );
+        assert!(item_lines(&items, false, false).iter().all(|l| l.split('\t').count() == 2 && !l.contains('\n')));
+        // JSON keeps the name exactly (in its own escapes); a size not known is null.
+        assert_eq!(
+            item_lines(&items, true, true),
+            [
+                r#"{"dry_run":true,"items":[{"kind":"dir","name":"/src/a\tb\nc/_output","bytes":12},{"kind":"image","name":"kube-build:build-0123456789-6","bytes":null}],"total_bytes":12}"#
+            ]
+        );
+    }
 }
