@@ -45,6 +45,7 @@ impl Engine {
                 values::masked(bad).escape_debug()
             )));
         }
+        check_endpoint_opts(&opts)?;
         Ok(Engine {
             program,
             opts,
@@ -362,6 +363,21 @@ impl Failed {
     }
 }
 
+/// The endpoints DOCKER_OPTS names (`-H URL`, `--host URL`, podman's `--url URL`, or with `=`)
+/// pass the same check as DOCKER_HOST: an ssh host there reaches ssh's command line too.
+fn check_endpoint_opts(opts: &[String]) -> Result<()> {
+    let mut it = opts.iter();
+    while let Some(o) = it.next() {
+        let (flag, inline) = o.split_once('=').map_or((o.as_str(), None), |(f, v)| (f, Some(v)));
+        if ["-H", "--host", "--url"].contains(&flag) {
+            if let Some(v) = inline.or_else(|| it.next().map(String::as_str)) {
+                values::endpoint(&format!("DOCKER_OPTS {flag}"), v)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// An engine endpoint that cannot see our files (so no bind mounts): TCP, SSH, HTTP.
 pub(crate) fn remote_host(h: &str) -> bool {
     h.starts_with("tcp://") || h.starts_with("ssh://") || h.starts_with("http")
@@ -525,6 +541,19 @@ mod tests {
         assert_eq!(image::pull_args(Kind::Podman, "[::1]:5000", from)[1], "--tls-verify=false");
         assert_eq!(image::pull_args(Kind::Podman, "mirror.example.com/k8s", from), ["pull", from]);
         assert_eq!(image::pull_args(Kind::Podman, "127.0.0.1.example.com:5000", from), ["pull", from]);
+    }
+
+    #[test]
+    fn endpoints_in_docker_opts_are_checked() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_endpoint_opts(&v(&["-H", "ssh://me@builder", "--tls", "--url=tcp://h:2375"])).is_ok());
+        for bad in [
+            v(&["-H", "ssh://-oProxyCommand=x"]),
+            v(&["--host=ssh://-l@h"]),
+            v(&["--log-level", "debug", "--url", "tcp://h:0"]),
+        ] {
+            assert!(check_endpoint_opts(&bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

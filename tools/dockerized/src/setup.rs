@@ -179,6 +179,12 @@ impl Setup {
         };
         values::image_ref("kube-cross image", &cross_image)?;
         check_proxy_env()?;
+        if let Ok(cg) = std::env::var("DOCKER_CGROUP_PARENT") {
+            // Passed as `--cgroup-parent VALUE`: a path, never an option or a line break.
+            if cg.starts_with('-') || cg.chars().any(char::is_control) {
+                return Err(Fail::new(format!("DOCKER_CGROUP_PARENT `{}`: not a cgroup path", cg.escape_debug())));
+            }
+        }
         if let Ok(t) = std::env::var(STATE_TAG_VAR) {
             if !valid_state_tag(&t) {
                 return Err(Fail::new(format!(
