@@ -427,7 +427,8 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     ctx.finish()?;
     let tree = match ctx.tree() {
         Ok(t) => Some(t),
-        Err(e) if ctx.kube_root.is_none() => {
+        // No tree found is fine (the machine is checked alone); a tree found but refused is not.
+        Err(e) if ctx.kube_root.is_none() && kube_tree::root::discover_here(None).is_err() => {
             log::warn(format!("no tree ({e}); the tree's rules are skipped"));
             None
         }
