@@ -455,11 +455,11 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         );
     }
     if let Some(t) = &tree {
-        eprintln!("tree {} (era {}, {})", t.root, t.era.name(), t.layout.name());
+        log::line(format_args!("tree {} (era {}, {})", t.root, t.era.name(), t.layout.name()));
     }
     for c in &checks {
         let fix = if c.fix.is_empty() { String::new() } else { format!("  -> {}", c.fix) };
-        eprintln!("{:<14} {:<5} {}{fix}", c.name, c.level.name(), c.found);
+        log::line(format_args!("{:<14} {:<5} {}{fix}", c.name, c.level.name(), log::printable(&c.found)));
     }
     Ok(Status::from_count(fails))
 }
