@@ -12,7 +12,8 @@
 //!   (every stdout line has three fields), `lacks:TEXT` (the output never shows TEXT).
 //!
 //! For every case, whatever else is said: nothing outside the tree and the GOPATH changes (type,
-//! mode, size, mtime, inode, content or link target), and a refusal (exit 2) changes nothing.
+//! mode, size, mtime, inode, content or link target), a refusal (exit 2) changes nothing, and no
+//! output shows the content of OUTSIDE/canary (nothing is read from outside the tree).
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::fixture::{self, Spec};
@@ -127,7 +128,7 @@ fn fake(sb: &Sandbox, name: &str, body: &str) {
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 }
 
-/// Section 16: an engine holding a kit-like name in upper case (not the scripts' md5sum hash),
+/// Section 17: an engine holding a kit-like name in upper case (not the scripts' md5sum hash),
 /// one of the scripts' names, and one with no version part, as `ps` and `images` list them.
 const DOCKER_KIT_NAMES: &str = r#"case "$1" in
 info) printf '9000000000\t[]\tnull\n' ;;
@@ -138,13 +139,15 @@ images) [ "$2" = -a ] || printf 'kube-build:build-DEADBEEF00-5-v1\nkube-build:bu
 *) exit 1 ;;
 esac"#;
 
-/// Section 16: a generated tree at `root` (a path the sandbox's own tree cannot have).
+/// Section 17: a generated tree at `root` (a path the sandbox's own tree cannot have).
 fn tree_at(root: &Utf8Path, spec: &Spec) {
     std::fs::create_dir_all(root).unwrap();
     fixture::write_tree(root, spec);
 }
 
 const JOURNAL: &str = ".bump-go-version.journal";
+/// The content of OUTSIDE/canary: no case may print it (nothing is read from outside the tree).
+const CANARY: &str = "KIT-CANARY-OUTSIDE";
 const HEADER: &str = "# k8s-build-kit rename journal v2";
 
 /// The damage or trap a setup word names.
@@ -280,7 +283,7 @@ fn mutate(sb: &mut Sandbox, m: &str) {
             put(&r.join("README"), "not kubernetes\n");
             sh(&r, "git init -q . && git add -A && git -c user.email=t@t -c user.name=t commit -qm init");
         }
-        // Section 16 (values that reach docker, --json, the scripts' names).
+        // Section 17 (values that reach docker, --json, the scripts' names).
         "docker-records" => {
             let o = sb.out.clone();
             fake(sb, "docker", &format!("echo \"$@\" >> '{o}/docker-was-called'; exit 1"));
@@ -289,6 +292,16 @@ fn mutate(sb: &mut Sandbox, m: &str) {
         "tree-colon" => tree_at(&sb.repo.join("k:8s"), &Spec::era_c()),
         "tree-colon-comma" => tree_at(&sb.repo.join("k:8s,x"), &Spec::era_c()),
         "tree-tab" => tree_at(&sb.repo.join("k\t8s"), &Spec::era_b()),
+        // Reads are confined: a link out to the canary, a FIFO or a link to /dev/zero at a path.
+        m if m.starts_with("canary=") => link(o.join("canary"), &t.join(&m["canary=".len()..])),
+        m if m.starts_with("zero=") => link("/dev/zero", &t.join(&m["zero=".len()..])),
+        m if m.starts_with("big=") => put(&t.join(&m["big=".len()..]), &"# padding\n".repeat(300_000)),
+        m if m.starts_with("fifo=") => {
+            let at = t.join(&m["fifo=".len()..]);
+            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+            let _ = std::fs::remove_file(&at);
+            sh(&t, &format!("mkfifo '{at}'"));
+        }
         other => panic!("unknown setup word `{other}`"),
     }
 }
@@ -311,6 +324,7 @@ fn sandbox(case: &Case, n: usize, real: Option<&Utf8Path>) -> Sandbox {
         std::fs::create_dir_all(d).unwrap();
     }
     put(&sb.out.join("precious.txt"), "precious\n");
+    put(&sb.out.join("canary"), &format!("{CANARY}\n"));
     put(&sb.out.join("payload.txt"), "payload\n");
     put(&sb.out.join("victim.txt"), "GOLANG 1.15.5\n");
     put(&sb.out.join("cmd/evil/main.go"), "package main\n\nfunc main() {}\n");
@@ -364,7 +378,8 @@ fn snapshot(root: &Utf8Path, contents: bool) -> BTreeMap<String, Stat> {
                 stack.push(p.clone());
                 "dir"
             } else {
-                if contents && md.len() < 1 << 20 {
+                // Never a FIFO or a device: a read there would wait or never end.
+                if contents && ft.is_file() && md.len() < 1 << 20 {
                     std::fs::read(&p).map(|b| b.hash(&mut h)).ok();
                 }
                 "file"
@@ -450,6 +465,9 @@ fn run_case(case: &Case, n: usize, real: Option<&Utf8Path>) -> Result<(), String
     let mut problems = Vec::new();
     if out.status.code() != Some(case.exit) {
         problems.push(format!("exit {:?}, expected {}", out.status.code(), case.exit));
+    }
+    if said.contains(CANARY) {
+        problems.push("the output shows the content of a file outside the tree (the canary)".into());
     }
     if !said.contains(&placeholders(&case.fragment, &sb)) {
         problems.push(format!("output lacks `{}`", case.fragment));

@@ -427,7 +427,8 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     ctx.finish()?;
     let tree = match ctx.tree() {
         Ok(t) => Some(t),
-        Err(e) if ctx.kube_root.is_none() => {
+        // No tree found is fine (the machine is checked alone); a tree found but refused is not.
+        Err(e) if ctx.kube_root.is_none() && kube_tree::root::discover_here(None).is_err() => {
             log::warn(format!("no tree ({e}); the tree's rules are skipped"));
             None
         }
@@ -454,11 +455,11 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         );
     }
     if let Some(t) = &tree {
-        eprintln!("tree {} (era {}, {})", t.root, t.era.name(), t.layout.name());
+        log::line(format_args!("tree {} (era {}, {})", t.root, t.era.name(), t.layout.name()));
     }
     for c in &checks {
         let fix = if c.fix.is_empty() { String::new() } else { format!("  -> {}", c.fix) };
-        eprintln!("{:<14} {:<5} {}{fix}", c.name, c.level.name(), c.found);
+        log::line(format_args!("{:<14} {:<5} {}{fix}", c.name, c.level.name(), log::printable(&c.found)));
     }
     Ok(Status::from_count(fails))
 }

@@ -52,6 +52,17 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Writes one line to stderr. When the reader has gone (`tool 2>&1 | head -1`), the tool stops
+/// as on an interrupt instead of panicking (which `eprintln!` does) and leaving its children.
+pub fn line(text: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stderr().lock(), "{text}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            crate::proc::note_broken_pipe();
+        }
+    }
+}
+
 /// A status line, shown at verbosity >= 1.
 pub fn status(msg: impl AsRef<str>) {
     status_v(1, msg)
@@ -60,14 +71,14 @@ pub fn status(msg: impl AsRef<str>) {
 /// A status line shown only at verbosity >= `v`.
 pub fn status_v(v: i32, msg: impl AsRef<str>) {
     if level() >= v {
-        eprintln!("+++ {} {}", stamp(), printable(msg.as_ref()));
+        line(format_args!("+++ {} {}", stamp(), printable(msg.as_ref())));
     }
 }
 
 /// A warning, shown unless the level is below 0.
 pub fn warn(msg: impl AsRef<str>) {
     if level() >= 0 {
-        eprintln!("!!! {} {}", stamp(), printable(msg.as_ref()));
+        line(format_args!("!!! {} {}", stamp(), printable(msg.as_ref())));
     }
 }
 

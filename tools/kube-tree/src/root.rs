@@ -116,7 +116,7 @@ pub fn discover(flag: Option<&Utf8Path>, cwd: &Utf8Path, env: &dyn Fn(&str) -> O
         tried.push(dir.to_string());
     }
     Err(Fail::new(format!(
-        "no Kubernetes tree found (tried {}); pass --kube-root DIR, or get one: git clone --depth 1 https://github.com/kubernetes/kubernetes",
+        "no Kubernetes tree found (tried {}); pass --kube-root DIR, or get one: `cargo xtask fetch-tree` (Debian's v1.20.2 source, no git needed) or git clone --depth 1 https://github.com/kubernetes/kubernetes",
         tried.join(", ")
     )))
 }

@@ -165,6 +165,19 @@ impl Tree {
         self.confined(rel)?.read_line()
     }
 
+    /// One of the kit's own records or caches in the tree (under `_output`). One that cannot be
+    /// read as a capped regular file of the tree (a FIFO, a link out, `/dev/zero`) is not obeyed:
+    /// it is ignored with a warning, as if absent, and the next save replaces it.
+    pub fn read_record(&self, rel: impl AsRef<Utf8Path>) -> Option<String> {
+        match self.read_text(rel, Cap::LIST) {
+            Ok(text) => text,
+            Err(e) => {
+                crate::log::warn(format!("ignoring a record of the kit: {}", e.msg));
+                None
+            }
+        }
+    }
+
     /// Writes the file at `rel` atomically, creating its directory, all beneath the tree.
     pub fn write_file(&self, rel: impl AsRef<Utf8Path>, contents: &[u8]) -> Result<()> {
         Jail::new(&self.root)?.write_file(rel, contents)
