@@ -178,26 +178,7 @@ impl Setup {
             None => format!("{}:{tag}", tree_cross_repo(&tree)?),
         };
         values::image_ref("kube-cross image", &cross_image)?;
-        check_proxy_env()?;
-        if let Ok(cg) = std::env::var("DOCKER_CGROUP_PARENT") {
-            // Passed as `--cgroup-parent VALUE`: a path, never an option or a line break.
-            if cg.starts_with('-') || cg.chars().any(char::is_control) {
-                return Err(Fail::new(format!("DOCKER_CGROUP_PARENT `{}`: not a cgroup path", cg.escape_debug())));
-            }
-        }
-        if let Ok(t) = std::env::var(STATE_TAG_VAR) {
-            if !valid_state_tag(&t) {
-                return Err(Fail::new(format!(
-                    "{STATE_TAG_VAR} `{}`: 1-16 lowercase letters or digits",
-                    t.escape_debug()
-                )));
-            }
-        }
-        if let Ok(p) = std::env::var("KUBE_RSYNC_PORT") {
-            if !p.is_empty() {
-                values::port("KUBE_RSYNC_PORT", &p)?;
-            }
-        }
+        check_run_env()?;
         let version = if tree.era == Era::C {
             "6".to_string()
         } else {
@@ -252,6 +233,29 @@ impl Setup {
     pub(crate) fn password_file(&self) -> Utf8PathBuf {
         self.context_dir().join("rsyncd.password")
     }
+}
+
+/// The environment values a run hands to the engine, checked before anything runs: proxies,
+/// the cgroup parent, a fan-out share's state tag, the rsync port.
+fn check_run_env() -> Result<()> {
+    check_proxy_env()?;
+    if let Ok(cg) = std::env::var("DOCKER_CGROUP_PARENT") {
+        // Passed as `--cgroup-parent VALUE`: a path, never an option or a line break.
+        if cg.starts_with('-') || cg.chars().any(char::is_control) {
+            return Err(Fail::new(format!("DOCKER_CGROUP_PARENT `{}`: not a cgroup path", cg.escape_debug())));
+        }
+    }
+    if let Ok(t) = std::env::var(STATE_TAG_VAR) {
+        if !valid_state_tag(&t) {
+            return Err(Fail::new(format!("{STATE_TAG_VAR} `{}`: 1-16 lowercase letters or digits", t.escape_debug())));
+        }
+    }
+    if let Ok(p) = std::env::var("KUBE_RSYNC_PORT") {
+        if !p.is_empty() {
+            values::port("KUBE_RSYNC_PORT", &p)?;
+        }
+    }
+    Ok(())
 }
 
 /// A tree path that bind mode can hand to the engine: with a `:`, it goes in a `--mount`
