@@ -16,6 +16,7 @@ use kube_tree::proc::{Captured, Proc};
 use std::time::{Duration, Instant};
 
 #[test]
+#[ignore = "full tier: needs docker and the real v1.20.2 tree"]
 fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     let test = "real_tree_rsync_and_bind_modes_copy_output_and_make_clean";
     let Some(real) = ready(test) else { return };
@@ -183,6 +184,7 @@ fn free_port() -> u16 {
 }
 
 #[test]
+#[ignore = "full tier: needs docker, socat and the real v1.20.2 tree"]
 fn a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts() {
     let test = "a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts";
     let Some(real) = ready(test) else { return };
@@ -243,6 +245,7 @@ fn a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts() {
 }
 
 #[test]
+#[ignore = "full tier: needs docker and the real v1.20.2 tree"]
 fn faults_fail_with_one_clear_line_or_recover() {
     let test = "faults_fail_with_one_clear_line_or_recover";
     let Some(real) = ready(test) else { return };
@@ -374,6 +377,7 @@ fn faults_fail_with_one_clear_line_or_recover() {
 }
 
 #[test]
+#[ignore = "full tier: needs docker and the real v1.20.2 tree"]
 fn the_sync_record_skips_only_what_is_proven_unchanged() {
     let test = "the_sync_record_skips_only_what_is_proven_unchanged";
     let Some(real) = ready(test) else { return };
@@ -464,6 +468,7 @@ fn usage_errors_exit_2() {
 /// is left (found by the child's process ID in the tree paths and tags, and by a tag in the
 /// environment its children inherit).
 #[test]
+#[ignore = "full tier: needs docker, socat and the real v1.20.2 tree"]
 fn a_failed_engine_test_leaves_nothing_behind() {
     let test = "a_failed_engine_test_leaves_nothing_behind";
     if std::env::var("KUBE_TEST_FAIL_ON_PURPOSE").is_ok() {

@@ -9,25 +9,18 @@ use std::ffi::OsStr;
 /// The tree's kube-cross tag (build/build-image/cross/VERSION of v1.20.2).
 pub const CROSS_TAG: &str = "v1.15.5-1";
 
-/// The engine is there and this run's kube-cross stand-in exists; else skip (fail under CI).
-/// A prerequisite that is there but fails (a fetch or an image build that broke) fails.
+/// The engine is there and this run's kube-cross stand-in exists, else the test fails naming
+/// what is missing (the engine tests are full-tier only: `#[ignore = "full tier: ..."]`).
+/// Returns the real tree; `Option` so that callers keep their `let Some(..) = ready(..)`.
 pub fn ready(test: &str) -> Option<Utf8PathBuf> {
     if !crate::docker_ok() {
-        crate::skip(test, "no reachable docker daemon (these tests need a real engine)");
-        return None;
+        crate::missing(test, "no reachable docker daemon (these tests need a real engine)");
     }
-    let tree = match crate::real_tree() {
-        Ok(t) => t,
-        Err(e) => {
-            crate::skip_if_missing(test, &e);
-            return None;
-        }
-    };
+    let tree = crate::real_tree().unwrap_or_else(|e| crate::fail(test, &e));
     if let Err(e) = crate::ensure_base_image()
         .and_then(|_| crate::kube_cross_image(&format!("{}:{CROSS_TAG}", crate::cross_repo())))
     {
-        crate::skip_if_missing(test, &e);
-        return None;
+        crate::fail(test, &e);
     }
     Some(tree)
 }

@@ -21,8 +21,8 @@ pub fn conf_env() -> Vec<(String, String)> {
     }
 }
 
-/// Root podman is there with the real tree and this run's stand-in kube-cross; else skip
-/// (fail under CI). Returns the pristine real tree.
+/// Root podman is there with the real tree and this run's stand-in kube-cross; else the
+/// test fails naming what is missing. Returns the pristine real tree.
 pub fn ready(test: &str) -> Option<Utf8PathBuf> {
     if !crate::require(test, "podman") {
         return None;
@@ -30,48 +30,34 @@ pub fn ready(test: &str) -> Option<Utf8PathBuf> {
     let tree = crate::engine::ready(test)?;
     match prepare(&Cli::podman(), true) {
         Ok(()) => Some(tree),
-        Err(e) => {
-            crate::skip_if_missing(test, &e);
-            None
-        }
+        Err(e) => crate::fail(test, &e),
     }
 }
 
 /// A rootless podman: the user named by `KUBE_TEST_ROOTLESS_USER` (with /etc/subuid ranges;
-/// .ci/run makes one), its own podman rootless and able to start a container. Else skip with
-/// the reason (fail under CI). Returns the real tree and the user.
+/// .ci/run makes one), its own podman rootless and able to start a container. Else the test fails
+/// naming what is missing. Returns the real tree and the user.
 pub fn rootless(test: &str) -> Option<(Utf8PathBuf, String)> {
     let tree = ready(test)?;
     let Some(user) = std::env::var("KUBE_TEST_ROOTLESS_USER").ok().filter(|u| !u.is_empty()) else {
-        crate::skip(
+        crate::missing(
             test,
             "KUBE_TEST_ROOTLESS_USER is not set (a user with /etc/subuid and /etc/subgid ranges; .ci/run makes one)",
-        );
-        return None;
+        )
     };
     let cli = Cli::podman_as(&user);
     let rootless = cli.proc(&["info", "--format", "{{.Host.Security.Rootless}}"]).output();
     match rootless {
         Ok(o) if o.success() && o.stdout.trim() == "true" => {}
-        Ok(o) => {
-            crate::skip(test, &format!("{user}'s podman is not rootless here: {}", o.first_lines(2)));
-            return None;
-        }
-        Err(e) => {
-            crate::skip(test, &format!("cannot run podman as {user}: {}", e.msg));
-            return None;
-        }
+        Ok(o) => crate::missing(test, &format!("{user}'s podman is not rootless here: {}", o.first_lines(2))),
+        Err(e) => crate::missing(test, &format!("cannot run podman as {user}: {}", e.msg)),
     }
     match prepare(&cli, false) {
         Ok(()) => Some((tree, user)),
         Err(e) if e.msg.contains("/dev/net/tun") => {
-            crate::skip(test, &format!("rootless networking is not allowed here: {}", e.msg));
-            None
+            crate::missing(test, &format!("rootless networking is not allowed here: {}", e.msg))
         }
-        Err(e) => {
-            crate::skip_if_missing(test, &e);
-            None
-        }
+        Err(e) => crate::fail(test, &e),
     }
 }
 
