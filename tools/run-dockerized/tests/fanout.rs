@@ -47,8 +47,9 @@ impl Second {
         Some(Second { context, daemon: Some(daemon) })
     }
 
+    /// `docker -H <second> args`, its stdout; a failing docker fails the test with its words.
     fn docker(&self, args: &[&str]) -> String {
-        self.daemon.as_ref().expect("running").docker().args(args).read().unwrap_or_default()
+        self.daemon.as_ref().expect("running").docker().args(args).read().unwrap_or_else(|e| panic!("{}", e.msg))
     }
 
     /// Stops the daemon (SIGTERM: it stops its containers and exits), as a build host that

@@ -25,11 +25,27 @@ pub fn ready(test: &str) -> Option<Utf8PathBuf> {
     Some(tree)
 }
 
-/// The deliberate failure that proves the guards (`KUBE_TEST_FAIL_ON_PURPOSE=1`).
+/// What [`fail_on_purpose`]'s message ends with, after the count of the run's containers.
+pub const ON_PURPOSE: &str = " container(s) of this run on the engine";
+
+/// The deliberate failure that proves the guards (`KUBE_TEST_FAIL_ON_PURPOSE=1`). Its message
+/// counts the containers of this run's trees on the engine at that moment, so that the parent
+/// run can see the guard had something to remove.
 pub fn fail_on_purpose(test: &str) {
     if std::env::var("KUBE_TEST_FAIL_ON_PURPOSE").is_ok_and(|v| v == "1") {
-        panic!("{test}: failing on purpose (KUBE_TEST_FAIL_ON_PURPOSE=1) to prove the cleanup");
+        let (containers, _) = crate::engine_objects(&format!("kube-fixture-{}-", std::process::id()));
+        panic!(
+            "{test}: failing on purpose (KUBE_TEST_FAIL_ON_PURPOSE=1) to prove the cleanup; {}{ON_PURPOSE}",
+            containers.len()
+        );
     }
+}
+
+/// The count [`fail_on_purpose`] put in a child run's output, if it did.
+pub fn on_purpose_count(said: &str) -> Option<usize> {
+    let end = said.find(ON_PURPOSE)?;
+    let digits = said[..end].rsplit(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
 }
 
 /// Runs a containerized tool (`program`, then `words`, e.g. the xtask binary and
@@ -56,8 +72,16 @@ pub fn tool(
     p.args(args).output().unwrap()
 }
 
+/// `docker args`, its stdout; a failing docker fails the test with the command and its words
+/// (never an empty answer that a check could take for "nothing there").
 pub fn docker(args: &[&str]) -> String {
-    Proc::new("docker").args(args).read().unwrap_or_default()
+    docker_try(args).unwrap_or_else(|e| panic!("{}", e.msg))
+}
+
+/// `docker args` where a failure is an answer (is this image there?): Err carries the command
+/// and docker's words.
+pub fn docker_try(args: &[&str]) -> Result<String, kube_tree::Fail> {
+    Proc::new("docker").args(args).timeout(std::time::Duration::from_secs(300)).read()
 }
 
 pub fn id_of(container: &str) -> String {
@@ -87,4 +111,19 @@ pub fn small_tree(name: &str, real: &Utf8Path) -> Utf8PathBuf {
 
 pub fn kubectl_version(kubectl: &Utf8Path) -> String {
     Proc::new(kubectl).args(["version", "--client"]).read().unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{on_purpose_count, ON_PURPOSE};
+
+    #[test]
+    fn the_on_purpose_count_is_read_back_only_when_said() {
+        let said = format!(
+            "---- x stdout ----\npanicked at 'x: failing on purpose (...) to prove the cleanup; 3{ON_PURPOSE}'"
+        );
+        assert_eq!(on_purpose_count(&said), Some(3));
+        assert_eq!(on_purpose_count("test x ... FAILED"), None);
+        assert_eq!(on_purpose_count(&format!("cleanup; {ON_PURPOSE}")), None);
+    }
 }
