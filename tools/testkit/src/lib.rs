@@ -261,14 +261,45 @@ pub fn full_copy(src: &Utf8Path, dst: &Utf8Path) -> Result<(), Fail> {
 
 /// A fresh scratch directory for one test, `<cache>/scratch/<pid>-<name>` (under the cache dir,
 /// next to the tree, so hard links work): unique per run, so two runs at once never share one.
-/// Directories of runs that no longer exist are swept first.
+/// Directories of runs that no longer exist are swept first; this run's go when it exits
+/// (`KUBE_KEEP_FIXTURES=1` keeps them).
 pub fn scratch(name: &str) -> Utf8PathBuf {
     let base = cache_dir().join("scratch");
     sweep_scratch(&base);
+    remove_scratch_at_exit(&base);
     let d = base.join(format!("{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// Once per process: at its exit (passed or failed), its `<pid>-*` scratch entries go.
+fn remove_scratch_at_exit(base: &Utf8Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    static BASE: std::sync::OnceLock<Utf8PathBuf> = std::sync::OnceLock::new();
+    extern "C" fn at_exit() {
+        if std::env::var("KUBE_KEEP_FIXTURES").is_ok_and(|v| v == "1") {
+            return;
+        }
+        let Some(base) = BASE.get() else { return };
+        let Ok(rd) = std::fs::read_dir(base) else { return };
+        let mine = format!("{}-", std::process::id());
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&mine) {
+                let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+            }
+        }
+    }
+    extern "C" {
+        fn atexit(f: extern "C" fn()) -> i32;
+    }
+    ONCE.call_once(|| {
+        let _ = BASE.set(base.to_owned());
+        // SAFETY: atexit(3) with a function of the C ABI that takes nothing and never unwinds.
+        unsafe {
+            atexit(at_exit);
+        }
+    });
 }
 
 /// Removes `<pid>-*` scratch directories whose process is gone (a run that failed or was killed).
