@@ -38,8 +38,10 @@ impl Second {
         assert!(loaded.success(), "loading the stand-in into the second daemon: {}", loaded.stderr);
         let _ = std::fs::remove_file(&tar);
         let context = format!("kit-{name}-{}", std::process::id());
-        let _ = Proc::new("docker").args(["context", "rm", "-f", &context]).output();
+        let _ =
+            Proc::new("docker").args(["context", "rm", "-f", &context]).env("DOCKER_CONFIG", docker_config()).output();
         let made = Proc::new("docker")
+            .env("DOCKER_CONFIG", docker_config())
             .args(["context", "create", &context, "--docker", &format!("host={}", daemon.host)])
             .output()
             .unwrap();
@@ -61,7 +63,10 @@ impl Second {
 
 impl Drop for Second {
     fn drop(&mut self) {
-        let _ = Proc::new("docker").args(["context", "rm", "-f", &self.context]).output();
+        let _ = Proc::new("docker")
+            .args(["context", "rm", "-f", &self.context])
+            .env("DOCKER_CONFIG", docker_config())
+            .output();
     }
 }
 
@@ -207,6 +212,7 @@ fn a_dead_engine_fails_the_run_and_leaves_nothing() {
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let seen = lines.clone();
     let mut run = Proc::new(BIN)
+        .env("DOCKER_CONFIG", docker_config())
         .arg("--kube-root")
         .arg(&tree)
         .args(["--engines", &engines, "make", "WHAT=cmd/kubectl"])
@@ -368,7 +374,12 @@ fn a_fanned_out_quick_release_packages_every_platform() {
     // (tarballs, image builds) with it; none of them outlives it.
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let seen = lines.clone();
-    let mut p = Proc::new(BIN).arg("--kube-root").arg(&tree).args(["--engines", &engines, "make", "quick-release"]);
+    let mut p = Proc::new(BIN).env("DOCKER_CONFIG", docker_config()).arg("--kube-root").arg(&tree).args([
+        "--engines",
+        &engines,
+        "make",
+        "quick-release",
+    ]);
     p = p.env_remove("DOCKER_HOST").env("KUBE_CROSS_IMAGE", testkit::cross_repo());
     for (k, v) in env {
         p = p.env(k, v);

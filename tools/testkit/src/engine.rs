@@ -48,6 +48,15 @@ pub fn on_purpose_count(said: &str) -> Option<usize> {
     digits.parse().ok()
 }
 
+static DOCKER_CONFIG: std::sync::OnceLock<Utf8PathBuf> = std::sync::OnceLock::new();
+
+/// This process's own docker client configuration (`DOCKER_CONFIG`), made empty on first use:
+/// the docker contexts a test creates go there, never into the user's `~/.docker`. Once made,
+/// [`tool`] passes it to every tool run, so the tools see those contexts.
+pub fn docker_config() -> Utf8PathBuf {
+    DOCKER_CONFIG.get_or_init(|| crate::scratch("docker-config")).clone()
+}
+
 /// Runs a containerized tool (`program`, then `words`, e.g. the xtask binary and
 /// `["run-dockerized"]`) on the tree at `root`, with this run's stand-in kube-cross and no
 /// DOCKER_HOST, rsync port or keep choice from the caller's environment.
@@ -66,6 +75,9 @@ pub fn tool(
         .env_remove("KUBE_RSYNC_PORT")
         .env_remove("KUBE_RSYNC_KEEP")
         .env("KUBE_CROSS_IMAGE", crate::cross_repo());
+    if let Some(config) = DOCKER_CONFIG.get() {
+        p = p.env("DOCKER_CONFIG", config);
+    }
     for (k, v) in envs {
         p = p.env(k, v);
     }

@@ -302,6 +302,48 @@ fn remove_scratch_at_exit(base: &Utf8Path) {
     });
 }
 
+/// This process's own directory under the system temp dir, `k8s-build-kit-run-<pid>` (0755, so
+/// that another user can be given a tree under it; short, for unix socket paths): never a fixed
+/// name that two runs share. Removed when the process exits; those of gone runs are swept at the
+/// first call.
+pub fn run_tmp() -> Result<Utf8PathBuf, Fail> {
+    static DIR: std::sync::OnceLock<Utf8PathBuf> = std::sync::OnceLock::new();
+    extern "C" fn at_exit() {
+        if let Some(d) = DIR.get() {
+            if !std::env::var("KUBE_KEEP_FIXTURES").is_ok_and(|v| v == "1") {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+    extern "C" {
+        fn atexit(f: extern "C" fn()) -> i32;
+    }
+    if let Some(d) = DIR.get() {
+        return Ok(d.clone());
+    }
+    let tmp = Utf8PathBuf::from_path_buf(std::env::temp_dir()).map_err(|_| Fail::new("the temp dir is not UTF-8"))?;
+    if let Ok(rd) = std::fs::read_dir(&tmp) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix("k8s-build-kit-run-").and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !Utf8Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let d = tmp.join(format!("k8s-build-kit-run-{}", std::process::id()));
+    fs_err::create_dir_all(&d)?;
+    use std::os::unix::fs::PermissionsExt;
+    fs_err::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+    if DIR.set(d.clone()).is_ok() {
+        // SAFETY: atexit(3) with a function of the C ABI that takes nothing and never unwinds.
+        unsafe {
+            atexit(at_exit);
+        }
+    }
+    Ok(d)
+}
+
 /// Removes `<pid>-*` scratch directories whose process is gone (a run that failed or was killed).
 pub(crate) fn sweep_scratch(base: &Utf8Path) {
     let Ok(rd) = std::fs::read_dir(base) else { return };

@@ -121,10 +121,10 @@ fn ulimits_conf(cli: &Cli, shared: &Utf8Path) -> Result<Option<Utf8PathBuf>, Fai
     Ok(Some(conf))
 }
 
-/// `/tmp/k8s-build-kit-shared`: readable by every user (the cache is under root's home). Its
-/// entries are named `<pid>-...`, swept when that process is gone.
+/// `shared` in this run's temp directory ([`crate::run_tmp`]): readable by every user (the
+/// cache is under root's home). Its entries are named `<pid>-...`.
 fn shared_dir() -> Result<Utf8PathBuf, Fail> {
-    let d = Utf8PathBuf::from("/tmp/k8s-build-kit-shared");
+    let d = crate::run_tmp()?.join("shared");
     fs_err::create_dir_all(&d)?;
     chmod(&d, 0o755)?;
     Ok(d)
@@ -136,10 +136,10 @@ fn chmod(p: &Utf8Path, mode: u32) -> Result<(), Fail> {
     Ok(())
 }
 
-/// A copy of `src` that `user` owns, in a directory of its own under /tmp (`<pid>-<name>`, so
-/// the exit sweep finds what the engine made for it).
+/// A copy of `src` that `user` owns, in a directory of its own in this run's temp directory
+/// (`user-<user>/<pid>-<name>`, so the exit sweep finds what the engine made for it).
 pub fn tree_for(user: &str, name: &str, src: &Utf8Path) -> Result<Utf8PathBuf, Fail> {
-    let base = Utf8PathBuf::from(format!("/tmp/k8s-build-kit-{user}"));
+    let base = crate::run_tmp()?.join(format!("user-{user}"));
     fs_err::create_dir_all(&base)?;
     crate::sweep_scratch(&base);
     let dir = base.join(format!("{}-{name}", std::process::id()));
