@@ -193,27 +193,43 @@ fn a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts() {
     }
     let root = small_tree("dock-remote", &real);
     let mut guard = testkit::EngineGuard::new(&root);
-    let port = free_port();
-    let socat = std::process::Command::new("socat")
-        .args([
-            format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
-            "UNIX-CONNECT:/var/run/docker.sock".to_string(),
-        ])
-        .spawn()
-        .unwrap();
-    guard.children.push(socat);
-    let host = format!("tcp://127.0.0.1:{port}");
-    // Ready when the engine answers through it (probed, not slept for).
-    let t = Instant::now();
-    while !Proc::new("docker")
-        .args(["-H", &host, "version", "--format", "{{.Server.Version}}"])
-        .timeout(Duration::from_secs(10))
-        .output()
-        .is_ok_and(|o| o.success())
-    {
-        assert!(t.elapsed() < Duration::from_secs(30), "socat never forwarded to the engine");
-        std::thread::sleep(Duration::from_millis(20));
+    // socat listens on a port the kernel picked and released; another process may take it in
+    // between, and then socat exits at once: it is tried again on another.
+    let mut host = None;
+    for _ in 0..5 {
+        let port = free_port();
+        let mut socat = std::process::Command::new("socat")
+            .args([
+                format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
+                "UNIX-CONNECT:/var/run/docker.sock".to_string(),
+            ])
+            .spawn()
+            .unwrap();
+        let tcp = format!("tcp://127.0.0.1:{port}");
+        // Ready when the engine answers through it (probed, not slept for).
+        let t = Instant::now();
+        let answers = loop {
+            if socat.try_wait().unwrap().is_some() {
+                break false;
+            }
+            if Proc::new("docker")
+                .args(["-H", &tcp, "version", "--format", "{{.Server.Version}}"])
+                .timeout(Duration::from_secs(10))
+                .output()
+                .is_ok_and(|o| o.success())
+            {
+                break true;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "socat never forwarded to the engine");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        guard.children.push(socat);
+        if answers {
+            host = Some(tcp);
+            break;
+        }
     }
+    let host = host.expect("socat could not listen on any of 5 free ports");
     let env = [("DOCKER_HOST", host.as_str())];
     let plan = rd(&root, &["--dry-run", "make"], &env);
     assert_eq!(plan.status.code(), Some(0), "{}", plan.stderr);

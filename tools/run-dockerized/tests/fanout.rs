@@ -392,23 +392,32 @@ fn a_fanned_out_quick_release_packages_every_platform() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     run.terminate();
+    // It ends (its jobs do not hold its output open); the deadline only guards against a hang.
     let stopped = std::time::Instant::now();
     let status = loop {
         if let Some(s) = run.try_wait().unwrap() {
             break s;
         }
+        assert!(stopped.elapsed().as_secs() < 120, "it did not stop (the jobs held its output)");
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    assert!(stopped.elapsed().as_secs() < 5, "it took {:?} to stop (the jobs held its output)", stopped.elapsed());
     assert_eq!(status.code(), Some(130), "{:?}", lines.lock().unwrap());
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let left: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(tree.as_str()) && !c.contains("--kube-root"))
-        .collect();
+    // Nothing of the tree's packaging is left: what was signalled may still be exiting, so
+    // look until it is gone (again only a hang guard, no time claim).
+    let of_tree = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(tree.as_str()) && !c.contains("--kube-root"))
+            .collect()
+    };
+    let mut left = of_tree();
+    while !left.is_empty() && stopped.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        left = of_tree();
+    }
     assert!(left.is_empty(), "the packaging left {left:?}");
     for t in official().into_iter().filter(|t| !before.contains(t)) {
         guard.tags.push(t);
