@@ -424,8 +424,17 @@ pub fn cross_repo() -> String {
     format!("k8s-build-kit-test-{}/kube-cross", std::process::id())
 }
 
-/// How the stand-in kube-cross is made from [`BASE_IMAGE`] (on docker and on podman alike).
-pub(crate) const STAND_IN_DOCKERFILE: &str = "FROM k8s-build-kit/debian-go:bookworm\nRUN cp -a /usr/lib/go-1.19 /usr/local/go && mkdir -p /go/src /go/bin && chmod -R a+rwx /go\nENV GOPATH=/go PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n";
+/// The label every image of this run carries, inherited from its stand-in kube-cross: every
+/// layer built on it, the orphans a sweep looks for included, says which run made it.
+pub const RUN_LABEL: &str = "io.k8s-build-kit.test-run";
+
+/// How the stand-in kube-cross is made from [`BASE_IMAGE`] (on docker and on podman alike),
+/// labelled with this run ([`RUN_LABEL`]).
+pub(crate) fn stand_in_dockerfile() -> String {
+    format!("{STAND_IN_DOCKERFILE}LABEL {RUN_LABEL}={}\n", std::process::id())
+}
+
+const STAND_IN_DOCKERFILE: &str = "FROM k8s-build-kit/debian-go:bookworm\nRUN cp -a /usr/lib/go-1.19 /usr/local/go && mkdir -p /go/src /go/bin && chmod -R a+rwx /go\nENV GOPATH=/go PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n";
 
 /// A stand-in kube-cross tagged `image` (see [`cross_repo`]): Go at /usr/local/go and
 /// GOPATH=/go, as kube-cross has them.
@@ -440,7 +449,7 @@ pub fn kube_cross_image(image: &str) -> Result<(), Fail> {
         return Ok(());
     }
     let ctx = scratch("kube-cross-context");
-    fs_err::write(ctx.join("Dockerfile"), STAND_IN_DOCKERFILE)?;
+    fs_err::write(ctx.join("Dockerfile"), stand_in_dockerfile())?;
     let out = Proc::new("docker")
         .args(["build", "-q", "-t", image])
         .arg(&ctx)

@@ -3,7 +3,7 @@
 //! and a rootless user's own podman where the machine allows one.
 
 use crate::sweep::Cli;
-use crate::{cache_dir, cross_repo, engine::CROSS_TAG, FileLock, BASE_IMAGE, MISSING, STAND_IN_DOCKERFILE};
+use crate::{cache_dir, cross_repo, engine::CROSS_TAG, FileLock, BASE_IMAGE, MISSING};
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
 use kube_tree::Fail;
@@ -96,7 +96,7 @@ fn prepare(cli: &Cli, root: bool) -> Result<(), Fail> {
         let ctx = shared.join(format!("{}-stand-in", std::process::id()));
         fs_err::create_dir_all(&ctx)?;
         chmod(&ctx, 0o755)?;
-        fs_err::write(ctx.join("Dockerfile"), STAND_IN_DOCKERFILE)?;
+        fs_err::write(ctx.join("Dockerfile"), crate::stand_in_dockerfile())?;
         chmod(&ctx.join("Dockerfile"), 0o644)?;
         let built = cli.proc(&["build", "-q", "-t", &stand_in, ctx.as_str()]).output()?;
         let _ = std::fs::remove_dir_all(&ctx);
