@@ -7,8 +7,12 @@ use std::os::unix::fs::symlink;
 
 const BIN: &str = env!("CARGO_BIN_EXE_check-vendor");
 
+/// check-vendor with a temp dir of this test process (removed at its exit): the probe keeps its
+/// GOPATH in the temp dir, and the tests leave nothing in the machine's.
 fn cv(root: &Utf8Path, args: &[&str]) -> Captured {
-    Proc::new(BIN).arg("--kube-root").arg(root).args(args).env("KUBE_VERBOSE", "1").output().unwrap()
+    static TMP: std::sync::OnceLock<camino::Utf8PathBuf> = std::sync::OnceLock::new();
+    let tmp = TMP.get_or_init(|| fixture::scratch_dir("cv-tmpdir"));
+    Proc::new(BIN).arg("--kube-root").arg(root).args(args).env("KUBE_VERBOSE", "1").env("TMPDIR", tmp).output().unwrap()
 }
 
 /// (path, kind) pairs from the stdout lines.

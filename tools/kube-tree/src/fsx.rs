@@ -250,14 +250,10 @@ pub fn write_all_or_nothing(files: &[(Confined, Vec<u8>)], journal: &Confined) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use camino::Utf8PathBuf;
 
     fn scratch(name: &str) -> Jail {
-        let d = Utf8PathBuf::from_path_buf(std::env::temp_dir())
-            .unwrap()
-            .join(format!("kube-tree-fsx-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        // Removed when the test process exits (fixture's scratch directories).
+        let d = crate::fixture::scratch_dir(&format!("fsx-{name}"));
         Jail::new(&d).unwrap()
     }
 
