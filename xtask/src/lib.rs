@@ -2,6 +2,7 @@
 //! hosts the kit's own chores (`bench`, `fetch-tree`).
 
 mod bench;
+mod tiers;
 
 use kube_tree::cli::{self, Tool};
 use std::ffi::OsString;
@@ -23,6 +24,7 @@ pub const TOOLS: &[&Tool] = &[
 /// Chores that are not tools of their own: (name, summary).
 const CHORES: &[(&str, &str)] = &[
     ("bench", "benchmarks on the real tree: `bench check-vendor|bump-go [--rounds N]`"),
+    ("test", "the kit's tests: the fast tier, or `--full` (real tree, engines; see the README's Tests)"),
     (
         "fetch-tree",
         "fetch (once) and print Debian's kubernetes v1.20.2 source tree (--go: and its Go 1.15), used by the tests",
@@ -104,6 +106,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
                 2
             }
         },
+        Some("test") if words[1..].iter().take_while(|w| *w != "--").any(|w| w == "-h" || w == "--help") => {
+            print!("{}", tiers::USAGE);
+            0
+        }
+        Some("test") => tiers::run(&words[1..]),
         Some(chore @ ("bench" | "fetch-tree")) if words[1..].iter().any(|w| w == "-h" || w == "--help") => {
             println!("{}", if chore == "bench" { bench::USAGE } else { FETCH_TREE_USAGE }.trim_end());
             0

@@ -85,10 +85,11 @@ fn help_for_every_tool_prints_and_does_nothing() {
 /// The README's quick start, exactly as written (`cargo xtask` being this binary): its first
 /// command does the main job on a machine that has no Kubernetes tree of its own.
 #[test]
+#[ignore = "full tier: needs the real v1.20.2 tree (apt-get source, network on first run)"]
 fn the_readme_quick_start_works_as_written() {
     let test = "the_readme_quick_start_works_as_written";
     if let Err(e) = testkit::real_tree() {
-        return testkit::skip_if_missing(test, &e);
+        testkit::skip_if_missing(test, &e);
     }
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     let start = readme.find("## Quick start").expect("a quick start");

@@ -253,31 +253,86 @@ fn diff_applies_with_git_and_equals_the_write() {
     assert_ne!(snapshot(&a), before);
 }
 
-/// SIGKILL at random points of a bump: no file is ever half-written; a read-only `--check`
+/// The writer's pause points (fsx's `KUBE_KIT_TEST_PAUSE_DIR` hook): two FIFOs, and a thread
+/// that reads each point the writer announces (a writer open, one line, a close).
+struct PausePoints {
+    dir: camino::Utf8PathBuf,
+    points: std::sync::mpsc::Receiver<String>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PausePoints {
+    fn new(dir: camino::Utf8PathBuf) -> PausePoints {
+        for f in ["at", "go"] {
+            assert!(Proc::new("mkfifo").arg(dir.join(f)).output().unwrap().success(), "mkfifo {f}");
+        }
+        let (tx, points) = std::sync::mpsc::channel();
+        let at = dir.join("at");
+        let reader = std::thread::spawn(move || loop {
+            // Blocks until a writer opens; an open with nothing written is the end (see Drop).
+            let Ok(line) = std::fs::read_to_string(&at) else { return };
+            if line.is_empty() || tx.send(line.trim().to_string()).is_err() {
+                return;
+            }
+        });
+        PausePoints { dir, points, reader: Some(reader) }
+    }
+
+    /// The next point the writer is held at (a deadline against a hung writer, not a timing check).
+    fn next(&self) -> String {
+        self.points.recv_timeout(std::time::Duration::from_secs(120)).expect("the writer reached no next point")
+    }
+
+    /// Lets the held writer go on.
+    fn release(&self) {
+        std::fs::write(self.dir.join("go"), "\n").unwrap();
+    }
+}
+
+impl Drop for PausePoints {
+    fn drop(&mut self) {
+        // An open for writing with nothing written ends the reader thread.
+        let _ = std::fs::OpenOptions::new().write(true).open(self.dir.join("at"));
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// SIGKILL at every point of a bump, in turn: before anything is staged, while staging, after
+/// the journal's commit between renames. No file is ever half-written; a read-only `--check`
 /// after it reports clean, pending or stale temps and writes nothing; the next bump leaves the
-/// carriers all old or all new and no temp behind. The renames are stretched (test hook) so that
-/// kills land in every phase, and the test asserts they did.
+/// carriers all old or all new and no temp behind. The writer is held at each point by a pause
+/// hook the test controls, so every phase is reached by construction.
 #[test]
 fn a_kill_during_the_write_leaves_no_half_written_file() {
     let root = fixture::scratch_tree("bg-kill", &Spec::era_b());
+    let pause = PausePoints::new(fixture::scratch_dir("bg-kill-pause"));
     let old = snapshot(&root);
-    assert_eq!(bg(&root, &["1.15.8"]).status.code(), Some(0));
+    let first = bg(&root, &["1.15.8"]);
+    assert_eq!(first.status.code(), Some(0));
+    let files = first.stdout.lines().count();
+    assert!(files >= 2, "a bump of several files: {}", first.stdout);
     let new = snapshot(&root);
     assert_eq!(bg(&root, &["1.15.5", "--allow-downgrade"]).status.code(), Some(0));
-    let mut seed = 0x2545F4914F6CDD1Du64;
+    let points: Vec<String> =
+        (1..=files).map(|i| format!("staging {i}")).chain((1..=files).map(|i| format!("renaming {i}"))).collect();
     let (mut committed, mut staged, mut clean) = (0, 0, 0);
-    for round in 0..60 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+    for (round, target) in points.iter().enumerate() {
         let mut child = std::process::Command::new(BIN)
             .args(["-q", "--kube-root", root.as_str(), "1.15.8"])
-            .env("KUBE_KIT_TEST_RENAME_PAUSE_MS", "3")
+            .env("KUBE_KIT_TEST_PAUSE_DIR", &pause.dir)
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_micros(seed % 30_000));
-        let _ = child.kill();
+        // Every point before the target in order, then the kill while the writer is held there.
+        for expected in &points[..=round] {
+            assert_eq!(&pause.next(), expected, "round {round}: the points come in order");
+            if expected != target {
+                pause.release();
+            }
+        }
+        child.kill().unwrap();
         let _ = child.wait();
         let now = snapshot(&root);
         let temp = |k: &String| k.contains(".new-") || k.contains(".old-");
@@ -290,14 +345,17 @@ fn a_kill_during_the_write_leaves_no_half_written_file() {
         assert_eq!(snapshot(&root), now, "round {round}: --check wrote");
         if journal {
             committed += 1;
+            assert!(target.starts_with("renaming"), "round {round}: a journal before the commit ({target})");
             assert_eq!(check.status.code(), Some(1));
             assert!(check.stdout.contains("pending"), "round {round}: {}", check.stdout);
         } else if temps {
             staged += 1;
+            assert!(target.starts_with("staging"), "round {round}: temps without a journal after the commit");
             assert_eq!(check.status.code(), Some(1));
             assert!(check.stdout.contains("stale-temp"), "round {round}: {}", check.stdout);
         } else {
             clean += 1;
+            assert_eq!(target, "staging 1", "round {round}: nothing staged only before the first file");
             assert_eq!(check.status.code(), Some(0), "round {round}: {}", check.stdout);
         }
         let next = bg(&root, &["1.15.8"]);
@@ -305,9 +363,5 @@ fn a_kill_during_the_write_leaves_no_half_written_file() {
         assert_eq!(snapshot(&root), new, "round {round}: the next bump left a mix or temps");
         assert_eq!(bg(&root, &["1.15.5", "--allow-downgrade"]).status.code(), Some(0));
     }
-    eprintln!("kills: {committed} after the commit, {staged} while staging, {clean} before or after");
-    assert!(
-        committed >= 5 && clean >= 3,
-        "kills must land in every phase: {committed} committed, {staged} staging, {clean} clean"
-    );
+    assert_eq!((clean, staged, committed), (1, files - 1, files), "kills in every phase, each where it was aimed");
 }

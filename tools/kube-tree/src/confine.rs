@@ -327,10 +327,8 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> (Utf8PathBuf, Utf8PathBuf) {
-        let base = Utf8PathBuf::from_path_buf(std::env::temp_dir())
-            .unwrap()
-            .join(format!("kube-tree-confine-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
+        // Removed when the test process exits (fixture's scratch directories).
+        let base = crate::fixture::scratch_dir(&format!("confine-{name}"));
         let (root, outside) = (base.join("tree"), base.join("outside"));
         std::fs::create_dir_all(root.join("a/b")).unwrap();
         std::fs::create_dir_all(&outside).unwrap();

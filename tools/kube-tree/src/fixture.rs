@@ -225,13 +225,65 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
     }
 }
 
-/// A fresh directory under the system temp dir, unique to this process and `name`.
+/// A fresh directory under the system temp dir, unique to this process and `name`
+/// (`kube-fixture-<pid>-<name>`). Every one of them goes when the process exits, passed or
+/// failed (`KUBE_KEEP_FIXTURES=1` keeps them to look at); those of runs that were killed go at
+/// the next run's first call.
 pub fn scratch_dir(name: &str) -> Utf8PathBuf {
     let base = Utf8PathBuf::from_path_buf(std::env::temp_dir()).expect("temp dir is UTF-8");
+    remove_at_exit(&base);
     let d = base.join(format!("kube-fixture-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// The `kube-fixture-<pid>-` directories in `base` of `pid` (`Some`), or of processes that are
+/// gone (`None`).
+fn fixture_dirs(base: &Utf8Path, pid: Option<u32>) -> Vec<std::path::PathBuf> {
+    let Ok(rd) = std::fs::read_dir(base) else { return Vec::new() };
+    rd.flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let owner = name.strip_prefix("kube-fixture-").and_then(|r| r.split('-').next()?.parse::<u32>().ok());
+            match (owner, pid) {
+                (Some(o), Some(p)) => o == p,
+                (Some(o), None) => !Utf8Path::new(&format!("/proc/{o}")).exists(),
+                (None, _) => false,
+            }
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Once per process: sweeps the fixture directories of dead runs, and registers the removal of
+/// this process's own at exit (libtest ends with `exit`, which runs it whatever the tests did).
+fn remove_at_exit(base: &Utf8Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    static BASE: std::sync::OnceLock<Utf8PathBuf> = std::sync::OnceLock::new();
+    extern "C" fn at_exit() {
+        if std::env::var("KUBE_KEEP_FIXTURES").is_ok_and(|v| v == "1") {
+            return;
+        }
+        if let Some(base) = BASE.get() {
+            for d in fixture_dirs(base, Some(std::process::id())) {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+    extern "C" {
+        fn atexit(f: extern "C" fn()) -> i32;
+    }
+    ONCE.call_once(|| {
+        for d in fixture_dirs(base, None) {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        let _ = BASE.set(base.to_owned());
+        // SAFETY: atexit(3) with a function of the C ABI that takes nothing and never unwinds.
+        unsafe {
+            atexit(at_exit);
+        }
+    });
 }
 
 /// A generated tree in a fresh scratch directory; returns its root.

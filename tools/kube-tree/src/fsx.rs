@@ -164,6 +164,22 @@ fn test_pause() -> impl Fn() {
     }
 }
 
+/// A test hook that the test controls: with `KUBE_KIT_TEST_PAUSE_DIR` naming a directory that
+/// holds two FIFOs, `at` and `go`, the writer announces each point (`staging N`, `renaming N`)
+/// by one line into `at`, then waits for a line from `go`. The test holds the writer at the
+/// point it chose, and may kill it there: kills land in each phase by construction, not by timing.
+fn pause_point(point: &str, n: usize) {
+    use std::io::{Read, Write};
+    let Some(dir) = std::env::var_os("KUBE_KIT_TEST_PAUSE_DIR") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    if let Ok(mut at) = std::fs::OpenOptions::new().write(true).open(dir.join("at")) {
+        let _ = writeln!(at, "{point} {n}");
+    }
+    if let Ok(mut go) = std::fs::File::open(dir.join("go")) {
+        let _ = go.read(&mut [0u8; 1]);
+    }
+}
+
 /// Finishes a committed [`write_all_or_nothing`] that was killed half-way: renames every temp
 /// still there over its target and drops the backups. Returns whether there was anything.
 pub fn recover(journal: &Confined) -> Result<bool> {
@@ -193,7 +209,8 @@ pub fn write_all_or_nothing(files: &[(Confined, Vec<u8>)], journal: &Confined) -
     // Staging adds and removes names in these directories; an abort puts their times back.
     let dirs = DirTimes::take(files.iter().map(|(t, _)| t).chain([journal]));
     let staged = (|| -> Result<()> {
-        for (e, (target, contents)) in entries.iter().zip(files) {
+        for (i, (e, (target, contents))) in entries.iter().zip(files).enumerate() {
+            pause_point("staging", i + 1);
             let md = std::fs::symlink_metadata(target.path()).map_err(|err| Fail::new(format!("{target}: {err}")))?;
             if !md.is_file() {
                 return Err(Fail::new(format!("{} is not a regular file", target.rel())));
@@ -213,6 +230,7 @@ pub fn write_all_or_nothing(files: &[(Confined, Vec<u8>)], journal: &Confined) -
     let pause = test_pause();
     for (i, e) in entries.iter().enumerate() {
         pause();
+        pause_point("renaming", i + 1);
         if let Err(err) = e.new.rename_to(&e.target) {
             for done in &entries[..i] {
                 let _ = done.old.rename_to(&done.target);
@@ -232,14 +250,10 @@ pub fn write_all_or_nothing(files: &[(Confined, Vec<u8>)], journal: &Confined) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use camino::Utf8PathBuf;
 
     fn scratch(name: &str) -> Jail {
-        let d = Utf8PathBuf::from_path_buf(std::env::temp_dir())
-            .unwrap()
-            .join(format!("kube-tree-fsx-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
+        // Removed when the test process exits (fixture's scratch directories).
+        let d = crate::fixture::scratch_dir(&format!("fsx-{name}"));
         Jail::new(&d).unwrap()
     }
 

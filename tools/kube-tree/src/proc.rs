@@ -467,14 +467,15 @@ mod tests {
         got.sort();
         assert_eq!(got, [(false, "no newline".to_string()), (false, "out".to_string()), (true, "err".to_string())]);
         // SIGTERM reaches it.
-        let mut p = Proc::new("sleep").arg("30").start_lines(|_, _| {}).unwrap();
+        let mut p = Proc::new("sleep").arg("3600").start_lines(|_, _| {}).unwrap();
         p.terminate();
         let t = Instant::now();
         let status = loop {
             if let Some(st) = p.try_wait().unwrap() {
                 break st;
             }
-            assert!(t.elapsed() < Duration::from_secs(10), "SIGTERM did not stop it");
+            // A guard against a hang; the exit by signal 15 below is the proof.
+            assert!(t.elapsed() < Duration::from_secs(300), "SIGTERM did not stop it");
             std::thread::sleep(Duration::from_millis(5));
         };
         use std::os::unix::process::ExitStatusExt;
@@ -487,7 +488,7 @@ mod tests {
         let pid = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let p2 = pid.clone();
         let mut p = Proc::new("bash")
-            .args(["-c", "sleep 60 & echo $!; wait"])
+            .args(["-c", "sleep 3600 & echo $!; wait"])
             .start_lines(move |is_err, l| {
                 if !is_err {
                     *p2.lock().unwrap() = l.to_string();
@@ -501,17 +502,22 @@ mod tests {
         }
         let job = pid.lock().unwrap().clone();
         p.terminate();
-        // try_wait reads the output to its end: a job that lives on holds it open.
+        // try_wait reads the output to its end: a job that lives on holds it open. The job
+        // sleeps an hour, so only the group's signal ends it while the test runs; the deadline
+        // is a guard against a hang, not a claim about time.
+        let stopping = Instant::now();
         while p.try_wait().unwrap().is_none() {
+            assert!(stopping.elapsed() < Duration::from_secs(300), "the group did not stop (its job held the pipe)");
             std::thread::sleep(Duration::from_millis(5));
         }
-        // Its pipe is closed before the kernel marks it a zombie: wait for gone or a zombie (a
-        // deadline for a hung test, not a measure; the sleep alone lives 60 s).
+        // Its pipe is closed before the kernel marks it a zombie: wait for gone or a zombie,
+        // which only the group's signal brings long before the job's hour (the deadline is a
+        // guard against a hang, not a claim about time).
         let ended = || {
             let stat = std::fs::read_to_string(format!("/proc/{job}/stat")).unwrap_or_default();
             stat.is_empty() || stat.contains(") Z ")
         };
-        while !ended() && t.elapsed() < Duration::from_secs(30) {
+        while !ended() && stopping.elapsed() < Duration::from_secs(300) {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(ended(), "the background job lives on");

@@ -16,6 +16,7 @@ use kube_tree::proc::{Captured, Proc};
 use std::time::{Duration, Instant};
 
 #[test]
+#[ignore = "full tier: needs docker and the real v1.20.2 tree"]
 fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     let test = "real_tree_rsync_and_bind_modes_copy_output_and_make_clean";
     let Some(real) = ready(test) else { return };
@@ -24,7 +25,7 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     let copy = Utf8PathBuf::from_path_buf(std::fs::canonicalize(&copy).unwrap()).unwrap();
     let mut guard = testkit::EngineGuard::new(&copy);
     let official = format!("k8s.gcr.io/build-image/kube-cross:{CROSS_TAG}");
-    let official_before = docker(&["image", "inspect", "-f", "{{.Id}}", &official]);
+    let official_before = docker_try(&["image", "inspect", "-f", "{{.Id}}", &official]).ok();
 
     // rsync mode, cold.
     let t = Instant::now();
@@ -33,7 +34,7 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     fail_on_purpose(test);
     assert_eq!(
-        docker(&["image", "inspect", "-f", "{{.Id}}", &official]),
+        docker_try(&["image", "inspect", "-f", "{{.Id}}", &official]).ok(),
         official_before,
         "the suite never tags the official kube-cross name"
     );
@@ -145,7 +146,7 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     let unrelated = format!("k8s-build-kit-test-{}/unrelated:keep", std::process::id());
     guard.containers.push(other.to_string());
     guard.tags.push(unrelated.clone());
-    docker(&["rm", "-f", other]);
+    let _ = docker_try(&["rm", "-f", other]);
     docker(&["create", "--name", other, testkit::BASE_IMAGE, "true"]);
     docker(&["tag", testkit::BASE_IMAGE, &unrelated]);
     let (code, plan) = invoke_str(&make_clean::TOOL, &["--kube-root", copy.as_str(), "--dry-run"]);
@@ -183,6 +184,7 @@ fn free_port() -> u16 {
 }
 
 #[test]
+#[ignore = "full tier: needs docker, socat and the real v1.20.2 tree"]
 fn a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts() {
     let test = "a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts";
     let Some(real) = ready(test) else { return };
@@ -191,27 +193,43 @@ fn a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts() {
     }
     let root = small_tree("dock-remote", &real);
     let mut guard = testkit::EngineGuard::new(&root);
-    let port = free_port();
-    let socat = std::process::Command::new("socat")
-        .args([
-            format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
-            "UNIX-CONNECT:/var/run/docker.sock".to_string(),
-        ])
-        .spawn()
-        .unwrap();
-    guard.children.push(socat);
-    let host = format!("tcp://127.0.0.1:{port}");
-    // Ready when the engine answers through it (probed, not slept for).
-    let t = Instant::now();
-    while !Proc::new("docker")
-        .args(["-H", &host, "version", "--format", "{{.Server.Version}}"])
-        .timeout(Duration::from_secs(10))
-        .output()
-        .is_ok_and(|o| o.success())
-    {
-        assert!(t.elapsed() < Duration::from_secs(30), "socat never forwarded to the engine");
-        std::thread::sleep(Duration::from_millis(20));
+    // socat listens on a port the kernel picked and released; another process may take it in
+    // between, and then socat exits at once: it is tried again on another.
+    let mut host = None;
+    for _ in 0..5 {
+        let port = free_port();
+        let mut socat = std::process::Command::new("socat")
+            .args([
+                format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
+                "UNIX-CONNECT:/var/run/docker.sock".to_string(),
+            ])
+            .spawn()
+            .unwrap();
+        let tcp = format!("tcp://127.0.0.1:{port}");
+        // Ready when the engine answers through it (probed, not slept for).
+        let t = Instant::now();
+        let answers = loop {
+            if socat.try_wait().unwrap().is_some() {
+                break false;
+            }
+            if Proc::new("docker")
+                .args(["-H", &tcp, "version", "--format", "{{.Server.Version}}"])
+                .timeout(Duration::from_secs(10))
+                .output()
+                .is_ok_and(|o| o.success())
+            {
+                break true;
+            }
+            assert!(t.elapsed() < Duration::from_secs(60), "socat never forwarded to the engine");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        guard.children.push(socat);
+        if answers {
+            host = Some(tcp);
+            break;
+        }
     }
+    let host = host.expect("socat could not listen on any of 5 free ports");
     let env = [("DOCKER_HOST", host.as_str())];
     let plan = rd(&root, &["--dry-run", "make"], &env);
     assert_eq!(plan.status.code(), Some(0), "{}", plan.stderr);
@@ -243,6 +261,7 @@ fn a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts() {
 }
 
 #[test]
+#[ignore = "full tier: needs docker and the real v1.20.2 tree"]
 fn faults_fail_with_one_clear_line_or_recover() {
     let test = "faults_fail_with_one_clear_line_or_recover";
     let Some(real) = ready(test) else { return };
@@ -374,6 +393,7 @@ fn faults_fail_with_one_clear_line_or_recover() {
 }
 
 #[test]
+#[ignore = "full tier: needs docker and the real v1.20.2 tree"]
 fn the_sync_record_skips_only_what_is_proven_unchanged() {
     let test = "the_sync_record_skips_only_what_is_proven_unchanged";
     let Some(real) = ready(test) else { return };
@@ -464,6 +484,7 @@ fn usage_errors_exit_2() {
 /// is left (found by the child's process ID in the tree paths and tags, and by a tag in the
 /// environment its children inherit).
 #[test]
+#[ignore = "full tier: needs docker, socat and the real v1.20.2 tree"]
 fn a_failed_engine_test_leaves_nothing_behind() {
     let test = "a_failed_engine_test_leaves_nothing_behind";
     if std::env::var("KUBE_TEST_FAIL_ON_PURPOSE").is_ok() {
@@ -488,7 +509,9 @@ fn a_failed_engine_test_leaves_nothing_behind() {
         !out.status.success() && said.contains("failing on purpose"),
         "the child run was to fail on purpose:\n{said}"
     );
-    assert!(said.contains("docker -H") || said.contains("rsync mode") || said.contains("FAILED"), "{said}");
+    // It failed where it meant to: after its real run, with that run's containers on the engine.
+    let made = testkit::engine::on_purpose_count(&said);
+    assert!(made.is_some_and(|n| n > 0), "the child failed before its engine work: {made:?}\n{said}");
     let marker = format!("kube-fixture-{pid}-");
     let (containers, images) = testkit::engine_objects(&marker);
     assert!(containers.is_empty() && images.is_empty(), "left behind: containers {containers:?}, images {images:?}");

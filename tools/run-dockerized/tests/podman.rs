@@ -46,6 +46,7 @@ fn docker_kubectl(real: &Utf8Path) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "full tier: needs root podman, docker and the real v1.20.2 tree"]
 fn podman_rsync_and_bind_modes_build_dockers_kubectl() {
     let test = "podman_rsync_and_bind_modes_build_dockers_kubectl";
     let Some(real) = podman::ready(test) else { return };
@@ -125,6 +126,7 @@ fn podman_objects(cli: &Cli, tree: &Utf8Path) -> (Vec<String>, Vec<String>) {
 }
 
 #[test]
+#[ignore = "full tier: needs rootless podman (KUBE_TEST_ROOTLESS_USER), docker and the real v1.20.2 tree"]
 fn rootless_podman_builds_in_bind_mode_as_the_caller() {
     let test = "rootless_podman_builds_in_bind_mode_as_the_caller";
     let Some((real, user)) = podman::rootless(test) else { return };

@@ -10,7 +10,7 @@ use kube_tree::Fail;
 use std::time::{Duration, Instant};
 
 pub struct SecondDaemon {
-    /// `unix:///tmp/kdN/docker.sock`, for `docker -H` or `DOCKER_HOST`.
+    /// `unix://<run tmp>/kd-NAME/docker.sock`, for `docker -H` or `DOCKER_HOST`.
     pub host: String,
     dir: Utf8PathBuf,
     exec_root: Utf8PathBuf,
@@ -20,6 +20,33 @@ pub struct SecondDaemon {
 
 fn ip(args: &[&str]) -> Result<(), Fail> {
     Proc::new("ip").args(args).timeout(Duration::from_secs(20)).read().map(|_| ())
+}
+
+/// The IPv4 routes of this machine (`ip -4 route show`), one a line.
+fn routes() -> Result<String, Fail> {
+    Proc::new("ip").args(["-4", "route", "show"]).timeout(Duration::from_secs(20)).read()
+}
+
+/// Gives `bridge` a 10.213.X.0/24 that no route of this machine uses: asked of the kernel, not
+/// fixed, and checked again after the address is added (another run may have taken the same one
+/// at the same moment: then this one lets it go and tries the next). Two daemons of one process
+/// get different ones too (the fan-out test runs two at once).
+fn claim_subnet(bridge: &str, name: &str) -> Result<(), Fail> {
+    let start = u64::from(std::process::id()) + kube_tree::fnv::hash(name.as_bytes());
+    for i in 0..200u64 {
+        let x = 16 + (start + i) % 200;
+        let net = format!("10.213.{x}.");
+        if routes()?.lines().any(|l| l.starts_with(&net)) {
+            continue;
+        }
+        let addr = format!("10.213.{x}.1/24");
+        ip(&["addr", "add", &addr, "dev", bridge])?;
+        if routes()?.lines().filter(|l| l.starts_with(&net)).count() == 1 {
+            return Ok(());
+        }
+        ip(&["addr", "del", &addr, "dev", bridge])?;
+    }
+    Err(Fail::new("no free 10.213.X.0/24 subnet for a second docker daemon (ip -4 route show)"))
 }
 
 impl SecondDaemon {
@@ -41,12 +68,9 @@ impl SecondDaemon {
         }
         let n = std::process::id() % 100_000;
         // Short paths: a unix socket path has a small limit.
-        let exec_root = Utf8PathBuf::from(format!("/tmp/kd{n}{}", &name[..name.len().min(4)]));
+        let exec_root = crate::run_tmp()?.join(format!("kd-{}", &name[..name.len().min(4)]));
         let dir = crate::scratch(&format!("daemon-{name}"));
         let bridge = format!("kbr{n}{}", &name[..name.len().min(3)]);
-        // Per daemon, not per process: two daemons of one test process on one subnet would
-        // route to each other's containers (a fan-out test runs two at once).
-        let subnet = 16 + ((u64::from(n) % 200 + kube_tree::fnv::hash(name.as_bytes()) % 200) % 200) as u8;
         let _ = ip(&["link", "del", &bridge]);
         ip(&["link", "add", &bridge, "type", "bridge"])?;
         let mut d = SecondDaemon {
@@ -56,8 +80,8 @@ impl SecondDaemon {
             bridge: bridge.clone(),
             child: None,
         };
-        ip(&["addr", "add", &format!("10.213.{subnet}.1/24"), "dev", &bridge])?;
         ip(&["link", "set", &bridge, "up"])?;
+        claim_subnet(&bridge, name)?;
         let config = format!(
             r#"{{"data-root": "{dir}/data", "exec-root": "{exec_root}", "pidfile": "{dir}/docker.pid", "hosts": ["{}"], "bridge": "{bridge}", "iptables": false, "ip-masq": false, "storage-driver": "fuse-overlayfs", "mtu": 1400{}}}"#,
             d.host,

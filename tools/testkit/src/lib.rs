@@ -46,42 +46,43 @@ pub(crate) fn spawn_logged(program: &str, args: &[&str], log: &Utf8Path) -> Resu
         .map_err(|e| Fail::new(format!("cannot start {program}: {e}")))
 }
 
-/// True when the suite must not skip (`CI` set to any truthy value: true, 1, yes, on): a
-/// missing prerequisite is then a failure.
-pub fn must_run() -> bool {
-    std::env::var("CI").is_ok_and(|v| ["true", "1", "yes", "on", "y"].contains(&v.trim().to_ascii_lowercase().as_str()))
+/// A test that lacks a prerequisite fails, naming it: there is no skip. Tests that need more
+/// than the fast tier has (docker, podman, root, the real tree, the network) carry
+/// `#[ignore = "full tier: needs ..."]`, so a plain `cargo test` reports them *ignored* with the
+/// reason; when they do run (`-- --include-ignored`, the full tier) a missing prerequisite is a
+/// failure, never a pass.
+pub fn missing(test: &str, why: &str) -> ! {
+    panic!("{test}: missing prerequisite: {why}");
 }
 
-/// Skips a test visibly, or fails it under CI. The line goes to the process's real stderr (not
-/// the test harness's capture), so a skipped test never passes unseen as `ok`.
-pub fn skip(test: &str, why: &str) {
-    if must_run() {
-        panic!("{test}: cannot run under CI: {why}");
+/// Fails `test` with `e`, which names the prerequisite when one is missing.
+pub fn fail(test: &str, e: &Fail) -> ! {
+    match e.msg.strip_prefix(MISSING) {
+        Some(what) => missing(test, what),
+        None => panic!("{test}: {}", e.msg),
     }
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
+}
+
+/// [`missing`] under the old name (it fails; it never skips). Returns `()` in its type so that
+/// the callers' `return testkit::skip(..)` keeps compiling.
+pub fn skip(test: &str, why: &str) {
+    missing(test, why)
+}
+
+/// [`fail`] under the old name (it fails; it never skips).
+pub fn skip_if_missing(test: &str, e: &Fail) {
+    fail(test, e)
 }
 
 /// The start of every error that means "a prerequisite is not installed here".
 pub(crate) const MISSING: &str = "missing prerequisite: ";
 
-/// Skips `test` when `e` says a prerequisite is missing; any other failure of the test kit
-/// (a fetch or an image build that broke) fails the test.
-pub fn skip_if_missing(test: &str, e: &Fail) {
-    if e.msg.starts_with(MISSING) {
-        skip(test, &e.msg);
-    } else {
-        panic!("{test}: {}", e.msg);
-    }
-}
-
-/// True if `tool` is on PATH; otherwise skips `test` visibly (fails it under CI=true).
+/// True if `tool` is on PATH; otherwise fails `test` naming the tool (see [`skip`]).
 pub fn require(test: &str, tool: &str) -> bool {
-    let ok = proc::which(tool).is_some();
-    if !ok {
-        skip(test, &format!("no `{tool}` in PATH"));
+    if proc::which(tool).is_none() {
+        missing(test, &format!("no `{tool}` in PATH (install it)"));
     }
-    ok
+    true
 }
 
 /// A cross-process lock on a file (flock): the kernel releases it when its holder exits, even
@@ -260,14 +261,87 @@ pub fn full_copy(src: &Utf8Path, dst: &Utf8Path) -> Result<(), Fail> {
 
 /// A fresh scratch directory for one test, `<cache>/scratch/<pid>-<name>` (under the cache dir,
 /// next to the tree, so hard links work): unique per run, so two runs at once never share one.
-/// Directories of runs that no longer exist are swept first.
+/// Directories of runs that no longer exist are swept first; this run's go when it exits
+/// (`KUBE_KEEP_FIXTURES=1` keeps them).
 pub fn scratch(name: &str) -> Utf8PathBuf {
     let base = cache_dir().join("scratch");
     sweep_scratch(&base);
+    remove_scratch_at_exit(&base);
     let d = base.join(format!("{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// Once per process: at its exit (passed or failed), its `<pid>-*` scratch entries go.
+fn remove_scratch_at_exit(base: &Utf8Path) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    static BASE: std::sync::OnceLock<Utf8PathBuf> = std::sync::OnceLock::new();
+    extern "C" fn at_exit() {
+        if std::env::var("KUBE_KEEP_FIXTURES").is_ok_and(|v| v == "1") {
+            return;
+        }
+        let Some(base) = BASE.get() else { return };
+        let Ok(rd) = std::fs::read_dir(base) else { return };
+        let mine = format!("{}-", std::process::id());
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&mine) {
+                let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+            }
+        }
+    }
+    extern "C" {
+        fn atexit(f: extern "C" fn()) -> i32;
+    }
+    ONCE.call_once(|| {
+        let _ = BASE.set(base.to_owned());
+        // SAFETY: atexit(3) with a function of the C ABI that takes nothing and never unwinds.
+        unsafe {
+            atexit(at_exit);
+        }
+    });
+}
+
+/// This process's own directory under the system temp dir, `k8s-build-kit-run-<pid>` (0755, so
+/// that another user can be given a tree under it; short, for unix socket paths): never a fixed
+/// name that two runs share. Removed when the process exits; those of gone runs are swept at the
+/// first call.
+pub fn run_tmp() -> Result<Utf8PathBuf, Fail> {
+    static DIR: std::sync::OnceLock<Utf8PathBuf> = std::sync::OnceLock::new();
+    extern "C" fn at_exit() {
+        if let Some(d) = DIR.get() {
+            if !std::env::var("KUBE_KEEP_FIXTURES").is_ok_and(|v| v == "1") {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+    extern "C" {
+        fn atexit(f: extern "C" fn()) -> i32;
+    }
+    if let Some(d) = DIR.get() {
+        return Ok(d.clone());
+    }
+    let tmp = Utf8PathBuf::from_path_buf(std::env::temp_dir()).map_err(|_| Fail::new("the temp dir is not UTF-8"))?;
+    if let Ok(rd) = std::fs::read_dir(&tmp) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix("k8s-build-kit-run-").and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !Utf8Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let d = tmp.join(format!("k8s-build-kit-run-{}", std::process::id()));
+    fs_err::create_dir_all(&d)?;
+    use std::os::unix::fs::PermissionsExt;
+    fs_err::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+    if DIR.set(d.clone()).is_ok() {
+        // SAFETY: atexit(3) with a function of the C ABI that takes nothing and never unwinds.
+        unsafe {
+            atexit(at_exit);
+        }
+    }
+    Ok(d)
 }
 
 /// Removes `<pid>-*` scratch directories whose process is gone (a run that failed or was killed).
@@ -350,8 +424,17 @@ pub fn cross_repo() -> String {
     format!("k8s-build-kit-test-{}/kube-cross", std::process::id())
 }
 
-/// How the stand-in kube-cross is made from [`BASE_IMAGE`] (on docker and on podman alike).
-pub(crate) const STAND_IN_DOCKERFILE: &str = "FROM k8s-build-kit/debian-go:bookworm\nRUN cp -a /usr/lib/go-1.19 /usr/local/go && mkdir -p /go/src /go/bin && chmod -R a+rwx /go\nENV GOPATH=/go PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n";
+/// The label every image of this run carries, inherited from its stand-in kube-cross: every
+/// layer built on it, the orphans a sweep looks for included, says which run made it.
+pub const RUN_LABEL: &str = "io.k8s-build-kit.test-run";
+
+/// How the stand-in kube-cross is made from [`BASE_IMAGE`] (on docker and on podman alike),
+/// labelled with this run ([`RUN_LABEL`]).
+pub(crate) fn stand_in_dockerfile() -> String {
+    format!("{STAND_IN_DOCKERFILE}LABEL {RUN_LABEL}={}\n", std::process::id())
+}
+
+const STAND_IN_DOCKERFILE: &str = "FROM k8s-build-kit/debian-go:bookworm\nRUN cp -a /usr/lib/go-1.19 /usr/local/go && mkdir -p /go/src /go/bin && chmod -R a+rwx /go\nENV GOPATH=/go PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n";
 
 /// A stand-in kube-cross tagged `image` (see [`cross_repo`]): Go at /usr/local/go and
 /// GOPATH=/go, as kube-cross has them.
@@ -366,7 +449,7 @@ pub fn kube_cross_image(image: &str) -> Result<(), Fail> {
         return Ok(());
     }
     let ctx = scratch("kube-cross-context");
-    fs_err::write(ctx.join("Dockerfile"), STAND_IN_DOCKERFILE)?;
+    fs_err::write(ctx.join("Dockerfile"), stand_in_dockerfile())?;
     let out = Proc::new("docker")
         .args(["build", "-q", "-t", image])
         .arg(&ctx)

@@ -3,7 +3,7 @@
 //! and a rootless user's own podman where the machine allows one.
 
 use crate::sweep::Cli;
-use crate::{cache_dir, cross_repo, engine::CROSS_TAG, FileLock, BASE_IMAGE, MISSING, STAND_IN_DOCKERFILE};
+use crate::{cache_dir, cross_repo, engine::CROSS_TAG, FileLock, BASE_IMAGE, MISSING};
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
 use kube_tree::Fail;
@@ -21,8 +21,8 @@ pub fn conf_env() -> Vec<(String, String)> {
     }
 }
 
-/// Root podman is there with the real tree and this run's stand-in kube-cross; else skip
-/// (fail under CI). Returns the pristine real tree.
+/// Root podman is there with the real tree and this run's stand-in kube-cross; else the
+/// test fails naming what is missing. Returns the pristine real tree.
 pub fn ready(test: &str) -> Option<Utf8PathBuf> {
     if !crate::require(test, "podman") {
         return None;
@@ -30,48 +30,34 @@ pub fn ready(test: &str) -> Option<Utf8PathBuf> {
     let tree = crate::engine::ready(test)?;
     match prepare(&Cli::podman(), true) {
         Ok(()) => Some(tree),
-        Err(e) => {
-            crate::skip_if_missing(test, &e);
-            None
-        }
+        Err(e) => crate::fail(test, &e),
     }
 }
 
 /// A rootless podman: the user named by `KUBE_TEST_ROOTLESS_USER` (with /etc/subuid ranges;
-/// .ci/run makes one), its own podman rootless and able to start a container. Else skip with
-/// the reason (fail under CI). Returns the real tree and the user.
+/// .ci/run makes one), its own podman rootless and able to start a container. Else the test fails
+/// naming what is missing. Returns the real tree and the user.
 pub fn rootless(test: &str) -> Option<(Utf8PathBuf, String)> {
     let tree = ready(test)?;
     let Some(user) = std::env::var("KUBE_TEST_ROOTLESS_USER").ok().filter(|u| !u.is_empty()) else {
-        crate::skip(
+        crate::missing(
             test,
             "KUBE_TEST_ROOTLESS_USER is not set (a user with /etc/subuid and /etc/subgid ranges; .ci/run makes one)",
-        );
-        return None;
+        )
     };
     let cli = Cli::podman_as(&user);
     let rootless = cli.proc(&["info", "--format", "{{.Host.Security.Rootless}}"]).output();
     match rootless {
         Ok(o) if o.success() && o.stdout.trim() == "true" => {}
-        Ok(o) => {
-            crate::skip(test, &format!("{user}'s podman is not rootless here: {}", o.first_lines(2)));
-            return None;
-        }
-        Err(e) => {
-            crate::skip(test, &format!("cannot run podman as {user}: {}", e.msg));
-            return None;
-        }
+        Ok(o) => crate::missing(test, &format!("{user}'s podman is not rootless here: {}", o.first_lines(2))),
+        Err(e) => crate::missing(test, &format!("cannot run podman as {user}: {}", e.msg)),
     }
     match prepare(&cli, false) {
         Ok(()) => Some((tree, user)),
         Err(e) if e.msg.contains("/dev/net/tun") => {
-            crate::skip(test, &format!("rootless networking is not allowed here: {}", e.msg));
-            None
+            crate::missing(test, &format!("rootless networking is not allowed here: {}", e.msg))
         }
-        Err(e) => {
-            crate::skip_if_missing(test, &e);
-            None
-        }
+        Err(e) => crate::fail(test, &e),
     }
 }
 
@@ -110,7 +96,7 @@ fn prepare(cli: &Cli, root: bool) -> Result<(), Fail> {
         let ctx = shared.join(format!("{}-stand-in", std::process::id()));
         fs_err::create_dir_all(&ctx)?;
         chmod(&ctx, 0o755)?;
-        fs_err::write(ctx.join("Dockerfile"), STAND_IN_DOCKERFILE)?;
+        fs_err::write(ctx.join("Dockerfile"), crate::stand_in_dockerfile())?;
         chmod(&ctx.join("Dockerfile"), 0o644)?;
         let built = cli.proc(&["build", "-q", "-t", &stand_in, ctx.as_str()]).output()?;
         let _ = std::fs::remove_dir_all(&ctx);
@@ -135,10 +121,10 @@ fn ulimits_conf(cli: &Cli, shared: &Utf8Path) -> Result<Option<Utf8PathBuf>, Fai
     Ok(Some(conf))
 }
 
-/// `/tmp/k8s-build-kit-shared`: readable by every user (the cache is under root's home). Its
-/// entries are named `<pid>-...`, swept when that process is gone.
+/// `shared` in this run's temp directory ([`crate::run_tmp`]): readable by every user (the
+/// cache is under root's home). Its entries are named `<pid>-...`.
 fn shared_dir() -> Result<Utf8PathBuf, Fail> {
-    let d = Utf8PathBuf::from("/tmp/k8s-build-kit-shared");
+    let d = crate::run_tmp()?.join("shared");
     fs_err::create_dir_all(&d)?;
     chmod(&d, 0o755)?;
     Ok(d)
@@ -150,10 +136,10 @@ fn chmod(p: &Utf8Path, mode: u32) -> Result<(), Fail> {
     Ok(())
 }
 
-/// A copy of `src` that `user` owns, in a directory of its own under /tmp (`<pid>-<name>`, so
-/// the exit sweep finds what the engine made for it).
+/// A copy of `src` that `user` owns, in a directory of its own in this run's temp directory
+/// (`user-<user>/<pid>-<name>`, so the exit sweep finds what the engine made for it).
 pub fn tree_for(user: &str, name: &str, src: &Utf8Path) -> Result<Utf8PathBuf, Fail> {
-    let base = Utf8PathBuf::from(format!("/tmp/k8s-build-kit-{user}"));
+    let base = crate::run_tmp()?.join(format!("user-{user}"));
     fs_err::create_dir_all(&base)?;
     crate::sweep_scratch(&base);
     let dir = base.join(format!("{}-{name}", std::process::id()));

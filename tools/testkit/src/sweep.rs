@@ -221,9 +221,23 @@ static SWEEP_SINCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// gone, and the layer is reachable from nothing (no label, no `.Parent`). They are known by
 /// their history: a step of the tree's build/build-image/Dockerfile (`touch /kube-build-image`).
 ///
+/// Only this run's layers go: they inherit [`crate::RUN_LABEL`] from its stand-in kube-cross.
+///
 /// With `orphans_only` false (a benchmark's end, when the scripts' own builds ran and nothing of
 /// ours still builds), dangling kube-build layers that kept their parent go too.
 pub fn sweep_orphan_layers(since: &str, orphans_only: bool) {
+    sweep_orphan_layers_of(since, orphans_only, &std::process::id().to_string())
+}
+
+/// Whether the image `id` was built on the stand-in kube-cross of run `run` (its inherited
+/// [`crate::RUN_LABEL`]): another run's layers, made at the same time on the same engine, stay.
+fn made_by(id: &str, run: &str) -> bool {
+    let format = format!("{{{{index .Config.Labels \"{}\"}}}}", crate::RUN_LABEL);
+    Cli::docker().read(&["image", "inspect", "--format", &format, id]).trim() == run
+}
+
+/// [`sweep_orphan_layers`] of the run `run` (a process ID): only layers built on its stand-in.
+pub fn sweep_orphan_layers_of(since: &str, orphans_only: bool, run: &str) {
     let docker = |args: &[&str]| Cli::docker().read(args);
     for _ in 0..16 {
         let dangling = docker(&["images", "-q", "--no-trunc", "--filter", "dangling=true"]);
@@ -234,6 +248,7 @@ pub fn sweep_orphan_layers(since: &str, orphans_only: bool) {
                 let facts = docker(&["image", "inspect", "--format", "{{.Created}} {{.Parent}}", id]);
                 let (created, parent) = facts.trim().split_once(' ').unwrap_or((facts.trim(), ""));
                 (parent.is_empty() || !orphans_only)
+                    && made_by(id, run)
                     && created.get(..19).is_some_and(|c| c >= &since[..19])
                     && docker(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", id])
                         .contains("touch /kube-build-image")
