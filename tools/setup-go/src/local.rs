@@ -3,6 +3,7 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::gover::{self, GoVersion};
+use kube_tree::log;
 
 /// One Go installation: its GOROOT, its version, and where it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,11 @@ pub fn host() -> Option<Installed> {
 pub fn all(cache_go: &Utf8Path, env: &dyn Fn(&str) -> Option<String>) -> Vec<Installed> {
     let mut found: Vec<Installed> = Vec::new();
     let mut add = |goroot: Utf8PathBuf, place: &'static str| {
+        if goroot.as_str().chars().any(char::is_control) {
+            // Such a GOROOT cannot be put safely into shell lines, TSV or logs: not a candidate.
+            log::status_v(2, format!("not considered: `{}` (control characters)", goroot.as_str().escape_debug()));
+            return;
+        }
         let Some(version) = version_at(&goroot) else { return };
         let real = std::fs::canonicalize(&goroot).ok();
         if found.iter().any(|f| std::fs::canonicalize(&f.goroot).ok() == real) {
