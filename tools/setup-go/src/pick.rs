@@ -301,6 +301,11 @@ pub fn use_chosen(chosen: &Resolved, genv: &mut kube_tree::goenv::GoEnv, env: &d
 pub fn choice_flag(ctx: &mut kube_tree::cli::Ctx) -> Result<Choice, Fail> {
     let c = Choice::parse(ctx.opt_string("--go")?.as_deref().unwrap_or("auto"))?;
     if let Choice::Path(g) = &c {
+        // The tree the tool will work on, when there is one: refused here, before any work, in
+        // every tool alike (doctor would otherwise only report it).
+        if let Ok(tree) = ctx.tree() {
+            given_in_tree(&tree, g)?;
+        }
         at_path(&g.path)?;
     }
     Ok(c)
