@@ -44,7 +44,7 @@ impl Cache {
     /// What an earlier run installed for `wanted` when the site lacked that exact patch (so a
     /// later run needs no network to make the same choice).
     pub fn fallback_of(&self, wanted: &GoVersion) -> Option<Installed> {
-        let text = std::fs::read_to_string(self.dir.join(format!(".fallback-{}", wanted.text))).ok()?;
+        let text = local::read_small(&self.dir.join(format!(".fallback-{}", wanted.text)))?;
         let v = GoVersion::parse(text.trim()).ok().filter(|v| v.minor == wanted.minor)?;
         self.get(&v)
     }

@@ -24,8 +24,19 @@ pub fn version_at(goroot: &Utf8Path) -> Option<GoVersion> {
     if !goroot.join("bin/go").is_file() {
         return None;
     }
-    let text = std::fs::read_to_string(goroot.join("VERSION")).ok()?;
+    let text = read_small(&goroot.join("VERSION"))?;
     GoVersion::parse(text.lines().next()?.trim()).ok()
+}
+
+/// The first 4 KiB of a regular file (a FIFO or a device named VERSION is not read: it could
+/// block or never end), as text.
+pub fn read_small(p: &Utf8Path) -> Option<String> {
+    if !std::fs::metadata(p).ok()?.is_file() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(std::fs::File::open(p).ok()?, 4096), &mut buf).ok()?;
+    String::from_utf8(buf).ok()
 }
 
 /// The GOROOT of the `go` on PATH (through its links: Debian's /usr/bin/go is one).
@@ -116,6 +127,8 @@ mod tests {
         r
     }
 
+    use kube_tree::proc::Proc;
+
     #[test]
     fn versions_come_from_the_version_file() {
         let dir = kube_tree::fixture::scratch_dir("sg-local");
@@ -123,7 +136,15 @@ mod tests {
         assert_eq!(version_at(&r).unwrap().text, "1.15.15");
         std::fs::write(r.join("VERSION"), "devel +abc\n").unwrap();
         assert_eq!(version_at(&r), None, "a version it cannot read is no match");
+        std::fs::remove_file(r.join("VERSION")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", r.join("VERSION")).unwrap();
+        assert_eq!(version_at(&r), None, "a device is not read");
+        std::fs::remove_file(r.join("VERSION")).unwrap();
+        let fifo = Proc::new("mkfifo").arg(r.join("VERSION")).output().unwrap();
+        assert!(fifo.success(), "{}", fifo.stderr);
+        assert_eq!(version_at(&r), None, "a FIFO is not opened");
         assert_eq!(version_at(&dir.join("none")), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
