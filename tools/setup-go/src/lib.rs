@@ -96,7 +96,7 @@ pub fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
             })?;
             (h, format!("{forced} asks for the go on PATH"))
         }
-        (None, Some(w)) => pick::obtain(w, &opts, &env)?,
+        (None, Some(w)) => pick::obtain(w, &opts, &env).map_err(|e| pick::ways_on(e, w, &opts, &env))?,
         (None, None) => {
             return Err(Fail::new("the tree names no Go version (no .go-version, no kube-cross tag): pass --version"))
         }

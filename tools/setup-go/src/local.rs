@@ -53,7 +53,8 @@ pub fn host() -> Option<Installed> {
 }
 
 /// Every Go found: on PATH, at `$GOROOT`, `~/sdk/go*` (golang.org/dl), `/usr/lib/go-*`
-/// (Debian), `/usr/local/go` (the official tarball's home), and this kit's cache.
+/// (Debian), `/usr/local/go` (the official tarball's home), this kit's cache, and the Go that
+/// `cargo xtask fetch-tree --go` unpacked (`<cache>/go-*/root/usr/lib/go-*`).
 pub fn all(cache_go: &Utf8Path, env: &dyn Fn(&str) -> Option<String>) -> Vec<Installed> {
     let mut found: Vec<Installed> = Vec::new();
     let mut add = |goroot: Utf8PathBuf, place: &'static str| {
@@ -98,6 +99,15 @@ pub fn all(cache_go: &Utf8Path, env: &dyn Fn(&str) -> Option<String>) -> Vec<Ins
     add("/usr/local/go".into(), "/usr/local/go");
     for r in children(cache_go.to_owned(), "1.") {
         add(r, "cache");
+    }
+    // The Go `cargo xtask fetch-tree --go` unpacked (Debian's, under the test cache).
+    let test_cache = env("KUBE_TEST_CACHE").filter(|c| !c.is_empty()).map(Utf8PathBuf::from);
+    for base in test_cache.iter().map(|c| c.as_path()).chain(cache_go.parent()) {
+        for fetched in children(base.to_owned(), "go-") {
+            for r in children(fetched.join("root/usr/lib"), "go-") {
+                add(r, "fetch-tree");
+            }
+        }
     }
     found.sort_by(|a, b| gover::cmp(&b.version, &a.version));
     found

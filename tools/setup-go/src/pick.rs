@@ -154,10 +154,23 @@ pub fn obtain(w: &Wanted, o: &Options, env: &dyn Fn(&str) -> Option<String>) -> 
         }
     }
     let (os, arch) = mirror::host_platform();
-    let listing = m.listing(os, arch)?;
-    let exact = match &listing {
-        Some(l) => l.iter().find(|a| a.version == *v).cloned(),
-        None => m.by_checksum_file(v, os, arch)?,
+    let asked = m.listing(os, arch).and_then(|listing| {
+        let exact = match &listing {
+            Some(l) => l.iter().find(|a| a.version == *v).cloned(),
+            None => m.by_checksum_file(v, os, arch)?,
+        };
+        Ok((listing, exact))
+    });
+    let (listing, exact) = match (asked, local::best(&all, v, false).filter(|_| !o.exact)) {
+        (Ok(found), _) => found,
+        // The site cannot be asked (offline, behind a firewall): a Go of the same line that is
+        // here already is better than none.
+        (Err(e), Some(i)) if e.code != 130 => {
+            log::warn(format!("{}; using go{} of the same line, at {}", e.msg, i.version.text, i.goroot));
+            let why = format!("go{} ({}) could not be asked for; go{} is installed", v.text, w.from, i.version.text);
+            return Ok((i.clone(), why));
+        }
+        (Err(e), _) => return Err(e),
     };
     if let Some(a) = exact {
         let i = cache.install(&m, &a)?;
@@ -185,6 +198,33 @@ pub fn obtain(w: &Wanted, o: &Options, env: &dyn Fn(&str) -> Option<String>) -> 
     let i = cache.install(&m, &a)?;
     cache.remember_fallback(v, &i.version)?;
     Ok((i, format!("{lacks}; go{} downloaded instead", a.version.text)))
+}
+
+/// `e` (the wanted Go could not be had), told so that it names its way out: what is wanted and
+/// why, the Go found on this machine and why it was not used, and the ways on. One line.
+pub fn ways_on(e: Fail, w: &Wanted, o: &Options, env: &dyn Fn(&str) -> Option<String>) -> Fail {
+    if e.code == 130 || !(e.msg.contains("cannot reach") || e.msg.contains("no complete answer")) {
+        return e;
+    }
+    let v = &w.version;
+    let found = local::all(&o.cache.join("go"), env);
+    let seen = if found.is_empty() {
+        "no Go found on this machine".to_string()
+    } else {
+        let list: Vec<String> = found.iter().map(|i| format!("go{} ({})", i.version.text, i.place)).collect();
+        let why = if o.exact {
+            "not this exact version (--exact)".to_string()
+        } else {
+            format!("none of the go{} line", v.minor_line())
+        };
+        format!("found {}, {why}", list.join(", "))
+    };
+    let (os, arch) = mirror::host_platform();
+    let name = mirror::archive_name(v, os, arch);
+    Fail::new(format!(
+        "{}; wanted go{} ({}); {seen}. Ways on: a reachable site with --mirror URL or KUBE_GO_MIRROR; FORCE_HOST_GO=y to use the go on PATH; or a Go you have: unpack {name} so that ~/sdk/go{} is its GOROOT, or point GOROOT at one",
+        e.msg, v.text, w.from, v.text
+    ))
 }
 
 /// The decision [`pick`] and [`preview`] share, before anything is downloaded.

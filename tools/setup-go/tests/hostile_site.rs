@@ -197,3 +197,41 @@ fn an_interrupt_mid_download_removes_the_temps_and_exits_130() {
     assert!(!cache.exists(), "the cache it made is gone too");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn offline_it_names_its_way_out_and_finds_the_go_fetch_tree_unpacked() {
+    let dir = testkit::scratch("sg-offline");
+    let (home, cache) = (dir.join("home"), dir.join("cache"));
+    let fake = |goroot: &Utf8Path, v: &str| {
+        std::fs::create_dir_all(goroot.join("bin")).unwrap();
+        std::fs::write(goroot.join("bin/go"), "").unwrap();
+        std::fs::write(goroot.join("VERSION"), format!("go{v}\n")).unwrap();
+    };
+    fake(&home.join("sdk/go1.19.2"), "1.19.2");
+    let env = [("HOME", home.as_str()), ("KUBE_GO_MIRROR", "http://127.0.0.1:9/")];
+    let out = setup_go(&cache, &["--version", "1.15.5"], &env);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    for said in [
+        "cannot reach",
+        "wanted go1.15.5 (--version)",
+        "go1.19.2 (~/sdk)",
+        "none of the go1.15 line",
+        "--mirror URL or KUBE_GO_MIRROR",
+        "FORCE_HOST_GO=y",
+        "~/sdk/go1.15.5",
+    ] {
+        assert!(out.stderr.contains(said), "`{said}` in: {}", out.stderr);
+    }
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+
+    // What `cargo xtask fetch-tree --go` unpacked beside the cache is found without a network.
+    let fetched = cache.join("go-1.15-bullseye/root/usr/lib/go-1.15");
+    fake(&fetched, "1.15.15");
+    let out = setup_go(&cache, &["--version", "1.15.5"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, format!("{fetched}\n"));
+    let out = setup_go(&cache, &["--version", "1.15.5", "--exact"], &env);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("go1.15.15 (fetch-tree)") && out.stderr.contains("--exact"), "{}", out.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
