@@ -100,13 +100,11 @@ pub fn all(cache_go: &Utf8Path, env: &dyn Fn(&str) -> Option<String>) -> Vec<Ins
     for r in children(cache_go.to_owned(), "1.") {
         add(r, "cache");
     }
-    // The Go `cargo xtask fetch-tree --go` unpacked (Debian's, under the test cache).
-    let test_cache = env("KUBE_TEST_CACHE").filter(|c| !c.is_empty()).map(Utf8PathBuf::from);
-    for base in test_cache.iter().map(|c| c.as_path()).chain(cache_go.parent()) {
-        for fetched in children(base.to_owned(), "go-") {
-            for r in children(fetched.join("root/usr/lib"), "go-") {
-                add(r, "fetch-tree");
-            }
+    // The Go `cargo xtask fetch-tree --go` unpacked (Debian's) beside the cache: the test cache
+    // is the kit's cache by default. KUBE_TEST_CACHE is not read: a test knob steers no tool.
+    for fetched in cache_go.parent().map(|c| children(c.to_owned(), "go-")).unwrap_or_default() {
+        for r in children(fetched.join("root/usr/lib"), "go-") {
+            add(r, "fetch-tree");
         }
     }
     found.sort_by(|a, b| gover::cmp(&b.version, &a.version));
