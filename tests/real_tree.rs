@@ -281,7 +281,7 @@ fn doctor_passes_on_the_real_tree_here() {
 fn the_real_trees_full_target_list_and_go() {
     let Some(root) = real_tree("the_real_trees_full_target_list_and_go") else { return };
     let tree = Tree::open(&root).unwrap();
-    let g = kube_tree::scripts::GolangSh::read(&tree);
+    let g = kube_tree::scripts::GolangSh::read(&tree).unwrap();
     let want = [
         "cmd/kube-proxy",
         "cmd/kube-apiserver",

@@ -13,7 +13,8 @@
 //!   (every stdout line has three fields).
 //!
 //! For every case, whatever else is said: nothing outside the tree and the GOPATH changes (type,
-//! mode, size, mtime, inode, content or link target), and a refusal (exit 2) changes nothing.
+//! mode, size, mtime, inode, content or link target), a refusal (exit 2) changes nothing, and no
+//! output shows the content of OUTSIDE/canary (nothing is read from outside the tree).
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::fixture::{self, Spec};
@@ -131,6 +132,8 @@ fn fake(sb: &Sandbox, name: &str, body: &str) {
 }
 
 const JOURNAL: &str = ".bump-go-version.journal";
+/// The content of OUTSIDE/canary: no case may print it (nothing is read from outside the tree).
+const CANARY: &str = "KIT-CANARY-OUTSIDE";
 const HEADER: &str = "# k8s-build-kit rename journal v2";
 
 /// The damage or trap a setup word names.
@@ -266,7 +269,17 @@ fn mutate(sb: &mut Sandbox, m: &str) {
             put(&r.join("README"), "not kubernetes\n");
             sh(&r, "git init -q . && git add -A && git -c user.email=t@t -c user.name=t commit -qm init");
         }
-        // Section 16 (setup-go downloads): a Go planted in the tree, a GOROOT with a newline,
+        // Reads are confined: a link out to the canary, a FIFO or a link to /dev/zero at a path.
+        m if m.starts_with("canary=") => link(o.join("canary"), &t.join(&m["canary=".len()..])),
+        m if m.starts_with("zero=") => link("/dev/zero", &t.join(&m["zero=".len()..])),
+        m if m.starts_with("big=") => put(&t.join(&m["big=".len()..]), &"# padding\n".repeat(300_000)),
+        m if m.starts_with("fifo=") => {
+            let at = t.join(&m["fifo=".len()..]);
+            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+            let _ = std::fs::remove_file(&at);
+            sh(&t, &format!("mkfifo '{at}'"));
+        }
+        // Section 17 (setup-go downloads): a Go planted in the tree, a GOROOT with a newline,
         // and a site that misbehaves (see download_site).
         "tree-go" => {
             put(&t.join("mygo/VERSION"), "go1.15.5\n");
@@ -284,7 +297,7 @@ fn mutate(sb: &mut Sandbox, m: &str) {
     }
 }
 
-/// Section 16: a Go download site for `{MIRROR}`, serving go1.15.5 (a small archive, in the
+/// Section 17: a Go download site for `{MIRROR}`, serving go1.15.5 (a small archive, in the
 /// sandbox) with the fault or the trap the word names.
 fn download_site(sb: &mut Sandbox, word: &str) {
     use testkit::gomirror::{Fault, GoArchive, GoMirror};
@@ -330,6 +343,7 @@ fn sandbox(case: &Case, n: usize, real: Option<&Utf8Path>) -> Sandbox {
         std::fs::create_dir_all(d).unwrap();
     }
     put(&sb.out.join("precious.txt"), "precious\n");
+    put(&sb.out.join("canary"), &format!("{CANARY}\n"));
     put(&sb.out.join("payload.txt"), "payload\n");
     put(&sb.out.join("victim.txt"), "GOLANG 1.15.5\n");
     put(&sb.out.join("cmd/evil/main.go"), "package main\n\nfunc main() {}\n");
@@ -383,7 +397,8 @@ fn snapshot(root: &Utf8Path, contents: bool) -> BTreeMap<String, Stat> {
                 stack.push(p.clone());
                 "dir"
             } else {
-                if contents && md.len() < 1 << 20 {
+                // Never a FIFO or a device: a read there would wait or never end.
+                if contents && ft.is_file() && md.len() < 1 << 20 {
                     std::fs::read(&p).map(|b| b.hash(&mut h)).ok();
                 }
                 "file"
@@ -470,6 +485,9 @@ fn run_case(case: &Case, n: usize, real: Option<&Utf8Path>) -> Result<(), String
     let mut problems = Vec::new();
     if out.status.code() != Some(case.exit) {
         problems.push(format!("exit {:?}, expected {}", out.status.code(), case.exit));
+    }
+    if said.contains(CANARY) {
+        problems.push("the output shows the content of a file outside the tree (the canary)".into());
     }
     if !said.contains(&placeholders(&case.fragment, &sb)) {
         problems.push(format!("output lacks `{}`", case.fragment));

@@ -156,8 +156,12 @@ impl Job<'_> {
             return Ok((String::new(), true));
         }
         setup.tree.confined(&ctx)?.create_dir_all()?;
-        let src = setup.tree.path("build/build-image");
-        let mut dockerfile = fs_err::read_to_string(src.join("Dockerfile"))?;
+        let src = Utf8Path::new("build/build-image");
+        let read = |name: &str| {
+            let rel = src.join(name);
+            setup.tree.read_text(&rel, Cap::SCRIPT)?.ok_or_else(|| Fail::new(format!("{rel}: missing from the tree")))
+        };
+        let mut dockerfile = read("Dockerfile")?;
         let tag = setup.cross_image.rsplit_once(':').map(|x| x.1).unwrap_or("");
         let placeholder = dockerfile.contains("KUBE_BUILD_IMAGE_CROSS_TAG");
         if placeholder {
@@ -180,14 +184,14 @@ impl Job<'_> {
             dockerfile += &format!("ENV {env} {v}\n");
         }
         setup.tree.write_file(ctx.join("Dockerfile"), dockerfile.as_bytes())?;
-        setup.tree.write_file(ctx.join("rsyncd.sh"), &fs_err::read(src.join("rsyncd.sh"))?)?;
+        setup.tree.write_file(ctx.join("rsyncd.sh"), read("rsyncd.sh")?.as_bytes())?;
         let localtime = std::fs::read("/etc/localtime").unwrap_or_default();
         setup.tree.write_file(ctx.join("localtime"), &localtime)?;
         ensure_password(&setup.tree, &setup.password_file())?;
 
         let mut key = Vec::new();
         for f in ["Dockerfile", "rsyncd.sh", "localtime", "rsyncd.password"] {
-            key.extend(fs_err::read(ctx.join(f))?);
+            key.extend(setup.tree.confined(ctx.join(f))?.read_bytes(Cap::SCRIPT)?.unwrap_or_default());
         }
         key.extend(cross_id.as_bytes());
         let context_hash = md5::hex(&key);

@@ -36,7 +36,7 @@ pub use setup::{registry_of, Mode, Names, Setup};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::{Captured, Proc};
-use kube_tree::{log, values, version, Era, Fail, Tree};
+use kube_tree::{log, values, version, Cap, Era, Fail, Tree};
 use std::cell::RefCell;
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -269,7 +269,7 @@ impl Job<'_> {
         if opts.copy && ok {
             let full = if wrapped { CopyOut::Everything(&list_at) } else { CopyOut::Full };
             let host_list = match list_at {
-                sync::ListAt::Host(_) => std::fs::read_to_string(list_at.host_path(&setup.tree)).ok(),
+                sync::ListAt::Host(_) => setup.tree.read_record(list_at.host_path(&setup.tree)),
                 sync::ListAt::Volume => None,
             };
             let first = match (&host_list, &list_at) {
@@ -294,13 +294,18 @@ impl Job<'_> {
                 }
                 Some(Err(e)) => return Err(e),
             };
-            let changed = host_list.or_else(|| std::fs::read_to_string(list_at.host_path(&setup.tree)).ok());
+            let changed = host_list.or_else(|| setup.tree.read_record(list_at.host_path(&setup.tree)));
             let _ = setup.tree.remove_file(list_at.host_path(&setup.tree));
             // The record needs the daemon it names to stay, and the stamps taken before the sync.
             if let (true, Some(mut stamps), Some(changed)) = (wrapped && keep && !opts.dry_run, stamps, changed) {
-                let verdict =
-                    sync::settle(&setup.tree.root, &changed, list_at.dirs().as_deref(), &itemized, &mut stamps)
-                        .and_then(|kept| self.same_content(&rsyncd, &kept));
+                let verdict = sync::settle(
+                    &setup.tree.root,
+                    &changed,
+                    list_at.dirs(&setup.tree).as_deref(),
+                    &itemized,
+                    &mut stamps,
+                )
+                .and_then(|kept| self.same_content(&rsyncd, &kept));
                 match verdict {
                     Ok(()) => sync::Record { data: data_id.clone(), rsyncd: rsyncd.id.clone(), host: stamps.sum }
                         .save(&setup.tree)?,
@@ -525,17 +530,17 @@ mod tests {
         std::fs::write(root.join("build/common.sh"), v120).unwrap();
         let tree = Tree::open(&root).unwrap();
         assert_eq!(
-            copy_out_filters(&tree),
+            copy_out_filters(&tree).unwrap(),
             ["- /_temp/", "+ /_output/dockerized/bin/**", "- /_output/dockerized/go/**", "+ types.go", "+ */", "- /**"]
         );
         // A tree that excludes it already is left as it is.
         std::fs::write(root.join("build/common.sh"), v120.replace("+ types.go", "- /_output/dockerized/go/**"))
             .unwrap();
-        let f = copy_out_filters(&tree);
+        let f = copy_out_filters(&tree).unwrap();
         assert_eq!(f.iter().filter(|f| f.contains("dockerized/go")).count(), 1, "{f:?}");
         // No function at all: the Era B list.
         std::fs::write(root.join("build/common.sh"), "").unwrap();
-        assert_eq!(copy_out_filters(&tree), COPY_OUT_FILTERS);
+        assert_eq!(copy_out_filters(&tree).unwrap(), COPY_OUT_FILTERS);
     }
 
     #[test]

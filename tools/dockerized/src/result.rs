@@ -79,11 +79,7 @@ impl Pending {
     /// The pending record of the share tagged `tag`, taken (the file goes). Err: unreadable.
     pub(crate) fn take(tree: &Tree, tag: &str) -> Result<Option<Pending>, Fail> {
         let p = pending_path(tree, Some(tag));
-        let text = match std::fs::read_to_string(&p) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Fail::new(format!("{p}: {e}"))),
-        };
+        let Some(text) = tree.read_text(&p, Cap::LIST)? else { return Ok(None) };
         tree.remove_file(&p)?;
         let (first, copied) = text.split_once('\n').unwrap_or((&text, ""));
         let key = first.strip_prefix("key ").and_then(|k| u64::from_str_radix(k, 16).ok());
@@ -104,16 +100,16 @@ pub(crate) fn outputs(tree: &Tree) -> Vec<(Utf8PathBuf, u64)> {
 
 impl LastRun {
     pub(crate) fn load(tree: &Tree) -> Option<LastRun> {
-        LastRun::load_at(&path(tree, crate::state_tag().as_deref()))
+        LastRun::load_at(tree, &path(tree, crate::state_tag().as_deref()))
     }
 
     /// The record of the share tagged `tag`.
     pub(crate) fn load_for(tree: &Tree, tag: &str) -> Option<LastRun> {
-        LastRun::load_at(&path(tree, Some(tag)))
+        LastRun::load_at(tree, &path(tree, Some(tag)))
     }
 
-    fn load_at(at: &Utf8Path) -> Option<LastRun> {
-        let text = std::fs::read_to_string(at).ok()?;
+    fn load_at(tree: &Tree, at: &Utf8Path) -> Option<LastRun> {
+        let text = tree.read_record(at)?;
         let mut lines = text.lines();
         let hex = |l: Option<&str>, k: &str| u64::from_str_radix(l?.strip_prefix(k)?, 16).ok();
         let key = hex(lines.next(), "key ")?;

@@ -116,12 +116,12 @@ impl Job<'_> {
 }
 
 /// The filters the tree's own common.sh passes in `function` (so each era syncs what it always did).
-pub(crate) fn tree_filters(tree: &Tree, function: &str) -> Vec<String> {
-    let common = std::fs::read_to_string(tree.path("build/common.sh")).unwrap_or_default();
-    let Some(start) = common.find(&format!("function {function}()")) else { return Vec::new() };
+pub(crate) fn tree_filters(tree: &Tree, function: &str) -> Result<Vec<String>> {
+    let common = tree.read_text("build/common.sh", Cap::SCRIPT)?.unwrap_or_default();
+    let Some(start) = common.find(&format!("function {function}()")) else { return Ok(Vec::new()) };
     let body = &common[start..];
     let body = &body[..body.find("\n}").unwrap_or(body.len())];
-    body.split("--filter='").skip(1).filter_map(|f| f.split_once('\'').map(|x| x.0.to_string())).collect()
+    Ok(body.split("--filter='").skip(1).filter_map(|f| f.split_once('\'').map(|x| x.0.to_string())).collect())
 }
 
 /// Sources in: everything but outputs. Unlike the era-A scripts, generated files are not hidden
@@ -180,16 +180,16 @@ impl Job<'_> {
 /// The copy-out filters: the tree's own, with the container GOPATH excluded where the tree does
 /// not exclude it yet (later Era B trees do, after the bin rule). Without it, `+ */` walks the
 /// whole Go cache of the data container on every copy-out, for nothing: no file there matches.
-pub(crate) fn copy_out_filters(tree: &Tree) -> Vec<String> {
-    let mut filters = tree_filters(tree, "kube::build::copy_output");
+pub(crate) fn copy_out_filters(tree: &Tree) -> Result<Vec<String>> {
+    let mut filters = tree_filters(tree, "kube::build::copy_output")?;
     if filters.is_empty() {
-        return COPY_OUT_FILTERS.iter().map(|s| s.to_string()).collect();
+        return Ok(COPY_OUT_FILTERS.iter().map(|s| s.to_string()).collect());
     }
     if !filters.iter().any(|f| f.contains("/_output/dockerized/go")) {
         let at = filters.iter().position(|f| f == "+ /_output/dockerized/bin/**").map_or(0, |i| i + 1);
         filters.insert(at, "- /_output/dockerized/go/**".into());
     }
-    filters
+    Ok(filters)
 }
 
 impl Job<'_> {
@@ -238,7 +238,7 @@ impl Job<'_> {
     /// looked at) for [`sync::settle`].
     pub(crate) fn copy_out(&self, rsyncd: &Rsyncd, how: CopyOut) -> Result<String> {
         let setup = self.setup;
-        let mut filters = copy_out_filters(&setup.tree);
+        let mut filters = copy_out_filters(&setup.tree)?;
         if matches!(how, CopyOut::Everything(sync::ListAt::Volume) | CopyOut::Changed(sync::ListAt::Volume)) {
             filters = sync::with_list(&filters);
         }

@@ -107,18 +107,18 @@ pub struct Setup {
 }
 
 /// The `kube-cross` repository the tree's Dockerfile (or common.sh) names, without the tag.
-pub(crate) fn tree_cross_repo(tree: &Tree) -> String {
-    let df = std::fs::read_to_string(tree.path("build/build-image/Dockerfile")).unwrap_or_default();
+pub(crate) fn tree_cross_repo(tree: &Tree) -> Result<String> {
+    let df = tree.read_text("build/build-image/Dockerfile", Cap::SCRIPT)?.unwrap_or_default();
     if let Some(from) = df.lines().find_map(|l| l.trim().strip_prefix("FROM ")) {
         if let Some(repo) = from.trim().strip_suffix(":KUBE_BUILD_IMAGE_CROSS_TAG") {
-            return repo.to_string();
+            return Ok(repo.to_string());
         }
     }
-    let common = std::fs::read_to_string(tree.path("build/common.sh")).unwrap_or_default();
+    let common = tree.read_text("build/common.sh", Cap::SCRIPT)?.unwrap_or_default();
     // The knob exists only in trees whose common.sh reads it (later era B and C).
     if common.contains("KUBE_BASE_IMAGE_REGISTRY") {
         if let Some(r) = std::env::var("KUBE_BASE_IMAGE_REGISTRY").ok().filter(|r| !r.is_empty()) {
-            return format!("{}/kube-cross", r.trim_end_matches('/'));
+            return Ok(format!("{}/kube-cross", r.trim_end_matches('/')));
         }
     }
     let registry = common
@@ -129,7 +129,7 @@ pub(crate) fn tree_cross_repo(tree: &Tree) -> String {
         })
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| "registry.k8s.io/build-image".into());
-    format!("{registry}/kube-cross")
+    Ok(format!("{registry}/kube-cross"))
 }
 
 impl Setup {
@@ -172,7 +172,7 @@ impl Setup {
                     format!("{img}:{tag}")
                 }
             }
-            None => format!("{}:{tag}", tree_cross_repo(&tree)),
+            None => format!("{}:{tag}", tree_cross_repo(&tree)?),
         };
         values::image_ref("kube-cross image", &cross_image)?;
         check_proxy_env()?;
@@ -192,9 +192,7 @@ impl Setup {
         let version = if tree.era == Era::C {
             "6".to_string()
         } else {
-            let base = std::fs::read_to_string(tree.path("build/build-image/VERSION"))
-                .map(|s| s.trim().to_string())
-                .unwrap_or_else(|_| "5".into());
+            let base = tree.read_line("build/build-image/VERSION")?.unwrap_or_else(|| "5".into());
             format!("{base}-{tag}")
         };
         let branch = if tree.path(".git").exists() {
@@ -245,7 +243,7 @@ pub(crate) fn save_version_defs(tree: &Tree) -> Result<()> {
         "KUBE_GIT_COMMIT='{}'\nKUBE_GIT_TREE_STATE='{}'\nKUBE_GIT_VERSION='{}'\nKUBE_GIT_MAJOR='{}'\nKUBE_GIT_MINOR='{}'\n",
         q(&v.commit), q(&v.tree_state), q(&v.version), q(&v.major), q(&v.minor)
     );
-    if std::fs::read_to_string(tree.path(VERSION_DEFS)).ok().as_deref() != Some(text.as_str()) {
+    if tree.read_record(VERSION_DEFS).as_deref() != Some(text.as_str()) {
         tree.write_file(VERSION_DEFS, text.as_bytes())?;
     }
     Ok(())

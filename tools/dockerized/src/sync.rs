@@ -151,7 +151,7 @@ impl Record {
     }
 
     pub(crate) fn load(tree: &Tree) -> Option<Record> {
-        let text = std::fs::read_to_string(Record::path(tree)).ok()?;
+        let text = tree.read_record(Record::path(tree))?;
         let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')).map(str::to_string);
         Some(Record {
             data: field("data")?,
@@ -224,9 +224,9 @@ impl ListAt {
     }
 
     /// What the changed directories hold (a host list only; see [`wrap`]).
-    pub(crate) fn dirs(&self) -> Option<String> {
+    pub(crate) fn dirs(&self, tree: &Tree) -> Option<String> {
         match self {
-            ListAt::Host(dir) => std::fs::read_to_string(dir.join("changed.dirs")).ok(),
+            ListAt::Host(dir) => tree.read_record(dir.join("changed.dirs")),
             ListAt::Volume => None,
         }
     }

@@ -126,7 +126,10 @@ pub fn check_go(tree: Option<&Tree>) -> Check {
     let Some(tree) = tree else {
         return check("go", Level::Ok, format!("go{} (no tree: no minimum known)", have.text), "");
     };
-    let min = GolangSh::read(tree).minimum_go;
+    let min = match GolangSh::read(tree) {
+        Ok(g) => g.minimum_go,
+        Err(e) => return check("go", Level::Fail, e.msg, "hack/lib/golang.sh must be a regular file of the tree"),
+    };
     if let Some(min) = min.as_deref().and_then(|m| GoVersion::parse(m).ok()) {
         if gover::cmp(&have, &min) == std::cmp::Ordering::Less {
             return check(
@@ -424,7 +427,8 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     ctx.finish()?;
     let tree = match ctx.tree() {
         Ok(t) => Some(t),
-        Err(e) if ctx.kube_root.is_none() => {
+        // No tree found is fine (the machine is checked alone); a tree found but refused is not.
+        Err(e) if ctx.kube_root.is_none() && kube_tree::root::discover_here(None).is_err() => {
             log::warn(format!("no tree ({e}); the tree's rules are skipped"));
             None
         }
@@ -451,11 +455,11 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         );
     }
     if let Some(t) = &tree {
-        eprintln!("tree {} (era {}, {})", t.root, t.era.name(), t.layout.name());
+        log::line(format_args!("tree {} (era {}, {})", t.root, t.era.name(), t.layout.name()));
     }
     for c in &checks {
         let fix = if c.fix.is_empty() { String::new() } else { format!("  -> {}", c.fix) };
-        eprintln!("{:<14} {:<5} {}{fix}", c.name, c.level.name(), c.found);
+        log::line(format_args!("{:<14} {:<5} {}{fix}", c.name, c.level.name(), log::printable(&c.found)));
     }
     Ok(Status::from_count(fails))
 }

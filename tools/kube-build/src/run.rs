@@ -69,7 +69,7 @@ fn build(
     setup_go::pick::use_chosen(&chosen, &mut genv, &env);
     let (cg, fp) = codegen::refresh(tree, req.force_codegen, &genv.toolchain_vars())?;
     let vv = version::get(tree, &env)?;
-    let pkgs = scripts::version_ldflag_packages(tree);
+    let pkgs = scripts::version_ldflag_packages(tree)?;
     let flags_at = |date: &str| flags(tree, g, req, &version::ldflags(&vv, &pkgs, date));
 
     // The tree links with -buildid= and stamps the date, so go cannot tell that an installed
@@ -202,7 +202,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let (mut req, go) = parse(ctx)?;
     let start = Instant::now();
     let tree = ctx.tree()?;
-    let g = GolangSh::read(&tree);
+    let g = GolangSh::read(&tree)?;
     if req.targets.is_empty() {
         // As `make` with no WHAT: everything the tree's build lists.
         if g.all_targets.is_empty() {

@@ -212,7 +212,7 @@ pub fn invoke(tool: &Tool, args: Vec<OsString>) -> (i32, String) {
     match res {
         Ok(code) => (code, out),
         Err(f) => {
-            eprintln!("{}: error: {}", tool.name, f.msg);
+            crate::log::line(format_args!("{}: error: {}", tool.name, crate::log::printable(&f.msg)));
             (f.exit_code(), String::new())
         }
     }
@@ -228,9 +228,11 @@ pub fn main(tool: &Tool, args: Vec<OsString>) -> i32 {
     use std::io::Write;
     let (code, out) = invoke(tool, args);
     let mut so = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error worth reporting.
-    let _ = so.write_all(out.as_bytes()).and_then(|_| so.flush());
-    code
+    // A closed pipe (`| head`) is not an error worth reporting, but it is not success either.
+    match so.write_all(out.as_bytes()).and_then(|_| so.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe && code == 0 => 141,
+        _ => code,
+    }
 }
 
 /// The body of every tool's `main.rs`.

@@ -8,7 +8,8 @@
 //!   Go release ordering.
 //! * [`proc`]: the one place that runs other programs (and handles SIGINT/SIGTERM).
 //! * [`log`], [`fail`], [`cli`]: Kubernetes-style status lines, exit codes, common flags.
-//! * [`confine`]: the checked path type every write, rename and delete goes through.
+//! * [`confine`]: the checked path type every write, rename and delete goes through; [`read`]:
+//!   the confined, regular-file-only, size-capped reads of tree files on top of it.
 //! * [`fsx`], [`textdiff`], [`fnv`], [`json`]: atomic and all-or-nothing writes, diffs,
 //!   fingerprints, JSON output.
 //! * [`values`]: image references, registries, ports and engines, checked before use.
@@ -29,6 +30,7 @@ pub mod gover;
 pub mod json;
 pub mod log;
 pub mod proc;
+pub mod read;
 pub mod root;
 pub mod scripts;
 pub mod textdiff;
@@ -40,4 +42,5 @@ pub mod walk;
 pub use camino::{Utf8Path, Utf8PathBuf};
 pub use confine::{Confined, Jail};
 pub use fail::{Fail, Status};
+pub use read::Cap;
 pub use tree::{Era, Tree, VendorLayout};

@@ -52,6 +52,17 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Writes one line to stderr. When the reader has gone (`tool 2>&1 | head -1`), the tool stops
+/// as on an interrupt instead of panicking (which `eprintln!` does) and leaving its children.
+pub fn line(text: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stderr().lock(), "{text}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            crate::proc::note_broken_pipe();
+        }
+    }
+}
+
 /// A status line, shown at verbosity >= 1.
 pub fn status(msg: impl AsRef<str>) {
     status_v(1, msg)
@@ -60,15 +71,32 @@ pub fn status(msg: impl AsRef<str>) {
 /// A status line shown only at verbosity >= `v`.
 pub fn status_v(v: i32, msg: impl AsRef<str>) {
     if level() >= v {
-        eprintln!("+++ {} {}", stamp(), msg.as_ref());
+        line(format_args!("+++ {} {}", stamp(), printable(msg.as_ref())));
     }
 }
 
 /// A warning, shown unless the level is below 0.
 pub fn warn(msg: impl AsRef<str>) {
     if level() >= 0 {
-        eprintln!("!!! {} {}", stamp(), msg.as_ref());
+        line(format_args!("!!! {} {}", stamp(), printable(msg.as_ref())));
     }
+}
+
+/// `text` with every control character escaped (`\n`, `\t`, `\u{1b}`): a name taken from disk
+/// or the environment cannot split a log line or a TSV row, or drive the terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Human-readable elapsed time: `850ms`, `12.3s`, `2m05s`.
@@ -108,6 +136,12 @@ impl Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_plain_text_kept() {
+        assert_eq!(printable("/src/k8s.io/kubernetes"), "/src/k8s.io/kubernetes");
+        assert_eq!(printable("go1.15.5\nx\ty\u{1b}[2J"), "go1.15.5\\nx\\ty\\u{1b}[2J");
+    }
 
     #[test]
     fn civil_dates() {

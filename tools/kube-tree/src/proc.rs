@@ -1,6 +1,11 @@
 //! The one place that runs other programs. Commands are built with xshell (argument vectors,
 //! never shell strings), echoed at verbosity >= 2, and their output is captured so that a
 //! child never writes into our stdout, which carries data.
+//!
+//! No child outlives the tool: each starts in a process group of its own (but an interactive
+//! one, which needs the terminal), which is killed whole when the tool is interrupted (SIGINT,
+//! SIGTERM, SIGHUP, or its reader gone: `tool 2>&1 | head -1`), and is sent SIGTERM by the
+//! kernel when the tool dies any other way (PR_SET_PDEATHSIG).
 
 use crate::fail::{Fail, Result};
 use crate::log;
@@ -31,14 +36,32 @@ pub fn install_interrupt_handler() {
     if !first {
         return;
     }
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
         if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
             log::warn(format!("cannot handle signal {sig}: {e}"));
         }
     }
 }
 
-/// Whether SIGINT/SIGTERM arrived (after [`install_interrupt_handler`]).
+/// Our reader went away (a write to stderr or stdout failed with EPIPE: `tool | head -1`):
+/// stop as on an interrupt, so the children are ended and the tool exits (Rust ignores
+/// SIGPIPE, and a panic there would leave them running).
+pub fn note_broken_pipe() {
+    INTERRUPTED.get_or_init(Default::default).store(true, Ordering::SeqCst);
+}
+
+/// Ends the process group a child leads (every child but an interactive one leads its own).
+fn kill_group(child: &mut std::process::Child) {
+    // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
+    unsafe {
+        libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Whether SIGINT/SIGTERM/SIGHUP arrived (after [`install_interrupt_handler`]) or our reader
+/// went away ([`note_broken_pipe`]).
 pub fn interrupted() -> bool {
     INTERRUPTED.get().is_some_and(|f| f.load(Ordering::SeqCst))
 }
@@ -58,13 +81,11 @@ fn wait_polling(
             return Ok(st);
         }
         if interruptible && interrupted() {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(child);
             return Err(Fail::interrupted());
         }
         if let Some((limit, what)) = limit.filter(|(l, _)| start.elapsed() >= *l) {
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_group(child);
             return Err(Fail::new(format!("`{what}` did not answer within {}; stopped it", log::human(limit))));
         }
         tick();
@@ -92,8 +113,6 @@ pub struct Proc {
     uninterruptible: bool,
     /// A probe is stopped (and fails) after this long.
     timeout: Option<Duration>,
-    /// Started in a process group of its own (see [`Proc::own_group`]).
-    own_group: bool,
 }
 
 /// What a finished program left behind.
@@ -139,18 +158,9 @@ impl Proc {
             dir: None,
             uninterruptible: false,
             timeout: None,
-            own_group: false,
         }
     }
 
-    /// For [`Proc::start_lines`]: the program gets a process group of its own, and
-    /// [`Started::terminate`] stops the whole group: a script's background jobs too, which
-    /// would otherwise outlive it and hold its output open. (A terminal's Ctrl-C then reaches
-    /// only us; the caller stops it.)
-    pub fn own_group(mut self) -> Proc {
-        self.own_group = true;
-        self
-    }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Proc {
         self.args.push(a.as_ref().to_owned());
         self
@@ -206,7 +216,8 @@ impl Proc {
         parts.join(" ")
     }
 
-    fn command(&self) -> Result<Command> {
+    /// The command, in a process group of its own unless it is `interactive` (see the module).
+    fn command(&self, interactive: bool) -> Result<Command> {
         SHELL.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {
@@ -222,7 +233,9 @@ impl Proc {
                     None => cmd.env_remove(k),
                 };
             }
-            Ok(Command::from(cmd))
+            let mut cmd = Command::from(cmd);
+            die_with_us(&mut cmd, interactive);
+            Ok(cmd)
         })
     }
 
@@ -248,11 +261,8 @@ impl Proc {
     /// Started with stdin closed and stdout and stderr piped to us (echoed at verbosity >= 2).
     fn spawn_piped(&self) -> Result<std::process::Child> {
         log::status_v(2, format!("$ {}", self.display()));
-        let mut cmd = self.command()?;
-        if self.own_group {
-            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        }
-        cmd.stdin(Stdio::null())
+        self.command(false)?
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -299,7 +309,7 @@ impl Proc {
         log::status_v(2, format!("$ {}", self.display()));
         let start = Instant::now();
         let mut child = self
-            .command()?
+            .command(false)?
             .stdin(Stdio::null())
             .stdout(Stdio::from(std::io::stderr()))
             .stderr(Stdio::inherit())
@@ -335,13 +345,13 @@ impl Proc {
                 }
             }));
         }
-        Ok(Started { child, readers, start: Instant::now(), group: self.own_group })
+        Ok(Started { child, readers, start: Instant::now() })
     }
 
     /// Runs attached to our terminal (stdin, stdout, stderr inherited): interactive shells.
     pub fn run_interactive(&self) -> Result<ExitStatus> {
         log::status_v(2, format!("$ {}", self.display()));
-        let mut child = self.command()?.spawn().map_err(|e| spawn_error(&self.program, e))?;
+        let mut child = self.command(true)?.spawn().map_err(|e| spawn_error(&self.program, e))?;
         Ok(child.wait()?)
     }
 }
@@ -351,7 +361,6 @@ pub struct Started {
     child: std::process::Child,
     readers: Vec<std::thread::JoinHandle<()>>,
     pub start: Instant,
-    group: bool,
 }
 
 impl Started {
@@ -368,12 +377,36 @@ impl Started {
         }
     }
 
-    /// Asks it to stop (SIGTERM), so that it can clean up as on an interrupt.
-    /// With [`Proc::own_group`], the whole group.
+    /// Asks it to stop (SIGTERM to its whole process group: a script's background jobs too),
+    /// so that it can clean up as on an interrupt.
     pub fn terminate(&self) {
-        let id = self.child.id().to_string();
-        let target = if self.group { format!("-{id}") } else { id };
-        let _ = Proc::new("kill").args(["-TERM", "--", &target]).uninterruptible().output();
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
+        unsafe {
+            libc::kill(-(self.child.id() as libc::pid_t), libc::SIGTERM);
+        }
+    }
+}
+
+/// Makes `cmd`'s child lead a process group of its own (unless `interactive`: it must stay in
+/// the terminal's foreground group to read it) and receive SIGTERM when this process dies.
+fn die_with_us(cmd: &mut Command, interactive: bool) {
+    use std::os::unix::process::CommandExt;
+    if !interactive {
+        cmd.process_group(0);
+    }
+    // SAFETY: getpid before the fork; after it only async-signal-safe calls (prctl, getppid).
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died between the fork and the prctl: stop now.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
     }
 }
 
@@ -454,7 +487,6 @@ mod tests {
         let p2 = pid.clone();
         let mut p = Proc::new("bash")
             .args(["-c", "sleep 60 & echo $!; wait"])
-            .own_group()
             .start_lines(move |is_err, l| {
                 if !is_err {
                     *p2.lock().unwrap() = l.to_string();
@@ -472,10 +504,16 @@ mod tests {
         while p.try_wait().unwrap().is_none() {
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "the group did not stop (its job held the pipe)");
-        // Gone, or a zombie waiting for a reaper.
-        let stat = std::fs::read_to_string(format!("/proc/{job}/stat")).unwrap_or_default();
-        assert!(stat.is_empty() || stat.contains(") Z "), "the background job lives on: {stat}");
+        // Its pipe is closed before the kernel marks it a zombie: wait for gone or a zombie (a
+        // deadline for a hung test, not a measure; the sleep alone lives 60 s).
+        let ended = || {
+            let stat = std::fs::read_to_string(format!("/proc/{job}/stat")).unwrap_or_default();
+            stat.is_empty() || stat.contains(") Z ")
+        };
+        while !ended() && t.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(ended(), "the background job lives on");
     }
 
     #[test]

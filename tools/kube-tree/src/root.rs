@@ -1,7 +1,9 @@
 //! Finding the Kubernetes checkout: `--kube-root` > `KUBE_ROOT` > the current directory and its
 //! parents > `$GOPATH/src/k8s.io/kubernetes` (each GOPATH entry) > `~/go/src/k8s.io/kubernetes`.
 
+use crate::confine::Jail;
 use crate::fail::{Fail, Result};
+use crate::read::Cap;
 use camino::{Utf8Path, Utf8PathBuf};
 
 /// Where the root came from, for `--explain-tree` and error messages.
@@ -25,8 +27,9 @@ pub fn why_kube(dir: &Utf8Path) -> std::result::Result<String, String> {
         return Err(format!("cannot be read: {e}"));
     }
     let markers_there = MARKERS.iter().all(|m| dir.join(m).exists());
-    match std::fs::read_to_string(dir.join("go.mod")) {
-        Ok(text) => {
+    let gomod = Jail::new(dir).and_then(|j| j.path("go.mod")?.read_text(Cap::SCRIPT));
+    match gomod {
+        Ok(Some(text)) => {
             let module = text
                 .lines()
                 .map(str::trim)
@@ -41,10 +44,10 @@ pub fn why_kube(dir: &Utf8Path) -> std::result::Result<String, String> {
                 None => Err("its go.mod has no `module k8s.io/kubernetes` line".into()),
             }
         }
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("its go.mod cannot be read: {e}")),
+        Err(e) => Err(format!("its go.mod cannot be read: {}", e.msg)),
         // Trees from before go.mod (and GOPATH copies that lost it) still carry the build scripts.
-        Err(_) if markers_there => Ok(format!("era-A markers present ({})", MARKERS.join(", "))),
-        Err(_) => Err(format!(
+        Ok(None) if markers_there => Ok(format!("era-A markers present ({})", MARKERS.join(", "))),
+        Ok(None) => Err(format!(
             "no go.mod with module k8s.io/kubernetes, and not all of {} (a tree from before go.mod)",
             MARKERS.join(", ")
         )),
@@ -113,9 +116,22 @@ pub fn discover(flag: Option<&Utf8Path>, cwd: &Utf8Path, env: &dyn Fn(&str) -> O
         tried.push(dir.to_string());
     }
     Err(Fail::new(format!(
-        "no Kubernetes tree found (tried {}); pass --kube-root DIR, or get one: git clone --depth 1 https://github.com/kubernetes/kubernetes",
+        "no Kubernetes tree found (tried {}); pass --kube-root DIR, or get one: `cargo xtask fetch-tree` (Debian's v1.20.2 source, no git needed) or git clone --depth 1 https://github.com/kubernetes/kubernetes",
         tried.join(", ")
     )))
+}
+
+/// A root with a control character in its path is refused wherever it was found: it would
+/// split the TSV rows and log lines that name it, and reach shells and engines.
+fn printable_root(found: Found) -> Result<Found> {
+    if found.root.as_str().chars().any(char::is_control) {
+        return Err(Fail::new(format!(
+            "{} {}: a control character in the path",
+            found.how,
+            found.root.as_str().escape_debug()
+        )));
+    }
+    Ok(found)
 }
 
 /// [`discover`] with the process environment and current directory.
@@ -123,5 +139,5 @@ pub fn discover_here(flag: Option<&Utf8Path>) -> Result<Found> {
     let cwd = std::env::current_dir()?;
     let cwd = Utf8PathBuf::from_path_buf(cwd)
         .map_err(|p| Fail::new(format!("current directory is not UTF-8: {}", p.display())))?;
-    discover(flag, &cwd, &|k| std::env::var(k).ok())
+    discover(flag, &cwd, &|k| std::env::var(k).ok()).and_then(printable_root)
 }

@@ -2,6 +2,8 @@
 //! the files rather than assumed per era: platform lists, static binaries, the minimum Go,
 //! the default and debug link flags, and the packages the version ldflags are stamped into.
 
+use crate::fail::Result;
+use crate::read::Cap;
 use crate::tree::Tree;
 
 /// The words of a bash array literal `NAME=(` ... `)` (also `readonly NAME=(`), comments dropped.
@@ -105,9 +107,10 @@ fn all_targets(text: &str) -> Vec<String> {
 }
 
 impl GolangSh {
-    pub fn read(tree: &Tree) -> GolangSh {
-        let text = std::fs::read_to_string(tree.path("hack/lib/golang.sh")).unwrap_or_default();
-        GolangSh::parse(&text)
+    /// hack/lib/golang.sh of `tree` (a tree without one has no lists).
+    pub fn read(tree: &Tree) -> Result<GolangSh> {
+        let text = tree.read_text("hack/lib/golang.sh", Cap::SCRIPT)?.unwrap_or_default();
+        Ok(GolangSh::parse(&text))
     }
 
     pub fn parse(text: &str) -> GolangSh {
@@ -165,8 +168,8 @@ impl GolangSh {
 }
 
 /// The packages hack/lib/version.sh stamps version variables into (`-X '<pkg>.<key>=<val>'`).
-pub fn version_ldflag_packages(tree: &Tree) -> Vec<String> {
-    let text = std::fs::read_to_string(tree.path("hack/lib/version.sh")).unwrap_or_default();
+pub fn version_ldflag_packages(tree: &Tree) -> Result<Vec<String>> {
+    let text = tree.read_text("hack/lib/version.sh", Cap::SCRIPT)?.unwrap_or_default();
     let mut pkgs = Vec::new();
     for part in text.split("-X '").skip(1) {
         let Some(end) = part.find(".${key}=") else { continue };
@@ -175,7 +178,7 @@ pub fn version_ldflag_packages(tree: &Tree) -> Vec<String> {
             pkgs.push(pkg);
         }
     }
-    pkgs
+    Ok(pkgs)
 }
 
 #[cfg(test)]

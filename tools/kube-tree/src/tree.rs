@@ -4,6 +4,7 @@ use crate::confine::{Confined, Jail};
 use crate::fail::{Fail, Result};
 use crate::gomod::GoMod;
 use crate::json::Json;
+use crate::read::Cap;
 use crate::root::{self, Found};
 use camino::{Utf8Path, Utf8PathBuf};
 
@@ -71,10 +72,6 @@ pub struct Tree {
     pub cross_tag: Option<String>,
 }
 
-fn read_trimmed(p: &Utf8Path) -> Option<String> {
-    std::fs::read_to_string(p).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-}
-
 impl Tree {
     /// Finds the tree (see [`root::discover_here`]) and opens it.
     pub fn discover(flag: Option<&Utf8Path>) -> Result<Tree> {
@@ -87,18 +84,18 @@ impl Tree {
     /// Reads the era of the tree at `root` (which is taken as given).
     pub fn open(root: &Utf8Path) -> Result<Tree> {
         let root = root.to_owned();
+        let jail = Jail::new(&root)?;
         let mut ev = Vec::new();
         let has = |p: &str| root.join(p).exists();
 
-        let gomod = match fs_err::read_to_string(root.join("go.mod")) {
-            Ok(t) => Some(GoMod::read(&t).map_err(|e| Fail::new(format!("{root}/go.mod:{e}")))?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
+        let gomod = match jail.path("go.mod")?.read_text(Cap::SCRIPT)? {
+            Some(t) => Some(GoMod::read(&t).map_err(|e| Fail::new(format!("{root}/go.mod:{e}")))?),
+            None => None,
         };
-        let go_version = read_trimmed(&root.join(".go-version"));
-        let cross_tag = read_trimmed(&root.join("build/build-image/cross/VERSION"));
+        let go_version = jail.path(".go-version")?.read_line()?;
+        let cross_tag = jail.path("build/build-image/cross/VERSION")?.read_line()?;
 
-        let common = std::fs::read_to_string(root.join("build/common.sh")).ok();
+        let common = jail.path("build/common.sh")?.read_text(Cap::SCRIPT)?;
         let rsync_build = has("build/build-image/rsyncd.sh")
             || common.as_deref().is_some_and(|c| c.contains("KUBE_RSYNC_CONTAINER_NAME") || c.contains("kube-rsync"));
         let era = if common.is_some() && !rsync_build {
@@ -155,6 +152,30 @@ impl Tree {
     /// leave the tree, through `..` or a symlink.
     pub fn confined(&self, rel: impl AsRef<Utf8Path>) -> Result<Confined> {
         Jail::new(&self.root)?.path(rel)
+    }
+
+    /// The text of the regular file at `rel`, read through the checked path (see [`crate::read`]):
+    /// `None` when missing; a link out of the tree, a FIFO, a device or a file over `cap` is an error.
+    pub fn read_text(&self, rel: impl AsRef<Utf8Path>, cap: Cap) -> Result<Option<String>> {
+        self.confined(rel)?.read_text(cap)
+    }
+
+    /// The first line of the one-line file at `rel`, trimmed (see [`Confined::read_line`]).
+    pub fn read_line(&self, rel: impl AsRef<Utf8Path>) -> Result<Option<String>> {
+        self.confined(rel)?.read_line()
+    }
+
+    /// One of the kit's own records or caches in the tree (under `_output`). One that cannot be
+    /// read as a capped regular file of the tree (a FIFO, a link out, `/dev/zero`) is not obeyed:
+    /// it is ignored with a warning, as if absent, and the next save replaces it.
+    pub fn read_record(&self, rel: impl AsRef<Utf8Path>) -> Option<String> {
+        match self.read_text(rel, Cap::LIST) {
+            Ok(text) => text,
+            Err(e) => {
+                crate::log::warn(format!("ignoring a record of the kit: {}", e.msg));
+                None
+            }
+        }
     }
 
     /// Writes the file at `rel` atomically, creating its directory, all beneath the tree.

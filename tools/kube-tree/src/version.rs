@@ -4,6 +4,7 @@
 
 use crate::fail::{Fail, Result};
 use crate::proc::Proc;
+use crate::read::Cap;
 use crate::tree::Tree;
 
 /// KUBE_GIT_* as the scripts define them.
@@ -95,7 +96,7 @@ pub fn get(tree: &Tree, env: &dyn Fn(&str) -> Option<String>) -> Result<VersionV
         major: nonempty(env("KUBE_GIT_MAJOR")),
         minor: nonempty(env("KUBE_GIT_MINOR")),
     };
-    let version_sh = std::fs::read_to_string(tree.path("hack/lib/version.sh")).unwrap_or_default();
+    let version_sh = tree.read_text("hack/lib/version.sh", Cap::SCRIPT)?.unwrap_or_default();
     if let Some((commit, tag)) = archive_substitutions(&version_sh) {
         v.commit = Some(commit);
         v.tree_state = Some("archive".into());

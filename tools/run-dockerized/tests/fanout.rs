@@ -100,7 +100,7 @@ fn two_engines_build_what_one_engine_builds() {
     let cross = rd(&two, &["--engines", &engines, "--dry-run", "make", "cross"], &[]);
     assert_eq!(cross.status.code(), Some(0), "{}", cross.stderr);
     let shares: Vec<usize> = cross.stdout.lines().map(|l| l.split('\t').nth(1).unwrap().split(' ').count()).collect();
-    let all = kube_tree::scripts::GolangSh::read(&kube_tree::Tree::open(&two).unwrap()).all_platforms();
+    let all = kube_tree::scripts::GolangSh::read(&kube_tree::Tree::open(&two).unwrap()).unwrap().all_platforms();
     assert!(all.len() >= 9 && shares.iter().sum::<usize>() == all.len(), "{shares:?} of {all:?}");
     assert!(shares.iter().all(|n| n.abs_diff(all.len() / 2) <= 1), "an even split: {shares:?}");
     assert!(cross.stdout.lines().all(|l| l.ends_with("-- make cross")), "{}", cross.stdout);

@@ -1,7 +1,7 @@
 //! Which Go a tree was made for, and whether the user asked for another.
 
 use kube_tree::gover::GoVersion;
-use kube_tree::{Fail, Tree};
+use kube_tree::{Cap, Fail, Tree};
 
 /// A Go version and where it came from (shown to the user as the reason).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub fn of_tree(tree: &Tree) -> Result<Option<Wanted>, Fail> {
         return Ok(Some(Wanted { version, from: format!("{file} ({tag})") }));
     }
     let file = "build/build-image/cross/Dockerfile";
-    if let Ok(text) = fs_err::read_to_string(tree.path(file)) {
+    if let Some(text) = tree.read_text(file, Cap::SCRIPT)? {
         for l in text.lines() {
             if let Some(v) = l.trim().strip_prefix("FROM golang:") {
                 let v = v.split(|c: char| c == '-' || c.is_whitespace()).next().unwrap_or("");

@@ -376,7 +376,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
             let pkg = outcome.goenv.as_ref().map(|g| g.kube_proxy_pkg.as_str()).unwrap_or("");
             log::warn(format!("probe: go build {pkg} failed ({}):", p.go_version));
             for l in p.error.lines() {
-                eprintln!("    {l}");
+                log::line(format_args!("    {l}"));
             }
             Ok(Status::Problems(1))
         }

@@ -99,12 +99,16 @@ impl FanOut {
                 idle.join(", ")
             ));
         }
+        // Over every engine listed, reachable or not, so that an engine keeps its port.
+        let ports = rsync_ports(tree, &self.engines);
+        let port_of = |e: &EngineSpec| self.engines.iter().zip(&ports).find(|(x, _)| x.spec == e.spec).map(|x| *x.1);
         let shares: Vec<Share> = engines
             .into_iter()
             .zip(split)
             .filter(|(_, p)| !p.is_empty())
             .map(|(engine, platforms)| {
-                let proc = self.share_proc(tree, &engine, &platforms, &req.cmd);
+                let port = port_of(&engine).expect("a reachable engine is one of the list");
+                let proc = self.share_proc(tree, &engine, port, &platforms, &req.cmd);
                 Share { engine, platforms, proc }
             })
             .collect();
@@ -142,7 +146,7 @@ impl FanOut {
 
     /// This tool again, for one engine's share: rsync mode, that engine, those platforms, its
     /// own state files, and never a fan-out of its own.
-    fn share_proc(&self, tree: &Tree, engine: &EngineSpec, platforms: &[String], cmd: &[String]) -> Proc {
+    fn share_proc(&self, tree: &Tree, engine: &EngineSpec, port: u16, platforms: &[String], cmd: &[String]) -> Proc {
         let mut p = Proc::new(&self.me.program)
             .args(&self.me.words)
             .arg("--kube-root")
@@ -155,7 +159,7 @@ impl FanOut {
         p = p
             .env("KUBE_BUILD_PLATFORMS", platforms.join(" "))
             .env(STATE_TAG_VAR, engine.tag())
-            .env("KUBE_RSYNC_PORT", rsync_port(tree, engine).to_string());
+            .env("KUBE_RSYNC_PORT", port.to_string());
         for var in ["KUBE_BUILD_ENGINES", "KUBE_CONTAINER_ENGINE"] {
             p = p.env_remove(var);
         }
@@ -163,14 +167,29 @@ impl FanOut {
     }
 }
 
-/// The host port of a share's rsync daemon: fixed per tree and engine, below the ephemeral
-/// range. Each daemon picks published ports on its own, from the start of that range, so two
-/// engines on one host (a second daemon, podman beside docker) would both take 32768 and one
-/// share would sync with the other's rsync daemon. A fixed port also lets the next run reuse
-/// the daemon (the scripts' random port changes every time it is recreated).
-pub fn rsync_port(tree: &Tree, engine: &EngineSpec) -> u16 {
-    let h = kube_tree::fnv::hash(format!("{}\n{}", tree.root, engine.spec).as_bytes());
-    20000 + (h % 12000) as u16
+/// Where the shares' rsync daemons publish: below the ephemeral range.
+const RSYNC_PORTS: std::ops::Range<u16> = 20000..32000;
+
+/// The host port of each engine's rsync daemon for `tree`, in the order of `engines`: fixed per
+/// tree and engine, below the ephemeral range, and never one port for two engines of the list.
+/// Each daemon picks published ports on its own, from the start of that range, so two engines
+/// on one host (a second daemon, podman beside docker) would both take 32768 and one share
+/// would sync with the other's rsync daemon. A fixed port also lets the next run reuse the
+/// daemon (the scripts' random port changes every time it is recreated). A port is derived
+/// from the tree and the engine; when an earlier engine of the list holds it, the next free
+/// one in the range is taken (so the ports stay the same from run to run).
+pub fn rsync_ports(tree: &Tree, engines: &[EngineSpec]) -> Vec<u16> {
+    let span = RSYNC_PORTS.end - RSYNC_PORTS.start;
+    let mut taken: Vec<u16> = Vec::with_capacity(engines.len());
+    for engine in engines {
+        let h = kube_tree::fnv::hash(format!("{}\n{}", tree.root, engine.spec).as_bytes());
+        let mut offset = (h % u64::from(span)) as u16;
+        while taken.contains(&(RSYNC_PORTS.start + offset)) {
+            offset = (offset + 1) % span;
+        }
+        taken.push(RSYNC_PORTS.start + offset);
+    }
+    taken
 }
 
 /// Whether `engine` answers `info`, within [`REACH_LIMIT`].
@@ -205,19 +224,38 @@ mod tests {
     #[test]
     fn each_engine_of_a_tree_gets_its_own_fixed_rsync_port() {
         let root = kube_tree::fixture::scratch_tree("fanout-port", &kube_tree::fixture::Spec::era_b());
-        let tree = Tree::open(&root).unwrap();
+        let mut tree = Tree::open(&root).unwrap();
         let e = EngineSpec::parse_list("--engines", "default,kit-second,podman:").unwrap();
-        let ports: Vec<u16> = e.iter().map(|e| rsync_port(&tree, e)).collect();
-        assert!(ports.iter().all(|p| (20000..32000).contains(p)), "{ports:?}");
+        let ports = rsync_ports(&tree, &e);
+        assert!(ports.iter().all(|p| RSYNC_PORTS.contains(p)), "{ports:?}");
         assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2], "{ports:?}");
-        assert_eq!(rsync_port(&tree, &e[0]), ports[0], "the same on every run");
+        assert_eq!(rsync_ports(&tree, &e), ports, "the same on every run");
+        // Trees whose derived ports collide (about 0.7% of them for three engines) still get
+        // three: every root name of a large range is tried, as if trees were everywhere.
+        let mut collided = 0;
+        for n in 0..20_000 {
+            tree.root = format!("/src/k{n}/kubernetes").into();
+            let p = rsync_ports(&tree, &e);
+            assert!(p[0] != p[1] && p[1] != p[2] && p[0] != p[2], "{} gets {p:?}", tree.root);
+            assert!(p.iter().all(|p| RSYNC_PORTS.contains(p)), "{p:?}");
+            let derived: Vec<u16> = e
+                .iter()
+                .map(|x| {
+                    let h = kube_tree::fnv::hash(format!("{}\n{}", tree.root, x.spec).as_bytes());
+                    RSYNC_PORTS.start + (h % 12000) as u16
+                })
+                .collect();
+            collided += usize::from(derived != p);
+        }
+        assert!(collided > 0, "the range of roots must hold collisions for the test to prove anything");
+        tree.root = root.clone();
         let share = FanOut {
             engines: e.clone(),
             skip_unreachable: false,
             me: Me { program: "run-dockerized".into(), words: vec![] },
             pass: vec![],
         }
-        .share_proc(&tree, &e[1], &["linux/arm64".into()], &["make".into(), "cross".into()]);
+        .share_proc(&tree, &e[1], ports[1], &["linux/arm64".into()], &["make".into(), "cross".into()]);
         let shown = share.display();
         assert!(shown.contains(&format!("KUBE_RSYNC_PORT={}", ports[1])), "{shown}");
         assert!(shown.contains("DOCKER_CONTEXT=kit-second") && shown.contains("-u KUBE_BUILD_ENGINES"), "{shown}");

@@ -2,7 +2,7 @@
 //! platforms of the command, and their split by measured cost.
 
 use super::release::Packaging;
-use crate::{values, Fail, Result, Tree};
+use crate::{values, Cap, Fail, Result, Tree};
 use std::collections::BTreeMap;
 
 /// One engine of a fan-out run, as the user named it.
@@ -120,7 +120,8 @@ pub struct Request {
 /// environment, else the tree's whole list for `make cross`, else the list release.sh would
 /// build for a release target (see [`super::release`]).
 pub fn request(tree: &Tree, cmd: &[String]) -> Result<Request> {
-    let all = || kube_tree::scripts::GolangSh::read(tree).all_platforms();
+    let platforms = kube_tree::scripts::GolangSh::read(tree)?.all_platforms();
+    let all = || platforms.clone();
     let release = super::release::request(tree, cmd, all)?;
     let cmd = release.as_ref().map_or(cmd, |r| &r.share_cmd);
     let mut rest = Vec::new();
@@ -170,11 +171,7 @@ const DURATIONS: &str = "_output/dockerized/.kit-fanout-durations";
 /// The measured durations (none yet: empty). A file that cannot be read is an error.
 pub fn load_durations(tree: &Tree) -> Result<Durations> {
     let path = tree.path(DURATIONS);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Durations::new()),
-        Err(e) => return Err(Fail::new(format!("{path}: {e}"))),
-    };
+    let Some(text) = tree.read_text(&path, Cap::SCRIPT)? else { return Ok(Durations::new()) };
     let d: Durations = serde_json::from_str(&text)
         .map_err(|e| Fail::new(format!("{path}: not a durations file ({e}); remove it to start afresh")))?;
     if d.values().flat_map(|m| m.values()).any(|s| !s.is_finite() || *s < 0.0) {

@@ -139,9 +139,9 @@ impl Packaging {
             "[package] build/package-tarballs.sh for {} (images on {engine})",
             self.platforms.join(" ")
         ));
-        // Its own process group: the script runs its tarballs and image builds as background
-        // jobs, and an interrupt must stop them with it.
-        let mut child = self.proc(tree).own_group().start_lines(|_, line| eprintln!("[package] {line}"))?;
+        // Its own process group (as every child's): the script runs its tarballs and image
+        // builds as background jobs, and an interrupt must stop them with it.
+        let mut child = self.proc(tree).start_lines(|_, line| log::line(format_args!("[package] {line}")))?;
         let start = Instant::now();
         let mut next = Duration::from_secs(30);
         let mut stopping = false;

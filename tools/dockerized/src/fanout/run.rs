@@ -90,7 +90,7 @@ pub fn execute(tree: &Tree, shares: &[Share]) -> Result<Outcome> {
         log::status(format!("{prefix} building {} ({})", share.platforms.join(" "), share.engine.program()));
         let started = share.proc.start_lines(move |is_err, line| {
             if is_err {
-                eprintln!("{prefix} {line}");
+                log::line(format_args!("{prefix} {line}"));
             }
             w.lock().unwrap_or_else(|e| e.into_inner()).line(is_err, line);
         });
