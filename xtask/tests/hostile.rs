@@ -10,7 +10,7 @@
 //!   site a `mirror-*` setup word started, else a closed port) filled in;
 //! * CHECKs: `changes=tree,gopath` (what may change; by default nothing may), `eval-safe` (stdout
 //!   is eval'ed by sh, which must change nothing), `islink:REL`, `contains:REL:TEXT`, `tsv3`
-//!   (every stdout line has three fields).
+//!   (every stdout line has three fields), `lacks:TEXT` (the output never shows TEXT).
 //!
 //! For every case, whatever else is said: nothing outside the tree and the GOPATH changes (type,
 //! mode, size, mtime, inode, content or link target), a refusal (exit 2) changes nothing, and no
@@ -129,6 +129,23 @@ fn fake(sb: &Sandbox, name: &str, body: &str) {
     let p = sb.bin.join(name);
     put(&p, &format!("#!/bin/sh\n{body}\n"));
     std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// Section 17: an engine holding a kit-like name in upper case (not the scripts' md5sum hash),
+/// one of the scripts' names, and one with no version part, as `ps` and `images` list them.
+const DOCKER_KIT_NAMES: &str = r#"case "$1" in
+info) printf '9000000000\t[]\tnull\n' ;;
+ps) printf 'c1\tkube-build-DEADBEEF00-5-v1\t\t\texited\tExited (0) 1 hour ago\t\n'
+    printf 'c2\tkube-build-deadbeef00-5-v1\t\t\texited\tExited (0) 1 hour ago\t\n'
+    printf 'c3\tkube-rsync-0123456789-x\t\t\texited\tExited (0) 1 hour ago\t\n' ;;
+images) [ "$2" = -a ] || printf 'kube-build:build-DEADBEEF00-5-v1\nkube-build:build-0123456789-6\n' ;;
+*) exit 1 ;;
+esac"#;
+
+/// Section 17: a generated tree at `root` (a path the sandbox's own tree cannot have).
+fn tree_at(root: &Utf8Path, spec: &Spec) {
+    std::fs::create_dir_all(root).unwrap();
+    fixture::write_tree(root, spec);
 }
 
 const JOURNAL: &str = ".bump-go-version.journal";
@@ -269,6 +286,15 @@ fn mutate(sb: &mut Sandbox, m: &str) {
             put(&r.join("README"), "not kubernetes\n");
             sh(&r, "git init -q . && git add -A && git -c user.email=t@t -c user.name=t commit -qm init");
         }
+        // Section 17 (values that reach docker, --json, the scripts' names).
+        "docker-records" => {
+            let o = sb.out.clone();
+            fake(sb, "docker", &format!("echo \"$@\" >> '{o}/docker-was-called'; exit 1"));
+        }
+        "docker-kit-names" => fake(sb, "docker", DOCKER_KIT_NAMES),
+        "tree-colon" => tree_at(&sb.repo.join("k:8s"), &Spec::era_c()),
+        "tree-colon-comma" => tree_at(&sb.repo.join("k:8s,x"), &Spec::era_c()),
+        "tree-tab" => tree_at(&sb.repo.join("k\t8s"), &Spec::era_b()),
         // Reads are confined: a link out to the canary, a FIFO or a link to /dev/zero at a path.
         m if m.starts_with("canary=") => link(o.join("canary"), &t.join(&m["canary=".len()..])),
         m if m.starts_with("zero=") => link("/dev/zero", &t.join(&m["zero=".len()..])),
@@ -279,7 +305,7 @@ fn mutate(sb: &mut Sandbox, m: &str) {
             let _ = std::fs::remove_file(&at);
             sh(&t, &format!("mkfifo '{at}'"));
         }
-        // Section 17 (setup-go downloads): a Go planted in the tree, a GOROOT with a newline,
+        // Section 18 (setup-go downloads): a Go planted in the tree, a GOROOT with a newline,
         // and a site that misbehaves (see download_site).
         "tree-go" => {
             put(&t.join("mygo/VERSION"), "go1.15.5\n");
@@ -297,7 +323,7 @@ fn mutate(sb: &mut Sandbox, m: &str) {
     }
 }
 
-/// Section 17: a Go download site for `{MIRROR}`, serving go1.15.5 (a small archive, in the
+/// Section 18: a Go download site for `{MIRROR}`, serving go1.15.5 (a small archive, in the
 /// sandbox) with the fault or the trap the word names.
 fn download_site(sb: &mut Sandbox, word: &str) {
     use testkit::gomirror::{Fault, GoArchive, GoMirror};
@@ -514,6 +540,11 @@ fn run_case(case: &Case, n: usize, real: Option<&Utf8Path>) -> Result<(), String
             let got = std::fs::read_to_string(sb.tree.join(rel)).unwrap_or_default();
             if !got.contains(text) {
                 problems.push(format!("{rel} lacks `{text}`: {got:?}"));
+            }
+        } else if let Some(text) = c.strip_prefix("lacks:") {
+            // A secret or a refused name that must appear nowhere in the output.
+            if said.contains(text) {
+                problems.push(format!("the output shows `{text}`"));
             }
         } else if c == "tsv3" {
             if let Some(l) = out.stdout.lines().find(|l| l.split('\t').count() != 3) {

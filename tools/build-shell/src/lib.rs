@@ -21,7 +21,9 @@ Usage: build-shell [--mode rsync|bind] [--engine E] [--cross-image IMG] [--mirro
   --force       accepted as run-dockerized takes it; a shell always starts
 
 A tty is allocated when stdin is a terminal. The sources are synced in first (rsync mode);
-nothing is copied back.",
+nothing is copied back. --dry-run prints every engine command, in order (with --json, one
+object: tree, engine, mode, images, command and `commands`); a shell itself has no data, so
+--json without --dry-run is refused.",
     run,
     flags: dockerized::RunOptions::FLAGS,
     command_after: Some(RUN_VALUE_FLAGS),
@@ -29,12 +31,19 @@ nothing is copied back.",
 
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let mut opts = RunOptions::from_ctx(ctx)?;
+    if ctx.json && !opts.dry_run {
+        return Err(Fail::new(
+            "--json is not supported for a shell: it prints no data (--dry-run --json prints its plan)",
+        ));
+    }
     opts.copy = false;
     let cmd = if ctx.command.is_empty() { vec!["bash".to_string()] } else { ctx.command.clone() };
     let tree = ctx.tree()?;
     let res = dockerized::run(tree, &opts, &cmd, true)?;
-    for l in &res.plan {
-        ctx.say(l);
+    if ctx.json {
+        ctx.say(res.subject.plan_json(&cmd, &res.plan).render());
+    } else {
+        res.plan.iter().for_each(|l| ctx.say(l));
     }
     Ok(match res.status {
         Some(s) if !s.success() => Status::Problems(1),

@@ -144,12 +144,8 @@ impl Job<'_> {
                 setup.names.image.clone()
             }
             Mode::Bind => {
-                args.extend([
-                    "--volume".into(),
-                    format!("{}:{REMOTE_ROOT}", setup.tree.root),
-                    "--workdir".into(),
-                    REMOTE_ROOT.into(),
-                ]);
+                args.extend(setup.tree_mount());
+                args.extend(["--workdir".into(), REMOTE_ROOT.into()]);
                 args.extend([
                     "--env".into(),
                     "KUBE_OUTPUT_SUBPATH=_output/dockerized".into(),

@@ -33,13 +33,26 @@ pub fn clean_plan(engine: Option<&Engine>, setup: &Setup, all_dangling: bool) ->
     Ok(plan)
 }
 
-/// The scripts' names for a tree's objects: `kube-build-<10 hex>-...`, `kube-build-data-...`,
-/// `kube-rsync-...` containers and `kube-build:build-<10 hex>-...` images.
+/// The scripts' names for a tree's objects (build/common.sh): `kube-build-<hash>-<version>`,
+/// `kube-build-data-...`, `kube-rsync-...` containers and `kube-build:build-<hash>-<version>`
+/// images, where the hash is the first 10 hex digits of an md5sum (lower case, as md5sum prints
+/// them) and the version is the build image's (`6` in era C) or that and the kube-cross tag
+/// (`5-v1.15.5-1`). Anything else is another program's, and never ours to remove.
 fn scripts_name(name: &str) -> bool {
+    scripts_hash(name).is_some()
+}
+
+/// The tree hash of one of the scripts' names (see [`scripts_name`]).
+fn scripts_hash(name: &str) -> Option<&str> {
     let rest = ["kube-build-data-", "kube-rsync-", "kube-build-", "kube-build:build-"]
         .iter()
-        .find_map(|p| name.strip_prefix(p));
-    rest.is_some_and(|r| r.len() > 11 && r.as_bytes()[10] == b'-' && r[..10].bytes().all(|b| b.is_ascii_hexdigit()))
+        .find_map(|p| name.strip_prefix(p))?;
+    let (hash, version) = rest.split_once('-')?;
+    let hash_ok = hash.len() == 10 && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let (base, tag) = version.split_once('-').map_or((version, None), |(b, t)| (b, Some(t)));
+    let base_ok = !base.is_empty() && base.bytes().all(|b| b.is_ascii_digit());
+    let tag_ok = tag.is_none_or(|t| values::tag("tag", t).is_ok());
+    (hash_ok && base_ok && tag_ok).then_some(hash)
 }
 
 /// The kit's objects of every tree on the engine: containers and images by label or by the
@@ -83,9 +96,9 @@ pub fn all_trees_plan(engine: &Engine) -> Result<(CleanPlan, usize)> {
     Ok((plan, trees.len()))
 }
 
-/// The tree hash in one of the scripts' names.
+/// The tree hash in one of the scripts' names (the name itself for any other).
 fn tree_part(name: &str) -> String {
-    name.rsplit(['-', ':']).nth(2).unwrap_or(name).to_string()
+    scripts_hash(name).unwrap_or(name).to_string()
 }
 
 /// The sizes the engine knows for a plan's objects, in bytes: a container's own layer plus its
@@ -234,6 +247,8 @@ mod tests {
             "kube-build-data-abcdefabcd-5-v1.20.0-1",
             "kube-rsync-0123456789-5-x",
             "kube-build:build-0123456789-5-v1.15.5-1",
+            "kube-build-deadbeef00-6",
+            "kube-build-8faa8d3cb7-5-v1.27.0-go1.20.6-bullseye.0",
         ] {
             assert!(scripts_name(yes), "{yes}");
         }
@@ -243,9 +258,20 @@ mod tests {
             "kube-buildx-0123456789-5",
             "my-kube-build-0123456789-5",
             "kube-build:latest",
+            "kube-build-DEADBEEF00-5-v1",
+            "kube-rsync-DeadBeef00-5-v1",
+            "kube-build-0123456789-x",
+            "kube-build-0123456789-5-",
+            "kube-build-0123456789--5",
+            "kube-build-012345678g-6",
+            "kube-build-01234567890-6",
+            "kube-build-0123456789-5-v1 x",
         ] {
             assert!(!scripts_name(no), "{no}");
         }
+        // The trees are told apart by hash, whatever the version.
+        assert_eq!(tree_part("kube-build-data-abcdefabcd-5-v1.20.0-1"), "abcdefabcd");
+        assert_eq!(tree_part("kube-build:build-0123456789-6"), "0123456789");
         assert_eq!(human_bytes("1.5GB"), Some(1_500_000_000));
         assert_eq!(human_bytes("512kB"), Some(512_000));
         assert_eq!(human_bytes("0B"), Some(0));

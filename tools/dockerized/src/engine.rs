@@ -29,13 +29,23 @@ impl Engine {
             },
         };
         values::engine(what, &program)?;
+        // docker hands an ssh:// host to ssh, podman a CONTAINER_HOST: neither may be an option.
+        for var in ["DOCKER_HOST", "CONTAINER_HOST"] {
+            if let Some(h) = std::env::var(var).ok().filter(|h| !h.is_empty()) {
+                values::endpoint(var, &h)?;
+            }
+        }
         // Split as a shell would, so quoted options keep their spaces.
         let raw = std::env::var("DOCKER_OPTS").unwrap_or_default();
-        let opts =
-            shell_words::split(&raw).map_err(|e| Fail::new(format!("DOCKER_OPTS `{}`: {e}", raw.escape_debug())))?;
+        let opts = shell_words::split(&raw)
+            .map_err(|e| Fail::new(format!("DOCKER_OPTS `{}`: {e}", values::masked(&raw).escape_debug())))?;
         if let Some(bad) = opts.iter().find(|o| o.chars().any(char::is_control)) {
-            return Err(Fail::new(format!("DOCKER_OPTS: `{}` holds a control character", bad.escape_debug())));
+            return Err(Fail::new(format!(
+                "DOCKER_OPTS: `{}` holds a control character",
+                values::masked(bad).escape_debug()
+            )));
         }
+        check_endpoint_opts(&opts)?;
         Ok(Engine {
             program,
             opts,
@@ -60,7 +70,7 @@ impl Engine {
         Proc::new(&self.program).args(&self.opts).args(args.iter().map(|a| a.as_ref()))
     }
 
-    /// In a dry run, records the command and says so.
+    /// In a dry run, records the command (as shown: any password in it masked) and says so.
     pub(crate) fn planned(&self, p: &Proc) -> bool {
         if self.dry_run {
             self.plan.borrow_mut().push(p.display());
@@ -206,7 +216,7 @@ impl Engine {
             return Err(Fail::new(format!(
                 "cannot reach the {} engine: {} ({})",
                 self.program,
-                out.first_lines(1),
+                values::masked(&out.first_lines(1)),
                 match self.kind() {
                     Kind::Docker => "start the daemon, or check DOCKER_HOST / the context",
                     Kind::Podman => "check `podman info`, or CONTAINER_HOST / the podman connection",
@@ -348,8 +358,24 @@ impl Failed {
         } else {
             ""
         };
-        Fail::new(format!("`{}` failed: {}{hint}", short(&self.command), self.out.error_lines(2).replace('\n', " | ")))
+        let said = values::masked(&self.out.error_lines(2).replace('\n', " | "));
+        Fail::new(format!("`{}` failed: {said}{hint}", short(&self.command)))
     }
+}
+
+/// The endpoints DOCKER_OPTS names (`-H URL`, `--host URL`, podman's `--url URL`, or with `=`)
+/// pass the same check as DOCKER_HOST: an ssh host there reaches ssh's command line too.
+fn check_endpoint_opts(opts: &[String]) -> Result<()> {
+    let mut it = opts.iter();
+    while let Some(o) = it.next() {
+        let (flag, inline) = o.split_once('=').map_or((o.as_str(), None), |(f, v)| (f, Some(v)));
+        if ["-H", "--host", "--url"].contains(&flag) {
+            if let Some(v) = inline.or_else(|| it.next().map(String::as_str)) {
+                values::endpoint(&format!("DOCKER_OPTS {flag}"), v)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An engine endpoint that cannot see our files (so no bind mounts): TCP, SSH, HTTP.
@@ -380,7 +406,10 @@ pub(crate) fn check_proxy_env() -> Result<()> {
     for (var, _) in PROXIES {
         if let Ok(v) = std::env::var(var) {
             if v.chars().any(char::is_control) {
-                return Err(Fail::new(format!("{var} `{}`: a control character in a proxy value", v.escape_debug())));
+                return Err(Fail::new(format!(
+                    "{var} `{}`: a control character in a proxy value",
+                    values::masked(&v).escape_debug()
+                )));
             }
         }
     }
@@ -512,6 +541,19 @@ mod tests {
         assert_eq!(image::pull_args(Kind::Podman, "[::1]:5000", from)[1], "--tls-verify=false");
         assert_eq!(image::pull_args(Kind::Podman, "mirror.example.com/k8s", from), ["pull", from]);
         assert_eq!(image::pull_args(Kind::Podman, "127.0.0.1.example.com:5000", from), ["pull", from]);
+    }
+
+    #[test]
+    fn endpoints_in_docker_opts_are_checked() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_endpoint_opts(&v(&["-H", "ssh://me@builder", "--tls", "--url=tcp://h:2375"])).is_ok());
+        for bad in [
+            v(&["-H", "ssh://-oProxyCommand=x"]),
+            v(&["--host=ssh://-l@h"]),
+            v(&["--log-level", "debug", "--url", "tcp://h:0"]),
+        ] {
+            assert!(check_endpoint_opts(&bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

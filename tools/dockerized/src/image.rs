@@ -88,6 +88,7 @@ impl Job<'_> {
             values::registry("--mirror", m)?;
             let name = setup.cross_image.rsplit('/').next().unwrap_or(&setup.cross_image);
             let from = format!("{}/{name}", m.trim_end_matches('/'));
+            values::image_ref("--mirror image", &from)?;
             let step = log::Step::start(format!("pulling {from}"));
             engine.run(&pull_args(engine.kind(), m, &from))?;
             engine.run(&["tag", &from, &setup.cross_image])?;

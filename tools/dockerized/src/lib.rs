@@ -18,6 +18,7 @@ mod clean;
 mod containers;
 mod engine;
 mod image;
+mod report;
 mod result;
 mod rsync;
 mod setup;
@@ -32,6 +33,7 @@ use setup::*;
 // What the tools use; everything else stays inside the crate.
 pub use clean::{all_trees_plan, apply_clean, built_binaries, clean_plan, sizes, CleanPlan};
 pub use engine::{Engine, Facts, Failed, Kind};
+pub use report::{binaries_json, copy_json, RunSubject};
 pub use setup::{registry_of, Mode, Names, Setup};
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -173,6 +175,8 @@ pub struct RunResult {
     pub status: Option<ExitStatus>,
     pub plan: Vec<String>,
     pub mode: Mode,
+    /// The tree, engine and images of the run (for `--json`).
+    pub subject: RunSubject,
 }
 
 /// What a run learned before deciding anything: the images, the containers, kube-cross's ID,
@@ -383,7 +387,8 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
                     "nothing changed since the last successful `{}` (tree, images, data container, environment, outputs): not running it (--force runs it)",
                     cmd.join(" ")
                 ));
-                return Ok(RunResult { status: Some(result::success()), plan: Vec::new(), mode: setup.mode });
+                let subject = RunSubject::of(&engine, &setup);
+                return Ok(RunResult { status: Some(result::success()), plan: Vec::new(), mode: setup.mode, subject });
             }
             None => log::status_v(2, "nothing changed since the last run, but --force: running it"),
             Some(why) => log::status_v(2, format!("running: {why} since the last successful run")),
@@ -406,7 +411,7 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
         return Err(Fail::interrupted());
     }
     let plan = engine.plan.borrow().clone();
-    Ok(RunResult { status, plan, mode: setup.mode })
+    Ok(RunResult { status, plan, mode: setup.mode, subject: RunSubject::of(&engine, &setup) })
 }
 
 /// What [`copy_output`] did.

@@ -146,6 +146,9 @@ impl Setup {
                 "--mode bind needs a local engine: this one is remote (DOCKER_HOST/context), use the rsync mode",
             ));
         }
+        if mode == Mode::Bind {
+            check_bind_path(&tree.root)?;
+        }
         let tag = match std::env::var("KUBE_CROSS_VERSION").ok().filter(|s| !s.is_empty()) {
             Some(t) => {
                 values::tag("KUBE_CROSS_VERSION", &t)?;
@@ -175,20 +178,7 @@ impl Setup {
             None => format!("{}:{tag}", tree_cross_repo(&tree)?),
         };
         values::image_ref("kube-cross image", &cross_image)?;
-        check_proxy_env()?;
-        if let Ok(t) = std::env::var(STATE_TAG_VAR) {
-            if !valid_state_tag(&t) {
-                return Err(Fail::new(format!(
-                    "{STATE_TAG_VAR} `{}`: 1-16 lowercase letters or digits",
-                    t.escape_debug()
-                )));
-            }
-        }
-        if let Ok(p) = std::env::var("KUBE_RSYNC_PORT") {
-            if !p.is_empty() {
-                values::port("KUBE_RSYNC_PORT", &p)?;
-            }
-        }
+        check_run_env()?;
         let version = if tree.era == Era::C {
             "6".to_string()
         } else {
@@ -209,6 +199,19 @@ impl Setup {
         let hostname = hostname();
         let names = Names::new(&hostname, &tree.root, &branch, &version);
         Ok(Setup { tree, mode, names, cross_image, hostname, user: uid_gid()? })
+    }
+
+    /// How bind mode mounts the tree at [`REMOTE_ROOT`]: `--volume ROOT:...` as the scripts do,
+    /// or, when the path holds a `:` (which `--volume` would read as its separator),
+    /// `--mount type=bind,source=ROOT,...` (a path that cannot be written there either is
+    /// refused by [`check_bind_path`] when the setup is made).
+    pub(crate) fn tree_mount(&self) -> Vec<String> {
+        let root = &self.tree.root;
+        if root.as_str().contains(':') {
+            vec!["--mount".into(), format!("type=bind,source={root},target={REMOTE_ROOT}")]
+        } else {
+            vec!["--volume".into(), format!("{root}:{REMOTE_ROOT}")]
+        }
     }
 
     pub(crate) fn labels(&self) -> Vec<String> {
@@ -232,6 +235,51 @@ impl Setup {
     }
 }
 
+/// The environment values a run hands to the engine, checked before anything runs: proxies,
+/// the cgroup parent, a fan-out share's state tag, the rsync port.
+fn check_run_env() -> Result<()> {
+    check_proxy_env()?;
+    if let Ok(cg) = std::env::var("DOCKER_CGROUP_PARENT") {
+        // Passed as `--cgroup-parent VALUE`: a path, never an option or a line break.
+        if cg.starts_with('-') || cg.chars().any(char::is_control) {
+            return Err(Fail::new(format!("DOCKER_CGROUP_PARENT `{}`: not a cgroup path", cg.escape_debug())));
+        }
+    }
+    if let Ok(t) = std::env::var(STATE_TAG_VAR) {
+        if !valid_state_tag(&t) {
+            return Err(Fail::new(format!("{STATE_TAG_VAR} `{}`: 1-16 lowercase letters or digits", t.escape_debug())));
+        }
+    }
+    if let Ok(p) = std::env::var("KUBE_RSYNC_PORT") {
+        if !p.is_empty() {
+            values::port("KUBE_RSYNC_PORT", &p)?;
+        }
+    }
+    Ok(())
+}
+
+/// A tree path that bind mode can hand to the engine: with a `:`, it goes in a `--mount`
+/// field, where a `,` would start the next field (podman splits on it; docker's CSV reader
+/// would need quotes podman does not read) and a `"` is a CSV quote. A control character
+/// would reach the engine's own logs and the container's mount table.
+pub(crate) fn check_bind_path(root: &Utf8Path) -> Result<()> {
+    let r = root.as_str();
+    let bad = if r.chars().any(char::is_control) {
+        Some("a control character")
+    } else if r.contains(':') && r.contains([',', '"']) {
+        Some("a `:` with a `,` or `\"` (no --volume or --mount can name it)")
+    } else {
+        None
+    };
+    match bad {
+        Some(why) => Err(Fail::new(format!(
+            "bind mode cannot mount the tree `{}`: its path holds {why}; use --mode rsync, or move the tree",
+            r.escape_debug()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The file of the version the build container loads (and a fanned-out release packages with).
 pub(crate) const VERSION_DEFS: &str = ".dockerized-kube-version-defs";
 
@@ -247,4 +295,43 @@ pub(crate) fn save_version_defs(tree: &Tree) -> Result<()> {
         tree.write_file(VERSION_DEFS, text.as_bytes())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_bind_path, Mode, Setup};
+    use crate::Engine;
+    use camino::Utf8Path;
+    use kube_tree::fixture::{scratch_tree, Spec};
+    use kube_tree::Tree;
+
+    /// Bind mode in a dry run (nothing is asked of the engine) for a tree at `root`.
+    fn bind_setup(root: &Utf8Path) -> Result<Setup, kube_tree::Fail> {
+        let engine = Engine::new(Some("docker".into()), true)?;
+        Setup::new(Tree::open(root)?, &engine, Some("bind"), None)
+    }
+
+    #[test]
+    fn a_tree_path_with_a_colon_is_mounted_with_mount_never_volume() {
+        let plain = scratch_tree("bind-plain", &Spec::era_c());
+        let colon = scratch_tree("bind-a:b", &Spec::era_c());
+        let comma = scratch_tree("bind-a:b,c", &Spec::era_c());
+        let s = bind_setup(&plain).unwrap();
+        assert_eq!(s.mode, Mode::Bind);
+        assert_eq!(s.tree_mount(), ["--volume".to_string(), format!("{plain}:/go/src/k8s.io/kubernetes")]);
+        let s = bind_setup(&colon).unwrap();
+        assert_eq!(
+            s.tree_mount(),
+            ["--mount".to_string(), format!("type=bind,source={colon},target=/go/src/k8s.io/kubernetes")]
+        );
+        let e = bind_setup(&comma).err().expect("a `:` and a `,` cannot be mounted");
+        assert!(e.msg.contains("bind mode cannot mount the tree") && e.msg.contains("--mode rsync"), "{}", e.msg);
+        // A `,` alone is fine for --volume; a control character never is.
+        assert!(check_bind_path(Utf8Path::new("/src/a,b/kubernetes")).is_ok());
+        assert!(check_bind_path(Utf8Path::new("/src/a\nb/kubernetes")).is_err());
+        assert!(check_bind_path(Utf8Path::new("/src/a:\"b/kubernetes")).is_err());
+        for root in [plain, colon, comma] {
+            std::fs::remove_dir_all(root.parent().unwrap()).unwrap();
+        }
+    }
 }

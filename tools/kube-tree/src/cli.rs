@@ -212,7 +212,7 @@ pub fn invoke(tool: &Tool, args: Vec<OsString>) -> (i32, String) {
     match res {
         Ok(code) => (code, out),
         Err(f) => {
-            crate::log::line(format_args!("{}: error: {}", tool.name, crate::log::printable(&f.msg)));
+            crate::log::line(format_args!("{}: error: {}", tool.name, crate::log::shown(&f.msg)));
             (f.exit_code(), String::new())
         }
     }

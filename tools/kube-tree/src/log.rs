@@ -71,15 +71,21 @@ pub fn status(msg: impl AsRef<str>) {
 /// A status line shown only at verbosity >= `v`.
 pub fn status_v(v: i32, msg: impl AsRef<str>) {
     if level() >= v {
-        line(format_args!("+++ {} {}", stamp(), printable(msg.as_ref())));
+        line(format_args!("+++ {} {}", stamp(), shown(msg.as_ref())));
     }
 }
 
 /// A warning, shown unless the level is below 0.
 pub fn warn(msg: impl AsRef<str>) {
     if level() >= 0 {
-        line(format_args!("!!! {} {}", stamp(), printable(msg.as_ref())));
+        line(format_args!("!!! {} {}", stamp(), shown(msg.as_ref())));
     }
+}
+
+/// A message as every log and error line shows it: passwords in URLs masked
+/// ([`crate::values::masked`]), control characters escaped ([`printable`]).
+pub fn shown(text: &str) -> String {
+    printable(&crate::values::masked(text)).into_owned()
 }
 
 /// `text` with every control character escaped (`\n`, `\t`, `\u{1b}`): a name taken from disk
@@ -141,6 +147,12 @@ mod tests {
     fn control_characters_are_escaped_and_plain_text_kept() {
         assert_eq!(printable("/src/k8s.io/kubernetes"), "/src/k8s.io/kubernetes");
         assert_eq!(printable("go1.15.5\nx\ty\u{1b}[2J"), "go1.15.5\\nx\\ty\\u{1b}[2J");
+    }
+
+    #[test]
+    fn shown_lines_mask_passwords_and_escape_controls() {
+        assert_eq!(shown("cannot reach http://u:pw@h:9/x\u{1b}[2J"), "cannot reach http://u:***@h:9/x\\u{1b}[2J");
+        assert_eq!(shown("plain"), "plain");
     }
 
     #[test]

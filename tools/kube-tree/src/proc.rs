@@ -202,7 +202,8 @@ impl Proc {
         self
     }
 
-    /// The command line as a user could paste it (environment changes first).
+    /// The command line as a user could paste it (environment changes first), any password in
+    /// a URL masked (`user:***@`): every log line, plan and error that shows a command uses this.
     pub fn display(&self) -> String {
         let mut parts = Vec::new();
         for (k, v) in &self.envs {
@@ -213,7 +214,7 @@ impl Proc {
         }
         parts.push(quote(&self.program.to_string_lossy()));
         parts.extend(self.args.iter().map(|a| quote(&a.to_string_lossy())));
-        parts.join(" ")
+        crate::values::masked(&parts.join(" "))
     }
 
     /// The command, in a process group of its own unless it is `interactive` (see the module).

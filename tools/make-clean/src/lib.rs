@@ -4,6 +4,7 @@
 
 use dockerized::{all_trees_plan, apply_clean, clean_plan, sizes, CleanPlan, Engine, Setup};
 use kube_tree::cli::{Ctx, Tool};
+use kube_tree::json::Json;
 use kube_tree::{log, Fail, Status};
 
 pub const TOOL: Tool = Tool {
@@ -24,6 +25,9 @@ Usage: make-clean [--dry-run] [--all-dangling] [--engine docker|podman]
                    never anything else; no tree needed, no _output touched
   --yes            with --all-trees: do not ask (without a terminal to ask on, it is required)
 
+stdout: what was removed, kind<TAB>name per line (names and paths with control characters
+escaped, so a line always has its fields); with --json one object: `dry_run`, `items` (kind,
+name, bytes or null) and `total_bytes`.
 Another tree's containers and images, and unrelated images, are never touched (but with
 --all-trees). Refuses a root that is /, $HOME or not a Kubernetes tree. Without a reachable
 engine only _output is removed.",
@@ -32,30 +36,79 @@ engine only _output is removed.",
     command_after: None,
 };
 
+/// One thing a plan removes.
+struct Item {
+    kind: &'static str,
+    name: String,
+    /// None when the engine does not say.
+    bytes: Option<u64>,
+}
+
+/// A plan's items in the order they are removed; sizes only when asked for (a dry run).
+fn items(plan: &CleanPlan, size: Option<&std::collections::HashMap<String, u64>>) -> Vec<Item> {
+    let named = |kind: &'static str, names: &[String]| {
+        names.iter().map(move |n| Item { kind, name: n.clone(), bytes: None }).collect::<Vec<_>>()
+    };
+    let mut out = named("container", &plan.containers);
+    out.extend(named("image", &plan.images));
+    out.extend(named("dangling", &plan.dangling));
+    out.extend(plan.output.iter().map(|o| Item { kind: "dir", name: o.to_string(), bytes: None }));
+    for i in &mut out {
+        i.bytes = size.and_then(|s| s.get(&i.name).copied());
+    }
+    out
+}
+
+/// The items on stdout: TSV lines (`kind<TAB>name[<TAB>bytes]`, control characters in a
+/// name escaped so that each line keeps its fields) or one JSON object.
+fn say_items(ctx: &mut Ctx, items: &[Item], dry_run: bool) {
+    for l in item_lines(items, dry_run, ctx.json) {
+        ctx.say(l);
+    }
+}
+
+/// The lines [`say_items`] prints.
+fn item_lines(items: &[Item], dry_run: bool, json: bool) -> Vec<String> {
+    if json {
+        let arr = items.iter().map(|i| {
+            Json::obj([
+                ("kind", Json::str(i.kind)),
+                ("name", Json::str(&i.name)),
+                ("bytes", i.bytes.map(|b| Json::Num(b as f64)).unwrap_or(Json::Null)),
+            ])
+        });
+        let total: u64 = items.iter().filter_map(|i| i.bytes).sum();
+        let j = Json::obj([
+            ("dry_run", Json::Bool(dry_run)),
+            ("items", Json::Arr(arr.collect())),
+            ("total_bytes", Json::Num(total as f64)),
+        ]);
+        return vec![j.render()];
+    }
+    let line = |i: &Item| {
+        let name = log::printable(&i.name);
+        if dry_run {
+            let bytes = i.bytes.map(|b| b.to_string()).unwrap_or_else(|| "?".into());
+            format!("{}\t{name}\t{bytes}", i.kind)
+        } else {
+            format!("{}\t{name}", i.kind)
+        }
+    };
+    items.iter().map(line).collect()
+}
+
 /// `--dry-run`'s listing: kind, name and size per line; the total on stderr.
 fn list(ctx: &mut Ctx, engine: Option<&Engine>, plan: &CleanPlan) {
     let size = sizes(engine, plan);
-    let mut total = 0;
-    let mut n = 0;
-    let mut say = |kind: &str, name: String| {
-        let bytes = size.get(&name).copied();
-        total += bytes.unwrap_or(0);
-        n += 1;
-        ctx.say(format!("{kind}\t{name}\t{}", bytes.map(|b| b.to_string()).unwrap_or_else(|| "?".into())));
-    };
-    plan.containers.iter().for_each(|c| say("container", c.clone()));
-    plan.images.iter().for_each(|i| say("image", i.clone()));
-    plan.dangling.iter().for_each(|i| say("dangling", i.clone()));
-    plan.output.iter().for_each(|o| say("dir", o.to_string()));
-    log::status(format!("would remove {n} item(s), {:.2} GB", total as f64 / 1e9));
+    let items = items(plan, Some(&size));
+    let total: u64 = items.iter().filter_map(|i| i.bytes).sum();
+    say_items(ctx, &items, true);
+    log::status(format!("would remove {} item(s), {:.2} GB", items.len(), total as f64 / 1e9));
 }
 
 /// What a real run removes, one `kind<TAB>name` line each.
 fn say_removed(ctx: &mut Ctx, plan: &CleanPlan) {
-    plan.containers.iter().for_each(|c| ctx.say(format!("container\t{c}")));
-    plan.images.iter().for_each(|i| ctx.say(format!("image\t{i}")));
-    plan.dangling.iter().for_each(|i| ctx.say(format!("dangling\t{i}")));
-    plan.output.iter().for_each(|o| ctx.say(format!("dir\t{o}")));
+    say_items(ctx, &items(plan, None), false);
 }
 
 /// `--all-trees`: the kit's objects of every tree on the engine.
@@ -71,6 +124,7 @@ fn every_tree(ctx: &mut Ctx, engine_flag: Option<String>, dry_run: bool, yes: bo
     let what = format!("{} container(s) and {} image(s) of {trees} tree(s)", plan.containers.len(), plan.images.len());
     if plan.containers.is_empty() && plan.images.is_empty() {
         log::status("nothing of the kit's on the engine");
+        say_removed(ctx, &plan);
         return Ok(Status::Ok);
     }
     if !yes {
@@ -86,6 +140,7 @@ fn every_tree(ctx: &mut Ctx, engine_flag: Option<String>, dry_run: bool, yes: bo
         std::io::stdin().lock().read_line(&mut answer)?;
         if !answer.trim().eq_ignore_ascii_case("y") && !answer.trim().eq_ignore_ascii_case("yes") {
             log::status("nothing removed");
+            say_items(ctx, &[], false);
             return Ok(Status::Ok);
         }
     }
@@ -138,4 +193,29 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         if reachable { "" } else { " (engine unreachable)" }
     ));
     Ok(Status::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{item_lines, Item};
+
+    #[test]
+    fn a_name_with_control_characters_keeps_its_line_and_fields() {
+        let items = [
+            Item { kind: "dir", name: "/src/a\tb\nc/_output".into(), bytes: Some(12) },
+            Item { kind: "image", name: "kube-build:build-0123456789-6".into(), bytes: None },
+        ];
+        assert_eq!(
+            item_lines(&items, true, false),
+            ["dir\t/src/a\\tb\\nc/_output\t12", "image\tkube-build:build-0123456789-6\t?"]
+        );
+        assert!(item_lines(&items, false, false).iter().all(|l| l.split('\t').count() == 2 && !l.contains('\n')));
+        // JSON keeps the name exactly (in its own escapes); a size not known is null.
+        assert_eq!(
+            item_lines(&items, true, true),
+            [
+                r#"{"dry_run":true,"items":[{"kind":"dir","name":"/src/a\tb\nc/_output","bytes":12},{"kind":"image","name":"kube-build:build-0123456789-6","bytes":null}],"total_bytes":12}"#
+            ]
+        );
+    }
 }

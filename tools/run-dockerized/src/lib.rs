@@ -1,8 +1,9 @@
 //! run-dockerized: `build/run.sh <command>` for every era (see the dockerized crate).
 
 use dockerized::fanout::{EngineSpec, FanOut, Me};
-use dockerized::{built_binaries, RunOptions, FANOUT_VALUE_FLAGS};
+use dockerized::{binaries_json, built_binaries, RunOptions, FANOUT_VALUE_FLAGS};
 use kube_tree::cli::{Ctx, Tool};
+use kube_tree::json::Json;
 use kube_tree::{log, Fail, Status};
 
 pub const TOOL: Tool = Tool {
@@ -66,7 +67,10 @@ and says why: the next run syncs in full.
 After a successful run the rsync daemon is left running on 127.0.0.1 for the next one (it is
 reused only if it serves the same image, data container, user and port); KUBE_RSYNC_KEEP=n stops
 it as the scripts do, make-clean removes it. A failure or SIGINT/SIGTERM stops and removes the
-build and rsync containers. stdout: the binaries built.",
+build and rsync containers. stdout: the binaries built; with --json one object: the tree,
+engine, mode, images and command, then the dry run's commands in order (`commands`) or the
+outcome (`ok`, `output`, `binaries`); a fan-out's has `shares` (engine, platforms, run) and
+`packaging`.",
     run,
     flags: dockerized::RunOptions::FANOUT_FLAGS,
     command_after: Some(FANOUT_VALUE_FLAGS),
@@ -97,20 +101,14 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     }
     let res = dockerized::run(tree, &opts, &cmd, false)?;
     if opts.dry_run {
-        for l in &res.plan {
-            ctx.say(l);
+        if ctx.json {
+            ctx.say(res.subject.plan_json(&cmd, &res.plan).render());
+        } else {
+            res.plan.iter().for_each(|l| ctx.say(l));
         }
         return Ok(Status::Ok);
     }
     let status = res.status.expect("a real run has a status");
-    if !status.success() {
-        log::warn(format!("`{}` failed in the build container ({status})", cmd.join(" ")));
-        return Ok(Status::Problems(1));
-    }
-    let tree = kube_tree::Tree::open(&root)?;
-    for b in built_binaries(&tree) {
-        ctx.say(b.as_str());
-    }
     let copied = if res.mode == dockerized::Mode::Bind {
         "written in place (bind mode)"
     } else if opts.copy {
@@ -118,6 +116,21 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     } else {
         "left in the data container (--no-copy)"
     };
+    if !status.success() {
+        log::warn(format!("`{}` failed in the build container ({status})", cmd.join(" ")));
+        if ctx.json {
+            ctx.say(res.subject.outcome_json(&cmd, false, "none (the command failed)", &[]).render());
+        }
+        return Ok(Status::Problems(1));
+    }
+    let tree = kube_tree::Tree::open(&root)?;
+    let binaries = built_binaries(&tree);
+    if ctx.json {
+        ctx.say(res.subject.outcome_json(&cmd, true, copied, &binaries).render());
+    } else {
+        // One path a line: a name with a newline cannot pass for two.
+        binaries.iter().for_each(|b| ctx.say(log::printable(b.as_str())));
+    }
     log::status(format!("`{}` done; output {copied}", cmd.join(" ")));
     Ok(Status::Ok)
 }
@@ -154,6 +167,10 @@ fn fan_out(
     let plan = fan.plan(tree, cmd)?;
     let shares = plan.shares;
     if opts.dry_run {
+        if ctx.json {
+            ctx.say(fan_out_json(tree, cmd, &shares, plan.packaging.as_ref()).render());
+            return Ok(Status::Ok);
+        }
         for s in &shares {
             ctx.say(s.plan_line());
         }
@@ -167,24 +184,71 @@ fn fan_out(
     if outcome.interrupted {
         return Err(Fail::interrupted());
     }
+    let report = |ctx: &mut Ctx, ok: bool, binaries: &[String], tars: &[camino::Utf8PathBuf]| {
+        if ctx.json {
+            let j = Json::obj([
+                ("tree", Json::str(tree.root.as_str())),
+                ("command", Json::strs(cmd.iter().cloned())),
+                ("dry_run", Json::Bool(false)),
+                ("ok", Json::Bool(ok)),
+                ("binaries", Json::strs(binaries.iter().cloned())),
+                ("tarballs", binaries_json(tars)),
+            ]);
+            ctx.say(j.render());
+        } else {
+            binaries.iter().for_each(|b| ctx.say(log::printable(b)));
+            tars.iter().for_each(|t| ctx.say(log::printable(t.as_str())));
+        }
+    };
     if let Some(f) = outcome.failed {
         log::warn(f);
+        report(ctx, false, &[], &[]);
         return Ok(Status::Problems(1));
     }
-    for b in &outcome.binaries {
-        ctx.say(b);
-    }
-    if let Some(p) = &plan.packaging {
-        match p.run(tree, &shares)? {
-            Ok(tars) => tars.iter().for_each(|t| ctx.say(t.as_str())),
-            Err(why) => {
-                log::warn(why);
-                return Ok(Status::Problems(1));
-            }
+    let tars = match plan.packaging.as_ref().map(|p| p.run(tree, &shares)).transpose()? {
+        Some(Err(why)) => {
+            log::warn(why);
+            report(ctx, false, &outcome.binaries, &[]);
+            return Ok(Status::Problems(1));
         }
-    }
-    log::status(format!("`{}` done on {} engine(s) in {}", cmd.join(" "), shares.len(), log::human(t.elapsed())));
+        Some(Ok(tars)) => tars,
+        None => Vec::new(),
+    };
+    report(ctx, true, &outcome.binaries, &tars);
+    let what = cmd.join(" ");
+    log::status(format!("`{what}` done on {} engine(s) in {}", shares.len(), log::human(t.elapsed())));
     Ok(Status::Ok)
+}
+
+/// A fan-out's dry run as one JSON object: each share's engine, platforms and run, and the
+/// packaging of a release target.
+fn fan_out_json(
+    tree: &kube_tree::Tree,
+    cmd: &[String],
+    shares: &[dockerized::fanout::Share],
+    packaging: Option<&dockerized::fanout::Packaging>,
+) -> Json {
+    let share = |s: &dockerized::fanout::Share| {
+        Json::obj([
+            ("engine", Json::str(&s.engine.spec)),
+            ("platforms", Json::strs(s.platforms.iter().cloned())),
+            ("run", Json::str(s.proc.display())),
+        ])
+    };
+    let pack = packaging.map(|p| {
+        Json::obj([
+            ("target", Json::str(&p.target)),
+            ("platforms", Json::strs(p.platforms.iter().cloned())),
+            ("run", Json::str(p.proc(tree).display())),
+        ])
+    });
+    Json::obj([
+        ("tree", Json::str(tree.root.as_str())),
+        ("command", Json::strs(cmd.iter().cloned())),
+        ("dry_run", Json::Bool(true)),
+        ("shares", Json::Arr(shares.iter().map(share).collect())),
+        ("packaging", pack.unwrap_or(Json::Null)),
+    ])
 }
 
 /// How to start this tool again: this binary, with `run-dockerized` first when it is the

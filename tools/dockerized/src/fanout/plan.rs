@@ -35,6 +35,8 @@ impl EngineSpec {
             if !ok || u.contains(['\'', '"', '`', '$', ';', '\\']) {
                 return Err(bad("a URL is unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST"));
             }
+            // The host and user of an ssh URL reach ssh's command line (through docker).
+            values::endpoint("engine", u)?;
             Ok(u.to_string())
         };
         let reach = if let Some(rest) = s.strip_prefix("podman:") {
@@ -252,6 +254,10 @@ mod tests {
         assert_ne!(s[0].tag(), s[1].tag());
         assert!(s[0].tag().starts_with('e') && s[0].tag().len() == 9);
         for bad in ["", "a b", "-ctx", "ctx;rm", "http://x", "tcp://", "ssh://x'y", "podman:ftp://x", "a,a", "$(x)"] {
+            assert!(EngineSpec::parse_list("--engines", bad).is_err(), "{bad:?} accepted");
+        }
+        // ssh would read these as its options (ProxyCommand runs a program); a port out of range.
+        for bad in ["ssh://-oProxyCommand=touch%20x", "podman:ssh://-oProxyCommand=x@h", "ssh://-l@h", "tcp://h:0"] {
             assert!(EngineSpec::parse_list("--engines", bad).is_err(), "{bad:?} accepted");
         }
     }
