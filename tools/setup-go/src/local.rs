@@ -169,5 +169,6 @@ mod tests {
         assert_eq!(best(&all, &want, true), None);
         assert_eq!(best(&all, &GoVersion::parse("1.15.2").unwrap(), true).unwrap().place, "~/sdk");
         assert_eq!(best(&all, &GoVersion::parse("1.12.9").unwrap(), false), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -115,6 +115,7 @@ mod tests {
         }
         let bad = |k: &str| (k == "GO_VERSION").then(|| "$(rm -rf /)".to_string());
         assert!(resolve(None, None, &bad).unwrap_err().msg.starts_with("GO_VERSION:"));
+        let _ = std::fs::remove_dir_all(root.parent().unwrap());
     }
 
     #[test]
