@@ -6,7 +6,8 @@
 //! * SETUP: a base (`a`, `b`, `bw`, `c`, `real`) and `+mutation`s (see [`mutate`]);
 //! * EXIT: the expected exit code; FRAGMENT: text the output (stdout + stderr) must contain;
 //! * COMMAND: `[VAR=value | PATH+=dir]... tool args...` split by shell rules, with `{TREE}`,
-//!   `{OUT}`, `{GP}`, `{BIN}`, `{REPO}` and `{LONG}` (10,000 digits) filled in;
+//!   `{OUT}`, `{GP}`, `{BIN}`, `{REPO}`, `{LONG}` (10,000 digits) and `{MIRROR}` (a Go download
+//!   site a `mirror-*` setup word started, else a closed port) filled in;
 //! * CHECKs: `changes=tree,gopath` (what may change; by default nothing may), `eval-safe` (stdout
 //!   is eval'ed by sh, which must change nothing), `islink:REL`, `contains:REL:TEXT`, `tsv3`
 //!   (every stdout line has three fields), `lacks:TEXT` (the output never shows TEXT).
@@ -68,6 +69,8 @@ struct Sandbox {
     bin: Utf8PathBuf,
     repo: Utf8PathBuf,
     immutable: Vec<Utf8PathBuf>,
+    /// A Go download site on 127.0.0.1 for `{MIRROR}` (the `mirror-*` setup words); stopped on drop.
+    mirror: Option<testkit::gomirror::GoMirror>,
 }
 
 impl Drop for Sandbox {
@@ -301,8 +304,49 @@ fn mutate(sb: &mut Sandbox, m: &str) {
             let _ = std::fs::remove_file(&at);
             sh(&t, &format!("mkfifo '{at}'"));
         }
+        // Section 18 (setup-go downloads): a Go planted in the tree, a GOROOT with a newline,
+        // and a site that misbehaves (see download_site).
+        "tree-go" => {
+            put(&t.join("mygo/VERSION"), "go1.15.5\n");
+            let go = t.join("mygo/bin/go");
+            put(&go, &format!("#!/bin/sh\necho PLANTED > '{o}/pwned'\necho go version go1.15.5 linux/amd64\n"));
+            std::fs::set_permissions(&go, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        }
+        "sdk-newline" => {
+            let r = o.join("home/sdk/go1.15.5\necho PWNED");
+            put(&r.join("VERSION"), "go1.15.5\n");
+            put(&r.join("bin/go"), "");
+        }
+        w if w.starts_with("mirror-") => download_site(sb, w),
         other => panic!("unknown setup word `{other}`"),
     }
+}
+
+/// Section 18: a Go download site for `{MIRROR}`, serving go1.15.5 (a small archive, in the
+/// sandbox) with the fault or the trap the word names.
+fn download_site(sb: &mut Sandbox, word: &str) {
+    use testkit::gomirror::{Fault, GoArchive, GoMirror};
+    let symlink = |target: &str, at: &Utf8Path| std::os::unix::fs::symlink(target, at).unwrap();
+    let (fault, fill): (Fault, &dyn Fn(&Utf8Path)) = match word {
+        "mirror-endless" => (Fault::Endless, &|_| {}),
+        "mirror-drip" => (Fault::DripListing, &|_| {}),
+        "mirror-oversize" => (Fault::Oversize, &|_| {}),
+        "mirror-wrongsum" => (Fault::WrongSum, &|_| {}),
+        "mirror-textgo" => (Fault::None, &|_| {}),
+        "mirror-rootlink" => (Fault::None, &|go| symlink("/", &go.join("src"))),
+        "mirror-outlink" => (Fault::None, &|go| symlink("../outside", &go.join("pkg"))),
+        "mirror-gobinlink" => (Fault::None, &|go| symlink("/bin/true", &go.join("bin/gofmt"))),
+        other => panic!("unknown setup word `{other}`"),
+    };
+    let a = GoArchive::pack(&sb.dir.join("site"), "1.15.5", |go| {
+        put(&go.join("VERSION"), "go1.15.5\n");
+        put(&go.join("bin/go"), "#!/bin/sh\necho go version go1.15.5 linux/amd64\n");
+        fill(go);
+    })
+    .unwrap();
+    let m = GoMirror::start(&[a]);
+    m.set_fault(fault);
+    sb.mirror = Some(m);
 }
 
 fn sandbox(case: &Case, n: usize, real: Option<&Utf8Path>) -> Sandbox {
@@ -317,6 +361,7 @@ fn sandbox(case: &Case, n: usize, real: Option<&Utf8Path>) -> Sandbox {
         repo: dir.join("repo"),
         dir,
         immutable: Vec::new(),
+        mirror: None,
     };
     for d in [&sb.out, &sb.gp, &sb.bin, &sb.repo] {
         std::fs::create_dir_all(d).unwrap();
@@ -476,6 +521,7 @@ fn placeholders(s: &str, sb: &Sandbox) -> String {
         .replace("{BIN}", sb.bin.as_str())
         .replace("{REPO}", sb.repo.as_str())
         .replace("{LONG}", &format!("1.15.{}", "9".repeat(10_000)))
+        .replace("{MIRROR}", sb.mirror.as_ref().map_or("http://127.0.0.1:9/", |m| m.url.as_str()))
 }
 
 /// A command word: placeholders filled, then `\n` and `\t` made real control characters.

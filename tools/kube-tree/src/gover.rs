@@ -31,6 +31,10 @@ impl GoVersion {
         }
         let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         let (minor, tail) = rest.split_at(digits);
+        // `1.015.8` would read as 1.15.8 but is no name Go ever used: canonical spellings only.
+        if minor.len() > 1 && minor.starts_with('0') {
+            return Err(bad());
+        }
         let minor: u32 = minor.parse().map_err(|_| bad())?;
         let pre = if tail.is_empty() {
             None
@@ -118,6 +122,9 @@ mod tests {
             "1.24rc",
             "1.15-rc1",
             "1.15.08",
+            "1.015.8",
+            "01.15.8",
+            "1.00",
             "latest",
         ] {
             assert!(GoVersion::parse(bad).is_err(), "{bad}");
@@ -129,7 +136,16 @@ mod tests {
         for ok in ["1.15.8", "1.20", "1.21.0", "go1.24.11", "1.24rc2", "1.12.9"] {
             assert!(GoVersion::release(ok).is_ok(), "{ok}");
         }
-        for bad in ["1.24", "1.21", "1.0.0", "1.15.0", "1.20.0", &format!("1.15.{}", "9".repeat(10_000))] {
+        for bad in [
+            "1.24",
+            "1.21",
+            "1.0.0",
+            "1.15.0",
+            "1.20.0",
+            "1.015.8",
+            "go1.015.5",
+            &format!("1.15.{}", "9".repeat(10_000)),
+        ] {
             assert!(GoVersion::release(bad).is_err(), "{bad}");
         }
     }

@@ -4,6 +4,7 @@
 
 use crate::local::{self, Installed};
 use crate::mirror::{Archive, Mirror};
+use crate::verify;
 use kube_tree::gover::GoVersion;
 use kube_tree::{log, Confined, Fail, Jail};
 
@@ -43,7 +44,7 @@ impl Cache {
     /// What an earlier run installed for `wanted` when the site lacked that exact patch (so a
     /// later run needs no network to make the same choice).
     pub fn fallback_of(&self, wanted: &GoVersion) -> Option<Installed> {
-        let text = std::fs::read_to_string(self.dir.join(format!(".fallback-{}", wanted.text))).ok()?;
+        let text = local::read_small(&self.dir.join(format!(".fallback-{}", wanted.text)))?;
         let v = GoVersion::parse(text.trim()).ok().filter(|v| v.minor == wanted.minor)?;
         self.get(&v)
     }
@@ -52,54 +53,77 @@ impl Cache {
         self.jail()?.write_file(format!(".fallback-{}", wanted.text), format!("{}\n", got.text).as_bytes())
     }
 
-    /// Downloads, verifies and installs `a`; returns the installation.
+    /// Downloads, verifies and installs `a`; returns the installation. SIGINT/SIGTERM stop it
+    /// at once: the temps are removed and the error is the interrupt (exit 130).
     pub fn install(&self, mirror: &Mirror, a: &Archive) -> Result<Installed, Fail> {
         if let Some(i) = self.get(&a.version) {
             return Ok(i);
         }
+        kube_tree::proc::install_interrupt_handler();
         let pid = std::process::id();
+        let made = self.missing_dirs();
         let jail = self.jail()?;
         let dl = jail.path(format!(".download-{pid}-{}", a.filename))?;
-        let step = log::Step::start(format!("downloading {}{}", mirror.base(), a.filename));
-        let bytes = mirror.download(a, &dl)?;
-        step.done();
-        log::status(format!("{} ({:.1} MB) matches SHA-256 {}", a.filename, bytes as f64 / 1e6, a.sha256));
         let tmp = jail.path(format!(".unpack-{pid}-{}", a.version.text))?;
-        let res = self.unpack_and_place(&jail, a, &dl, &tmp);
+        let res = self.fetch(mirror, a, &dl).and_then(|_| self.unpack_and_place(&jail, a, &dl, &tmp));
         let _ = dl.remove_file();
         let _ = tmp.remove_dir_all();
+        if res.is_err() {
+            // A failed install leaves the disk as it found it: the directories it made go too
+            // (remove_dir removes only what is still empty).
+            for d in made {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
         res
+    }
+
+    /// The directories [`Cache::jail`] would create, deepest first.
+    fn missing_dirs(&self) -> Vec<camino::Utf8PathBuf> {
+        self.dir.ancestors().take_while(|d| !d.as_str().is_empty() && !d.exists()).map(|d| d.to_owned()).collect()
+    }
+
+    /// The download, on a thread of its own so that an interrupt is heard while a read waits
+    /// on a slow site: this thread then returns at once (the process exits, ending the other).
+    fn fetch(&self, mirror: &Mirror, a: &Archive, dl: &Confined) -> Result<(), Fail> {
+        let step = log::Step::start(format!("downloading {}{}", mirror.base(), a.filename));
+        // Created here, so that the file exists before any interrupt can ask for its removal.
+        let mut file = fs_err::OpenOptions::new().write(true).create_new(true).open(dl.path())?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (m, arch) = (mirror.clone(), a.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(m.download(&arch, &mut file));
+        });
+        let bytes = loop {
+            if kube_tree::proc::interrupted() {
+                return Err(Fail::interrupted());
+            }
+            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(res) => break res?,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Fail::new(format!("{}: the download stopped without an answer", a.filename)))
+                }
+            }
+        };
+        step.done();
+        log::status(format!("{} ({:.1} MB) matches SHA-256 {}", a.filename, bytes as f64 / 1e6, a.sha256));
+        Ok(())
     }
 
     fn unpack_and_place(&self, jail: &Jail, a: &Archive, dl: &Confined, tmp: &Confined) -> Result<Installed, Fail> {
         if !a.filename.ends_with(".tar.gz") {
             return Err(Fail::new(format!("{}: only .tar.gz archives can be installed on this system", a.filename)));
         }
+        let bad = |why: String| Fail::new(format!("{}: {why}; nothing installed", a.filename));
         let step = log::Step::start(format!("unpacking {}", a.filename));
         tmp.create_dir_all()?;
-        let file = fs_err::File::open(dl.path())?;
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
-        archive.set_preserve_mtime(true);
-        let bad = |why: String| Fail::new(format!("{}: {why}; nothing installed", a.filename));
-        for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
-            if kube_tree::proc::interrupted() {
-                return Err(Fail::interrupted());
-            }
-            let mut entry = entry.map_err(|e| bad(format!("not a readable tar.gz ({e})")))?;
-            let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
-            // The official layout: everything under go/. tar's unpack_in refuses `..` and links
-            // leading out; this refuses anything else at the top.
-            if !path.starts_with("go") || path.is_absolute() {
-                return Err(bad(format!("an entry outside go/: {}", path.display())));
-            }
-            let inside = entry.unpack_in(tmp.path()).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-            if !inside {
-                return Err(bad(format!("an entry that leaves the archive's directory: {}", path.display())));
-            }
-        }
+        unpack(dl, tmp).map_err(|e| if e.code == 130 { e } else { bad(e.msg) })?;
         step.done();
         let goroot = tmp.join("go")?;
-        match local::version_at(&goroot.path()) {
+        let root = goroot.path();
+        verify::links_stay_inside(&root).map_err(bad)?;
+        match local::version_at(&root) {
             Some(v) if v == a.version => {}
             other => {
                 return Err(bad(format!(
@@ -108,6 +132,10 @@ impl Cache {
                     a.version.text
                 )))
             }
+        }
+        verify::reports(&root, &a.version).map_err(bad)?;
+        if kube_tree::proc::interrupted() {
+            return Err(Fail::interrupted());
         }
         let dest = jail.path(&a.version.text)?;
         if let Err(e) = goroot.rename_to(&dest) {
@@ -136,4 +164,34 @@ impl Cache {
             }
         }
     }
+}
+
+/// Unpacks `dl` into `tmp`, refusing (before writing it) any entry that is not under `go/` or a
+/// link that leads out of it; an interrupt stops between entries.
+fn unpack(dl: &Confined, tmp: &Confined) -> Result<(), Fail> {
+    let file = fs_err::File::open(dl.path())?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
+    archive.set_preserve_mtime(true);
+    for entry in archive.entries().map_err(|e| Fail::new(e.to_string()))? {
+        if kube_tree::proc::interrupted() {
+            return Err(Fail::interrupted());
+        }
+        let mut entry = entry.map_err(|e| Fail::new(format!("not a readable tar.gz ({e})")))?;
+        let path = entry.path().map_err(|e| Fail::new(e.to_string()))?.into_owned();
+        let kind = entry.header().entry_type();
+        let target = entry.link_name().map_err(|e| Fail::new(e.to_string()))?.map(|t| t.into_owned());
+        let link = match (&target, kind) {
+            (Some(t), tar::EntryType::Symlink) => Some((t.as_path(), true)),
+            (Some(t), tar::EntryType::Link) => Some((t.as_path(), false)),
+            _ => None,
+        };
+        if let Some(why) = verify::entry_refusal(&path, link) {
+            return Err(Fail::new(why));
+        }
+        let inside = entry.unpack_in(tmp.path()).map_err(|e| Fail::new(format!("{}: {e}", path.display())))?;
+        if !inside {
+            return Err(Fail::new(format!("an entry that leaves the archive's directory: {}", path.display())));
+        }
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@ pub mod install;
 pub mod local;
 pub mod mirror;
 pub mod pick;
+pub mod verify;
 pub mod want;
 
 pub use pick::{pick, Choice, Resolved};
@@ -37,9 +38,14 @@ The tree's Go: .go-version, else the kube-cross tag of build/build-image/cross/V
 GOTOOLCHAIN other than auto means the go on PATH, as the tree's own scripts decide.
 Looked for first: the go on PATH, $GOROOT, ~/sdk/go*, /usr/lib/go-*, /usr/local/go and the
 cache ($KUBE_KIT_CACHE, else ~/.cache/k8s-build-kit, under go/). A download is checked against
-the SHA-256 of the site's JSON listing or of the .sha256 file beside the archive; a mismatch,
-a short download or an interrupt installs nothing. HTTPS_PROXY and NO_PROXY are honoured.
-stdout: the GOROOT (or the env lines, or the list).",
+the SHA-256 of the site's JSON listing or of the .sha256 file beside the archive and capped at
+the listed size; the listing and .sha256 must arrive whole within KUBE_GO_MIRROR_TIMEOUT
+seconds (60), an archive within KUBE_GO_DOWNLOAD_TIMEOUT (1800). Before it is installed, its
+entries and links must stay under go/ and its bin/go must run and report the wanted version.
+A mismatch, a short or long download, or an interrupt (exit 130) installs nothing and leaves
+no temp. Versions are release names (1.15.8, 1.20, 1.21.0; not 1.015.8, 1.21 or 1.15.0).
+A GOROOT or cache path with control characters is never used. HTTPS_PROXY and NO_PROXY are
+honoured. stdout: the GOROOT (or the env lines, or the list).",
     run,
     flags: &["--exact", "--list", "--mirror", "--print-env", "--version"],
     command_after: None,
@@ -78,8 +84,8 @@ pub fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let explicit = a.version.is_some() || env("GO_VERSION").is_some_and(|v| !v.is_empty());
     let tree = if explicit { None } else { Some(ctx.tree()?) };
     let wanted = want::resolve(tree.as_ref(), a.version.as_deref(), &env)?;
-    let opts = pick::Options::from_env(a.mirror.clone(), a.exact, &env);
-    mirror::Mirror::new(&opts.mirror)?;
+    let opts = pick::Options::from_env(a.mirror.clone(), a.exact, &env)?;
+    opts.site()?;
     if a.list {
         return list(ctx, wanted.as_ref(), &opts, &env);
     }
@@ -90,13 +96,17 @@ pub fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
             })?;
             (h, format!("{forced} asks for the go on PATH"))
         }
-        (None, Some(w)) => pick::obtain(w, &opts, &env)?,
+        (None, Some(w)) => pick::obtain(w, &opts, &env).map_err(|e| pick::ways_on(e, w, &opts, &env))?,
         (None, None) => {
             return Err(Fail::new("the tree names no Go version (no .go-version, no kube-cross tag): pass --version"))
         }
     };
-    log::status(format!("go{} at {}: {why}", installed.version.text, installed.goroot));
     let root = &installed.goroot;
+    if root.as_str().chars().any(char::is_control) {
+        // --print-env is eval'ed and the TSV is split by lines: no such path may reach them.
+        return Err(Fail::new(format!("the GOROOT `{}` holds control characters", root.as_str().escape_debug())));
+    }
+    log::status(format!("go{} at {}: {why}", installed.version.text, installed.goroot));
     if a.print_env {
         ctx.say(format!("export GOROOT={}", quote(root.as_str())));
         ctx.say(format!("export PATH={}:\"$PATH\"", quote(root.join("bin").as_str())));
@@ -124,7 +134,7 @@ fn list(
     o: &pick::Options,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Status, Fail> {
-    let m = mirror::Mirror::new(&o.mirror)?;
+    let m = o.site()?;
     let cache = install::Cache::open(&o.cache);
     let installed = local::all(cache.dir(), env);
     let (os, arch) = mirror::host_platform();

@@ -3,6 +3,7 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::gover::{self, GoVersion};
+use kube_tree::log;
 
 /// One Go installation: its GOROOT, its version, and where it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +24,19 @@ pub fn version_at(goroot: &Utf8Path) -> Option<GoVersion> {
     if !goroot.join("bin/go").is_file() {
         return None;
     }
-    let text = std::fs::read_to_string(goroot.join("VERSION")).ok()?;
+    let text = read_small(&goroot.join("VERSION"))?;
     GoVersion::parse(text.lines().next()?.trim()).ok()
+}
+
+/// The first 4 KiB of a regular file (a FIFO or a device named VERSION is not read: it could
+/// block or never end), as text.
+pub fn read_small(p: &Utf8Path) -> Option<String> {
+    if !std::fs::metadata(p).ok()?.is_file() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(std::fs::File::open(p).ok()?, 4096), &mut buf).ok()?;
+    String::from_utf8(buf).ok()
 }
 
 /// The GOROOT of the `go` on PATH (through its links: Debian's /usr/bin/go is one).
@@ -41,10 +53,16 @@ pub fn host() -> Option<Installed> {
 }
 
 /// Every Go found: on PATH, at `$GOROOT`, `~/sdk/go*` (golang.org/dl), `/usr/lib/go-*`
-/// (Debian), `/usr/local/go` (the official tarball's home), and this kit's cache.
+/// (Debian), `/usr/local/go` (the official tarball's home), this kit's cache, and the Go that
+/// `cargo xtask fetch-tree --go` unpacked (`<cache>/go-*/root/usr/lib/go-*`).
 pub fn all(cache_go: &Utf8Path, env: &dyn Fn(&str) -> Option<String>) -> Vec<Installed> {
     let mut found: Vec<Installed> = Vec::new();
     let mut add = |goroot: Utf8PathBuf, place: &'static str| {
+        if goroot.as_str().chars().any(char::is_control) {
+            // Such a GOROOT cannot be put safely into shell lines, TSV or logs: not a candidate.
+            log::status_v(2, format!("not considered: `{}` (control characters)", goroot.as_str().escape_debug()));
+            return;
+        }
         let Some(version) = version_at(&goroot) else { return };
         let real = std::fs::canonicalize(&goroot).ok();
         if found.iter().any(|f| std::fs::canonicalize(&f.goroot).ok() == real) {
@@ -82,6 +100,13 @@ pub fn all(cache_go: &Utf8Path, env: &dyn Fn(&str) -> Option<String>) -> Vec<Ins
     for r in children(cache_go.to_owned(), "1.") {
         add(r, "cache");
     }
+    // The Go `cargo xtask fetch-tree --go` unpacked (Debian's) beside the cache: the test cache
+    // is the kit's cache by default. KUBE_TEST_CACHE is not read: a test knob steers no tool.
+    for fetched in cache_go.parent().map(|c| children(c.to_owned(), "go-")).unwrap_or_default() {
+        for r in children(fetched.join("root/usr/lib"), "go-") {
+            add(r, "fetch-tree");
+        }
+    }
     found.sort_by(|a, b| gover::cmp(&b.version, &a.version));
     found
 }
@@ -110,6 +135,8 @@ mod tests {
         r
     }
 
+    use kube_tree::proc::Proc;
+
     #[test]
     fn versions_come_from_the_version_file() {
         let dir = kube_tree::fixture::scratch_dir("sg-local");
@@ -117,7 +144,15 @@ mod tests {
         assert_eq!(version_at(&r).unwrap().text, "1.15.15");
         std::fs::write(r.join("VERSION"), "devel +abc\n").unwrap();
         assert_eq!(version_at(&r), None, "a version it cannot read is no match");
+        std::fs::remove_file(r.join("VERSION")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", r.join("VERSION")).unwrap();
+        assert_eq!(version_at(&r), None, "a device is not read");
+        std::fs::remove_file(r.join("VERSION")).unwrap();
+        let fifo = Proc::new("mkfifo").arg(r.join("VERSION")).output().unwrap();
+        assert!(fifo.success(), "{}", fifo.stderr);
+        assert_eq!(version_at(&r), None, "a FIFO is not opened");
         assert_eq!(version_at(&dir.join("none")), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -134,5 +169,6 @@ mod tests {
         assert_eq!(best(&all, &want, true), None);
         assert_eq!(best(&all, &GoVersion::parse("1.15.2").unwrap(), true).unwrap().place, "~/sdk");
         assert_eq!(best(&all, &GoVersion::parse("1.12.9").unwrap(), false), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

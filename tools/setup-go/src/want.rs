@@ -50,7 +50,8 @@ pub fn cross_tag_go(tag: &str) -> Option<String> {
     build.bytes().all(|b| b.is_ascii_digit()).then(|| v.to_string())
 }
 
-/// What the user chose with `--version`/`GO_VERSION`, else what the tree names.
+/// What the user chose with `--version`/`GO_VERSION` (a release name: `1.21` or `1.15.0` is
+/// refused, not sent to a site), else what the tree names.
 pub fn resolve(
     tree: Option<&Tree>,
     flag: Option<&str>,
@@ -58,13 +59,13 @@ pub fn resolve(
 ) -> Result<Option<Wanted>, Fail> {
     if let Some(v) = flag {
         return Ok(Some(Wanted {
-            version: GoVersion::parse(v).map_err(|e| Fail::new(format!("--version: {e}")))?,
+            version: GoVersion::release(v).map_err(|e| Fail::new(format!("--version: {e}")))?,
             from: "--version".into(),
         }));
     }
     if let Some(v) = env("GO_VERSION").filter(|v| !v.is_empty()) {
         return Ok(Some(Wanted {
-            version: GoVersion::parse(&v).map_err(|e| Fail::new(format!("GO_VERSION: {e}")))?,
+            version: GoVersion::release(&v).map_err(|e| Fail::new(format!("GO_VERSION: {e}")))?,
             from: "GO_VERSION".into(),
         }));
     }
@@ -108,8 +109,13 @@ mod tests {
         assert_eq!(resolve(Some(&tree), None, &env).unwrap().unwrap().version.text, "1.16.3");
         assert_eq!(resolve(Some(&tree), Some("1.17.2"), &env).unwrap().unwrap().from, "--version");
         assert!(resolve(None, Some("1.x"), &none).unwrap_err().msg.contains("--version"));
+        for not_a_release in ["1.015.5", "1.21", "1.15.0"] {
+            let e = resolve(None, Some(not_a_release), &none).unwrap_err();
+            assert!(e.msg.starts_with("--version: `"), "{not_a_release}: {}", e.msg);
+        }
         let bad = |k: &str| (k == "GO_VERSION").then(|| "$(rm -rf /)".to_string());
         assert!(resolve(None, None, &bad).unwrap_err().msg.starts_with("GO_VERSION:"));
+        let _ = std::fs::remove_dir_all(root.parent().unwrap());
     }
 
     #[test]

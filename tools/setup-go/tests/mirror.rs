@@ -98,6 +98,7 @@ fn installs_the_newest_patch_of_the_line_and_then_needs_no_network() {
     }
     assert!(tree_go.stderr.contains("build/build-image/cross/VERSION"), "{}", tree_go.stderr);
     let _ = std::fs::remove_dir_all(&cache);
+    let _ = std::fs::remove_dir_all(root.parent().unwrap());
 }
 
 #[test]

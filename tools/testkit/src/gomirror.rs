@@ -1,7 +1,8 @@
 //! A real HTTP server on 127.0.0.1 in the layout of the official Go download site, serving Go
 //! archives repacked from real distributions that can be had here (Debian bullseye's
 //! golang-1.15, which is go1.15.15), with a JSON listing and `.sha256` files, and faults on
-//! demand (a wrong checksum, a short body, no listing, down).
+//! demand (a wrong checksum, a short body, no listing, down, an endless or dripping body, more
+//! bytes than listed); [`GoArchive::pack`] makes small archives that are not a Go.
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
@@ -21,6 +22,14 @@ pub enum Fault {
     Truncate,
     /// No JSON listing (a plain file mirror: only archives and `.sha256` files).
     NoListing,
+    /// Archives are sent without a Content-Length and without end (zeros after the archive).
+    Endless,
+    /// The listing comes one byte every 2 s.
+    DripListing,
+    /// Archives: the first 64 KiB, then one byte a second (a download that is still running).
+    SlowArchive,
+    /// Archives are announced and sent 4096 bytes longer than the listing says.
+    Oversize,
 }
 
 /// A repacked real Go: its archive and what the listing says of it.
@@ -60,6 +69,27 @@ pub fn go115_archive() -> Result<GoArchive, Fail> {
     let sha256 = Proc::new("sha256sum").arg(&path).read()?.split_whitespace().next().unwrap_or("").to_string();
     let size = std::fs::metadata(&path)?.len();
     Ok(GoArchive { version: "1.15.15".into(), path, sha256, size })
+}
+
+impl GoArchive {
+    /// A small archive of `version` made from what `fill` puts into the `go/` it is given
+    /// (in `dir`, which the caller removes): for archives that are not a Go, or hold traps.
+    pub fn pack(dir: &Utf8Path, version: &str, fill: impl FnOnce(&Utf8Path)) -> Result<GoArchive, Fail> {
+        let src = dir.join(format!("src-{version}"));
+        std::fs::create_dir_all(src.join("go"))?;
+        fill(&src.join("go"));
+        let path = dir.join(format!("go{version}.linux-amd64.tar.gz"));
+        Proc::new("tar")
+            .args(["-c", "-z", "--owner=0", "--group=0", "-f"])
+            .arg(&path)
+            .arg("-C")
+            .arg(&src)
+            .arg("go")
+            .read()?;
+        let sha256 = Proc::new("sha256sum").arg(&path).read()?.split_whitespace().next().unwrap_or("").to_string();
+        let size = std::fs::metadata(&path)?.len();
+        Ok(GoArchive { version: version.into(), path, sha256, size })
+    }
 }
 
 /// The running server; stopped (and its port closed) on drop.
@@ -158,6 +188,14 @@ fn serve(conn: TcpStream, archives: &[GoArchive], fault: Fault, log: &Mutex<Vec<
         }
         let body = listing(archives, fault);
         head(&mut out, "200 OK", body.len() as u64)?;
+        if fault == Fault::DripListing {
+            for b in body.as_bytes().chunks(1) {
+                out.write_all(b)?;
+                out.flush()?;
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            }
+            return Ok(());
+        }
         return out.write_all(body.as_bytes());
     }
     let name = path.strip_prefix("/dl/").unwrap_or("");
@@ -169,13 +207,46 @@ fn serve(conn: TcpStream, archives: &[GoArchive], fault: Fault, log: &Mutex<Vec<
             return out.write_all(body.as_bytes());
         }
         if name == file {
-            head(&mut out, "200 OK", a.size)?;
-            let data = std::fs::read(&a.path)?;
-            let n = if fault == Fault::Truncate { data.len() / 2 } else { data.len() };
-            return out.write_all(&data[..n]);
+            return send_archive(&mut out, a, fault);
         }
     }
     not_found(&mut out)
+}
+
+fn send_archive(out: &mut TcpStream, a: &GoArchive, fault: Fault) -> std::io::Result<()> {
+    let data = std::fs::read(&a.path)?;
+    match fault {
+        Fault::Endless => {
+            write!(out, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")?;
+            out.write_all(&data)?;
+            let zeros = vec![0u8; 64 << 10];
+            // Until the client hangs up (a write then fails).
+            loop {
+                out.write_all(&zeros)?;
+            }
+        }
+        Fault::SlowArchive => {
+            write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", a.size)?;
+            let first = data.len().min(64 << 10);
+            out.write_all(&data[..first])?;
+            for b in data[first..].chunks(1) {
+                out.write_all(b)?;
+                out.flush()?;
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            Ok(())
+        }
+        Fault::Oversize => {
+            write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", a.size + 4096)?;
+            out.write_all(&data)?;
+            out.write_all(&[0u8; 4096])
+        }
+        _ => {
+            write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", a.size)?;
+            let n = if fault == Fault::Truncate { data.len() / 2 } else { data.len() };
+            out.write_all(&data[..n])
+        }
+    }
 }
 
 /// A scratch `KUBE_KIT_CACHE` for one test (nothing installed there yet).
