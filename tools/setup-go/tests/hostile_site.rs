@@ -96,18 +96,20 @@ fn archives_that_are_not_a_go_are_refused() {
         assert!(out.stderr.contains("nothing installed"), "{}", out.stderr);
     }
 
-    // A real go binary behind `bin/go -> go1.19`, VERSION saying go1.15.5: it reports its own.
-    let go = match testkit::tree_go() {
-        Ok(g) => g,
-        Err(e) => return testkit::skip_if_missing("archives_that_are_not_a_go_are_refused (a real go)", &e),
+    // A real go binary (the machine's, any release but 1.15.5) behind `bin/go -> go1.19`,
+    // VERSION saying go1.15.5: it reports its own release, and is refused for it.
+    let Some(host_go) = kube_tree::proc::which("go") else {
+        return testkit::skip("archives_that_are_not_a_go_are_refused (a real go)", "no `go` in PATH");
     };
+    let host_go = std::fs::canonicalize(host_go).unwrap();
     let other = small(&dir.join("other"), |root| {
-        std::fs::copy(go.join("go"), root.join("bin/go1.19")).unwrap();
+        std::fs::copy(&host_go, root.join("bin/go1.19")).unwrap();
         std::os::unix::fs::symlink("go1.19", root.join("bin/go")).unwrap();
     });
     let m = GoMirror::start(std::slice::from_ref(&other));
     let out = setup_go(&cache, &["--version", "1.15.5", "--mirror", &m.url], &[]);
-    refused(&out, "go/bin/go reports go1.15.15, not go1.15.5", &cache);
+    refused(&out, ", not go1.15.5", &cache);
+    assert!(out.stderr.contains("go/bin/go reports go1."), "{}", out.stderr);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
