@@ -3,6 +3,7 @@
 
 use crate::version::{carries, derive_tag, go_of_tag, replace_version, GoVersion};
 use kube_tree::depsyaml::DepsYaml;
+use kube_tree::log::printable;
 use kube_tree::{Cap, Era, Fail, Tree};
 use regex::Regex;
 use std::collections::BTreeMap;
@@ -306,7 +307,9 @@ impl Finding {
             Some(l) => format!("{}:{l}", self.path),
             None => self.path.clone(),
         };
-        format!("{loc}\t{}\t{}", self.kind, self.detail)
+        // Each field with its control characters escaped: a line of the tree shown in a
+        // finding can neither split the record nor drive the terminal.
+        format!("{}\t{}\t{}", printable(&loc), self.kind, printable(&self.detail))
     }
 }
 
