@@ -27,11 +27,19 @@ pub fn check(tree: &Tree, repos: &[String]) -> Result<Vec<Problem>, Fail> {
                     out.push(p);
                 }
             }
-            out.extend(orphans(&dir, repos)?);
-            out.extend(bad_names(&dir)?);
+            // Listed only where it is the tree's own: a vendor/k8s.io that leads out of the
+            // tree is not read (its entries are reported missing one by one above).
+            if inside(tree) {
+                out.extend(orphans(&dir, repos)?);
+                if inside(tree) {
+                    out.extend(bad_names(&dir)?);
+                }
+            }
         }
         VendorLayout::Workspace => {
-            out.extend(bad_names(&dir)?);
+            if inside(tree) {
+                out.extend(bad_names(&dir)?);
+            }
             for r in repos {
                 let p = dir.join(r);
                 if let Ok(md) = std::fs::symlink_metadata(&p) {
@@ -144,6 +152,11 @@ pub fn shown_bytes(name: &[u8]) -> String {
 
 /// Entries of vendor/k8s.io whose names are not UTF-8: no staging repo or vendored package is
 /// named so, and they cannot be named to a repair, so they are reported and never touched.
+/// Whether vendor/k8s.io resolves beneath the tree (links included).
+fn inside(tree: &Tree) -> bool {
+    tree.confined("vendor/k8s.io").and_then(|c| c.follow()).is_ok()
+}
+
 fn bad_names(dir: &Utf8Path) -> Result<Vec<Problem>, Fail> {
     use std::os::unix::ffi::OsStrExt;
     let rd = match std::fs::read_dir(dir) {
