@@ -39,6 +39,9 @@ fn check(tree: &Tree, g: &GolangSh, req: &Request, host: &str) -> Result<Vec<Str
     for t in &req.targets {
         check_target(tree, t)?;
     }
+    // The Makefile the generator step is read from: a FIFO or a link out is refused before
+    // anything is written.
+    codegen::has_generator(tree)?;
     // Everything go writes is under _output/local/go: refused now if any of it leaves the tree.
     goenv::check_write_dirs(&kube_tree::Jail::new(&tree.root)?, Utf8Path::new(GOPATH))?;
     Ok(platforms)

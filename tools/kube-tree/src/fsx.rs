@@ -62,6 +62,7 @@ pub fn replace_dir_with_symlink(path: &Confined, target: &str) -> Result<()> {
 
 /// The access and modification times of directories, to put back after an aborted change (an
 /// abort leaves every file and directory as it found them, times included).
+#[derive(Debug)]
 pub struct DirTimes(Vec<(std::path::PathBuf, filetime::FileTime, filetime::FileTime)>);
 
 impl DirTimes {
@@ -105,6 +106,13 @@ pub struct Busy {
 pub struct WriterLock {
     file: std::fs::File,
     path: Confined,
+    /// The directory's times before the lock file was made, and its mtime right after: put
+    /// back when the lock goes if nothing else changed the directory (a refusal changes nothing).
+    dir_before: Option<(DirTimes, Option<filetime::FileTime>)>,
+}
+
+fn dir_mtime(c: &Confined) -> Option<filetime::FileTime> {
+    std::fs::metadata(c.parent()).ok().map(|m| filetime::FileTime::from_last_modification_time(&m))
 }
 
 /// Opens a lock file without following a link or waiting on a FIFO; only a regular file.
@@ -159,7 +167,9 @@ impl WriterLock {
         use std::io::Write;
         use std::os::unix::fs::MetadataExt;
         for _ in 0..25 {
+            let before = (!path.exists()).then(|| DirTimes::take([path]));
             let file = open_lock(path, true)?.expect("created");
+            let dir_before = before.map(|t| (t, dir_mtime(path)));
             if !flock(&file, libc::LOCK_EX) {
                 std::thread::sleep(std::time::Duration::from_millis(20));
                 continue;
@@ -173,7 +183,7 @@ impl WriterLock {
             }
             file.set_len(0)?;
             (&file).write_all(std::process::id().to_string().as_bytes())?;
-            return Ok(Ok(WriterLock { file, path: path.clone() }));
+            return Ok(Ok(WriterLock { file, path: path.clone(), dir_before }));
         }
         let pid = open_lock(path, false)?.and_then(|f| pid_in(&f));
         Ok(Err(Busy { pid }))
@@ -186,7 +196,11 @@ impl Drop for WriterLock {
         // Removed while still held, and only if the name is still this file.
         let ours = self.file.metadata().map(|m| m.ino()).ok();
         if std::fs::symlink_metadata(self.path.path()).ok().map(|m| m.ino()) == ours {
+            let untouched = self.dir_before.as_ref().filter(|(_, after)| dir_mtime(&self.path) == *after);
             let _ = self.path.remove_file();
+            if let Some((times, _)) = untouched {
+                times.restore();
+            }
         }
     }
 }
