@@ -272,11 +272,11 @@ fn a_kill_during_the_write_leaves_no_half_written_file() {
         seed ^= seed << 17;
         let mut child = std::process::Command::new(BIN)
             .args(["-q", "--kube-root", root.as_str(), "1.15.8"])
-            .env("KUBE_KIT_TEST_RENAME_PAUSE_MS", "3")
+            .env("KUBE_KIT_TEST_RENAME_PAUSE_MS", "10")
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_micros(seed % 30_000));
+        std::thread::sleep(std::time::Duration::from_micros(seed % 60_000));
         let _ = child.kill();
         let _ = child.wait();
         let mut now = snapshot(&root);
