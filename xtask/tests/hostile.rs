@@ -10,7 +10,8 @@
 //!   site a `mirror-*` setup word started, else a closed port) filled in;
 //! * CHECKs: `changes=tree,gopath` (what may change; by default nothing may), `eval-safe` (stdout
 //!   is eval'ed by sh, which must change nothing), `islink:REL`, `contains:REL:TEXT`, `tsv3`
-//!   (every stdout line has three fields), `lacks:TEXT` (the output never shows TEXT).
+//!   (every stdout line has three fields), `lacks:TEXT` (the output never shows TEXT),
+//!   `printable` (no raw control character but newline and tab in stdout or stderr).
 //!
 //! For every case, whatever else is said: nothing outside the tree and the GOPATH changes (type,
 //! mode, size, mtime, inode, content or link target), a refusal (exit 2) changes nothing, and no
@@ -325,6 +326,29 @@ fn mutate(sb: &mut Sandbox, m: &str) {
             put(&r.join("bin/go"), "");
         }
         w if w.starts_with("mirror-") => download_site(sb, w),
+        // Section 20 (integrity): go's write directories, special files at the tree files
+        // kube-build, bump-go and check-vendor read, the bump lock, names that are not UTF-8.
+        "gocache-out" => link(&o, &t.join("_output/local/go/cache")),
+        "gobin-out" => link(o.join("bin"), &t.join("_output/local/go/bin")),
+        "gopath-out" => link(&o, &t.join("_output/local/go")),
+        "fifo-modules-txt" => sh(&t, "rm -f vendor/modules.txt && mkfifo vendor/modules.txt"),
+        "zero-modules-txt" => link("/dev/zero", &t.join("vendor/modules.txt")),
+        "fifo-deps" => sh(&t, "rm -f build/dependencies.yaml && mkfifo build/dependencies.yaml"),
+        "zero-deps" => link("/dev/zero", &t.join("build/dependencies.yaml")),
+        "fifo-journal" => sh(&t, &format!("mkfifo {JOURNAL}")),
+        "zero-journal" => link("/dev/zero", &t.join(JOURNAL)),
+        "fifo-makefile" => sh(&t, "rm -f build/root/Makefile && mkfifo build/root/Makefile"),
+        "fifo-cmd-source" => sh(&t, "mkfifo cmd/kube-proxy/zz_fifo.go"),
+        "zero-cmd-source" => link("/dev/zero", &t.join("cmd/kube-proxy/zero.go")),
+        "lock-stale" => put(&t.join(".bump-go-version.lock"), "999999999"),
+        "lock-link-out" => link(o.join("precious.txt"), &t.join(".bump-go-version.lock")),
+        "lock-fifo" => sh(&t, "mkfifo .bump-go-version.lock"),
+        "vendor-nonutf8-name" => {
+            use std::os::unix::ffi::OsStrExt;
+            let at = t.join("vendor/k8s.io").into_std_path_buf().join(std::ffi::OsStr::from_bytes(b"bad\xff\xfename"));
+            std::os::unix::fs::symlink("../../staging/src/k8s.io/bad", at).unwrap();
+        }
+        "vendor-esc-name" => link("../../staging/src/k8s.io/gone", &t.join("vendor/k8s.io/esc\x1b[2Jx")),
         other => panic!("unknown setup word `{other}`"),
     }
 }
@@ -610,6 +634,11 @@ fn run_case(case: &Case, sb: &mut Sandbox) -> Result<(), String> {
             // A secret or a refused name that must appear nowhere in the output.
             if said.contains(text) {
                 problems.push(format!("the output shows `{text}`"));
+            }
+        } else if c == "printable" {
+            // No raw control character but newline and tab reaches the terminal.
+            if let Some(l) = said.lines().find(|l| l.chars().any(|c| c.is_control() && c != '\t')) {
+                problems.push(format!("a raw control character in the output: {l:?}"));
             }
         } else if c == "tsv3" {
             if let Some(l) = out.stdout.lines().find(|l| l.split('\t').count() != 3) {

@@ -3,7 +3,8 @@
 
 use crate::version::{carries, derive_tag, go_of_tag, replace_version, GoVersion};
 use kube_tree::depsyaml::DepsYaml;
-use kube_tree::{Era, Fail, Tree};
+use kube_tree::log::printable;
+use kube_tree::{Cap, Era, Fail, Tree};
 use regex::Regex;
 use std::collections::BTreeMap;
 
@@ -62,8 +63,20 @@ fn re(s: &str) -> Result<Regex, Fail> {
     Regex::new(s).map_err(|e| Fail::new(format!("bad pattern /{s}/: {e}")))
 }
 
-fn read(tree: &Tree, rel: &str) -> Option<String> {
-    std::fs::read_to_string(tree.path(rel)).ok()
+/// A carrier or dependencies.yaml: confined (a link out, a FIFO, /dev/zero are refused) and
+/// capped as a build file; `None` when missing.
+fn read(tree: &Tree, rel: &str) -> Result<Option<String>, Fail> {
+    let c = tree.confined(rel).and_then(|c| c.follow()).map_err(|e| Fail::new(format!("{rel}: {}", e.msg)))?;
+    text_of(&c, rel)
+}
+
+fn text_of(c: &kube_tree::Confined, shown: &str) -> Result<Option<String>, Fail> {
+    match c.read_bytes(Cap::SCRIPT)? {
+        None => Ok(None),
+        Some(b) => String::from_utf8(b)
+            .map(Some)
+            .map_err(|_| Fail::new(format!("{shown}: cannot be read as UTF-8 text (not valid UTF-8)"))),
+    }
 }
 
 /// The Go version the tree is on: dependencies.yaml's `golang: upstream version`, else
@@ -86,9 +99,8 @@ pub fn current_go(tree: &Tree, deps: Option<&DepsYaml>) -> Result<String, Fail> 
 /// Builds the carriers for a move from the current version to `to` (None: `--check`, every
 /// carrier must carry what it carries now).
 pub fn carriers(tree: &Tree, to: Option<&GoVersion>, opts: &Options) -> Result<CarrierSet, Fail> {
-    let deps = match read(tree, DEPS) {
+    let deps = match read(tree, DEPS)? {
         Some(t) => Some(DepsYaml::read(&t).map_err(|e| Fail::new(format!("{DEPS}: {e}")))?),
-        None if tree.path(DEPS).exists() => return Err(Fail::new(format!("{DEPS}: cannot be read as UTF-8 text"))),
         None => None,
     };
     if let Some(d) = &deps {
@@ -264,7 +276,7 @@ fn value_carrier(
     new: impl Fn(&str) -> String,
     flag: &str,
 ) -> Result<Option<Carrier>, Fail> {
-    let Some(text) = read(tree, rel) else { return Ok(None) };
+    let Some(text) = read(tree, rel)? else { return Ok(None) };
     let r = re(pat)?;
     let Some(old) = text.lines().find_map(|l| r.captures(l).map(|c| c[1].to_string())) else { return Ok(None) };
     let new = new(&old);
@@ -295,7 +307,9 @@ impl Finding {
             Some(l) => format!("{}:{l}", self.path),
             None => self.path.clone(),
         };
-        format!("{loc}\t{}\t{}", self.kind, self.detail)
+        // Each field with its control characters escaped: a line of the tree shown in a
+        // finding can neither split the record nor drive the terminal.
+        format!("{}\t{}\t{}", printable(&loc), self.kind, printable(&self.detail))
     }
 }
 
@@ -335,9 +349,9 @@ pub fn evaluate(tree: &Tree, carriers: &[Carrier]) -> Result<Evaluation, Fail> {
         cs.sort_by_key(|c| std::cmp::Reverse(c.old.len()));
         let target =
             tree.confined(path).and_then(|c| c.follow()).map_err(|e| Fail::new(format!("carrier {path}: {e}")))?;
-        let text = match fs_err::read_to_string(target.path()) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let text = match text_of(&target, &format!("carrier {path}"))? {
+            Some(t) => t,
+            None => {
                 for c in cs.iter().filter(|c| c.required) {
                     ev.missing.push(Finding {
                         path: path.into(),
@@ -348,7 +362,6 @@ pub fn evaluate(tree: &Tree, carriers: &[Carrier]) -> Result<Evaluation, Fail> {
                 }
                 continue;
             }
-            Err(e) => return Err(e.into()),
         };
         let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
         for c in cs {

@@ -65,6 +65,20 @@ carrier could be moved (temp files + rename, modes kept).",
 /// The rename journal of an all-or-nothing write (present only while one is under way).
 pub const JOURNAL: &str = ".bump-go-version.journal";
 
+/// The lock a bump holds for its whole life (beside the journal; removed when it ends).
+pub const LOCK: &str = ".bump-go-version.lock";
+
+fn running(b: fsx::Busy) -> String {
+    let pid = b.pid.map(|p| format!("pid {p}")).unwrap_or_else(|| "pid unknown".into());
+    format!("a bump is running ({pid})")
+}
+
+/// Takes the writers' lock, or refuses naming the bump that holds it.
+fn take_lock(lock: &kube_tree::Confined) -> Result<fsx::WriterLock, Fail> {
+    fsx::WriterLock::acquire(lock)?
+        .map_err(|b| Fail::new(format!("{}; its files are left alone: wait for it to finish ({LOCK})", running(b))))
+}
+
 /// The command line, parsed.
 struct Args {
     to: Option<GoVersion>,
@@ -180,7 +194,24 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let args = parse(ctx)?;
     let tree = ctx.tree()?;
     let journal = tree.confined(JOURNAL)?;
+    let lock = tree.confined(LOCK)?;
     let writes = !(args.check || args.dry_run || args.diff);
+    // Writers (a bump, --recover) hold the lock to the end; readers only look at it, and a
+    // running bump is neither interrupted nor to be read half-way.
+    let _held = if writes { Some(take_lock(&lock)?) } else { None };
+    let holder = if writes { None } else { fsx::lock_holder(&lock)? };
+    if let Some(b) = holder {
+        if !args.check {
+            return Err(Fail::new(format!("{}: the carriers may be half-moved; try again when it ends", running(b))));
+        }
+        ctx.say(format!("{LOCK}\trunning\t{}: not interrupted; its carriers may be mixed until it ends", running(b)));
+        log::warn(format!("{}: nothing checked ({LOCK})", running(b)));
+        return Ok(Status::Problems(1));
+    }
+    if !writes && lock.exists() {
+        // What a killed bump leaves: its file without the lock, which changed nothing.
+        log::status_v(2, format!("{LOCK}: left by an ended bump, held by nobody; the next bump removes it"));
+    }
     // A bump killed after committing its renames is finished before anything is read.
     if writes && fsx::recover(&journal)? {
         log::warn(format!("finished the renames of an interrupted bump ({JOURNAL})"));

@@ -35,7 +35,9 @@ Usage: check-vendor [--fix [--dry-run] [--force]] [--probe [--go auto|host|PATH]
   --go X       the Go of the probe, as kube-build's --go (default auto: the tree's Go line)
 
 Output: one problem per line on stdout, `path<TAB>kind<TAB>detail` (or --json); in the fields,
-backslash, tab, newline and CR are written \\\\, \\t, \\n, \\r. A summary on stderr; exit 1 when
+backslash, tab, newline and CR are written \\\\, \\t, \\n, \\r, other control characters as
+\\u{1b}, and a name that is not UTF-8 shows its bytes as \\xHH (such a name is reported as
+non-utf8-name and never touched by --fix). A summary on stderr; exit 1 when
 anything is wrong. --fix refuses (exit 2, nothing changed) a vendor/ or vendor/k8s.io that is
 a symlink.",
     run,
@@ -69,6 +71,7 @@ pub enum Kind {
     GoWorkMissingUse,
     GoWorkExtraUse,
     ProbeFailed,
+    NonUtf8Name,
 }
 
 impl Kind {
@@ -97,6 +100,7 @@ impl Kind {
             Kind::GoWorkMissingUse => "gowork-missing-use",
             Kind::GoWorkExtraUse => "gowork-extra-use",
             Kind::ProbeFailed => "probe-failed",
+            Kind::NonUtf8Name => "non-utf8-name",
         }
     }
 }
@@ -128,7 +132,8 @@ impl Problem {
 }
 
 /// A TSV field: backslash, tab, newline and carriage return written as `\\`, `\t`, `\n`, `\r`
-/// (the convention of PostgreSQL's and MySQL's text formats), so a record is always one line.
+/// (the convention of PostgreSQL's and MySQL's text formats), so a record is always one line;
+/// any other control character as Rust writes it (`\u{1b}`).
 pub fn tsv_field(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -137,6 +142,8 @@ pub fn tsv_field(s: &str) -> String {
             '\t' => out.push_str("\\t"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
+            // ESC and the other control characters never reach a terminal raw.
+            c if c.is_control() => out.extend(c.escape_debug()),
             c => out.push(c),
         }
     }

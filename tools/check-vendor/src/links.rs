@@ -27,9 +27,19 @@ pub fn check(tree: &Tree, repos: &[String]) -> Result<Vec<Problem>, Fail> {
                     out.push(p);
                 }
             }
-            out.extend(orphans(&dir, repos)?);
+            // Listed only where it is the tree's own: a vendor/k8s.io that leads out of the
+            // tree is not read (its entries are reported missing one by one above).
+            if inside(tree) {
+                out.extend(orphans(&dir, repos)?);
+                if inside(tree) {
+                    out.extend(bad_names(&dir)?);
+                }
+            }
         }
         VendorLayout::Workspace => {
+            if inside(tree) {
+                out.extend(bad_names(&dir)?);
+            }
             for r in repos {
                 let p = dir.join(r);
                 if let Ok(md) = std::fs::symlink_metadata(&p) {
@@ -89,8 +99,14 @@ fn check_one(tree: &Tree, p: &Utf8Path, repo: &str) -> Result<Option<Problem>, F
         };
         return Ok(Some(Problem::new(rel(repo), Kind::DirCopy, detail)));
     }
+    if !ft.is_file() {
+        // Never opened: a FIFO would hang a read, a device could be endless.
+        return Ok(Some(Problem::new(rel(repo), Kind::NotALink, format!("{} in place of the link", special(ft)))));
+    }
     if md.len() <= PLACEHOLDER_MAX {
-        if let Ok(text) = std::fs::read_to_string(p) {
+        // Confined and capped like every read of the tree; what is not text is no placeholder.
+        let bytes = tree.confined(rel(repo))?.read_bytes(kube_tree::Cap::LINE)?.unwrap_or_default();
+        if let Ok(text) = String::from_utf8(bytes) {
             let t = text.trim();
             if t.trim_end_matches('/').ends_with(&format!("staging/src/k8s.io/{repo}")) {
                 return Ok(Some(Problem::new(
@@ -106,6 +122,62 @@ fn check_one(tree: &Tree, p: &Utf8Path, repo: &str) -> Result<Option<Problem>, F
         Kind::NotALink,
         format!("regular file of {} bytes in place of the link", md.len()),
     )))
+}
+
+fn special(ft: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else {
+        "a special file"
+    }
+}
+
+/// A name as bytes, shown losslessly: printable ASCII as is, everything else as `\xHH`.
+pub fn shown_bytes(name: &[u8]) -> String {
+    let mut out = String::new();
+    for &b in name {
+        if (b.is_ascii_graphic() && b != b'\\') || b == b' ' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// Entries of vendor/k8s.io whose names are not UTF-8: no staging repo or vendored package is
+/// named so, and they cannot be named to a repair, so they are reported and never touched.
+/// Whether vendor/k8s.io resolves beneath the tree (links included).
+fn inside(tree: &Tree) -> bool {
+    tree.confined("vendor/k8s.io").and_then(|c| c.follow()).is_ok()
+}
+
+fn bad_names(dir: &Utf8Path) -> Result<Vec<Problem>, Fail> {
+    use std::os::unix::ffi::OsStrExt;
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Fail::new(format!("cannot read {dir}: {e}"))),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.map_err(|e| Fail::new(format!("cannot read {dir}: {e}")))?;
+        if e.file_name().to_str().is_none() {
+            let name = shown_bytes(e.file_name().as_bytes());
+            out.push(Problem::new(
+                rel(&name),
+                Kind::NonUtf8Name,
+                "a name that is not UTF-8 (bytes shown as \\xHH); not touched by --fix: remove it by hand",
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
 }
 
 fn same_dir(a: &Utf8Path, b: &Utf8Path) -> bool {
@@ -126,7 +198,8 @@ fn orphans(dir: &Utf8Path, repos: &[String]) -> Result<Vec<Problem>, Fail> {
     let mut names = Vec::new();
     for e in rd {
         let e = e.map_err(|e| Fail::new(format!("cannot read {dir}: {e}")))?;
-        let name = e.file_name().to_string_lossy().into_owned();
+        // A name that is not UTF-8 is reported by `bad_names`, never repaired under a lossy one.
+        let Ok(name) = e.file_name().into_string() else { continue };
         if repos.contains(&name) || !e.file_type().map(|t| t.is_symlink()).unwrap_or(false) {
             continue;
         }
@@ -264,7 +337,23 @@ pub fn apply_fixes(tree: &Tree, actions: &[Action]) -> Result<Vec<Fix>, Fail> {
                 aside.remove_dir_all()?;
             }
         }
+        // Counted as fixed only when the tree now says so.
+        if !took_effect(a, c) {
+            return Err(Fail::new(format!(
+                "{}: done, but the tree does not show it; not counted as fixed",
+                a.describe()
+            )));
+        }
         done.push(Fix { action: a.clone() });
     }
     Ok(done)
+}
+
+fn took_effect(a: &Action, c: &kube_tree::Confined) -> bool {
+    match a {
+        Action::Link { target, .. } | Action::ReplaceDir { target, .. } => {
+            std::fs::read_link(c.path()).is_ok_and(|t| t.as_os_str() == target.as_str())
+        }
+        Action::Remove { .. } | Action::RemoveDir { .. } => !c.exists(),
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::{Kind, Problem, Stats};
 use kube_tree::gomod::{go_version_at_least, GoMod, ModulesTxt, VendoredModule};
-use kube_tree::{Fail, Tree, VendorLayout};
+use kube_tree::{Cap, Fail, Tree, VendorLayout};
 use std::collections::{HashMap, HashSet};
 
 const MT: &str = "vendor/modules.txt";
@@ -20,9 +20,10 @@ pub fn check(tree: &Tree, repos: &[String], stats: &mut Stats) -> Result<Vec<Pro
     if !tree.path("vendor").is_dir() {
         return Ok(out);
     }
-    let text = match fs_err::read_to_string(tree.path(MT)) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    // Confined and capped: a FIFO, a link out of the tree or /dev/zero is refused (exit 2).
+    let text = match tree.read_text(MT, Cap::LIST)? {
+        Some(t) => t,
+        None => {
             out.push(Problem::new(
                 MT,
                 Kind::NoModulesTxt,
@@ -30,7 +31,6 @@ pub fn check(tree: &Tree, repos: &[String], stats: &mut Stats) -> Result<Vec<Pro
             ));
             return Ok(out);
         }
-        Err(e) => return Err(e.into()),
     };
     let mt = ModulesTxt::parse(&text);
     stats.modules = mt.modules.iter().filter(|m| m.version.is_some()).count();
@@ -274,5 +274,6 @@ fn extra_replace(m: &kube_tree::gomod::VendoredModule, why: &str) -> Problem {
 /// The tree's go.work, its syntax checked (file and line on error).
 fn read_go_work(tree: &Tree) -> Result<GoMod, Fail> {
     let path = tree.path("go.work");
-    GoMod::read(&fs_err::read_to_string(&path)?).map_err(|e| Fail::new(format!("{path}:{e}")))
+    let text = tree.read_text("go.work", Cap::SCRIPT)?.ok_or_else(|| Fail::new(format!("{path}: not found")))?;
+    GoMod::read(&text).map_err(|e| Fail::new(format!("{path}:{e}")))
 }

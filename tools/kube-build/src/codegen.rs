@@ -8,7 +8,7 @@ use crate::genscope;
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::fnv::Fnv;
 use kube_tree::proc::Proc;
-use kube_tree::{log, walk, Fail, Tree};
+use kube_tree::{log, walk, Cap, Fail, Tree};
 use std::time::Duration;
 
 /// Where the fingerprint of the last successful generation is kept.
@@ -17,9 +17,22 @@ pub fn stamp_path(tree: &Tree) -> Utf8PathBuf {
 }
 
 /// The tree has a generator step that `make all` runs first (Makefile.generated_files era).
-pub fn has_generator(tree: &Tree) -> bool {
-    std::fs::read_to_string(tree.path("build/root/Makefile"))
-        .is_ok_and(|m| m.lines().any(|l| l.starts_with("generated_files:")))
+/// The Makefile is read confined and capped: a FIFO or a link out is refused (exit 2).
+pub fn has_generator(tree: &Tree) -> Result<bool, Fail> {
+    let make = tree.read_text("build/root/Makefile", Cap::SCRIPT)?;
+    Ok(make.is_some_and(|m| m.lines().any(|l| l.starts_with("generated_files:"))))
+}
+
+/// One of the kit's own caches under `_output`: one that cannot be read (a FIFO, a link out,
+/// too large, not text) is thrown away, said on stderr, and rebuilt by the next write.
+pub(crate) fn read_cache(tree: &Tree, path: &Utf8Path, what: &str) -> Option<String> {
+    match tree.read_text(path, Cap::LIST) {
+        Ok(t) => t,
+        Err(e) => {
+            log::warn(format!("{}; the {what} is thrown away and made again", e.msg));
+            None
+        }
+    }
 }
 
 /// Directories never looked into: outputs and VCS metadata.
@@ -64,8 +77,8 @@ struct Stamp {
 }
 
 impl Stamp {
-    fn read(path: &Utf8Path) -> Option<Stamp> {
-        let text = std::fs::read_to_string(path).ok()?;
+    fn read(tree: &Tree, path: &Utf8Path) -> Option<Stamp> {
+        let text = read_cache(tree, path, "codegen fingerprint")?;
         let mut w = text.split_whitespace().map(|h| u64::from_str_radix(h, 16));
         Some(Stamp { all: w.next()?.ok()?, scope: w.next()?.ok()? })
     }
@@ -98,11 +111,11 @@ impl Codegen {
 /// `go_vars` put the chosen Go first for the generators (make runs `go`).
 pub fn refresh(tree: &Tree, force: bool, go_vars: &[(String, String)]) -> Result<(Codegen, Fingerprints), Fail> {
     let fp = fingerprint(tree)?;
-    if !has_generator(tree) {
+    if !has_generator(tree)? {
         return Ok((Codegen::NotInTree, fp));
     }
     let stamp = stamp_path(tree);
-    let stored = Stamp::read(&stamp);
+    let stored = Stamp::read(tree, &stamp);
     if let (false, Some(st)) = (force, stored) {
         if st.all == fp.all {
             log::status_v(2, format!("codegen: nothing changed ({} files fingerprinted)", fp.files));

@@ -10,7 +10,7 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::fnv::Fnv;
-use kube_tree::{Fail, Tree};
+use kube_tree::{Cap, Fail, Tree};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Where the per-file facts are kept between builds.
@@ -108,10 +108,11 @@ struct Index {
 }
 
 impl Index {
-    fn load(path: &Utf8Path) -> Index {
+    fn load(tree: &Tree, path: &Utf8Path) -> Index {
         let mut entries = HashMap::new();
-        // A damaged cache is only a cache: unreadable lines are read again from the sources.
-        for line in std::fs::read_to_string(path).unwrap_or_default().lines() {
+        // A damaged cache is only a cache: an unreadable file or line is read again from the sources.
+        let text = crate::codegen::read_cache(tree, path, "codegen index").unwrap_or_default();
+        for line in text.lines() {
             let mut f = line.split('\t');
             let (Some(rel), Some(stamp), Some(tag)) = (f.next(), f.next(), f.next()) else { continue };
             let Ok(stamp) = u64::from_str_radix(stamp, 16) else { continue };
@@ -121,16 +122,19 @@ impl Index {
         Index { entries, changed: false }
     }
 
-    fn get(&mut self, root: &Utf8Path, c: &Candidate) -> Facts {
+    /// The facts of a source, from the cache while its stamp holds, else read (confined and
+    /// capped: a source swapped for a FIFO or a link out since the walk is refused by name).
+    fn get(&mut self, tree: &Tree, c: &Candidate) -> Result<Facts, Fail> {
         if let Some((s, f)) = self.entries.get(&c.rel) {
             if *s == c.stamp {
-                return f.clone();
+                return Ok(f.clone());
             }
         }
-        let f = facts(&std::fs::read_to_string(root.join(&c.rel)).unwrap_or_default());
+        let bytes = tree.confined(&c.rel)?.read_bytes(Cap::SOURCE)?.unwrap_or_default();
+        let f = facts(&String::from_utf8_lossy(&bytes));
         self.entries.insert(c.rel.clone(), (c.stamp, f.clone()));
         self.changed = true;
-        f
+        Ok(f)
     }
 
     fn render(&self) -> String {
@@ -149,7 +153,7 @@ impl Index {
 /// The generator scope of the tree as it is now: its fingerprint and how many files it holds.
 pub fn fingerprint(tree: &Tree, candidates: &[Candidate]) -> Result<(u64, usize), Fail> {
     let path = index_path(tree);
-    let mut index = Index::load(&path);
+    let mut index = Index::load(tree, &path);
     let mut by_dir: BTreeMap<&Utf8Path, Vec<&Candidate>> = BTreeMap::new();
     let mut data = Vec::new();
     for c in candidates {
@@ -177,7 +181,16 @@ pub fn fingerprint(tree: &Tree, candidates: &[Candidate]) -> Result<(u64, usize)
     let mut queue: Vec<Utf8PathBuf> = Vec::new();
     for (dir, files) in &by_dir {
         let generator = GENERATOR_ROOTS.iter().any(|g| dir.starts_with(g));
-        if generator || (!dir.starts_with("vendor") && files.iter().any(|c| index.get(&tree.root, c).tagged)) {
+        let mut tagged = false;
+        if !generator && !dir.starts_with("vendor") {
+            for c in files {
+                if index.get(tree, c)?.tagged {
+                    tagged = true;
+                    break;
+                }
+            }
+        }
+        if generator || tagged {
             queue.push(dir.to_path_buf());
         }
     }
@@ -188,7 +201,7 @@ pub fn fingerprint(tree: &Tree, candidates: &[Candidate]) -> Result<(u64, usize)
             continue;
         }
         for c in files {
-            for i in index.get(&tree.root, c).imports {
+            for i in index.get(tree, c)?.imports {
                 if let Some(d) = dir_of(&i).filter(|d| by_dir.contains_key(d.as_path()) && !scope.contains(d)) {
                     queue.push(d);
                 }

@@ -52,6 +52,9 @@ stderr: one line per binary (name, platform, size, time); --json on stdout lists
     command_after: None,
 };
 
+/// The GOPATH of a build, relative to the tree: everything go writes is beneath it.
+pub const GOPATH: &str = "_output/local/go";
+
 /// What to build, from words, flags and the environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Request {
@@ -357,34 +360,90 @@ fn build_key(cmds: &[(Proc, Vec<String>, bool)], go: &Utf8Path, date: &str) -> u
     kube_tree::fnv::hash(text.as_bytes())
 }
 
-/// Per platform and target list: the build date and the fingerprint of the last build.
+/// One platform's record: the build date, the fingerprint of what the build read, and the
+/// stamps of the binaries it reported (go's and their copies), so that a binary replaced or
+/// edited since (an edit moves ctime even when size and mtime are put back) is rebuilt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record {
+    key: String,
+    date: String,
+    fingerprint: u64,
+    outputs: u64,
+}
+
+/// Per platform and target list: the record of the last build.
 struct BuildState {
     path: Utf8PathBuf,
     jail: kube_tree::Jail,
-    rows: Vec<(String, String, u64)>,
+    rows: Vec<Record>,
 }
 
 impl BuildState {
+    /// The kit's own cache: one that cannot be read (a FIFO, a link out, too large, not text)
+    /// is thrown away (said on stderr) and rebuilt; the next record replaces it.
     fn load(path: Utf8PathBuf, jail: kube_tree::Jail) -> BuildState {
-        let rows = std::fs::read_to_string(&path)
-            .unwrap_or_default()
+        let text = match jail.path(&path).and_then(|c| c.read_text(kube_tree::Cap::LIST)) {
+            Ok(t) => t.unwrap_or_default(),
+            Err(e) => {
+                log::warn(format!("{}; the build record is thrown away (everything is rebuilt)", e.msg));
+                String::new()
+            }
+        };
+        let rows = text
             .lines()
             .filter_map(|l| {
                 let mut f = l.split('\t');
-                let (k, d, h) = (f.next()?, f.next()?, f.next()?);
-                Some((k.to_string(), d.to_string(), u64::from_str_radix(h, 16).ok()?))
+                let (key, date, h, o) = (f.next()?, f.next()?, f.next()?, f.next()?);
+                Some(Record {
+                    key: key.to_string(),
+                    date: date.to_string(),
+                    fingerprint: u64::from_str_radix(h, 16).ok()?,
+                    outputs: u64::from_str_radix(o, 16).ok()?,
+                })
             })
             .collect();
         BuildState { path, jail, rows }
     }
-    fn get(&self, key: &str) -> Option<(&str, u64)> {
-        self.rows.iter().find(|r| r.0 == key).map(|r| (r.1.as_str(), r.2))
+    fn get(&self, key: &str) -> Option<&Record> {
+        self.rows.iter().find(|r| r.key == key)
     }
-    fn set(&mut self, key: &str, date: &str, hash: u64) -> Result<(), Fail> {
-        self.rows.retain(|r| r.0 != key);
-        self.rows.push((key.to_string(), date.to_string(), hash));
-        let text: String = self.rows.iter().map(|(k, d, h)| format!("{k}\t{d}\t{h:016x}\n")).collect();
+    fn set(&mut self, rec: Record) -> Result<(), Fail> {
+        self.rows.retain(|r| r.key != rec.key);
+        self.rows.push(rec);
+        let text: String = self
+            .rows
+            .iter()
+            .map(|r| format!("{}\t{}\t{:016x}\t{:016x}\n", r.key, r.date, r.fingerprint, r.outputs))
+            .collect();
         self.jail.write_file(&self.path, text.as_bytes())
+    }
+}
+
+/// The stamps (type, mode, size, mtime, ctime, inode; links not followed) of what a build of
+/// `names` on `platform` reports: go's binaries and their copies in `_output/local/bin`.
+/// `None` when one is missing.
+fn outputs_stamp(tree: &Tree, gopath: &Utf8Path, platform: &str, host: &str, names: &[String]) -> Option<u64> {
+    let mut h = kube_tree::fnv::Fnv::default();
+    let mut names = names.to_vec();
+    names.sort();
+    for name in &names {
+        let file = bin_file(name, platform);
+        for p in
+            [go_bin_dir(gopath, platform, host).join(&file), tree.path("_output/local/bin").join(platform).join(&file)]
+        {
+            let md = std::fs::symlink_metadata(&p).ok()?;
+            h.feed(&kube_tree::walk::stat_bytes(&p, &md));
+        }
+    }
+    Some(h.0)
+}
+
+/// Where go install puts a platform's binaries.
+fn go_bin_dir(gopath: &Utf8Path, platform: &str, host: &str) -> Utf8PathBuf {
+    if platform == host {
+        gopath.join("bin")
+    } else {
+        gopath.join("bin").join(platform.replace('/', "_"))
     }
 }
 
@@ -415,12 +474,17 @@ fn check_target(tree: &Tree, t: &str) -> Result<(), Fail> {
         }
         return Ok(());
     }
-    let is_main = fs_err::read_dir(dir.path())?.flatten().any(|e| {
+    let mut is_main = false;
+    for e in fs_err::read_dir(dir.path())?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        name.ends_with(".go")
-            && !name.ends_with("_test.go")
-            && std::fs::read_to_string(e.path()).is_ok_and(|src| src.lines().any(|l| l.trim() == "package main"))
-    });
+        if !name.ends_with(".go") || name.ends_with("_test.go") {
+            continue;
+        }
+        // Every one, confined and capped: a source that is a FIFO (go would hang on it), a
+        // link out or /dev/zero is refused by name.
+        let src = dir.join(&name)?.read_bytes(kube_tree::Cap::SOURCE)?.unwrap_or_default();
+        is_main |= String::from_utf8_lossy(&src).lines().any(|l| l.trim() == "package main");
+    }
     if !is_main {
         return Err(Fail::new(format!("WHAT={shown}: no main package there (no .go file says `package main`)")));
     }
@@ -435,9 +499,9 @@ fn place_bins(
     platform: &str,
     host: &str,
     names: &[(String, bool, Duration)],
+    proven: bool,
 ) -> Result<Vec<Built>, Fail> {
-    let src_dir =
-        if platform == host { gopath.join("bin") } else { gopath.join("bin").join(platform.replace('/', "_")) };
+    let src_dir = go_bin_dir(gopath, platform, host);
     let dest_dir = tree.path("_output/local/bin").join(platform);
     tree.confined(&dest_dir)?.create_dir_all()?;
     let mut built = Vec::new();
@@ -445,15 +509,19 @@ fn place_bins(
         let file = bin_file(name, platform);
         let src = src_dir.join(&file);
         let dest = dest_dir.join(&file);
-        let smd = fs_err::metadata(&src)?;
-        let same = std::fs::metadata(&dest).is_ok_and(|d| {
-            d.len() == smd.len()
+        let smd = fs_err::symlink_metadata(&src)?;
+        let looks_same = std::fs::symlink_metadata(&dest).is_ok_and(|d| {
+            d.is_file()
+                && d.len() == smd.len()
                 && filetime::FileTime::from_last_modification_time(&d)
                     == filetime::FileTime::from_last_modification_time(&smd)
         });
+        // Size and mtime are proven by the record when the platform was up to date; after a
+        // build they may have been put back by hand, so the content decides.
+        let same = looks_same && (proven || read_bin(tree, &dest)? == read_bin(tree, &src)?);
         if !same {
             let out = tree.confined(&dest)?;
-            out.write_atomic(&fs_err::read(&src)?)?;
+            out.write_atomic(&read_bin(tree, &src)?)?;
             out.set_mode(std::os::unix::fs::PermissionsExt::mode(&smd.permissions()))?;
             filetime::set_symlink_file_times(
                 out.path(),
@@ -480,6 +548,12 @@ fn place_bins(
         }
     }
     Ok(built)
+}
+
+/// A built binary, read confined (go's output must be a regular file of the tree).
+fn read_bin(tree: &Tree, p: &Utf8Path) -> Result<Vec<u8>, Fail> {
+    const BIN: kube_tree::Cap = kube_tree::Cap { bytes: 2 << 30, what: "built binary" };
+    tree.confined(p)?.read_bytes(BIN)?.ok_or_else(|| Fail::new(format!("{p}: go left no binary there")))
 }
 
 fn build_date(env: &dyn Fn(&str) -> Option<String>) -> String {

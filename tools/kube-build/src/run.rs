@@ -39,8 +39,11 @@ fn check(tree: &Tree, g: &GolangSh, req: &Request, host: &str) -> Result<Vec<Str
     for t in &req.targets {
         check_target(tree, t)?;
     }
-    // Everything the build writes is under _output/local: refused now if that leaves the tree.
-    tree.confined("_output/local/go")?;
+    // The Makefile the generator step is read from: a FIFO or a link out is refused before
+    // anything is written.
+    codegen::has_generator(tree)?;
+    // Everything go writes is under _output/local/go: refused now if any of it leaves the tree.
+    goenv::check_write_dirs(&kube_tree::Jail::new(&tree.root)?, Utf8Path::new(GOPATH))?;
     Ok(platforms)
 }
 
@@ -64,10 +67,12 @@ fn build(
     let env = |k: &str| std::env::var(k).ok();
     // The Go first (a bad --go changes nothing), and for the generators too.
     let chosen = setup_go::pick(tree, go, &env)?;
-    let gopath = tree.path("_output/local/go");
+    let gopath = tree.path(GOPATH);
     let mut genv = build_env(tree, &gopath)?;
     setup_go::pick::use_chosen(&chosen, &mut genv, &env);
     let (cg, fp) = codegen::refresh(tree, req.force_codegen, &genv.toolchain_vars())?;
+    // Again right before go runs: the generator step ran the tree's own scripts.
+    goenv::check_write_dirs(&kube_tree::Jail::new(&tree.root)?, Utf8Path::new(GOPATH))?;
     let vv = version::get(tree, &env)?;
     let pkgs = scripts::version_ldflag_packages(tree)?;
     let flags_at = |date: &str| flags(tree, g, req, &version::ldflags(&vv, &pkgs, date));
@@ -84,15 +89,15 @@ fn build(
     let mut names_of: Vec<Result<Names, Fail>> = Vec::new();
     for p in platforms {
         let key = format!("{p}|{}", req.targets.join(" "));
-        let outputs_there =
-            req.targets.iter().all(|t| tree.path("_output/local/bin").join(p).join(bin_file(bin_name(t), p)).is_file());
+        let bins: Vec<String> = req.targets.iter().map(|t| bin_name(t).to_string()).collect();
+        let outputs = outputs_stamp(tree, &gopath, p, host, &bins);
         let cmds = install_cmds(&genv, g, &flags_at(&now), &req.targets, p, host);
         let fingerprint = build_key(&cmds, &genv.go, &now) ^ fp.all;
         match state.get(&key) {
-            Some((date, h)) if outputs_there && h == fingerprint => {
-                log::status_v(2, format!("{p}: up to date (built {date})"));
+            Some(r) if r.fingerprint == fingerprint && Some(r.outputs) == outputs => {
+                log::status_v(2, format!("{p}: up to date (built {})", r.date));
                 skipped += 1;
-                date_used = date.to_string();
+                date_used = r.date.clone();
                 names_of.push(Ok(cmds
                     .iter()
                     .flat_map(|(_, group, st)| {
@@ -101,7 +106,10 @@ fn build(
                     .collect()));
                 plan.push((p, key, fingerprint, None));
             }
-            _ => {
+            other => {
+                if other.is_some_and(|r| r.fingerprint == fingerprint) {
+                    log::status(format!("{p}: the binaries changed since they were built; building again"));
+                }
                 let out = if p == host { genv.bin_dir() } else { genv.bin_dir().join(p.replace('/', "_")) };
                 tree.confined(out)?.create_dir_all()?;
                 names_of.push(Ok(Vec::new()));
@@ -137,10 +145,16 @@ fn build(
     let mut built = Vec::new();
     for (i, ((p, key, fingerprint, _), names)) in plan.iter().zip(names_of).enumerate() {
         let names = names?;
-        if ran.contains(&i) {
-            state.set(key, &now, *fingerprint)?;
+        let ran = ran.contains(&i);
+        built.extend(place_bins(tree, &gopath, p, host, &names, !ran)?);
+        if ran {
+            // Stamped after the copy: the record holds the binaries as this build left them.
+            let bins: Vec<String> = names.iter().map(|n| n.0.clone()).collect();
+            let outputs = outputs_stamp(tree, &gopath, p, host, &bins)
+                .ok_or_else(|| Fail::new(format!("{p}: a binary the build reported is missing")))?;
+            let rec = Record { key: key.clone(), date: now.clone(), fingerprint: *fingerprint, outputs };
+            state.set(rec)?;
         }
-        built.extend(place_bins(tree, &gopath, p, host, &names)?);
     }
     Ok(Outcome { built, up_to_date: skipped == platforms.len(), codegen: cg, flags: flags_at(&date_used), genv })
 }

@@ -62,6 +62,7 @@ pub fn replace_dir_with_symlink(path: &Confined, target: &str) -> Result<()> {
 
 /// The access and modification times of directories, to put back after an aborted change (an
 /// abort leaves every file and directory as it found them, times included).
+#[derive(Debug)]
 pub struct DirTimes(Vec<(std::path::PathBuf, filetime::FileTime, filetime::FileTime)>);
 
 impl DirTimes {
@@ -88,6 +89,118 @@ impl DirTimes {
     pub fn restore(&self) {
         for (d, a, m) in &self.0 {
             let _ = filetime::set_file_times(d, *a, *m);
+        }
+    }
+}
+
+/// Another process holds a [`WriterLock`]: its pid as it wrote it in the lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy {
+    pub pid: Option<u32>,
+}
+
+/// One writer at a time: an exclusive `flock` on a file (beside the journal it guards), held
+/// for the writer's whole life. The kernel releases it when the process ends, however it ends,
+/// so a killed writer leaves the file but never the lock. Dropped, the file is removed.
+#[derive(Debug)]
+pub struct WriterLock {
+    file: std::fs::File,
+    path: Confined,
+    /// The directory's times before the lock file was made, and its mtime right after: put
+    /// back when the lock goes if nothing else changed the directory (a refusal changes nothing).
+    dir_before: Option<(DirTimes, Option<filetime::FileTime>)>,
+}
+
+fn dir_mtime(c: &Confined) -> Option<filetime::FileTime> {
+    std::fs::metadata(c.parent()).ok().map(|m| filetime::FileTime::from_last_modification_time(&m))
+}
+
+/// Opens a lock file without following a link or waiting on a FIFO; only a regular file.
+fn open_lock(path: &Confined, create: bool) -> Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let checked = path.jail().path(path.rel())?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(create)
+        .create(create)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(checked.path());
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => return Ok(None),
+        Err(e) => return Err(Fail::new(format!("cannot open the lock {}: {e}", path.rel()))),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(Fail::new(format!("refusing the lock {}: not a regular file", path.rel())));
+    }
+    Ok(Some(file))
+}
+
+fn flock(file: &std::fs::File, op: libc::c_int) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a descriptor this function borrows.
+    unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) == 0 }
+}
+
+/// The pid a holder wrote (a few digits; anything else is unknown).
+fn pid_in(file: &std::fs::File) -> Option<u32> {
+    use std::io::Read;
+    let mut text = String::new();
+    file.take(32).read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+/// Whether a writer holds the lock at `path` now (reads only; a missing file: nobody).
+pub fn lock_holder(path: &Confined) -> Result<Option<Busy>> {
+    let Some(file) = open_lock(path, false)? else { return Ok(None) };
+    if flock(&file, libc::LOCK_SH) {
+        return Ok(None);
+    }
+    Ok(Some(Busy { pid: pid_in(&file) }))
+}
+
+impl WriterLock {
+    /// Takes the lock, or says who holds it. A reader's brief shared probe ([`lock_holder`])
+    /// is waited out (a few tries); a writer is not.
+    pub fn acquire(path: &Confined) -> Result<std::result::Result<WriterLock, Busy>> {
+        use std::io::Write;
+        use std::os::unix::fs::MetadataExt;
+        for _ in 0..25 {
+            let before = (!path.exists()).then(|| DirTimes::take([path]));
+            let file = open_lock(path, true)?.expect("created");
+            let dir_before = before.map(|t| (t, dir_mtime(path)));
+            if !flock(&file, libc::LOCK_EX) {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            }
+            // The previous holder may have removed the file between our open and our lock:
+            // then the lock is on a name nobody else sees, and must be taken again.
+            let same = std::fs::symlink_metadata(path.path())
+                .is_ok_and(|m| m.ino() == file.metadata().map(|f| f.ino()).unwrap_or(0));
+            if !same {
+                continue;
+            }
+            file.set_len(0)?;
+            (&file).write_all(std::process::id().to_string().as_bytes())?;
+            return Ok(Ok(WriterLock { file, path: path.clone(), dir_before }));
+        }
+        let pid = open_lock(path, false)?.and_then(|f| pid_in(&f));
+        Ok(Err(Busy { pid }))
+    }
+}
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        // Removed while still held, and only if the name is still this file.
+        let ours = self.file.metadata().map(|m| m.ino()).ok();
+        if std::fs::symlink_metadata(self.path.path()).ok().map(|m| m.ino()) == ours {
+            let untouched = self.dir_before.as_ref().filter(|(_, after)| dir_mtime(&self.path) == *after);
+            let _ = self.path.remove_file();
+            if let Some((times, _)) = untouched {
+                times.restore();
+            }
         }
     }
 }
@@ -119,11 +232,8 @@ impl Entry {
 /// Reads a journal without acting on it. Nothing in it is obeyed unless it is one of ours:
 /// a target beneath the root, and temps named by our pattern in the target's own directory.
 pub fn pending(journal: &Confined) -> Result<Option<Vec<Entry>>> {
-    let text = match std::fs::read(journal.path()) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Fail::new(format!("cannot read {journal}: {e}"))),
-    };
+    // Confined and capped: a journal that is a FIFO, a link out or /dev/zero is refused.
+    let Some(text) = journal.read_bytes(crate::read::Cap::LIST)? else { return Ok(None) };
     let bad = |n: usize, why: &str| {
         Fail::new(format!("{}:{n}: {why}; not obeyed (inspect it, then remove it)", journal.rel()))
     };
@@ -180,6 +290,18 @@ fn pause_point(point: &str, n: usize) {
     }
 }
 
+/// A test hook the lock tests control without timing: with `KUBE_KIT_TEST_RENAME_GATE=DIR`
+/// (a directory of the test's, holding a FIFO `gate`), a writer that has committed its journal
+/// writes its pid to `DIR/reached` and waits until the test opens and closes `DIR/gate`.
+fn test_gate() -> Result<()> {
+    let Some(dir) = std::env::var_os("KUBE_KIT_TEST_RENAME_GATE") else { return Ok(()) };
+    let dir = camino::Utf8PathBuf::from_path_buf(dir.into()).map_err(|_| Fail::new("gate dir is not UTF-8"))?;
+    Jail::new(&dir)?.write_file("reached", std::process::id().to_string().as_bytes())?;
+    let mut gate = fs_err::File::open(dir.join("gate"))?;
+    std::io::copy(&mut gate, &mut std::io::sink())?;
+    Ok(())
+}
+
 /// Finishes a committed [`write_all_or_nothing`] that was killed half-way: renames every temp
 /// still there over its target and drops the backups. Returns whether there was anything.
 pub fn recover(journal: &Confined) -> Result<bool> {
@@ -228,9 +350,14 @@ pub fn write_all_or_nothing(files: &[(Confined, Vec<u8>)], journal: &Confined) -
         return Err(e);
     }
     let pause = test_pause();
+    // The gate holds a half-done write: after the first rename when there are several.
+    let gate_at = entries.len().min(2) - 1;
     for (i, e) in entries.iter().enumerate() {
         pause();
         pause_point("renaming", i + 1);
+        if i == gate_at {
+            test_gate()?;
+        }
         if let Err(err) = e.new.rename_to(&e.target) {
             for done in &entries[..i] {
                 let _ = done.old.rename_to(&done.target);
@@ -349,5 +476,26 @@ mod tests {
         }
         let names: Vec<String> = stale_temps(&f).iter().map(|c| c.name().to_string()).collect();
         assert_eq!(names, [".f.new-999999999", ".f.old-999999999"]);
+    }
+
+    #[test]
+    fn one_writer_at_a_time_and_the_lock_file_goes_with_it() {
+        let j = scratch("lock");
+        let path = j.path(".w.lock").unwrap();
+        assert_eq!(lock_holder(&path).unwrap(), None, "no file: nobody");
+        let held = WriterLock::acquire(&path).unwrap().expect("free");
+        let me = Some(std::process::id());
+        assert_eq!(lock_holder(&path).unwrap(), Some(Busy { pid: me }));
+        assert_eq!(WriterLock::acquire(&path).unwrap().unwrap_err(), Busy { pid: me });
+        drop(held);
+        assert!(!path.exists(), "released and removed");
+        // A file a killed writer left (no lock on it) is no holder, and is taken over.
+        std::fs::write(path.path(), "999999999").unwrap();
+        assert_eq!(lock_holder(&path).unwrap(), None);
+        drop(WriterLock::acquire(&path).unwrap().expect("stale file"));
+        // A lock that is a link, or a FIFO, is refused without following or waiting.
+        std::os::unix::fs::symlink("/dev/null", path.path()).unwrap();
+        assert!(WriterLock::acquire(&path).is_err() && lock_holder(&path).is_err());
+        std::fs::remove_dir_all(j.root()).unwrap();
     }
 }

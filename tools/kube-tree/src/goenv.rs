@@ -144,6 +144,48 @@ pub fn ensure_gopath_link(gopath: &crate::Confined, root: &Utf8Path) -> Result<U
     Ok(gopath.path())
 }
 
+/// Proves that everything `go` writes for a build with GOPATH `gopath` (beneath `jail`'s root)
+/// stays in the tree: the GOPATH is resolved along its whole path (`_output`, `_output/local`:
+/// a link on the way must stay inside), the GOPATH itself may not be a link out, and nothing
+/// beneath it (GOCACHE, GOMODCACHE, bin, pkg: go follows links when it writes) is a link that
+/// leaves the tree, does not resolve, or leads to a directory elsewhere in the tree (only the
+/// GOPATH's own `src/k8s.io/kubernetes` link to the root is one go needs). Refused naming it.
+pub fn check_write_dirs(jail: &crate::Jail, gopath: &Utf8Path) -> Result<()> {
+    let root = jail.root().to_owned();
+    let gp = jail.path(gopath)?;
+    let gp = gp.follow().map_err(|e| Fail::new(format!("{}; go would write there", e.msg)))?;
+    match std::fs::symlink_metadata(gp.path()) {
+        Err(_) => return Ok(()),
+        Ok(md) if !md.is_dir() => return Err(Fail::new(format!("refusing {}: not a directory", gp.rel()))),
+        Ok(_) => {}
+    }
+    let mut bad: Option<Fail> = None;
+    crate::walk::entries(&gp.path(), &[], |rel, md| {
+        // The GOPATH's link to the tree is the kit's own: `ensure_gopath_link` points it at the
+        // root before go runs (a tree that moved leaves it pointing at the old place).
+        if bad.is_some() || !md.file_type().is_symlink() || rel == format!("src/{KUBE_IMPORT_PATH}") {
+            return;
+        }
+        let shown = gp.rel().join(rel);
+        let why = match std::fs::canonicalize(gp.path().join(rel)) {
+            Err(_) => Some("a link that does not resolve (go would create its target)".to_string()),
+            Ok(t) if !t.starts_with(&root) => Some(format!("a symlink to {}, outside {root}", t.display())),
+            Ok(t) if t.is_dir() && t != root.as_std_path() => {
+                Some(format!("a link to the directory {} (go would write through it)", t.display()))
+            }
+            Ok(_) => None,
+        };
+        if let Some(why) = why {
+            bad = Some(Fail::new(format!(
+                "refusing {}: {why}; go writes beneath {}",
+                log::printable(shown.as_str()),
+                gp.rel()
+            )));
+        }
+    })?;
+    bad.map_or(Ok(()), Err)
+}
+
 /// The outcome of building cmd/kube-proxy.
 #[derive(Debug, Clone)]
 pub struct Probe {
@@ -212,5 +254,43 @@ mod tests {
         assert!(forced.shell_lines().contains("export GOTOOLCHAIN=local\n"));
         let user = GoEnv::for_tree(&tree, Utf8Path::new("/gp"), &|k| (k == "GOTOOLCHAIN").then(|| "go1.24.11".into()));
         assert!(!user.shell_lines().contains("GOTOOLCHAIN"));
+    }
+
+    #[test]
+    fn go_write_dirs_must_stay_in_the_tree() {
+        let dir = crate::fixture::scratch_dir("goenv-writes");
+        let (root, out) = (dir.join("tree"), dir.join("out"));
+        std::fs::create_dir_all(root.join("_output/local/go/src/k8s.io")).unwrap();
+        std::fs::create_dir_all(root.join("hack")).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        let jail = crate::Jail::new(&root).unwrap();
+        let gp = Utf8Path::new("_output/local/go");
+        // The GOPATH link, even one left pointing where the tree was, is replaced before go runs.
+        std::os::unix::fs::symlink("/moved/away", root.join("_output/local/go/src/k8s.io/kubernetes")).unwrap();
+        check_write_dirs(&jail, gp).unwrap();
+        let cache = root.join("_output/local/go/cache");
+        let refused = |why: &str| {
+            let e = check_write_dirs(&jail, gp).unwrap_err();
+            assert!(e.msg.contains("_output/local/go/cache") && e.msg.contains(why), "{}", e.msg);
+        };
+        std::os::unix::fs::symlink(&out, &cache).unwrap();
+        refused("outside");
+        std::fs::remove_file(&cache).unwrap();
+        std::os::unix::fs::symlink(out.join("nothing"), &cache).unwrap();
+        refused("does not resolve");
+        std::fs::remove_file(&cache).unwrap();
+        std::os::unix::fs::symlink(root.join("hack"), &cache).unwrap();
+        refused("write through it");
+        std::fs::remove_file(&cache).unwrap();
+        // The GOPATH itself a link out, and a directory on its way a link out.
+        std::fs::rename(root.join("_output/local/go"), root.join("_output/local/go.real")).unwrap();
+        std::os::unix::fs::symlink(&out, root.join("_output/local/go")).unwrap();
+        assert!(check_write_dirs(&jail, gp).unwrap_err().msg.contains("symlink to"));
+        std::fs::remove_file(root.join("_output/local/go")).unwrap();
+        std::fs::rename(root.join("_output/local"), root.join("_output/local.real")).unwrap();
+        std::os::unix::fs::symlink(&out, root.join("_output/local")).unwrap();
+        assert!(check_write_dirs(&jail, gp).unwrap_err().msg.contains("symlink to"));
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "nothing written outside");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
