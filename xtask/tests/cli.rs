@@ -104,6 +104,7 @@ fn the_readme_quick_start_works_as_written() {
         .dir(&empty)
         .env_remove("KUBE_ROOT")
         .env("HOME", &empty)
+        .env_remove("XDG_CONFIG_HOME")
         .env("KUBE_TEST_CACHE", testkit::cache_dir())
         .output()
         .unwrap();
@@ -115,6 +116,7 @@ fn the_readme_quick_start_works_as_written() {
         .dir(&empty)
         .env_remove("KUBE_ROOT")
         .env("HOME", &empty)
+        .env("XDG_CONFIG_HOME", empty.join("no-config"))
         .env_remove("GOPATH")
         .output()
         .unwrap();
@@ -192,4 +194,39 @@ fn usage_and_parser_name_the_same_flags() {
         let declared: std::collections::BTreeSet<String> = tool.flags.iter().map(|f| f.to_string()).collect();
         assert_eq!(named, declared, "{}: flags in the usage (left) and flags the parser reads (right)", tool.name);
     }
+}
+
+/// A remembered tree is what a tool uses when none is given (`--explain-tree` says so), and
+/// `fetch-tree --forget` forgets it. The config directory is private to the test.
+#[test]
+fn a_remembered_tree_is_used_and_forgotten() {
+    let tree = fixture::scratch_tree("cli-remembered", &Spec::era_b());
+    let tree = camino::Utf8PathBuf::from_path_buf(std::fs::canonicalize(&tree).unwrap()).unwrap();
+    let home = fixture::scratch_dir("cli-remembered-home");
+    let config = home.join("xdg-config");
+    let env = |k: &str| match k {
+        "XDG_CONFIG_HOME" => Some(config.to_string()),
+        _ => None,
+    };
+    kube_tree::remember::remember(&tree, &env).unwrap();
+    let run = |args: &[&str]| {
+        Proc::new(BIN)
+            .args(args)
+            .dir(&home)
+            .env_remove("KUBE_ROOT")
+            .env_remove("GOPATH")
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", &config)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["check-vendor", "--explain-tree"]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains(tree.as_str()) && out.stdout.contains("remembered in"), "{}", out.stdout);
+    let out = run(&["fetch-tree", "--forget"]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("forgot") && !config.join("k8s-build-kit/tree").exists(), "{}", out.stderr);
+    let out = run(&["check-vendor", "--explain-tree"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stdout);
+    assert!(out.stderr.contains("no Kubernetes tree found") && out.stderr.contains("fetch-tree"), "{}", out.stderr);
 }
