@@ -22,7 +22,10 @@ Usage: run-dockerized [options] [--] <command...>
                         with the tree mounted (local engines only)
   --engine docker|podman  (default: KUBE_CONTAINER_ENGINE, else docker; DOCKER_HOST/contexts apply)
   --cross-image IMG     kube-cross image (also KUBE_CROSS_IMAGE / KUBE_CROSS_VERSION)
-  --mirror REGISTRY     pull kube-cross from a mirror and tag it with the name the tree expects
+  --mirror REGISTRY     pull kube-cross from a mirror, keeping its path (registry.k8s.io/build-image/
+                        kube-cross:T -> REGISTRY/build-image/kube-cross:T; then REGISTRY/kube-cross:T
+                        if that is missing), tagged with the name the tree expects
+  --mirror-short        pull only REGISTRY/kube-cross:T (a flat mirror)
   --no-copy             leave the output in the data container (also KUBE_RUN_COPY_OUTPUT=n)
   --full-sync           sync everything in and out even if the last run's record says the data
                         container matches the tree (also KUBE_RUN_FULL_SYNC=y)
@@ -158,7 +161,13 @@ fn fan_out(
             pass.extend([flag.to_string(), v.clone()]);
         }
     }
-    for (flag, on) in [("--force", opts.force), ("--full-sync", opts.full_sync), ("--no-copy", !opts.copy)] {
+    let flags = [
+        ("--force", opts.force),
+        ("--full-sync", opts.full_sync),
+        ("--no-copy", !opts.copy),
+        ("--mirror-short", opts.mirror_short),
+    ];
+    for (flag, on) in flags {
         if on {
             pass.push(flag.to_string());
         }
