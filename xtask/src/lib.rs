@@ -150,7 +150,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Some(name) => match find_tool(name) {
             Some(t) => cli::main(t, args[1..].to_vec()),
             None => {
-                eprintln!("xtask: error: unknown tool `{name}`; `cargo xtask` lists them");
+                let known = TOOLS.iter().flat_map(|t| std::iter::once(t.name).chain(t.aliases.iter().copied()));
+                let known = known.chain(CHORES.iter().map(|c| c.0)).chain(["help", "list"]);
+                let hint = kube_tree::suggest::did_you_mean(name, known);
+                eprintln!("xtask: error: unknown tool `{}`{hint}; `cargo xtask` lists them", name.escape_debug());
                 2
             }
         },

@@ -230,3 +230,37 @@ fn a_remembered_tree_is_used_and_forgotten() {
     assert_eq!(out.status.code(), Some(2), "{}", out.stdout);
     assert!(out.stderr.contains("no Kubernetes tree found") && out.stderr.contains("fetch-tree"), "{}", out.stderr);
 }
+
+/// A mistyped tool name or flag gets the closest known one; a word that is no typo gets none.
+#[test]
+fn did_you_mean_for_tools_and_flags() {
+    let root = fixture::scratch_tree("cli-typo", &Spec::era_b());
+    let out = xtask(&root, &["chek-vendor"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("unknown tool `chek-vendor` (did you mean `check-vendor`?)"), "{}", out.stderr);
+    let out = xtask(&root, &["compile"], None);
+    assert!(out.status.code() == Some(2) && !out.stderr.contains("did you mean"), "{}", out.stderr);
+    let out = xtask(&root, &["check-vendor", "--dryrun"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("`--dryrun` (did you mean `--dry-run`?)"), "{}", out.stderr);
+    let out = xtask(&root, &["check-vendor", "--kube-rot", "x"], None);
+    assert!(out.stderr.contains("did you mean `--kube-root`?"), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+}
+
+/// A dry run prints its plan: the steps it would take, never a time for what was not done.
+#[test]
+fn a_dry_run_prints_the_plan_without_timings() {
+    let root = fixture::scratch_tree("cli-dry", &Spec::era_b());
+    let out = Proc::new(BIN)
+        .args(["run-dockerized", "--dry-run", "--kube-root", root.as_str(), "make", "WHAT=cmd/kubectl"])
+        .dir(&root)
+        .env("KUBE_CROSS_IMAGE", "k8s-build-kit-test-dry/kube-cross")
+        .env_remove("KUBE_VERBOSE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("would be: "), "{}", out.stderr);
+    assert!(!out.stderr.contains(" done in "), "{}", out.stderr);
+    assert!(!out.stderr.contains(" ..."), "{}", out.stderr);
+}

@@ -73,7 +73,12 @@ impl Ctx {
     }
     pub fn flag(&mut self, f: &'static str) -> bool {
         self.declared(f);
-        self.args.contains(f)
+        let on = self.args.contains(f);
+        if on && f == "--dry-run" {
+            // A dry run's steps are its plan: said without timings.
+            log::set_plan(true);
+        }
+        on
     }
     pub fn opt_string(&mut self, f: &'static str) -> Result<Option<String>> {
         self.declared(f);
@@ -102,7 +107,11 @@ impl Ctx {
         let mut rest = self.rest();
         match rest.first_mut() {
             None => Ok(()),
-            Some(a) => Err(Fail::new(format!("unexpected argument `{}` (see --help)", a.escape_debug()))),
+            Some(a) => {
+                let known = self.declared.iter().copied().chain(["--kube-root", "--explain-tree", "--json", "--help"]);
+                let hint = if a.starts_with('-') { crate::suggest::did_you_mean(a, known) } else { String::new() };
+                Err(Fail::new(format!("unexpected argument `{}`{hint}; see --help", a.escape_debug())))
+            }
         }
     }
     /// The Kubernetes tree this run is about.
@@ -157,6 +166,8 @@ fn parse_common(tool: &Tool, args: Vec<OsString>) -> Result<std::result::Result<
             None => (args, Vec::new(), Vec::new()),
         },
     };
+    // A run is a dry run only once the tool reads --dry-run (tests run several tools in one process).
+    log::set_plan(false);
     let mut a = pico_args::Arguments::from_vec(args);
     if a.contains(["-h", "--help"]) {
         return Ok(Err(0));

@@ -35,6 +35,7 @@ pub mod read;
 pub mod remember;
 pub mod root;
 pub mod scripts;
+pub mod suggest;
 pub mod textdiff;
 pub mod tree;
 pub mod values;

@@ -6,6 +6,7 @@
 pub mod install;
 pub mod local;
 pub mod mirror;
+pub mod notice;
 pub mod pick;
 pub mod verify;
 pub mod want;
