@@ -92,7 +92,8 @@ fn the_readme_quick_start_works_as_written() {
         testkit::skip_if_missing(test, &e);
     }
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let start = readme.find("## Quick start").expect("a quick start");
+    // The lines between the markers, as .ci/run extracts them.
+    let start = readme.find("<!-- quick-start:begin -->").expect("a quick start");
     let block = &readme[start..];
     let first = block.lines().skip_while(|l| !l.starts_with("```sh")).nth(1).expect("a first command");
     let command = first.split("   #").next().unwrap().trim();
@@ -121,7 +122,7 @@ fn the_readme_quick_start_works_as_written() {
         .output()
         .unwrap();
     assert_eq!(none.status.code(), Some(2));
-    assert!(none.stderr.trim().lines().count() == 1 && none.stderr.contains("git clone"), "{}", none.stderr);
+    assert!(none.stderr.trim().lines().count() == 1 && none.stderr.contains("fetch-tree"), "{}", none.stderr);
 }
 
 #[test]
@@ -167,6 +168,24 @@ fn verbosity_and_the_log_prefix() {
     assert_eq!(out.stdout, "");
     assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.starts_with("bump-go-version: error: "), "{}", out.stderr);
+}
+
+/// Each tool's help fits one screen, and the page it points to exists, names the tool and every
+/// flag the tool reads (the internals live there, not in --help).
+#[test]
+fn help_is_one_screen_and_points_to_a_page_that_exists() {
+    let docs = camino::Utf8Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs"));
+    for tool in xtask::TOOLS {
+        let help = tool.help();
+        assert!(help.lines().count() <= 25, "{}: {} lines of help", tool.name, help.lines().count());
+        let page_name = format!("docs/{}.md", tool.name);
+        assert!(help.contains(&page_name), "{}: the help names its page", tool.name);
+        let page = std::fs::read_to_string(docs.join(format!("{}.md", tool.name))).unwrap();
+        assert!(page.starts_with(&format!("# {}\n", tool.name)), "{page_name}");
+        for flag in tool.flags {
+            assert!(page.contains(flag), "{page_name} does not mention {flag}");
+        }
+    }
 }
 
 /// Every `--flag` a tool's usage names is one its parser reads, and the other way round (the

@@ -28,18 +28,18 @@ pub struct Tool {
 }
 
 pub const COMMON_FLAGS: &str = "\
-Common flags:
-  --kube-root DIR   the Kubernetes tree (else KUBE_ROOT, the current directory and its parents,
-                    $GOPATH/src/k8s.io/kubernetes, ~/go/src/k8s.io/kubernetes)
-  --explain-tree    print the tree's root, era and the evidence for it, then exit
-  --json            machine-readable output on stdout
-  -q, -v            quieter / louder stderr (start: KUBE_VERBOSE, default 1)
-  -h, --help        this help
+Common: --kube-root DIR (else KUBE_ROOT, the current directory, the tree `cargo xtask fetch-tree`
+remembered, $GOPATH/src/k8s.io/kubernetes), --explain-tree, --json, -q/-v, -h/--help.
 Exit status: 0 ok, 1 problems found, 2 usage or environment error.";
 
 impl Tool {
     pub fn help(&self) -> String {
-        format!("{}\n\n{}\n", self.usage.trim_end(), COMMON_FLAGS)
+        format!(
+            "{}\n\n{}\nHow it works: docs/{}.md in the kit's checkout.\n",
+            self.usage.trim_end(),
+            COMMON_FLAGS,
+            self.name
+        )
     }
     pub fn answers_to(&self, name: &str) -> bool {
         self.name == name || self.aliases.contains(&name)
