@@ -178,6 +178,9 @@ impl RunOptions {
         };
         // Every flag is read: anything else before the command is a usage error.
         ctx.finish()?;
+        if opts.mirror_short && opts.mirror.is_none() {
+            return Err(Fail::new("--mirror-short needs --mirror REGISTRY (it names the form pulled from it)"));
+        }
         Ok(opts)
     }
 }

@@ -98,21 +98,28 @@ impl Ctx {
     /// The next free word: before `--` (after every flag was read), else the first after it.
     pub fn free(&mut self) -> Result<Option<String>> {
         if let Some(w) = self.args.opt_free_from_str::<String>()? {
+            // Before `--`, a word that looks like a flag is an unknown one, not a value.
+            if w.starts_with('-') && w.len() > 1 {
+                return Err(self.unexpected(&w));
+            }
             return Ok(Some(w));
         }
         Ok((!self.after_dashes.is_empty()).then(|| self.after_dashes.remove(0)))
     }
     /// Rejects anything the tool did not read.
     pub fn finish(&mut self) -> Result<()> {
-        let mut rest = self.rest();
-        match rest.first_mut() {
+        let rest = self.rest();
+        // An unknown flag is the likelier mistake to name than a stray word beside it.
+        match rest.iter().find(|a| a.starts_with('-')).or(rest.first()) {
             None => Ok(()),
-            Some(a) => {
-                let known = self.declared.iter().copied().chain(["--kube-root", "--explain-tree", "--json", "--help"]);
-                let hint = if a.starts_with('-') { crate::suggest::did_you_mean(a, known) } else { String::new() };
-                Err(Fail::new(format!("unexpected argument `{}`{hint}; see --help", a.escape_debug())))
-            }
+            Some(a) => Err(self.unexpected(a)),
         }
+    }
+    /// "unexpected argument", with the closest known flag when `word` looks like a typo of one.
+    fn unexpected(&self, word: &str) -> Fail {
+        let known = self.declared.iter().copied().chain(["--kube-root", "--explain-tree", "--json", "--help"]);
+        let hint = if word.starts_with('-') { crate::suggest::did_you_mean(word, known) } else { String::new() };
+        Fail::new(format!("unexpected argument `{}`{hint}; see --help", word.escape_debug()))
     }
     /// The Kubernetes tree this run is about.
     pub fn tree(&self) -> Result<Tree> {
