@@ -32,21 +32,46 @@ const CHORES: &[(&str, &str)] = &[
 ];
 
 const FETCH_TREE_USAGE: &str = "\
-fetch-tree: fetch (once) Debian's kubernetes source package (v1.20.2) and print the tree's path
+fetch-tree: fetch (once) Debian's kubernetes source package (v1.20.2), remember it, print its path
 
-Usage: cargo xtask fetch-tree [--go]
+Usage: cargo xtask fetch-tree [--go] | cargo xtask fetch-tree --forget
 
-  --go   also fetch Debian bullseye's golang-1.15 (the Go that tree was made for, used by the
-         tests) and print its bin directory on a second line
+  --go       also fetch Debian bullseye's golang-1.15 (the Go that tree was made for) and print
+             its bin directory on a second line; setup-go finds it without a network
+  --forget   forget the remembered tree (the tree itself stays in the cache)
 
+The tree is remembered in $XDG_CONFIG_HOME/k8s-build-kit/tree (else ~/.config/k8s-build-kit/tree):
+the tools use it when --kube-root, KUBE_ROOT and the current directory give none.
 Cached under $KUBE_TEST_CACHE, else ~/.cache/k8s-build-kit; needs apt-get and dpkg-source (dpkg-dev).
-Try: cargo xtask check-vendor --kube-root \"$(cargo xtask fetch-tree)\"
+Then: cargo xtask check-vendor
 ";
+
+fn process_env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
+}
+
+fn forget_tree() -> i32 {
+    match kube_tree::remember::forget(&process_env) {
+        Ok(Some(record)) => {
+            eprintln!("+++ forgot the remembered tree ({record} removed)");
+            0
+        }
+        Ok(None) => {
+            eprintln!("+++ no tree was remembered");
+            0
+        }
+        Err(e) => {
+            eprintln!("xtask fetch-tree: error: {e}");
+            2
+        }
+    }
+}
 
 fn fetch_tree(args: &[String]) -> i32 {
     let go = match args {
         [] => false,
         [g] if g == "--go" => true,
+        [f] if f == "--forget" => return forget_tree(),
         _ => {
             eprintln!("xtask fetch-tree: error: unexpected arguments {args:?} (see --help)");
             return 2;
@@ -55,6 +80,11 @@ fn fetch_tree(args: &[String]) -> i32 {
     let res = testkit::real_tree().and_then(|t| Ok((t, if go { Some(testkit::tree_go()?) } else { None })));
     match res {
         Ok((t, go)) => {
+            // Remembering is a convenience: a read-only config is said, not a failed fetch.
+            match kube_tree::remember::remember(&t, &process_env) {
+                Ok(record) => eprintln!("+++ remembered in {record}: the tools use this tree when none is given"),
+                Err(e) => eprintln!("!!! the tree is not remembered: {e}"),
+            }
             println!("{t}");
             if let Some(go) = go {
                 println!("{go}");
@@ -120,7 +150,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Some(name) => match find_tool(name) {
             Some(t) => cli::main(t, args[1..].to_vec()),
             None => {
-                eprintln!("xtask: error: unknown tool `{name}`; `cargo xtask` lists them");
+                let known = TOOLS.iter().flat_map(|t| std::iter::once(t.name).chain(t.aliases.iter().copied()));
+                let known = known.chain(CHORES.iter().map(|c| c.0)).chain(["help", "list"]);
+                let hint = kube_tree::suggest::did_you_mean(name, known);
+                eprintln!("xtask: error: unknown tool `{}`{hint}; `cargo xtask` lists them", name.escape_debug());
                 2
             }
         },

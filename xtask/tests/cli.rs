@@ -92,7 +92,8 @@ fn the_readme_quick_start_works_as_written() {
         testkit::skip_if_missing(test, &e);
     }
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let start = readme.find("## Quick start").expect("a quick start");
+    // The lines between the markers, as .ci/run extracts them.
+    let start = readme.find("<!-- quick-start:begin -->").expect("a quick start");
     let block = &readme[start..];
     let first = block.lines().skip_while(|l| !l.starts_with("```sh")).nth(1).expect("a first command");
     let command = first.split("   #").next().unwrap().trim();
@@ -104,6 +105,7 @@ fn the_readme_quick_start_works_as_written() {
         .dir(&empty)
         .env_remove("KUBE_ROOT")
         .env("HOME", &empty)
+        .env_remove("XDG_CONFIG_HOME")
         .env("KUBE_TEST_CACHE", testkit::cache_dir())
         .output()
         .unwrap();
@@ -115,11 +117,12 @@ fn the_readme_quick_start_works_as_written() {
         .dir(&empty)
         .env_remove("KUBE_ROOT")
         .env("HOME", &empty)
+        .env("XDG_CONFIG_HOME", empty.join("no-config"))
         .env_remove("GOPATH")
         .output()
         .unwrap();
     assert_eq!(none.status.code(), Some(2));
-    assert!(none.stderr.trim().lines().count() == 1 && none.stderr.contains("git clone"), "{}", none.stderr);
+    assert!(none.stderr.trim().lines().count() == 1 && none.stderr.contains("fetch-tree"), "{}", none.stderr);
 }
 
 #[test]
@@ -167,6 +170,24 @@ fn verbosity_and_the_log_prefix() {
     assert!(out.stderr.starts_with("bump-go-version: error: "), "{}", out.stderr);
 }
 
+/// Each tool's help fits one screen, and the page it points to exists, names the tool and every
+/// flag the tool reads (the internals live there, not in --help).
+#[test]
+fn help_is_one_screen_and_points_to_a_page_that_exists() {
+    let docs = camino::Utf8Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs"));
+    for tool in xtask::TOOLS {
+        let help = tool.help();
+        assert!(help.lines().count() <= 25, "{}: {} lines of help", tool.name, help.lines().count());
+        let page_name = format!("docs/{}.md", tool.name);
+        assert!(help.contains(&page_name), "{}: the help names its page", tool.name);
+        let page = std::fs::read_to_string(docs.join(format!("{}.md", tool.name))).unwrap();
+        assert!(page.starts_with(&format!("# {}\n", tool.name)), "{page_name}");
+        for flag in tool.flags {
+            assert!(page.contains(flag), "{page_name} does not mention {flag}");
+        }
+    }
+}
+
 /// Every `--flag` a tool's usage names is one its parser reads, and the other way round (the
 /// parser may read only what the tool declares: `Ctx` panics otherwise).
 #[test]
@@ -192,4 +213,73 @@ fn usage_and_parser_name_the_same_flags() {
         let declared: std::collections::BTreeSet<String> = tool.flags.iter().map(|f| f.to_string()).collect();
         assert_eq!(named, declared, "{}: flags in the usage (left) and flags the parser reads (right)", tool.name);
     }
+}
+
+/// A remembered tree is what a tool uses when none is given (`--explain-tree` says so), and
+/// `fetch-tree --forget` forgets it. The config directory is private to the test.
+#[test]
+fn a_remembered_tree_is_used_and_forgotten() {
+    let tree = fixture::scratch_tree("cli-remembered", &Spec::era_b());
+    let tree = camino::Utf8PathBuf::from_path_buf(std::fs::canonicalize(&tree).unwrap()).unwrap();
+    let home = fixture::scratch_dir("cli-remembered-home");
+    let config = home.join("xdg-config");
+    let env = |k: &str| match k {
+        "XDG_CONFIG_HOME" => Some(config.to_string()),
+        _ => None,
+    };
+    kube_tree::remember::remember(&tree, &env).unwrap();
+    let run = |args: &[&str]| {
+        Proc::new(BIN)
+            .args(args)
+            .dir(&home)
+            .env_remove("KUBE_ROOT")
+            .env_remove("GOPATH")
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", &config)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["check-vendor", "--explain-tree"]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains(tree.as_str()) && out.stdout.contains("remembered in"), "{}", out.stdout);
+    let out = run(&["fetch-tree", "--forget"]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("forgot") && !config.join("k8s-build-kit/tree").exists(), "{}", out.stderr);
+    let out = run(&["check-vendor", "--explain-tree"]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stdout);
+    assert!(out.stderr.contains("no Kubernetes tree found") && out.stderr.contains("fetch-tree"), "{}", out.stderr);
+}
+
+/// A mistyped tool name or flag gets the closest known one; a word that is no typo gets none.
+#[test]
+fn did_you_mean_for_tools_and_flags() {
+    let root = fixture::scratch_tree("cli-typo", &Spec::era_b());
+    let out = xtask(&root, &["chek-vendor"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("unknown tool `chek-vendor` (did you mean `check-vendor`?)"), "{}", out.stderr);
+    let out = xtask(&root, &["compile"], None);
+    assert!(out.status.code() == Some(2) && !out.stderr.contains("did you mean"), "{}", out.stderr);
+    let out = xtask(&root, &["check-vendor", "--dryrun"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.contains("`--dryrun` (did you mean `--dry-run`?)"), "{}", out.stderr);
+    let out = xtask(&root, &["check-vendor", "--kube-rot", "x"], None);
+    assert!(out.stderr.contains("did you mean `--kube-root`?"), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+}
+
+/// A dry run prints its plan: the steps it would take, never a time for what was not done.
+#[test]
+fn a_dry_run_prints_the_plan_without_timings() {
+    let root = fixture::scratch_tree("cli-dry", &Spec::era_b());
+    let out = Proc::new(BIN)
+        .args(["run-dockerized", "--dry-run", "--kube-root", root.as_str(), "make", "WHAT=cmd/kubectl"])
+        .dir(&root)
+        .env("KUBE_CROSS_IMAGE", "k8s-build-kit-test-dry/kube-cross")
+        .env_remove("KUBE_VERBOSE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("would be: "), "{}", out.stderr);
+    assert!(!out.stderr.contains(" done in "), "{}", out.stderr);
+    assert!(!out.stderr.contains(" ..."), "{}", out.stderr);
 }

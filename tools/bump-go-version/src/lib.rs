@@ -18,34 +18,24 @@ pub const TOOL: Tool = Tool {
     usage: "\
 bump-go-version: move every file that carries the Go version, for the tree's era
 
-Usage: bump-go-version [--] <VERSION> [--dry-run | --diff] [--json] [-z]
-                       [--cross-rev N] [--minimum] [--go-directive] [--allow-missing]
-                       [--allow-downgrade]
-       bump-go-version --check [--json]
-       bump-go-version --recover
+Usage: bump-go-version [--] <VERSION> [--dry-run | --diff] [--json] [-z] [--cross-rev N]
+                       [--minimum] [--go-directive] [--allow-missing] [--allow-downgrade]
+       bump-go-version --check [--json]  |  bump-go-version --recover
 
-  VERSION          a Go release name: 1.15.8, go1.15.8, 1.24rc2, 1.22.0 (not 1.24: from Go 1.21
-                   on that is the language version; not 1.15.0: never a release name)
+  VERSION          a Go release name: 1.15.8, go1.15.8, 1.24rc2, 1.22.0
   --dry-run        list the files that would change; write nothing
   --diff           print a unified diff (git apply accepts it); write nothing
   -z               NUL-terminate the file list (for xargs -0 git add)
-  --cross-rev N    revision of the new kube-cross tag (default: -1 in the old v<go>-<rev> form, .0 later)
+  --cross-rev N    revision of the new kube-cross tag (default: -1, or .0 in the newer form)
   --minimum        also move hack/lib/golang.sh minimum_go_version to the new minor
   --go-directive   also move the `go` directive of go.mod, go.work and the staging go.mod files
   --allow-missing  write even if a carrier the era requires is not found
   --allow-downgrade  move to an older Go than the tree's
-  --check          verify that every carrier agrees (like zeitgeist validate): exit 1 on drift,
-                   on a pending interrupted bump, or on temps a killed bump left; writes nothing
+  --check          verify that every carrier agrees: exit 1 on drift; writes nothing
   --recover        finish an interrupted bump (its journal), then exit
 
-Carriers: era A: cross/VERSION, cross/Dockerfile, build/root/WORKSPACE, test/images/Makefile;
-with build/dependencies.yaml: every refPath of the Go entries and of entries whose version is
-derived from Go (kube-cross, go-runner), plus .go-version. Only the matched lines change.
-A refPath must stay inside the tree; a carrier that is a symlink is edited at its target
-(which must be inside the tree too), the link is kept. A dependencies.yaml that is not valid
-YAML or has no Go entry is an error (exit 2), never \"nothing to do\".
-stdout: the changed files, one per line; stderr: a summary. Nothing is written unless every
-carrier could be moved (temp files + rename, modes kept).",
+All or nothing: no file is written unless every carrier could be moved. stdout: the changed files.
+",
     run,
     flags: &[
         "--allow-downgrade",

@@ -72,10 +72,22 @@ pub(crate) fn label_of(labels_json: &str, key: &str) -> String {
         .to_string()
 }
 
+/// Where kube-cross may come from besides the engine's own store, and what the user gave (so a
+/// dead end never suggests what was already tried).
+#[derive(Debug, Clone, Default)]
+pub struct CrossSource {
+    /// `--mirror REGISTRY[/PATH]`.
+    pub mirror: Option<String>,
+    /// `--mirror-short`: pull `MIRROR/kube-cross:TAG` instead of keeping the repository path.
+    pub short: bool,
+    /// How the image name was given (`--cross-image` or `KUBE_CROSS_IMAGE`), if it was.
+    pub given: Option<&'static str>,
+}
+
 impl Job<'_> {
     /// kube-cross must be there (no registry is assumed reachable); `--mirror` pulls it from a mirror
     /// and tags it with the name the tree expects. Returns its image ID (empty in a dry run).
-    pub(crate) fn ensure_cross_image(&self, mirror: Option<&str>, known: Option<String>) -> Result<String> {
+    pub(crate) fn ensure_cross_image(&self, source: &CrossSource, known: Option<String>) -> Result<String> {
         let (engine, setup) = (self.engine, self.setup);
         if let Some(id) = known {
             return Ok(id);
@@ -84,24 +96,134 @@ impl Job<'_> {
         if let Some(id) = inspect()? {
             return Ok(id);
         }
-        if let Some(m) = mirror {
+        if let Some(m) = &source.mirror {
             values::registry("--mirror", m)?;
-            let name = setup.cross_image.rsplit('/').next().unwrap_or(&setup.cross_image);
-            let from = format!("{}/{name}", m.trim_end_matches('/'));
-            values::image_ref("--mirror image", &from)?;
-            let step = log::Step::start(format!("pulling {from}"));
-            engine.run(&pull_args(engine.kind(), m, &from))?;
-            engine.run(&["tag", &from, &setup.cross_image])?;
-            step.done();
+            self.pull_from_mirror(m, &mirror_names(&setup.cross_image, m, source.short))?;
             return Ok(inspect()?.unwrap_or_default());
         }
         if engine.dry_run {
             return Ok(String::new());
         }
+        let other = match source.given {
+            Some(how) => format!("or use another image than the one {how} names"),
+            None => "or point KUBE_CROSS_IMAGE/--cross-image at one you have".to_string(),
+        };
         Err(Fail::new(format!(
-        "image {} is missing: pull or load it, pass --mirror REGISTRY, or point KUBE_CROSS_IMAGE/--cross-image at one you have",
-        setup.cross_image
-    )))
+            "image {} is missing and no registry was asked: pull or load it, pass --mirror REGISTRY, {other}",
+            setup.cross_image
+        )))
+    }
+
+    /// Pulls the first of `names` the mirror has and tags it with the tree's name. Only "not
+    /// found" moves on to the next name: a registry that did not answer or refused has no other.
+    fn pull_from_mirror(&self, mirror: &str, names: &[String]) -> Result<()> {
+        let (engine, setup) = (self.engine, self.setup);
+        for (i, from) in names.iter().enumerate() {
+            values::image_ref("--mirror image", from)?;
+            let step = log::Step::start(format!("pulling {from}"));
+            let failed = match engine.try_run(&pull_args(engine.kind(), mirror, from))? {
+                Ok(_) => {
+                    engine.run(&["tag", from, &setup.cross_image])?;
+                    step.done();
+                    log::status(format!("kube-cross pulled from {from}, tagged {}", setup.cross_image));
+                    return Ok(());
+                }
+                Err(failed) => failed,
+            };
+            let why = PullFailure::of(&failed.out.stderr);
+            if why == PullFailure::NotFound {
+                if let Some(next) = names.get(i + 1) {
+                    log::status(format!("{from} is not in the mirror; trying {next}"));
+                    continue;
+                }
+            }
+            let detail = failed.out.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            return Err(Fail::new(format!("{} ({detail})", why.explain(mirror, names))));
+        }
+        Ok(())
+    }
+}
+
+/// The names to pull kube-cross by from `mirror`, in order: the image's repository path kept
+/// under the mirror (`registry.k8s.io/build-image/kube-cross:T` -> `M/build-image/kube-cross:T`,
+/// as mirrors of a whole registry are laid out), then the short form `M/kube-cross:T` for
+/// mirrors that flatten; only the short one with `short`.
+pub fn mirror_names(cross_image: &str, mirror: &str, short: bool) -> Vec<String> {
+    let m = mirror.trim_end_matches('/');
+    // The first component names a registry when it has a dot or a port or is localhost (the
+    // engines' own rule); otherwise the whole name is a Docker Hub path.
+    let path = match cross_image.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => rest,
+        _ => cross_image,
+    };
+    let last = path.rsplit('/').next().unwrap_or(path);
+    let (long, flat) = (format!("{m}/{path}"), format!("{m}/{last}"));
+    if short {
+        vec![flat]
+    } else if long == flat {
+        vec![long]
+    } else {
+        vec![long, flat]
+    }
+}
+
+/// Why a pull failed, read from the engine's words: did the registry answer at all?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullFailure {
+    /// No answer: refused, unresolvable, timed out, TLS or plain-HTTP mismatch.
+    Unreachable,
+    /// The registry answered: no such repository or tag.
+    NotFound,
+    /// The registry answered: authentication needed or access denied.
+    Denied,
+    /// Anything else (disk full, a bad manifest...): the engine's words are shown.
+    Other,
+}
+
+impl PullFailure {
+    pub fn of(stderr: &str) -> PullFailure {
+        let s = stderr.to_ascii_lowercase();
+        let any = |words: &[&str]| words.iter().any(|w| s.contains(w));
+        if any(&["manifest unknown", "not found", "name unknown", "does not exist", "404"]) {
+            PullFailure::NotFound
+        } else if any(&["unauthorized", "denied", "authentication required", "403", "forbidden"]) {
+            PullFailure::Denied
+        } else if any(&[
+            "connection refused",
+            "no such host",
+            "timeout",
+            "timed out",
+            "network is unreachable",
+            "no route to host",
+            "connection reset",
+            "tls:",
+            "x509",
+            "http response to https client",
+            "dial tcp",
+            "temporary failure in name resolution",
+        ]) {
+            PullFailure::Unreachable
+        } else {
+            PullFailure::Other
+        }
+    }
+
+    /// The one line for the user: what the registry said (or that it said nothing) and the way on.
+    pub fn explain(self, mirror: &str, tried: &[String]) -> String {
+        let host = mirror.split('/').next().unwrap_or(mirror);
+        let list = tried.join(" and ");
+        match self {
+            PullFailure::Unreachable => format!(
+                "the registry {host} did not answer (pulling {list}): check the address, the proxy (HTTPS_PROXY) and the engine's network, or load kube-cross by hand (docker load)"
+            ),
+            PullFailure::NotFound => format!(
+                "the registry {host} answered: no {list} there; name the mirror's path in --mirror (e.g. {host}/PATH), add --mirror-short for a flat mirror, or load kube-cross by hand"
+            ),
+            PullFailure::Denied => {
+                format!("the registry {host} answered: access denied to {list}; log in first (docker login {host}) or use another mirror")
+            }
+            PullFailure::Other => format!("pulling {list} from {host} failed"),
+        }
     }
 }
 

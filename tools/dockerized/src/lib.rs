@@ -17,7 +17,7 @@ mod build;
 mod clean;
 mod containers;
 mod engine;
-mod image;
+pub mod image;
 mod report;
 mod result;
 mod rsync;
@@ -96,6 +96,8 @@ pub struct RunOptions {
     pub engine: Option<String>,
     pub cross_image: Option<String>,
     pub mirror: Option<String>,
+    /// `--mirror-short`: pull MIRROR/kube-cross:TAG (a flat mirror), not MIRROR/<path>/kube-cross:TAG.
+    pub mirror_short: bool,
     pub copy: bool,
     pub dry_run: bool,
     /// Sync everything in and copy everything out even when the last run's record says the data
@@ -115,8 +117,17 @@ pub const FANOUT_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--engines", "--
 
 impl RunOptions {
     /// The flags [`RunOptions::from_ctx`] reads (it then rejects any other).
-    pub const FLAGS: &'static [&'static str] =
-        &["--mode", "--engine", "--cross-image", "--mirror", "--no-copy", "--dry-run", "--full-sync", "--force"];
+    pub const FLAGS: &'static [&'static str] = &[
+        "--mode",
+        "--engine",
+        "--cross-image",
+        "--mirror",
+        "--mirror-short",
+        "--no-copy",
+        "--dry-run",
+        "--full-sync",
+        "--force",
+    ];
     /// The flags [`RunOptions::from_ctx_fanout`] reads: those and the fan-out's.
     pub const FANOUT_FLAGS: &'static [&'static str] = &[
         "--mode",
@@ -125,6 +136,7 @@ impl RunOptions {
         "--skip-unreachable",
         "--cross-image",
         "--mirror",
+        "--mirror-short",
         "--no-copy",
         "--dry-run",
         "--full-sync",
@@ -154,6 +166,7 @@ impl RunOptions {
             mode: ctx.opt_string("--mode")?,
             engine: ctx.opt_string("--engine")?,
             cross_image,
+            mirror_short: ctx.flag("--mirror-short"),
             mirror,
             copy: !ctx.flag("--no-copy"),
             dry_run: ctx.flag("--dry-run"),
@@ -165,6 +178,9 @@ impl RunOptions {
         };
         // Every flag is read: anything else before the command is a usage error.
         ctx.finish()?;
+        if opts.mirror_short && opts.mirror.is_none() {
+            return Err(Fail::new("--mirror-short needs --mirror REGISTRY (it names the form pulled from it)"));
+        }
         Ok(opts)
     }
 }
@@ -371,7 +387,16 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
     ));
     let facts = ImageFacts::read(&engine, &setup, answers[1].as_ref())?;
     let containers = Containers::read(engine.kind(), answers[2].as_ref())?;
-    let cross_id = job.ensure_cross_image(opts.mirror.as_deref(), facts.cross_id.clone())?;
+    let source = image::CrossSource {
+        mirror: opts.mirror.clone(),
+        short: opts.mirror_short,
+        given: if opts.cross_image.is_some() {
+            Some("--cross-image")
+        } else {
+            std::env::var("KUBE_CROSS_IMAGE").ok().filter(|s| !s.is_empty()).map(|_| "KUBE_CROSS_IMAGE")
+        },
+    };
+    let cross_id = job.ensure_cross_image(&source, facts.cross_id.clone())?;
     // No change, no build: the last successful run of this request covers this one.
     let mut stamps = stamps;
     let last = (setup.mode == Mode::Rsync && !opts.dry_run && !interactive && opts.copy)

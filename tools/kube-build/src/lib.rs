@@ -32,21 +32,15 @@ Usage: kube-build [WHAT=cmd/kubectl] [KUBE_BUILD_PLATFORMS='linux/amd64 darwin/a
                   [GOFLAGS=...] [GOGCFLAGS=...] [GOLDFLAGS=...] [DBG=1]
                   [--what T]... [--platform P]... [--debug] [--force-codegen] [--go auto|host|PATH] [--json]
 
-Make-style words and the environment both work (as with make). Without WHAT, everything `make`
-builds: the tree's KUBE_ALL_TARGETS (server, client, test and server-test targets, read from
-hack/lib/golang.sh; `*.test` targets with `go test -c`). Several platforms build in parallel
-when the machine has KUBE_PARALLEL_BUILD_MEMORY GB (the tree's rule; the variable in the
-environment overrides the tree's value), else one after another.
-  --debug           unstripped, optimisations off (DBG=1 where the tree knows it; else
-                    GOLDFLAGS='' GOGCFLAGS='all=-N -l')
+Make-style words and the environment both work. Without WHAT, everything `make` builds.
+  --debug           unstripped, optimisations off (DBG=1)
   --force-codegen   run the tree's generator step even if its inputs did not change
-  --go auto|host|PATH  which Go (default auto: the tree's Go, from .go-version or the kube-cross
-                    tag, when the go on PATH is of another minor line: found installed or downloaded
-                    as setup-go does (KUBE_GO_MIRROR), else PATH's with a warning; FORCE_HOST_GO=y
-                    or GOTOOLCHAIN=local mean host)
+  --go auto|host|PATH  which Go (default auto: the tree's Go when the go on PATH is of another
+                    line, found or downloaded as setup-go does; FORCE_HOST_GO=y means host)
 
-Output: _output/local/bin/<os>/<arch>/<name>, _output/bin -> the host platform's directory.
-stderr: one line per binary (name, platform, size, time); --json on stdout lists what was built.",
+Output: _output/local/bin/<os>/<arch>/<name>. An unchanged tree is not built again.
+stderr: one line per binary (name, platform, size, time); --json on stdout lists what was built.
+",
     run,
     flags: &["--debug", "--force-codegen", "--go", "--platform", "--what"],
     command_after: None,

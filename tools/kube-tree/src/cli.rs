@@ -28,18 +28,18 @@ pub struct Tool {
 }
 
 pub const COMMON_FLAGS: &str = "\
-Common flags:
-  --kube-root DIR   the Kubernetes tree (else KUBE_ROOT, the current directory and its parents,
-                    $GOPATH/src/k8s.io/kubernetes, ~/go/src/k8s.io/kubernetes)
-  --explain-tree    print the tree's root, era and the evidence for it, then exit
-  --json            machine-readable output on stdout
-  -q, -v            quieter / louder stderr (start: KUBE_VERBOSE, default 1)
-  -h, --help        this help
+Common: --kube-root DIR (else KUBE_ROOT, the current directory, the tree `cargo xtask fetch-tree`
+remembered, $GOPATH/src/k8s.io/kubernetes), --explain-tree, --json, -q/-v, -h/--help.
 Exit status: 0 ok, 1 problems found, 2 usage or environment error.";
 
 impl Tool {
     pub fn help(&self) -> String {
-        format!("{}\n\n{}\n", self.usage.trim_end(), COMMON_FLAGS)
+        format!(
+            "{}\n\n{}\nHow it works: docs/{}.md in the kit's checkout.\n",
+            self.usage.trim_end(),
+            COMMON_FLAGS,
+            self.name
+        )
     }
     pub fn answers_to(&self, name: &str) -> bool {
         self.name == name || self.aliases.contains(&name)
@@ -73,7 +73,12 @@ impl Ctx {
     }
     pub fn flag(&mut self, f: &'static str) -> bool {
         self.declared(f);
-        self.args.contains(f)
+        let on = self.args.contains(f);
+        if on && f == "--dry-run" {
+            // A dry run's steps are its plan: said without timings.
+            log::set_plan(true);
+        }
+        on
     }
     pub fn opt_string(&mut self, f: &'static str) -> Result<Option<String>> {
         self.declared(f);
@@ -93,17 +98,28 @@ impl Ctx {
     /// The next free word: before `--` (after every flag was read), else the first after it.
     pub fn free(&mut self) -> Result<Option<String>> {
         if let Some(w) = self.args.opt_free_from_str::<String>()? {
+            // Before `--`, a word that looks like a flag is an unknown one, not a value.
+            if w.starts_with('-') && w.len() > 1 {
+                return Err(self.unexpected(&w));
+            }
             return Ok(Some(w));
         }
         Ok((!self.after_dashes.is_empty()).then(|| self.after_dashes.remove(0)))
     }
     /// Rejects anything the tool did not read.
     pub fn finish(&mut self) -> Result<()> {
-        let mut rest = self.rest();
-        match rest.first_mut() {
+        let rest = self.rest();
+        // An unknown flag is the likelier mistake to name than a stray word beside it.
+        match rest.iter().find(|a| a.starts_with('-')).or(rest.first()) {
             None => Ok(()),
-            Some(a) => Err(Fail::new(format!("unexpected argument `{}` (see --help)", a.escape_debug()))),
+            Some(a) => Err(self.unexpected(a)),
         }
+    }
+    /// "unexpected argument", with the closest known flag when `word` looks like a typo of one.
+    fn unexpected(&self, word: &str) -> Fail {
+        let known = self.declared.iter().copied().chain(["--kube-root", "--explain-tree", "--json", "--help"]);
+        let hint = if word.starts_with('-') { crate::suggest::did_you_mean(word, known) } else { String::new() };
+        Fail::new(format!("unexpected argument `{}`{hint}; see --help", word.escape_debug()))
     }
     /// The Kubernetes tree this run is about.
     pub fn tree(&self) -> Result<Tree> {
@@ -157,6 +173,8 @@ fn parse_common(tool: &Tool, args: Vec<OsString>) -> Result<std::result::Result<
             None => (args, Vec::new(), Vec::new()),
         },
     };
+    // A run is a dry run only once the tool reads --dry-run (tests run several tools in one process).
+    log::set_plan(false);
     let mut a = pico_args::Arguments::from_vec(args);
     if a.contains(["-h", "--help"]) {
         return Ok(Err(0));

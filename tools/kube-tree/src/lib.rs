@@ -1,6 +1,7 @@
 //! The model of a Kubernetes checkout shared by every tool of the kit.
 //!
-//! * [`root`]: where the checkout is (`--kube-root` > `KUBE_ROOT` > cwd > GOPATH).
+//! * [`root`]: where the checkout is (`--kube-root` > `KUBE_ROOT` > cwd > the remembered tree >
+//!   GOPATH); [`remember`]: the tree `cargo xtask fetch-tree` recorded.
 //! * [`tree`]: which era it belongs to and the evidence for it.
 //! * [`gomod`], [`depsyaml`]: go.mod / go.work / vendor/modules.txt and build/dependencies.yaml.
 //! * [`scripts`], [`version`]: facts read from the tree's own hack/lib scripts; the version stamp.
@@ -31,8 +32,10 @@ pub mod json;
 pub mod log;
 pub mod proc;
 pub mod read;
+pub mod remember;
 pub mod root;
 pub mod scripts;
+pub mod suggest;
 pub mod textdiff;
 pub mod tree;
 pub mod values;

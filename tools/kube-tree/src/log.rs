@@ -3,7 +3,7 @@
 //! Verbosity starts at `KUBE_VERBOSE` (default 1, as in the Makefile); `-q` sets 0, each `-v` adds 1.
 //! 0: warnings and errors only; 1: status lines; 2: commands run and details.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const UNSET: i32 = i32::MIN;
@@ -117,7 +117,20 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-/// A long step: logs its start, and its end with the elapsed time.
+static PLAN: AtomicBool = AtomicBool::new(false);
+
+/// Marks this run a dry run: a [`Step`] then says what would be done, and no time.
+pub fn set_plan(on: bool) {
+    PLAN.store(on, Ordering::Relaxed);
+}
+
+/// Whether this run is a dry run ([`set_plan`]).
+pub fn planning() -> bool {
+    PLAN.load(Ordering::Relaxed)
+}
+
+/// A long step: logs its start, and its end with the elapsed time (in a dry run, one line
+/// "would be: ..." and no time: nothing was done, so no time is worth telling).
 pub struct Step {
     what: String,
     start: Instant,
@@ -126,7 +139,11 @@ pub struct Step {
 impl Step {
     pub fn start(what: impl Into<String>) -> Step {
         let what = what.into();
-        status(format!("{what} ..."));
+        if planning() {
+            status(format!("would be: {what}"));
+        } else {
+            status(format!("{what} ..."));
+        }
         Step { what, start: Instant::now() }
     }
     pub fn elapsed(&self) -> Duration {
@@ -134,7 +151,9 @@ impl Step {
     }
     pub fn done(self) -> Duration {
         let e = self.start.elapsed();
-        status(format!("{} done in {}", self.what, human(e)));
+        if !planning() {
+            status(format!("{} done in {}", self.what, human(e)));
+        }
         e
     }
 }

@@ -1,5 +1,6 @@
 //! Finding the Kubernetes checkout: `--kube-root` > `KUBE_ROOT` > the current directory and its
-//! parents > `$GOPATH/src/k8s.io/kubernetes` (each GOPATH entry) > `~/go/src/k8s.io/kubernetes`.
+//! parents > the remembered tree (`remember`) > `$GOPATH/src/k8s.io/kubernetes` (each GOPATH
+//! entry) > `~/go/src/k8s.io/kubernetes`.
 
 use crate::confine::Jail;
 use crate::fail::{Fail, Result};
@@ -101,6 +102,10 @@ pub fn discover(flag: Option<&Utf8Path>, cwd: &Utf8Path, env: &dyn Fn(&str) -> O
     }
     let mut tried =
         vec!["--kube-root (not given)".to_string(), "KUBE_ROOT (unset)".to_string(), format!("{cwd} and its parents")];
+    match remembered(env)? {
+        Remembered::Tree(found) => return Ok(found),
+        Remembered::Tried(what) => tried.push(what),
+    }
     let mut candidates: Vec<(Utf8PathBuf, &str)> =
         gopath_entries(env).into_iter().map(|g| (g.join("src/k8s.io/kubernetes"), "GOPATH")).collect();
     if let Some(h) = env("HOME") {
@@ -119,6 +124,29 @@ pub fn discover(flag: Option<&Utf8Path>, cwd: &Utf8Path, env: &dyn Fn(&str) -> O
         "no Kubernetes tree found (tried {}); pass --kube-root DIR, or get one: `cargo xtask fetch-tree` (Debian's v1.20.2 source, no git needed) or git clone --depth 1 https://github.com/kubernetes/kubernetes",
         tried.join(", ")
     )))
+}
+
+/// What the remembered tree gave discovery: the tree, or a line for the list of places tried.
+enum Remembered {
+    Tree(Found),
+    Tried(String),
+}
+
+fn remembered(env: &dyn Fn(&str) -> Option<String>) -> Result<Remembered> {
+    let record = crate::remember::record_path(env).map(|p| p.to_string()).unwrap_or_else(|| "(no HOME)".into());
+    let dir = match crate::remember::recall(env) {
+        Ok(Some(dir)) => dir,
+        Ok(None) => return Ok(Remembered::Tried(format!("the remembered tree (none in {record})"))),
+        // A damaged record is named, never a reason to stop looking.
+        Err(e) => return Ok(Remembered::Tried(e.msg)),
+    };
+    match why_kube(&dir) {
+        Ok(why) => Ok(Remembered::Tree(Found { root: canonical(&dir)?, how: format!("remembered in {record}"), why })),
+        Err(why_not) => Ok(Remembered::Tried(format!(
+            "the remembered tree {dir} ({why_not}; `{}` forgets it)",
+            crate::remember::FORGET
+        ))),
+    }
 }
 
 /// A root with a control character in its path is refused wherever it was found: it would

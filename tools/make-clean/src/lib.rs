@@ -17,20 +17,15 @@ make-clean: remove _output and this tree's build containers and kube-build image
 Usage: make-clean [--dry-run] [--all-dangling] [--engine docker|podman]
        make-clean --all-trees [--yes] [--dry-run] [--engine docker|podman]
 
-  --dry-run        list what would go (stdout: kind<TAB>name<TAB>bytes, `?` when the engine does
-                   not say), remove nothing; stderr sums it up
+  --dry-run        list what would go, with sizes (kind<TAB>name<TAB>bytes); remove nothing
   --all-dangling   also remove every dangling image on the engine (the scripts always did)
-  --all-trees      the kit's containers and kube-build images of every tree on the engine (by the
-                   io.k8s-build-kit labels and by the scripts' kube-build-<hash>-... naming),
+  --all-trees      the kit's containers and kube-build images of every tree on the engine,
                    never anything else; no tree needed, no _output touched
   --yes            with --all-trees: do not ask (without a terminal to ask on, it is required)
 
-stdout: what was removed, kind<TAB>name per line (names and paths with control characters
-escaped, so a line always has its fields); with --json one object: `dry_run`, `items` (kind,
-name, bytes or null) and `total_bytes`.
-Another tree's containers and images, and unrelated images, are never touched (but with
---all-trees). Refuses a root that is /, $HOME or not a Kubernetes tree. Without a reachable
-engine only _output is removed.",
+Another tree's containers and images are never touched (but with --all-trees). Refuses a root
+that is /, $HOME or not a Kubernetes tree. stdout: what was removed, kind<TAB>name per line.
+",
     run,
     flags: &["--all-dangling", "--all-trees", "--dry-run", "--engine", "--yes"],
     command_after: None,

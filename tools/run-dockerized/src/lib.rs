@@ -14,63 +14,24 @@ pub const TOOL: Tool = Tool {
 run-dockerized: run a command in the containerized build of the tree (build/run.sh)
 
 Usage: run-dockerized [options] [--] <command...>
-       e.g. run-dockerized make WHAT=cmd/kubectl; run-dockerized make cross;
-            run-dockerized make kubectl KUBE_BUILD_PLATFORMS=darwin/amd64
+       e.g. run-dockerized make WHAT=cmd/kubectl; run-dockerized make cross
 
-  --mode rsync|bind     rsync (default for eras A/B and remote engines): kube-build image, data
-                        container, rsync daemon on 127.0.0.1; bind (default for era C): kube-cross
-                        with the tree mounted (local engines only)
+  --mode rsync|bind     rsync (default: eras A/B, remote engines) or bind (era C, local engines)
   --engine docker|podman  (default: KUBE_CONTAINER_ENGINE, else docker; DOCKER_HOST/contexts apply)
   --cross-image IMG     kube-cross image (also KUBE_CROSS_IMAGE / KUBE_CROSS_VERSION)
-  --mirror REGISTRY     pull kube-cross from a mirror and tag it with the name the tree expects
+  --mirror REGISTRY     pull kube-cross from a mirror, keeping its path (REGISTRY/build-image/
+                        kube-cross:TAG, then REGISTRY/kube-cross:TAG if missing), tagged as the
+                        tree expects; --mirror-short pulls only REGISTRY/kube-cross:TAG
   --no-copy             leave the output in the data container (also KUBE_RUN_COPY_OUTPUT=n)
-  --full-sync           sync everything in and out even if the last run's record says the data
-                        container matches the tree (also KUBE_RUN_FULL_SYNC=y)
+  --full-sync           sync everything in and out, whatever the last run's record says
   --force               run the command even when nothing changed since its last success
   --dry-run             print every engine command, in order; run none
-  --engines A,B,...     fan the platforms out over several engines (also KUBE_BUILD_ENGINES):
-                        docker context names, unix:// tcp:// ssh:// URLs, podman:[URL]. The
-                        platforms (KUBE_BUILD_PLATFORMS, or the tree's list for make cross) are
-                        split by each one's measured time per engine (_output/dockerized/
-                        .kit-fanout-durations), each engine runs the command for its share in
-                        rsync mode, concurrently, and copies back into _output/dockerized/bin.
-                        --dry-run prints the plan (engine, platforms, its run). An engine that
-                        does not answer stops the run before any work, unless --skip-unreachable.
-                        A failing engine fails the run (exit 1, naming it); the others are
-                        stopped and their containers of this tree removed.
-                        make quick-release / release-skip-tests (release with
-                        KUBE_RELEASE_RUN_TESTS=n): the engines build make cross for their
-                        share of release.sh's platforms, then the tree's build/package-tarballs.sh
-                        packages all of them on the host into _output/release-tars, its server
-                        images built on the first docker engine of the list (the tree reads
-                        KUBE_BASE_IMAGE_REGISTRY, KUBE_BUILD_PULL_LATEST_IMAGES,
-                        KUBE_BUILD_CONFORMANCE, KUBE_DOCKER_REGISTRY there); stdout then lists
-                        the tarballs after the binaries.
+  --engines A,B,...     fan the platforms out over several engines (also KUBE_BUILD_ENGINES);
+                        --skip-unreachable goes on without an engine that does not answer
 
-No change, no build: when the last successful run of the same command (same environment passed
-in, same kube-build and kube-cross images, same data container) left the tree as it is now
-(every synced entry's stamps; an edit made while it ran means it did not) and its copied-out
-binaries untouched, nothing is started: the binaries are reported as they are. Anything else
-runs the command, and so do --force and a command that copied out no binaries (tests, `true`:
-their effect is not a file to report).
-
-The environment the scripts pass (KUBE_BUILD_PLATFORMS, GOFLAGS, GOGCFLAGS, GOLDFLAGS when set,
-GOPROXY, SOURCE_DATE_EPOCH, KUBE_VERBOSE, KUBERNETES_HTTP(S)_PROXY/NO_PROXY...) reaches the build.
-A run records, when it can prove it, that the data container equals the tree: the tree's stamps
-(mode, size, mtime, ctime, inode of every synced entry), the data container and the rsync daemon.
-The next run skips the sync-in while all three match, and copies out only what its command
-changed (listed by a small sh wrapper around the command, by ctime; on a local engine into a
-host directory, and the build container starts while the tree is stamped and synced). Anything
-else (a new or deleted file in the container, different bytes the copy-out filters keep there,
-a failed command, a shell, --no-copy, the scripts' build/run.sh in between) leaves no record,
-and says why: the next run syncs in full.
-After a successful run the rsync daemon is left running on 127.0.0.1 for the next one (it is
-reused only if it serves the same image, data container, user and port); KUBE_RSYNC_KEEP=n stops
-it as the scripts do, make-clean removes it. A failure or SIGINT/SIGTERM stops and removes the
-build and rsync containers. stdout: the binaries built; with --json one object: the tree,
-engine, mode, images and command, then the dry run's commands in order (`commands`) or the
-outcome (`ok`, `output`, `binaries`); a fan-out's has `shares` (engine, platforms, run) and
-`packaging`.",
+No change, no build: a command whose last success left the tree and binaries as they are is not
+run again. stdout: the binaries built (--json: one object with the run and its outcome).
+",
     run,
     flags: dockerized::RunOptions::FANOUT_FLAGS,
     command_after: Some(FANOUT_VALUE_FLAGS),
@@ -158,7 +119,13 @@ fn fan_out(
             pass.extend([flag.to_string(), v.clone()]);
         }
     }
-    for (flag, on) in [("--force", opts.force), ("--full-sync", opts.full_sync), ("--no-copy", !opts.copy)] {
+    let flags = [
+        ("--force", opts.force),
+        ("--full-sync", opts.full_sync),
+        ("--no-copy", !opts.copy),
+        ("--mirror-short", opts.mirror_short),
+    ];
+    for (flag, on) in flags {
         if on {
             pass.push(flag.to_string());
         }

@@ -95,8 +95,9 @@ fn orphaned_kube_build_layers_are_swept_and_nothing_else() {
 }
 
 /// `--mirror` against a real registry on 127.0.0.1: kube-cross, absent under the name the run
-/// wants, is pulled from the mirror and tagged with that name; the run then works. An
-/// unreachable mirror is one line and exit 2.
+/// wants, is pulled from the mirror (its repository path kept, else the short form, or the short
+/// form with --mirror-short) and tagged with that name; the run then works. A mirror without the
+/// image and an unreachable one are each one line, exit 2, telling the two apart.
 #[test]
 #[ignore = "full tier: needs docker, docker-registry and the real v1.20.2 tree"]
 fn a_registry_mirror_supplies_kube_cross() {
@@ -145,16 +146,28 @@ fn mirror_case(test: &str, real: &camino::Utf8Path, cli: testkit::Cli, flags: &[
     let mirror = format!("{}/k8s-{pid}", reg.addr);
     let mut env = vec![("KUBE_CROSS_IMAGE", wanted_repo.as_str())];
     env.extend_from_slice(envs);
-    let args = |m: &str| -> Vec<String> {
-        flags.iter().map(|f| f.to_string()).chain(["--mirror".into(), m.into(), "true".into()]).collect()
+    let args = |m: &str, short: bool| -> Vec<String> {
+        let short = short.then(|| "--mirror-short".to_string());
+        flags
+            .iter()
+            .map(|f| f.to_string())
+            .chain(["--mirror".into(), m.into()])
+            .chain(short)
+            .chain(["true".into()])
+            .collect()
     };
-    let run = |m: &str| {
-        let a = args(m);
+    let run = |m: &str, short: bool| {
+        let a = args(m, short);
         rd(&root, &a.iter().map(String::as_str).collect::<Vec<_>>(), &env)
     };
-    let out = run(&mirror);
+    // The mirror has only the short form: the path-keeping name is tried first, found missing,
+    // and the short one pulled, which the run says.
+    let out = run(&mirror, false);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
-    assert!(out.stderr.contains(&format!("pulling {mirror}/kube-cross:{CROSS_TAG}")), "{}", out.stderr);
+    let long = format!("{mirror}/{wanted_repo}:{CROSS_TAG}");
+    let short = format!("{mirror}/kube-cross:{CROSS_TAG}");
+    assert!(out.stderr.contains(&format!("{long} is not in the mirror; trying {short}")), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("kube-cross pulled from {short}")), "{}", out.stderr);
     let docker_id = docker(&["image", "inspect", "-f", "{{.Id}}", &stand_in]);
     assert_eq!(
         id(&wanted),
@@ -162,10 +175,30 @@ fn mirror_case(test: &str, real: &camino::Utf8Path, cli: testkit::Cli, flags: &[
         "the mirror's image, under the name the run wants"
     );
 
+    // With the repository path there too, that is what is pulled; --mirror-short asks for the
+    // short one only.
+    guard.tags.push(long.clone());
+    docker(&["tag", &stand_in, &long]);
+    let push = Proc::new("docker").args(["push", &long]).output().unwrap();
+    docker(&["rmi", &long]);
+    assert!(push.success(), "push to the test registry: {}", push.stderr);
+    for (short_only, pulled) in [(false, &long), (true, &short)] {
+        cli.read(&["rmi", &wanted]);
+        let out = run(&mirror, short_only);
+        assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+        assert!(out.stderr.contains(&format!("kube-cross pulled from {pulled}")), "{}", out.stderr);
+        assert!(!out.stderr.contains("trying"), "{}", out.stderr);
+    }
+
+    // A registry that answers "no such image" is told from one that does not answer.
     cli.read(&["rmi", &wanted]);
-    let out = run("127.0.0.1:9/nowhere");
+    let out = run(&format!("{}/nothing-{pid}", reg.addr), false);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("the registry {} answered: no", reg.addr)), "{}", out.stderr);
+
+    let out = run("127.0.0.1:9/nowhere", false);
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
     let errors: Vec<&str> = out.stderr.lines().filter(|l| l.contains("error")).collect();
     assert_eq!(errors.len(), 1, "one line: {}", out.stderr);
-    assert!(errors[0].contains("127.0.0.1:9/nowhere"), "{}", out.stderr);
+    assert!(errors[0].contains("127.0.0.1:9/nowhere") && errors[0].contains("did not answer"), "{}", out.stderr);
 }

@@ -6,6 +6,7 @@
 pub mod install;
 pub mod local;
 pub mod mirror;
+pub mod notice;
 pub mod pick;
 pub mod verify;
 pub mod want;
@@ -33,19 +34,11 @@ Usage: setup-go [--version V] [--mirror URL] [--exact] [--print-env | --list]
   --print-env    print GOROOT, PATH and GOTOOLCHAIN=local for: eval \"$(setup-go --print-env)\"
   --list         list the installed Go versions and those the site offers (for the tree's line)
 
-The tree's Go: .go-version, else the kube-cross tag of build/build-image/cross/VERSION
-(v1.15.5-1 -> 1.15.5), else the cross Dockerfile's FROM golang:. FORCE_HOST_GO=y or a
-GOTOOLCHAIN other than auto means the go on PATH, as the tree's own scripts decide.
-Looked for first: the go on PATH, $GOROOT, ~/sdk/go*, /usr/lib/go-*, /usr/local/go and the
-cache ($KUBE_KIT_CACHE, else ~/.cache/k8s-build-kit, under go/). A download is checked against
-the SHA-256 of the site's JSON listing or of the .sha256 file beside the archive and capped at
-the listed size; the listing and .sha256 must arrive whole within KUBE_GO_MIRROR_TIMEOUT
-seconds (60), an archive within KUBE_GO_DOWNLOAD_TIMEOUT (1800). Before it is installed, its
-entries and links must stay under go/ and its bin/go must run and report the wanted version.
-A mismatch, a short or long download, or an interrupt (exit 130) installs nothing and leaves
-no temp. Versions are release names (1.15.8, 1.20, 1.21.0; not 1.015.8, 1.21 or 1.15.0).
-A GOROOT or cache path with control characters is never used. HTTPS_PROXY and NO_PROXY are
-honoured. stdout: the GOROOT (or the env lines, or the list).",
+The tree's Go: .go-version, else the kube-cross tag (v1.15.5-1 -> 1.15.5). FORCE_HOST_GO=y means
+the go on PATH. Looked for first on the machine (PATH, $GOROOT, ~/sdk, /usr/lib/go-*, the cache
+~/.cache/k8s-build-kit/go, the Go that `cargo xtask fetch-tree` unpacked); a download is checked
+against the site's SHA-256 and installed whole or not at all. stdout: the GOROOT.
+",
     run,
     flags: &["--exact", "--list", "--mirror", "--print-env", "--version"],
     command_after: None,

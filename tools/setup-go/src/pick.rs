@@ -280,10 +280,13 @@ pub fn pick(tree: &Tree, choice: &Choice, env: &dyn Fn(&str) -> Option<String>) 
         Ok((i, why)) => Ok(Resolved { installed: Some(i), why }),
         Err(e) if e.code == 130 => Err(e),
         Err(e) => {
-            log::warn(format!(
-                "the tree wants go{} ({}) but it cannot be had ({}); using go{} from PATH, which may not build this tree (e.g. other platforms with an old vendored x/sys); set KUBE_GO_MIRROR or run setup-go",
-                w.version.text, w.from, e.msg, h.version.text
-            ));
+            let key = format!("{}\0{}\0{}\0{}", tree.root, w.version.text, h.version.text, h.goroot);
+            if crate::notice::once(&o.cache, "go-fallback", &key, log::level() >= 2) {
+                log::warn(format!(
+                    "the tree wants go{} ({}) but it cannot be had ({}); using go{} from PATH, which may not build this tree (e.g. other platforms with an old vendored x/sys). FORCE_HOST_GO=y uses it without asking; KUBE_GO_MIRROR or setup-go gets the tree's Go (said once for this tree and Go; -v repeats it)",
+                    w.version.text, w.from, e.msg, h.version.text
+                ));
+            }
             Ok(Resolved { installed: None, why: format!("go{} could not be had; the go on PATH", w.version.text) })
         }
     }

@@ -24,15 +24,13 @@ Usage: setup-gopath [--gopath DIR] [--from PATH | --clone URL [--ref REF]]
   --clone URL    git clone URL there instead (into a temp dir, renamed into place when complete)
   --ref REF      with --clone: check out this branch, tag or commit
   --print-env    print shell lines for: eval \"$(setup-gopath --print-env)\"
-                 (GOPATH, GO111MODULE=off for symlink-era trees, GOTOOLCHAIN for go.work trees)
   --probe        build cmd/kube-proxy there with `go build` and report the binary or the errors
   --go X         the Go of the probe, as kube-build's --go (default auto: the tree's Go line)
   --force        repoint an existing symlink that points at another tree (never a directory)
   --dry-run      say what would be done; change nothing
 
-Idempotent: rerunning with the same tree changes nothing. An existing different directory is
-never replaced (exit 2, nothing touched). stdout: the checkout path (then the kube-proxy binary
-with --probe), or only the env lines with --print-env.",
+Idempotent; an existing different directory is never replaced. stdout: the checkout path.
+",
     run,
     flags: &["--clone", "--dry-run", "--force", "--from", "--go", "--gopath", "--print-env", "--probe", "--ref"],
     command_after: None,
