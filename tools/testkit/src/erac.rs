@@ -71,7 +71,7 @@ pub fn tree(name: &str) -> Result<Utf8PathBuf, Fail> {
     git(&["add", "-A"])?;
     git(&["commit", "-q", "-m", "era C fixture"])?;
     git(&["tag", "v1.36.0-alpha.0"])?;
-    Ok(Utf8PathBuf::from_path_buf(std::fs::canonicalize(&root)?).map_err(|_| Fail::new("scratch path not UTF-8"))?)
+    Utf8PathBuf::from_path_buf(std::fs::canonicalize(&root)?).map_err(|_| Fail::new("scratch path not UTF-8"))
 }
 
 /// This run's stand-in era-C kube-cross, `<cross_repo>:<CROSS_TAG>`: the bookworm base (make,
