@@ -101,3 +101,128 @@ fn era_c_offline_run_sh_fails_fetching_go_and_run_dockerized_serves_the_hosts_go
     assert!(out.stderr.contains("fetched in the container as upstream does (GOPROXY=off"), "{}", out.stderr);
     assert!(out.stderr.contains(&format!("go: download {want}")), "{}", out.stderr);
 }
+
+/// A rootless dockerd of `user` (dockerd-rootless.sh under rootlesskit) in `dir`, stopped and its
+/// files removed on drop, also when the test fails.
+struct RootlessDockerd {
+    dir: camino::Utf8PathBuf,
+    sock: String,
+}
+
+impl RootlessDockerd {
+    fn start(test: &str, user: &str) -> RootlessDockerd {
+        let dir = testkit::run_tmp().unwrap().join("rootless-dockerd");
+        for d in ["run", "home", "data", "tree"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        Proc::new("chown").args(["-R", user]).arg(&dir).read().unwrap();
+        Proc::new("chmod").args(["0700"]).arg(dir.join("run")).read().unwrap();
+        let sock = format!("unix://{dir}/run/docker.sock");
+        let me = RootlessDockerd { dir: dir.clone(), sock: sock.clone() };
+        // A session of its own, so that its whole process group stops on drop.
+        let script = format!(
+            "export HOME={dir}/home XDG_RUNTIME_DIR={dir}/run PATH=/usr/share/docker.io/contrib:$PATH; \
+             setsid sh -c 'echo $$ > {dir}/home/pgid; exec dockerd-rootless.sh --data-root {dir}/data -H {sock} \
+             > {dir}/home/dockerd.log 2>&1' < /dev/null > /dev/null 2>&1 &"
+        );
+        Proc::new("su").args(["-s", "/bin/sh", user, "-c", &script]).read().unwrap();
+        // Readiness: the daemon answers (polled, bounded; no time is asserted).
+        for _ in 0..120 {
+            if me.docker(user, "info --format '{{json .SecurityOptions}}'").is_ok_and(|o| o.contains("name=rootless")) {
+                return me;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        let log = std::fs::read_to_string(dir.join("home/dockerd.log")).unwrap_or_default();
+        testkit::missing(
+            test,
+            &format!("a rootless dockerd (did not answer; its log ends: {})", log.lines().last().unwrap_or("")),
+        );
+    }
+
+    /// `docker WORDS` as `user` against this daemon (WORDS are the test's own, quoted for sh).
+    fn docker(&self, user: &str, words: &str) -> Result<String, kube_tree::Fail> {
+        Proc::new("su").args(["-s", "/bin/sh", user, "-c", &format!("docker -H {} {words}", self.sock)]).read()
+    }
+}
+
+impl Drop for RootlessDockerd {
+    fn drop(&mut self) {
+        if let Ok(pgid) = std::fs::read_to_string(self.dir.join("home/pgid")) {
+            let _ = Proc::new("kill").args(["-TERM", "--", &format!("-{}", pgid.trim())]).output();
+            for _ in 0..60 {
+                if !self.dir.join("run/docker.sock").exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A tiny image made of the host's own dash and coreutils (no registry is reachable).
+fn tiny_rootfs(dir: &Utf8Path) -> camino::Utf8PathBuf {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    for b in ["dash", "mkdir", "touch", "id"] {
+        let bin = kube_tree::proc::which(b).unwrap();
+        std::fs::copy(&bin, root.join("usr/bin").join(b)).unwrap();
+        for lib in Proc::new("ldd").arg(&bin).read().unwrap().split_whitespace().filter(|w| w.starts_with('/')) {
+            let to = root.join(lib.trim_start_matches('/'));
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(lib, &to).unwrap();
+        }
+    }
+    std::os::unix::fs::symlink("dash", root.join("usr/bin/sh")).unwrap();
+    std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
+    let tar = dir.join("tiny.tar");
+    Proc::new("tar").arg("-C").arg(&root).arg("-cf").arg(&tar).arg(".").read().unwrap();
+    Proc::new("chmod").arg("0644").arg(&tar).read().unwrap();
+    tar
+}
+
+/// Upstream's fix (#134710): under rootless docker, bind mode runs the build without `--user`
+/// (root in the container is the caller outside), so what it writes in the tree is the caller's.
+#[test]
+#[ignore = "full tier: needs root, KUBE_TEST_ROOTLESS_USER (.ci/run makes one), rootlesskit and docker.io's dockerd-rootless.sh"]
+fn rootless_docker_bind_mode_runs_without_user_and_the_files_are_the_callers() {
+    let test = "rootless_docker_bind_mode_runs_without_user_and_the_files_are_the_callers";
+    let user = std::env::var("KUBE_TEST_ROOTLESS_USER").unwrap_or_default();
+    if user.is_empty() || !user.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        testkit::missing(test, "KUBE_TEST_ROOTLESS_USER (an unprivileged user with /etc/subuid ranges)");
+    }
+    for tool in ["rootlesskit", "su", "ldd", "dash"] {
+        if kube_tree::proc::which(tool).is_none() {
+            testkit::missing(test, &format!("{tool} (apt-get install rootlesskit)"));
+        }
+    }
+    if !Utf8Path::new("/usr/share/docker.io/contrib/dockerd-rootless.sh").exists() {
+        testkit::missing(test, "dockerd-rootless.sh (Debian's docker.io ships it in /usr/share/docker.io/contrib)");
+    }
+    let daemon = RootlessDockerd::start(test, &user);
+    let tar = tiny_rootfs(&daemon.dir);
+    daemon.docker(&user, &format!("import {tar} kit-rootless-test/tiny:1")).unwrap();
+    let tree = daemon.dir.join("tree/kubernetes");
+    Proc::new("cp").arg("-a").arg(erac::fixture_dir()).arg(&tree).read().unwrap();
+    let bin = daemon.dir.join("run-dockerized");
+    std::fs::copy(BIN, &bin).unwrap();
+    Proc::new("chown").args(["-R", &user]).arg(daemon.dir.join("tree")).arg(&bin).read().unwrap();
+    let cmd = format!(
+        "cd {tree} && HOME={dir}/home DOCKER_HOST={sock} {bin} --mode bind --cross-image kit-rootless-test/tiny:1 \
+         sh -c 'mkdir -p _output/dockerized/bin && touch _output/dockerized/bin/made && id -u'",
+        dir = daemon.dir,
+        sock = daemon.sock
+    );
+    let out = Proc::new("su").args(["-s", "/bin/sh", &user, "-c", &cmd]).output().unwrap();
+    assert!(out.success(), "{}{}", out.stdout, out.stderr);
+    // The build's own output is a log (stderr): `id -u` printed 0.
+    assert!(
+        out.stderr.lines().any(|l| l.trim() == "0"),
+        "the build runs as root in the container (no --user): {}",
+        out.stderr
+    );
+    let made = std::fs::metadata(tree.join("_output/dockerized/bin/made")).unwrap();
+    let caller = Proc::new("id").args(["-u", &user]).read().unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&made).to_string(), caller.trim(), "the file is the caller's");
+}
