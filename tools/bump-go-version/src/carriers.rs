@@ -50,6 +50,19 @@ pub struct Options {
     pub cross_rev: Option<u32>,
     pub minimum: bool,
     pub go_directive: bool,
+    /// `--images`: on era C, move the kube-cross and go-runner tags even if no image is known.
+    pub images: bool,
+    /// Whether an image (`repo:tag`) is known to exist: on the engine, or its registry answers
+    /// for it. None: never asked (every derived tag moves, as before era C).
+    pub published: Option<fn(&str) -> bool>,
+}
+
+/// An era-C image tag the bump left as it is: no such image is known to be published.
+#[derive(Debug, Clone)]
+pub struct KeptTag {
+    pub entry: String,
+    pub tag: String,
+    pub derived: String,
 }
 
 /// The carriers of `tree` and the Go version they carry now.
@@ -57,6 +70,24 @@ pub struct CarrierSet {
     pub current: String,
     pub carriers: Vec<Carrier>,
     pub warnings: Vec<String>,
+    /// Era C: image tags that stay (see [`KeptTag`]).
+    pub kept: Vec<KeptTag>,
+}
+
+/// The image an era-C dependencies.yaml entry names, when it is one whose tag the tree no
+/// longer needs to move with Go (kube-cross only bootstraps; go-runner is replaced by the
+/// tree's own log runner): `registry/kube-cross:<tag>` or `registry/go-runner:<tag>`.
+fn era_c_image(tree: &Tree, entry: &str, tag: &str) -> Option<String> {
+    let name = ["kube-cross", "go-runner"].into_iter().find(|n| entry.contains(n))?;
+    let common = read(tree, "build/common.sh").ok().flatten().unwrap_or_default();
+    let registry = common
+        .find("KUBE_BASE_IMAGE_REGISTRY:-")
+        .map(|i| &common[i + "KUBE_BASE_IMAGE_REGISTRY:-".len()..])
+        .and_then(|r| r.split('}').next())
+        .map(|r| r.trim_matches('"').to_string())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "registry.k8s.io/build-image".into());
+    Some(format!("{registry}/{name}:{tag}"))
 }
 
 fn re(s: &str) -> Result<Regex, Fail> {
@@ -120,6 +151,7 @@ pub fn carriers(tree: &Tree, to: Option<&GoVersion>, opts: &Options) -> Result<C
     let new_go = to.map(|v| v.text.clone()).unwrap_or_else(|| current.clone());
     let mut warnings = deps.as_ref().map(|d| d.warnings.clone()).unwrap_or_default();
     let mut out = Vec::new();
+    let mut kept = Vec::new();
     let cross_rev = if to.is_some() { opts.cross_rev } else { None };
     // In --check mode a tag stays what it is.
     let derive = |old_tag: &str, rev: Option<u32>| -> Option<String> {
@@ -148,6 +180,16 @@ pub fn carriers(tree: &Tree, to: Option<&GoVersion>, opts: &Options) -> Result<C
                 } else {
                     continue;
                 };
+                // Era C: a tag names an image kubernetes/release publishes; the build fetches the
+                // tree's Go itself when the image is older. Moved only when asked or known.
+                if tree.era == Era::C && to.is_some() && new != dep.version && !opts.images {
+                    if let Some(image) = era_c_image(tree, &dep.name, &new) {
+                        if !opts.published.is_some_and(|known| known(&image)) {
+                            kept.push(KeptTag { entry: dep.name.clone(), tag: dep.version.clone(), derived: new });
+                            continue;
+                        }
+                    }
+                }
                 let source = format!("{DEPS}: {}", dep.name);
                 out.push(Carrier {
                     path: DEPS.into(),
@@ -248,7 +290,7 @@ pub fn carriers(tree: &Tree, to: Option<&GoVersion>, opts: &Options) -> Result<C
             ));
         }
     }
-    Ok(CarrierSet { current, carriers: out, warnings })
+    Ok(CarrierSet { current, carriers: out, warnings, kept })
 }
 
 /// A refPath must name a file beneath the tree (a link to one inside is followed).

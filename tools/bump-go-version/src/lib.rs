@@ -29,6 +29,9 @@ Usage: bump-go-version [--] <VERSION> [--dry-run | --diff] [--json] [-z] [--cros
   --cross-rev N    revision of the new kube-cross tag (default: -1, or .0 in the newer form)
   --minimum        also move hack/lib/golang.sh minimum_go_version to the new minor
   --go-directive   also move the `go` directive of go.mod, go.work and the staging go.mod files
+  --images         era C: also move the kube-cross and go-runner tags when no such image is
+                   known (by default they move only if the engine has the image or its registry
+                   answers for it: the tree fetches its Go itself when kube-cross is older)
   --allow-missing  write even if a carrier the era requires is not found
   --allow-downgrade  move to an older Go than the tree's
   --check          verify that every carrier agrees: exit 1 on drift; writes nothing
@@ -45,6 +48,7 @@ All or nothing: no file is written unless every carrier could be moved. stdout: 
         "--diff",
         "--dry-run",
         "--go-directive",
+        "--images",
         "--minimum",
         "--recover",
         "-z",
@@ -92,6 +96,7 @@ fn parse(ctx: &mut Ctx) -> Result<Args, Fail> {
     let allow_downgrade = ctx.flag("--allow-downgrade");
     let minimum = ctx.flag("--minimum");
     let go_directive = ctx.flag("--go-directive");
+    let images = ctx.flag("--images");
     let cross_rev = match ctx.opt_string("--cross-rev")? {
         Some(r) => Some(
             r.parse::<u16>()
@@ -113,7 +118,13 @@ fn parse(ctx: &mut Ctx) -> Result<Args, Fail> {
     if check && recover {
         return Err(Fail::new("--check and --recover exclude each other"));
     }
-    let opts = Options { cross_rev: cross_rev.map(u32::from), minimum, go_directive };
+    let opts = Options {
+        cross_rev: cross_rev.map(u32::from),
+        minimum,
+        go_directive,
+        images,
+        published: Some(image_published),
+    };
     Ok(Args { to, check, recover, dry_run, diff, nul, allow_missing, allow_downgrade, opts })
 }
 
@@ -213,6 +224,16 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     }
     let set = carriers::carriers(&tree, args.to.as_ref(), &args.opts)?;
     set.warnings.iter().for_each(log::warn);
+    if let (false, Some(to)) = (set.kept.is_empty(), &args.to) {
+        let tags: Vec<String> =
+            set.kept.iter().map(|k| format!("{} stays {} (not {})", k.entry, k.tag, k.derived)).collect();
+        log::status(format!(
+            "{}: no such image is known (not on the engine, its registry does not answer; --images moves them anyway); \
+             the tree fetches go{} itself (GOTOOLCHAIN), and run-dockerized serves it offline from the host",
+            tags.join(", "),
+            to.text
+        ));
+    }
     let (pending, stale) = leftovers(&tree, &journal, &set.carriers)?;
     if pending {
         // Read-only: report, never finish (that is a write).
@@ -326,4 +347,27 @@ fn json(from: &str, to: &str, ev: &Evaluation, written: bool, problems: &[&carri
             ),
         ),
     ])
+}
+
+/// An image is known to exist: the engine holds it, or its registry answers for its manifest.
+/// Each asked with a deadline; a reference that is not a valid image name is never asked.
+fn image_published(image: &str) -> bool {
+    if kube_tree::values::image_ref("image", image).is_err() {
+        return false;
+    }
+    let deadline = std::time::Duration::from_secs(10);
+    let engine =
+        std::env::var("KUBE_CONTAINER_ENGINE").ok().filter(|e| e == "podman").unwrap_or_else(|| "docker".into());
+    let on_engine = kube_tree::proc::Proc::new(&engine)
+        .args(["image", "inspect", "--format", "{{.Id}}", image])
+        .timeout(deadline)
+        .output()
+        .is_ok_and(|o| o.success());
+    if on_engine {
+        return true;
+    }
+    let Some((repo, tag)) = image.rsplit_once(':') else { return false };
+    let Some((host, path)) = repo.split_once('/') else { return false };
+    let url = format!("https://{host}/v2/{path}/manifests/{tag}");
+    setup_go::mirror::answers(&url, deadline).is_ok_and(|code| code == 200)
 }

@@ -100,7 +100,8 @@ fn era_b_moves_dependencies_yaml_carriers_but_not_etcd_or_other_branches() {
 fn era_c_derives_new_tags_and_warns_on_a_minor_bump() {
     let root = fixture::scratch_tree("bg-c", &Spec::era_c());
     let before = snapshot(&root);
-    let out = bg(&root, &["1.26rc1", "--json"]);
+    // --images: derive and move the image tags (era C keeps them unless asked or known).
+    let out = bg(&root, &["1.26rc1", "--json", "--images"]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("minor bump 1.25 -> 1.26"), "{}", out.stderr);
     assert!(out.stdout.starts_with(r#"{"from":"1.25.6","to":"1.26rc1","written":true,"changes":[{"file":".go-version","line":1,"old":"1.25.6","new":"1.26rc1"}"#), "{}", out.stdout);
@@ -133,7 +134,7 @@ fn era_c_derives_new_tags_and_warns_on_a_minor_bump() {
 
     // --cross-rev, --minimum and --go-directive on the way to the final release.
     let before = snapshot(&root);
-    let out = bg(&root, &["1.26.0", "--cross-rev", "2", "--minimum", "--go-directive"]);
+    let out = bg(&root, &["1.26.0", "--cross-rev", "2", "--minimum", "--go-directive", "--images"]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(!out.stderr.contains("minor bump"), "{}", out.stderr);
     let changes = line_changes(&before, &snapshot(&root));
@@ -237,7 +238,7 @@ fn diff_applies_with_git_and_equals_the_write() {
     }
     let a = fixture::scratch_tree("bg-diff-a", &Spec::era_c());
     let b = fixture::scratch_tree("bg-diff-b", &Spec::era_c());
-    let d = bg(&a, &["1.25.7", "--diff"]);
+    let d = bg(&a, &["1.25.7", "--diff", "--images"]);
     assert_eq!(d.status.code(), Some(0));
     assert!(d.stdout.starts_with("diff --git a/.go-version b/.go-version\n"), "{}", d.stdout);
     let before = snapshot(&a);
@@ -246,7 +247,7 @@ fn diff_applies_with_git_and_equals_the_write() {
     std::fs::write(&patch, &d.stdout).unwrap();
     let applied = Proc::new("git").args(["apply", "--verbose"]).arg(&patch).dir(&a).output().unwrap();
     assert!(applied.success(), "{}", applied.stderr);
-    let w = bg(&b, &["1.25.7", "-z"]);
+    let w = bg(&b, &["1.25.7", "-z", "--images"]);
     assert_eq!(w.status.code(), Some(0));
     assert_eq!(w.stdout.split('\0').filter(|s| !s.is_empty()).count(), 6, "{:?}", w.stdout);
     assert_eq!(snapshot(&a), snapshot(&b));

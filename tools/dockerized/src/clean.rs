@@ -277,4 +277,36 @@ mod tests {
         assert_eq!(human_bytes("0B"), Some(0));
         assert_eq!(human_bytes("N/A"), None);
     }
+
+    /// Era C (Go 1.25.7+, #136927): the module cache persists in `_output/dockerized/go` with
+    /// read-only directories; removing it needs them writable again, and a link inside is never
+    /// followed out of the tree. Modes are checked, not the removal (root could remove anyway).
+    #[test]
+    fn the_read_only_module_cache_is_made_writable_and_links_are_not_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = kube_tree::fixture::scratch_tree("clean-modcache", &kube_tree::fixture::Spec::era_c());
+        let base = base.parent().unwrap().to_owned();
+        let mode = |p: &Utf8Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        let cache = base.join("out/dockerized/go/cache/mod/golang.org/toolchain@v0.0.1-go1.25.7.linux-amd64");
+        std::fs::create_dir_all(cache.join("bin")).unwrap();
+        std::fs::write(cache.join("bin/go"), "").unwrap();
+        let outside = base.join("elsewhere");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, cache.join("link")).unwrap();
+        for (p, m) in [
+            (cache.join("bin/go"), 0o555),
+            (cache.join("bin"), 0o555),
+            (cache.clone(), 0o555),
+            (outside.clone(), 0o555),
+        ] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).unwrap();
+        }
+        make_writable(&base.join("out")).unwrap();
+        assert_eq!(mode(&cache), 0o755);
+        assert_eq!(mode(&cache.join("bin")), 0o755);
+        assert_eq!(mode(&cache.join("bin/go")), 0o755);
+        assert_eq!(mode(&outside), 0o555, "the link's target is not the tree's");
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

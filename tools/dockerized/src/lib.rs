@@ -22,6 +22,7 @@ mod report;
 mod result;
 mod rsync;
 mod setup;
+pub mod toolchain;
 
 use build::*;
 use containers::*;
@@ -429,7 +430,11 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
             if !opts.dry_run {
                 setup.tree.confined("_output/dockerized")?.create_dir_all()?;
             }
-            job.run_in_container(&containers, cmd, &[], interactive)?
+            // Era C: the Go the tree names, served from the host when the container cannot fetch it.
+            let go = toolchain::plan(&setup.tree, &|k| std::env::var(k).ok(), &toolchain::proxy_answers)?;
+            toolchain::log_plan(&go);
+            let extra = if opts.dry_run { Vec::new() } else { go.container_args(&setup.tree)? };
+            job.run_in_container(&containers, cmd, &extra, interactive)?
         }
     };
     if kube_tree::proc::interrupted() {

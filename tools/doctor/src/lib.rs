@@ -387,6 +387,7 @@ pub fn diagnose(tree: Option<&Tree>, docker_required: bool, go: &Choice, engine:
     let is_mac = macos();
     let mut checks = vec![check_go(tree)];
     checks.extend(tree.map(|t| check_tree_go(t, go)));
+    checks.extend(tree.and_then(check_container_go));
     checks.extend([
         check_present("rsync", "apt-get install rsync (macOS: brew install rsync)"),
         check_present("git", "apt-get install git"),
@@ -418,6 +419,27 @@ pub fn check_tree_go(tree: &Tree, go: &Choice) -> Check {
         ),
         Err(e) => check("tree-go", Level::Fail, e.msg, "fix the tree's Go version file, or pass --go"),
     }
+}
+
+/// Era C: which Go the build container will use (the image only bootstraps; the tree's
+/// `.go-version` is switched to) and whether it can get it without network. None for other eras.
+pub fn check_container_go(tree: &Tree) -> Option<Check> {
+    use dockerized::toolchain::{plan, proxy_answers, GoPlan};
+    let name = "container-go";
+    let p = match plan(tree, &|k| std::env::var(k).ok(), &proxy_answers) {
+        Ok(GoPlan::NotNeeded) => return None,
+        Ok(p) => p,
+        Err(e) => return Some(check(name, Level::Fail, e.msg, "fix the tree's .go-version (or GO_VERSION)")),
+    };
+    Some(match &p {
+        GoPlan::Missing { version } => check(
+            name,
+            Level::Warn,
+            p.describe(),
+            format!("`setup-go --go {version}` (from a mirror: KUBE_GO_MIRROR), or a GOPROXY that serves golang.org/toolchain"),
+        ),
+        _ => check(name, Level::Ok, p.describe(), ""),
+    })
 }
 
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {

@@ -289,3 +289,50 @@ fn the_engine_report_names_mirrors_and_where_kube_cross_is() {
         assert!(engine.contains(" ok ") && engine.contains("reachable") && engine.contains("GB memory"), "{engine}");
     }
 }
+
+/// An era-C tree: the container switches to `.go-version`'s Go; offline (a proxy that refuses,
+/// so the Go proxy never answers) it can only have it from the host, and doctor says which.
+#[test]
+fn era_c_says_which_go_the_container_uses_and_whether_it_needs_network() {
+    let root = fixture::scratch_tree("doc-era-c", &Spec::era_c());
+    let version = std::fs::read_to_string(root.join(".go-version")).unwrap().trim().to_string();
+    let home = root.parent().unwrap().join("home");
+    let run = |home: &Utf8Path| {
+        Proc::new(BIN)
+            .arg("--kube-root")
+            .arg(&root)
+            .env("DOCKER_HOST", format!("unix://{root}/no-engine.sock"))
+            .env("HOME", home)
+            .env("KUBE_KIT_CACHE", home.join("cache"))
+            .env("HTTPS_PROXY", "http://127.0.0.1:1")
+            .env_remove("GOROOT")
+            .env_remove("GOTOOLCHAIN")
+            .env_remove("GOPROXY")
+            .env_remove("GO_VERSION")
+            .env_remove("FORCE_HOST_GO")
+            .output()
+            .unwrap()
+    };
+    let out = run(&home);
+    let row_of = |said: &str| row(said, "container-go").to_string();
+    let missing = row_of(&out.stderr);
+    assert!(missing.contains(" warn ") && missing.contains(&format!("go{version} is not on this host")), "{missing}");
+    assert!(missing.contains(&format!("setup-go --go {version}")), "{missing}");
+    // The same Go in ~/sdk (as golang.org/dl installs it): served, no network needed.
+    let goroot = home.join(format!("sdk/go{version}"));
+    std::fs::create_dir_all(goroot.join("bin")).unwrap();
+    std::fs::write(goroot.join("bin/go"), "").unwrap();
+    std::fs::write(goroot.join("VERSION"), format!("go{version}\n")).unwrap();
+    let out = run(&home);
+    let served = row_of(&out.stderr);
+    assert!(served.contains(" ok ") && served.contains(&format!("go{version} from the host ({goroot}")), "{served}");
+    assert!(served.contains("no network needed"), "{served}");
+    // Era B has no such row.
+    let b = fixture::scratch_tree("doc-era-b-no-row", &Spec::era_b());
+    let out =
+        Proc::new(BIN).arg("--kube-root").arg(&b).env("DOCKER_HOST", format!("unix://{b}/x.sock")).output().unwrap();
+    assert!(!out.stderr.contains("container-go"), "{}", out.stderr);
+    for r in [root, b] {
+        std::fs::remove_dir_all(r.parent().unwrap()).unwrap();
+    }
+}

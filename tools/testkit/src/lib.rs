@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod engine;
+pub mod erac;
 pub mod gomirror;
 pub mod podman;
 pub mod registry;
@@ -431,7 +432,12 @@ pub const RUN_LABEL: &str = "io.k8s-build-kit.test-run";
 /// How the stand-in kube-cross is made from [`BASE_IMAGE`] (on docker and on podman alike),
 /// labelled with this run ([`RUN_LABEL`]).
 pub(crate) fn stand_in_dockerfile() -> String {
-    format!("{STAND_IN_DOCKERFILE}LABEL {RUN_LABEL}={}\n", std::process::id())
+    format!("{STAND_IN_DOCKERFILE}{}", stand_in_label())
+}
+
+/// The Dockerfile line that labels an image with this run ([`RUN_LABEL`]).
+pub(crate) fn stand_in_label() -> String {
+    format!("LABEL {RUN_LABEL}={}\n", std::process::id())
 }
 
 const STAND_IN_DOCKERFILE: &str = "FROM k8s-build-kit/debian-go:bookworm\nRUN cp -a /usr/lib/go-1.19 /usr/local/go && mkdir -p /go/src /go/bin && chmod -R a+rwx /go\nENV GOPATH=/go PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n";
