@@ -29,9 +29,7 @@ Usage: bump-go-version [--] <VERSION> [--dry-run | --diff] [--json] [-z] [--cros
   --cross-rev N    revision of the new kube-cross tag (default: -1, or .0 in the newer form)
   --minimum        also move hack/lib/golang.sh minimum_go_version to the new minor
   --go-directive   also move the `go` directive of go.mod, go.work and the staging go.mod files
-  --images         era C: also move the kube-cross and go-runner tags when no such image is
-                   known (by default they move only if the engine has the image or its registry
-                   answers for it: the tree fetches its Go itself when kube-cross is older)
+  --images         era C: move the kube-cross and go-runner tags even if no such image is known
   --allow-missing  write even if a carrier the era requires is not found
   --allow-downgrade  move to an older Go than the tree's
   --check          verify that every carrier agrees: exit 1 on drift; writes nothing
