@@ -13,7 +13,7 @@ pub const TOOL: Tool = Tool {
 build-shell: an interactive shell (or the given command) in the build container (build/shell.sh)
 
 Usage: build-shell [--mode rsync|bind] [--engine E] [--cross-image IMG] [--mirror REG]
-                   [--full-sync] [--no-copy] [--force] [--dry-run] [command...]
+                   [--cache shared|private] [--full-sync] [--no-copy] [--force] [--dry-run] [command...]
 
   --full-sync   sync every source in, even when the last run's record says the data
                 container already matches the tree

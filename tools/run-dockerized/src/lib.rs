@@ -23,6 +23,11 @@ Usage: run-dockerized [options] [--] <command...>
   --engine docker|podman  (default: KUBE_CONTAINER_ENGINE, else docker; DOCKER_HOST/contexts apply)
   --cross-image IMG     kube-cross image (also KUBE_CROSS_IMAGE / KUBE_CROSS_VERSION)
   --mirror REGISTRY     pull kube-cross from a mirror and tag it with the name the tree expects
+  --cache shared|private  shared (default; also KUBE_BUILD_CACHE): one Go build cache per engine,
+                        a volume (k8s-build-kit-go-cache, or KUBE_KIT_CACHE_VOLUME) mounted at
+                        _output/dockerized/go/cache for every tree, branch and worktree (eras
+                        B/C: the module cache too); trimmed to KUBE_KIT_CACHE_MAX (default 10G,
+                        least recently used first). private: the tree's own cache, as the scripts
   --no-copy             leave the output in the data container (also KUBE_RUN_COPY_OUTPUT=n)
   --full-sync           sync everything in and out even if the last run's record says the data
                         container matches the tree (also KUBE_RUN_FULL_SYNC=y)
@@ -153,7 +158,7 @@ fn fan_out(
         return Err(Fail::new("a fan-out runs every share in rsync mode: drop --mode"));
     }
     let mut pass = Vec::new();
-    for (flag, v) in [("--mirror", &opts.mirror), ("--cross-image", &opts.cross_image)] {
+    for (flag, v) in [("--mirror", &opts.mirror), ("--cross-image", &opts.cross_image), ("--cache", &opts.cache)] {
         if let Some(v) = v {
             pass.extend([flag.to_string(), v.clone()]);
         }
