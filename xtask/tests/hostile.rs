@@ -297,6 +297,13 @@ fn mutate(sb: &mut Sandbox, m: &str) {
         // Reads are confined: a link out to the canary, a FIFO or a link to /dev/zero at a path.
         m if m.starts_with("canary=") => link(o.join("canary"), &t.join(&m["canary=".len()..])),
         m if m.starts_with("zero=") => link("/dev/zero", &t.join(&m["zero=".len()..])),
+        // A Go outside the tree whose VERSION says go1.15.5 and whose bin/go is a text file.
+        "text-go-out" => {
+            put(&o.join("textgo/VERSION"), "go1.15.5\n");
+            put(&o.join("textgo/bin/go"), "#!/bin/sh\necho go version go1.15.5 linux/amd64\n");
+            std::fs::set_permissions(o.join("textgo/bin/go"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        }
         m if m.starts_with("big=") => put(&t.join(&m["big=".len()..]), &"# padding\n".repeat(300_000)),
         m if m.starts_with("fifo=") => {
             let at = t.join(&m["fifo=".len()..]);

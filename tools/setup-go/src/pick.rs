@@ -294,7 +294,12 @@ pub fn pick(tree: &Tree, choice: &Choice, env: &dyn Fn(&str) -> Option<String>) 
 pub fn preview(tree: &Tree, choice: &Choice, env: &dyn Fn(&str) -> Option<String>) -> Result<(bool, String), Fail> {
     let w = match decide(tree, choice, env)? {
         Decision::Host(why) => return Ok((true, format!("the go on PATH: {why}"))),
-        Decision::Given(i, _) => return Ok((true, format!("go{} at {} (--go)", i.version.text, i.goroot))),
+        Decision::Given(i, _) => {
+            // doctor's word that a given Go is fine rests on running it, not on its VERSION file.
+            crate::verify::reports(&i.goroot, &i.version)
+                .map_err(|e| Fail::new(format!("--go {}: {}", i.goroot, e.replace("go/bin/go", "bin/go"))))?;
+            return Ok((true, format!("go{} at {} (--go)", i.version.text, i.goroot)));
+        }
         Decision::Tree { want, .. } => want,
     };
     let all = local::all(&cache_dir(env).join("go"), env);
