@@ -77,9 +77,10 @@ pub fn shares_module_cache(era: Era) -> bool {
     era != Era::A
 }
 
-/// The build container's mount of the shared volume at the scripts' cache path.
+/// The build container's mount of the shared volume at the scripts' cache path (`--volume`: the
+/// name is checked to hold no `:` and the target has none).
 pub(crate) fn mount_args(volume: &str) -> Vec<String> {
-    vec!["--mount".into(), format!("type=volume,source={volume},target={REMOTE_ROOT}/{CACHE_SUBPATH}")]
+    vec!["--volume".into(), format!("{volume}:{REMOTE_ROOT}/{CACHE_SUBPATH}")]
 }
 
 /// [`CACHE_MAX_VAR`] in bytes: `10G`, `512M`, `2048K` or a plain number.
@@ -173,12 +174,12 @@ impl Job<'_> {
             format!("{LABEL_KIND}={CACHE_KIND}"),
             volume.clone(),
         ])?;
-        let mount = format!("type=volume,source={volume},target={ONE_OFF_TARGET}");
+        let mount = format!("{volume}:{ONE_OFF_TARGET}");
         let opened = engine.run(&[
             "run",
             "--rm",
             "--user=0:0",
-            "--mount",
+            "--volume",
             mount.as_str(),
             "--entrypoint",
             "chmod",
@@ -230,13 +231,13 @@ impl Job<'_> {
         if recent {
             return Ok(());
         }
-        let mount = format!("type=volume,source={volume},target={ONE_OFF_TARGET}");
+        let mount = format!("{volume}:{ONE_OFF_TARGET}");
         let max = max.to_string();
         let out = engine.run(&[
             "run",
             "--rm",
             "--user=0:0",
-            "--mount",
+            "--volume",
             mount.as_str(),
             "--workdir",
             ONE_OFF_TARGET,
@@ -269,15 +270,14 @@ mod tests {
     fn every_mode_mounts_the_shared_cache_and_private_mounts_none() {
         let engine = Engine::new(Some("docker".into()), true).unwrap();
         let root = scratch_tree("cache-args", &Spec::era_c());
-        let mount =
-            format!("type=volume,source={CACHE_VOLUME},target=/go/src/k8s.io/kubernetes/_output/dockerized/go/cache");
+        let mount = format!("{CACHE_VOLUME}:/go/src/k8s.io/kubernetes/_output/dockerized/go/cache");
         for mode in ["rsync", "bind"] {
             let mut setup = Setup::new(Tree::open(&root).unwrap(), &engine, Some(mode), None).unwrap();
             setup.cache = Some(CACHE_VOLUME.into());
             let job = Job { engine: &engine, setup: &setup };
             let args = job.build_container_args(&["make".into()], &[], false);
             let at = args.iter().position(|a| *a == mount).unwrap_or_else(|| panic!("{mode}: {args:?}"));
-            assert_eq!(args[at - 1], "--mount");
+            assert_eq!(args[at - 1], "--volume");
             // Before the image: an option of the engine's, never a word of the command.
             assert!(at < args.iter().position(|a| a == "make").unwrap());
             setup.cache = None;
@@ -290,10 +290,7 @@ mod tests {
 
     #[test]
     fn the_volume_is_mounted_where_the_scripts_put_the_go_caches() {
-        assert_eq!(
-            mount_args("v1"),
-            ["--mount", "type=volume,source=v1,target=/go/src/k8s.io/kubernetes/_output/dockerized/go/cache"]
-        );
+        assert_eq!(mount_args("v1"), ["--volume", "v1:/go/src/k8s.io/kubernetes/_output/dockerized/go/cache"]);
         assert!(!shares_module_cache(Era::A));
         assert!(shares_module_cache(Era::B) && shares_module_cache(Era::C));
     }
