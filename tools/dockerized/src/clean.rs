@@ -121,6 +121,7 @@ pub fn sizes(engine: Option<&Engine>, plan: &CleanPlan) -> std::collections::Has
     let mut out = std::collections::HashMap::new();
     if let Some(e) = engine {
         let volumes = volume_sizes(e);
+        let shared = crate::cache::volume_name().ok();
         if let Some(v) = &plan.cache {
             out.extend(volumes.get(v).map(|n| (v.clone(), *n)));
         }
@@ -131,8 +132,16 @@ pub fn sizes(engine: Option<&Engine>, plan: &CleanPlan) -> std::collections::Has
             for l in e.query(&args).ok().flatten().unwrap_or_default().lines() {
                 let f: Vec<&str> = l.split('\t').collect();
                 let own: u64 = f.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
-                let vols: u64 =
-                    f.get(2).map(|m| m.split_whitespace().filter_map(|v| volumes.get(v)).sum()).unwrap_or(0);
+                // The shared Go cache is every tree's, not this container's: counted once, as itself.
+                let vols: u64 = f
+                    .get(2)
+                    .map(|m| {
+                        m.split_whitespace()
+                            .filter(|v| Some(*v) != shared.as_deref())
+                            .filter_map(|v| volumes.get(v))
+                            .sum()
+                    })
+                    .unwrap_or(0);
                 out.insert(f[0].trim_start_matches('/').to_string(), own + vols);
             }
         }
