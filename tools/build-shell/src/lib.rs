@@ -13,9 +13,10 @@ pub const TOOL: Tool = Tool {
 build-shell: an interactive shell (or the given command) in the build container (build/shell.sh)
 
 Usage: build-shell [--mode rsync|bind] [--engine E] [--cross-image IMG] [--mirror REG]
-                   [--mirror-short] [--full-sync] [--no-copy] [--force] [--dry-run] [command...]
+                   [--mirror-short] [--cache shared|private] [--full-sync] [--no-copy] [--force]
+                   [--dry-run] [command...]
 
-  --mode, --engine, --cross-image, --mirror, --mirror-short: as run-dockerized takes them
+  --mode, --engine, --cross-image, --mirror, --mirror-short, --cache: as run-dockerized takes them
 
   --full-sync   sync every source in, even when the last run's record says the data
                 container already matches the tree

@@ -168,6 +168,10 @@ impl Job<'_> {
                 setup.cross_image.clone()
             }
         };
+        // The shared Go cache (issue 21): the one mount it needs, over the scripts' cache path.
+        if let Some(volume) = &setup.cache {
+            args.extend(crate::cache::mount_args(volume));
+        }
         args.extend(build_env_args());
         args.extend(extra.iter().cloned());
         if interactive {

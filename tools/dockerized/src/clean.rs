@@ -9,6 +9,20 @@ pub struct CleanPlan {
     pub images: Vec<String>,
     pub dangling: Vec<String>,
     pub output: Option<kube_tree::Confined>,
+    /// The shared Go cache volume (make-clean --cache), when the engine holds the kit's.
+    pub cache: Option<String>,
+}
+
+impl CleanPlan {
+    /// Adds the shared Go cache volume to the plan, when the engine holds the kit's (a volume of
+    /// that name without the kit's label is never taken).
+    pub fn with_cache(&mut self, engine: &Engine) -> Result<()> {
+        let volume = crate::cache::volume_name()?;
+        if crate::cache::cache_exists(engine, &volume)? {
+            self.cache = Some(volume);
+        }
+        Ok(())
+    }
 }
 
 pub fn clean_plan(engine: Option<&Engine>, setup: &Setup, all_dangling: bool) -> Result<CleanPlan> {
@@ -107,6 +121,10 @@ pub fn sizes(engine: Option<&Engine>, plan: &CleanPlan) -> std::collections::Has
     let mut out = std::collections::HashMap::new();
     if let Some(e) = engine {
         let volumes = volume_sizes(e);
+        let shared = crate::cache::volume_name().ok();
+        if let Some(v) = &plan.cache {
+            out.extend(volumes.get(v).map(|n| (v.clone(), *n)));
+        }
         if !plan.containers.is_empty() {
             let mut args: Vec<String> = ["container", "inspect", "--size", "--format"].map(String::from).to_vec();
             args.push("{{.Name}}\t{{.SizeRw}}\t{{range .Mounts}}{{.Name}} {{end}}".into());
@@ -114,8 +132,16 @@ pub fn sizes(engine: Option<&Engine>, plan: &CleanPlan) -> std::collections::Has
             for l in e.query(&args).ok().flatten().unwrap_or_default().lines() {
                 let f: Vec<&str> = l.split('\t').collect();
                 let own: u64 = f.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
-                let vols: u64 =
-                    f.get(2).map(|m| m.split_whitespace().filter_map(|v| volumes.get(v)).sum()).unwrap_or(0);
+                // The shared Go cache is every tree's, not this container's: counted once, as itself.
+                let vols: u64 = f
+                    .get(2)
+                    .map(|m| {
+                        m.split_whitespace()
+                            .filter(|v| Some(*v) != shared.as_deref())
+                            .filter_map(|v| volumes.get(v))
+                            .sum()
+                    })
+                    .unwrap_or(0);
                 out.insert(f[0].trim_start_matches('/').to_string(), own + vols);
             }
         }
@@ -142,7 +168,7 @@ pub fn sizes(engine: Option<&Engine>, plan: &CleanPlan) -> std::collections::Has
 }
 
 /// Every volume's size from `system df -v` (the engine computes them; "1.2GB" style).
-fn volume_sizes(e: &Engine) -> std::collections::HashMap<String, u64> {
+pub(crate) fn volume_sizes(e: &Engine) -> std::collections::HashMap<String, u64> {
     let text = e.query(&["system", "df", "-v"]).ok().flatten().unwrap_or_default();
     let mut out = std::collections::HashMap::new();
     let mut in_volumes = false;
@@ -209,6 +235,9 @@ pub fn apply_clean(engine: Option<&Engine>, plan: &CleanPlan) -> Result<()> {
         }
         for i in plan.images.iter().chain(plan.dangling.iter()) {
             let _ = e.run(&["rmi", i]);
+        }
+        if let Some(v) = &plan.cache {
+            crate::cache::remove_cache(e, v)?;
         }
     }
     if let Some(out) = &plan.output {

@@ -200,7 +200,19 @@ impl Job<'_> {
             args.extend(["--volume".into(), format!("/usr/local/go/pkg/{p}_cgo")]);
         }
         args.push(setup.names.image.clone());
-        args.extend(["chown".into(), "-R".into(), setup.user.clone(), REMOTE_ROOT.into(), "/usr/local/go/pkg/".into()]);
+        // The shared Go cache is mounted inside this volume: its mount point is made here, so
+        // that it and its parents are the caller's, not the engine's (root's).
+        args.extend([
+            "sh".into(),
+            "-c".into(),
+            r#"mkdir -p "$1" && exec chown -R "$2" "$3" /usr/local/go/pkg/"#.into(),
+        ]);
+        args.extend([
+            "data".into(),
+            format!("{REMOTE_ROOT}/{}", crate::cache::CACHE_SUBPATH),
+            setup.user.clone(),
+            REMOTE_ROOT.into(),
+        ]);
         engine.run(&args)?;
         step.done();
         Ok(engine.query(&["inspect", "--format", "{{.Id}}", data])?.unwrap_or_default())

@@ -14,6 +14,7 @@ pub(crate) mod md5;
 pub(crate) mod sync;
 
 mod build;
+pub mod cache;
 mod clean;
 mod containers;
 mod engine;
@@ -109,12 +110,14 @@ pub struct RunOptions {
     /// `--engines A,B`: fan the platforms out over these engines (see [`fanout`]).
     pub engines: Option<String>,
     pub skip_unreachable: bool,
+    /// `--cache shared|private` (else `KUBE_BUILD_CACHE`, else shared; see [`cache`]).
+    pub cache: Option<String>,
 }
 
 /// Flags that take a value (the command starts after them).
-pub const RUN_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--cross-image", "--mirror"];
+pub const RUN_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--cross-image", "--mirror", "--cache"];
 /// The same with run-dockerized's fan-out flag.
-pub const FANOUT_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--engines", "--cross-image", "--mirror"];
+pub const FANOUT_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--engines", "--cross-image", "--mirror", "--cache"];
 
 impl RunOptions {
     /// The flags [`RunOptions::from_ctx`] reads (it then rejects any other).
@@ -124,6 +127,7 @@ impl RunOptions {
         "--cross-image",
         "--mirror",
         "--mirror-short",
+        "--cache",
         "--no-copy",
         "--dry-run",
         "--full-sync",
@@ -138,6 +142,7 @@ impl RunOptions {
         "--cross-image",
         "--mirror",
         "--mirror-short",
+        "--cache",
         "--no-copy",
         "--dry-run",
         "--full-sync",
@@ -163,6 +168,10 @@ impl RunOptions {
         if let Some(i) = &cross_image {
             values::image_ref("--cross-image", i)?;
         }
+        let cache = ctx.opt_string("--cache")?;
+        if let Some(c) = &cache {
+            cache::choose(Some(c))?;
+        }
         let opts = RunOptions {
             mode: ctx.opt_string("--mode")?,
             engine: ctx.opt_string("--engine")?,
@@ -176,6 +185,7 @@ impl RunOptions {
             force: ctx.flag("--force"),
             engines: if fanout { ctx.opt_string("--engines")? } else { None },
             skip_unreachable: fanout && ctx.flag("--skip-unreachable"),
+            cache,
         };
         // Every flag is read: anything else before the command is a usage error.
         ctx.finish()?;
@@ -220,6 +230,7 @@ impl Job<'_> {
         let (image_id, built) = self.build_image(&open.cross_id, &open.facts)?;
         self.remove_old_versions(&open.containers, built)?;
         let data_id = self.ensure_data_container(&open.containers)?;
+        self.prepare_cache(&setup.names.image)?;
         let key = rsyncd_key(&image_id, &data_id, &setup.user);
         let mut cleanup = Cleanup::new(engine);
         let mut rsyncd = self.start_rsyncd(&key, Some(&open.containers), &mut cleanup)?;
@@ -359,7 +370,10 @@ impl Job<'_> {
 pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> Result<RunResult> {
     kube_tree::proc::install_interrupt_handler();
     let engine = Engine::new(opts.engine.clone(), opts.dry_run)?;
-    let setup = Setup::new(tree, &engine, opts.mode.as_deref(), opts.cross_image.clone())?;
+    let mut setup = Setup::new(tree, &engine, opts.mode.as_deref(), opts.cross_image.clone())?;
+    if opts.cache.is_some() {
+        setup.cache = cache::choose(opts.cache.as_deref())?;
+    }
     let job = Job { engine: &engine, setup: &setup };
     // Written before the tree is stamped: it is part of what gets synced.
     if !opts.dry_run {
@@ -434,12 +448,14 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
             let go = toolchain::plan(&setup.tree, &|k| std::env::var(k).ok(), &toolchain::proxy_answers)?;
             toolchain::log_plan(&go);
             let extra = if opts.dry_run { Vec::new() } else { go.container_args(&setup.tree)? };
+            job.prepare_cache(&setup.cross_image)?;
             job.run_in_container(&containers, cmd, &extra, interactive)?
         }
     };
     if kube_tree::proc::interrupted() {
         return Err(Fail::interrupted());
     }
+    job.after_build(status.as_ref());
     let plan = engine.plan.borrow().clone();
     Ok(RunResult { status, plan, mode: setup.mode, subject: RunSubject::of(&engine, &setup) })
 }
@@ -538,6 +554,7 @@ mod tests {
             cross_image: String::new(),
             hostname: "host".into(),
             user: "0:0".into(),
+            cache: None,
         };
         // By name prefix (the scripts' containers carry no label), of any version.
         assert_eq!(setup.names.hash, "20178bb462");

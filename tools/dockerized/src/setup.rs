@@ -104,6 +104,8 @@ pub struct Setup {
     pub cross_image: String,
     pub hostname: String,
     pub user: String,
+    /// The shared Go cache volume the build mounts (see [`crate::cache`]); None: the tree's own.
+    pub cache: Option<String>,
 }
 
 /// The `kube-cross` repository the tree's Dockerfile (or common.sh) names, without the tag.
@@ -198,7 +200,12 @@ impl Setup {
         };
         let hostname = hostname();
         let names = Names::new(&hostname, &tree.root, &branch, &version);
-        Ok(Setup { tree, mode, names, cross_image, hostname, user: uid_gid()? })
+        let cache = crate::cache::choose(None)?;
+        if cache.is_some() {
+            // The cap is read after the build: a bad one is refused before anything runs.
+            crate::cache::cache_max()?;
+        }
+        Ok(Setup { tree, mode, names, cross_image, hostname, user: uid_gid()?, cache })
     }
 
     /// How bind mode mounts the tree at [`REMOTE_ROOT`]: `--volume ROOT:...` as the scripts do,

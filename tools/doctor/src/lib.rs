@@ -403,7 +403,31 @@ pub fn diagnose(tree: Option<&Tree>, docker_required: bool, go: &Choice, engine:
     if let (Some(t), true) = (tree, reachable) {
         checks.push(check_kube_cross(engine, t, docker_required));
     }
+    if reachable {
+        checks.push(check_go_cache(engine));
+    }
     checks
+}
+
+/// The shared Go build cache of the containerized builds: its volume, size and cap.
+pub fn check_go_cache(engine: &Engine) -> Check {
+    use dockerized::cache;
+    let (volume, max) = match (cache::volume_name(), cache::cache_max()) {
+        (Ok(v), Ok(m)) => (v, m),
+        (Err(e), _) | (_, Err(e)) => return check("go-cache", Level::Fail, e.msg, "fix the variable it names"),
+    };
+    let cap = format!("cap {:.1} GiB ({})", max as f64 / (1u64 << 30) as f64, cache::CACHE_MAX_VAR);
+    match cache::cache_exists(engine, &volume) {
+        Ok(true) => {
+            let size = cache::cache_size(engine, &volume)
+                .map_or_else(|| "size unknown".to_string(), |n| format!("{:.2} GB", n as f64 / 1e9));
+            check("go-cache", Level::Ok, format!("volume {volume}: {size}, {cap}"), "")
+        }
+        Ok(false) => {
+            check("go-cache", Level::Ok, format!("volume {volume} not made yet (the first build makes it), {cap}"), "")
+        }
+        Err(e) => check("go-cache", Level::Warn, e.msg, "the engine does not answer: restart it"),
+    }
 }
 
 /// Which Go a build of this tree will use and why (as kube-build's `--go` decides; nothing is

@@ -76,7 +76,8 @@ fn this_machine_has_what_the_tree_needs() {
     assert!(row(&forced.stderr, "tree-go").contains("--go host"), "{}", forced.stderr);
 }
 
-/// With the machine's engine answering, the eleventh row: where the tree's kube-cross is.
+/// With the machine's engine answering, two more rows: where the tree's kube-cross is, and the
+/// shared Go cache.
 #[test]
 #[ignore = "full tier: needs docker (a reachable daemon), go, rsync, git and make"]
 fn with_the_engine_up_kube_cross_is_reported() {
@@ -90,8 +91,12 @@ fn with_the_engine_up_kube_cross_is_reported() {
     let root = fixture::scratch_tree("doc-engine-up", &Spec::era_b());
     let out = doctor(&root, None, &["--json"]);
     let names = checks(&out.stdout);
-    assert_eq!(names.len(), 11, "{names:?}");
+    assert_eq!(names.len(), 12, "{names:?}");
     assert!(row(&out.stderr, "docker").contains("reachable"), "{}", out.stderr);
+    // The shared Go cache: its volume, its size once made, and its cap.
+    let cache = row(&out.stderr, "go-cache");
+    let volume = std::env::var("KUBE_KIT_CACHE_VOLUME").unwrap_or_else(|_| "k8s-build-kit-go-cache".into());
+    assert!(cache.contains(&format!("volume {volume}")) && cache.contains(" GiB (KUBE_KIT_CACHE_MAX)"), "{cache}");
     let cross = row(&out.stderr, "kube-cross");
     assert!(
         cross.contains("present (sha256:") || cross.contains("answers") || cross.contains("does not answer"),

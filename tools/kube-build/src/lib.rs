@@ -6,6 +6,7 @@
 
 pub mod codegen;
 pub mod genscope;
+pub mod localcache;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::cli::{Ctx, Tool};

@@ -47,6 +47,25 @@ fn check(tree: &Tree, g: &GolangSh, req: &Request, host: &str) -> Result<Vec<Str
     Ok(platforms)
 }
 
+/// Points GOCACHE at the kit's shared cache when the tree's flags allow (see [`localcache`]),
+/// and says which cache the build uses and why.
+fn use_local_cache(
+    genv: &mut GoEnv,
+    g: &GolangSh,
+    req: &Request,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), Fail> {
+    let choice = localcache::choose(g, req.debug, env);
+    let own = genv.vars.iter().find(|(k, _)| k == "GOCACHE").and_then(|(_, v)| v.clone()).unwrap_or_default();
+    log::status_v(2, choice.explain(camino::Utf8Path::new(&own)));
+    if let localcache::LocalCache::Shared(dir) = choice {
+        fs_err::create_dir_all(&dir)?;
+        genv.vars.retain(|(k, _)| k != "GOCACHE");
+        genv.vars.push(("GOCACHE".into(), Some(dir.to_string())));
+    }
+    Ok(())
+}
+
 /// What a run built (or found up to date).
 struct Outcome {
     built: Vec<Built>,
@@ -70,6 +89,7 @@ fn build(
     let gopath = tree.path(GOPATH);
     let mut genv = build_env(tree, &gopath)?;
     setup_go::pick::use_chosen(&chosen, &mut genv, &env);
+    use_local_cache(&mut genv, g, req, &env)?;
     let (cg, fp) = codegen::refresh(tree, req.force_codegen, &genv.toolchain_vars())?;
     // Again right before go runs: the generator step ran the tree's own scripts.
     goenv::check_write_dirs(&kube_tree::Jail::new(&tree.root)?, Utf8Path::new(GOPATH))?;

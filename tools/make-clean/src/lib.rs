@@ -14,20 +14,24 @@ pub const TOOL: Tool = Tool {
     usage: "\
 make-clean: remove _output and this tree's build containers and kube-build images
 
-Usage: make-clean [--dry-run] [--all-dangling] [--engine docker|podman]
-       make-clean --all-trees [--yes] [--dry-run] [--engine docker|podman]
+Usage: make-clean [--dry-run] [--all-dangling] [--cache] [--engine docker|podman]
+       make-clean --all-trees [--yes] [--dry-run] [--cache] [--engine docker|podman]
 
   --dry-run        list what would go, with sizes (kind<TAB>name<TAB>bytes); remove nothing
   --all-dangling   also remove every dangling image on the engine (the scripts always did)
   --all-trees      the kit's containers and kube-build images of every tree on the engine,
                    never anything else; no tree needed, no _output touched
+  --cache          also remove the shared Go build cache of every tree on the engine (the
+                   volume k8s-build-kit-go-cache, or KUBE_KIT_CACHE_VOLUME, labelled as the
+                   kit's; a volume of that name that is not the kit's is never touched); without
+                   it, --dry-run says on stderr how big the cache is and that it stays
   --yes            with --all-trees: do not ask (without a terminal to ask on, it is required)
 
 Another tree's containers and images are never touched (but with --all-trees). Refuses a root
 that is /, $HOME or not a Kubernetes tree. stdout: what was removed, kind<TAB>name per line.
 ",
     run,
-    flags: &["--all-dangling", "--all-trees", "--dry-run", "--engine", "--yes"],
+    flags: &["--all-dangling", "--all-trees", "--cache", "--dry-run", "--engine", "--yes"],
     command_after: None,
 };
 
@@ -48,6 +52,7 @@ fn items(plan: &CleanPlan, size: Option<&std::collections::HashMap<String, u64>>
     out.extend(named("image", &plan.images));
     out.extend(named("dangling", &plan.dangling));
     out.extend(plan.output.iter().map(|o| Item { kind: "dir", name: o.to_string(), bytes: None }));
+    out.extend(plan.cache.iter().map(|v| Item { kind: "volume", name: v.clone(), bytes: None }));
     for i in &mut out {
         i.bytes = size.and_then(|s| s.get(&i.name).copied());
     }
@@ -99,6 +104,19 @@ fn list(ctx: &mut Ctx, engine: Option<&Engine>, plan: &CleanPlan) {
     let total: u64 = items.iter().filter_map(|i| i.bytes).sum();
     say_items(ctx, &items, true);
     log::status(format!("would remove {} item(s), {:.2} GB", items.len(), total as f64 / 1e9));
+    if let (Some(e), None) = (engine, &plan.cache) {
+        say_kept_cache(e);
+    }
+}
+
+/// A dry run without --cache: the shared Go cache stays; how big it is.
+fn say_kept_cache(engine: &Engine) {
+    let Ok(volume) = dockerized::cache::volume_name() else { return };
+    if dockerized::cache::cache_exists(engine, &volume).unwrap_or(false) {
+        let size = dockerized::cache::cache_size(engine, &volume)
+            .map_or_else(|| "size unknown".to_string(), |n| format!("{:.2} GB", n as f64 / 1e9));
+        log::status(format!("kept: the shared Go cache {volume} ({size}) of every tree; --cache removes it"));
+    }
 }
 
 /// What a real run removes, one `kind<TAB>name` line each.
@@ -107,17 +125,26 @@ fn say_removed(ctx: &mut Ctx, plan: &CleanPlan) {
 }
 
 /// `--all-trees`: the kit's objects of every tree on the engine.
-fn every_tree(ctx: &mut Ctx, engine_flag: Option<String>, dry_run: bool, yes: bool) -> Result<Status, Fail> {
+fn every_tree(ctx: &mut Ctx, engine_flag: Option<String>, flags: Flags) -> Result<Status, Fail> {
+    let Flags { dry_run, yes, cache } = flags;
     kube_tree::proc::install_interrupt_handler();
     let engine = Engine::new(engine_flag, false)?;
     engine.check()?;
-    let (plan, trees) = all_trees_plan(&engine)?;
+    let (mut plan, trees) = all_trees_plan(&engine)?;
+    if cache {
+        plan.with_cache(&engine)?;
+    }
     if dry_run {
         list(ctx, Some(&engine), &plan);
         return Ok(Status::Ok);
     }
-    let what = format!("{} container(s) and {} image(s) of {trees} tree(s)", plan.containers.len(), plan.images.len());
-    if plan.containers.is_empty() && plan.images.is_empty() {
+    let what = format!(
+        "{} container(s) and {} image(s) of {trees} tree(s){}",
+        plan.containers.len(),
+        plan.images.len(),
+        if plan.cache.is_some() { " and the shared Go cache" } else { "" }
+    );
+    if plan.containers.is_empty() && plan.images.is_empty() && plan.cache.is_none() {
         log::status("nothing of the kit's on the engine");
         say_removed(ctx, &plan);
         return Ok(Status::Ok);
@@ -145,7 +172,16 @@ fn every_tree(ctx: &mut Ctx, engine_flag: Option<String>, dry_run: bool, yes: bo
     Ok(Status::Ok)
 }
 
+/// The --all-trees run's switches.
+#[derive(Clone, Copy)]
+struct Flags {
+    dry_run: bool,
+    yes: bool,
+    cache: bool,
+}
+
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
+    let cache = ctx.flag("--cache");
     let dry_run = ctx.flag("--dry-run");
     let all_dangling = ctx.flag("--all-dangling");
     let all_trees = ctx.flag("--all-trees");
@@ -156,7 +192,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         return Err(Fail::new("--yes goes with --all-trees"));
     }
     if all_trees {
-        return every_tree(ctx, engine_flag, dry_run, yes);
+        return every_tree(ctx, engine_flag, Flags { dry_run, yes, cache });
     }
     let tree = ctx.tree()?;
     let home = std::env::var("HOME").ok().and_then(|h| std::fs::canonicalize(h).ok());
@@ -173,7 +209,10 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         }
     };
     let setup = Setup::new(tree, &engine, Some("rsync"), None)?;
-    let plan = clean_plan(reachable.then_some(&engine), &setup, all_dangling)?;
+    let mut plan = clean_plan(reachable.then_some(&engine), &setup, all_dangling)?;
+    if cache && reachable {
+        plan.with_cache(&engine)?;
+    }
     if dry_run {
         list(ctx, reachable.then_some(&engine), &plan);
         return Ok(Status::Ok);
@@ -181,10 +220,11 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     say_removed(ctx, &plan);
     apply_clean(reachable.then_some(&engine), &plan)?;
     log::status(format!(
-        "removed {} container(s), {} image(s){}{}",
+        "removed {} container(s), {} image(s){}{}{}",
         plan.containers.len(),
         plan.images.len() + plan.dangling.len(),
         if plan.output.is_some() { ", _output" } else { "" },
+        if plan.cache.is_some() { ", the shared Go cache" } else { "" },
         if reachable { "" } else { " (engine unreachable)" }
     ));
     Ok(Status::Ok)

@@ -22,6 +22,8 @@ Usage: run-dockerized [options] [--] <command...>
   --mirror REGISTRY     pull kube-cross from a mirror, keeping its path (REGISTRY/build-image/
                         kube-cross:TAG, then REGISTRY/kube-cross:TAG if missing), tagged as the
                         tree expects; --mirror-short pulls only REGISTRY/kube-cross:TAG
+  --cache shared|private  shared (default; KUBE_BUILD_CACHE): one Go build cache volume per
+                        engine for every tree and branch; private: the tree's own, as the scripts
   --no-copy             leave the output in the data container (also KUBE_RUN_COPY_OUTPUT=n)
   --full-sync           sync everything in and out, whatever the last run's record says
   --force               run the command even when nothing changed since its last success
@@ -114,7 +116,7 @@ fn fan_out(
         return Err(Fail::new("a fan-out runs every share in rsync mode: drop --mode"));
     }
     let mut pass = Vec::new();
-    for (flag, v) in [("--mirror", &opts.mirror), ("--cross-image", &opts.cross_image)] {
+    for (flag, v) in [("--mirror", &opts.mirror), ("--cross-image", &opts.cross_image), ("--cache", &opts.cache)] {
         if let Some(v) = v {
             pass.extend([flag.to_string(), v.clone()]);
         }

@@ -74,7 +74,8 @@ pub fn tool(
         .env_remove("DOCKER_HOST")
         .env_remove("KUBE_RSYNC_PORT")
         .env_remove("KUBE_RSYNC_KEEP")
-        .env("KUBE_CROSS_IMAGE", crate::cross_repo());
+        .env("KUBE_CROSS_IMAGE", crate::cross_repo())
+        .env("KUBE_KIT_CACHE_VOLUME", crate::cache_volume());
     if let Some(config) = DOCKER_CONFIG.get() {
         p = p.env("DOCKER_CONFIG", config);
     }

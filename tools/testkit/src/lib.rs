@@ -425,6 +425,21 @@ pub fn cross_repo() -> String {
     format!("k8s-build-kit-test-{}/kube-cross", std::process::id())
 }
 
+/// The start of every Go cache volume name of this process (removed at exit by [`sweep_at_exit`]).
+pub fn cache_volume_prefix() -> String {
+    format!("k8s-build-kit-test-{}-", std::process::id())
+}
+
+/// The shared Go build cache the engine tests of this run use (issue 21): `KUBE_TEST_CACHE_VOLUME`
+/// when .ci/run exports one for all the test binaries (and removes it at the end), else one of
+/// this process. A test that must prove a cold build names a volume of its own instead.
+pub fn cache_volume() -> String {
+    std::env::var("KUBE_TEST_CACHE_VOLUME")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| format!("{}go-cache", cache_volume_prefix()))
+}
+
 /// The label every image of this run carries, inherited from its stand-in kube-cross: every
 /// layer built on it, the orphans a sweep looks for included, says which run made it.
 pub const RUN_LABEL: &str = "io.k8s-build-kit.test-run";

@@ -2,7 +2,7 @@
 //! rootless user's podman): by the kit's tree label, the process's scratch paths and the
 //! stand-in tags, at the end of each test ([`EngineGuard`]) and of the process ([`sweep_at_exit`]).
 
-use crate::{cross_repo, log};
+use crate::{cache_volume_prefix, cross_repo, log};
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
 use std::time::Duration;
@@ -141,6 +141,8 @@ pub struct EngineGuard {
     pub containers: Vec<String>,
     pub tags: Vec<String>,
     pub children: Vec<std::process::Child>,
+    /// Volumes the test made for itself (a cold cache of its own).
+    pub volumes: Vec<String>,
 }
 
 impl EngineGuard {
@@ -152,7 +154,14 @@ impl EngineGuard {
     pub fn on(cli: Cli, root: &Utf8Path) -> EngineGuard {
         sweep_at_exit();
         cli.used();
-        EngineGuard { cli, root: root.to_owned(), containers: Vec::new(), tags: Vec::new(), children: Vec::new() }
+        EngineGuard {
+            cli,
+            root: root.to_owned(),
+            containers: Vec::new(),
+            tags: Vec::new(),
+            children: Vec::new(),
+            volumes: Vec::new(),
+        }
     }
 }
 
@@ -165,6 +174,7 @@ impl Drop for EngineGuard {
         self.cli.remove(&["rm", "-f", "-v"], &self.containers);
         sweep_on(&self.cli, self.root.as_str());
         self.cli.remove(&["rmi"], &self.tags);
+        self.cli.remove(&["volume", "rm", "-f"], &self.volumes);
     }
 }
 
@@ -195,6 +205,16 @@ pub fn sweep_at_exit() {
                 .map(str::to_string)
                 .collect();
             cli.remove(&["rmi"], &tags);
+            // This run's Go cache volumes (by their test-only name prefix); a volume exported by
+            // .ci/run for every binary is its to remove.
+            let prefix = cache_volume_prefix();
+            let volumes: Vec<String> = cli
+                .read(&["volume", "ls", "-q"])
+                .lines()
+                .filter(|v| v.starts_with(&prefix))
+                .map(str::to_string)
+                .collect();
+            cli.remove(&["volume", "rm", "-f"], &volumes);
         }
         if let Some(since) = SWEEP_SINCE.get() {
             sweep_orphan_layers(since, true);
