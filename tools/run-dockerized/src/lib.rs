@@ -19,11 +19,9 @@ Usage: run-dockerized [options] [--] <command...>
   --mode rsync|bind     rsync (default: eras A/B, remote engines) or bind (era C, local engines)
   --engine docker|podman  (default: KUBE_CONTAINER_ENGINE, else docker; DOCKER_HOST/contexts apply)
   --cross-image IMG     kube-cross image (also KUBE_CROSS_IMAGE / KUBE_CROSS_VERSION)
-  --mirror REGISTRY     pull kube-cross from a mirror, keeping its path (REGISTRY/build-image/
-                        kube-cross:TAG, then REGISTRY/kube-cross:TAG if missing), tagged as the
-                        tree expects; --mirror-short pulls only REGISTRY/kube-cross:TAG
-  --cache shared|private  shared (default; KUBE_BUILD_CACHE): one Go build cache volume per
-                        engine for every tree and branch; private: the tree's own, as the scripts
+  --mirror REGISTRY     pull kube-cross from REGISTRY/build-image/kube-cross:TAG (then the short
+                        REGISTRY/kube-cross:TAG if missing; --mirror-short: only that one)
+  --cache shared|private  one Go build cache volume per engine (default), or the tree's own
   --no-copy             leave the output in the data container (also KUBE_RUN_COPY_OUTPUT=n)
   --full-sync           sync everything in and out, whatever the last run's record says
   --force               run the command even when nothing changed since its last success
