@@ -101,7 +101,11 @@ fn check_one(tree: &Tree, p: &Utf8Path, repo: &str) -> Result<Option<Problem>, F
     }
     if !ft.is_file() {
         // Never opened: a FIFO would hang a read, a device could be endless.
-        return Ok(Some(Problem::new(rel(repo), Kind::NotALink, format!("{} in place of the link", special(ft)))));
+        return Ok(Some(Problem::new(
+            rel(repo),
+            Kind::NotALink,
+            format!("{} in place of the link", kube_tree::read::kind_of(ft)),
+        )));
     }
     if md.len() <= PLACEHOLDER_MAX {
         // Confined and capped like every read of the tree; what is not text is no placeholder.
@@ -122,19 +126,6 @@ fn check_one(tree: &Tree, p: &Utf8Path, repo: &str) -> Result<Option<Problem>, F
         Kind::NotALink,
         format!("regular file of {} bytes in place of the link", md.len()),
     )))
-}
-
-fn special(ft: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_socket() {
-        "a socket"
-    } else if ft.is_char_device() || ft.is_block_device() {
-        "a device"
-    } else {
-        "a special file"
-    }
 }
 
 /// A name as bytes, shown losslessly: printable ASCII as is, everything else as `\xHH`.

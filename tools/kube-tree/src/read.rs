@@ -27,7 +27,8 @@ impl Cap {
     pub const LIST: Cap = Cap { bytes: 256 << 20, what: "list or record" };
 }
 
-fn kind_of(ft: std::fs::FileType) -> &'static str {
+/// What a file that is not a regular one is, for a refusal: `a FIFO`, `a directory`, ...
+pub fn kind_of(ft: std::fs::FileType) -> &'static str {
     if ft.is_dir() {
         "a directory"
     } else if ft.is_fifo() {
