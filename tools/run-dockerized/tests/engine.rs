@@ -495,7 +495,9 @@ fn a_failed_engine_test_leaves_nothing_behind() {
     }
     let tag = format!("k8s-build-kit-failed-run-{}", std::process::id());
     let child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts", "--test-threads", "1"])
+        // The child is a full-tier test too (ignored by default): --include-ignored runs it.
+        .args(["--exact", "a_tcp_engine_is_remote_rsync_mode_and_no_bind_mounts", "--include-ignored"])
+        .args(["--test-threads", "1"])
         .env("KUBE_TEST_FAIL_ON_PURPOSE", "1")
         .env("KUBE_TEST_RUN_TAG", &tag)
         .stdout(std::process::Stdio::piped())
