@@ -208,8 +208,10 @@ fn rootless_docker_bind_mode_runs_without_user_and_the_files_are_the_callers() {
     let bin = daemon.dir.join("run-dockerized");
     std::fs::copy(BIN, &bin).unwrap();
     Proc::new("chown").args(["-R", &user]).arg(daemon.dir.join("tree")).arg(&bin).read().unwrap();
+    // --cache private: this test proves who the build runs as; the tiny image has no chmod for
+    // the shared cache volume's one-off set-up container.
     let cmd = format!(
-        "cd {tree} && HOME={dir}/home DOCKER_HOST={sock} {bin} --mode bind --cross-image kit-rootless-test/tiny:1 \
+        "cd {tree} && HOME={dir}/home DOCKER_HOST={sock} {bin} --mode bind --cache private --cross-image kit-rootless-test/tiny:1 \
          sh -c 'mkdir -p _output/dockerized/bin && touch _output/dockerized/bin/made && id -u'",
         dir = daemon.dir,
         sock = daemon.sock
