@@ -285,8 +285,16 @@ fn pause_point(point: &str, n: usize) {
     if let Ok(mut at) = std::fs::OpenOptions::new().write(true).open(dir.join("at")) {
         let _ = writeln!(at, "{point} {n}");
     }
-    if let Ok(mut go) = std::fs::File::open(dir.join("go")) {
-        let _ = go.read(&mut [0u8; 1]);
+    // Only a byte read lets the writer go on: an end of file means the test's previous release
+    // had not closed its end yet when this open paired with it, so open again and wait.
+    loop {
+        let Ok(mut go) = std::fs::File::open(dir.join("go")) else { return };
+        match go.read(&mut [0u8; 1]) {
+            Ok(1) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        }
     }
 }
 
