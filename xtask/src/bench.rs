@@ -10,6 +10,10 @@
 //!   (target: < 1 s). `--keep` keeps the copy and its containers for the next run.
 //! * `build`: a no-op `kube-build WHAT=cmd/kubectl` against the tree's no-op `make WHAT=cmd/kubectl`
 //!   and a raw no-op `go install` of the same package (targets: >= 5x faster than make, <= 1.5x go).
+//! * `shared-cache`: a new branch and a second worktree, cold runs on the shared Go build cache
+//!   (see the `cache` module; targets: >= 4x).
+
+mod cache;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
@@ -18,7 +22,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 pub const USAGE: &str =
-    "usage: cargo xtask bench <check-vendor|bump-go|build|build-full|dockerized|dockerized-era-c|overhead|fanout> [--rounds N>=3] [--tree DIR] [--keep]";
+    "usage: cargo xtask bench <check-vendor|bump-go|build|build-full|dockerized|dockerized-era-c|shared-cache|overhead|fanout> [--rounds N>=3] [--tree DIR] [--keep]";
 
 pub fn run(args: Vec<OsString>) -> i32 {
     match bench(args) {
@@ -86,6 +90,7 @@ fn bench(args: Vec<OsString>) -> Result<bool, Fail> {
         Some("dockerized-era-c") => dockerized_era_c(rounds),
         Some("overhead") => overhead(&tree, rounds, keep),
         Some("fanout") => fanout(&tree, rounds),
+        Some("shared-cache") => cache::shared_cache(&tree),
         _ => Err(Fail::new(USAGE)),
     }
 }

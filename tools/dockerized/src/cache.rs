@@ -22,6 +22,8 @@ pub const CACHE_VOLUME: &str = "k8s-build-kit-go-cache";
 pub const CACHE_VOLUME_VAR: &str = "KUBE_KIT_CACHE_VOLUME";
 /// `shared` (the default) or `private`; `--cache` overrides it.
 pub const CACHE_CHOICE_VAR: &str = "KUBE_BUILD_CACHE";
+/// `1`: check every build cache entry against its name before each build (else hourly).
+pub const CACHE_VERIFY_VAR: &str = "KUBE_KIT_CACHE_VERIFY";
 /// The build cache's size cap in bytes (suffixes K, M, G accepted, binary units).
 pub const CACHE_MAX_VAR: &str = "KUBE_KIT_CACHE_MAX";
 /// A laptop's worth: Go trims its own cache by age only; a kubectl build's is about 1.5 GiB.
@@ -30,9 +32,9 @@ pub const DEFAULT_CACHE_MAX: u64 = 10 << 30;
 pub const CACHE_SUBPATH: &str = "_output/dockerized/go/cache";
 /// Where the one-off containers (preparing and trimming) mount the volume.
 const ONE_OFF_TARGET: &str = "/kit-go-cache";
-/// The tree's state file that says when the cache was last trimmed from it.
+/// The tree's state file that says when the cache was last checked and trimmed from it.
 const TRIMMED: &str = "_output/dockerized/.kit-cache-trimmed";
-/// How often a tree's builds check the cap (Go itself trims at most once a day).
+/// How often a tree's builds check the entries and the cap (Go itself trims at most once a day).
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// `--cache shared|private`, else [`CACHE_CHOICE_VAR`], else shared: the volume to mount, or
@@ -156,7 +158,10 @@ impl Job<'_> {
             setup.tree.confined(CACHE_SUBPATH)?.create_dir_all()?;
         }
         match volume_owner(engine, volume)? {
-            Some(o) if o == OWNER => return Ok(()),
+            Some(o) if o == OWNER => {
+                self.maintain_if_due(image);
+                return Ok(());
+            }
             Some(_) => {
                 return Err(Fail::new(format!(
                     "a volume {volume} exists and is not the kit's (no {LABEL_OWNER}={OWNER} label): set {CACHE_VOLUME_VAR} to another name, or use --cache private"
@@ -174,6 +179,15 @@ impl Job<'_> {
             format!("{LABEL_KIND}={CACHE_KIND}"),
             volume.clone(),
         ])?;
+        // Only a build that runs as a user other than the container's root needs the volume
+        // opened; rootless docker's bind mode runs as root (the caller outside), and its image may
+        // have no chmod at all.
+        let as_user = |a: &String| a.starts_with("--user=") || a.starts_with("--userns=");
+        let runs_as_root = !crate::build::user_args(engine, setup.mode, &setup.user).iter().any(as_user);
+        if runs_as_root {
+            step.done();
+            return Ok(());
+        }
         let mount = format!("{volume}:{ONE_OFF_TARGET}");
         let opened = engine.run(&[
             "run",
@@ -189,50 +203,87 @@ impl Job<'_> {
         ]);
         if let Err(e) = opened {
             let _ = engine.run(&["volume", "rm", volume.as_str()]);
-            return Err(e);
+            return Err(Fail::new(format!(
+                "cannot open the new Go cache volume {volume} to the build's user with `chmod` in {image} ({}); use --cache private",
+                e.msg
+            )));
         }
         step.done();
         Ok(())
     }
 
-    /// After the build container: a failed build on the shared cache names it (how to rule it
-    /// out), and the cache is kept under its cap.
+    /// After the build container: a failed build on the shared cache has the cache's entries
+    /// checked (a damaged one is removed, and the user told to run again), else names the cache
+    /// and how to rule it out.
     pub(crate) fn after_build(&self, status: Option<&std::process::ExitStatus>) {
         let (engine, setup) = (self.engine, self.setup);
         let Some(volume) = &setup.cache else { return };
-        if status.is_some_and(|s| !s.success()) && !kube_tree::proc::interrupted() {
-            log::warn(failure_hint(volume, &engine.program));
+        if status.is_none_or(|s| s.success()) || kube_tree::proc::interrupted() || engine.dry_run {
+            return;
         }
-        let image = match setup.mode {
-            Mode::Rsync => &setup.names.image,
-            Mode::Bind => &setup.cross_image,
-        };
-        if let Err(e) = self.trim_cache(image) {
-            log::warn(format!("the Go cache {volume} was not trimmed: {}", e.msg));
+        match self.maintain(self.one_off_image(), Upkeep::Verify) {
+            Ok(checked) if checked.damaged > 0 => log::warn(format!(
+                "the shared Go cache {volume} held {} damaged entr{} (not what its name says; now removed): run the command again",
+                checked.damaged,
+                if checked.damaged == 1 { "y" } else { "ies" }
+            )),
+            _ => log::warn(failure_hint(volume, &engine.program)),
         }
     }
 
-    /// Keeps the build cache under [`cache_max`]: the least recently used entries go first (Go
-    /// refreshes an entry's mtime when it uses it), by a one-off container of `image`. Only the
-    /// build cache's entry directories are trimmed, never the module cache (a module missing a
-    /// file would be a broken module, not a cache miss). At most once an hour per tree.
-    pub(crate) fn trim_cache(&self, image: &str) -> Result<()> {
-        let (engine, setup) = (self.engine, self.setup);
-        let Some(volume) = &setup.cache else { return Ok(()) };
-        if engine.dry_run || kube_tree::proc::interrupted() {
-            return Ok(());
+    /// The image the one-off containers run: the build's own, already present.
+    fn one_off_image(&self) -> &str {
+        match self.setup.mode {
+            Mode::Rsync => &self.setup.names.image,
+            Mode::Bind => &self.setup.cross_image,
         }
-        let max = cache_max()?;
+    }
+
+    /// Before a build, at most once an hour per tree (every build with [`CACHE_VERIFY_VAR`]=1):
+    /// every entry checked, then the cache trimmed to its cap. A failure is a warning: the build
+    /// itself does not need it.
+    fn maintain_if_due(&self, image: &str) {
+        let (engine, setup) = (self.engine, self.setup);
+        let always = std::env::var(CACHE_VERIFY_VAR).is_ok_and(|v| v == "1");
         let recent = std::fs::metadata(setup.tree.path(TRIMMED))
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age < TRIM_EVERY);
-        if recent {
-            return Ok(());
+        if engine.dry_run || kube_tree::proc::interrupted() || (recent && !always) {
+            return;
         }
+        let volume = setup.cache.as_deref().unwrap_or_default();
+        let checked = match self.maintain(image, Upkeep::VerifyAndTrim) {
+            Ok(c) => c,
+            Err(e) => return log::warn(format!("the Go cache {volume} was not checked and trimmed: {}", e.msg)),
+        };
+        if checked.damaged > 0 {
+            log::warn(format!(
+                "removed {} damaged entr{} from the shared Go cache {volume} (not what their names say); the build makes them again",
+                checked.damaged,
+                if checked.damaged == 1 { "y" } else { "ies" }
+            ));
+        }
+        if let Err(e) = setup.tree.write_file(TRIMMED, b"") {
+            log::warn(format!("cannot note the Go cache's upkeep: {}", e.msg));
+        }
+    }
+
+    /// One one-off container of `image` over the volume: Go names every output entry (`<hash>-d`)
+    /// by the SHA-256 of its content, but trusts an entry of the right size without hashing it
+    /// again, so a damaged entry could reach a binary; each is hashed here and removed when it is
+    /// not what its name says. Then, with [`Upkeep::VerifyAndTrim`], the least recently used
+    /// entries go until the cache is under [`cache_max`] (Go refreshes an entry's mtime when it
+    /// uses it). Only the build cache's entry directories are touched, never the module cache.
+    fn maintain(&self, image: &str, upkeep: Upkeep) -> Result<Checked> {
+        let (engine, setup) = (self.engine, self.setup);
+        let Some(volume) = &setup.cache else { return Ok(Checked { damaged: 0 }) };
         let mount = format!("{volume}:{ONE_OFF_TARGET}");
-        let max = max.to_string();
+        let max = match upkeep {
+            Upkeep::Verify => String::new(),
+            Upkeep::VerifyAndTrim => cache_max()?.to_string(),
+        };
         let out = engine.run(&[
             "run",
             "--rm",
@@ -245,23 +296,50 @@ impl Job<'_> {
             "sh",
             image,
             "-c",
-            TRIM_SCRIPT,
-            "trim",
+            UPKEEP_SCRIPT,
+            "upkeep",
             max.as_str(),
         ])?;
-        log::status_v(2, format!("Go cache {volume} (cap {max} bytes): {}", out.stderr.trim()));
-        setup.tree.write_file(TRIMMED, b"")?;
-        Ok(())
+        log::status_v(2, format!("Go cache {volume}: {}", out.stderr.trim().replace('\n', "; ")));
+        let damaged = out.stderr.lines().find_map(damaged_count).ok_or_else(|| {
+            Fail::new(format!("the check of the Go cache {volume} said nothing readable: {}", out.stderr.trim()))
+        })?;
+        Ok(Checked { damaged })
     }
 }
 
-/// Newest first, entries past the cap are removed. Go's entry names are hex with `-a`/`-d`, so a
-/// path never holds a space or a newline. `$1` is the cap in bytes.
-const TRIM_SCRIPT: &str = r#"find . \( -path './[0-9a-f][0-9a-f]/*' -o -path './build/[0-9a-f][0-9a-f]/*' \) -type f -printf '%T@ %s %p\n' | sort -rn | awk -v max="$1" '{ t += $2; if (t > max) { print $3; gone += $2 } } END { printf "%d bytes in entries, %d bytes trimmed\n", t, gone > "/dev/stderr" }' | xargs -r rm -f --"#;
+/// What a run of [`UPKEEP_SCRIPT`] does.
+#[derive(Clone, Copy)]
+enum Upkeep {
+    Verify,
+    VerifyAndTrim,
+}
+
+/// What the check of the entries found.
+struct Checked {
+    damaged: u64,
+}
+
+/// The count in the script's `verified N entries, M damaged` line.
+fn damaged_count(line: &str) -> Option<u64> {
+    let rest = line.strip_prefix("verified ")?;
+    let (_, damaged) = rest.split_once(" entries, ")?;
+    damaged.strip_suffix(" damaged")?.parse().ok()
+}
+
+/// `$1`: the cap in bytes, or empty for no trim. Go's entry names are hex with `-a`/`-d`, so a
+/// path never holds a space or a newline. First every output entry is hashed and those not
+/// named by their hash are removed; then, newest first, entries past the cap are removed.
+const UPKEEP_SCRIPT: &str = r#"entries() { find . \( -path './[0-9a-f][0-9a-f]/*' -o -path './build/[0-9a-f][0-9a-f]/*' \) -type f "$@"; }
+entries -name '*-d' -print0 | xargs -0 -r sha256sum | awk '{ n++; f = $2; sub(/.*\//, "", f); sub(/-d$/, "", f); if (f != $1) { print $2; bad++ } } END { printf "verified %d entries, %d damaged\n", n, bad > "/dev/stderr" }' | xargs -r rm -f --
+[ -n "$1" ] || exit 0
+entries -printf '%T@ %s %p\n' | sort -rn | awk -v max="$1" '{ t += $2; if (t > max) { print $3; gone += $2 } } END { printf "%d bytes in entries, %d bytes trimmed\n", t, gone > "/dev/stderr" }' | xargs -r rm -f --"#;
 
 #[cfg(test)]
 mod tests {
-    use super::{mount_args, parse_size, shares_module_cache, valid_volume_name, CACHE_VOLUME};
+    use super::{
+        damaged_count, mount_args, parse_size, shares_module_cache, valid_volume_name, CACHE_VOLUME, UPKEEP_SCRIPT,
+    };
     use crate::{Engine, Job, Setup};
     use kube_tree::fixture::{scratch_tree, Spec};
     use kube_tree::{Era, Tree};
@@ -309,5 +387,52 @@ mod tests {
         for bad in ["", "G", "1.5G", "-1", "10T", "99999999999999999999G"] {
             assert_eq!(parse_size(bad), None, "{bad}");
         }
+    }
+
+    /// The upkeep script, run here by `sh` over a directory laid out as Go's cache: an entry not
+    /// named by its content's SHA-256 goes, the module cache is never touched, and the trim keeps
+    /// the newest entries under the cap.
+    #[test]
+    fn the_upkeep_removes_damaged_entries_then_trims_the_oldest() {
+        use kube_tree::proc::Proc;
+        let dir = kube_tree::fixture::scratch_dir("cache-upkeep");
+        let put = |rel: &str, body: &[u8], age: u64| {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, body).unwrap();
+            let t = std::time::SystemTime::now() - std::time::Duration::from_secs(age);
+            filetime::set_file_mtime(&p, filetime::FileTime::from_system_time(t)).unwrap();
+        };
+        let sha = |b: &[u8]| {
+            let f = dir.join(".hash-me");
+            std::fs::write(&f, b).unwrap();
+            let out = Proc::new("sha256sum").arg(&f).read().unwrap();
+            std::fs::remove_file(&f).unwrap();
+            out.split_whitespace().next().unwrap().to_string()
+        };
+        let (good, old) = (b"a compiled package".to_vec(), vec![b'x'; 4000]);
+        let (hg, ho) = (sha(&good), sha(&old));
+        put(&format!("build/{}/{hg}-d", &hg[..2]), &good, 10);
+        put(&format!("build/{}/{ho}-d", &ho[..2]), &old, 1000);
+        // The right name, other bytes of the same size: what Go would not notice.
+        let bad = format!("build/{}/{hg}-d", &ho[..2]);
+        put(&bad, b"a compiled pAckage", 10);
+        put("mod/cache/download/x/@v/list-d", b"not an entry", 10);
+        let run = |cap: &str| {
+            let out = Proc::new("sh").args(["-c", UPKEEP_SCRIPT, "upkeep", cap]).dir(&dir).output().unwrap();
+            assert!(out.success(), "{}", out.stderr);
+            out.stderr
+        };
+        let said = run("");
+        assert_eq!(said.lines().find_map(damaged_count), Some(1), "{said}");
+        assert!(!dir.join(&bad).exists() && dir.join("mod/cache/download/x/@v/list-d").exists());
+        assert!(dir.join(format!("build/{}/{ho}-d", &ho[..2])).exists(), "no cap given: nothing trimmed");
+        let said = run("1000");
+        assert_eq!(said.lines().find_map(damaged_count), Some(0), "{said}");
+        assert!(!dir.join(format!("build/{}/{ho}-d", &ho[..2])).exists(), "the oldest goes past the cap: {said}");
+        assert!(dir.join(format!("build/{}/{hg}-d", &hg[..2])).exists(), "the newest stays: {said}");
+        assert_eq!(damaged_count("verified 12 entries, 3 damaged"), Some(3));
+        assert_eq!(damaged_count("12 bytes in entries"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -208,11 +208,11 @@ fn rootless_docker_bind_mode_runs_without_user_and_the_files_are_the_callers() {
     let bin = daemon.dir.join("run-dockerized");
     std::fs::copy(BIN, &bin).unwrap();
     Proc::new("chown").args(["-R", &user]).arg(daemon.dir.join("tree")).arg(&bin).read().unwrap();
-    // --cache private: this test proves who the build runs as; the tiny image has no chmod for
-    // the shared cache volume's one-off set-up container.
+    // The shared Go cache (the default) on a fresh engine: the tiny image has no chmod, and a
+    // build that runs as root needs none, so the volume is made and written without it.
     let cmd = format!(
-        "cd {tree} && HOME={dir}/home DOCKER_HOST={sock} {bin} --mode bind --cache private --cross-image kit-rootless-test/tiny:1 \
-         sh -c 'mkdir -p _output/dockerized/bin && touch _output/dockerized/bin/made && id -u'",
+        "cd {tree} && HOME={dir}/home DOCKER_HOST={sock} {bin} --mode bind --cross-image kit-rootless-test/tiny:1 \
+         sh -c 'mkdir -p _output/dockerized/bin && touch _output/dockerized/bin/made _output/dockerized/go/cache/written && id -u'",
         dir = daemon.dir,
         sock = daemon.sock
     );
@@ -227,4 +227,10 @@ fn rootless_docker_bind_mode_runs_without_user_and_the_files_are_the_callers() {
     let made = std::fs::metadata(tree.join("_output/dockerized/bin/made")).unwrap();
     let caller = Proc::new("id").args(["-u", &user]).read().unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&made).to_string(), caller.trim(), "the file is the caller's");
+    // The write went to the kit's volume, not into the tree.
+    assert!(!tree.join("_output/dockerized/go/cache/written").exists(), "the cache is the volume, not the tree");
+    let label = daemon
+        .docker(&user, "volume inspect --format '{{index .Labels \"io.k8s-build-kit.kind\"}}' k8s-build-kit-go-cache")
+        .unwrap();
+    assert_eq!(label.trim(), "go-cache", "the shared cache volume is the kit's");
 }

@@ -1,0 +1,155 @@
+//! `cargo xtask bench shared-cache`: the cold runs the shared Go build cache is for (issue 21),
+//! each measured once (a cold run cannot be repeated without being made cold again):
+//! * a new branch: a tree built on branch `a`, then `git checkout -b b` with one file changed,
+//!   `make WHAT=cmd/kubectl` with build/run.sh (its data container is per branch, so it starts
+//!   cold) against run-dockerized on the same engine (target: >= 4x faster), binaries identical;
+//! * a second worktree (`git worktree add`), in rsync and in bind mode, against a third
+//!   worktree's cold run with `--cache private` (target: >= 4x faster in each mode).
+//!
+//! The tool's runs use a cache volume of this benchmark's own, removed at the end, so the
+//! figures do not depend on what the machine built before.
+
+use super::{clean_copy, release_bin, sha_of, stand_in, time, OfficialName};
+use camino::{Utf8Path, Utf8PathBuf};
+use kube_tree::proc::Proc;
+use kube_tree::{log, Fail};
+use std::time::Duration;
+
+const EPOCH: &str = "1610582400";
+const EDITED: &str = "staging/src/k8s.io/kubectl/pkg/cmd/version/version.go";
+const KUBECTL: &str = "_output/dockerized/bin/linux/amd64/kubectl";
+const TARGET: f64 = 4.0;
+
+/// One timed run, logged as a step.
+fn timed(what: &str, p: &Proc) -> Result<Duration, Fail> {
+    let step = log::Step::start(what.to_string());
+    let d = time(p, 0)?;
+    step.done();
+    Ok(d)
+}
+
+/// git in `dir`, with an author for the commits (a benchmark's copies have no config of theirs).
+fn git(dir: &Utf8Path, words: &[&str]) -> Result<String, Fail> {
+    Proc::new("git")
+        .args(["-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "safe.directory=*"])
+        .args(words)
+        .dir(dir)
+        .read()
+}
+
+/// A copy of the tree as a git checkout on branch `a`, its first commit holding every file.
+fn checkout(tree: &Utf8Path, copy: &Utf8Path) -> Result<(), Fail> {
+    if copy.exists() {
+        clean_copy(copy)?;
+        fs_err::remove_dir_all(copy.parent().expect("a copy has a parent"))?;
+    }
+    testkit::full_copy(tree, copy)?;
+    let step = log::Step::start(format!("committing {copy} on branch a"));
+    git(copy, &["init", "-q", "-b", "a"])?;
+    git(copy, &["add", "-A"])?;
+    git(copy, &["commit", "-q", "--no-verify", "-m", "a"])?;
+    step.done();
+    Ok(())
+}
+
+/// Branch `b` off `a` with one line added to a kubectl source file, committed (the worktrees
+/// check it out).
+fn new_branch(copy: &Utf8Path) -> Result<(), Fail> {
+    use std::io::Write;
+    git(copy, &["checkout", "-q", "-b", "b"])?;
+    writeln!(fs_err::OpenOptions::new().append(true).open(copy.join(EDITED))?, "// on branch b")?;
+    git(copy, &["commit", "-q", "--no-verify", "-am", "b"])?;
+    Ok(())
+}
+
+/// The ratio line of one case, and whether it met the target.
+fn ratio(what: &str, slow: Duration, fast: Duration) -> bool {
+    let r = slow.as_secs_f64() / fast.as_secs_f64();
+    println!(
+        "{what}: {:.0} s against {:.1} s; ratio (target >= {TARGET}x)\t{r:.1}",
+        slow.as_secs_f64(),
+        fast.as_secs_f64()
+    );
+    r >= TARGET
+}
+
+pub(super) fn shared_cache(tree: &Utf8Path) -> Result<bool, Fail> {
+    let bin = release_bin("run-dockerized")?;
+    let cross = stand_in()?;
+    let _official = OfficialName::lend(&cross)?;
+    let volume = format!("k8s-build-kit-bench-{}-go-cache", std::process::id());
+    let base = testkit::cache_dir().join("bench-shared-cache");
+    let (theirs, ours) = (base.join("script/kubernetes"), base.join("tool/kubernetes"));
+    let worktrees: Vec<Utf8PathBuf> = ["wt1", "wt2"].iter().map(|w| base.join(w).join("kubernetes")).collect();
+    let result = measure(tree, &bin, &volume, &theirs, &ours, &worktrees);
+    for copy in worktrees.iter().chain([&theirs, &ours]) {
+        clean_copy(copy)?;
+    }
+    let _ = fs_err::remove_dir_all(&base);
+    let _ = Proc::new("docker").args(["volume", "rm", "-f", &volume]).uninterruptible().output();
+    result
+}
+
+fn measure(
+    tree: &Utf8Path,
+    bin: &Utf8Path,
+    volume: &str,
+    theirs: &Utf8Path,
+    ours: &Utf8Path,
+    worktrees: &[Utf8PathBuf],
+) -> Result<bool, Fail> {
+    let script =
+        Proc::new("build/run.sh").args(["make", "WHAT=cmd/kubectl"]).dir(theirs).env("SOURCE_DATE_EPOCH", EPOCH);
+    let tool = |root: &Utf8Path, extra: &[&str]| {
+        Proc::new(bin)
+            .args(["-q", "--kube-root", root.as_str()])
+            .args(extra)
+            .args(["make", "WHAT=cmd/kubectl"])
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .env("KUBE_CROSS_IMAGE", testkit::cross_repo())
+            .env("KUBE_KIT_CACHE_VOLUME", volume)
+    };
+    for copy in [theirs, ours] {
+        checkout(tree, copy)?;
+    }
+    let script_a = timed("branch a, cold: build/run.sh make WHAT=cmd/kubectl", &script)?;
+    let tool_a = timed("branch a, cold: run-dockerized make WHAT=cmd/kubectl", &tool(ours, &[]))?;
+    println!(
+        "branch a, cold\tbuild/run.sh {:.0} s\trun-dockerized {:.0} s",
+        script_a.as_secs_f64(),
+        tool_a.as_secs_f64()
+    );
+    for copy in [theirs, ours] {
+        new_branch(copy)?;
+    }
+    let script_b = timed("branch b: build/run.sh make WHAT=cmd/kubectl", &script)?;
+    let tool_b = timed("branch b: run-dockerized make WHAT=cmd/kubectl", &tool(ours, &[]))?;
+    let mut ok = ratio("new branch, build/run.sh against run-dockerized", script_b, tool_b);
+    let same = sha_of(&theirs.join(KUBECTL))? == sha_of(&ours.join(KUBECTL))?;
+    println!("new branch: kubectl identical to build/run.sh's private-cache build (SOURCE_DATE_EPOCH={EPOCH})\t{same}");
+    ok &= same;
+
+    for (i, wt) in worktrees.iter().enumerate() {
+        let parent = wt.parent().expect("a worktree has a parent");
+        fs_err::create_dir_all(parent)?;
+        git(ours, &["worktree", "add", "-q", "-b", &format!("wt{}", i + 1), wt.as_str(), "b"])?;
+    }
+    let (shared, private) = (&worktrees[0], &worktrees[1]);
+    for mode in ["rsync", "bind"] {
+        let cold = timed(
+            &format!("second worktree, {mode} mode, --cache private (cold)"),
+            &tool(private, &["--mode", mode, "--cache", "private"]),
+        )?;
+        let warm = timed(&format!("second worktree, {mode} mode, shared cache"), &tool(shared, &["--mode", mode]))?;
+        ok &=
+            ratio(&format!("second worktree, {mode} mode: --cache private cold against the shared cache"), cold, warm);
+    }
+    let same = sha_of(&shared.join(KUBECTL))? == sha_of(&private.join(KUBECTL))?;
+    println!("second worktree: kubectl identical, shared and private cache\t{same}");
+    ok &= same;
+    println!(
+        "targets (new branch and second worktree >= {TARGET}x, identical binaries)\t{}",
+        if ok { "met" } else { "MISSED" }
+    );
+    Ok(ok)
+}
