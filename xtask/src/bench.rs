@@ -12,6 +12,7 @@
 //!   and a raw no-op `go install` of the same package (targets: >= 5x faster than make, <= 1.5x go).
 //! * `shared-cache`: a new branch and a second worktree, cold runs on the shared Go build cache
 //!   (see the `cache` module; targets: >= 4x).
+//! * `second-checkout`: kube-build in a second checkout against a cold `make` (see `cache`).
 
 mod cache;
 
@@ -22,7 +23,7 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 pub const USAGE: &str =
-    "usage: cargo xtask bench <check-vendor|bump-go|build|build-full|dockerized|dockerized-era-c|shared-cache|overhead|fanout> [--rounds N>=3] [--tree DIR] [--keep]";
+    "usage: cargo xtask bench <check-vendor|bump-go|build|build-full|dockerized|dockerized-era-c|shared-cache|second-checkout|overhead|fanout> [--rounds N>=3] [--tree DIR] [--keep]";
 
 pub fn run(args: Vec<OsString>) -> i32 {
     match bench(args) {
@@ -91,6 +92,7 @@ fn bench(args: Vec<OsString>) -> Result<bool, Fail> {
         Some("overhead") => overhead(&tree, rounds, keep),
         Some("fanout") => fanout(&tree, rounds),
         Some("shared-cache") => cache::shared_cache(&tree),
+        Some("second-checkout") => cache::second_checkout(&tree),
         _ => Err(Fail::new(USAGE)),
     }
 }

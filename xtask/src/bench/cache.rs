@@ -6,6 +6,10 @@
 //! * a second worktree (`git worktree add`), in rsync and in bind mode, against a third
 //!   worktree's cold run with `--cache private` (target: >= 4x faster in each mode).
 //!
+//! `cargo xtask bench second-checkout`: locally, kube-build in a second checkout of a tree one
+//! kube-build has built, against `make WHAT=cmd/kubectl` cold in a third (no target: the ratio
+//! is what the tree's flags allow, see kube-build's `localcache`).
+//!
 //! The tool's runs use a cache volume of this benchmark's own, removed at the end, so the
 //! figures do not depend on what the machine built before.
 
@@ -152,4 +156,37 @@ fn measure(
         if ok { "met" } else { "MISSED" }
     );
     Ok(ok)
+}
+
+pub(super) fn second_checkout(tree: &Utf8Path) -> Result<bool, Fail> {
+    let bin = release_bin("kube-build")?;
+    let base = testkit::cache_dir().join("bench-second-checkout");
+    if base.exists() {
+        fs_err::remove_dir_all(&base)?;
+    }
+    let copies: Vec<Utf8PathBuf> =
+        ["first", "second", "make"].iter().map(|c| base.join(c).join("kubernetes")).collect();
+    for copy in &copies {
+        testkit::full_copy(tree, copy)?;
+    }
+    let ours = |root: &Utf8Path| {
+        Proc::new(&bin).args(["-v", "--go", "host", "--kube-root", root.as_str(), "WHAT=cmd/kubectl"])
+    };
+    let first = timed("kube-build WHAT=cmd/kubectl in a first checkout (cold)", &ours(&copies[0]))?;
+    let said = ours(&copies[1]).output()?;
+    if !said.success() {
+        return Err(Fail::new(format!("kube-build failed: {}", said.first_lines(3))));
+    }
+    let second = said.elapsed;
+    let make = timed(
+        "make WHAT=cmd/kubectl in a third checkout (cold)",
+        &Proc::new("make").arg("WHAT=cmd/kubectl").dir(&copies[2]),
+    )?;
+    let why = said.stderr.lines().find(|l| l.contains("GOCACHE")).unwrap_or("(kube-build said nothing of its GOCACHE)");
+    println!("kube-build, first checkout (cold)\t{:.0} s", first.as_secs_f64());
+    println!("kube-build, second checkout\t{:.0} s\t{}", second.as_secs_f64(), why.trim());
+    println!("make, third checkout (cold)\t{:.0} s", make.as_secs_f64());
+    println!("ratio make cold / kube-build in a second checkout\t{:.1}", make.as_secs_f64() / second.as_secs_f64());
+    fs_err::remove_dir_all(&base)?;
+    Ok(true)
 }
