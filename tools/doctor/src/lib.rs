@@ -1,7 +1,7 @@
 //! doctor: every prerequisite for building the tree at hand, each with the fix.
 
 use dockerized::{Engine, Facts, Kind, Setup};
-use kube_tree::cli::{Ctx, Tool};
+use kube_tree::cli::{Ctx, Flag, Tool};
 use kube_tree::gover::{self, GoVersion};
 use kube_tree::json::Json;
 use kube_tree::proc::{which, Proc};
@@ -17,21 +17,27 @@ pub const TOOL: Tool = Tool {
     usage: "\
 doctor: check the prerequisites for building the Kubernetes tree at hand
 
-Usage: doctor [--docker] [--engine docker|podman] [--go auto|host|PATH] [--json]
-
-  --docker   the engine is required (containerized builds): unreachable, under 4.5 GB, or no
-             way to the tree's kube-cross is a failure (without it, warnings); under 8 GB is
-             always a warning
-  --engine E the engine to check (default: KUBE_CONTAINER_ENGINE, else docker): its memory,
-             rootless or SELinux, its registry mirrors, and whether the tree's kube-cross is
-             on it or its registry answers (nothing is pulled)
-  --go X     report the Go a build would use with kube-build's --go X (default auto)
-
+Usage: doctor [--docker] [--engine docker|podman] [--go auto|host|PATH] [--json]",
+    flags: &[
+        Flag::switch(
+            "--docker",
+            "the engine is required (containerized builds): unreachable, under 4.5 GB, or no way to the \
+             tree's kube-cross is a failure (without it, warnings); under 8 GB is always a warning",
+        ),
+        Flag::value(
+            "--engine",
+            "E",
+            "the engine to check (default docker): its memory, rootless or SELinux, its registry mirrors, \
+             and whether the tree's kube-cross is on it or its registry answers (nothing is pulled)",
+        )
+        .env("KUBE_CONTAINER_ENGINE"),
+        Flag { help: "report the Go a build would use with kube-build's --go X (default auto)", ..setup_go::pick::GO_FLAG },
+    ],
+    notes: "\
 A table on stderr (check, status, found, fix); --json on stdout. Exit 1 when something needed
 is missing. Works without a tree too (the tree's Go rules are then skipped).",
     run,
-    flags: &["--docker", "--engine", "--go"],
-    command_after: None,
+    takes_command: false,
 };
 
 /// Engine memory below which a containerized build fails (the scripts' own check, PR #62219).
