@@ -15,11 +15,9 @@ build-shell: an interactive shell (or the given command) in the build container 
 Usage: build-shell [options] [--] [command...]",
     flags: RunOptions::FLAGS,
     notes: "\
-The flags are run-dockerized's; --no-copy and --force are accepted as it takes them, but a shell
-never copies anything back and always starts. A tty is allocated when stdin is a terminal. The
-sources are synced in first (rsync mode). --dry-run prints every engine command, in order (with
---json, one object: tree, engine, mode, images, command and `commands`); a shell itself has no
-data, so --json without --dry-run is refused.",
+The flags are run-dockerized's, but a shell never copies anything back and always starts. A tty
+when stdin is a terminal; the sources are synced in first (rsync mode). --dry-run prints every
+engine command (--json: one object with the plan); --json without --dry-run is refused.",
     run,
     takes_command: true,
 };

@@ -26,12 +26,15 @@ Usage: doctor [--docker] [--engine docker|podman] [--go auto|host|PATH] [--json]
         ),
         Flag::value(
             "--engine",
-            "E",
+            "docker|podman",
             "the engine to check (default docker): its memory, rootless or SELinux, its registry mirrors, \
              and whether the tree's kube-cross is on it or its registry answers (nothing is pulled)",
         )
         .env("KUBE_CONTAINER_ENGINE"),
-        Flag { help: "report the Go a build would use with kube-build's --go X (default auto)", ..setup_go::pick::GO_FLAG },
+        Flag {
+            help: "report the Go a build would use with kube-build's --go X (default auto)",
+            ..setup_go::pick::GO_FLAG
+        },
     ],
     notes: "\
 A table on stderr (check, status, found, fix); --json on stdout. Exit 1 when something needed

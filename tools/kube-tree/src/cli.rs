@@ -64,7 +64,7 @@ impl Flag {
     /// The help with its environment variable.
     pub fn full_help(&self) -> String {
         match self.env {
-            Some(e) => format!("{} (also {e})", self.help.trim_end()),
+            Some(e) => format!("{} [env: {e}]", self.help.trim_end()),
             None => self.help.trim_end().to_string(),
         }
     }
@@ -86,10 +86,11 @@ pub const COMMON: &[Flag] = &[
     Flag::switch("-q", "quiet: warnings and errors only on stderr"),
     Flag::switch("-v", "more on stderr (the tree found, the commands run); repeatable").env("KUBE_VERBOSE"),
     Flag::switch("-h/--help", "print the help; do nothing else"),
+    Flag::switch("--", "what follows is never read as a flag (bump-go -- 1.15.8)"),
 ];
 
 /// Said under the common flags, in the help and on every page.
-pub const EXIT_STATUS: &str = "Exit status: 0 ok, 1 problems found, 2 usage or environment error.";
+pub const EXIT_STATUS: &str = "Exit status: 0 ok, 1 problems found, 2 usage or environment error, 130 interrupted.";
 
 /// Where the help's lines end.
 const HELP_WIDTH: usize = 100;
@@ -99,8 +100,7 @@ impl Tool {
         let mut s = format!("{}\n\n", self.usage.trim_end());
         s += &flag_lines(self.flags);
         let common: Vec<String> = COMMON.iter().map(Flag::synopsis).collect();
-        let common = format!("Common: {}, -- (what follows is never a flag).", common.join(", "));
-        s += &format!("\n{}\n", wrap(&common, HELP_WIDTH, "").join("\n"));
+        s += &format!("\n{}\n", wrap(&format!("Common: {}", common.join(", ")), HELP_WIDTH, "").join("\n"));
         if !self.notes.trim().is_empty() {
             s += &format!("\n{}\n", self.notes.trim());
         }

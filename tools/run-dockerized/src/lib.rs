@@ -13,8 +13,7 @@ pub const TOOL: Tool = Tool {
     usage: "\
 run-dockerized: run a command in the containerized build of the tree (build/run.sh)
 
-Usage: run-dockerized [options] [--] <command...>
-       e.g. run-dockerized make WHAT=cmd/kubectl; run-dockerized make cross",
+Usage: run-dockerized [options] [--] <command...>   e.g. run-dockerized make WHAT=cmd/kubectl",
     flags: RunOptions::FANOUT_FLAGS,
     notes: "\
 No change, no build: a command whose last success left the tree and binaries as they are is not

@@ -21,7 +21,11 @@ Usage: setup-gopath [--gopath DIR] [--from PATH | --clone URL [--ref REF]]
     flags: &[
         Flag::value("--gopath", "DIR", "the GOPATH to use (default: first entry of $GOPATH, else ~/go)"),
         Flag::value("--from", "PATH", "link this checkout (default: the tree found as --kube-root describes)"),
-        Flag::value("--clone", "URL", "git clone URL there instead (into a temp dir, renamed into place when complete)"),
+        Flag::value(
+            "--clone",
+            "URL",
+            "git clone URL there instead (into a temp dir, renamed into place when complete)",
+        ),
         Flag::value("--ref", "REF", "with --clone: check out this branch, tag or commit"),
         Flag::switch("--print-env", "print shell lines for: eval \"$(setup-gopath --print-env)\""),
         Flag::switch("--probe", "build cmd/kube-proxy there with `go build` and report the binary or the errors"),
