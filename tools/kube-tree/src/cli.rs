@@ -143,7 +143,16 @@ pub fn flag_lines(flags: &[Flag]) -> String {
     let indent = " ".repeat(col);
     let mut s = String::new();
     for f in flags {
-        let mut lines = wrap(&f.full_help(), HELP_WIDTH - col, "").into_iter();
+        // The environment variable stays whole: on the help's last line, or one of its own.
+        let mut lines = wrap(f.help, HELP_WIDTH - col, "");
+        if let (Some(e), Some(last)) = (f.env, lines.last_mut()) {
+            let env = format!("[env: {e}]");
+            match last.len() + 1 + env.len() > HELP_WIDTH - col {
+                true => lines.push(env),
+                false => *last = format!("{last} {env}"),
+            }
+        }
+        let mut lines = lines.into_iter();
         let head = format!("  {}", f.synopsis());
         if head.len() + 2 > col {
             s += &format!("{head}\n");
@@ -418,6 +427,75 @@ mod tests {
 
     fn v(a: &[&str]) -> Vec<OsString> {
         a.iter().map(OsString::from).collect()
+    }
+
+    fn ok(_: &mut Ctx) -> Result<Status> {
+        Ok(Status::Ok)
+    }
+
+    const SAMPLE: Tool = Tool {
+        name: "sample",
+        aliases: &[],
+        summary: "",
+        usage: "sample: a tool for tests\n\nUsage: sample [--mode M] [--fast] <command...>",
+        flags: &[
+            Flag::value(
+                "--mode",
+                "M",
+                "how it runs, said at length so that the help has to wrap this line onto the next",
+            )
+            .env("SAMPLE_MODE"),
+            Flag::switch("--fast", "go fast"),
+        ],
+        notes: "stdout: nothing",
+        run: ok,
+        takes_command: true,
+    };
+
+    #[test]
+    fn the_help_is_generated_from_the_declarations() {
+        let help = SAMPLE.help();
+        let lines: Vec<&str> = help.lines().collect();
+        let mode = lines.iter().position(|l| l.starts_with("  --mode M  ")).expect(&help);
+        // Aligned: both helps start in one column; the long one wraps under itself, its
+        // environment variable whole.
+        let col = lines[mode].find("how").unwrap();
+        assert_eq!(lines[mode + 1].find(|c: char| c != ' '), Some(col), "{help}");
+        assert!(help.contains("[env: SAMPLE_MODE]") && lines.iter().all(|l| l.len() <= HELP_WIDTH), "{help}");
+        assert_eq!(lines.iter().find(|l| l.starts_with("  --fast")).unwrap().find("go fast"), Some(col));
+        assert!(help.contains("Common: --kube-root DIR, --explain-tree") && help.contains("stdout: nothing"), "{help}");
+        assert_eq!(SAMPLE.problems(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_flag_the_prose_names_must_be_declared() {
+        let t = Tool { notes: "with --fast and --slow, -z", ..SAMPLE };
+        let p = t.problems();
+        assert!(p.len() == 2 && p[0].contains("`--slow`") && p[1].contains("`-z`"), "{p:?}");
+        const AGAIN: &[Flag] = &[Flag::switch("--json", "again")];
+        let twice = Tool { flags: AGAIN, ..SAMPLE };
+        assert!(twice.problems()[0].contains("declared twice"), "{:?}", twice.problems());
+    }
+
+    #[test]
+    fn value_flags_come_from_the_declarations() {
+        assert_eq!(SAMPLE.value_flags(), ["--mode", "--kube-root"]);
+        let xy = Tool { run: |c| Ok(Status::from_count(usize::from(c.command != ["x", "y"]))), ..SAMPLE };
+        assert_eq!(invoke_str(&xy, &["--mode", "make", "x", "y"]).0, 0, "--mode takes `make`: the command is x y");
+        assert_eq!(invoke_str(&xy, &["--fast", "x", "y"]).0, 0, "--fast takes no value");
+        assert_eq!(invoke_str(&xy, &["--fast", "make", "x", "y"]).0, 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "does not declare")]
+    fn reading_an_undeclared_flag_panics() {
+        let _ = invoke_str(&Tool { run: |c| Ok(Status::from_count(usize::from(c.flag("--slow")))), ..SAMPLE }, &[]);
+    }
+
+    #[test]
+    #[should_panic(expected = "as its declaration does not say")]
+    fn reading_a_switch_as_a_value_panics() {
+        let _ = invoke_str(&Tool { run: |c| c.opt_string("--fast").map(|_| Status::Ok), ..SAMPLE }, &[]);
     }
 
     #[test]
