@@ -98,7 +98,7 @@ pub fn run(args: &[String]) -> i32 {
             1
         }
         Ok(lines) => {
-            lines.iter().for_each(|l| log::status(l));
+            lines.iter().for_each(log::status);
             0
         }
         Err(e) => {
