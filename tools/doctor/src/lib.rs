@@ -35,6 +35,11 @@ Usage: doctor [--docker] [--engine docker|podman] [--go auto|host|PATH] [--json]
             help: "report the Go a build would use with kube-build's --go X (default auto)",
             ..setup_go::pick::GO_FLAG
         },
+        Flag::value(
+            "--only",
+            "CHECK,...",
+            "report only these rows (go, rsync, docker, ...); the exit status is theirs",
+        ),
     ],
     notes: "\
 A table on stderr (check, status, found, fix); --json on stdout. Exit 1 when something needed
@@ -479,6 +484,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let docker = ctx.flag("--docker");
     let go = setup_go::pick::choice_flag(ctx)?;
     let engine = Engine::new(ctx.opt_string("--engine")?, false)?;
+    let only = ctx.opt_string("--only")?;
     ctx.finish()?;
     let tree = match ctx.tree() {
         Ok(t) => Some(t),
@@ -489,7 +495,14 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         }
         Err(e) => return Err(e),
     };
-    let checks = diagnose(tree.as_ref(), docker, &go, &engine);
+    let mut checks = diagnose(tree.as_ref(), docker, &go, &engine);
+    if let Some(only) = only {
+        let known: Vec<&str> = checks.iter().map(|c| c.name).collect();
+        if let Some(bad) = only.split(',').find(|n| !known.contains(n)) {
+            return Err(Fail::new(format!("--only: no check `{bad}` here (checks: {})", known.join(", "))));
+        }
+        checks.retain(|c| only.split(',').any(|n| n == c.name));
+    }
     let fails = checks.iter().filter(|c| c.level == Level::Fail).count();
     if ctx.json {
         ctx.say(
