@@ -10,6 +10,8 @@
 //!   (target: < 1 s). `--keep` keeps the copy and its containers for the next run.
 //! * `build`: a no-op `kube-build WHAT=cmd/kubectl` against the tree's no-op `make WHAT=cmd/kubectl`
 //!   and a raw no-op `go install` of the same package (targets: >= 5x faster than make, <= 1.5x go).
+//! * `build-full`, `dockerized-era-c`, `fanout`: every target; the era-C tree offline; one engine
+//!   against two (docs/testing.md has each one's method).
 //! * `shared-cache`: a new branch and a second worktree, cold runs on the shared Go build cache
 //!   (see the `cache` module; targets: >= 4x).
 //! * `second-checkout`: kube-build in a second checkout against a cold `make` (see `cache`).
@@ -22,8 +24,15 @@ use kube_tree::{log, Fail};
 use std::ffi::OsString;
 use std::time::Duration;
 
-pub const USAGE: &str =
-    "usage: cargo xtask bench <check-vendor|bump-go|build|build-full|dockerized|dockerized-era-c|shared-cache|second-checkout|overhead|fanout> [--rounds N>=3] [--tree DIR] [--keep]";
+/// The benchmarks `bench` dispatches, written once for its usage and `cargo xtask`'s listing.
+macro_rules! names {
+    () => {
+        "check-vendor|bump-go|build|build-full|dockerized|dockerized-era-c|shared-cache|second-checkout|overhead|fanout"
+    };
+}
+
+pub const USAGE: &str = concat!("usage: cargo xtask bench <", names!(), "> [--rounds N>=3] [--tree DIR] [--keep]");
+pub const SUMMARY: &str = concat!("benchmarks on the real tree: `bench ", names!(), " [--rounds N]`");
 
 pub fn run(args: Vec<OsString>) -> i32 {
     match bench(args) {

@@ -1,7 +1,8 @@
 //! `cargo xtask`: lists the tools, dispatches `cargo xtask <tool> ...` to the tool's library, and
-//! hosts the kit's own chores (`bench`, `fetch-tree`).
+//! hosts the kit's own chores (`bench`, `docs`, `fetch-tree`, `test`).
 
 mod bench;
+pub mod docs;
 mod tiers;
 
 use kube_tree::cli::{self, Tool};
@@ -23,7 +24,8 @@ pub const TOOLS: &[&Tool] = &[
 
 /// Chores that are not tools of their own: (name, summary).
 const CHORES: &[(&str, &str)] = &[
-    ("bench", "benchmarks on the real tree: `bench check-vendor|bump-go [--rounds N]`"),
+    ("bench", bench::SUMMARY),
+    ("docs", "write each docs/<tool>.md's flags from the tools' declarations (--check: exit 1 if one differs)"),
     ("test", "the kit's tests: the fast tier, or `--full` (real tree, engines; see the README's Tests)"),
     (
         "fetch-tree",
@@ -141,11 +143,17 @@ pub fn run(args: Vec<OsString>) -> i32 {
             0
         }
         Some("test") => tiers::run(&words[1..]),
-        Some(chore @ ("bench" | "fetch-tree")) if words[1..].iter().any(|w| w == "-h" || w == "--help") => {
-            println!("{}", if chore == "bench" { bench::USAGE } else { FETCH_TREE_USAGE }.trim_end());
+        Some(chore @ ("bench" | "docs" | "fetch-tree")) if words[1..].iter().any(|w| w == "-h" || w == "--help") => {
+            let usage = match chore {
+                "bench" => bench::USAGE,
+                "docs" => docs::USAGE,
+                _ => FETCH_TREE_USAGE,
+            };
+            println!("{}", usage.trim_end());
             0
         }
         Some("bench") => bench::run(args[1..].to_vec()),
+        Some("docs") => docs::run(&words[1..]),
         Some("fetch-tree") => fetch_tree(&words[1..]),
         Some(name) => match find_tool(name) {
             Some(t) => cli::main(t, args[1..].to_vec()),

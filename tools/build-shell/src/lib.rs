@@ -1,7 +1,7 @@
 //! build-shell: `build/shell.sh`, an interactive shell in the build container; output is not
 //! copied back.
 
-use dockerized::{RunOptions, RUN_VALUE_FLAGS};
+use dockerized::RunOptions;
 use kube_tree::cli::{Ctx, Tool};
 use kube_tree::{Fail, Status};
 
@@ -12,24 +12,14 @@ pub const TOOL: Tool = Tool {
     usage: "\
 build-shell: an interactive shell (or the given command) in the build container (build/shell.sh)
 
-Usage: build-shell [--mode rsync|bind] [--engine E] [--cross-image IMG] [--mirror REG]
-                   [--mirror-short] [--cache shared|private] [--full-sync] [--no-copy] [--force]
-                   [--dry-run] [command...]
-
-  --mode, --engine, --cross-image, --mirror, --mirror-short, --cache: as run-dockerized takes them
-
-  --full-sync   sync every source in, even when the last run's record says the data
-                container already matches the tree
-  --no-copy     accepted as run-dockerized takes it; a shell never copies anything back
-  --force       accepted as run-dockerized takes it; a shell always starts
-
-A tty is allocated when stdin is a terminal. The sources are synced in first (rsync mode);
-nothing is copied back. --dry-run prints every engine command, in order (with --json, one
-object: tree, engine, mode, images, command and `commands`); a shell itself has no data, so
---json without --dry-run is refused.",
+Usage: build-shell [options] [--] [command...]",
+    flags: RunOptions::FLAGS,
+    notes: "\
+The flags are run-dockerized's, but a shell never copies anything back and always starts. A tty
+when stdin is a terminal; the sources are synced in first (rsync mode). --dry-run prints every
+engine command (--json: one object with the plan); --json without --dry-run is refused.",
     run,
-    flags: dockerized::RunOptions::FLAGS,
-    command_after: Some(RUN_VALUE_FLAGS),
+    takes_command: true,
 };
 
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {

@@ -5,7 +5,7 @@ pub mod carriers;
 pub mod version;
 
 use carriers::{Evaluation, Options};
-use kube_tree::cli::{Ctx, Tool};
+use kube_tree::cli::{Ctx, Flag, Tool};
 use kube_tree::json::Json;
 use kube_tree::{fsx, log, textdiff, Fail, Status};
 use std::os::unix::fs::PermissionsExt;
@@ -18,40 +18,25 @@ pub const TOOL: Tool = Tool {
     usage: "\
 bump-go-version: move every file that carries the Go version, for the tree's era
 
-Usage: bump-go-version [--] <VERSION> [--dry-run | --diff] [--json] [-z] [--cross-rev N]
-                       [--minimum] [--go-directive] [--allow-missing] [--allow-downgrade]
+Usage: bump-go-version [--] <VERSION> [--dry-run | --diff] [--json] [-z] [options]
        bump-go-version --check [--json]  |  bump-go-version --recover
-
-  VERSION          a Go release name: 1.15.8, go1.15.8, 1.24rc2, 1.22.0
-  --dry-run        list the files that would change; write nothing
-  --diff           print a unified diff (git apply accepts it); write nothing
-  -z               NUL-terminate the file list (for xargs -0 git add)
-  --cross-rev N    revision of the new kube-cross tag (default: -1, or .0 in the newer form)
-  --minimum        also move hack/lib/golang.sh minimum_go_version to the new minor
-  --go-directive   also move the `go` directive of go.mod, go.work and the staging go.mod files
-  --images         era C: move the kube-cross and go-runner tags even if no such image is known
-  --allow-missing  write even if a carrier the era requires is not found
-  --allow-downgrade  move to an older Go than the tree's
-  --check          verify that every carrier agrees: exit 1 on drift; writes nothing
-  --recover        finish an interrupted bump (its journal), then exit
-
-All or nothing: no file is written unless every carrier could be moved. stdout: the changed files.
-",
-    run,
+VERSION is a Go release name: 1.15.8, go1.15.8, 1.24rc2, 1.22.0",
     flags: &[
-        "--allow-downgrade",
-        "--allow-missing",
-        "--check",
-        "--cross-rev",
-        "--diff",
-        "--dry-run",
-        "--go-directive",
-        "--images",
-        "--minimum",
-        "--recover",
-        "-z",
+        Flag::switch("--dry-run", "list the files that would change; write nothing"),
+        Flag::switch("--diff", "print a unified diff (git apply accepts it); write nothing"),
+        Flag::switch("-z", "NUL-terminate the file list (for xargs -0 git add)"),
+        Flag::value("--cross-rev", "N", "revision of the new kube-cross tag (default: -1, or .0 in the newer form)"),
+        Flag::switch("--minimum", "also move hack/lib/golang.sh minimum_go_version to the new minor"),
+        Flag::switch("--go-directive", "also move the `go` directive of go.mod, go.work and the staging go.mod files"),
+        Flag::switch("--images", "era C: move the kube-cross and go-runner tags even if no such image is known"),
+        Flag::switch("--allow-missing", "write even if a carrier the era requires is not found"),
+        Flag::switch("--allow-downgrade", "move to an older Go than the tree's"),
+        Flag::switch("--check", "verify that every carrier agrees: exit 1 on drift; writes nothing"),
+        Flag::switch("--recover", "finish an interrupted bump (its journal), then exit"),
     ],
-    command_after: None,
+    notes: "All or nothing: no file is written unless every carrier could be moved. stdout: the changed files.",
+    run,
+    takes_command: false,
 };
 
 /// The rename journal of an all-or-nothing write (present only while one is under way).

@@ -11,7 +11,7 @@ mod links;
 mod modules;
 
 use camino::Utf8PathBuf;
-use kube_tree::cli::{Ctx, Tool};
+use kube_tree::cli::{Ctx, Flag, Tool};
 use kube_tree::json::Json;
 use kube_tree::{log, Fail, Status, Tree};
 use std::time::Instant;
@@ -25,15 +25,19 @@ pub const TOOL: Tool = Tool {
     usage: "\
 check-vendor: check the vendor tree of a Kubernetes checkout (all eras)
 
-Usage: check-vendor [--fix [--dry-run] [--force]] [--probe [--go auto|host|PATH]] [--json]
-
-  --fix        recreate exactly the broken vendor/k8s.io links (nothing outside vendor/k8s.io
-               is touched); a non-empty real directory is replaced only with --force
-  --dry-run    with --fix: say what would be done, change nothing
-  --force      with --fix: also replace real directory copies that hold files
-  --probe      afterwards, build cmd/kube-proxy the way the tree's era needs (needs go)
-  --go X       the Go of the probe, as kube-build's --go (default auto: the tree's Go line)
-
+Usage: check-vendor [--fix [--dry-run] [--force]] [--probe [--go auto|host|PATH]] [--json]",
+    flags: &[
+        Flag::switch(
+            "--fix",
+            "recreate exactly the broken vendor/k8s.io links (nothing outside vendor/k8s.io is touched); \
+             a non-empty real directory is replaced only with --force",
+        ),
+        Flag::switch("--dry-run", "with --fix: say what would be done, change nothing"),
+        Flag::switch("--force", "with --fix: also replace real directory copies that hold files"),
+        Flag::switch("--probe", "afterwards, build cmd/kube-proxy the way the tree's era needs (needs go)"),
+        setup_go::pick::GO_FLAG,
+    ],
+    notes: "\
 Output: one problem per line on stdout, `path<TAB>kind<TAB>detail` (or --json); in the fields,
 backslash, tab, newline and CR are written \\\\, \\t, \\n, \\r, other control characters as
 \\u{1b}, and a name that is not UTF-8 shows its bytes as \\xHH (such a name is reported as
@@ -41,8 +45,7 @@ non-utf8-name and never touched by --fix). A summary on stderr; exit 1 when
 anything is wrong. --fix refuses (exit 2, nothing changed) a vendor/ or vendor/k8s.io that is
 a symlink.",
     run,
-    flags: &["--dry-run", "--fix", "--force", "--go", "--probe"],
-    command_after: None,
+    takes_command: false,
 };
 
 /// What a problem is; the names are the `kind` column of the output.

@@ -2,7 +2,7 @@
 //! data container into the tree (mtimes kept; nothing else touched). Works after --no-copy.
 
 use dockerized::{copy_json, Copied, Mode};
-use kube_tree::cli::{Ctx, Tool};
+use kube_tree::cli::{Ctx, Flag, Tool};
 use kube_tree::{log, Fail, Status};
 
 pub const TOOL: Tool = Tool {
@@ -13,14 +13,18 @@ pub const TOOL: Tool = Tool {
 copy-output: copy _output/dockerized/bin/** and the generated files (zz_generated.*,
 generated.proto, *.pb.go, types.go, vendor) out of this tree's data container (build/copy-output.sh)
 
-Usage: copy-output [--engine docker|podman] [--dry-run]
-
+Usage: copy-output [--engine docker|podman] [--dry-run]",
+    flags: &[
+        Flag::value("--engine", "docker|podman", "the engine holding the data container (default docker)")
+            .env("KUBE_CONTAINER_ENGINE"),
+        Flag::switch("--dry-run", "print the engine and rsync commands, in order; run none"),
+    ],
+    notes: "\
 stdout: the binaries now under _output/dockerized/bin (--dry-run: the engine and rsync commands,
 in order). In bind mode (era C) output is already in the tree: nothing to copy. With --json one
 object: tree, mode, and `commands` (--dry-run) or `binaries`.",
     run,
-    flags: &["--dry-run", "--engine"],
-    command_after: None,
+    takes_command: false,
 };
 
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {

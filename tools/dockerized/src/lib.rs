@@ -18,6 +18,7 @@ pub mod cache;
 mod clean;
 mod containers;
 mod engine;
+pub mod flags;
 pub mod image;
 mod report;
 mod result;
@@ -114,39 +115,34 @@ pub struct RunOptions {
     pub cache: Option<String>,
 }
 
-/// Flags that take a value (the command starts after them).
-pub const RUN_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--cross-image", "--mirror", "--cache"];
-/// The same with run-dockerized's fan-out flag.
-pub const FANOUT_VALUE_FLAGS: &[&str] = &["--mode", "--engine", "--engines", "--cross-image", "--mirror", "--cache"];
-
 impl RunOptions {
     /// The flags [`RunOptions::from_ctx`] reads (it then rejects any other).
-    pub const FLAGS: &'static [&'static str] = &[
-        "--mode",
-        "--engine",
-        "--cross-image",
-        "--mirror",
-        "--mirror-short",
-        "--cache",
-        "--no-copy",
-        "--dry-run",
-        "--full-sync",
-        "--force",
+    pub const FLAGS: &'static [kube_tree::cli::Flag] = &[
+        flags::MODE,
+        flags::ENGINE,
+        flags::CROSS_IMAGE,
+        flags::MIRROR,
+        flags::MIRROR_SHORT,
+        flags::CACHE,
+        flags::NO_COPY,
+        flags::FULL_SYNC,
+        flags::FORCE,
+        flags::DRY_RUN,
     ];
     /// The flags [`RunOptions::from_ctx_fanout`] reads: those and the fan-out's.
-    pub const FANOUT_FLAGS: &'static [&'static str] = &[
-        "--mode",
-        "--engine",
-        "--engines",
-        "--skip-unreachable",
-        "--cross-image",
-        "--mirror",
-        "--mirror-short",
-        "--cache",
-        "--no-copy",
-        "--dry-run",
-        "--full-sync",
-        "--force",
+    pub const FANOUT_FLAGS: &'static [kube_tree::cli::Flag] = &[
+        flags::MODE,
+        flags::ENGINE,
+        flags::ENGINES,
+        flags::SKIP_UNREACHABLE,
+        flags::CROSS_IMAGE,
+        flags::MIRROR,
+        flags::MIRROR_SHORT,
+        flags::CACHE,
+        flags::NO_COPY,
+        flags::FULL_SYNC,
+        flags::FORCE,
+        flags::DRY_RUN,
     ];
 
     /// One engine's options (build-shell).

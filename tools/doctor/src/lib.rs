@@ -1,7 +1,7 @@
 //! doctor: every prerequisite for building the tree at hand, each with the fix.
 
 use dockerized::{Engine, Facts, Kind, Setup};
-use kube_tree::cli::{Ctx, Tool};
+use kube_tree::cli::{Ctx, Flag, Tool};
 use kube_tree::gover::{self, GoVersion};
 use kube_tree::json::Json;
 use kube_tree::proc::{which, Proc};
@@ -17,21 +17,35 @@ pub const TOOL: Tool = Tool {
     usage: "\
 doctor: check the prerequisites for building the Kubernetes tree at hand
 
-Usage: doctor [--docker] [--engine docker|podman] [--go auto|host|PATH] [--json]
-
-  --docker   the engine is required (containerized builds): unreachable, under 4.5 GB, or no
-             way to the tree's kube-cross is a failure (without it, warnings); under 8 GB is
-             always a warning
-  --engine E the engine to check (default: KUBE_CONTAINER_ENGINE, else docker): its memory,
-             rootless or SELinux, its registry mirrors, and whether the tree's kube-cross is
-             on it or its registry answers (nothing is pulled)
-  --go X     report the Go a build would use with kube-build's --go X (default auto)
-
+Usage: doctor [--docker] [--engine docker|podman] [--go auto|host|PATH] [--json]",
+    flags: &[
+        Flag::switch(
+            "--docker",
+            "the engine is required (containerized builds): unreachable, under 4.5 GB, or no way to the \
+             tree's kube-cross is a failure (without it, warnings); under 8 GB is always a warning",
+        ),
+        Flag::value(
+            "--engine",
+            "docker|podman",
+            "the engine to check (default docker): its memory, rootless or SELinux, its registry mirrors, \
+             and whether the tree's kube-cross is on it or its registry answers (nothing is pulled)",
+        )
+        .env("KUBE_CONTAINER_ENGINE"),
+        Flag {
+            help: "report the Go a build would use with kube-build's --go X (default auto)",
+            ..setup_go::pick::GO_FLAG
+        },
+        Flag::value(
+            "--only",
+            "CHECK,...",
+            "report only these rows (go, rsync, docker, ...); the exit status is theirs",
+        ),
+    ],
+    notes: "\
 A table on stderr (check, status, found, fix); --json on stdout. Exit 1 when something needed
 is missing. Works without a tree too (the tree's Go rules are then skipped).",
     run,
-    flags: &["--docker", "--engine", "--go"],
-    command_after: None,
+    takes_command: false,
 };
 
 /// Engine memory below which a containerized build fails (the scripts' own check, PR #62219).
@@ -470,6 +484,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let docker = ctx.flag("--docker");
     let go = setup_go::pick::choice_flag(ctx)?;
     let engine = Engine::new(ctx.opt_string("--engine")?, false)?;
+    let only = ctx.opt_string("--only")?;
     ctx.finish()?;
     let tree = match ctx.tree() {
         Ok(t) => Some(t),
@@ -480,7 +495,14 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         }
         Err(e) => return Err(e),
     };
-    let checks = diagnose(tree.as_ref(), docker, &go, &engine);
+    let mut checks = diagnose(tree.as_ref(), docker, &go, &engine);
+    if let Some(only) = only {
+        let known: Vec<&str> = checks.iter().map(|c| c.name).collect();
+        if let Some(bad) = only.split(',').find(|n| !known.contains(n)) {
+            return Err(Fail::new(format!("--only: no check `{bad}` here (checks: {})", known.join(", "))));
+        }
+        checks.retain(|c| only.split(',').any(|n| n == c.name));
+    }
     let fails = checks.iter().filter(|c| c.level == Level::Fail).count();
     if ctx.json {
         ctx.say(

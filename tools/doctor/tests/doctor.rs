@@ -74,6 +74,12 @@ fn this_machine_has_what_the_tree_needs() {
     assert!(tree_go.contains("go1.15") || tree_go.contains("the go on PATH"), "{tree_go}");
     let forced = run(&["--go", "host"]);
     assert!(row(&forced.stderr, "tree-go").contains("--go host"), "{}", forced.stderr);
+    // --only: those rows, in doctor's order; a name it has no row for is a usage error.
+    let only = run(&["--only", "git,go", "--json"]);
+    assert_eq!((only.status.code(), checks(&only.stdout)), (Some(0), vec!["go".to_string(), "git".to_string()]));
+    let bad = run(&["--only", "gcc"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", bad.stderr);
+    assert!(bad.stderr.contains("no check `gcc`") && bad.stderr.contains("rsync"), "{}", bad.stderr);
 }
 
 /// With the machine's engine answering, two more rows: where the tree's kube-cross is, and the

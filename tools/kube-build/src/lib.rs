@@ -9,7 +9,7 @@ pub mod genscope;
 pub mod localcache;
 
 use camino::{Utf8Path, Utf8PathBuf};
-use kube_tree::cli::{Ctx, Tool};
+use kube_tree::cli::{Ctx, Flag, Tool};
 use kube_tree::goenv::{self, GoEnv, KUBE_IMPORT_PATH};
 use kube_tree::json::Json;
 use kube_tree::proc::Proc;
@@ -30,21 +30,21 @@ pub const TOOL: Tool = Tool {
 kube-build: build Kubernetes binaries the way `make WHAT=...` does, without make's wait
 
 Usage: kube-build [WHAT=cmd/kubectl] [KUBE_BUILD_PLATFORMS='linux/amd64 darwin/amd64']
-                  [GOFLAGS=...] [GOGCFLAGS=...] [GOLDFLAGS=...] [DBG=1]
-                  [--what T]... [--platform P]... [--debug] [--force-codegen] [--go auto|host|PATH] [--json]
+                  [GOFLAGS=...] [GOGCFLAGS=...] [GOLDFLAGS=...] [DBG=1] [options]
 
-Make-style words and the environment both work. Without WHAT, everything `make` builds.
-  --debug           unstripped, optimisations off (DBG=1)
-  --force-codegen   run the tree's generator step even if its inputs did not change
-  --go auto|host|PATH  which Go (default auto: the tree's Go when the go on PATH is of another
-                    line, found or downloaded as setup-go does; FORCE_HOST_GO=y means host)
-
+Make-style words and the environment both work. Without WHAT, everything `make` builds.",
+    flags: &[
+        Flag::value("--what", "T", "build this target (repeatable; as WHAT)"),
+        Flag::value("--platform", "P", "for this platform, e.g. linux/arm64 (repeatable; as KUBE_BUILD_PLATFORMS)"),
+        Flag::switch("--debug", "unstripped, optimisations off (as DBG=1)"),
+        Flag::switch("--force-codegen", "run the tree's generator step even if its inputs did not change"),
+        setup_go::pick::GO_FLAG,
+    ],
+    notes: "\
 Output: _output/local/bin/<os>/<arch>/<name>. An unchanged tree is not built again.
-stderr: one line per binary (name, platform, size, time); --json on stdout lists what was built.
-",
+stderr: one line per binary (name, platform, size, time); --json on stdout lists what was built.",
     run,
-    flags: &["--debug", "--force-codegen", "--go", "--platform", "--what"],
-    command_after: None,
+    takes_command: false,
 };
 
 /// The GOPATH of a build, relative to the tree: everything go writes is beneath it.

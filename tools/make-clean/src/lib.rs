@@ -3,7 +3,7 @@
 //! rsync and data containers and its kube-build images. Dangling images only on request.
 
 use dockerized::{all_trees_plan, apply_clean, clean_plan, sizes, CleanPlan, Engine, Setup};
-use kube_tree::cli::{Ctx, Tool};
+use kube_tree::cli::{Ctx, Flag, Tool};
 use kube_tree::json::Json;
 use kube_tree::{log, Fail, Status};
 
@@ -15,24 +15,28 @@ pub const TOOL: Tool = Tool {
 make-clean: remove _output and this tree's build containers and kube-build images
 
 Usage: make-clean [--dry-run] [--all-dangling] [--cache] [--engine docker|podman]
-       make-clean --all-trees [--yes] [--dry-run] [--cache] [--engine docker|podman]
-
-  --dry-run        list what would go, with sizes (kind<TAB>name<TAB>bytes); remove nothing
-  --all-dangling   also remove every dangling image on the engine (the scripts always did)
-  --all-trees      the kit's containers and kube-build images of every tree on the engine,
-                   never anything else; no tree needed, no _output touched
-  --cache          also remove the shared Go build cache of every tree on the engine (the
-                   volume k8s-build-kit-go-cache, or KUBE_KIT_CACHE_VOLUME, labelled as the
-                   kit's; a volume of that name that is not the kit's is never touched); without
-                   it, --dry-run says on stderr how big the cache is and that it stays
-  --yes            with --all-trees: do not ask (without a terminal to ask on, it is required)
-
+       make-clean --all-trees [--yes] [--dry-run] [--cache] [--engine docker|podman]",
+    flags: &[
+        Flag::switch("--dry-run", "list what would go, with sizes (kind<TAB>name<TAB>bytes); remove nothing"),
+        Flag::switch("--all-dangling", "also remove every dangling image on the engine (the scripts always did)"),
+        Flag::switch(
+            "--all-trees",
+            "the kit's containers and kube-build images of every tree on the engine, never anything else; \
+             no tree needed, no _output touched",
+        ),
+        Flag::switch(
+            "--cache",
+            "also remove the shared Go build cache volume (k8s-build-kit-go-cache, or KUBE_KIT_CACHE_VOLUME), \
+             only if labelled as the kit's",
+        ),
+        Flag::switch("--yes", "with --all-trees: do not ask (without a terminal to ask on, it is required)"),
+        Flag::value("--engine", "docker|podman", "the engine to clean (default docker)").env("KUBE_CONTAINER_ENGINE"),
+    ],
+    notes: "\
 Another tree's containers and images are never touched (but with --all-trees). Refuses a root
-that is /, $HOME or not a Kubernetes tree. stdout: what was removed, kind<TAB>name per line.
-",
+that is /, $HOME or not a Kubernetes tree. stdout: what was removed, kind<TAB>name per line.",
     run,
-    flags: &["--all-dangling", "--all-trees", "--cache", "--dry-run", "--engine", "--yes"],
-    command_after: None,
+    takes_command: false,
 };
 
 /// One thing a plan removes.

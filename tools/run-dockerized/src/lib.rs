@@ -1,7 +1,7 @@
 //! run-dockerized: `build/run.sh <command>` for every era (see the dockerized crate).
 
 use dockerized::fanout::{EngineSpec, FanOut, Me};
-use dockerized::{binaries_json, built_binaries, RunOptions, FANOUT_VALUE_FLAGS};
+use dockerized::{binaries_json, built_binaries, RunOptions};
 use kube_tree::cli::{Ctx, Tool};
 use kube_tree::json::Json;
 use kube_tree::{log, Fail, Status};
@@ -13,28 +13,13 @@ pub const TOOL: Tool = Tool {
     usage: "\
 run-dockerized: run a command in the containerized build of the tree (build/run.sh)
 
-Usage: run-dockerized [options] [--] <command...>
-       e.g. run-dockerized make WHAT=cmd/kubectl; run-dockerized make cross
-
-  --mode rsync|bind     rsync (default: eras A/B, remote engines) or bind (era C, local engines)
-  --engine docker|podman  (default: KUBE_CONTAINER_ENGINE, else docker; DOCKER_HOST/contexts apply)
-  --cross-image IMG     kube-cross image (also KUBE_CROSS_IMAGE / KUBE_CROSS_VERSION)
-  --mirror REGISTRY     pull kube-cross from REGISTRY/build-image/kube-cross:TAG (then the short
-                        REGISTRY/kube-cross:TAG if missing; --mirror-short: only that one)
-  --cache shared|private  one Go build cache volume per engine (default), or the tree's own
-  --no-copy             leave the output in the data container (also KUBE_RUN_COPY_OUTPUT=n)
-  --full-sync           sync everything in and out, whatever the last run's record says
-  --force               run the command even when nothing changed since its last success
-  --dry-run             print every engine command, in order; run none
-  --engines A,B,...     fan the platforms out over several engines (also KUBE_BUILD_ENGINES);
-                        --skip-unreachable goes on without an engine that does not answer
-
+Usage: run-dockerized [options] [--] <command...>   e.g. run-dockerized make WHAT=cmd/kubectl",
+    flags: RunOptions::FANOUT_FLAGS,
+    notes: "\
 No change, no build: a command whose last success left the tree and binaries as they are is not
-run again. stdout: the binaries built (--json: one object with the run and its outcome).
-",
+run again. stdout: the binaries built (--json: one object with the run and its outcome).",
     run,
-    flags: dockerized::RunOptions::FANOUT_FLAGS,
-    command_after: Some(FANOUT_VALUE_FLAGS),
+    takes_command: true,
 };
 
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {

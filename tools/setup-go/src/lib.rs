@@ -13,7 +13,7 @@ pub mod want;
 
 pub use pick::{pick, Choice, Resolved};
 
-use kube_tree::cli::{Ctx, Tool};
+use kube_tree::cli::{Ctx, Flag, Tool};
 use kube_tree::json::Json;
 use kube_tree::proc::quote;
 use kube_tree::{log, Fail, Status};
@@ -25,23 +25,22 @@ pub const TOOL: Tool = Tool {
     usage: "\
 setup-go: find or install the Go the tree was made for
 
-Usage: setup-go [--version V] [--mirror URL] [--exact] [--print-env | --list]
-
-  --version V    this Go instead of the tree's (also GO_VERSION); no tree is needed then
-  --mirror URL   download from this site of the official layout (also KUBE_GO_MIRROR;
-                 default https://go.dev/dl/)
-  --exact        refuse another patch of the same minor line when the exact one is not published
-  --print-env    print GOROOT, PATH and GOTOOLCHAIN=local for: eval \"$(setup-go --print-env)\"
-  --list         list the installed Go versions and those the site offers (for the tree's line)
-
+Usage: setup-go [--version V] [--mirror URL] [--exact] [--print-env | --list]",
+    flags: &[
+        Flag::value("--version", "V", "this Go instead of the tree's; no tree is needed then").env("GO_VERSION"),
+        Flag::value("--mirror", "URL", "download from this site of the official layout (default https://go.dev/dl/)")
+            .env("KUBE_GO_MIRROR"),
+        Flag::switch("--exact", "refuse another patch of the same minor line when the exact one is not published"),
+        Flag::switch("--print-env", "print GOROOT, PATH and GOTOOLCHAIN=local for: eval \"$(setup-go --print-env)\""),
+        Flag::switch("--list", "list the installed Go versions and those the site offers (for the tree's line)"),
+    ],
+    notes: "\
 The tree's Go: .go-version, else the kube-cross tag (v1.15.5-1 -> 1.15.5). FORCE_HOST_GO=y means
 the go on PATH. Looked for first on the machine (PATH, $GOROOT, ~/sdk, /usr/lib/go-*, the cache
 ~/.cache/k8s-build-kit/go, the Go that `cargo xtask fetch-tree` unpacked); a download is checked
-against the site's SHA-256 and installed whole or not at all. stdout: the GOROOT.
-",
+against the site's SHA-256 and installed whole or not at all. stdout: the GOROOT.",
     run,
-    flags: &["--exact", "--list", "--mirror", "--print-env", "--version"],
-    command_after: None,
+    takes_command: false,
 };
 
 /// The command line, parsed.

@@ -345,9 +345,18 @@ pub fn use_chosen(chosen: &Resolved, genv: &mut kube_tree::goenv::GoEnv, env: &d
     }
 }
 
+/// `--go`, declared once for every tool that takes it (kube-build, doctor, check-vendor,
+/// setup-gopath).
+pub const GO_FLAG: kube_tree::cli::Flag = kube_tree::cli::Flag::value(
+    "--go",
+    "auto|host|PATH",
+    "which Go: auto (default) is the tree's Go when the go on PATH is of another line, found or \
+     downloaded as setup-go does; host is the go on PATH (also FORCE_HOST_GO=y)",
+);
+
 /// `--go` as every tool reads it (default auto); a path must hold a Go (else exit 2 at once).
 pub fn choice_flag(ctx: &mut kube_tree::cli::Ctx) -> Result<Choice, Fail> {
-    let c = Choice::parse(ctx.opt_string("--go")?.as_deref().unwrap_or("auto"))?;
+    let c = Choice::parse(ctx.opt_string(GO_FLAG.name)?.as_deref().unwrap_or("auto"))?;
     if let Choice::Path(g) = &c {
         // The tree the tool will work on, when there is one: refused here, before any work, in
         // every tool alike (doctor would otherwise only report it).

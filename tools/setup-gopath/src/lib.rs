@@ -2,7 +2,7 @@
 //! or a git clone), print the environment its era needs, and prove it by building cmd/kube-proxy.
 
 use camino::{Utf8Path, Utf8PathBuf};
-use kube_tree::cli::{Ctx, Tool};
+use kube_tree::cli::{Ctx, Flag, Tool};
 use kube_tree::goenv::{self, GoEnv, KUBE_IMPORT_PATH};
 use kube_tree::json::Json;
 use kube_tree::proc::Proc;
@@ -17,23 +17,25 @@ pub const TOOL: Tool = Tool {
 setup-gopath: put a Kubernetes checkout at $GOPATH/src/k8s.io/kubernetes
 
 Usage: setup-gopath [--gopath DIR] [--from PATH | --clone URL [--ref REF]]
-                    [--print-env] [--probe [--go auto|host|PATH]] [--force] [--dry-run] [--json]
-
-  --gopath DIR   the GOPATH to use (default: first entry of $GOPATH, else ~/go)
-  --from PATH    link this checkout (default: the tree found as --kube-root describes)
-  --clone URL    git clone URL there instead (into a temp dir, renamed into place when complete)
-  --ref REF      with --clone: check out this branch, tag or commit
-  --print-env    print shell lines for: eval \"$(setup-gopath --print-env)\"
-  --probe        build cmd/kube-proxy there with `go build` and report the binary or the errors
-  --go X         the Go of the probe, as kube-build's --go (default auto: the tree's Go line)
-  --force        repoint an existing symlink that points at another tree (never a directory)
-  --dry-run      say what would be done; change nothing
-
-Idempotent; an existing different directory is never replaced. stdout: the checkout path.
-",
+                    [--print-env] [--probe [--go auto|host|PATH]] [--force] [--dry-run] [--json]",
+    flags: &[
+        Flag::value("--gopath", "DIR", "the GOPATH to use (default: first entry of $GOPATH, else ~/go)"),
+        Flag::value("--from", "PATH", "link this checkout (default: the tree found as --kube-root describes)"),
+        Flag::value(
+            "--clone",
+            "URL",
+            "git clone URL there instead (into a temp dir, renamed into place when complete)",
+        ),
+        Flag::value("--ref", "REF", "with --clone: check out this branch, tag or commit"),
+        Flag::switch("--print-env", "print shell lines for: eval \"$(setup-gopath --print-env)\""),
+        Flag::switch("--probe", "build cmd/kube-proxy there with `go build` and report the binary or the errors"),
+        setup_go::pick::GO_FLAG,
+        Flag::switch("--force", "repoint an existing symlink that points at another tree (never a directory)"),
+        Flag::switch("--dry-run", "say what would be done; change nothing"),
+    ],
+    notes: "Idempotent; an existing different directory is never replaced. stdout: the checkout path.",
     run,
-    flags: &["--clone", "--dry-run", "--force", "--from", "--go", "--gopath", "--print-env", "--probe", "--ref"],
-    command_after: None,
+    takes_command: false,
 };
 
 /// What happened (or would happen) at the destination.
