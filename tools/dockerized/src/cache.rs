@@ -8,8 +8,12 @@
 //! `GOTOOLCHAIN` keeps a downloaded Go) too. `--cache private` / `KUBE_BUILD_CACHE=private` keeps
 //! the old per-tree cache inside the tree (bind mode) or the data container (rsync mode).
 
-use crate::{Engine, Job, Mode, LABEL_OWNER, OWNER, REMOTE_ROOT};
+use crate::engine::Engine;
+use crate::job::Job;
+use crate::labels::{LABEL_OWNER, OWNER};
+use crate::setup::{Mode, REMOTE_ROOT};
 use kube_tree::{log, Era, Fail};
+use std::collections::HashMap;
 
 type Result<T, E = Fail> = std::result::Result<T, E>;
 
@@ -116,7 +120,46 @@ fn volume_owner(engine: &Engine, volume: &str) -> Result<Option<String>> {
 
 /// The cache's size in bytes as the engine counts it (`system df -v`), None when it has none.
 pub fn cache_size(engine: &Engine, volume: &str) -> Option<u64> {
-    crate::clean::volume_sizes(engine).get(volume).copied()
+    volume_sizes(engine).get(volume).copied()
+}
+
+/// Every volume's size from `system df -v` (the engine computes them; "1.2GB" style).
+pub(crate) fn volume_sizes(e: &Engine) -> HashMap<String, u64> {
+    let text = e.query(&["system", "df", "-v"]).ok().flatten().unwrap_or_default();
+    let mut out = HashMap::new();
+    let mut in_volumes = false;
+    for l in text.lines() {
+        if l.starts_with("Local Volumes space usage") {
+            in_volumes = true;
+            continue;
+        }
+        if in_volumes && l.trim().is_empty() && !out.is_empty() {
+            break;
+        }
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if in_volumes && f.len() >= 3 && f[0] != "VOLUME" {
+            if let Some(n) = human_bytes(f[f.len() - 1]) {
+                out.insert(f[0].to_string(), n);
+            }
+        }
+    }
+    out
+}
+
+/// `1.2GB`, `512kB`, `0B` as the engine prints sizes (decimal units).
+pub(crate) fn human_bytes(s: &str) -> Option<u64> {
+    let i = s.find(|c: char| c.is_ascii_alphabetic())?;
+    let (n, unit) = s.split_at(i);
+    let n: f64 = n.parse().ok()?;
+    let m = match unit.to_ascii_uppercase().as_str() {
+        "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        _ => return None,
+    };
+    Some((n * m) as u64)
 }
 
 /// Whether the kit's cache volume exists on the engine (labelled as ours: another tool's volume of
@@ -261,8 +304,10 @@ const TRIM_SCRIPT: &str = r#"find . \( -path './[0-9a-f][0-9a-f]/*' -o -path './
 
 #[cfg(test)]
 mod tests {
-    use super::{mount_args, parse_size, shares_module_cache, valid_volume_name, CACHE_VOLUME};
-    use crate::{Engine, Job, Setup};
+    use super::{human_bytes, mount_args, parse_size, shares_module_cache, valid_volume_name, CACHE_VOLUME};
+    use crate::engine::Engine;
+    use crate::job::Job;
+    use crate::setup::Setup;
     use kube_tree::fixture::{scratch_tree, Spec};
     use kube_tree::{Era, Tree};
 
@@ -309,5 +354,13 @@ mod tests {
         for bad in ["", "G", "1.5G", "-1", "10T", "99999999999999999999G"] {
             assert_eq!(parse_size(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn engine_sizes_are_read_in_decimal_units() {
+        assert_eq!(human_bytes("1.5GB"), Some(1_500_000_000));
+        assert_eq!(human_bytes("512kB"), Some(512_000));
+        assert_eq!(human_bytes("0B"), Some(0));
+        assert_eq!(human_bytes("N/A"), None);
     }
 }

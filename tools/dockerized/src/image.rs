@@ -1,7 +1,16 @@
 //! The images: kube-cross (present, or pulled from a mirror) and the tree's kube-build image,
 //! rebuilt only when its context changes; the rsync password.
 
-use super::*;
+use crate::containers::Containers;
+use crate::engine::{proxy_env, Engine, Kind};
+use crate::job::Job;
+use crate::md5;
+use crate::setup::{Mode, Setup};
+use camino::Utf8Path;
+use kube_tree::proc::Captured;
+use kube_tree::{log, values, Cap, Fail, Tree};
+
+type Result<T, E = Fail> = std::result::Result<T, E>;
 
 /// What the engine knows of the two images a run needs, asked in one call.
 #[derive(Debug, Default, Clone)]
@@ -375,5 +384,17 @@ impl Job<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_read_out_of_the_inspect_json() {
+        let json = r#"{"io.k8s-build-kit.context":"0123abcd","io.k8s-build-kit.owner":"k8s-build-kit"}"#;
+        assert_eq!(label_of(json, "io.k8s-build-kit.context"), "0123abcd");
+        assert_eq!(label_of("null", "io.k8s-build-kit.context"), "");
     }
 }

@@ -2,14 +2,19 @@
 //! `[engine]` prefix, one progress line per engine, platform durations measured for the next
 //! split, and on a failure the other engines stopped and their containers of this tree removed.
 
-use super::plan::{self, EngineSpec};
+use super::durations::{load_durations, save_durations};
+use super::engines::EngineSpec;
+use crate::containers::Containers;
 use crate::result::{self, LastRun, Pending};
+use crate::setup::{save_version_defs, Setup};
 use crate::sync::HostStamps;
-use crate::{log, Containers, Result, Setup, Tree};
 use kube_tree::proc::{Proc, Started};
+use kube_tree::{log, Fail, Tree};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+type Result<T, E = Fail> = std::result::Result<T, E>;
 
 /// One engine's part of the plan.
 pub struct Share {
@@ -81,7 +86,7 @@ pub fn execute(tree: &Tree, shares: &[Share]) -> Result<Outcome> {
     kube_tree::proc::install_interrupt_handler();
     // The tree before any share syncs it (with the file each share would write first), for
     // settling the shares' records at the end.
-    crate::setup::save_version_defs(tree)?;
+    save_version_defs(tree)?;
     let before = HostStamps::take(&tree.root)?;
     let watches: Vec<Arc<Mutex<Watch>>> = shares.iter().map(|_| Arc::default()).collect();
     let mut running: Vec<Option<Started>> = Vec::new();
@@ -192,7 +197,7 @@ fn progress(shares: &[Share], watches: &[Arc<Mutex<Watch>>], done: &[bool], star
 /// Keeps each platform's measured time per engine for the next split: the time between its
 /// "Building go targets" line and the next, else the share's whole time over its platforms.
 fn record_durations(tree: &Tree, shares: &[Share], watches: &[Arc<Mutex<Watch>>]) -> Result<()> {
-    let mut known = plan::load_durations(tree)?;
+    let mut known = load_durations(tree)?;
     for (share, watch) in shares.iter().zip(watches) {
         let w = watch.lock().unwrap_or_else(|e| e.into_inner());
         let entry = known.entry(share.engine.spec.clone()).or_default();
@@ -202,7 +207,7 @@ fn record_durations(tree: &Tree, shares: &[Share], watches: &[Arc<Mutex<Watch>>]
             }
         }
     }
-    plan::save_durations(tree, &known)
+    save_durations(tree, &known)
 }
 
 /// Each share's record of this success, for its no-change skip next time. A share cannot write
@@ -223,7 +228,7 @@ fn settle_records(tree: &Tree, shares: &[Share], mut expected: HostStamps) -> Re
             }
             // It found nothing changed and did not run (a share that runs forgets its record
             // first): its record stands for the tree as it was before this run.
-            None => match LastRun::load_for(tree, &tag) {
+            None => match LastRun::load(tree, Some(&tag)) {
                 Some(last) if last.host == before => keys.push((tag, last.key)),
                 _ => log::status_v(2, format!("[{}] left no record of its run", share.engine.spec)),
             },
@@ -239,7 +244,7 @@ fn settle_records(tree: &Tree, shares: &[Share], mut expected: HostStamps) -> Re
     }
     let outputs = result::outputs(tree);
     for (tag, key) in keys {
-        LastRun { key, host: now.sum, outputs: outputs.clone() }.save_for(tree, &tag)?;
+        LastRun { key, host: now.sum, outputs: outputs.clone() }.save(tree, Some(&tag))?;
     }
     Ok(())
 }
@@ -259,8 +264,8 @@ pub(crate) fn follow_packaging(tree: &Tree, shares: &[Share], from: (u64, u64), 
     }
     for share in shares {
         let tag = share.engine.tag();
-        if let Some(last) = LastRun::load_for(tree, &tag).filter(|l| l.host == from.0) {
-            LastRun { host: to.0, ..last }.save_for(tree, &tag)?;
+        if let Some(last) = LastRun::load(tree, Some(&tag)).filter(|l| l.host == from.0) {
+            LastRun { host: to.0, ..last }.save(tree, Some(&tag))?;
         }
     }
     log::status_v(2, "the packaging changed ctimes only (its hard links): the shares' records follow");
@@ -272,7 +277,7 @@ pub(crate) fn follow_packaging(tree: &Tree, shares: &[Share], from: (u64, u64), 
 /// is skipped after its time limit.
 fn remove_tree_containers(tree: &Tree, engine: &EngineSpec) {
     let removed = (|| -> Result<Vec<String>> {
-        let e = super::engine_of(engine)?;
+        let e = engine.engine()?;
         let setup = Setup::new(tree.clone(), &e, Some("rsync"), None)?;
         let names = Containers::list(&e)?.of_tree(&setup);
         for n in &names {
