@@ -3,7 +3,8 @@
 use crate::containers::Containers;
 use crate::engine::{proxy_env, Cleanup, Engine, Kind};
 use crate::job::Job;
-use crate::setup::{Mode, REMOTE_ROOT, VERSION_DEFS};
+use crate::layout::REMOTE_ROOT;
+use crate::setup::{Mode, VERSION_DEFS};
 use camino::Utf8Path;
 use kube_tree::Fail;
 use std::process::ExitStatus;

@@ -3,7 +3,8 @@
 use crate::engine::{Engine, Kind};
 use crate::job::Job;
 use crate::labels::{LABEL_KEY, LABEL_TREE};
-use crate::setup::{Setup, REMOTE_ROOT};
+use crate::layout::REMOTE_ROOT;
+use crate::setup::Setup;
 use kube_tree::proc::Captured;
 use kube_tree::{log, Fail};
 

@@ -4,6 +4,7 @@
 use crate::cache;
 use crate::engine::{check_proxy_env, Engine};
 use crate::labels::{LABEL_HASH, LABEL_OWNER, LABEL_TREE, OWNER};
+use crate::layout::REMOTE_ROOT;
 use crate::md5;
 use crate::state::{state_file, StateTag};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -11,9 +12,6 @@ use kube_tree::proc::Proc;
 use kube_tree::{values, version, Cap, Era, Fail, Tree};
 
 type Result<T, E = Fail> = std::result::Result<T, E>;
-
-/// Where the tree lives inside every container.
-pub const REMOTE_ROOT: &str = "/go/src/k8s.io/kubernetes";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

@@ -21,7 +21,7 @@
 //! a shell: no record, and the next run does the full sync and the full copy-out, as the
 //! scripts always do.
 
-use crate::setup::REMOTE_ROOT;
+use crate::layout::REMOTE_ROOT;
 use crate::state::{state_file, StateTag};
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::{fnv, walk, Fail, Tree};
