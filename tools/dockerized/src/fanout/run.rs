@@ -89,8 +89,31 @@ pub fn execute(tree: &Tree, shares: &[Share]) -> Result<Outcome> {
     save_version_defs(tree)?;
     let before = HostStamps::take(&tree.root)?;
     let watches: Vec<Arc<Mutex<Watch>>> = shares.iter().map(|_| Arc::default()).collect();
+    let running = start_all(shares, &watches)?;
+    let end = wait_all(shares, &watches, running)?;
+    let interrupted = kube_tree::proc::interrupted();
+    if end.failed.is_some() || interrupted {
+        for (i, share) in shares.iter().enumerate() {
+            if end.stopped[i] || !end.done[i] || end.failed.as_ref().is_some_and(|f| f.share == i) {
+                remove_tree_containers(tree, &share.engine);
+            }
+        }
+    } else {
+        record_durations(tree, shares, &watches)?;
+        settle_records(tree, shares, before)?;
+    }
+    let mut binaries: Vec<String> =
+        watches.iter().flat_map(|w| w.lock().unwrap_or_else(|e| e.into_inner()).binaries.clone()).collect();
+    binaries.sort();
+    binaries.dedup();
+    Ok(Outcome { binaries, failed: end.failed.map(|f| f.why), interrupted })
+}
+
+/// Starts every share's run, its log lines prefixed `[engine]` and watched; if one cannot
+/// start, those started are stopped.
+fn start_all(shares: &[Share], watches: &[Arc<Mutex<Watch>>]) -> Result<Vec<Option<Started>>> {
     let mut running: Vec<Option<Started>> = Vec::new();
-    for (share, watch) in shares.iter().zip(&watches) {
+    for (share, watch) in shares.iter().zip(watches) {
         let (w, prefix) = (watch.clone(), format!("[{}]", share.engine.spec));
         log::status(format!("{prefix} building {} ({})", share.platforms.join(" "), share.engine.program()));
         let started = share.proc.start_lines(move |is_err, line| {
@@ -107,70 +130,69 @@ pub fn execute(tree: &Tree, shares: &[Share]) -> Result<Outcome> {
             }
         }
     }
+    Ok(running)
+}
+
+/// The share that failed first, and how.
+struct FirstFailure {
+    share: usize,
+    why: String,
+}
+
+/// How the shares ended, each by its index.
+struct Ending {
+    failed: Option<FirstFailure>,
+    /// Stopped by us (after another's failure, or an interrupt).
+    stopped: Vec<bool>,
+    /// Ended on its own or after being stopped.
+    done: Vec<bool>,
+}
+
+/// Waits for every share, a progress line every 15 s; on the first failure or an interrupt,
+/// stops the others (each removes its build and rsync containers as on an interrupt).
+fn wait_all(shares: &[Share], watches: &[Arc<Mutex<Watch>>], mut running: Vec<Option<Started>>) -> Result<Ending> {
     let start = Instant::now();
     let mut next_progress = Duration::from_secs(15);
-    let mut failed: Option<(usize, String)> = None;
-    let mut stopped = vec![false; shares.len()];
-    let mut done = vec![false; shares.len()];
+    let mut end = Ending { failed: None, stopped: vec![false; shares.len()], done: vec![false; shares.len()] };
     loop {
         for (i, slot) in running.iter_mut().enumerate() {
             let Some(child) = slot else { continue };
             let Some(status) = child.try_wait()? else { continue };
             *slot = None;
-            done[i] = true;
+            end.done[i] = true;
             let mut w = watches[i].lock().unwrap_or_else(|e| e.into_inner());
             w.close(Instant::now());
             let took = log::human(start.elapsed());
             if status.success() {
                 log::status(format!("[{}] done: {} in {took}", shares[i].engine.spec, shares[i].platforms.join(" ")));
-            } else if failed.is_none() && !stopped[i] {
+            } else if end.failed.is_none() && !end.stopped[i] {
                 let last: Vec<String> = w.last.iter().rev().take(3).rev().cloned().collect();
-                failed = Some((
-                    i,
-                    format!(
-                        "engine {} failed ({status}) building {}; its last lines: {}",
-                        shares[i].engine.spec,
-                        shares[i].platforms.join(" "),
-                        last.join(" | ")
-                    ),
-                ));
+                let why = format!(
+                    "engine {} failed ({status}) building {}; its last lines: {}",
+                    shares[i].engine.spec,
+                    shares[i].platforms.join(" "),
+                    last.join(" | ")
+                );
+                end.failed = Some(FirstFailure { share: i, why });
             }
         }
-        let interrupted = kube_tree::proc::interrupted();
-        if failed.is_some() || interrupted {
-            // Stop the others: each removes its build and rsync containers as on an interrupt.
+        if end.failed.is_some() || kube_tree::proc::interrupted() {
             for (i, slot) in running.iter().enumerate() {
                 if let Some(c) = slot {
-                    stopped[i] = true;
+                    end.stopped[i] = true;
                     c.terminate();
                 }
             }
         }
         if running.iter().all(Option::is_none) {
-            break;
+            return Ok(end);
         }
         if start.elapsed() >= next_progress {
-            progress(shares, &watches, &done, start);
+            progress(shares, watches, &end.done, start);
             next_progress += Duration::from_secs(15);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let interrupted = kube_tree::proc::interrupted();
-    if failed.is_some() || interrupted {
-        for (i, share) in shares.iter().enumerate() {
-            if stopped[i] || !done[i] || failed.as_ref().is_some_and(|(f, _)| *f == i) {
-                remove_tree_containers(tree, &share.engine);
-            }
-        }
-    } else {
-        record_durations(tree, shares, &watches)?;
-        settle_records(tree, shares, before)?;
-    }
-    let mut binaries: Vec<String> =
-        watches.iter().flat_map(|w| w.lock().unwrap_or_else(|e| e.into_inner()).binaries.clone()).collect();
-    binaries.sort();
-    binaries.dedup();
-    Ok(Outcome { binaries, failed: failed.map(|f| f.1), interrupted })
 }
 
 /// One line per engine still running: what it is building, how far, for how long.
