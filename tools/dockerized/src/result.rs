@@ -9,7 +9,9 @@
 use crate::build::build_env_args;
 use crate::clean::built_binaries;
 use crate::job::Job;
-use crate::setup::Setup;
+use crate::opening::Opening;
+use crate::options::RunOptions;
+use crate::setup::{Mode, Setup};
 use crate::state::{state_file, StateTag};
 use crate::sync::HostStamps;
 use camino::{Utf8Path, Utf8PathBuf};
@@ -181,6 +183,55 @@ impl Job<'_> {
                 Ok(())
             }
         }
+    }
+}
+
+impl Job<'_> {
+    /// No change, no build: true when the last successful run of this request covers this
+    /// one. Else the record is forgotten before anything runs, and the tree's stamps, when they
+    /// had to be waited for, go back into `open` for the sync record.
+    pub(crate) fn skip_unchanged(
+        &self,
+        opts: &RunOptions,
+        cmd: &[String],
+        interactive: bool,
+        open: &mut Opening,
+    ) -> Result<bool, Fail> {
+        if self.last_run_covers(opts, cmd, interactive, open) {
+            return Ok(true);
+        }
+        if !opts.dry_run {
+            LastRun::forget(&self.setup.tree, self.setup.state_tag.as_ref())?;
+        }
+        Ok(false)
+    }
+
+    fn last_run_covers(&self, opts: &RunOptions, cmd: &[String], interactive: bool, open: &mut Opening) -> bool {
+        let setup = self.setup;
+        let last = (setup.mode == Mode::Rsync && !opts.dry_run && !interactive && opts.copy)
+            .then(|| LastRun::load(&setup.tree, setup.state_tag.as_ref()))
+            .flatten();
+        let (Some(last), Some(image_id), Some(data)) =
+            (last, &open.facts.image_id, open.containers.get(&setup.names.data))
+        else {
+            return false;
+        };
+        let host = open.stamps.take().map(|h| h.join().expect("the stamps thread panicked"));
+        let sum = host.as_ref().and_then(|h| h.as_ref().ok()).map(|h| h.sum);
+        let req = Request::new(setup, cmd, image_id, &open.cross_id, &data.id);
+        match last.differs(&req, sum, &setup.tree) {
+            None if !opts.force => {
+                log::status(format!(
+                    "nothing changed since the last successful `{}` (tree, images, data container, environment, outputs): not running it (--force runs it)",
+                    cmd.join(" ")
+                ));
+                return true;
+            }
+            None => log::status_v(2, "nothing changed since the last run, but --force: running it"),
+            Some(why) => log::status_v(2, format!("running: {why} since the last successful run")),
+        }
+        open.stamps = host.map(|h| std::thread::spawn(move || h));
+        false
     }
 }
 

@@ -8,10 +8,10 @@ use crate::job::Job;
 use crate::opening::Opening;
 use crate::options::RunOptions;
 use crate::report::RunSubject;
-use crate::result::{self, LastRun, Request};
+use crate::result;
 use crate::rsync_mode;
 use crate::setup::{save_version_defs, Mode, Setup};
-use kube_tree::{log, Fail, Tree};
+use kube_tree::{Fail, Tree};
 use std::process::ExitStatus;
 
 /// The outcome of a containerized run.
@@ -41,12 +41,9 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
         save_version_defs(&setup.tree)?;
     }
     let mut open = Opening::ask(job, opts)?;
-    if unchanged(job, opts, cmd, interactive, &mut open)? {
+    if job.skip_unchanged(opts, cmd, interactive, &mut open)? {
         let subject = RunSubject::of(&engine, &setup);
         return Ok(RunResult { status: Some(result::success()), plan: Vec::new(), mode: setup.mode, subject });
-    }
-    if !opts.dry_run {
-        LastRun::forget(&setup.tree, setup.state_tag.as_ref())?;
     }
     let status = match setup.mode {
         Mode::Rsync => rsync_mode::run(job, opts, open, cmd, interactive)?,
@@ -58,34 +55,4 @@ pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> 
     job.after_build(status.as_ref());
     let plan = engine.plan.borrow().clone();
     Ok(RunResult { status, plan, mode: setup.mode, subject: RunSubject::of(&engine, &setup) })
-}
-
-/// No change, no build: true when the last successful run of this request covers this one
-/// (see [`crate::result`]). Else the tree's stamps, when they had to be waited for, go back
-/// into `open` for the sync record.
-fn unchanged(job: Job, opts: &RunOptions, cmd: &[String], interactive: bool, open: &mut Opening) -> Result<bool, Fail> {
-    let setup = job.setup;
-    let last = (setup.mode == Mode::Rsync && !opts.dry_run && !interactive && opts.copy)
-        .then(|| LastRun::load(&setup.tree, setup.state_tag.as_ref()))
-        .flatten();
-    let (Some(last), Some(image_id), Some(data)) = (last, &open.facts.image_id, open.containers.get(&setup.names.data))
-    else {
-        return Ok(false);
-    };
-    let host = open.stamps.take().map(|h| h.join().expect("the stamps thread panicked"));
-    let sum = host.as_ref().and_then(|h| h.as_ref().ok()).map(|h| h.sum);
-    let req = Request::new(setup, cmd, image_id, &open.cross_id, &data.id);
-    match last.differs(&req, sum, &setup.tree) {
-        None if !opts.force => {
-            log::status(format!(
-                "nothing changed since the last successful `{}` (tree, images, data container, environment, outputs): not running it (--force runs it)",
-                cmd.join(" ")
-            ));
-            return Ok(true);
-        }
-        None => log::status_v(2, "nothing changed since the last run, but --force: running it"),
-        Some(why) => log::status_v(2, format!("running: {why} since the last successful run")),
-    }
-    open.stamps = host.map(|h| std::thread::spawn(move || h));
-    Ok(false)
 }
