@@ -240,3 +240,40 @@ pub(crate) fn success() -> ExitStatus {
     use std::os::unix::process::ExitStatusExt;
     ExitStatus::from_raw(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{LastRun, Pending};
+    use crate::engine::Engine;
+    use crate::job::Job;
+    use crate::setup::Setup;
+    use crate::state::StateTag;
+    use kube_tree::fixture::{scratch_tree, Spec};
+    use kube_tree::Tree;
+
+    #[test]
+    fn each_share_keeps_its_own_records() {
+        let root = scratch_tree("result-tags", &Spec::era_c());
+        let tree = Tree::open(&root).unwrap();
+        let tag = StateTag::new("e01").unwrap();
+        let last = LastRun { key: 1, host: 2, outputs: Vec::new() };
+        last.save(&tree, Some(&tag)).unwrap();
+        assert_eq!(LastRun::load(&tree, None), None);
+        assert_eq!(LastRun::load(&tree, Some(&tag)), Some(last.clone()));
+        // Forgetting the tree's own record leaves the share's.
+        LastRun::forget(&tree, None).unwrap();
+        assert_eq!(LastRun::load(&tree, Some(&tag)), Some(last));
+
+        // A share's success is left pending, under its tag, for the fan-out to settle.
+        let engine = Engine::new(Some("docker".into()), true).unwrap();
+        let mut setup = Setup::new(Tree::open(&root).unwrap(), &engine, Some("rsync"), None).unwrap();
+        setup.state_tag = Some(tag.clone());
+        Job { engine: &engine, setup: &setup }.record_success(7, None, "copied").unwrap();
+        LastRun::forget(&tree, Some(&tag)).unwrap();
+        assert_eq!(LastRun::load(&tree, Some(&tag)), None);
+        assert_eq!(Pending::take(&tree, &tag).unwrap(), None, "forgotten with the record");
+        Job { engine: &engine, setup: &setup }.record_success(7, None, "copied").unwrap();
+        assert_eq!(Pending::take(&tree, &tag).unwrap(), Some(Pending { key: 7, copied: "copied".into() }));
+        std::fs::remove_dir_all(root.parent().unwrap()).unwrap();
+    }
+}

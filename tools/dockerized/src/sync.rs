@@ -527,6 +527,18 @@ mod tests {
         Record::forget(&tree, None).unwrap();
         assert_eq!(Record::load(&tree, None), None);
         Record::forget(&tree, None).unwrap();
+
+        // A fan-out share's record and change list are its own: the tree's run never reads them.
+        let tag = StateTag::new("e0123abcd").unwrap();
+        let r = Record { data: "d2".into(), rsyncd: "r2".into(), host: 0xbeef };
+        r.save(&tree, Some(&tag)).unwrap();
+        assert_eq!(Record::load(&tree, None), None);
+        assert_eq!(Record::load(&tree, Some(&tag)), Some(r));
+        assert!(Record::path(&tree, Some(&tag)).as_str().ends_with("_output/dockerized/.kit-sync-record.e0123abcd"));
+        let at = ListAt::volume(Some(&tag));
+        assert_eq!(at.host_path(&tree), tree.path("_output/dockerized/.kit-changed.e0123abcd"));
+        let ListAt::Volume(list) = &at else { panic!("{at:?}") };
+        assert_eq!(with_list(&[], list), ["+ /_output/dockerized/.kit-changed.e0123abcd"]);
     }
 
     #[test]
