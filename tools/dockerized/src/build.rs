@@ -1,6 +1,15 @@
 //! The build container: its arguments (the scripts' environment, the caller's user) and runs.
 
-use super::*;
+use crate::containers::Containers;
+use crate::engine::{proxy_env, Cleanup, Engine, Kind};
+use crate::job::Job;
+use crate::layout::REMOTE_ROOT;
+use crate::setup::{Mode, VERSION_DEFS};
+use camino::Utf8Path;
+use kube_tree::Fail;
+use std::process::ExitStatus;
+
+type Result<T, E = Fail> = std::result::Result<T, E>;
 
 /// The environment the scripts pass into the build container: values come from ours (`--env
 /// NAME` without a value, so nothing lands on the command line), GOLDFLAGS only when set.

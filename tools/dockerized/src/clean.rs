@@ -1,6 +1,15 @@
 //! make-clean's plan and its application: this tree's containers and images, and `_output`.
 
-use super::*;
+use crate::cache::volume_sizes;
+use crate::containers::Containers;
+use crate::engine::Engine;
+use crate::job::Job;
+use crate::labels::LABEL_TREE;
+use crate::setup::Setup;
+use camino::{Utf8Path, Utf8PathBuf};
+use kube_tree::{values, Fail, Tree};
+
+type Result<T, E = Fail> = std::result::Result<T, E>;
 
 /// What make-clean would remove.
 #[derive(Debug, Default)]
@@ -167,45 +176,6 @@ pub fn sizes(engine: Option<&Engine>, plan: &CleanPlan) -> std::collections::Has
     out
 }
 
-/// Every volume's size from `system df -v` (the engine computes them; "1.2GB" style).
-pub(crate) fn volume_sizes(e: &Engine) -> std::collections::HashMap<String, u64> {
-    let text = e.query(&["system", "df", "-v"]).ok().flatten().unwrap_or_default();
-    let mut out = std::collections::HashMap::new();
-    let mut in_volumes = false;
-    for l in text.lines() {
-        if l.starts_with("Local Volumes space usage") {
-            in_volumes = true;
-            continue;
-        }
-        if in_volumes && l.trim().is_empty() && !out.is_empty() {
-            break;
-        }
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if in_volumes && f.len() >= 3 && f[0] != "VOLUME" {
-            if let Some(n) = human_bytes(f[f.len() - 1]) {
-                out.insert(f[0].to_string(), n);
-            }
-        }
-    }
-    out
-}
-
-/// `1.2GB`, `512kB`, `0B` as the engine prints sizes (decimal units).
-pub(crate) fn human_bytes(s: &str) -> Option<u64> {
-    let i = s.find(|c: char| c.is_ascii_alphabetic())?;
-    let (n, unit) = s.split_at(i);
-    let n: f64 = n.parse().ok()?;
-    let m = match unit.to_ascii_uppercase().as_str() {
-        "B" => 1.0,
-        "KB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "TB" => 1e12,
-        _ => return None,
-    };
-    Some((n * m) as u64)
-}
-
 /// Makes everything under `dir` writable by its owner (Go's module cache is read-only), never
 /// following a symlink.
 pub(crate) fn make_writable(dir: &Utf8Path) -> Result<()> {
@@ -301,10 +271,6 @@ mod tests {
         // The trees are told apart by hash, whatever the version.
         assert_eq!(tree_part("kube-build-data-abcdefabcd-5-v1.20.0-1"), "abcdefabcd");
         assert_eq!(tree_part("kube-build:build-0123456789-6"), "0123456789");
-        assert_eq!(human_bytes("1.5GB"), Some(1_500_000_000));
-        assert_eq!(human_bytes("512kB"), Some(512_000));
-        assert_eq!(human_bytes("0B"), Some(0));
-        assert_eq!(human_bytes("N/A"), None);
     }
 
     /// Era C (Go 1.25.7+, #136927): the module cache persists in `_output/dockerized/go` with

@@ -1,6 +1,14 @@
 //! What the engine holds for this tree (one `ps -a`), and the data container.
 
-use super::*;
+use crate::engine::{Engine, Kind};
+use crate::job::Job;
+use crate::labels::{LABEL_KEY, LABEL_TREE};
+use crate::layout::REMOTE_ROOT;
+use crate::setup::Setup;
+use kube_tree::proc::Captured;
+use kube_tree::{log, Fail};
+
+type Result<T, E = Fail> = std::result::Result<T, E>;
 
 /// One container as `docker ps -a` lists it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -216,5 +224,56 @@ impl Job<'_> {
         engine.run(&args)?;
         step.done();
         Ok(engine.query(&["inspect", "--format", "{{.Id}}", data])?.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::setup::{Mode, Names, Setup};
+    use camino::Utf8Path;
+    use kube_tree::Tree;
+
+    #[test]
+    fn one_ps_listing_answers_reuse_and_garbage_collection() {
+        let text = "c1\tkube-build-data-20178bb462-5-v1.15.5-1\t/src/kubernetes\t\texited\tExited (0) 3 minutes ago\t\n\
+                    c2\tkube-rsync-20178bb462-5-v1.15.5-1\t/src/kubernetes\tabc\trunning\tUp 2 minutes\t127.0.0.1:49153->8730/tcp\n\
+                    c3\tkube-build-data-20178bb462-5-v1.14.0-1\t\t\texited\tExited (137) 2 days ago\t\n\
+                    c4\tother\t\t\tcreated\tCreated\t0.0.0.0:8080->80/tcp, :::8080->80/tcp\n";
+        let l = Containers::parse(text);
+        assert_eq!(l.0.len(), 4);
+        assert_eq!(l.get("kube-build-data-20178bb462-5-v1.15.5-1").unwrap().exit_code(), Some(0));
+        assert_eq!(l.get("kube-build-data-20178bb462-5-v1.14.0-1").unwrap().exit_code(), Some(137));
+        let rsync = l.get("kube-rsync-20178bb462-5-v1.15.5-1").unwrap();
+        assert_eq!((rsync.key.as_str(), rsync.state.as_str(), rsync.exit_code()), ("abc", "running", None));
+        assert_eq!(rsync.host_port(8730), Some(49153));
+        // Published elsewhere than 127.0.0.1, or another port: not ours to use.
+        assert_eq!(l.get("other").unwrap().host_port(80), None);
+        assert_eq!(rsync.host_port(873), None);
+        assert_eq!(l.get("other").unwrap().exit_code(), None);
+
+        let tree = kube_tree::fixture::scratch_tree("dockerized-ps", &kube_tree::fixture::Spec::era_b());
+        let tree = Tree::open(&tree).unwrap();
+        let names = Names::new("host", Utf8Path::new("/src/kubernetes"), "master", "5-v1.15.5-1");
+        let setup = Setup {
+            tree,
+            mode: Mode::Rsync,
+            names,
+            cross_image: String::new(),
+            hostname: "host".into(),
+            user: "0:0".into(),
+            cache: None,
+            state_tag: None,
+        };
+        // By name prefix (the scripts' containers carry no label), of any version.
+        assert_eq!(setup.names.hash, "20178bb462");
+        assert_eq!(
+            l.of_tree(&setup),
+            [
+                "kube-build-data-20178bb462-5-v1.14.0-1",
+                "kube-build-data-20178bb462-5-v1.15.5-1",
+                "kube-rsync-20178bb462-5-v1.15.5-1"
+            ]
+        );
     }
 }

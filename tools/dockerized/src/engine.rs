@@ -1,7 +1,16 @@
 //! The engine: the docker or podman CLI with DOCKER_OPTS, its questions (each time-bounded),
 //! dry runs that record instead of run, and the cleanup guard of a run's containers.
 
-use super::*;
+use kube_tree::proc::{Captured, Proc};
+use kube_tree::{log, values, Fail};
+use std::cell::RefCell;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+type Result<T, E = Fail> = std::result::Result<T, E>;
+
+/// Engine memory below which builds get killed (build/README.md, PR #62219).
+pub const MIN_MEMORY: u64 = 4_500_000_000;
 
 /// How long an engine may take to answer a question (info, inspect, ps, context): a hung
 /// daemon is named and the run stops, instead of waiting forever. Builds have no limit.
@@ -453,6 +462,9 @@ impl Drop for Cleanup<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build;
+    use crate::image;
+    use crate::setup::Mode;
     use std::os::unix::process::ExitStatusExt;
 
     fn said(code: i32, stdout: &str) -> Captured {

@@ -1,7 +1,16 @@
 //! The images: kube-cross (present, or pulled from a mirror) and the tree's kube-build image,
 //! rebuilt only when its context changes; the rsync password.
 
-use super::*;
+use crate::containers::Containers;
+use crate::engine::{proxy_env, Engine, Kind};
+use crate::job::Job;
+use crate::md5;
+use crate::setup::{Mode, Setup};
+use camino::Utf8Path;
+use kube_tree::proc::Captured;
+use kube_tree::{log, values, Cap, Fail, Tree};
+
+type Result<T, E = Fail> = std::result::Result<T, E>;
 
 /// What the engine knows of the two images a run needs, asked in one call.
 #[derive(Debug, Default, Clone)]
@@ -263,6 +272,13 @@ pub(crate) fn ensure_password(tree: &Tree, path: &Utf8Path) -> Result<()> {
     })
 }
 
+/// The kube-build image's context as written: its hash (with kube-cross's ID) and whether the
+/// Dockerfile names kube-cross through the scripts' placeholder.
+struct ImageContext {
+    hash: String,
+    placeholder: bool,
+}
+
 impl Job<'_> {
     /// Builds `kube-build:build-<hash>-<version>` from the tree's build/build-image, unless the
     /// image there (`facts`) was built from the same context and the same kube-cross. Returns its
@@ -278,6 +294,46 @@ impl Job<'_> {
             engine.run(&args)?;
             return Ok((String::new(), true));
         }
+        let context = self.write_image_context(cross_id)?;
+        if let (Some(id), Some(have)) = (&facts.image_id, &facts.context) {
+            if *have == context.hash {
+                log::status_v(2, format!("{} is up to date", setup.names.image));
+                return Ok((id.clone(), false));
+            }
+        }
+        let step = log::Step::start(format!("building {}", setup.names.image));
+        let mut args: Vec<String> = vec!["build".into(), "-t".into(), setup.names.image.clone(), "--pull=false".into()];
+        args.extend(setup.labels());
+        args.extend(["--label".into(), format!("io.k8s-build-kit.context={}", context.hash)]);
+        if !context.placeholder {
+            let (repo, tag) = setup.cross_image.rsplit_once(':').unwrap_or((&setup.cross_image, ""));
+            args.extend([
+                "--build-arg".into(),
+                format!("KUBE_CROSS_IMAGE={repo}"),
+                "--build-arg".into(),
+                format!("KUBE_CROSS_VERSION={tag}"),
+            ]);
+        }
+        args.push(ctx.to_string());
+        // The legacy builder fails when another build's image is removed meanwhile and takes a
+        // cached layer the two share with it (two trees, or the tests, at once): once more.
+        if let Err(e) = engine.run(&args) {
+            if kube_tree::proc::interrupted() {
+                return Err(e);
+            }
+            log::warn(format!("{e}: building once more"));
+            engine.run(&args)?;
+        }
+        step.done();
+        let id = engine.image_id(&setup.names.image)?.unwrap_or_default();
+        Ok((id, true))
+    }
+
+    /// Writes the image's context (`_output/images/<image>`) from the tree's build/build-image,
+    /// with the host's proxies, localtime and rsync password, and hashes it with `cross_id`.
+    fn write_image_context(&self, cross_id: &str) -> Result<ImageContext> {
+        let setup = self.setup;
+        let ctx = setup.context_dir();
         setup.tree.confined(&ctx)?.create_dir_all()?;
         let src = Utf8Path::new("build/build-image");
         let read = |name: &str| {
@@ -285,7 +341,6 @@ impl Job<'_> {
             setup.tree.read_text(&rel, Cap::SCRIPT)?.ok_or_else(|| Fail::new(format!("{rel}: missing from the tree")))
         };
         let mut dockerfile = read("Dockerfile")?;
-        let tag = setup.cross_image.rsplit_once(':').map(|x| x.1).unwrap_or("");
         let placeholder = dockerfile.contains("KUBE_BUILD_IMAGE_CROSS_TAG");
         if placeholder {
             // Era A style: the FROM line carries a placeholder the scripts sed; the whole image name
@@ -311,45 +366,12 @@ impl Job<'_> {
         let localtime = std::fs::read("/etc/localtime").unwrap_or_default();
         setup.tree.write_file(ctx.join("localtime"), &localtime)?;
         ensure_password(&setup.tree, &setup.password_file())?;
-
         let mut key = Vec::new();
         for f in ["Dockerfile", "rsyncd.sh", "localtime", "rsyncd.password"] {
             key.extend(setup.tree.confined(ctx.join(f))?.read_bytes(Cap::SCRIPT)?.unwrap_or_default());
         }
         key.extend(cross_id.as_bytes());
-        let context_hash = md5::hex(&key);
-        if let (Some(id), Some(have)) = (&facts.image_id, &facts.context) {
-            if *have == context_hash {
-                log::status_v(2, format!("{} is up to date", setup.names.image));
-                return Ok((id.clone(), false));
-            }
-        }
-        let step = log::Step::start(format!("building {}", setup.names.image));
-        let mut args: Vec<String> = vec!["build".into(), "-t".into(), setup.names.image.clone(), "--pull=false".into()];
-        args.extend(setup.labels());
-        args.extend(["--label".into(), format!("io.k8s-build-kit.context={context_hash}")]);
-        if !placeholder {
-            let (repo, tag) = setup.cross_image.rsplit_once(':').unwrap_or((&setup.cross_image, tag));
-            args.extend([
-                "--build-arg".into(),
-                format!("KUBE_CROSS_IMAGE={repo}"),
-                "--build-arg".into(),
-                format!("KUBE_CROSS_VERSION={tag}"),
-            ]);
-        }
-        args.push(ctx.to_string());
-        // The legacy builder fails when another build's image is removed meanwhile and takes a
-        // cached layer the two share with it (two trees, or the tests, at once): once more.
-        if let Err(e) = engine.run(&args) {
-            if kube_tree::proc::interrupted() {
-                return Err(e);
-            }
-            log::warn(format!("{e}: building once more"));
-            engine.run(&args)?;
-        }
-        step.done();
-        let id = engine.image_id(&setup.names.image)?.unwrap_or_default();
-        Ok((id, true))
+        Ok(ImageContext { hash: md5::hex(&key), placeholder })
     }
 
     /// Removes this tree's containers and images of other versions (the scripts' garbage
@@ -375,5 +397,17 @@ impl Job<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_read_out_of_the_inspect_json() {
+        let json = r#"{"io.k8s-build-kit.context":"0123abcd","io.k8s-build-kit.owner":"k8s-build-kit"}"#;
+        assert_eq!(label_of(json, "io.k8s-build-kit.context"), "0123abcd");
+        assert_eq!(label_of("null", "io.k8s-build-kit.context"), "");
     }
 }

@@ -1,7 +1,8 @@
 //! What the tools print with `--json`: a run's plan (a dry run's engine and rsync commands, in
 //! order) and a run's outcome, each one JSON object on stdout.
 
-use crate::{Engine, Mode, Setup};
+use crate::engine::Engine;
+use crate::setup::{Mode, Setup};
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::json::Json;
 
@@ -86,7 +87,7 @@ pub fn copy_json(tree: &Utf8Path, mode: Mode, plan: Option<&[String]>, binaries:
 #[cfg(test)]
 mod tests {
     use super::{copy_json, RunSubject};
-    use crate::Mode;
+    use crate::setup::Mode;
     use camino::{Utf8Path, Utf8PathBuf};
 
     #[test]

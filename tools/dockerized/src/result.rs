@@ -6,8 +6,18 @@
 //! path, size, mtime, ctime, inode), and the copied-out binaries untouched. Any doubt, and every
 //! other kind of run (a shell, a failure, an interrupt), forgets the record: the next run is real.
 
-use super::*;
+use crate::build::build_env_args;
+use crate::clean::built_binaries;
+use crate::job::Job;
+use crate::opening::Opening;
+use crate::options::RunOptions;
+use crate::setup::{Mode, Setup};
+use crate::state::{state_file, StateTag};
+use crate::sync::HostStamps;
+use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::fnv::Fnv;
+use kube_tree::{log, Cap, Fail, Tree};
+use std::process::ExitStatus;
 
 /// The request and the engine objects a run used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,15 +56,15 @@ impl Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LastRun {
     pub key: u64,
-    /// The tree's stamps after the run ([`sync::HostStamps`]).
+    /// The tree's stamps after the run ([`HostStamps`]).
     pub host: u64,
     /// The binaries copied out, each with its stamp.
     pub outputs: Vec<(Utf8PathBuf, u64)>,
 }
 
-/// The record of this run, or of the share tagged `tag`.
-fn path(tree: &Tree, tag: Option<&str>) -> Utf8PathBuf {
-    tree.path(&crate::state_file_of(".kit-last-run", tag))
+/// The record of the run tagged `tag` (a fan-out share's; None: a run of its own).
+fn path(tree: &Tree, tag: Option<&StateTag>) -> Utf8PathBuf {
+    tree.path(&state_file(".kit-last-run", tag))
 }
 
 /// What a share of a fan-out leaves instead of its record ([`crate::fanout`] settles them all
@@ -66,18 +76,19 @@ pub(crate) struct Pending {
     pub copied: String,
 }
 
-fn pending_path(tree: &Tree, tag: Option<&str>) -> Utf8PathBuf {
-    tree.path(&crate::state_file_of(".kit-pending-run", tag))
+fn pending_path(tree: &Tree, tag: Option<&StateTag>) -> Utf8PathBuf {
+    tree.path(&state_file(".kit-pending-run", tag))
 }
 
 impl Pending {
-    pub(crate) fn save(&self, tree: &Tree) -> Result<(), Fail> {
+    /// Saved as the pending record of the share tagged `tag`.
+    pub(crate) fn save(&self, tree: &Tree, tag: &StateTag) -> Result<(), Fail> {
         let text = format!("key {:016x}\n{}", self.key, self.copied);
-        tree.write_file(pending_path(tree, crate::state_tag().as_deref()), text.as_bytes())
+        tree.write_file(pending_path(tree, Some(tag)), text.as_bytes())
     }
 
     /// The pending record of the share tagged `tag`, taken (the file goes). Err: unreadable.
-    pub(crate) fn take(tree: &Tree, tag: &str) -> Result<Option<Pending>, Fail> {
+    pub(crate) fn take(tree: &Tree, tag: &StateTag) -> Result<Option<Pending>, Fail> {
         let p = pending_path(tree, Some(tag));
         let Some(text) = tree.read_text(&p, Cap::LIST)? else { return Ok(None) };
         tree.remove_file(&p)?;
@@ -99,17 +110,9 @@ pub(crate) fn outputs(tree: &Tree) -> Vec<(Utf8PathBuf, u64)> {
 }
 
 impl LastRun {
-    pub(crate) fn load(tree: &Tree) -> Option<LastRun> {
-        LastRun::load_at(tree, &path(tree, crate::state_tag().as_deref()))
-    }
-
-    /// The record of the share tagged `tag`.
-    pub(crate) fn load_for(tree: &Tree, tag: &str) -> Option<LastRun> {
-        LastRun::load_at(tree, &path(tree, Some(tag)))
-    }
-
-    fn load_at(tree: &Tree, at: &Utf8Path) -> Option<LastRun> {
-        let text = tree.read_record(at)?;
+    /// The record of the run tagged `tag`.
+    pub(crate) fn load(tree: &Tree, tag: Option<&StateTag>) -> Option<LastRun> {
+        let text = tree.read_record(path(tree, tag))?;
         let mut lines = text.lines();
         let hex = |l: Option<&str>, k: &str| u64::from_str_radix(l?.strip_prefix(k)?, 16).ok();
         let key = hex(lines.next(), "key ")?;
@@ -122,29 +125,20 @@ impl LastRun {
         Some(LastRun { key, host, outputs })
     }
 
-    pub(crate) fn save(&self, tree: &Tree) -> Result<(), Fail> {
-        self.save_at(tree, &path(tree, crate::state_tag().as_deref()))
-    }
-
-    /// Saved as the record of the share tagged `tag`.
-    pub(crate) fn save_for(&self, tree: &Tree, tag: &str) -> Result<(), Fail> {
-        self.save_at(tree, &path(tree, Some(tag)))
-    }
-
-    fn save_at(&self, tree: &Tree, at: &Utf8Path) -> Result<(), Fail> {
+    /// Saved as the record of the run tagged `tag`.
+    pub(crate) fn save(&self, tree: &Tree, tag: Option<&StateTag>) -> Result<(), Fail> {
         let mut text = format!("key {:016x}\nhost {:016x}\n", self.key, self.host);
         for (p, s) in &self.outputs {
             text += &format!("{s:016x}\t{p}\n");
         }
-        tree.write_file(at, text.as_bytes())
+        tree.write_file(path(tree, tag), text.as_bytes())
     }
 
     /// Forgotten by every run that is not skipped, before it does anything (with a pending
     /// record of an earlier fan-out share).
-    pub(crate) fn forget(tree: &Tree) -> Result<(), Fail> {
-        let tag = crate::state_tag();
-        tree.remove_file(pending_path(tree, tag.as_deref()))?;
-        tree.remove_file(path(tree, tag.as_deref()))
+    pub(crate) fn forget(tree: &Tree, tag: Option<&StateTag>) -> Result<(), Fail> {
+        tree.remove_file(pending_path(tree, tag))?;
+        tree.remove_file(path(tree, tag))
     }
 
     /// Why this record does not cover the run about to start, or None when it does.
@@ -166,18 +160,20 @@ impl Job<'_> {
     /// After a successful run: the record of request `key`, if the tree is as the run left it
     /// (`before`, the stamps taken before the sync, with what the copy-out changed). A share of
     /// a fan-out leaves it pending instead, for the fan-out to settle when all have copied out.
-    pub(crate) fn record_success(&self, key: u64, before: Option<sync::HostStamps>, copied: &str) -> Result<(), Fail> {
+    pub(crate) fn record_success(&self, key: u64, before: Option<HostStamps>, copied: &str) -> Result<(), Fail> {
         let tree = &self.setup.tree;
-        if crate::state_tag().is_some() {
-            return Pending { key, copied: copied.to_string() }.save(tree);
+        if let Some(tag) = &self.setup.state_tag {
+            return Pending { key, copied: copied.to_string() }.save(tree, tag);
         }
         let Some(mut expected) = before else {
             log::status_v(2, "no record of this run: the tree was not stamped before it");
             return Ok(());
         };
         expected.follow(&tree.root, copied);
-        match sync::HostStamps::take(&tree.root) {
-            Ok(now) if now.sum == expected.sum => LastRun { key, host: now.sum, outputs: outputs(tree) }.save(tree),
+        match HostStamps::take(&tree.root) {
+            Ok(now) if now.sum == expected.sum => {
+                LastRun { key, host: now.sum, outputs: outputs(tree) }.save(tree, None)
+            }
             Ok(_) => {
                 log::status("the tree changed while the command ran (besides its copy-out): the next run builds again");
                 Ok(())
@@ -190,8 +186,94 @@ impl Job<'_> {
     }
 }
 
+impl Job<'_> {
+    /// No change, no build: true when the last successful run of this request covers this
+    /// one. Else the record is forgotten before anything runs, and the tree's stamps, when they
+    /// had to be waited for, go back into `open` for the sync record.
+    pub(crate) fn skip_unchanged(
+        &self,
+        opts: &RunOptions,
+        cmd: &[String],
+        interactive: bool,
+        open: &mut Opening,
+    ) -> Result<bool, Fail> {
+        if self.last_run_covers(opts, cmd, interactive, open) {
+            return Ok(true);
+        }
+        if !opts.dry_run {
+            LastRun::forget(&self.setup.tree, self.setup.state_tag.as_ref())?;
+        }
+        Ok(false)
+    }
+
+    fn last_run_covers(&self, opts: &RunOptions, cmd: &[String], interactive: bool, open: &mut Opening) -> bool {
+        let setup = self.setup;
+        let last = (setup.mode == Mode::Rsync && !opts.dry_run && !interactive && opts.copy)
+            .then(|| LastRun::load(&setup.tree, setup.state_tag.as_ref()))
+            .flatten();
+        let (Some(last), Some(image_id), Some(data)) =
+            (last, &open.facts.image_id, open.containers.get(&setup.names.data))
+        else {
+            return false;
+        };
+        let host = open.stamps.take().map(|h| h.join().expect("the stamps thread panicked"));
+        let sum = host.as_ref().and_then(|h| h.as_ref().ok()).map(|h| h.sum);
+        let req = Request::new(setup, cmd, image_id, &open.cross_id, &data.id);
+        match last.differs(&req, sum, &setup.tree) {
+            None if !opts.force => {
+                log::status(format!(
+                    "nothing changed since the last successful `{}` (tree, images, data container, environment, outputs): not running it (--force runs it)",
+                    cmd.join(" ")
+                ));
+                return true;
+            }
+            None => log::status_v(2, "nothing changed since the last run, but --force: running it"),
+            Some(why) => log::status_v(2, format!("running: {why} since the last successful run")),
+        }
+        open.stamps = host.map(|h| std::thread::spawn(move || h));
+        false
+    }
+}
+
 /// An exit status of 0, for a run that did not need to start.
 pub(crate) fn success() -> ExitStatus {
     use std::os::unix::process::ExitStatusExt;
     ExitStatus::from_raw(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LastRun, Pending};
+    use crate::engine::Engine;
+    use crate::job::Job;
+    use crate::setup::Setup;
+    use crate::state::StateTag;
+    use kube_tree::fixture::{scratch_tree, Spec};
+    use kube_tree::Tree;
+
+    #[test]
+    fn each_share_keeps_its_own_records() {
+        let root = scratch_tree("result-tags", &Spec::era_c());
+        let tree = Tree::open(&root).unwrap();
+        let tag = StateTag::new("e01").unwrap();
+        let last = LastRun { key: 1, host: 2, outputs: Vec::new() };
+        last.save(&tree, Some(&tag)).unwrap();
+        assert_eq!(LastRun::load(&tree, None), None);
+        assert_eq!(LastRun::load(&tree, Some(&tag)), Some(last.clone()));
+        // Forgetting the tree's own record leaves the share's.
+        LastRun::forget(&tree, None).unwrap();
+        assert_eq!(LastRun::load(&tree, Some(&tag)), Some(last));
+
+        // A share's success is left pending, under its tag, for the fan-out to settle.
+        let engine = Engine::new(Some("docker".into()), true).unwrap();
+        let mut setup = Setup::new(Tree::open(&root).unwrap(), &engine, Some("rsync"), None).unwrap();
+        setup.state_tag = Some(tag.clone());
+        Job { engine: &engine, setup: &setup }.record_success(7, None, "copied").unwrap();
+        LastRun::forget(&tree, Some(&tag)).unwrap();
+        assert_eq!(LastRun::load(&tree, Some(&tag)), None);
+        assert_eq!(Pending::take(&tree, &tag).unwrap(), None, "forgotten with the record");
+        Job { engine: &engine, setup: &setup }.record_success(7, None, "copied").unwrap();
+        assert_eq!(Pending::take(&tree, &tag).unwrap(), Some(Pending { key: 7, copied: "copied".into() }));
+        std::fs::remove_dir_all(root.parent().unwrap()).unwrap();
+    }
 }

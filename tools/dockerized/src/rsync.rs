@@ -1,6 +1,16 @@
 //! rsync mode: the daemon container, the sync in and the copy out with the tree's own filters.
 
-use super::*;
+use crate::containers::Containers;
+use crate::engine::Cleanup;
+use crate::job::Job;
+use crate::labels::LABEL_KEY;
+use crate::md5;
+use crate::sync::{self, ListAt};
+use kube_tree::proc::Proc;
+use kube_tree::{log, Cap, Fail, Tree};
+use std::time::Duration;
+
+type Result<T, E = Fail> = std::result::Result<T, E>;
 
 /// A running rsync daemon container and where to reach it.
 pub(crate) struct Rsyncd {
@@ -201,7 +211,7 @@ impl Job<'_> {
         if files.is_empty() {
             return Ok(());
         }
-        let list = setup.tree.path(&crate::state_file(".kit-compare"));
+        let list = setup.tree.path(&setup.state_file(".kit-compare"));
         let compare = || -> Result<String> {
             setup.tree.write_file(&list, (files.join("\n") + "\n").as_bytes())?;
             self.rsync(
@@ -228,9 +238,9 @@ pub(crate) enum CopyOut<'a> {
     Full,
     /// The same, after a wrapped command (bringing its change list back when it is in the data
     /// container).
-    Everything(&'a sync::ListAt),
+    Everything(&'a ListAt),
     /// Only the entries on the wrapper's change list, through the same filters.
-    Changed(&'a sync::ListAt),
+    Changed(&'a ListAt),
 }
 
 impl Job<'_> {
@@ -239,13 +249,13 @@ impl Job<'_> {
     pub(crate) fn copy_out(&self, rsyncd: &Rsyncd, how: CopyOut) -> Result<String> {
         let setup = self.setup;
         let mut filters = copy_out_filters(&setup.tree)?;
-        if matches!(how, CopyOut::Everything(sync::ListAt::Volume) | CopyOut::Changed(sync::ListAt::Volume)) {
-            filters = sync::with_list(&filters);
+        if let CopyOut::Everything(ListAt::Volume(list)) | CopyOut::Changed(ListAt::Volume(list)) = how {
+            filters = sync::with_list(&filters, list);
         }
         let mut args: Vec<String> = vec!["--prune-empty-dirs".into(), "-ii".into(), "--out-format=%i %n".into()];
         match how {
             // Read on the daemon's side, relative to the module (the tree).
-            CopyOut::Changed(sync::ListAt::Volume) => args.push(format!("--files-from=:{}", sync::changed())),
+            CopyOut::Changed(ListAt::Volume(list)) => args.push(format!("--files-from=:{list}")),
             CopyOut::Changed(at) => args.push(format!("--files-from={}", at.host_path(&setup.tree))),
             _ => {}
         }
@@ -256,5 +266,40 @@ impl Job<'_> {
             "copying output out of the data container"
         };
         self.rsync(&args, &rsyncd.module(), setup.tree.root.as_str(), label)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_out_excludes_the_container_gopath_once() {
+        let root = kube_tree::fixture::scratch_tree("dockerized-filters", &kube_tree::fixture::Spec::era_b());
+        let v120 = "function kube::build::copy_output() {\n  kube::build::rsync \\\n    --prune-empty-dirs \\\n    --filter='- /_temp/' \\\n    --filter='+ /_output/dockerized/bin/**' \\\n    --filter='+ types.go' \\\n    --filter='+ */' \\\n    --filter='- /**' \\\n    \"rsync://k8s@${KUBE_RSYNC_ADDR}/k8s/\" \"${KUBE_ROOT}\"\n}\n";
+        std::fs::write(root.join("build/common.sh"), v120).unwrap();
+        let tree = Tree::open(&root).unwrap();
+        assert_eq!(
+            copy_out_filters(&tree).unwrap(),
+            ["- /_temp/", "+ /_output/dockerized/bin/**", "- /_output/dockerized/go/**", "+ types.go", "+ */", "- /**"]
+        );
+        // A tree that excludes it already is left as it is.
+        std::fs::write(root.join("build/common.sh"), v120.replace("+ types.go", "- /_output/dockerized/go/**"))
+            .unwrap();
+        let f = copy_out_filters(&tree).unwrap();
+        assert_eq!(f.iter().filter(|f| f.contains("dockerized/go")).count(), 1, "{f:?}");
+        // No function at all: the Era B list.
+        std::fs::write(root.join("build/common.sh"), "").unwrap();
+        assert_eq!(copy_out_filters(&tree).unwrap(), COPY_OUT_FILTERS);
+    }
+
+    #[test]
+    fn the_rsyncd_key_changes_with_what_the_daemon_serves() {
+        let k = rsyncd_key("sha256:img", "data1", "1000:1000");
+        assert_eq!(k.len(), 16);
+        assert_eq!(k, rsyncd_key("sha256:img", "data1", "1000:1000"));
+        assert_ne!(k, rsyncd_key("sha256:img", "data2", "1000:1000"), "a replaced data container");
+        assert_ne!(k, rsyncd_key("sha256:img2", "data1", "1000:1000"), "a rebuilt image (new password)");
+        assert_ne!(k, rsyncd_key("sha256:img", "data1", "0:0"), "another user");
     }
 }

@@ -1,7 +1,17 @@
 //! The per-run setup: the mode, the scripts' container names, the caller's uid:gid, the
 //! kube-cross image and the values checked before anything runs.
 
-use super::*;
+use crate::cache;
+use crate::engine::{check_proxy_env, Engine};
+use crate::labels::{LABEL_HASH, LABEL_OWNER, LABEL_TREE, OWNER};
+use crate::layout::REMOTE_ROOT;
+use crate::md5;
+use crate::state::{state_file, StateTag};
+use camino::{Utf8Path, Utf8PathBuf};
+use kube_tree::proc::Proc;
+use kube_tree::{values, version, Cap, Era, Fail, Tree};
+
+type Result<T, E = Fail> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -106,6 +116,8 @@ pub struct Setup {
     pub user: String,
     /// The shared Go cache volume the build mounts (see [`crate::cache`]); None: the tree's own.
     pub cache: Option<String>,
+    /// A fan-out share's tag ([`crate::RunOptions::state_tag`]): its own state files.
+    pub state_tag: Option<StateTag>,
 }
 
 /// The `kube-cross` repository the tree's Dockerfile (or common.sh) names, without the tag.
@@ -200,12 +212,12 @@ impl Setup {
         };
         let hostname = hostname();
         let names = Names::new(&hostname, &tree.root, &branch, &version);
-        let cache = crate::cache::choose(None)?;
+        let cache = cache::choose(None)?;
         if cache.is_some() {
             // The cap is read after the build: a bad one is refused before anything runs.
-            crate::cache::cache_max()?;
+            cache::cache_max()?;
         }
-        Ok(Setup { tree, mode, names, cross_image, hostname, user: uid_gid()?, cache })
+        Ok(Setup { tree, mode, names, cross_image, hostname, user: uid_gid()?, cache, state_tag: None })
     }
 
     /// How bind mode mounts the tree at [`REMOTE_ROOT`]: `--volume ROOT:...` as the scripts do,
@@ -237,24 +249,24 @@ impl Setup {
         self.tree.path("_output/images").join(&self.names.image)
     }
 
+    /// This run's state file `name` (see [`crate::state`]), relative to the tree.
+    pub(crate) fn state_file(&self, name: &str) -> String {
+        state_file(name, self.state_tag.as_ref())
+    }
+
     pub(crate) fn password_file(&self) -> Utf8PathBuf {
         self.context_dir().join("rsyncd.password")
     }
 }
 
 /// The environment values a run hands to the engine, checked before anything runs: proxies,
-/// the cgroup parent, a fan-out share's state tag, the rsync port.
+/// the cgroup parent, the rsync port.
 fn check_run_env() -> Result<()> {
     check_proxy_env()?;
     if let Ok(cg) = std::env::var("DOCKER_CGROUP_PARENT") {
         // Passed as `--cgroup-parent VALUE`: a path, never an option or a line break.
         if cg.starts_with('-') || cg.chars().any(char::is_control) {
             return Err(Fail::new(format!("DOCKER_CGROUP_PARENT `{}`: not a cgroup path", cg.escape_debug())));
-        }
-    }
-    if let Ok(t) = std::env::var(STATE_TAG_VAR) {
-        if !valid_state_tag(&t) {
-            return Err(Fail::new(format!("{STATE_TAG_VAR} `{}`: 1-16 lowercase letters or digits", t.escape_debug())));
         }
     }
     if let Ok(p) = std::env::var("KUBE_RSYNC_PORT") {
@@ -306,8 +318,8 @@ pub(crate) fn save_version_defs(tree: &Tree) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_bind_path, Mode, Setup};
-    use crate::Engine;
+    use super::{check_bind_path, Mode, Names, Setup};
+    use crate::engine::Engine;
     use camino::Utf8Path;
     use kube_tree::fixture::{scratch_tree, Spec};
     use kube_tree::Tree;
@@ -340,5 +352,15 @@ mod tests {
         for root in [plain, colon, comma] {
             std::fs::remove_dir_all(root.parent().unwrap()).unwrap();
         }
+    }
+
+    #[test]
+    fn names_follow_build_common_sh() {
+        // `printf 'host:/src/kubernetes:master' | md5sum` = 20178bb46259346c90c5606e86a56f0c
+        let n = Names::new("host", Utf8Path::new("/src/kubernetes"), "master", "5-v1.15.5-1");
+        assert_eq!(n.hash, "20178bb462");
+        assert_eq!(n.image, format!("kube-build:build-{}-5-v1.15.5-1", n.hash));
+        assert_eq!(n.data, format!("kube-build-data-{}-5-v1.15.5-1", n.hash));
+        assert_eq!(n.prefixes()[1], format!("kube-rsync-{}", n.hash));
     }
 }

@@ -21,7 +21,8 @@
 //! a shell: no record, and the next run does the full sync and the full copy-out, as the
 //! scripts always do.
 
-use crate::REMOTE_ROOT;
+use crate::layout::REMOTE_ROOT;
+use crate::state::{state_file, StateTag};
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::{fnv, walk, Fail, Tree};
 use std::collections::{HashMap, HashSet};
@@ -29,9 +30,10 @@ use std::collections::{HashMap, HashSet};
 /// What sync-in leaves out (`- /.make/ - /_tmp/ - /_output/`, `H /.git`).
 pub(crate) const UNSYNCED: &[&str] = &["_output", ".make", "_tmp", ".git"];
 
-/// The changed-entries list the wrapper writes, relative to the tree (inside the container).
-pub(crate) fn changed() -> String {
-    crate::state_file(".kit-changed")
+/// The changed-entries list the wrapper writes in the data container, relative to the tree,
+/// for the run tagged `tag`.
+fn changed(tag: Option<&StateTag>) -> String {
+    state_file(".kit-changed", tag)
 }
 
 /// The stamps of the host's synced area: a sum of per-entry hashes, so entries that the
@@ -146,12 +148,13 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    pub(crate) fn path(tree: &Tree) -> Utf8PathBuf {
-        tree.path(&crate::state_file(".kit-sync-record"))
+    /// The record of the run tagged `tag`.
+    pub(crate) fn path(tree: &Tree, tag: Option<&StateTag>) -> Utf8PathBuf {
+        tree.path(&state_file(".kit-sync-record", tag))
     }
 
-    pub(crate) fn load(tree: &Tree) -> Option<Record> {
-        let text = tree.read_record(Record::path(tree))?;
+    pub(crate) fn load(tree: &Tree, tag: Option<&StateTag>) -> Option<Record> {
+        let text = tree.read_record(Record::path(tree, tag))?;
         let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')).map(str::to_string);
         Some(Record {
             data: field("data")?,
@@ -160,16 +163,16 @@ impl Record {
         })
     }
 
-    pub(crate) fn save(&self, tree: &Tree) -> Result<(), Fail> {
+    pub(crate) fn save(&self, tree: &Tree, tag: Option<&StateTag>) -> Result<(), Fail> {
         tree.write_file(
-            Record::path(tree),
+            Record::path(tree, tag),
             format!("data {}\nrsyncd {}\nhost {:016x}\n", self.data, self.rsyncd, self.host).as_bytes(),
         )
     }
 
     /// Forgotten before the command runs: a crash or an interrupt must not leave a record behind.
-    pub(crate) fn forget(tree: &Tree) -> Result<(), Fail> {
-        tree.remove_file(Record::path(tree))
+    pub(crate) fn forget(tree: &Tree, tag: Option<&StateTag>) -> Result<(), Fail> {
+        tree.remove_file(Record::path(tree, tag))
     }
 }
 
@@ -179,18 +182,24 @@ pub(crate) enum ListAt {
     /// A host directory mounted into the build container (a local engine): read in place, so a
     /// command that changed nothing needs no copy-out at all.
     Host(Utf8PathBuf),
-    /// In the data container (a remote engine): the copy-out brings it back, listing it first.
-    Volume,
+    /// In the data container (a remote engine), at this path relative to the tree: the copy-out
+    /// brings it back, listing it first.
+    Volume(String),
 }
 
 impl ListAt {
     const MOUNT: &'static str = "/kit-run";
 
+    /// In the data container, as the state file of the run tagged `tag`.
+    pub(crate) fn volume(tag: Option<&StateTag>) -> ListAt {
+        ListAt::Volume(changed(tag))
+    }
+
     /// The list's path as the wrapper writes it, inside the build container.
     fn inner(&self) -> String {
         match self {
             ListAt::Host(_) => format!("{}/changed", ListAt::MOUNT),
-            ListAt::Volume => format!("{REMOTE_ROOT}/{}", changed()),
+            ListAt::Volume(list) => format!("{REMOTE_ROOT}/{list}"),
         }
     }
 
@@ -198,7 +207,7 @@ impl ListAt {
     pub(crate) fn engine_args(&self) -> Vec<String> {
         match self {
             ListAt::Host(dir) => vec!["--volume".into(), format!("{dir}:{}", ListAt::MOUNT)],
-            ListAt::Volume => Vec::new(),
+            ListAt::Volume(_) => Vec::new(),
         }
     }
 
@@ -206,7 +215,7 @@ impl ListAt {
     pub(crate) fn host_path(&self, tree: &Tree) -> Utf8PathBuf {
         match self {
             ListAt::Host(dir) => dir.join("changed"),
-            ListAt::Volume => tree.path(&changed()),
+            ListAt::Volume(list) => tree.path(list),
         }
     }
 
@@ -227,7 +236,7 @@ impl ListAt {
     pub(crate) fn dirs(&self, tree: &Tree) -> Option<String> {
         match self {
             ListAt::Host(dir) => tree.read_record(dir.join("changed.dirs")),
-            ListAt::Volume => None,
+            ListAt::Volume(_) => None,
         }
     }
 
@@ -249,7 +258,7 @@ impl ListAt {
 pub(crate) fn wrap(cmd: &[String], at: &ListAt) -> Vec<String> {
     let (wait, own, dirs) = match at {
         ListAt::Host(_) => (ListAt::MOUNT.to_string(), String::new(), "dirs"),
-        ListAt::Volume => (String::new(), format!("./{}", changed()), ""),
+        ListAt::Volume(list) => (String::new(), format!("./{list}"), ""),
     };
     let mut v = vec!["sh".to_string(), "-c".to_string(), WRAP.to_string(), "kit-run".to_string()];
     v.extend([REMOTE_ROOT.to_string(), at.inner(), wait, own, dirs.to_string()]);
@@ -260,9 +269,9 @@ pub(crate) fn wrap(cmd: &[String], at: &ListAt) -> Vec<String> {
 /// The wrapper script: a shell file of its own, its values passed as arguments.
 const WRAP: &str = include_str!("wrap.sh");
 
-/// The copy-out filters with the changed-entries list let through first.
-pub(crate) fn with_list(filters: &[String]) -> Vec<String> {
-    let mut v = vec![format!("+ /{}", changed())];
+/// The copy-out filters with the changed-entries list (at `list` in the tree) let through first.
+pub(crate) fn with_list(filters: &[String], list: &str) -> Vec<String> {
+    let mut v = vec![format!("+ /{list}")];
     v.extend(filters.iter().cloned());
     v
 }
@@ -290,7 +299,8 @@ pub(crate) fn settle(
     let mut seen = HashSet::new();
     let mut compare = Vec::new();
     for entry in changed.lines().filter(|l| !l.is_empty()).map(|l| l.strip_prefix("./").unwrap_or(l)) {
-        if entry == self::changed() || entry.starts_with("_output/") || !seen.insert(entry) {
+        // The list itself is under `_output/` too.
+        if entry.starts_with("_output/") || !seen.insert(entry) {
             continue;
         }
         if let Some(inside) = held.as_ref().and_then(|h| h.get(entry)) {
@@ -450,9 +460,9 @@ mod tests {
         std::fs::write(root.join("pkg/a/zz_generated.deepcopy.go"), "new!").unwrap();
         let changed = format!(
             "./{}\n./pkg/a/zz_generated.deepcopy.go\n./_output/dockerized/bin/linux/amd64/kubectl\n",
-            changed()
+            changed(None)
         );
-        let itemized = format!(">f+++++++++ {}\n>f.st...... pkg/a/zz_generated.deepcopy.go\n>f..t...... _output/dockerized/bin/linux/amd64/kubectl\n", super::changed());
+        let itemized = format!(">f+++++++++ {}\n>f.st...... pkg/a/zz_generated.deepcopy.go\n>f..t...... _output/dockerized/bin/linux/amd64/kubectl\n", super::changed(None));
         assert_eq!(settle(&root, &changed, None, &itemized, &mut stamps), Ok(vec![]));
         assert_eq!(stamps.sum, HostStamps::take(&root).unwrap().sum);
 
@@ -510,13 +520,25 @@ mod tests {
     fn records_round_trip_and_are_forgotten() {
         let root = kube_tree::fixture::scratch_tree("sync-record", &kube_tree::fixture::Spec::era_b());
         let tree = Tree::open(&root).unwrap();
-        assert_eq!(Record::load(&tree), None);
+        assert_eq!(Record::load(&tree, None), None);
         let r = Record { data: "d1".into(), rsyncd: "r1".into(), host: 0xfeed };
-        r.save(&tree).unwrap();
-        assert_eq!(Record::load(&tree), Some(r));
-        Record::forget(&tree).unwrap();
-        assert_eq!(Record::load(&tree), None);
-        Record::forget(&tree).unwrap();
+        r.save(&tree, None).unwrap();
+        assert_eq!(Record::load(&tree, None), Some(r));
+        Record::forget(&tree, None).unwrap();
+        assert_eq!(Record::load(&tree, None), None);
+        Record::forget(&tree, None).unwrap();
+
+        // A fan-out share's record and change list are its own: the tree's run never reads them.
+        let tag = StateTag::new("e0123abcd").unwrap();
+        let r = Record { data: "d2".into(), rsyncd: "r2".into(), host: 0xbeef };
+        r.save(&tree, Some(&tag)).unwrap();
+        assert_eq!(Record::load(&tree, None), None);
+        assert_eq!(Record::load(&tree, Some(&tag)), Some(r));
+        assert!(Record::path(&tree, Some(&tag)).as_str().ends_with("_output/dockerized/.kit-sync-record.e0123abcd"));
+        let at = ListAt::volume(Some(&tag));
+        assert_eq!(at.host_path(&tree), tree.path("_output/dockerized/.kit-changed.e0123abcd"));
+        let ListAt::Volume(list) = &at else { panic!("{at:?}") };
+        assert_eq!(with_list(&[], list), ["+ /_output/dockerized/.kit-changed.e0123abcd"]);
     }
 
     #[test]
@@ -539,9 +561,9 @@ mod tests {
             assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
             std::fs::read_to_string(list).unwrap()
         };
-        let list = run(&ListAt::Volume, &root.join(changed()));
+        let list = run(&ListAt::volume(None), &root.join(changed(None)));
         let lines: Vec<&str> = list.lines().collect();
-        assert_eq!(lines[0], format!("./{}", changed()));
+        assert_eq!(lines[0], format!("./{}", changed(None)));
         assert!(
             lines.contains(&"./pkg/old.go") && lines.contains(&"./pkg/new.go") && lines.contains(&"./pkg"),
             "{list}"

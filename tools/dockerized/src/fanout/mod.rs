@@ -6,17 +6,22 @@
 //! `_output/dockerized/bin/<os>/<arch>` tree, so the result is laid out as if one engine had
 //! built it all.
 
+pub mod durations;
+pub mod engines;
 pub mod plan;
 pub mod release;
 mod run;
 
-pub use plan::{EngineSpec, Reach};
+pub use engines::{EngineSpec, Reach};
 pub use release::Packaging;
 pub use run::{execute, Outcome, Share};
 
-use crate::{log, Engine, Fail, Result, Tree, STATE_TAG_VAR};
+use crate::state::STATE_TAG_VAR;
 use kube_tree::proc::Proc;
+use kube_tree::{log, Fail, Tree};
 use std::time::Duration;
+
+type Result<T, E = Fail> = std::result::Result<T, E>;
 
 /// A fan-out's plan: the shares, and for a release target the packaging after them.
 pub struct Plan {
@@ -73,7 +78,7 @@ impl FanOut {
             }
             release_version(tree, &p.target)?;
         }
-        let durations = plan::load_durations(tree)?;
+        let durations = durations::load_durations(tree)?;
         let engines = self.reachable()?;
         let packaging = match req.packaging {
             Some(p) => {
@@ -158,7 +163,7 @@ impl FanOut {
         p = p.args(&self.pass).arg("--").args(cmd);
         p = p
             .env("KUBE_BUILD_PLATFORMS", platforms.join(" "))
-            .env(STATE_TAG_VAR, engine.tag())
+            .env(STATE_TAG_VAR, engine.tag().as_str())
             .env("KUBE_RSYNC_PORT", port.to_string());
         for var in ["KUBE_BUILD_ENGINES", "KUBE_CONTAINER_ENGINE"] {
             p = p.env_remove(var);
@@ -202,19 +207,6 @@ fn ask(engine: &EngineSpec) -> std::result::Result<(), String> {
         Ok(o) => Err(o.error_lines(1)),
         Err(e) => Err(e.msg),
     }
-}
-
-/// The engine CLI of `spec` for this process's own questions (the cleanup after a failure):
-/// docker with `--context` or `-H`, podman with `--url`.
-pub(crate) fn engine_of(spec: &EngineSpec) -> Result<Engine> {
-    let mut e = Engine::new(Some(spec.program().to_string()), false)?;
-    match &spec.reach {
-        Reach::Context(c) => e.push_opts(["--context", c]),
-        Reach::DockerHost(h) => e.push_opts(["-H", h]),
-        Reach::Podman(Some(u)) => e.push_opts(["--url", u]),
-        Reach::Podman(None) => {}
-    }
-    Ok(e)
 }
 
 #[cfg(test)]

@@ -1,113 +1,12 @@
-//! The fan-out plan: which engines (docker contexts, DOCKER_HOST-style URLs, `podman:`), the
-//! platforms of the command, and their split by measured cost.
+//! The fan-out plan: the platforms of the command, and their split over the engines by
+//! measured cost.
 
-use super::release::Packaging;
-use crate::{values, Cap, Fail, Result, Tree};
-use std::collections::BTreeMap;
+use super::durations::Durations;
+use super::engines::EngineSpec;
+use super::release::{self, Packaging};
+use kube_tree::{values, Fail, Tree};
 
-/// One engine of a fan-out run, as the user named it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineSpec {
-    /// The entry as given (the key of its measured durations).
-    pub spec: String,
-    pub reach: Reach,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reach {
-    /// A docker context (`default` is the engine of DOCKER_HOST / the current context).
-    Context(String),
-    /// `unix://`, `tcp://`, `ssh://` for docker (DOCKER_HOST).
-    DockerHost(String),
-    /// podman, local (None) or at a URL (CONTAINER_HOST).
-    Podman(Option<String>),
-}
-
-impl EngineSpec {
-    /// `NAME`, `unix://...`, `tcp://HOST:PORT`, `ssh://USER@HOST`, `podman:` or `podman:URL`.
-    pub fn parse(s: &str) -> Result<EngineSpec> {
-        let bad = |why: &str| Fail::new(format!("engine `{}`: {why}", s.escape_debug()));
-        if s.is_empty() || s.len() > 512 || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(bad("empty, too long, or holding spaces or control characters"));
-        }
-        let url = |u: &str| -> Result<String> {
-            let ok = ["unix:///", "tcp://", "ssh://"].iter().any(|p| u.starts_with(p) && u.len() > p.len());
-            if !ok || u.contains(['\'', '"', '`', '$', ';', '\\']) {
-                return Err(bad("a URL is unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST"));
-            }
-            // The host and user of an ssh URL reach ssh's command line (through docker).
-            values::endpoint("engine", u)?;
-            Ok(u.to_string())
-        };
-        let reach = if let Some(rest) = s.strip_prefix("podman:") {
-            Reach::Podman(if rest.is_empty() { None } else { Some(url(rest)?) })
-        } else if s == "podman" {
-            Reach::Podman(None)
-        } else if s.contains("://") {
-            Reach::DockerHost(url(s)?)
-        } else {
-            // docker's own rule for context names.
-            let first_ok = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-            if !first_ok || !s.chars().all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c)) {
-                return Err(bad("not a docker context name, a unix://, tcp:// or ssh:// URL, or podman:[URL]"));
-            }
-            Reach::Context(s.to_string())
-        };
-        Ok(EngineSpec { spec: s.to_string(), reach })
-    }
-
-    /// `--engines A,B` (or KUBE_BUILD_ENGINES): at least one, none twice.
-    pub fn parse_list(what: &str, list: &str) -> Result<Vec<EngineSpec>> {
-        let specs = list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(EngineSpec::parse)
-            .collect::<Result<Vec<_>>>()?;
-        if specs.is_empty() {
-            return Err(Fail::new(format!("{what}: no engine named")));
-        }
-        for (i, s) in specs.iter().enumerate() {
-            if specs[..i].contains(s) {
-                return Err(Fail::new(format!("{what}: engine `{}` named twice", s.spec)));
-            }
-        }
-        Ok(specs)
-    }
-
-    /// The engine program.
-    pub fn program(&self) -> &'static str {
-        match self.reach {
-            Reach::Podman(_) => "podman",
-            _ => "docker",
-        }
-    }
-
-    /// The environment a run on this engine gets (the others' settings removed).
-    pub fn env(&self) -> Vec<(&'static str, Option<String>)> {
-        match &self.reach {
-            Reach::Context(c) => vec![("DOCKER_CONTEXT", Some(c.clone())), ("DOCKER_HOST", None)],
-            Reach::DockerHost(h) => vec![("DOCKER_HOST", Some(h.clone())), ("DOCKER_CONTEXT", None)],
-            Reach::Podman(url) => vec![("CONTAINER_HOST", url.clone())],
-        }
-    }
-
-    /// `p` with this engine's environment (see [`EngineSpec::env`]).
-    pub fn apply_env(&self, mut p: kube_tree::proc::Proc) -> kube_tree::proc::Proc {
-        for (k, v) in self.env() {
-            p = match v {
-                Some(v) => p.env(k, v),
-                None => p.env_remove(k),
-            };
-        }
-        p
-    }
-
-    /// A short stable tag for this engine's state files in the tree (`e` + 8 hex of its spec).
-    pub fn tag(&self) -> String {
-        format!("e{:08x}", kube_tree::fnv::hash(self.spec.as_bytes()) as u32)
-    }
-}
+type Result<T, E = Fail> = std::result::Result<T, E>;
 
 /// What a fan-out builds: the platforms, the command each share runs for its part, and for a
 /// release target the host's packaging afterwards.
@@ -124,7 +23,7 @@ pub struct Request {
 pub fn request(tree: &Tree, cmd: &[String]) -> Result<Request> {
     let platforms = kube_tree::scripts::GolangSh::read(tree)?.all_platforms();
     let all = || platforms.clone();
-    let release = super::release::request(tree, cmd, all)?;
+    let release = release::request(tree, cmd, all)?;
     let cmd = release.as_ref().map_or(cmd, |r| &r.share_cmd);
     let mut rest = Vec::new();
     let mut given = None;
@@ -163,28 +62,6 @@ pub fn request(tree: &Tree, cmd: &[String]) -> Result<Request> {
     }
     let packaging = release.map(|r| Packaging { platforms: seen.clone(), ..r.packaging });
     Ok(Request { platforms: seen, cmd: rest, packaging })
-}
-
-/// Seconds each platform took on each engine, by engine spec (`_output/dockerized/.kit-fanout-durations`).
-pub type Durations = BTreeMap<String, BTreeMap<String, f64>>;
-
-const DURATIONS: &str = "_output/dockerized/.kit-fanout-durations";
-
-/// The measured durations (none yet: empty). A file that cannot be read is an error.
-pub fn load_durations(tree: &Tree) -> Result<Durations> {
-    let path = tree.path(DURATIONS);
-    let Some(text) = tree.read_text(&path, Cap::SCRIPT)? else { return Ok(Durations::new()) };
-    let d: Durations = serde_json::from_str(&text)
-        .map_err(|e| Fail::new(format!("{path}: not a durations file ({e}); remove it to start afresh")))?;
-    if d.values().flat_map(|m| m.values()).any(|s| !s.is_finite() || *s < 0.0) {
-        return Err(Fail::new(format!("{path}: a negative or non-finite duration; remove it to start afresh")));
-    }
-    Ok(d)
-}
-
-pub fn save_durations(tree: &Tree, d: &Durations) -> Result<()> {
-    let text = serde_json::to_string_pretty(d).map_err(|e| Fail::new(format!("durations: {e}")))?;
-    tree.write_file(DURATIONS, text.as_bytes())
 }
 
 /// The platforms of each engine (in the order of `engines`), balanced by cost: the longest
@@ -239,27 +116,6 @@ mod tests {
 
     fn specs(list: &str) -> Vec<EngineSpec> {
         EngineSpec::parse_list("--engines", list).unwrap()
-    }
-
-    #[test]
-    fn engine_entries_are_checked() {
-        let s = specs("default, kit-second,unix:///tmp/kd1/docker.sock,tcp://10.0.0.2:2375,ssh://me@builder,podman:,podman:ssh://me@h/run/podman/podman.sock");
-        assert_eq!(s[0].reach, Reach::Context("default".into()));
-        assert_eq!(s[1].reach, Reach::Context("kit-second".into()));
-        assert_eq!(s[2].reach, Reach::DockerHost("unix:///tmp/kd1/docker.sock".into()));
-        assert_eq!(s[4].env(), [("DOCKER_HOST", Some("ssh://me@builder".into())), ("DOCKER_CONTEXT", None)]);
-        assert_eq!(s[5].reach, Reach::Podman(None));
-        assert_eq!(s[6].program(), "podman");
-        assert_eq!(s[6].env(), [("CONTAINER_HOST", Some("ssh://me@h/run/podman/podman.sock".into()))]);
-        assert_ne!(s[0].tag(), s[1].tag());
-        assert!(s[0].tag().starts_with('e') && s[0].tag().len() == 9);
-        for bad in ["", "a b", "-ctx", "ctx;rm", "http://x", "tcp://", "ssh://x'y", "podman:ftp://x", "a,a", "$(x)"] {
-            assert!(EngineSpec::parse_list("--engines", bad).is_err(), "{bad:?} accepted");
-        }
-        // ssh would read these as its options (ProxyCommand runs a program); a port out of range.
-        for bad in ["ssh://-oProxyCommand=touch%20x", "podman:ssh://-oProxyCommand=x@h", "ssh://-l@h", "tcp://h:0"] {
-            assert!(EngineSpec::parse_list("--engines", bad).is_err(), "{bad:?} accepted");
-        }
     }
 
     #[test]

@@ -5,12 +5,16 @@
 //! packages on the host (`kube::release::package_tarballs`, as release.sh ends) for all the
 //! platforms at once, with a docker engine of the list building the server images.
 
-use super::plan::EngineSpec;
-use super::Share;
-use crate::{log, Fail, Result, Tree};
+use super::engines::EngineSpec;
+use super::run::{follow_packaging, Share};
+use crate::setup::VERSION_DEFS;
+use crate::sync;
 use camino::Utf8PathBuf;
 use kube_tree::proc::Proc;
+use kube_tree::{log, Fail, Tree};
 use std::time::{Duration, Instant};
+
+type Result<T, E = Fail> = std::result::Result<T, E>;
 
 /// Make targets that end in build/release.sh's packaging.
 const PACKAGED: &[&str] = &["quick-release", "release-skip-tests", "release"];
@@ -116,7 +120,7 @@ impl Packaging {
             .dir(&tree.root)
             .env("KUBE_BUILD_PLATFORMS", self.platforms.join(" "))
             .env("KUBE_FASTBUILD", if self.fast { "true" } else { "false" })
-            .env("KUBE_GIT_VERSION_FILE", tree.path(crate::setup::VERSION_DEFS));
+            .env("KUBE_GIT_VERSION_FILE", tree.path(VERSION_DEFS));
         if let Some(e) = &self.engine {
             p = e.apply_env(p);
         }
@@ -131,9 +135,9 @@ impl Packaging {
     /// Runs the packaging, its lines prefixed `[package]`, a progress line every 30 s; returns
     /// the tarballs in `_output/release-tars`, or why the packaging failed (exit 1).
     /// `shares`' records follow what the packaging does to the tree (see
-    /// [`super::run::follow_packaging`]).
+    /// [`follow_packaging`]).
     pub fn run(&self, tree: &Tree, shares: &[Share]) -> Result<std::result::Result<Vec<Utf8PathBuf>, String>> {
-        let before = crate::sync::sums(&tree.root)?;
+        let before = sync::sums(&tree.root)?;
         let engine = self.engine.as_ref().map_or("docker".to_string(), |e| e.spec.clone());
         log::status(format!(
             "[package] build/package-tarballs.sh for {} (images on {engine})",
@@ -163,7 +167,7 @@ impl Packaging {
             return Err(Fail::interrupted());
         }
         // Whether it packaged or not, what it did to the tree is known now.
-        super::run::follow_packaging(tree, shares, before, crate::sync::sums(&tree.root)?)?;
+        follow_packaging(tree, shares, before, sync::sums(&tree.root)?)?;
         if !status.success() {
             return Ok(Err(format!(
                 "build/package-tarballs.sh failed ({status}) after {}; the binaries are in _output/dockerized/bin \

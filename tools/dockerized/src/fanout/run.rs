@@ -2,14 +2,19 @@
 //! `[engine]` prefix, one progress line per engine, platform durations measured for the next
 //! split, and on a failure the other engines stopped and their containers of this tree removed.
 
-use super::plan::{self, EngineSpec};
+use super::durations::{load_durations, save_durations};
+use super::engines::EngineSpec;
+use crate::containers::Containers;
 use crate::result::{self, LastRun, Pending};
+use crate::setup::{save_version_defs, Setup};
 use crate::sync::HostStamps;
-use crate::{log, Containers, Result, Setup, Tree};
 use kube_tree::proc::{Proc, Started};
+use kube_tree::{log, Fail, Tree};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+type Result<T, E = Fail> = std::result::Result<T, E>;
 
 /// One engine's part of the plan.
 pub struct Share {
@@ -81,11 +86,34 @@ pub fn execute(tree: &Tree, shares: &[Share]) -> Result<Outcome> {
     kube_tree::proc::install_interrupt_handler();
     // The tree before any share syncs it (with the file each share would write first), for
     // settling the shares' records at the end.
-    crate::setup::save_version_defs(tree)?;
+    save_version_defs(tree)?;
     let before = HostStamps::take(&tree.root)?;
     let watches: Vec<Arc<Mutex<Watch>>> = shares.iter().map(|_| Arc::default()).collect();
+    let running = start_all(shares, &watches)?;
+    let end = wait_all(shares, &watches, running)?;
+    let interrupted = kube_tree::proc::interrupted();
+    if end.failed.is_some() || interrupted {
+        for (i, share) in shares.iter().enumerate() {
+            if end.stopped[i] || !end.done[i] || end.failed.as_ref().is_some_and(|f| f.share == i) {
+                remove_tree_containers(tree, &share.engine);
+            }
+        }
+    } else {
+        record_durations(tree, shares, &watches)?;
+        settle_records(tree, shares, before)?;
+    }
+    let mut binaries: Vec<String> =
+        watches.iter().flat_map(|w| w.lock().unwrap_or_else(|e| e.into_inner()).binaries.clone()).collect();
+    binaries.sort();
+    binaries.dedup();
+    Ok(Outcome { binaries, failed: end.failed.map(|f| f.why), interrupted })
+}
+
+/// Starts every share's run, its log lines prefixed `[engine]` and watched; if one cannot
+/// start, those started are stopped.
+fn start_all(shares: &[Share], watches: &[Arc<Mutex<Watch>>]) -> Result<Vec<Option<Started>>> {
     let mut running: Vec<Option<Started>> = Vec::new();
-    for (share, watch) in shares.iter().zip(&watches) {
+    for (share, watch) in shares.iter().zip(watches) {
         let (w, prefix) = (watch.clone(), format!("[{}]", share.engine.spec));
         log::status(format!("{prefix} building {} ({})", share.platforms.join(" "), share.engine.program()));
         let started = share.proc.start_lines(move |is_err, line| {
@@ -102,70 +130,69 @@ pub fn execute(tree: &Tree, shares: &[Share]) -> Result<Outcome> {
             }
         }
     }
+    Ok(running)
+}
+
+/// The share that failed first, and how.
+struct FirstFailure {
+    share: usize,
+    why: String,
+}
+
+/// How the shares ended, each by its index.
+struct Ending {
+    failed: Option<FirstFailure>,
+    /// Stopped by us (after another's failure, or an interrupt).
+    stopped: Vec<bool>,
+    /// Ended on its own or after being stopped.
+    done: Vec<bool>,
+}
+
+/// Waits for every share, a progress line every 15 s; on the first failure or an interrupt,
+/// stops the others (each removes its build and rsync containers as on an interrupt).
+fn wait_all(shares: &[Share], watches: &[Arc<Mutex<Watch>>], mut running: Vec<Option<Started>>) -> Result<Ending> {
     let start = Instant::now();
     let mut next_progress = Duration::from_secs(15);
-    let mut failed: Option<(usize, String)> = None;
-    let mut stopped = vec![false; shares.len()];
-    let mut done = vec![false; shares.len()];
+    let mut end = Ending { failed: None, stopped: vec![false; shares.len()], done: vec![false; shares.len()] };
     loop {
         for (i, slot) in running.iter_mut().enumerate() {
             let Some(child) = slot else { continue };
             let Some(status) = child.try_wait()? else { continue };
             *slot = None;
-            done[i] = true;
+            end.done[i] = true;
             let mut w = watches[i].lock().unwrap_or_else(|e| e.into_inner());
             w.close(Instant::now());
             let took = log::human(start.elapsed());
             if status.success() {
                 log::status(format!("[{}] done: {} in {took}", shares[i].engine.spec, shares[i].platforms.join(" ")));
-            } else if failed.is_none() && !stopped[i] {
+            } else if end.failed.is_none() && !end.stopped[i] {
                 let last: Vec<String> = w.last.iter().rev().take(3).rev().cloned().collect();
-                failed = Some((
-                    i,
-                    format!(
-                        "engine {} failed ({status}) building {}; its last lines: {}",
-                        shares[i].engine.spec,
-                        shares[i].platforms.join(" "),
-                        last.join(" | ")
-                    ),
-                ));
+                let why = format!(
+                    "engine {} failed ({status}) building {}; its last lines: {}",
+                    shares[i].engine.spec,
+                    shares[i].platforms.join(" "),
+                    last.join(" | ")
+                );
+                end.failed = Some(FirstFailure { share: i, why });
             }
         }
-        let interrupted = kube_tree::proc::interrupted();
-        if failed.is_some() || interrupted {
-            // Stop the others: each removes its build and rsync containers as on an interrupt.
+        if end.failed.is_some() || kube_tree::proc::interrupted() {
             for (i, slot) in running.iter().enumerate() {
                 if let Some(c) = slot {
-                    stopped[i] = true;
+                    end.stopped[i] = true;
                     c.terminate();
                 }
             }
         }
         if running.iter().all(Option::is_none) {
-            break;
+            return Ok(end);
         }
         if start.elapsed() >= next_progress {
-            progress(shares, &watches, &done, start);
+            progress(shares, watches, &end.done, start);
             next_progress += Duration::from_secs(15);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let interrupted = kube_tree::proc::interrupted();
-    if failed.is_some() || interrupted {
-        for (i, share) in shares.iter().enumerate() {
-            if stopped[i] || !done[i] || failed.as_ref().is_some_and(|(f, _)| *f == i) {
-                remove_tree_containers(tree, &share.engine);
-            }
-        }
-    } else {
-        record_durations(tree, shares, &watches)?;
-        settle_records(tree, shares, before)?;
-    }
-    let mut binaries: Vec<String> =
-        watches.iter().flat_map(|w| w.lock().unwrap_or_else(|e| e.into_inner()).binaries.clone()).collect();
-    binaries.sort();
-    binaries.dedup();
-    Ok(Outcome { binaries, failed: failed.map(|f| f.1), interrupted })
 }
 
 /// One line per engine still running: what it is building, how far, for how long.
@@ -192,7 +219,7 @@ fn progress(shares: &[Share], watches: &[Arc<Mutex<Watch>>], done: &[bool], star
 /// Keeps each platform's measured time per engine for the next split: the time between its
 /// "Building go targets" line and the next, else the share's whole time over its platforms.
 fn record_durations(tree: &Tree, shares: &[Share], watches: &[Arc<Mutex<Watch>>]) -> Result<()> {
-    let mut known = plan::load_durations(tree)?;
+    let mut known = load_durations(tree)?;
     for (share, watch) in shares.iter().zip(watches) {
         let w = watch.lock().unwrap_or_else(|e| e.into_inner());
         let entry = known.entry(share.engine.spec.clone()).or_default();
@@ -202,7 +229,7 @@ fn record_durations(tree: &Tree, shares: &[Share], watches: &[Arc<Mutex<Watch>>]
             }
         }
     }
-    plan::save_durations(tree, &known)
+    save_durations(tree, &known)
 }
 
 /// Each share's record of this success, for its no-change skip next time. A share cannot write
@@ -223,7 +250,7 @@ fn settle_records(tree: &Tree, shares: &[Share], mut expected: HostStamps) -> Re
             }
             // It found nothing changed and did not run (a share that runs forgets its record
             // first): its record stands for the tree as it was before this run.
-            None => match LastRun::load_for(tree, &tag) {
+            None => match LastRun::load(tree, Some(&tag)) {
                 Some(last) if last.host == before => keys.push((tag, last.key)),
                 _ => log::status_v(2, format!("[{}] left no record of its run", share.engine.spec)),
             },
@@ -239,7 +266,7 @@ fn settle_records(tree: &Tree, shares: &[Share], mut expected: HostStamps) -> Re
     }
     let outputs = result::outputs(tree);
     for (tag, key) in keys {
-        LastRun { key, host: now.sum, outputs: outputs.clone() }.save_for(tree, &tag)?;
+        LastRun { key, host: now.sum, outputs: outputs.clone() }.save(tree, Some(&tag))?;
     }
     Ok(())
 }
@@ -259,8 +286,8 @@ pub(crate) fn follow_packaging(tree: &Tree, shares: &[Share], from: (u64, u64), 
     }
     for share in shares {
         let tag = share.engine.tag();
-        if let Some(last) = LastRun::load_for(tree, &tag).filter(|l| l.host == from.0) {
-            LastRun { host: to.0, ..last }.save_for(tree, &tag)?;
+        if let Some(last) = LastRun::load(tree, Some(&tag)).filter(|l| l.host == from.0) {
+            LastRun { host: to.0, ..last }.save(tree, Some(&tag))?;
         }
     }
     log::status_v(2, "the packaging changed ctimes only (its hard links): the shares' records follow");
@@ -272,7 +299,7 @@ pub(crate) fn follow_packaging(tree: &Tree, shares: &[Share], from: (u64, u64), 
 /// is skipped after its time limit.
 fn remove_tree_containers(tree: &Tree, engine: &EngineSpec) {
     let removed = (|| -> Result<Vec<String>> {
-        let e = super::engine_of(engine)?;
+        let e = engine.engine()?;
         let setup = Setup::new(tree.clone(), &e, Some("rsync"), None)?;
         let names = Containers::list(&e)?.of_tree(&setup);
         for n in &names {
