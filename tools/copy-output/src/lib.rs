@@ -28,7 +28,7 @@ object: tree, mode, and `commands` (--dry-run) or `binaries`.",
 };
 
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
-    let engine_flag = ctx.opt_string("--engine")?;
+    let engine_flag = dockerized::engine_flag(ctx)?;
     let dry_run = ctx.flag("--dry-run");
     ctx.finish()?;
     kube_tree::proc::install_interrupt_handler();

@@ -34,20 +34,49 @@ pub const DEFAULT_CACHE_MAX: u64 = 10 << 30;
 /// Inside the tree: where the scripts put the Go caches of a containerized build.
 pub const CACHE_SUBPATH: &str = "_output/dockerized/go/cache";
 
-/// `--cache shared|private`, else [`CACHE_CHOICE_VAR`], else shared: the volume to mount, or
-/// None for the per-tree cache.
-pub fn choose(flag: Option<&str>) -> Result<Option<String>> {
-    let (what, value) = match flag {
-        Some(f) => ("--cache", f.to_string()),
-        None => match std::env::var(CACHE_CHOICE_VAR).ok().filter(|v| !v.is_empty()) {
-            Some(v) => (CACHE_CHOICE_VAR, v),
-            None => return volume_name().map(Some),
-        },
+/// `--cache shared|private`: one cache volume per engine, or the tree's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheChoice {
+    Shared,
+    Private,
+}
+
+impl CacheChoice {
+    /// `v` as given by `what` (the flag or [`CACHE_CHOICE_VAR`]).
+    pub fn parse(what: &str, v: &str) -> Result<CacheChoice> {
+        match v {
+            "shared" => Ok(CacheChoice::Shared),
+            "private" => Ok(CacheChoice::Private),
+            v => Err(Fail::new(format!("{what} `{}`: shared or private", v.escape_debug()))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheChoice::Shared => "shared",
+            CacheChoice::Private => "private",
+        }
+    }
+
+    /// [`CACHE_CHOICE_VAR`] when set, else none.
+    pub fn from_env() -> Result<Option<CacheChoice>> {
+        match std::env::var(CACHE_CHOICE_VAR).ok().filter(|v| !v.is_empty()) {
+            Some(v) => CacheChoice::parse(CACHE_CHOICE_VAR, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The choice, else [`CACHE_CHOICE_VAR`], else shared: the volume to mount, or None for the
+/// per-tree cache.
+pub fn choose(choice: Option<CacheChoice>) -> Result<Option<String>> {
+    let choice = match choice {
+        Some(c) => c,
+        None => CacheChoice::from_env()?.unwrap_or(CacheChoice::Shared),
     };
-    match value.as_str() {
-        "shared" => volume_name().map(Some),
-        "private" => Ok(None),
-        v => Err(Fail::new(format!("{what} `{}`: shared or private", v.escape_debug()))),
+    match choice {
+        CacheChoice::Shared => volume_name().map(Some),
+        CacheChoice::Private => Ok(None),
     }
 }
 
@@ -184,30 +213,30 @@ pub(crate) fn failure_hint(volume: &str, program: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{human_bytes, mount_args, parse_size, shares_module_cache, valid_volume_name, CACHE_VOLUME};
-    use crate::engine::Engine;
+    use crate::engine::{Engine, EngineChoice, Kind};
     use crate::job::Job;
-    use crate::setup::Setup;
+    use crate::setup::{Mode, Setup};
     use kube_tree::fixture::{scratch_tree, Spec};
     use kube_tree::{Era, Tree};
 
     #[test]
     fn every_mode_mounts_the_shared_cache_and_private_mounts_none() {
-        let engine = Engine::new(Some("docker".into()), true).unwrap();
+        let engine = Engine::new(Some(EngineChoice::of(Kind::Docker)), true).unwrap();
         let root = scratch_tree("cache-args", &Spec::era_c());
         let mount = format!("{CACHE_VOLUME}:/go/src/k8s.io/kubernetes/_output/dockerized/go/cache");
-        for mode in ["rsync", "bind"] {
+        for mode in [Mode::Rsync, Mode::Bind] {
             let mut setup = Setup::new(Tree::open(&root).unwrap(), &engine, Some(mode), None).unwrap();
             setup.cache = Some(CACHE_VOLUME.into());
             let job = Job { engine: &engine, setup: &setup };
             let args = job.build_container_args(&["make".into()], &[], false);
-            let at = args.iter().position(|a| *a == mount).unwrap_or_else(|| panic!("{mode}: {args:?}"));
+            let at = args.iter().position(|a| *a == mount).unwrap_or_else(|| panic!("{mode:?}: {args:?}"));
             assert_eq!(args[at - 1], "--volume");
             // Before the image: an option of the engine's, never a word of the command.
             assert!(at < args.iter().position(|a| a == "make").unwrap());
             setup.cache = None;
             let job = Job { engine: &engine, setup: &setup };
             let args = job.build_container_args(&["make".into()], &[], false);
-            assert!(!args.iter().any(|a| a.contains("dockerized/go/cache")), "{mode} private: {args:?}");
+            assert!(!args.iter().any(|a| a.contains("dockerized/go/cache")), "{mode:?} private: {args:?}");
         }
         std::fs::remove_dir_all(root.parent().unwrap()).unwrap();
     }

@@ -2,7 +2,7 @@
 
 use crate::clean::built_binaries;
 use crate::containers::Containers;
-use crate::engine::{Cleanup, Engine};
+use crate::engine::{Cleanup, Engine, EngineChoice};
 use crate::job::Job;
 use crate::rsync::{keep_rsyncd, rsyncd_key, CopyOut};
 use crate::setup::{Mode, Setup};
@@ -21,8 +21,8 @@ pub enum Copied {
 
 /// `build/copy-output.sh`: the data container's output into the tree (the copy-out of a full
 /// run, on its own: after `--no-copy`, or a build container killed before its copy-out).
-pub fn copy_output(tree: Tree, engine_flag: Option<String>, dry_run: bool) -> Result<Copied, Fail> {
-    let engine = Engine::new(engine_flag, dry_run)?;
+pub fn copy_output(tree: Tree, engine_choice: Option<EngineChoice>, dry_run: bool) -> Result<Copied, Fail> {
+    let engine = Engine::new(engine_choice, dry_run)?;
     let setup = Setup::new(tree, &engine, None, None)?;
     let job = Job { engine: &engine, setup: &setup };
     if setup.mode == Mode::Bind {

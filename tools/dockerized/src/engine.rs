@@ -16,9 +16,32 @@ pub const MIN_MEMORY: u64 = 4_500_000_000;
 /// daemon is named and the run stops, instead of waiting forever. Builds have no limit.
 pub(crate) const QUERY_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Which engine program to run, checked once: `docker` or `podman`, or a path to one of them,
+/// and so its [`Kind`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineChoice {
+    pub program: String,
+    pub kind: Kind,
+}
+
+impl EngineChoice {
+    /// `v` as given by `what` (a flag or a variable), refused unless it names docker or podman.
+    pub fn parse(what: &str, v: &str) -> Result<EngineChoice> {
+        values::engine(what, v)?;
+        let kind = if v.rsplit('/').next() == Some("podman") { Kind::Podman } else { Kind::Docker };
+        Ok(EngineChoice { program: v.to_string(), kind })
+    }
+
+    /// The engine of that kind, found on PATH.
+    pub fn of(kind: Kind) -> EngineChoice {
+        EngineChoice { program: kind.name().to_string(), kind }
+    }
+}
+
 /// The container engine CLI (`docker` or `podman`), with `DOCKER_OPTS`, in dry-run or for real.
 pub struct Engine {
     pub program: String,
+    kind: Kind,
     opts: Vec<String>,
     pub dry_run: bool,
     /// Commands a dry run would have run, in order.
@@ -29,15 +52,14 @@ pub struct Engine {
 
 impl Engine {
     /// `--engine` > `KUBE_CONTAINER_ENGINE` > docker.
-    pub fn new(flag: Option<String>, dry_run: bool) -> Result<Engine> {
-        let (what, program) = match flag {
-            Some(f) => ("--engine", f),
+    pub fn new(choice: Option<EngineChoice>, dry_run: bool) -> Result<Engine> {
+        let choice = match choice {
+            Some(c) => c,
             None => match std::env::var("KUBE_CONTAINER_ENGINE").ok().filter(|s| !s.is_empty()) {
-                Some(e) => ("KUBE_CONTAINER_ENGINE", e),
-                None => ("engine", "docker".to_string()),
+                Some(e) => EngineChoice::parse("KUBE_CONTAINER_ENGINE", &e)?,
+                None => EngineChoice::of(Kind::Docker),
             },
         };
-        values::engine(what, &program)?;
         // docker hands an ssh:// host to ssh, podman a CONTAINER_HOST: neither may be an option.
         for var in ["DOCKER_HOST", "CONTAINER_HOST"] {
             if let Some(h) = std::env::var(var).ok().filter(|h| !h.is_empty()) {
@@ -56,7 +78,8 @@ impl Engine {
         }
         check_endpoint_opts(&opts)?;
         Ok(Engine {
-            program,
+            program: choice.program,
+            kind: choice.kind,
             opts,
             dry_run,
             plan: RefCell::new(Vec::new()),
@@ -325,13 +348,9 @@ impl Kind {
 }
 
 impl Engine {
-    /// The engine's kind, from its program's file name (checked when the engine was made).
+    /// The engine's kind, decided when the engine was made.
     pub fn kind(&self) -> Kind {
-        if self.program.rsplit('/').next() == Some("podman") {
-            Kind::Podman
-        } else {
-            Kind::Docker
-        }
+        self.kind
     }
 }
 
@@ -478,7 +497,7 @@ mod tests {
 
     #[test]
     fn info_is_read_in_each_engines_words() {
-        let docker = Engine::new(Some("docker".into()), false).unwrap();
+        let docker = Engine::new(Some(EngineChoice::of(Kind::Docker)), false).unwrap();
         assert!(docker.info_cmd()[2].starts_with("{{.MemTotal}}"));
         let f = docker
             .read_info(&said(
@@ -499,7 +518,7 @@ mod tests {
         let f = docker.read_info(&said(0, "8000000000\t[\"name=rootless\"]\tnull")).unwrap();
         assert!(f.rootless && !f.selinux && f.mirrors.is_empty());
 
-        let podman = Engine::new(Some("podman".into()), false).unwrap();
+        let podman = Engine::new(Some(EngineChoice::of(Kind::Podman)), false).unwrap();
         assert!(podman.info_cmd()[2].starts_with("{{.Host.MemTotal}}"));
         let regs = r#"{"docker.io":{"Prefix":"docker.io","Mirrors":[{"Location":"127.0.0.1:5000","Insecure":true}]},"search":["docker.io"]}"#;
         let socket = "/run/user/1000/podman/podman.sock";
@@ -525,7 +544,7 @@ mod tests {
     #[test]
     fn the_build_user_follows_the_engine() {
         let engine = |program: &str, info: &str| {
-            let e = Engine::new(Some(program.into()), false).unwrap();
+            let e = Engine::new(Some(EngineChoice::parse("--engine", program).unwrap()), false).unwrap();
             e.take_info(Some(&said(0, info))).unwrap();
             e
         };

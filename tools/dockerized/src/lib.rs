@@ -40,11 +40,11 @@ mod sync;
 // What the tools use; everything else stays inside the crate.
 pub use clean::{all_trees_plan, apply_clean, built_binaries, clean_plan, sizes, CleanPlan};
 pub use copy_output::{copy_output, Copied};
-pub use engine::{Engine, Facts, Failed, Kind, MIN_MEMORY};
+pub use engine::{Engine, EngineChoice, Facts, Failed, Kind, MIN_MEMORY};
 pub use job::Job;
 pub use labels::{LABEL_HASH, LABEL_KEY, LABEL_OWNER, LABEL_TREE, OWNER};
 pub use layout::REMOTE_ROOT;
-pub use options::RunOptions;
+pub use options::{engine_flag, EngineList, RunOptions};
 pub use report::{binaries_json, copy_json, RunSubject};
 pub use run::{run, RunResult};
 pub use setup::{registry_of, Mode, Names, Setup};

@@ -1,21 +1,31 @@
 //! The choices of a containerized run, as run-dockerized and build-shell read them from their
 //! command line (and a fan-out share's state tag from its environment).
 
-use crate::cache;
+use crate::cache::CacheChoice;
+use crate::engine::EngineChoice;
 use crate::flags;
+use crate::setup::Mode;
 use crate::state::StateTag;
 use kube_tree::{values, Fail};
 
 type Result<T, E = Fail> = std::result::Result<T, E>;
 
-/// The choices shared by run-dockerized and build-shell.
+/// The choices shared by run-dockerized and build-shell, from their flags and the environment
+/// they honour, each read and checked here once: `KUBE_CONTAINER_ENGINE` (in [`Engine::new`],
+/// which every engine goes through), `KUBE_BUILD_CACHE`, `KUBE_RUN_COPY_OUTPUT`,
+/// `KUBE_RUN_FULL_SYNC`, `KUBE_BUILD_ENGINES` and a fan-out share's `KUBE_KIT_STATE_TAG`. The
+/// variables of the engine itself (`DOCKER_HOST`, `DOCKER_OPTS`, ...) and of the tree's build
+/// (`KUBE_CROSS_IMAGE`, `KUBE_BUILD_PLATFORMS`, ...) are read where they are used.
+///
+/// [`Engine::new`]: crate::engine::Engine::new
 pub struct RunOptions {
-    pub mode: Option<String>,
-    pub engine: Option<String>,
+    pub mode: Option<Mode>,
+    pub engine: Option<EngineChoice>,
     pub cross_image: Option<String>,
     pub mirror: Option<String>,
     /// `--mirror-short`: pull MIRROR/kube-cross:TAG (a flat mirror), not MIRROR/<path>/kube-cross:TAG.
     pub mirror_short: bool,
+    /// Copy the output back (not `--no-copy`, not `KUBE_RUN_COPY_OUTPUT=n`).
     pub copy: bool,
     pub dry_run: bool,
     /// Sync everything in and copy everything out even when the last run's record says the data
@@ -23,13 +33,24 @@ pub struct RunOptions {
     pub full_sync: bool,
     /// Run the command even when the last successful run of it proves nothing changed.
     pub force: bool,
-    /// `--engines A,B`: fan the platforms out over these engines (see [`crate::fanout`]).
-    pub engines: Option<String>,
+    /// `--engines A,B` or `KUBE_BUILD_ENGINES`: fan the platforms out (see [`crate::fanout`]).
+    pub engines: Option<EngineList>,
     pub skip_unreachable: bool,
-    /// `--cache shared|private` (else `KUBE_BUILD_CACHE`, else shared; see [`crate::cache`]).
-    pub cache: Option<String>,
+    /// `--cache shared|private`, else `KUBE_BUILD_CACHE` (else shared; see [`crate::cache`]).
+    pub cache: Option<CacheChoice>,
     /// A fan-out share's tag: the run keeps its own state files (see [`crate::state`]).
     pub state_tag: Option<StateTag>,
+}
+
+/// `--engine docker|podman|PATH`, checked (every tool with an `--engine` flag reads it so).
+pub fn engine_flag(ctx: &mut kube_tree::cli::Ctx) -> Result<Option<EngineChoice>> {
+    ctx.opt_string("--engine")?.map(|e| EngineChoice::parse("--engine", &e)).transpose()
+}
+
+/// A fan-out's engines as given, and where (`--engines` or `KUBE_BUILD_ENGINES`), for messages.
+pub struct EngineList {
+    pub from: &'static str,
+    pub list: String,
 }
 
 impl RunOptions {
@@ -81,22 +102,31 @@ impl RunOptions {
         if let Some(i) = &cross_image {
             values::image_ref("--cross-image", i)?;
         }
-        let cache = ctx.opt_string("--cache")?;
-        if let Some(c) = &cache {
-            cache::choose(Some(c))?;
-        }
+        let cache = match ctx.opt_string("--cache")? {
+            Some(c) => Some(CacheChoice::parse("--cache", &c)?),
+            None => CacheChoice::from_env()?,
+        };
+        let engines = match fanout.then(|| ctx.opt_string("--engines")).transpose()?.flatten() {
+            Some(list) => Some(EngineList { from: "--engines", list }),
+            None if fanout => std::env::var("KUBE_BUILD_ENGINES")
+                .ok()
+                .filter(|e| !e.trim().is_empty())
+                .map(|list| EngineList { from: "KUBE_BUILD_ENGINES", list }),
+            None => None,
+        };
+        let yes = |var: &str| std::env::var(var).is_ok_and(|v| v.starts_with(['y', 'Y']));
+        let no_copy_env = std::env::var("KUBE_RUN_COPY_OUTPUT").is_ok_and(|v| !v.starts_with(['y', 'Y']));
         let opts = RunOptions {
-            mode: ctx.opt_string("--mode")?,
-            engine: ctx.opt_string("--engine")?,
+            mode: ctx.opt_string("--mode")?.map(|m| Mode::parse("--mode", &m)).transpose()?,
+            engine: engine_flag(ctx)?,
             cross_image,
             mirror_short: ctx.flag("--mirror-short"),
             mirror,
-            copy: !ctx.flag("--no-copy"),
+            copy: !ctx.flag("--no-copy") && !no_copy_env,
             dry_run: ctx.flag("--dry-run"),
-            full_sync: ctx.flag("--full-sync")
-                || std::env::var("KUBE_RUN_FULL_SYNC").is_ok_and(|v| v.starts_with(['y', 'Y'])),
+            full_sync: ctx.flag("--full-sync") || yes("KUBE_RUN_FULL_SYNC"),
             force: ctx.flag("--force"),
-            engines: if fanout { ctx.opt_string("--engines")? } else { None },
+            engines,
             skip_unreachable: fanout && ctx.flag("--skip-unreachable"),
             cache,
             state_tag: StateTag::from_env()?,

@@ -244,9 +244,9 @@ pub(crate) fn success() -> ExitStatus {
 #[cfg(test)]
 mod tests {
     use super::{LastRun, Pending};
-    use crate::engine::Engine;
+    use crate::engine::{Engine, EngineChoice, Kind};
     use crate::job::Job;
-    use crate::setup::Setup;
+    use crate::setup::{Mode, Setup};
     use crate::state::StateTag;
     use kube_tree::fixture::{scratch_tree, Spec};
     use kube_tree::Tree;
@@ -265,8 +265,8 @@ mod tests {
         assert_eq!(LastRun::load(&tree, Some(&tag)), Some(last));
 
         // A share's success is left pending, under its tag, for the fan-out to settle.
-        let engine = Engine::new(Some("docker".into()), true).unwrap();
-        let mut setup = Setup::new(Tree::open(&root).unwrap(), &engine, Some("rsync"), None).unwrap();
+        let engine = Engine::new(Some(EngineChoice::of(Kind::Docker)), true).unwrap();
+        let mut setup = Setup::new(Tree::open(&root).unwrap(), &engine, Some(Mode::Rsync), None).unwrap();
         setup.state_tag = Some(tag.clone());
         Job { engine: &engine, setup: &setup }.record_success(7, None, "copied").unwrap();
         LastRun::forget(&tree, Some(&tag)).unwrap();

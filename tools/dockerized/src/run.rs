@@ -30,9 +30,9 @@ pub struct RunResult {
 pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> Result<RunResult, Fail> {
     kube_tree::proc::install_interrupt_handler();
     let engine = Engine::new(opts.engine.clone(), opts.dry_run)?;
-    let mut setup = Setup::new(tree, &engine, opts.mode.as_deref(), opts.cross_image.clone())?;
+    let mut setup = Setup::new(tree, &engine, opts.mode, opts.cross_image.clone())?;
     if opts.cache.is_some() {
-        setup.cache = cache::choose(opts.cache.as_deref())?;
+        setup.cache = cache::choose(opts.cache)?;
     }
     setup.state_tag = opts.state_tag.clone();
     let job = Job { engine: &engine, setup: &setup };

@@ -20,7 +20,16 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub(crate) fn name(self) -> &'static str {
+    /// `--mode rsync|bind`.
+    pub fn parse(what: &str, v: &str) -> Result<Mode> {
+        match v {
+            "rsync" => Ok(Mode::Rsync),
+            "bind" => Ok(Mode::Bind),
+            m => Err(Fail::new(format!("{what} {}: rsync or bind", m.escape_debug()))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
         match self {
             Mode::Rsync => "rsync",
             Mode::Bind => "bind",
@@ -147,11 +156,9 @@ pub(crate) fn tree_cross_repo(tree: &Tree) -> Result<String> {
 }
 
 impl Setup {
-    pub fn new(tree: Tree, engine: &Engine, mode: Option<&str>, cross_image: Option<String>) -> Result<Setup> {
+    pub fn new(tree: Tree, engine: &Engine, mode: Option<Mode>, cross_image: Option<String>) -> Result<Setup> {
         let mode = match mode {
-            Some("rsync") => Mode::Rsync,
-            Some("bind") => Mode::Bind,
-            Some(m) => return Err(Fail::new(format!("--mode {m}: rsync or bind"))),
+            Some(m) => m,
             None if tree.era == Era::C && !engine.is_remote() => Mode::Bind,
             None => Mode::Rsync,
         };
@@ -319,15 +326,15 @@ pub(crate) fn save_version_defs(tree: &Tree) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::{check_bind_path, Mode, Names, Setup};
-    use crate::engine::Engine;
+    use crate::engine::{Engine, EngineChoice, Kind};
     use camino::Utf8Path;
     use kube_tree::fixture::{scratch_tree, Spec};
     use kube_tree::Tree;
 
     /// Bind mode in a dry run (nothing is asked of the engine) for a tree at `root`.
     fn bind_setup(root: &Utf8Path) -> Result<Setup, kube_tree::Fail> {
-        let engine = Engine::new(Some("docker".into()), true)?;
-        Setup::new(Tree::open(root)?, &engine, Some("bind"), None)
+        let engine = Engine::new(Some(EngineChoice::of(Kind::Docker)), true)?;
+        Setup::new(Tree::open(root)?, &engine, Some(Mode::Bind), None)
     }
 
     #[test]

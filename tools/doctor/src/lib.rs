@@ -1,6 +1,6 @@
 //! doctor: every prerequisite for building the tree at hand, each with the fix.
 
-use dockerized::{Engine, Facts, Kind, Setup};
+use dockerized::{Engine, Facts, Kind, Mode, Setup};
 use kube_tree::cli::{Ctx, Flag, Tool};
 use kube_tree::gover::{self, GoVersion};
 use kube_tree::json::Json;
@@ -327,7 +327,7 @@ fn describe(f: &Facts) -> String {
 /// answers. Nothing is pulled.
 pub fn check_kube_cross(engine: &Engine, tree: &Tree, required: bool) -> Check {
     let miss = if required { Level::Fail } else { Level::Warn };
-    let setup = match Setup::new(tree.clone(), engine, Some("rsync"), None) {
+    let setup = match Setup::new(tree.clone(), engine, Some(Mode::Rsync), None) {
         Ok(s) => s,
         Err(e) => {
             return check(
@@ -483,7 +483,7 @@ pub fn check_container_go(tree: &Tree) -> Option<Check> {
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let docker = ctx.flag("--docker");
     let go = setup_go::pick::choice_flag(ctx)?;
-    let engine = Engine::new(ctx.opt_string("--engine")?, false)?;
+    let engine = Engine::new(dockerized::engine_flag(ctx)?, false)?;
     let only = ctx.opt_string("--only")?;
     ctx.finish()?;
     let tree = match ctx.tree() {

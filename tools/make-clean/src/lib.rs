@@ -2,7 +2,7 @@
 //! (module caches made writable first, symlinks removed and never followed), this tree's build,
 //! rsync and data containers and its kube-build images. Dangling images only on request.
 
-use dockerized::{all_trees_plan, apply_clean, clean_plan, sizes, CleanPlan, Engine, Setup};
+use dockerized::{all_trees_plan, apply_clean, clean_plan, sizes, CleanPlan, Engine, EngineChoice, Mode, Setup};
 use kube_tree::cli::{Ctx, Flag, Tool};
 use kube_tree::json::Json;
 use kube_tree::{log, Fail, Status};
@@ -129,7 +129,7 @@ fn say_removed(ctx: &mut Ctx, plan: &CleanPlan) {
 }
 
 /// `--all-trees`: the kit's objects of every tree on the engine.
-fn every_tree(ctx: &mut Ctx, engine_flag: Option<String>, flags: Flags) -> Result<Status, Fail> {
+fn every_tree(ctx: &mut Ctx, engine_flag: Option<EngineChoice>, flags: Flags) -> Result<Status, Fail> {
     let Flags { dry_run, yes, cache } = flags;
     kube_tree::proc::install_interrupt_handler();
     let engine = Engine::new(engine_flag, false)?;
@@ -190,7 +190,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let all_dangling = ctx.flag("--all-dangling");
     let all_trees = ctx.flag("--all-trees");
     let yes = ctx.flag("--yes");
-    let engine_flag = ctx.opt_string("--engine")?;
+    let engine_flag = dockerized::engine_flag(ctx)?;
     ctx.finish()?;
     if yes && !all_trees {
         return Err(Fail::new("--yes goes with --all-trees"));
@@ -212,7 +212,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
             false
         }
     };
-    let setup = Setup::new(tree, &engine, Some("rsync"), None)?;
+    let setup = Setup::new(tree, &engine, Some(Mode::Rsync), None)?;
     let mut plan = clean_plan(reachable.then_some(&engine), &setup, all_dangling)?;
     if cache && reachable {
         plan.with_cache(&engine)?;

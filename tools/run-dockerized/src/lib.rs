@@ -1,7 +1,7 @@
 //! run-dockerized: `build/run.sh <command>` for every era (see the dockerized crate).
 
 use dockerized::fanout::{EngineSpec, FanOut, Me};
-use dockerized::{binaries_json, built_binaries, RunOptions};
+use dockerized::{binaries_json, built_binaries, EngineList, Mode, RunOptions};
 use kube_tree::cli::{Ctx, Tool};
 use kube_tree::json::Json;
 use kube_tree::{log, Fail, Status};
@@ -23,24 +23,15 @@ run again. stdout: the binaries built (--json: one object with the run and its o
 };
 
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
-    let mut opts = RunOptions::from_ctx_fanout(ctx)?;
-    if std::env::var("KUBE_RUN_COPY_OUTPUT").is_ok_and(|v| !v.starts_with(['y', 'Y'])) {
-        opts.copy = false;
-    }
+    let opts = RunOptions::from_ctx_fanout(ctx)?;
     if ctx.command.is_empty() {
         return Err(Fail::new("which command? e.g. run-dockerized make WHAT=cmd/kubectl"));
     }
     let tree = ctx.tree()?;
     let root = tree.root.clone();
     let cmd = ctx.command.clone();
-    let engines = match opts.engines.clone() {
-        Some(e) => Some(("--engines", e)),
-        None => {
-            std::env::var("KUBE_BUILD_ENGINES").ok().filter(|e| !e.trim().is_empty()).map(|e| ("KUBE_BUILD_ENGINES", e))
-        }
-    };
-    if let Some((what, list)) = engines {
-        return fan_out(ctx, &opts, &tree, &cmd, what, &list);
+    if let Some(engines) = &opts.engines {
+        return fan_out(ctx, &opts, &tree, &cmd, engines);
     }
     if opts.skip_unreachable {
         return Err(Fail::new("--skip-unreachable goes with --engines (or KUBE_BUILD_ENGINES)"));
@@ -55,7 +46,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
         return Ok(Status::Ok);
     }
     let status = res.status.expect("a real run has a status");
-    let copied = if res.mode == dockerized::Mode::Bind {
+    let copied = if res.mode == Mode::Bind {
         "written in place (bind mode)"
     } else if opts.copy {
         "copied back"
@@ -88,18 +79,19 @@ fn fan_out(
     opts: &RunOptions,
     tree: &kube_tree::Tree,
     cmd: &[String],
-    what: &str,
-    list: &str,
+    given: &EngineList,
 ) -> Result<Status, Fail> {
-    let engines = EngineSpec::parse_list(what, list)?;
+    let what = given.from;
+    let engines = EngineSpec::parse_list(what, &given.list)?;
     if opts.engine.is_some() {
         return Err(Fail::new(format!("--engine and {what}: name every engine in {what} (podman:[URL] for podman)")));
     }
-    if opts.mode.as_deref().is_some_and(|m| m != "rsync") {
+    if opts.mode.is_some_and(|m| m != Mode::Rsync) {
         return Err(Fail::new("a fan-out runs every share in rsync mode: drop --mode"));
     }
     let mut pass = Vec::new();
-    for (flag, v) in [("--mirror", &opts.mirror), ("--cross-image", &opts.cross_image), ("--cache", &opts.cache)] {
+    let cache = opts.cache.map(|c| c.name().to_string());
+    for (flag, v) in [("--mirror", &opts.mirror), ("--cross-image", &opts.cross_image), ("--cache", &cache)] {
         if let Some(v) = v {
             pass.extend([flag.to_string(), v.clone()]);
         }

@@ -1,7 +1,7 @@
 //! The engines of a fan-out, as the user names them: docker contexts, DOCKER_HOST-style URLs,
 //! `podman:`; what a run on each gets (its environment, its state tag), and its CLI.
 
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineChoice, Kind};
 use crate::state::StateTag;
 use kube_tree::{values, Fail};
 
@@ -78,11 +78,15 @@ impl EngineSpec {
     }
 
     /// The engine program.
-    pub fn program(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self.reach {
-            Reach::Podman(_) => "podman",
-            _ => "docker",
+            Reach::Podman(_) => Kind::Podman,
+            _ => Kind::Docker,
         }
+    }
+
+    pub fn program(&self) -> &'static str {
+        self.kind().name()
     }
 
     /// The environment a run on this engine gets (the others' settings removed).
@@ -113,7 +117,7 @@ impl EngineSpec {
     /// This engine's CLI for this process's own questions (the cleanup after a failure):
     /// docker with `--context` or `-H`, podman with `--url`.
     pub(crate) fn engine(&self) -> Result<Engine> {
-        let mut e = Engine::new(Some(self.program().to_string()), false)?;
+        let mut e = Engine::new(Some(EngineChoice::of(self.kind())), false)?;
         match &self.reach {
             Reach::Context(c) => e.push_opts(["--context", c]),
             Reach::DockerHost(h) => e.push_opts(["-H", h]),

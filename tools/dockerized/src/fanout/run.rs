@@ -6,7 +6,7 @@ use super::durations::{load_durations, save_durations};
 use super::engines::EngineSpec;
 use crate::containers::Containers;
 use crate::result::{self, LastRun, Pending};
-use crate::setup::{save_version_defs, Setup};
+use crate::setup::{save_version_defs, Mode, Setup};
 use crate::sync::HostStamps;
 use kube_tree::proc::{Proc, Started};
 use kube_tree::{log, Fail, Tree};
@@ -300,7 +300,7 @@ pub(crate) fn follow_packaging(tree: &Tree, shares: &[Share], from: (u64, u64), 
 fn remove_tree_containers(tree: &Tree, engine: &EngineSpec) {
     let removed = (|| -> Result<Vec<String>> {
         let e = engine.engine()?;
-        let setup = Setup::new(tree.clone(), &e, Some("rsync"), None)?;
+        let setup = Setup::new(tree.clone(), &e, Some(Mode::Rsync), None)?;
         let names = Containers::list(&e)?.of_tree(&setup);
         for n in &names {
             e.destroy(n);
