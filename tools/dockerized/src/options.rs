@@ -53,35 +53,30 @@ pub struct EngineList {
     pub list: String,
 }
 
+/// A run's flags in the order the help lists them, with `extra` after the engine's.
+macro_rules! run_flags {
+    ($($extra:expr),*) => {
+        &[
+            flags::MODE,
+            flags::ENGINE,
+            $($extra,)*
+            flags::CROSS_IMAGE,
+            flags::MIRROR,
+            flags::MIRROR_SHORT,
+            flags::CACHE,
+            flags::NO_COPY,
+            flags::FULL_SYNC,
+            flags::FORCE,
+            flags::DRY_RUN,
+        ]
+    };
+}
+
 impl RunOptions {
     /// The flags [`RunOptions::from_ctx`] reads (it then rejects any other).
-    pub const FLAGS: &'static [kube_tree::cli::Flag] = &[
-        flags::MODE,
-        flags::ENGINE,
-        flags::CROSS_IMAGE,
-        flags::MIRROR,
-        flags::MIRROR_SHORT,
-        flags::CACHE,
-        flags::NO_COPY,
-        flags::FULL_SYNC,
-        flags::FORCE,
-        flags::DRY_RUN,
-    ];
+    pub const FLAGS: &'static [kube_tree::cli::Flag] = run_flags!();
     /// The flags [`RunOptions::from_ctx_fanout`] reads: those and the fan-out's.
-    pub const FANOUT_FLAGS: &'static [kube_tree::cli::Flag] = &[
-        flags::MODE,
-        flags::ENGINE,
-        flags::ENGINES,
-        flags::SKIP_UNREACHABLE,
-        flags::CROSS_IMAGE,
-        flags::MIRROR,
-        flags::MIRROR_SHORT,
-        flags::CACHE,
-        flags::NO_COPY,
-        flags::FULL_SYNC,
-        flags::FORCE,
-        flags::DRY_RUN,
-    ];
+    pub const FANOUT_FLAGS: &'static [kube_tree::cli::Flag] = run_flags!(flags::ENGINES, flags::SKIP_UNREACHABLE);
 
     /// One engine's options (build-shell).
     pub fn from_ctx(ctx: &mut kube_tree::cli::Ctx) -> Result<RunOptions> {
