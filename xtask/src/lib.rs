@@ -1,7 +1,6 @@
 //! `cargo xtask`: lists the tools, dispatches `cargo xtask <tool> ...` to the tool's library, and
-//! hosts the kit's own chores (`bench`, `fetch-tree`).
+//! hosts the kit's own chores (`bench`, `fetch-tree`, `test`).
 
-mod bench;
 mod tiers;
 
 use kube_tree::cli::{self, Tool};
@@ -30,6 +29,11 @@ const CHORES: &[(&str, &str)] = &[
         "fetch (once) and print Debian's kubernetes v1.20.2 source tree (--go: and its Go 1.15), used by the tests",
     ),
 ];
+
+/// `cargo xtask bench`'s usage; the benchmarks themselves are the bench target `kit`
+/// (xtask/benches/kit), which `tiers::bench` runs.
+pub const BENCH_USAGE: &str =
+    "usage: cargo xtask bench <check-vendor|bump-go|build|build-full|dockerized|dockerized-era-c|overhead|fanout> [--rounds N>=3] [--tree DIR] [--keep]";
 
 const FETCH_TREE_USAGE: &str = "\
 fetch-tree: fetch (once) Debian's kubernetes source package (v1.20.2), remember it, print its path
@@ -77,7 +81,7 @@ fn fetch_tree(args: &[String]) -> i32 {
             return 2;
         }
     };
-    let res = testkit::real_tree().and_then(|t| Ok((t, if go { Some(testkit::tree_go()?) } else { None })));
+    let res = realtree::real_tree().and_then(|t| Ok((t, if go { Some(realtree::tree_go()?) } else { None })));
     match res {
         Ok((t, go)) => {
             // Remembering is a convenience: a read-only config is said, not a failed fetch.
@@ -142,10 +146,10 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
         Some("test") => tiers::run(&words[1..]),
         Some(chore @ ("bench" | "fetch-tree")) if words[1..].iter().any(|w| w == "-h" || w == "--help") => {
-            println!("{}", if chore == "bench" { bench::USAGE } else { FETCH_TREE_USAGE }.trim_end());
+            println!("{}", if chore == "bench" { BENCH_USAGE } else { FETCH_TREE_USAGE }.trim_end());
             0
         }
-        Some("bench") => bench::run(args[1..].to_vec()),
+        Some("bench") => tiers::bench(&words[1..]),
         Some("fetch-tree") => fetch_tree(&words[1..]),
         Some(name) => match find_tool(name) {
             Some(t) => cli::main(t, args[1..].to_vec()),
