@@ -14,6 +14,8 @@
 //! * [`fsx`], [`fnv`], [`json`]: atomic and all-or-nothing writes, fingerprints, JSON output.
 //! * [`values`]: image references, registries, ports and engines, checked before use.
 //! * [`walk`]: the one tree walk behind every change check.
+//! * [`record`]: the kit's own state records in a tree: one versioned JSON envelope, loaded
+//!   confined and capped, saved atomically.
 //! * `fixture` (feature `fixture`, for tests only): small generated trees of each era.
 
 pub mod cli;
@@ -30,6 +32,7 @@ pub mod json;
 pub mod log;
 pub mod proc;
 pub mod read;
+pub mod record;
 pub mod remember;
 pub mod root;
 pub mod scripts;
