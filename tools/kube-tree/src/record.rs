@@ -93,7 +93,10 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], kind: Kind) -> std::result::Result<
         return Err(format!("a `{}` record, not a `{}` one", env.record.escape_debug(), kind.name));
     }
     if env.version != kind.version {
-        return Err(format!("a `{}` record of version {}; this kit reads version {}", kind.name, env.version, kind.version));
+        return Err(format!(
+            "a `{}` record of version {}; this kit reads version {}",
+            kind.name, env.version, kind.version
+        ));
     }
     serde_json::from_value(env.data).map_err(|e| format!("a `{}` record whose data does not fit: {e}", kind.name))
 }

@@ -23,7 +23,6 @@ pub fn cache_dir() -> Utf8PathBuf {
     base.join("k8s-build-kit")
 }
 
-
 /// The start of every error that means "a prerequisite is not installed here".
 pub const MISSING: &str = "missing prerequisite: ";
 
@@ -97,10 +96,7 @@ pub fn need(tools: &[&str], why: &str) -> Result<(), Fail> {
 
 /// Fetches once into `base/<name>` what `fetch` builds in a temp directory; `<name>.complete`
 /// marks success, a lock keeps concurrent test processes from fetching twice.
-pub fn cached(
-    name: &str,
-    fetch: impl FnOnce(&Utf8Path, &Utf8Path) -> Result<(), Fail>,
-) -> Result<Utf8PathBuf, Fail> {
+pub fn cached(name: &str, fetch: impl FnOnce(&Utf8Path, &Utf8Path) -> Result<(), Fail>) -> Result<Utf8PathBuf, Fail> {
     let base = cache_dir();
     let out = base.join(name);
     let done = base.join(format!("{name}.complete"));
@@ -178,4 +174,3 @@ pub fn tree_go() -> Result<Utf8PathBuf, Fail> {
     })?;
     Ok(dir.join("root/usr/lib/go-1.15/bin"))
 }
-

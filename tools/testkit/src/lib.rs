@@ -20,8 +20,8 @@ use kube_tree::{log, Fail};
 use std::time::Duration;
 
 // The real tree and its Go live in realtree (fetch-tree ships them); the tests reach them here.
-pub(crate) use realtree::{cached, need, FileLock, MISSING};
 pub use realtree::{cache_dir, real_tree, tree_go, MIRROR, SUITE};
+pub(crate) use realtree::{cached, need, FileLock, MISSING};
 
 /// Starts `program args` in the background (a server the test needs), its stdout and stderr
 /// into `log`, for the test to read when it does not come up.

@@ -299,4 +299,3 @@ fn build(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     }
     Ok(ok && loop_ok)
 }
-
