@@ -10,14 +10,12 @@ pub mod localcache;
 mod state;
 
 use camino::{Utf8Path, Utf8PathBuf};
-use kube_tree::cli::{Ctx, Tool};
+use kube_tree::cli::Tool;
 use kube_tree::goenv::{self, GoEnv, KUBE_IMPORT_PATH};
-use kube_tree::json::Json;
 use kube_tree::proc::Proc;
-use kube_tree::scripts::{self, GolangSh};
-use kube_tree::{fsx, log, version, Fail, Status, Tree, VendorLayout};
-use setup_go::Choice;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use kube_tree::scripts::GolangSh;
+use kube_tree::{fsx, log, Fail, Tree, VendorLayout};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod run;
 use run::run;

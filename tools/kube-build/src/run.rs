@@ -1,8 +1,20 @@
 //! The tool's pipeline: parse the request, check it against the tree before any work, build
 //! each platform (or skip it when nothing it reads changed), then report.
 
-use super::*;
-use state::{BuildState, PlatformRecord};
+use crate::state::{self, BuildState, PlatformRecord};
+use crate::{
+    bin_name, build_date, build_env, build_key, check_target, codegen, flags, host_platform, install_cmds, localcache,
+    made_by, outputs_stamp, parse_request, place_bins, run_installs, BuildRequest, Built, Flags, InstallCmd, Made,
+    RequestFlags, GOPATH,
+};
+use camino::Utf8Path;
+use kube_tree::cli::Ctx;
+use kube_tree::goenv::{self, GoEnv};
+use kube_tree::json::Json;
+use kube_tree::scripts::{self, GolangSh};
+use kube_tree::{log, version, Fail, Status, Tree};
+use setup_go::Choice;
+use std::time::Instant;
 
 /// What the command line asks for, and which Go.
 struct Parsed {
