@@ -150,7 +150,8 @@ fn build(
     let mut genv = build_env(tree, &gopath)?;
     setup_go::pick::use_chosen(&chosen, &mut genv, &env);
     use_local_cache(&mut genv, g, req, &env)?;
-    let (cg, fp) = codegen::refresh(tree, req.force_codegen, &genv.toolchain_vars())?;
+    let codegen::Refreshed { codegen: cg, fingerprints: fp } =
+        codegen::refresh(tree, req.force_codegen, &genv.toolchain_vars())?;
     // Again right before go runs: the generator step ran the tree's own scripts.
     goenv::check_write_dirs(&kube_tree::Jail::new(&tree.root)?, Utf8Path::new(GOPATH))?;
     let vv = version::get(tree, &env)?;
