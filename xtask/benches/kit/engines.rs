@@ -115,12 +115,6 @@ pub(crate) fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
         .args(["-q", "--kube-root", ours.as_str(), "make", "WHAT=cmd/kubectl"])
         .env("SOURCE_DATE_EPOCH", epoch)
         .env("KUBE_CROSS_IMAGE", testkit::cross_repo());
-    let cold = |p: &Proc, what: &str| -> Result<Duration, Fail> {
-        let step = log::Step::start(format!("cold: {what}"));
-        let d = time(p, 0)?;
-        step.done();
-        Ok(d)
-    };
     let (cs, ct) =
         (cold(&script, "build/run.sh make WHAT=cmd/kubectl")?, cold(&tool, "run-dockerized make WHAT=cmd/kubectl")?);
     let (mut ts, mut tt) = (Vec::new(), Vec::new());
@@ -128,27 +122,8 @@ pub(crate) fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
         ts.push(time(&script, 0)?);
         tt.push(time(&tool, 0)?);
     }
-    // The edit loops: one line appended to a file in each copy, then each rebuilds. A kubectl
-    // source file (no generator input), then an API types file (both regenerate code).
-    let edit = |copy: &Utf8Path, rel: &str| -> Result<(), Fail> {
-        use std::io::Write;
-        writeln!(fs_err::OpenOptions::new().append(true).open(copy.join(rel))?, "// bench edit")?;
-        Ok(())
-    };
-    const KUBECTL_FILE: &str = "staging/src/k8s.io/kubectl/pkg/cmd/version/version.go";
-    const API_FILE: &str = "staging/src/k8s.io/api/core/v1/types.go";
     let edits = rounds.min(3);
-    let mut loops = Vec::new();
-    for (what, rel) in [("one-line kubectl edit", KUBECTL_FILE), ("one-line API-type edit", API_FILE)] {
-        let (mut es, mut et) = (Vec::new(), Vec::new());
-        for _ in 0..edits {
-            edit(&theirs, rel)?;
-            es.push(time(&script, 0)?);
-            edit(&ours, rel)?;
-            et.push(time(&tool, 0)?);
-        }
-        loops.push((what, stats(&mut es).0, stats(&mut et).0));
-    }
+    let loops = edit_loops(Side { copy: &theirs, run: &script }, Side { copy: &ours, run: &tool }, edits)?;
     // Bind mode (kube-cross with the tree mounted, no data container) on the tool's copy: cold
     // once (its caches are the tree's own), then the kubectl edit loop, against the script's
     // rsync-mode edit times above (v1.20's scripts have no bind mode).
@@ -174,50 +149,138 @@ pub(crate) fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
     let k = "_output/dockerized/bin/linux/amd64/kubectl";
     let same = sha_of(&theirs.join(k))? == sha_of(&ours.join(k))?;
     let ((ms, ns), (mt, nt), (mo, _)) = (stats(&mut ts), stats(&mut tt), stats(&mut to));
-    let s = |d: Duration| d.as_secs_f64();
-    println!(
-        "build/run.sh make WHAT=cmd/kubectl\tcold {:.0} s\tnothing changed: median {:.1} s, min {:.1} s",
-        s(cs),
-        ms / 1000.0,
-        ns / 1000.0
-    );
-    println!(
-        "run-dockerized make WHAT=cmd/kubectl\tcold {:.0} s\tnothing changed: median {:.1} s, min {:.1} s",
-        s(ct),
-        mt / 1000.0,
-        nt / 1000.0
-    );
-    println!("ratio script/tool, nothing changed (target >= 30x)\t{:.1}", ms / mt);
-    for (what, me, mf) in &loops {
-        println!("{what}: build/run.sh median {:.1} s, run-dockerized median {:.1} s", me / 1000.0, mf / 1000.0);
-        println!(
-            "ratio script/tool, {what}{}\t{:.1}",
-            if what.contains("kubectl") { " (target >= 3x)" } else { "" },
-            me / mf
-        );
-    }
-    let script_edit = loops[0].1;
-    println!(
-        "bind mode: cold {:.0} s, one-line kubectl edit median {:.1} s; ratio to build/run.sh's edit (target >= 3x)\t{:.1}",
-        s(bind_cold),
-        bind_edit / 1000.0,
-        script_edit / bind_edit
-    );
-    println!("run-dockerized true (the tool's whole cycle around the command)\tmedian {mo:.0} ms");
-    println!("kubectl binaries identical (SOURCE_DATE_EPOCH={epoch})\t{same}");
-    let kubectl_edit = loops[0].2;
-    let ok =
-        ms / mt >= 30.0 && script_edit / kubectl_edit >= 3.0 && script_edit / bind_edit >= 3.0 && mo < 1000.0 && same;
-    println!(
-        "targets (nothing changed >= 30x, kubectl edit >= 3x in rsync and bind mode, own overhead < 1 s, identical binaries)\t{}",
-        if ok { "met" } else { "MISSED" }
-    );
+    let ok = report_dockerized(&DockerizedFigures {
+        script: NoChange { cold: cs, median: ms, min: ns },
+        tool: NoChange { cold: ct, median: mt, min: nt },
+        loops,
+        bind_cold,
+        bind_edit,
+        overhead: mo,
+        same,
+        epoch,
+    });
     for copy in [&theirs, &ours] {
         clean_copy(copy)?;
     }
     // The script rebuilds its kube-build image and leaves the old ones dangling.
     testkit::sweep_orphan_layers(&log::utc_iso(start), false);
     Ok(ok)
+}
+
+/// One run, cold, said on stderr while it takes.
+fn cold(p: &Proc, what: &str) -> Result<Duration, Fail> {
+    let step = log::Step::start(format!("cold: {what}"));
+    let d = time(p, 0)?;
+    step.done();
+    Ok(d)
+}
+
+/// A source file no generator reads, and one they all do.
+const KUBECTL_FILE: &str = "staging/src/k8s.io/kubectl/pkg/cmd/version/version.go";
+const API_FILE: &str = "staging/src/k8s.io/api/core/v1/types.go";
+
+/// Appends one line to `rel` in `copy`: an edit a rebuild must notice.
+fn edit(copy: &Utf8Path, rel: &str) -> Result<(), Fail> {
+    use std::io::Write;
+    writeln!(fs_err::OpenOptions::new().append(true).open(copy.join(rel))?, "// bench edit")?;
+    Ok(())
+}
+
+/// A copy of the tree and the build that runs on it.
+struct Side<'a> {
+    copy: &'a Utf8Path,
+    run: &'a Proc,
+}
+
+/// The edit loops: one line appended to a file in each copy, then each rebuilds. A kubectl
+/// source file (no generator input), then an API types file (both regenerate code).
+fn edit_loops(script: Side<'_>, tool: Side<'_>, edits: usize) -> Result<Vec<EditLoop>, Fail> {
+    let mut loops = Vec::new();
+    for (what, rel) in [("one-line kubectl edit", KUBECTL_FILE), ("one-line API-type edit", API_FILE)] {
+        let (mut es, mut et) = (Vec::new(), Vec::new());
+        for _ in 0..edits {
+            edit(script.copy, rel)?;
+            es.push(time(script.run, 0)?);
+            edit(tool.copy, rel)?;
+            et.push(time(tool.run, 0)?);
+        }
+        loops.push(EditLoop { what, script: stats(&mut es).0, tool: stats(&mut et).0 });
+    }
+    Ok(loops)
+}
+
+/// A cold run and the no-change runs (median and minimum, ms) of one side.
+struct NoChange {
+    cold: Duration,
+    median: f64,
+    min: f64,
+}
+
+/// The medians (ms) of an edit loop on each side.
+struct EditLoop {
+    what: &'static str,
+    script: f64,
+    tool: f64,
+}
+
+/// What `bench dockerized` measured.
+struct DockerizedFigures {
+    script: NoChange,
+    tool: NoChange,
+    /// The kubectl edit first, then the API-type edit.
+    loops: Vec<EditLoop>,
+    bind_cold: Duration,
+    bind_edit: f64,
+    overhead: f64,
+    same: bool,
+    epoch: &'static str,
+}
+
+/// Prints the figures of `bench dockerized`; true when every target is met.
+fn report_dockerized(f: &DockerizedFigures) -> bool {
+    let s = |d: Duration| d.as_secs_f64();
+    for (name, side) in [("build/run.sh", &f.script), ("run-dockerized", &f.tool)] {
+        println!(
+            "{name} make WHAT=cmd/kubectl\tcold {:.0} s\tnothing changed: median {:.1} s, min {:.1} s",
+            s(side.cold),
+            side.median / 1000.0,
+            side.min / 1000.0
+        );
+    }
+    let (ms, mt) = (f.script.median, f.tool.median);
+    println!("ratio script/tool, nothing changed (target >= 30x)\t{:.1}", ms / mt);
+    for l in &f.loops {
+        let what = l.what;
+        println!(
+            "{what}: build/run.sh median {:.1} s, run-dockerized median {:.1} s",
+            l.script / 1000.0,
+            l.tool / 1000.0
+        );
+        println!(
+            "ratio script/tool, {what}{}\t{:.1}",
+            if what.contains("kubectl") { " (target >= 3x)" } else { "" },
+            l.script / l.tool
+        );
+    }
+    let (script_edit, kubectl_edit, bind_edit) = (f.loops[0].script, f.loops[0].tool, f.bind_edit);
+    println!(
+        "bind mode: cold {:.0} s, one-line kubectl edit median {:.1} s; ratio to build/run.sh's edit (target >= 3x)\t{:.1}",
+        s(f.bind_cold),
+        bind_edit / 1000.0,
+        script_edit / bind_edit
+    );
+    println!("run-dockerized true (the tool's whole cycle around the command)\tmedian {:.0} ms", f.overhead);
+    println!("kubectl binaries identical (SOURCE_DATE_EPOCH={})\t{}", f.epoch, f.same);
+    let ok = ms / mt >= 30.0
+        && script_edit / kubectl_edit >= 3.0
+        && script_edit / bind_edit >= 3.0
+        && f.overhead < 1000.0
+        && f.same;
+    println!(
+        "targets (nothing changed >= 30x, kubectl edit >= 3x in rsync and bind mode, own overhead < 1 s, identical binaries)\t{}",
+        if ok { "met" } else { "MISSED" }
+    );
+    ok
 }
 
 /// One engine against two for kubectl on two platforms: the machine's daemon alone, then with a
