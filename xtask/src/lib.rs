@@ -1,7 +1,6 @@
 //! `cargo xtask`: lists the tools, dispatches `cargo xtask <tool> ...` to the tool's library, and
 //! hosts the kit's own chores (`bench`, `docs`, `fetch-tree`, `test`).
 
-mod bench;
 pub mod docs;
 mod tiers;
 
@@ -24,7 +23,7 @@ pub const TOOLS: &[&Tool] = &[
 
 /// Chores that are not tools of their own: (name, summary).
 const CHORES: &[(&str, &str)] = &[
-    ("bench", bench::SUMMARY),
+    ("bench", BENCH_SUMMARY),
     ("docs", "write each docs/<tool>.md's flags from the tools' declarations (--check: exit 1 if one differs)"),
     ("test", "the kit's tests: the fast tier, or `--full` (real tree, engines; see the README's Tests)"),
     (
@@ -32,6 +31,19 @@ const CHORES: &[(&str, &str)] = &[
         "fetch (once) and print Debian's kubernetes v1.20.2 source tree (--go: and its Go 1.15), used by the tests",
     ),
 ];
+
+/// The benchmarks, written once for `bench`'s usage and the listing.
+macro_rules! bench_names {
+    () => {
+        "check-vendor|bump-go|build|build-full|dockerized|dockerized-era-c|shared-cache|second-checkout|overhead|fanout"
+    };
+}
+
+/// `cargo xtask bench`'s usage; the benchmarks themselves are the bench target `kit`
+/// (xtask/benches/kit), which `tiers::bench` runs.
+pub const BENCH_USAGE: &str =
+    concat!("usage: cargo xtask bench <", bench_names!(), "> [--rounds N>=3] [--tree DIR] [--keep]");
+const BENCH_SUMMARY: &str = concat!("benchmarks on the real tree: `bench ", bench_names!(), " [--rounds N]`");
 
 const FETCH_TREE_USAGE: &str = "\
 fetch-tree: fetch (once) Debian's kubernetes source package (v1.20.2), remember it, print its path
@@ -79,7 +91,7 @@ fn fetch_tree(args: &[String]) -> i32 {
             return 2;
         }
     };
-    let res = testkit::real_tree().and_then(|t| Ok((t, if go { Some(testkit::tree_go()?) } else { None })));
+    let res = realtree::real_tree().and_then(|t| Ok((t, if go { Some(realtree::tree_go()?) } else { None })));
     match res {
         Ok((t, go)) => {
             // Remembering is a convenience: a read-only config is said, not a failed fetch.
@@ -145,14 +157,14 @@ pub fn run(args: Vec<OsString>) -> i32 {
         Some("test") => tiers::run(&words[1..]),
         Some(chore @ ("bench" | "docs" | "fetch-tree")) if words[1..].iter().any(|w| w == "-h" || w == "--help") => {
             let usage = match chore {
-                "bench" => bench::USAGE,
+                "bench" => BENCH_USAGE,
                 "docs" => docs::USAGE,
                 _ => FETCH_TREE_USAGE,
             };
             println!("{}", usage.trim_end());
             0
         }
-        Some("bench") => bench::run(args[1..].to_vec()),
+        Some("bench") => tiers::bench(&words[1..]),
         Some("docs") => docs::run(&words[1..]),
         Some("fetch-tree") => fetch_tree(&words[1..]),
         Some(name) => match find_tool(name) {

@@ -1,5 +1,6 @@
 //! `cargo xtask test [--full]`: the kit's test suite in its two tiers, as the README's Tests
 //! section describes them. Plain cargo test underneath, so the two commands stay typeable by hand.
+//! And `cargo xtask bench`: plain cargo bench of the bench target `kit`.
 
 use kube_tree::proc::Proc;
 
@@ -33,6 +34,32 @@ pub fn cargo_args(full: bool, extra: &[String]) -> Vec<String> {
     a
 }
 
+/// The arguments of `cargo` for `cargo xtask bench ARGS`.
+pub fn bench_args(words: &[String]) -> Vec<String> {
+    let mut a: Vec<String> = ["bench", "--locked", "-p", "xtask", "--bench", "kit", "--"].map(String::from).to_vec();
+    a.extend(words.iter().cloned());
+    a
+}
+
+/// `cargo xtask bench ARGS`: the benchmarks live in a bench target (they need testkit, which the
+/// dispatcher does not link), built and run by cargo in the kit's checkout.
+pub fn bench(words: &[String]) -> i32 {
+    cargo("bench", bench_args(words))
+}
+
+/// Runs cargo with `args` in the kit's checkout, the terminal its own; returns its exit code.
+fn cargo(what: &str, args: Vec<String>) -> i32 {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    match Proc::new(cargo).args(args).dir(root).run_interactive() {
+        Ok(status) => status.code().unwrap_or(130),
+        Err(e) => {
+            eprintln!("xtask {what}: error: {e}");
+            2
+        }
+    }
+}
+
 pub fn run(words: &[String]) -> i32 {
     let (ours, extra) = match words.iter().position(|w| w == "--") {
         Some(i) => (&words[..i], &words[i + 1..]),
@@ -46,20 +73,12 @@ pub fn run(words: &[String]) -> i32 {
             return 2;
         }
     };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    match Proc::new(cargo).args(cargo_args(full, extra)).dir(root).run_interactive() {
-        Ok(status) => status.code().unwrap_or(130),
-        Err(e) => {
-            eprintln!("xtask test: error: {e}");
-            2
-        }
-    }
+    cargo("test", cargo_args(full, extra))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::cargo_args;
+    use super::{bench_args, cargo_args};
 
     #[test]
     fn each_tier_is_the_documented_cargo_command() {
@@ -71,5 +90,11 @@ mod tests {
             cargo_args(true, &extra).join(" "),
             "test --workspace --locked --no-fail-fast -- --include-ignored hostile"
         );
+    }
+
+    #[test]
+    fn bench_is_cargo_bench_of_the_kit_target() {
+        let words = vec!["check-vendor".to_string(), "--rounds".to_string(), "3".to_string()];
+        assert_eq!(bench_args(&words).join(" "), "bench --locked -p xtask --bench kit -- check-vendor --rounds 3");
     }
 }

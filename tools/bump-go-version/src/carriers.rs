@@ -1,8 +1,8 @@
 //! Where a tree carries the Go version, by era, and the evaluation of those carriers against the
 //! files: the line edits a bump makes, or the disagreements `--check` reports.
 
+use crate::depsyaml::DepsYaml;
 use crate::version::{carries, derive_tag, go_of_tag, replace_version, GoVersion};
-use kube_tree::depsyaml::DepsYaml;
 use kube_tree::log::printable;
 use kube_tree::{Cap, Era, Fail, Tree};
 use regex::Regex;

@@ -2,12 +2,14 @@
 //! once, derived tags (kube-cross, go-runner) computed, all-or-nothing; `--check` reports drift.
 
 pub mod carriers;
+pub mod depsyaml;
+mod textdiff;
 pub mod version;
 
 use carriers::{Evaluation, Options};
 use kube_tree::cli::{Ctx, Flag, Tool};
 use kube_tree::json::Json;
-use kube_tree::{fsx, log, textdiff, Fail, Status};
+use kube_tree::{fsx, log, Fail, Status};
 use std::os::unix::fs::PermissionsExt;
 use version::GoVersion;
 

@@ -106,26 +106,31 @@ impl Codegen {
     }
 }
 
+/// What [`refresh`] did, and the fingerprints of the tree as it is after it.
+pub struct Refreshed {
+    pub codegen: Codegen,
+    pub fingerprints: Fingerprints,
+}
+
 /// Runs the tree's generator step if its inputs changed since the last success (or if forced).
-/// Returns what happened and the fingerprints of the tree as it is now.
 /// `go_vars` put the chosen Go first for the generators (make runs `go`).
-pub fn refresh(tree: &Tree, force: bool, go_vars: &[(String, String)]) -> Result<(Codegen, Fingerprints), Fail> {
+pub fn refresh(tree: &Tree, force: bool, go_vars: &[(String, String)]) -> Result<Refreshed, Fail> {
     let fp = fingerprint(tree)?;
     if !has_generator(tree)? {
-        return Ok((Codegen::NotInTree, fp));
+        return Ok(Refreshed { codegen: Codegen::NotInTree, fingerprints: fp });
     }
     let stamp = stamp_path(tree);
     let stored = Stamp::read(tree, &stamp);
     if let (false, Some(st)) = (force, stored) {
         if st.all == fp.all {
             log::status_v(2, format!("codegen: nothing changed ({} files fingerprinted)", fp.files));
-            return Ok((Codegen::UpToDate, fp));
+            return Ok(Refreshed { codegen: Codegen::UpToDate, fingerprints: fp });
         }
-        let (scope, n) = genscope::fingerprint(tree, &fp.candidates)?;
-        if scope == st.scope {
-            log::status_v(2, format!("codegen: the change is outside the generators' {n} input files"));
-            tree.write_file(&stamp, Stamp { all: fp.all, scope }.render().as_bytes())?;
-            return Ok((Codegen::UpToDate, fp));
+        let scope = genscope::fingerprint(tree, &fp.candidates)?;
+        if scope.fingerprint == st.scope {
+            log::status_v(2, format!("codegen: the change is outside the generators' {} input files", scope.files));
+            tree.write_file(&stamp, Stamp { all: fp.all, scope: scope.fingerprint }.render().as_bytes())?;
+            return Ok(Refreshed { codegen: Codegen::UpToDate, fingerprints: fp });
         }
     }
     let why = if force {
@@ -149,7 +154,7 @@ pub fn refresh(tree: &Tree, force: bool, go_vars: &[(String, String)]) -> Result
     step.done();
     // Generators may write .go files that are not zz_generated.*: the stamp is taken afterwards.
     let after = fingerprint(tree)?;
-    let (scope, _) = genscope::fingerprint(tree, &after.candidates)?;
+    let scope = genscope::fingerprint(tree, &after.candidates)?.fingerprint;
     tree.write_file(&stamp, Stamp { all: after.all, scope }.render().as_bytes())?;
-    Ok((Codegen::Ran, after))
+    Ok(Refreshed { codegen: Codegen::Ran, fingerprints: after })
 }

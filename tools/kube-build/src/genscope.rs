@@ -150,8 +150,16 @@ impl Index {
     }
 }
 
+/// The generator scope of the tree as it is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    pub fingerprint: u64,
+    /// How many files it holds.
+    pub files: usize,
+}
+
 /// The generator scope of the tree as it is now: its fingerprint and how many files it holds.
-pub fn fingerprint(tree: &Tree, candidates: &[Candidate]) -> Result<(u64, usize), Fail> {
+pub fn fingerprint(tree: &Tree, candidates: &[Candidate]) -> Result<Scope, Fail> {
     let path = index_path(tree);
     let mut index = Index::load(tree, &path);
     let mut by_dir: BTreeMap<&Utf8Path, Vec<&Candidate>> = BTreeMap::new();
@@ -228,7 +236,7 @@ pub fn fingerprint(tree: &Tree, candidates: &[Candidate]) -> Result<(u64, usize)
         index.entries.retain(|rel, _| live.contains(rel.as_path()));
         tree.write_file(&path, index.render().as_bytes())?;
     }
-    Ok((h.0, n))
+    Ok(Scope { fingerprint: h.0, files: n })
 }
 
 #[cfg(test)]

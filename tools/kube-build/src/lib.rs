@@ -7,16 +7,15 @@
 pub mod codegen;
 pub mod genscope;
 pub mod localcache;
+mod state;
 
 use camino::{Utf8Path, Utf8PathBuf};
-use kube_tree::cli::{Ctx, Flag, Tool};
+use kube_tree::cli::{Flag, Tool};
 use kube_tree::goenv::{self, GoEnv, KUBE_IMPORT_PATH};
-use kube_tree::json::Json;
 use kube_tree::proc::Proc;
-use kube_tree::scripts::{self, GolangSh};
-use kube_tree::{fsx, log, version, Fail, Status, Tree, VendorLayout};
-use setup_go::Choice;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use kube_tree::scripts::GolangSh;
+use kube_tree::{fsx, log, Fail, Tree, VendorLayout};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod run;
 use run::run;
@@ -52,7 +51,7 @@ pub const GOPATH: &str = "_output/local/go";
 
 /// What to build, from words, flags and the environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Request {
+pub struct BuildRequest {
     pub targets: Vec<String>,
     pub platforms: Vec<String>,
     pub gogcflags: Option<String>,
@@ -63,15 +62,25 @@ pub struct Request {
     pub force_codegen: bool,
 }
 
+/// What the tool's own flags said: added to what the words and the environment say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFlags {
+    /// `--what T`, in order.
+    pub what: Vec<String>,
+    /// `--platform P`, in order.
+    pub platforms: Vec<String>,
+    /// `--debug`.
+    pub debug: bool,
+    /// `--force-codegen`.
+    pub force_codegen: bool,
+}
+
 /// Reads make-style `KEY=VALUE` words over the environment (words win, as on a make command line).
 pub fn parse_request(
     words: &[String],
-    flags_what: Vec<String>,
-    flags_platform: Vec<String>,
-    debug: bool,
-    force_codegen: bool,
+    flags: RequestFlags,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Request, Fail> {
+) -> Result<BuildRequest, Fail> {
     let mut vars: Vec<(String, String)> = Vec::new();
     for w in words {
         let Some((k, v)) = w.split_once('=') else {
@@ -88,20 +97,20 @@ pub fn parse_request(
     let split =
         |s: Option<String>| s.map(|s| s.split_whitespace().map(str::to_string).collect::<Vec<_>>()).unwrap_or_default();
     let mut targets = split(get("WHAT"));
-    targets.extend(flags_what);
+    targets.extend(flags.what);
     let mut platforms = split(get("KUBE_BUILD_PLATFORMS"));
-    platforms.extend(flags_platform);
+    platforms.extend(flags.platforms);
     platforms.dedup();
     let targets: Vec<String> =
         targets.into_iter().map(|t| t.trim_start_matches("./").trim_end_matches('/').to_string()).collect();
-    Ok(Request {
+    Ok(BuildRequest {
         targets,
         platforms,
         gogcflags: get("GOGCFLAGS"),
         goldflags: get("GOLDFLAGS"),
         goflags: get("GOFLAGS").filter(|g| !g.is_empty()),
-        debug: debug || get("DBG").as_deref() == Some("1"),
-        force_codegen,
+        debug: flags.debug || get("DBG").as_deref() == Some("1"),
+        force_codegen: flags.force_codegen,
     })
 }
 
@@ -131,7 +140,7 @@ pub struct Flags {
     pub goflags_env: Option<String>,
 }
 
-pub fn flags(tree: &Tree, g: &GolangSh, req: &Request, version_ldflags: &str) -> Flags {
+pub fn flags(tree: &Tree, g: &GolangSh, req: &BuildRequest, version_ldflags: &str) -> Flags {
     // The tag list: `selinux,notest,` + the -tags of GOFLAGS (the script's sed keeps GOFLAGS
     // whole when it has no -tags=, and so does this).
     let from_goflags = match req.goflags.as_deref() {
@@ -248,6 +257,27 @@ fn cross_cc(platform: &str) -> Option<&'static str> {
     }
 }
 
+/// One go command of a platform's build and the targets it makes.
+struct InstallCmd {
+    proc: Proc,
+    targets: Vec<String>,
+    static_: bool,
+}
+
+/// Targets built by one go command: static or not, `go test -c` or `go install`.
+struct Group<'a> {
+    targets: Vec<&'a String>,
+    static_: bool,
+    test: bool,
+}
+
+/// What a platform's build made, per target.
+struct Made {
+    name: String,
+    static_: bool,
+    elapsed: Duration,
+}
+
 /// The `go install` commands for one platform (statics with CGO_ENABLED=0, as the scripts do).
 fn install_cmds(
     env: &GoEnv,
@@ -256,17 +286,20 @@ fn install_cmds(
     targets: &[String],
     platform: &str,
     host: &str,
-) -> Vec<(Proc, Vec<String>, bool)> {
+) -> Vec<InstallCmd> {
     let (os, arch) = platform.split_once('/').expect("validated platform");
     let pkg = |t: &str| if env.gopath_mode { format!("{KUBE_IMPORT_PATH}/{t}") } else { format!("./{t}") };
     let (tests, mains): (Vec<&String>, Vec<&String>) = targets.iter().partition(|t| is_test_target(t));
     let (statics, dynamics): (Vec<&String>, Vec<&String>) = mains.into_iter().partition(|t| g.is_static(t));
-    let mut groups: Vec<(Vec<&String>, bool, bool)> = vec![(statics, true, false), (dynamics, false, false)];
+    let mut groups = vec![
+        Group { targets: statics, static_: true, test: false },
+        Group { targets: dynamics, static_: false, test: false },
+    ];
     // `go test -c` makes one binary per call, as the scripts do it.
-    groups.extend(tests.into_iter().map(|t| (vec![t], g.is_static(t), true)));
+    groups.extend(tests.into_iter().map(|t| Group { targets: vec![t], static_: g.is_static(t), test: true }));
     let out_dir = if platform == host { env.bin_dir() } else { env.bin_dir().join(platform.replace('/', "_")) };
     let mut out = Vec::new();
-    for (group, is_static, test) in groups {
+    for Group { targets: group, static_: is_static, test } in groups {
         if group.is_empty() {
             continue;
         }
@@ -299,37 +332,45 @@ fn install_cmds(
                 p = p.env("CGO_ENABLED", "1").env("CC", cc);
             }
         }
-        out.push((p, group.into_iter().cloned().collect(), is_static));
+        out.push(InstallCmd { proc: p, targets: group.into_iter().cloned().collect(), static_: is_static });
     }
     out
 }
 
-/// The commands of one platform: (command, its targets, static).
-type Cmds = Vec<(Proc, Vec<String>, bool)>;
-/// What a platform's build made: (binary name, static, time) per target.
-type Names = Vec<(String, bool, Duration)>;
-
 /// Runs the commands of [`install_cmds`]; returns what they made.
-fn run_installs(cmds: Cmds, platform: &str) -> Result<Names, Fail> {
+fn run_installs(cmds: Vec<InstallCmd>, platform: &str) -> Result<Vec<Made>, Fail> {
     let mut out = Vec::new();
-    for (p, group, is_static) in cmds {
-        let verb = if group.iter().any(|t| is_test_target(t)) { "go test -c" } else { "go install" };
-        let label = format!("{verb} ({platform}{})", if is_static { ", static" } else { "" });
-        let res = p.output_with_progress(&label, Duration::from_secs(15))?;
+    for cmd in cmds {
+        let verb = if cmd.targets.iter().any(|t| is_test_target(t)) { "go test -c" } else { "go install" };
+        let label = format!("{verb} ({platform}{})", if cmd.static_ { ", static" } else { "" });
+        let res = cmd.proc.output_with_progress(&label, Duration::from_secs(15))?;
         if !res.success() {
             return Err(Fail::new(format!("{label} failed: {}", res.first_lines(6).replace('\n', " | "))));
         }
-        for t in &group {
-            out.push((bin_name(t).to_string(), is_static, res.elapsed));
+        for t in &cmd.targets {
+            out.push(Made { name: bin_name(t).to_string(), static_: cmd.static_, elapsed: res.elapsed });
         }
     }
     Ok(out)
 }
 
+/// What the last build of these commands made, as the record proves it (no time spent).
+fn made_by(cmds: &[InstallCmd]) -> Vec<Made> {
+    let mut made = Vec::new();
+    for c in cmds {
+        made.extend(c.targets.iter().map(|t| Made {
+            name: bin_name(t).to_string(),
+            static_: c.static_,
+            elapsed: Duration::ZERO,
+        }));
+    }
+    made
+}
+
 /// Everything besides the tree's files that decides what go builds: the commands (flags but the
 /// date, env, packages), the go binary, and the user environment go reads.
-fn build_key(cmds: &[(Proc, Vec<String>, bool)], go: &Utf8Path, date: &str) -> u64 {
-    let mut text: String = cmds.iter().map(|(p, _, _)| p.display().replace(date, "DATE") + "\n").collect();
+fn build_key(cmds: &[InstallCmd], go: &Utf8Path, date: &str) -> u64 {
+    let mut text: String = cmds.iter().map(|c| c.proc.display().replace(date, "DATE") + "\n").collect();
     let go = if go.as_str() == "go" { kube_tree::proc::which("go") } else { Some(go.to_owned()) };
     if let Some(go) = go {
         let md = std::fs::canonicalize(&go).and_then(std::fs::metadata);
@@ -353,65 +394,6 @@ fn build_key(cmds: &[(Proc, Vec<String>, bool)], go: &Utf8Path, date: &str) -> u
         text += &format!("{k}={:?}\n", std::env::var(k).ok());
     }
     kube_tree::fnv::hash(text.as_bytes())
-}
-
-/// One platform's record: the build date, the fingerprint of what the build read, and the
-/// stamps of the binaries it reported (go's and their copies), so that a binary replaced or
-/// edited since (an edit moves ctime even when size and mtime are put back) is rebuilt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Record {
-    key: String,
-    date: String,
-    fingerprint: u64,
-    outputs: u64,
-}
-
-/// Per platform and target list: the record of the last build.
-struct BuildState {
-    path: Utf8PathBuf,
-    jail: kube_tree::Jail,
-    rows: Vec<Record>,
-}
-
-impl BuildState {
-    /// The kit's own cache: one that cannot be read (a FIFO, a link out, too large, not text)
-    /// is thrown away (said on stderr) and rebuilt; the next record replaces it.
-    fn load(path: Utf8PathBuf, jail: kube_tree::Jail) -> BuildState {
-        let text = match jail.path(&path).and_then(|c| c.read_text(kube_tree::Cap::LIST)) {
-            Ok(t) => t.unwrap_or_default(),
-            Err(e) => {
-                log::warn(format!("{}; the build record is thrown away (everything is rebuilt)", e.msg));
-                String::new()
-            }
-        };
-        let rows = text
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.split('\t');
-                let (key, date, h, o) = (f.next()?, f.next()?, f.next()?, f.next()?);
-                Some(Record {
-                    key: key.to_string(),
-                    date: date.to_string(),
-                    fingerprint: u64::from_str_radix(h, 16).ok()?,
-                    outputs: u64::from_str_radix(o, 16).ok()?,
-                })
-            })
-            .collect();
-        BuildState { path, jail, rows }
-    }
-    fn get(&self, key: &str) -> Option<&Record> {
-        self.rows.iter().find(|r| r.key == key)
-    }
-    fn set(&mut self, rec: Record) -> Result<(), Fail> {
-        self.rows.retain(|r| r.key != rec.key);
-        self.rows.push(rec);
-        let text: String = self
-            .rows
-            .iter()
-            .map(|r| format!("{}\t{}\t{:016x}\t{:016x}\n", r.key, r.date, r.fingerprint, r.outputs))
-            .collect();
-        self.jail.write_file(&self.path, text.as_bytes())
-    }
 }
 
 /// The stamps (type, mode, size, mtime, ctime, inode; links not followed) of what a build of
@@ -493,15 +475,15 @@ fn place_bins(
     gopath: &Utf8Path,
     platform: &str,
     host: &str,
-    names: &[(String, bool, Duration)],
+    names: &[Made],
     proven: bool,
 ) -> Result<Vec<Built>, Fail> {
     let src_dir = go_bin_dir(gopath, platform, host);
     let dest_dir = tree.path("_output/local/bin").join(platform);
     tree.confined(&dest_dir)?.create_dir_all()?;
     let mut built = Vec::new();
-    for (name, static_, elapsed) in names {
-        let file = bin_file(name, platform);
+    for made in names {
+        let file = bin_file(&made.name, platform);
         let src = src_dir.join(&file);
         let dest = dest_dir.join(&file);
         let smd = fs_err::symlink_metadata(&src)?;
@@ -525,12 +507,12 @@ fn place_bins(
             )?;
         }
         built.push(Built {
-            name: name.clone(),
+            name: made.name.clone(),
             platform: platform.into(),
             path: dest,
             size: smd.len(),
-            static_: *static_,
-            elapsed: *elapsed,
+            static_: made.static_,
+            elapsed: made.elapsed,
         });
     }
     if platform == host {

@@ -1,27 +1,47 @@
 //! The tool's pipeline: parse the request, check it against the tree before any work, build
 //! each platform (or skip it when nothing it reads changed), then report.
 
-use super::*;
+use crate::state::{self, BuildState, PlatformRecord};
+use crate::{
+    bin_name, build_date, build_env, build_key, check_target, codegen, flags, host_platform, install_cmds, localcache,
+    made_by, outputs_stamp, parse_request, place_bins, run_installs, BuildRequest, Built, Flags, InstallCmd, Made,
+    RequestFlags, GOPATH,
+};
+use camino::Utf8Path;
+use kube_tree::cli::Ctx;
+use kube_tree::goenv::{self, GoEnv};
+use kube_tree::json::Json;
+use kube_tree::scripts::{self, GolangSh};
+use kube_tree::{log, version, Fail, Status, Tree};
+use setup_go::Choice;
+use std::time::Instant;
 
-fn parse(ctx: &mut Ctx) -> Result<(Request, Choice), Fail> {
+/// What the command line asks for, and which Go.
+struct Parsed {
+    req: BuildRequest,
+    go: Choice,
+}
+
+fn parse(ctx: &mut Ctx) -> Result<Parsed, Fail> {
     let go = setup_go::pick::choice_flag(ctx)?;
-    let debug = ctx.flag("--debug");
-    let force_codegen = ctx.flag("--force-codegen");
-    let mut what = Vec::new();
+    let mut flags = RequestFlags {
+        debug: ctx.flag("--debug"),
+        force_codegen: ctx.flag("--force-codegen"),
+        ..RequestFlags::default()
+    };
     while let Some(w) = ctx.opt_string("--what")? {
-        what.push(w);
+        flags.what.push(w);
     }
-    let mut plats = Vec::new();
     while let Some(p) = ctx.opt_string("--platform")? {
-        plats.push(p);
+        flags.platforms.push(p);
     }
     let words = ctx.rest();
-    Ok((parse_request(&words, what, plats, debug, force_codegen, &|k| std::env::var(k).ok())?, go))
+    Ok(Parsed { req: parse_request(&words, flags, &|k| std::env::var(k).ok())?, go })
 }
 
 /// The platforms to build, each one the tree's, and the targets, each a main package inside the
 /// tree: checked before any work (codegen can take a minute).
-fn check(tree: &Tree, g: &GolangSh, req: &Request, host: &str) -> Result<Vec<String>, Fail> {
+fn check(tree: &Tree, g: &GolangSh, req: &BuildRequest, host: &str) -> Result<Vec<String>, Fail> {
     let platforms = if req.platforms.is_empty() { vec![host.to_string()] } else { req.platforms.clone() };
     let supported = g.all_platforms();
     if supported.is_empty() && !req.platforms.is_empty() {
@@ -52,7 +72,7 @@ fn check(tree: &Tree, g: &GolangSh, req: &Request, host: &str) -> Result<Vec<Str
 fn use_local_cache(
     genv: &mut GoEnv,
     g: &GolangSh,
-    req: &Request,
+    req: &BuildRequest,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), Fail> {
     let choice = localcache::choose(g, req.debug, env);
@@ -67,7 +87,7 @@ fn use_local_cache(
 }
 
 /// What a run built (or found up to date).
-struct Outcome {
+struct BuildReport {
     built: Vec<Built>,
     up_to_date: bool,
     codegen: codegen::Codegen,
@@ -75,14 +95,54 @@ struct Outcome {
     genv: GoEnv,
 }
 
+/// One platform of this run: the key of its record and the fingerprint of what it reads.
+struct PlatformId<'a> {
+    platform: &'a str,
+    key: String,
+    fingerprint: u64,
+}
+
+/// What a platform needs this run.
+enum Step {
+    /// Nothing: its record proves the binaries current; these are they.
+    UpToDate(Vec<Made>),
+    /// Its go commands.
+    Build(Vec<InstallCmd>),
+}
+
+impl Step {
+    fn run(self, platform: &str) -> StepResult {
+        match self {
+            Step::UpToDate(made) => StepResult::UpToDate(made),
+            Step::Build(cmds) => StepResult::Built(run_installs(cmds, platform)),
+        }
+    }
+}
+
+/// What became of a platform's step: found up to date, or built by go (which may have failed).
+enum StepResult {
+    UpToDate(Vec<Made>),
+    Built(Result<Vec<Made>, Fail>),
+}
+
+struct PlatformPlan<'a> {
+    id: PlatformId<'a>,
+    step: Step,
+}
+
+struct PlatformDone<'a> {
+    id: PlatformId<'a>,
+    result: StepResult,
+}
+
 fn build(
     tree: &Tree,
     g: &GolangSh,
-    req: &Request,
+    req: &BuildRequest,
     go: &Choice,
     platforms: &[String],
     host: &str,
-) -> Result<Outcome, Fail> {
+) -> Result<BuildReport, Fail> {
     let env = |k: &str| std::env::var(k).ok();
     // The Go first (a bad --go changes nothing), and for the generators too.
     let chosen = setup_go::pick(tree, go, &env)?;
@@ -90,7 +150,8 @@ fn build(
     let mut genv = build_env(tree, &gopath)?;
     setup_go::pick::use_chosen(&chosen, &mut genv, &env);
     use_local_cache(&mut genv, g, req, &env)?;
-    let (cg, fp) = codegen::refresh(tree, req.force_codegen, &genv.toolchain_vars())?;
+    let codegen::Refreshed { codegen: cg, fingerprints: fp } =
+        codegen::refresh(tree, req.force_codegen, &genv.toolchain_vars())?;
     // Again right before go runs: the generator step ran the tree's own scripts.
     goenv::check_write_dirs(&kube_tree::Jail::new(&tree.root)?, Utf8Path::new(GOPATH))?;
     let vv = version::get(tree, &env)?;
@@ -101,30 +162,21 @@ fn build(
     // binary is current and relinks it on every run (much of make's no-op time). A build is
     // skipped instead when the fingerprint of every file of the tree, the go binary, the
     // commands (but the date) and the environment go reads is the one of the last build.
-    let mut state = BuildState::load(tree.path("_output/local/.kit-build-state"), kube_tree::Jail::new(&tree.root)?);
+    let mut state = BuildState::load(tree.confined(state::PATH)?);
     let now = build_date(&env);
-    let (mut date_used, mut skipped) = (now.clone(), 0);
-    // First what each platform needs: nothing (up to date) or its go commands.
-    let mut plan: Vec<(&str, String, u64, Option<Cmds>)> = Vec::new();
-    let mut names_of: Vec<Result<Names, Fail>> = Vec::new();
+    let mut date_used = now.clone();
+    let mut plans = Vec::new();
     for p in platforms {
         let key = format!("{p}|{}", req.targets.join(" "));
         let bins: Vec<String> = req.targets.iter().map(|t| bin_name(t).to_string()).collect();
         let outputs = outputs_stamp(tree, &gopath, p, host, &bins);
         let cmds = install_cmds(&genv, g, &flags_at(&now), &req.targets, p, host);
         let fingerprint = build_key(&cmds, &genv.go, &now) ^ fp.all;
-        match state.get(&key) {
+        let step = match state.get(&key) {
             Some(r) if r.fingerprint == fingerprint && Some(r.outputs) == outputs => {
                 log::status_v(2, format!("{p}: up to date (built {})", r.date));
-                skipped += 1;
                 date_used = r.date.clone();
-                names_of.push(Ok(cmds
-                    .iter()
-                    .flat_map(|(_, group, st)| {
-                        group.iter().map(move |t| (bin_name(t).to_string(), *st, Duration::ZERO))
-                    })
-                    .collect()));
-                plan.push((p, key, fingerprint, None));
+                Step::UpToDate(made_by(&cmds))
             }
             other => {
                 if other.is_some_and(|r| r.fingerprint == fingerprint) {
@@ -132,14 +184,21 @@ fn build(
                 }
                 let out = if p == host { genv.bin_dir() } else { genv.bin_dir().join(p.replace('/', "_")) };
                 tree.confined(out)?.create_dir_all()?;
-                names_of.push(Ok(Vec::new()));
-                plan.push((p, key, fingerprint, Some(cmds)));
+                Step::Build(cmds)
             }
-        }
+        };
+        plans.push(PlatformPlan { id: PlatformId { platform: p, key, fingerprint }, step });
     }
-    // Then the builds: platforms at once when the machine has the memory the tree asks for.
-    let to_run = plan.iter().filter(|x| x.3.is_some()).count();
-    // The tree's threshold; KUBE_PARALLEL_BUILD_MEMORY in the environment overrides it.
+    let to_run = plans.iter().filter(|p| matches!(p.step, Step::Build(_))).count();
+    let done = run_steps(plans, parallel_builds(g, to_run, &env));
+    let built = place_and_record(tree, &gopath, host, &mut state, &now, done)?;
+    Ok(BuildReport { built, up_to_date: to_run == 0, codegen: cg, flags: flags_at(&date_used), genv })
+}
+
+/// Whether `to_run` platforms build at once: when the machine has the memory the tree asks for
+/// (its threshold; KUBE_PARALLEL_BUILD_MEMORY in the environment overrides it). Said when more
+/// than one builds.
+fn parallel_builds(g: &GolangSh, to_run: usize, env: &dyn Fn(&str) -> Option<String>) -> bool {
     let threshold = env("KUBE_PARALLEL_BUILD_MEMORY").and_then(|v| v.trim().parse().ok()).or(g.parallel_memory_gb);
     let parallel = to_run > 1 && physical_memory_gb() >= threshold.unwrap_or(40);
     if to_run > 1 {
@@ -147,36 +206,56 @@ fn build(
             if parallel { "in parallel" } else { "one after another (less memory than KUBE_PARALLEL_BUILD_MEMORY)" };
         log::status(format!("{to_run} platforms to build, {how}"));
     }
-    let jobs: Vec<(usize, &str, Cmds)> =
-        plan.iter_mut().enumerate().filter_map(|(i, x)| x.3.take().map(|c| (i, x.0, c))).collect();
-    let ran: Vec<usize> = jobs.iter().map(|j| j.0).collect();
-    if parallel {
-        std::thread::scope(|sc| {
-            let handles: Vec<_> = jobs.into_iter().map(|(i, p, c)| (i, sc.spawn(move || run_installs(c, p)))).collect();
-            for (i, h) in handles {
-                names_of[i] = h.join().unwrap_or_else(|_| Err(Fail::new("a build thread panicked")));
-            }
-        });
-    } else {
-        for (i, p, c) in jobs {
-            names_of[i] = run_installs(c, p);
-        }
+    parallel
+}
+
+/// Runs each platform's step, all at once when `parallel`; the results in the plans' order.
+fn run_steps(plans: Vec<PlatformPlan<'_>>, parallel: bool) -> Vec<PlatformDone<'_>> {
+    if !parallel {
+        return plans.into_iter().map(|p| PlatformDone { result: p.step.run(p.id.platform), id: p.id }).collect();
     }
+    std::thread::scope(|sc| {
+        let running: Vec<_> = plans
+            .into_iter()
+            .map(|p| {
+                let (platform, step) = (p.id.platform, p.step);
+                (p.id, sc.spawn(move || step.run(platform)))
+            })
+            .collect();
+        let panicked = || StepResult::Built(Err(Fail::new("a build thread panicked")));
+        running
+            .into_iter()
+            .map(|(id, h)| PlatformDone { id, result: h.join().unwrap_or_else(|_| panicked()) })
+            .collect()
+    })
+}
+
+/// Copies each platform's binaries into place and records every platform that was built; the
+/// first failed build is the error (the platforms before it are placed and recorded).
+fn place_and_record(
+    tree: &Tree,
+    gopath: &Utf8Path,
+    host: &str,
+    state: &mut BuildState,
+    now: &str,
+    done: Vec<PlatformDone<'_>>,
+) -> Result<Vec<Built>, Fail> {
     let mut built = Vec::new();
-    for (i, ((p, key, fingerprint, _), names)) in plan.iter().zip(names_of).enumerate() {
-        let names = names?;
-        let ran = ran.contains(&i);
-        built.extend(place_bins(tree, &gopath, p, host, &names, !ran)?);
+    for PlatformDone { id, result } in done {
+        let (made, ran) = match result {
+            StepResult::UpToDate(made) => (made, false),
+            StepResult::Built(made) => (made?, true),
+        };
+        built.extend(place_bins(tree, gopath, id.platform, host, &made, !ran)?);
         if ran {
             // Stamped after the copy: the record holds the binaries as this build left them.
-            let bins: Vec<String> = names.iter().map(|n| n.0.clone()).collect();
-            let outputs = outputs_stamp(tree, &gopath, p, host, &bins)
-                .ok_or_else(|| Fail::new(format!("{p}: a binary the build reported is missing")))?;
-            let rec = Record { key: key.clone(), date: now.clone(), fingerprint: *fingerprint, outputs };
-            state.set(rec)?;
+            let bins: Vec<String> = made.iter().map(|m| m.name.clone()).collect();
+            let outputs = outputs_stamp(tree, gopath, id.platform, host, &bins)
+                .ok_or_else(|| Fail::new(format!("{}: a binary the build reported is missing", id.platform)))?;
+            state.set(PlatformRecord { key: id.key, date: now.to_string(), fingerprint: id.fingerprint, outputs })?;
         }
     }
-    Ok(Outcome { built, up_to_date: skipped == platforms.len(), codegen: cg, flags: flags_at(&date_used), genv })
+    Ok(built)
 }
 
 /// The machine's memory in GB (what the scripts compare with KUBE_PARALLEL_BUILD_MEMORY).
@@ -190,7 +269,7 @@ fn physical_memory_gb() -> u64 {
     kb / 1024 / 1024
 }
 
-fn render(ctx: &mut Ctx, tree: &Tree, req: &Request, o: &Outcome, start: Instant) -> Result<(), Fail> {
+fn render(ctx: &mut Ctx, tree: &Tree, req: &BuildRequest, o: &BuildReport, start: Instant) -> Result<(), Fail> {
     for b in &o.built {
         let rel = b.path.strip_prefix(&tree.root).unwrap_or(&b.path);
         let mb = b.size as f64 / 1e6;
@@ -233,7 +312,7 @@ fn render(ctx: &mut Ctx, tree: &Tree, req: &Request, o: &Outcome, start: Instant
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
-    let (mut req, go) = parse(ctx)?;
+    let Parsed { mut req, go } = parse(ctx)?;
     let start = Instant::now();
     let tree = ctx.tree()?;
     let g = GolangSh::read(&tree)?;

@@ -3,7 +3,7 @@
 //! * [`root`]: where the checkout is (`--kube-root` > `KUBE_ROOT` > cwd > the remembered tree >
 //!   GOPATH); [`remember`]: the tree `cargo xtask fetch-tree` recorded.
 //! * [`tree`]: which era it belongs to and the evidence for it.
-//! * [`gomod`], [`depsyaml`]: go.mod / go.work / vendor/modules.txt and build/dependencies.yaml.
+//! * [`gomod`]: go.mod / go.work / vendor/modules.txt (the tree's era is read from go.mod).
 //! * [`scripts`], [`version`]: facts read from the tree's own hack/lib scripts; the version stamp.
 //! * [`goenv`], [`gover`]: the Go environment a tree of that era needs, the kube-proxy probe build,
 //!   Go release ordering.
@@ -11,15 +11,15 @@
 //! * [`log`], [`fail`], [`cli`]: Kubernetes-style status lines, exit codes, common flags.
 //! * [`confine`]: the checked path type every write, rename and delete goes through; [`read`]:
 //!   the confined, regular-file-only, size-capped reads of tree files on top of it.
-//! * [`fsx`], [`textdiff`], [`fnv`], [`json`]: atomic and all-or-nothing writes, diffs,
-//!   fingerprints, JSON output.
+//! * [`fsx`], [`fnv`], [`json`]: atomic and all-or-nothing writes, fingerprints, JSON output.
 //! * [`values`]: image references, registries, ports and engines, checked before use.
 //! * [`walk`]: the one tree walk behind every change check.
+//! * [`record`]: the kit's own state records in a tree: one versioned JSON envelope, loaded
+//!   confined and capped, saved atomically.
 //! * `fixture` (feature `fixture`, for tests only): small generated trees of each era.
 
 pub mod cli;
 pub mod confine;
-pub mod depsyaml;
 pub mod fail;
 #[cfg(any(test, feature = "fixture"))]
 pub mod fixture;
@@ -32,11 +32,11 @@ pub mod json;
 pub mod log;
 pub mod proc;
 pub mod read;
+pub mod record;
 pub mod remember;
 pub mod root;
 pub mod scripts;
 pub mod suggest;
-pub mod textdiff;
 pub mod tree;
 pub mod values;
 pub mod version;

@@ -2,7 +2,6 @@
 //! where a value is printed and read back.
 
 use camino::Utf8PathBuf;
-use kube_tree::depsyaml::{scalar, DepsYaml};
 use kube_tree::gomod::{GoMod, ModulesTxt};
 use kube_tree::gover::{self, GoVersion};
 use kube_tree::scripts::{bash_array, GolangSh};
@@ -10,7 +9,7 @@ use kube_tree::{cli, values, version, Tree};
 use proptest::prelude::*;
 use std::ffi::OsString;
 
-/// Lines shaped like go.mod / go.work / modules.txt / dependencies.yaml, to get past the first
+/// Lines shaped like go.mod / go.work / modules.txt, to get past the first
 /// check of each reader.
 fn structured_line() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -22,13 +21,6 @@ fn structured_line() -> impl Strategy<Value = String> {
         "\t[a-z./]{1,20} => [a-z./]{1,20}( v1\\.0\\.0)?",
         "# [a-z./]{1,20} v[0-9.]{1,6}( => [a-z./ ]{0,20})?",
         "## (explicit|workspace)(; go 1\\.[0-9]{1,2})?",
-        "  - name: \"?[a-z: ]{0,20}\"?",
-        "    version: [0-9a-z.\\-]{0,12}",
-        "    refPaths:( \\[\\])?",
-        "    - path: [a-z./]{0,20}",
-        "      (match|mathc): [ -~]{0,30}",
-        "dependencies:( [0-9]+)?",
-        "---",
     ]
 }
 
@@ -47,9 +39,6 @@ proptest! {
         let _ = GoMod::read(&s);
         let _ = GoMod::parse(&s);
         let _ = ModulesTxt::parse(&s);
-        let _ = DepsYaml::read(&s);
-        let _ = DepsYaml::parse(&s);
-        let _ = scalar(&s);
         let _ = GolangSh::parse(&s);
         let _ = bash_array(&s, "KUBE_SUPPORTED_SERVER_PLATFORMS");
         let _ = version::parse_defs(&s);
@@ -105,32 +94,6 @@ proptest! {
         if let Ok(r) = GoVersion::release(&text) {
             prop_assert_eq!(r, v);
         }
-    }
-
-    /// A dependencies.yaml written the way Kubernetes writes it reads back entry for entry.
-    #[test]
-    fn deps_yaml_round_trip(deps in prop::collection::vec((
-        "[a-z][a-z:/. -]{0,20}[a-z]",
-        "[0-9]\\.[0-9]{1,2}\\.[0-9]{1,2}",
-        prop::collection::vec(("[a-z][a-z/._-]{0,20}", proptest::option::of("[a-z][a-zA-Z=_ ]{0,20}")), 0..4),
-    ), 1..6)) {
-        let mut s = String::from("dependencies:\n");
-        for (name, version, refs) in &deps {
-            s += &format!("  - name: \"{name}\"\n    version: {version}\n");
-            if !refs.is_empty() {
-                s += "    refPaths:\n";
-                for (p, m) in refs {
-                    s += &format!("    - path: {p}\n");
-                    if let Some(m) = m {
-                        s += &format!("      match: {m}\n");
-                    }
-                }
-            }
-        }
-        let y = DepsYaml::read(&s).map_err(|e| TestCaseError::fail(format!("{e}\n{s}")))?;
-        let got: Vec<_> = y.deps.iter().map(|d| (d.name.clone(), d.version.clone(), d.ref_paths.iter().map(|r| (r.path.clone(), r.matcher.clone())).collect::<Vec<_>>())).collect();
-        let want: Vec<_> = deps.iter().map(|(n, v, r)| (n.clone(), v.clone(), r.iter().map(|(p, m)| (p.clone(), m.clone().map(|m| m.trim_end().to_string()).filter(|m| !m.is_empty()))).collect::<Vec<_>>())).collect();
-        prop_assert_eq!(got, want);
     }
 
     /// The split between a tool's own flags and the command it runs loses no word.

@@ -13,7 +13,8 @@
 //! The tool's runs use a cache volume of this benchmark's own, removed at the end, so the
 //! figures do not depend on what the machine built before.
 
-use super::{clean_copy, release_bin, sha_of, stand_in, time, OfficialName};
+use crate::engines::{clean_copy, sha_of, stand_in, OfficialName};
+use crate::{release_bin, time};
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
 use kube_tree::{log, Fail};
