@@ -158,6 +158,34 @@ impl Step {
     }
 }
 
+/// The progress line of a program being waited for: `LABEL: still running (TIME)` once every
+/// `every`, from whichever loop polls it (one child or several).
+pub struct Heartbeat {
+    label: String,
+    every: Duration,
+    next: Duration,
+    start: Instant,
+}
+
+impl Heartbeat {
+    pub fn new(label: impl Into<String>, every: Duration) -> Heartbeat {
+        Heartbeat { label: label.into(), every, next: every, start: Instant::now() }
+    }
+
+    /// Says the line when its time has come.
+    pub fn tick(&mut self) {
+        let elapsed = self.start.elapsed();
+        if elapsed >= self.next {
+            status(format!("{}: still running ({})", self.label, human(elapsed)));
+            self.next += self.every;
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

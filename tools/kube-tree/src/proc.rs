@@ -286,16 +286,11 @@ impl Proc {
             let _ = se.read_to_end(&mut b);
             b
         });
-        let mut next = progress.map(|(_, every)| every).unwrap_or(Duration::MAX);
+        let mut beat = progress.map(|(label, every)| log::Heartbeat::new(label, every));
         let limit = self.limit();
         let status =
             wait_polling(&mut child, !self.uninterruptible, limit.as_ref().map(|(t, w)| (*t, w.as_str())), || {
-                if let Some((label, every)) = progress {
-                    if start.elapsed() >= next {
-                        log::status(format!("{label}: still running ({})", log::human(start.elapsed())));
-                        next += every;
-                    }
-                }
+                beat.iter_mut().for_each(log::Heartbeat::tick)
             })?;
         let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
         let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
@@ -308,7 +303,6 @@ impl Proc {
     /// carries data), showing a heartbeat with the elapsed time.
     pub fn run_streaming(&self, label: &str) -> Result<ExitStatus> {
         log::status_v(2, format!("$ {}", self.display()));
-        let start = Instant::now();
         let mut child = self
             .command(false)?
             .stdin(Stdio::null())
@@ -316,14 +310,9 @@ impl Proc {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| spawn_error(&self.program, e))?;
-        let mut next = Duration::from_secs(60);
+        let mut beat = log::Heartbeat::new(label, Duration::from_secs(60));
         let limit = self.limit();
-        wait_polling(&mut child, !self.uninterruptible, limit.as_ref().map(|(t, w)| (*t, w.as_str())), || {
-            if start.elapsed() >= next {
-                log::status(format!("{label}: still running ({})", log::human(start.elapsed())));
-                next += Duration::from_secs(60);
-            }
-        })
+        wait_polling(&mut child, !self.uninterruptible, limit.as_ref().map(|(t, w)| (*t, w.as_str())), || beat.tick())
     }
 
     /// Starts the program without waiting: each line of its stdout (`false`) and stderr
@@ -376,6 +365,27 @@ impl Started {
             }
             None => Ok(None),
         }
+    }
+
+    /// Waits for its end with `beat`'s progress lines; an interrupt asks it to stop (once) and
+    /// waits on, so that it can clean up, then is the error.
+    pub fn wait_watched(&mut self, beat: &mut log::Heartbeat) -> Result<ExitStatus> {
+        let mut stopping = false;
+        let status = loop {
+            if let Some(s) = self.try_wait()? {
+                break s;
+            }
+            if interrupted() && !stopping {
+                self.terminate();
+                stopping = true;
+            }
+            beat.tick();
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if interrupted() {
+            return Err(Fail::interrupted());
+        }
+        Ok(status)
     }
 
     /// Asks it to stop (SIGTERM to its whole process group: a script's background jobs too),

@@ -12,7 +12,7 @@ use crate::sync;
 use camino::Utf8PathBuf;
 use kube_tree::proc::Proc;
 use kube_tree::{log, Fail, Tree};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Result<T, E = Fail> = std::result::Result<T, E>;
 
@@ -146,36 +146,18 @@ impl Packaging {
         // Its own process group (as every child's): the script runs its tarballs and image
         // builds as background jobs, and an interrupt must stop them with it.
         let mut child = self.proc(tree).start_lines(|_, line| log::line(format_args!("[package] {line}")))?;
-        let start = Instant::now();
-        let mut next = Duration::from_secs(30);
-        let mut stopping = false;
-        let status = loop {
-            if let Some(s) = child.try_wait()? {
-                break s;
-            }
-            if kube_tree::proc::interrupted() && !stopping {
-                child.terminate();
-                stopping = true;
-            }
-            if start.elapsed() >= next {
-                log::status(format!("[package] still packaging ({})", log::human(start.elapsed())));
-                next += Duration::from_secs(30);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        if kube_tree::proc::interrupted() {
-            return Err(Fail::interrupted());
-        }
+        let mut beat = log::Heartbeat::new("[package] build/package-tarballs.sh", Duration::from_secs(30));
+        let status = child.wait_watched(&mut beat)?;
         // Whether it packaged or not, what it did to the tree is known now.
         follow_packaging(tree, shares, before, sync::sums(&tree.root)?)?;
         if !status.success() {
             return Ok(Err(format!(
                 "build/package-tarballs.sh failed ({status}) after {}; the binaries are in _output/dockerized/bin \
                  and a rerun with nothing changed only packages again",
-                log::human(start.elapsed())
+                log::human(beat.elapsed())
             )));
         }
-        log::status(format!("[package] done in {}", log::human(start.elapsed())));
+        log::status(format!("[package] done in {}", log::human(beat.elapsed())));
         let dir = tree.path("_output/release-tars");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Ok(Err(format!("{dir}: the packaging made no tarballs")));
