@@ -59,6 +59,7 @@ fn image_password_user_shell_and_clean_promises() {
         let mut child = std::process::Command::new("script")
             .args(["-qec", &cmd, "/dev/null"])
             .env("KUBE_CROSS_IMAGE", testkit::cross_repo())
+            .env("KUBE_KIT_CACHE_VOLUME", testkit::cache_volume())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -359,6 +359,7 @@ fn faults_fail_with_one_clear_line_or_recover() {
             .args(["--kube-root", root.as_str(), "sleep", "300"])
             .env_remove("DOCKER_HOST")
             .env("KUBE_CROSS_IMAGE", testkit::cross_repo())
+            .env("KUBE_KIT_CACHE_VOLUME", testkit::cache_volume())
             .spawn()
             .unwrap();
         let pid = child.id().to_string();

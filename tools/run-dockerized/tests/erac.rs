@@ -36,6 +36,7 @@ fn rd_offline(root: &Utf8Path, args: &[&str], envs: &[(&str, &str)]) -> Captured
         .args(args)
         .env_remove("DOCKER_HOST")
         .env("KUBE_CROSS_IMAGE", testkit::cross_repo())
+        .env("KUBE_KIT_CACHE_VOLUME", testkit::cache_volume())
         .timeout(std::time::Duration::from_secs(900));
     for k in GO_CHOICES {
         p = p.env_remove(k);

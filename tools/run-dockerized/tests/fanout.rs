@@ -218,6 +218,7 @@ fn a_dead_engine_fails_the_run_and_leaves_nothing() {
         .args(["--engines", &engines, "make", "WHAT=cmd/kubectl"])
         .env_remove("DOCKER_HOST")
         .env("KUBE_CROSS_IMAGE", testkit::cross_repo())
+        .env("KUBE_KIT_CACHE_VOLUME", testkit::cache_volume())
         .env(PLATFORMS.0, PLATFORMS.1)
         .start_lines(move |_, l| seen.lock().unwrap().push(l.to_string()))
         .unwrap();
@@ -380,7 +381,10 @@ fn a_fanned_out_quick_release_packages_every_platform() {
         "make",
         "quick-release",
     ]);
-    p = p.env_remove("DOCKER_HOST").env("KUBE_CROSS_IMAGE", testkit::cross_repo());
+    p = p
+        .env_remove("DOCKER_HOST")
+        .env("KUBE_CROSS_IMAGE", testkit::cross_repo())
+        .env("KUBE_KIT_CACHE_VOLUME", testkit::cache_volume());
     for (k, v) in env {
         p = p.env(k, v);
     }
