@@ -113,16 +113,17 @@ struct RootlessDockerd {
 impl RootlessDockerd {
     fn start(test: &str, user: &str) -> RootlessDockerd {
         let dir = testkit::run_tmp().unwrap().join("rootless-dockerd");
-        for d in ["run", "home", "data", "tree"] {
+        for d in ["run", "home", "data", "tree", "tmp"] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
         }
         Proc::new("chown").args(["-R", user]).arg(&dir).read().unwrap();
         Proc::new("chmod").args(["0700"]).arg(dir.join("run")).read().unwrap();
         let sock = format!("unix://{dir}/run/docker.sock");
         let me = RootlessDockerd { dir: dir.clone(), sock: sock.clone() };
-        // A session of its own, so that its whole process group stops on drop.
+        // A session of its own, so that its whole process group stops on drop. `su` keeps the
+        // caller's environment: TMPDIR (rootlesskit's state) must be the user's.
         let script = format!(
-            "export HOME={dir}/home XDG_RUNTIME_DIR={dir}/run PATH=/usr/share/docker.io/contrib:$PATH; \
+            "export HOME={dir}/home XDG_RUNTIME_DIR={dir}/run TMPDIR={dir}/tmp PATH=/usr/share/docker.io/contrib:$PATH; \
              setsid sh -c 'echo $$ > {dir}/home/pgid; exec dockerd-rootless.sh --data-root {dir}/data -H {sock} \
              > {dir}/home/dockerd.log 2>&1' < /dev/null > /dev/null 2>&1 &"
         );
