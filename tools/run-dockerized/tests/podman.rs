@@ -1,8 +1,9 @@
 //! The containerized build on podman, for real: the real v1.20.2 tree in rsync mode
-//! (`--engine podman`) and bind mode (`KUBE_CONTAINER_ENGINE=podman`) gives the kubectl docker
-//! gives, byte for byte with SOURCE_DATE_EPOCH fixed; make-clean works there; and a rootless
-//! user's podman builds in bind mode with the user's own uid (`--userns=keep-id`), where the
-//! machine allows one (.ci/run makes the user).
+//! (`--engine podman`) and bind mode (`KUBE_CONTAINER_ENGINE=podman`) gives the binary docker
+//! gives, byte for byte with SOURCE_DATE_EPOCH fixed (linkcheck: a small command proves the
+//! same, and podman's caches start cold; docker's kubectl is engine.rs's); make-clean works
+//! there; and a rootless user's podman builds in bind mode with the user's own uid
+//! (`--userns=keep-id`), where the machine allows one (.ci/run makes the user).
 
 mod common;
 
@@ -22,13 +23,21 @@ fn rd_podman(root: &Utf8Path, args: &[&str], extra: &[(&str, &str)]) -> Captured
     rd(root, args, &envs)
 }
 
-fn kubectl_of(root: &Utf8Path) -> Utf8PathBuf {
-    root.join("_output/dockerized/bin/linux/amd64/kubectl")
+/// The command these tests build.
+const WHAT: &str = "WHAT=cmd/linkcheck";
+
+fn built_of(root: &Utf8Path) -> Utf8PathBuf {
+    root.join("_output/dockerized/bin/linux/amd64/linkcheck")
 }
 
-/// docker's kubectl of the real tree (bind mode, SOURCE_DATE_EPOCH fixed), built once for the
+/// An ELF executable, as the build makes it.
+fn is_elf(p: &Utf8Path) -> bool {
+    std::fs::read(p).is_ok_and(|b| b.starts_with(b"\x7fELF"))
+}
+
+/// docker's binary of the real tree (bind mode, SOURCE_DATE_EPOCH fixed), built once for the
 /// tests of this file.
-fn docker_kubectl(real: &Utf8Path) -> Vec<u8> {
+fn docker_built(real: &Utf8Path) -> Vec<u8> {
     static BUILT: std::sync::Mutex<Option<Vec<u8>>> = std::sync::Mutex::new(None);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(b) = &*built {
@@ -37,9 +46,9 @@ fn docker_kubectl(real: &Utf8Path) -> Vec<u8> {
     let tree = testkit::scratch("pod-docker-ref").join("kubernetes");
     testkit::full_copy(real, &tree).unwrap();
     let _guard = testkit::EngineGuard::new(&tree);
-    let out = rd(&tree, &["--mode", "bind", "make", "WHAT=cmd/kubectl"], &[EPOCH]);
+    let out = rd(&tree, &["--mode", "bind", "make", WHAT], &[EPOCH]);
     assert_eq!(out.status.code(), Some(0), "docker's reference build: {}", out.stderr);
-    let bytes = std::fs::read(kubectl_of(&tree)).unwrap();
+    let bytes = std::fs::read(built_of(&tree)).unwrap();
     let _ = std::fs::remove_dir_all(tree.parent().unwrap());
     *built = Some(bytes.clone());
     bytes
@@ -47,23 +56,23 @@ fn docker_kubectl(real: &Utf8Path) -> Vec<u8> {
 
 #[test]
 #[ignore = "full tier: needs root podman, docker and the real v1.20.2 tree"]
-fn podman_rsync_and_bind_modes_build_dockers_kubectl() {
-    let test = "podman_rsync_and_bind_modes_build_dockers_kubectl";
+fn podman_rsync_and_bind_modes_build_dockers_binary() {
+    let test = "podman_rsync_and_bind_modes_build_dockers_binary";
     let Some(real) = podman::ready(test) else { return };
     let tree = testkit::scratch("pod-real").join("kubernetes");
     testkit::full_copy(&real, &tree).unwrap();
     let tree = Utf8PathBuf::from_path_buf(std::fs::canonicalize(&tree).unwrap()).unwrap();
     let pod = Cli::podman();
     let guard = testkit::EngineGuard::on(pod.clone(), &tree);
-    let kubectl = kubectl_of(&tree);
+    let built = built_of(&tree);
 
     // rsync mode with --engine podman: the data container and the rsync daemon stay, on
     // podman, published on 127.0.0.1 only.
-    let out = rd_podman(&tree, &["--engine", "podman", "make", "WHAT=cmd/kubectl"], &[EPOCH]);
+    let out = rd_podman(&tree, &["--engine", "podman", "make", WHAT], &[EPOCH]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     fail_on_purpose(test);
-    assert!(out.stdout.lines().any(|l| l == kubectl.as_str()), "{}", out.stdout);
-    assert!(kubectl_version(&kubectl).contains(r#"GitVersion:"v1.20.2""#));
+    assert!(out.stdout.lines().any(|l| l == built.as_str()), "{}", out.stdout);
+    assert!(is_elf(&built), "{built}");
     let ours =
         pod.read(&["ps", "-a", "--filter", &format!("label=io.k8s-build-kit.tree={tree}"), "--format", "{{.Names}}"]);
     let mut kept: Vec<&str> = ours.lines().collect();
@@ -75,29 +84,25 @@ fn podman_rsync_and_bind_modes_build_dockers_kubectl() {
     let published = pod.read(&["port", kept[1], "8730"]);
     assert!(!published.is_empty() && published.lines().all(|l| l.starts_with("127.0.0.1:")), "{published}");
     assert!(docker(&["ps", "-a", "--filter", &format!("label=io.k8s-build-kit.tree={tree}"), "-q"]).is_empty());
-    let rsync_bytes = std::fs::read(&kubectl).unwrap();
+    let rsync_bytes = std::fs::read(&built).unwrap();
 
     // Nothing changed: skipped on podman too, the containers kept.
     let data_id = pod.read(&["inspect", "-f", "{{.Id}}", kept[0]]);
-    let out = rd_podman(&tree, &["--engine", "podman", "make", "WHAT=cmd/kubectl"], &[EPOCH]);
+    let out = rd_podman(&tree, &["--engine", "podman", "make", WHAT], &[EPOCH]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("not running it"), "{}", out.stderr);
     assert_eq!(pod.read(&["inspect", "-f", "{{.Id}}", kept[0]]), data_id);
 
     // bind mode, the engine chosen by KUBE_CONTAINER_ENGINE.
-    std::fs::remove_file(&kubectl).unwrap();
-    let out = rd_podman(
-        &tree,
-        &["--mode", "bind", "make", "WHAT=cmd/kubectl"],
-        &[EPOCH, ("KUBE_CONTAINER_ENGINE", "podman")],
-    );
+    std::fs::remove_file(&built).unwrap();
+    let out = rd_podman(&tree, &["--mode", "bind", "make", WHAT], &[EPOCH, ("KUBE_CONTAINER_ENGINE", "podman")]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("bind mode"), "{}", out.stderr);
-    let bind_bytes = std::fs::read(&kubectl).unwrap();
+    let bind_bytes = std::fs::read(&built).unwrap();
 
-    let docker_bytes = docker_kubectl(&real);
-    assert!(rsync_bytes == docker_bytes, "podman's rsync-mode kubectl differs from docker's");
-    assert!(bind_bytes == docker_bytes, "podman's bind-mode kubectl differs from docker's");
+    let docker_bytes = docker_built(&real);
+    assert!(rsync_bytes == docker_bytes, "podman's rsync-mode binary differs from docker's");
+    assert!(bind_bytes == docker_bytes, "podman's bind-mode binary differs from docker's");
 
     // make-clean on podman: sizes in the dry run, then this tree's objects go.
     let (code, plan) =
@@ -147,10 +152,10 @@ fn rootless_podman_builds_in_bind_mode_as_the_caller() {
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(out.stderr.lines().chain(out.stdout.lines()).any(|l| l.trim() == uid.to_string()), "{}", out.stderr);
 
-    let out = as_user(&["--engine", "podman", "--mode", "bind", "make", "WHAT=cmd/kubectl"]);
+    let out = as_user(&["--engine", "podman", "--mode", "bind", "make", WHAT]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
-    let kubectl = kubectl_of(&tree);
-    assert!(kubectl_version(&kubectl).contains(r#"GitVersion:"v1.20.2""#));
+    let built = built_of(&tree);
+    assert!(is_elf(&built), "{built}");
     // Everything the build wrote is the caller's (no subordinate uid the user cannot remove).
     let mut foreign = Vec::new();
     kube_tree::walk::entries(&tree.join("_output"), &[], |p, md| {
@@ -161,10 +166,7 @@ fn rootless_podman_builds_in_bind_mode_as_the_caller() {
     })
     .unwrap();
     assert!(foreign.is_empty(), "not the caller's: {:?}", &foreign[..foreign.len().min(5)]);
-    assert!(
-        std::fs::read(&kubectl).unwrap() == docker_kubectl(&real),
-        "rootless podman's kubectl differs from docker's"
-    );
+    assert!(std::fs::read(&built).unwrap() == docker_built(&real), "rootless podman's binary differs from docker's");
     drop(guard);
     let _ = std::fs::remove_dir_all(tree);
 }
