@@ -89,24 +89,7 @@ fn fan_out(
     if opts.mode.is_some_and(|m| m != Mode::Rsync) {
         return Err(Fail::new("a fan-out runs every share in rsync mode: drop --mode"));
     }
-    let mut pass = Vec::new();
-    let cache = opts.cache.map(|c| c.name().to_string());
-    for (flag, v) in [("--mirror", &opts.mirror), ("--cross-image", &opts.cross_image), ("--cache", &cache)] {
-        if let Some(v) = v {
-            pass.extend([flag.to_string(), v.clone()]);
-        }
-    }
-    let flags = [
-        ("--force", opts.force),
-        ("--full-sync", opts.full_sync),
-        ("--no-copy", !opts.copy),
-        ("--mirror-short", opts.mirror_short),
-    ];
-    for (flag, on) in flags {
-        if on {
-            pass.push(flag.to_string());
-        }
-    }
+    let pass = passed_on(opts);
     let fan = FanOut { engines, skip_unreachable: opts.skip_unreachable, me: me()?, pass };
     let plan = fan.plan(tree, cmd)?;
     let shares = plan.shares;
@@ -162,6 +145,30 @@ fn fan_out(
     let what = cmd.join(" ");
     log::status(format!("`{what}` done on {} engine(s) in {}", shares.len(), log::human(t.elapsed())));
     Ok(Status::Ok)
+}
+
+/// The flags each share's run gets from this one (the share's engine, mode and state tag are
+/// the fan-out's own).
+fn passed_on(opts: &RunOptions) -> Vec<String> {
+    let mut pass = Vec::new();
+    let cache = opts.cache.map(|c| c.name().to_string());
+    for (flag, v) in [("--mirror", &opts.mirror), ("--cross-image", &opts.cross_image), ("--cache", &cache)] {
+        if let Some(v) = v {
+            pass.extend([flag.to_string(), v.clone()]);
+        }
+    }
+    let flags = [
+        ("--force", opts.force),
+        ("--full-sync", opts.full_sync),
+        ("--no-copy", !opts.copy),
+        ("--mirror-short", opts.mirror_short),
+    ];
+    for (flag, on) in flags {
+        if on {
+            pass.push(flag.to_string());
+        }
+    }
+    pass
 }
 
 /// A fan-out's dry run as one JSON object: each share's engine, platforms and run, and the
