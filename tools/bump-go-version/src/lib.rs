@@ -176,6 +176,38 @@ fn write(ev: &Evaluation, stale: &[kube_tree::Confined], journal: &kube_tree::Co
     Ok(true)
 }
 
+/// Before anything is read: a reader facing a running bump stops (a check says so), a writer
+/// finishes what a bump killed after its commit left; `--recover` ends here. Some(status) ends
+/// the run.
+fn gate(
+    ctx: &mut Ctx,
+    args: &Args,
+    writes: bool,
+    lock: &kube_tree::Confined,
+    journal: &kube_tree::Confined,
+) -> Result<Option<Status>, Fail> {
+    let holder = if writes { None } else { fsx::lock_holder(lock)? };
+    if let Some(b) = holder {
+        if !args.check {
+            return Err(Fail::new(format!("{}: the carriers may be half-moved; try again when it ends", running(b))));
+        }
+        ctx.say(format!("{LOCK}\trunning\t{}: not interrupted; its carriers may be mixed until it ends", running(b)));
+        log::warn(format!("{}: nothing checked ({LOCK})", running(b)));
+        return Ok(Some(Status::Problems(1)));
+    }
+    if !writes && lock.exists() {
+        // What a killed bump leaves: its file without the lock, which changed nothing.
+        log::status_v(2, format!("{LOCK}: left by an ended bump, held by nobody; the next bump removes it"));
+    }
+    // A bump killed after committing its renames is finished before anything is read.
+    if writes && fsx::recover(journal)? {
+        log::warn(format!("finished the renames of an interrupted bump ({JOURNAL})"));
+    } else if args.recover {
+        log::status(format!("no interrupted bump to finish ({JOURNAL} absent)"));
+    }
+    Ok(args.recover.then_some(Status::Ok))
+}
+
 fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     let args = parse(ctx)?;
     let tree = ctx.tree()?;
@@ -185,27 +217,8 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     // Writers (a bump, --recover) hold the lock to the end; readers only look at it, and a
     // running bump is neither interrupted nor to be read half-way.
     let _held = if writes { Some(take_lock(&lock)?) } else { None };
-    let holder = if writes { None } else { fsx::lock_holder(&lock)? };
-    if let Some(b) = holder {
-        if !args.check {
-            return Err(Fail::new(format!("{}: the carriers may be half-moved; try again when it ends", running(b))));
-        }
-        ctx.say(format!("{LOCK}\trunning\t{}: not interrupted; its carriers may be mixed until it ends", running(b)));
-        log::warn(format!("{}: nothing checked ({LOCK})", running(b)));
-        return Ok(Status::Problems(1));
-    }
-    if !writes && lock.exists() {
-        // What a killed bump leaves: its file without the lock, which changed nothing.
-        log::status_v(2, format!("{LOCK}: left by an ended bump, held by nobody; the next bump removes it"));
-    }
-    // A bump killed after committing its renames is finished before anything is read.
-    if writes && fsx::recover(&journal)? {
-        log::warn(format!("finished the renames of an interrupted bump ({JOURNAL})"));
-    } else if args.recover {
-        log::status(format!("no interrupted bump to finish ({JOURNAL} absent)"));
-    }
-    if args.recover {
-        return Ok(Status::Ok);
+    if let Some(done) = gate(ctx, &args, writes, &lock, &journal)? {
+        return Ok(done);
     }
     let set = carriers::carriers(&tree, args.to.as_ref(), &args.opts)?;
     set.warnings.iter().for_each(log::warn);
