@@ -130,136 +130,168 @@ pub fn current_go(tree: &Tree, deps: Option<&DepsYaml>) -> Result<String, Fail> 
 /// Builds the carriers for a move from the current version to `to` (None: `--check`, every
 /// carrier must carry what it carries now).
 pub fn carriers(tree: &Tree, to: Option<&GoVersion>, opts: &Options) -> Result<CarrierSet, Fail> {
-    let deps = match read(tree, DEPS)? {
-        Some(t) => Some(DepsYaml::read(&t).map_err(|e| Fail::new(format!("{DEPS}: {e}")))?),
-        None => None,
-    };
-    if let Some(d) = &deps {
-        if d.get("golang: upstream version").is_none() {
-            return Err(Fail::new(format!(
-                "{DEPS}: no `golang: upstream version` entry, so the Go version it carries is unknown"
-            )));
-        }
-        for dep in &d.deps {
-            for r in &dep.ref_paths {
-                check_ref_path(tree, &r.path)
-                    .map_err(|e| Fail::new(format!("{DEPS}:{}: refPath {}: {e}", r.line, r.path)))?;
-            }
-        }
-    }
+    let deps = read_deps(tree)?;
     let current = current_go(tree, deps.as_ref())?;
     let new_go = to.map(|v| v.text.clone()).unwrap_or_else(|| current.clone());
+    let bump = Bump { tree, to, opts, cross_rev: if to.is_some() { opts.cross_rev } else { None }, current, new_go };
     let mut warnings = deps.as_ref().map(|d| d.warnings.clone()).unwrap_or_default();
-    let mut out = Vec::new();
     let mut kept = Vec::new();
-    let cross_rev = if to.is_some() { opts.cross_rev } else { None };
-    // In --check mode a tag stays what it is.
-    let derive = |old_tag: &str, rev: Option<u32>| -> Option<String> {
-        if to.is_none() {
-            Some(old_tag.to_string())
-        } else {
-            derive_tag(old_tag, &current, &new_go, rev)
-        }
+    let mut out = match &deps {
+        Some(d) => bump.listed(d, &mut kept)?,
+        None => bump.checklist()?,
     };
-
-    match &deps {
-        Some(d) => {
-            for dep in &d.deps {
-                // etcd's own Go version lives in the same file and is not Kubernetes'.
-                if dep.name.contains("etcd") || dep.version.is_empty() {
-                    continue;
-                }
-                let is_cross =
-                    dep.name.contains("kube-cross") || tree.cross_tag.as_deref() == Some(dep.version.as_str());
-                let new = if dep.version == current {
-                    new_go.clone()
-                } else if let Some(t) = derive_tag(&dep.version, &current, &current, None)
-                    .and(derive(&dep.version, if is_cross { cross_rev } else { None }))
-                {
-                    t
-                } else {
-                    continue;
-                };
-                // Era C: a tag names an image kubernetes/release publishes; the build fetches the
-                // tree's Go itself when the image is older. Moved only when asked or known.
-                if tree.era == Era::C && to.is_some() && new != dep.version && !opts.images {
-                    if let Some(image) = era_c_image(tree, &dep.name, &new) {
-                        if !opts.published.is_some_and(|known| known(&image)) {
-                            kept.push(KeptTag { entry: dep.name.clone(), tag: dep.version.clone(), derived: new });
-                            continue;
-                        }
-                    }
-                }
-                let source = format!("{DEPS}: {}", dep.name);
-                out.push(Carrier {
-                    path: DEPS.into(),
-                    matcher: Matcher::Line(dep.version_line),
-                    old: dep.version.clone(),
-                    new: new.clone(),
-                    source: source.clone(),
-                    required: true,
-                });
-                for r in &dep.ref_paths {
-                    let matcher = match &r.matcher {
-                        None => Matcher::Every,
-                        Some(m) => Matcher::Re(re(m)?),
-                    };
-                    out.push(Carrier {
-                        path: r.path.clone(),
-                        matcher,
-                        old: dep.version.clone(),
-                        new: new.clone(),
-                        source: source.clone(),
-                        required: true,
-                    });
-                }
-            }
-        }
-        None => {
-            // Era A (and any tree without dependencies.yaml): the 2019 checklist.
-            let era = if tree.era == Era::A { "era A" } else { "no dependencies.yaml" };
-            if let Some(tag) = &tree.cross_tag {
-                let new = derive(tag, cross_rev).ok_or_else(|| {
-                    Fail::new(format!("cannot derive the new kube-cross tag from {tag} (Go {current})"))
-                })?;
-                out.push(Carrier {
-                    path: CROSS.into(),
-                    matcher: Matcher::Every,
-                    old: tag.clone(),
-                    new,
-                    source: format!("{era}: kube-cross tag"),
-                    required: true,
-                });
-            }
-            for (path, pat) in [
-                ("build/build-image/cross/Dockerfile", r"^FROM golang:"),
-                ("build/root/WORKSPACE", r#"go_version = ""#),
-                ("test/images/Makefile", r"^GOLANG_VERSION\s*:?=\s*"),
-            ] {
-                out.push(Carrier {
-                    path: path.into(),
-                    matcher: Matcher::Re(re(&format!("{pat}\\S+"))?),
-                    old: current.clone(),
-                    new: new_go.clone(),
-                    source: era.into(),
-                    required: true,
-                });
-            }
-        }
-    }
     // .go-version, in every era that has one (unless dependencies.yaml already lists it).
     if tree.go_version.is_some() && !out.iter().any(|c| c.path == ".go-version") {
         out.push(Carrier {
             path: ".go-version".into(),
             matcher: Matcher::Every,
-            old: current.clone(),
-            new: new_go.clone(),
+            old: bump.current.clone(),
+            new: bump.new_go.clone(),
             source: ".go-version".into(),
             required: true,
         });
     }
-
     if let Some(to) = to {
+        out.extend(bump.asked_for(to, &mut warnings)?);
+    }
+    Ok(CarrierSet { current: bump.current, carriers: out, warnings, kept })
+}
+
+/// build/dependencies.yaml when the tree has one, checked: it names the Go it carries, and every
+/// refPath stays in the tree.
+fn read_deps(tree: &Tree) -> Result<Option<DepsYaml>, Fail> {
+    let Some(text) = read(tree, DEPS)? else { return Ok(None) };
+    let d = DepsYaml::read(&text).map_err(|e| Fail::new(format!("{DEPS}: {e}")))?;
+    if d.get("golang: upstream version").is_none() {
+        return Err(Fail::new(format!(
+            "{DEPS}: no `golang: upstream version` entry, so the Go version it carries is unknown"
+        )));
+    }
+    for dep in &d.deps {
+        for r in &dep.ref_paths {
+            check_ref_path(tree, &r.path)
+                .map_err(|e| Fail::new(format!("{DEPS}:{}: refPath {}: {e}", r.line, r.path)))?;
+        }
+    }
+    Ok(Some(d))
+}
+
+/// One bump's facts, shared by the ways carriers are found.
+struct Bump<'a> {
+    tree: &'a Tree,
+    /// None: `--check` (every tag stays what it is).
+    to: Option<&'a GoVersion>,
+    opts: &'a Options,
+    cross_rev: Option<u32>,
+    current: String,
+    new_go: String,
+}
+
+impl Bump<'_> {
+    /// The new tag for `old_tag`; in --check mode a tag stays what it is.
+    fn derive(&self, old_tag: &str, rev: Option<u32>) -> Option<String> {
+        match self.to {
+            None => Some(old_tag.to_string()),
+            Some(_) => derive_tag(old_tag, &self.current, &self.new_go, rev),
+        }
+    }
+
+    /// The carriers dependencies.yaml lists (eras B and C): each entry's line and its refPaths.
+    fn listed(&self, d: &DepsYaml, kept: &mut Vec<KeptTag>) -> Result<Vec<Carrier>, Fail> {
+        let (tree, current) = (self.tree, &self.current);
+        let mut out = Vec::new();
+        for dep in &d.deps {
+            // etcd's own Go version lives in the same file and is not Kubernetes'.
+            if dep.name.contains("etcd") || dep.version.is_empty() {
+                continue;
+            }
+            let is_cross = dep.name.contains("kube-cross") || tree.cross_tag.as_deref() == Some(dep.version.as_str());
+            let new = if dep.version == *current {
+                self.new_go.clone()
+            } else if let Some(t) = derive_tag(&dep.version, current, current, None)
+                .and(self.derive(&dep.version, if is_cross { self.cross_rev } else { None }))
+            {
+                t
+            } else {
+                continue;
+            };
+            // Era C: a tag names an image kubernetes/release publishes; the build fetches the
+            // tree's Go itself when the image is older. Moved only when asked or known.
+            if tree.era == Era::C && self.to.is_some() && new != dep.version && !self.opts.images {
+                if let Some(image) = era_c_image(tree, &dep.name, &new) {
+                    if !self.opts.published.is_some_and(|known| known(&image)) {
+                        kept.push(KeptTag { entry: dep.name.clone(), tag: dep.version.clone(), derived: new });
+                        continue;
+                    }
+                }
+            }
+            let source = format!("{DEPS}: {}", dep.name);
+            out.push(Carrier {
+                path: DEPS.into(),
+                matcher: Matcher::Line(dep.version_line),
+                old: dep.version.clone(),
+                new: new.clone(),
+                source: source.clone(),
+                required: true,
+            });
+            for r in &dep.ref_paths {
+                let matcher = match &r.matcher {
+                    None => Matcher::Every,
+                    Some(m) => Matcher::Re(re(m)?),
+                };
+                out.push(Carrier {
+                    path: r.path.clone(),
+                    matcher,
+                    old: dep.version.clone(),
+                    new: new.clone(),
+                    source: source.clone(),
+                    required: true,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Era A (and any tree without dependencies.yaml): the 2019 checklist.
+    fn checklist(&self) -> Result<Vec<Carrier>, Fail> {
+        let tree = self.tree;
+        let era = if tree.era == Era::A { "era A" } else { "no dependencies.yaml" };
+        let mut out = Vec::new();
+        if let Some(tag) = &tree.cross_tag {
+            let new = self.derive(tag, self.cross_rev).ok_or_else(|| {
+                Fail::new(format!("cannot derive the new kube-cross tag from {tag} (Go {})", self.current))
+            })?;
+            out.push(Carrier {
+                path: CROSS.into(),
+                matcher: Matcher::Every,
+                old: tag.clone(),
+                new,
+                source: format!("{era}: kube-cross tag"),
+                required: true,
+            });
+        }
+        for (path, pat) in [
+            ("build/build-image/cross/Dockerfile", r"^FROM golang:"),
+            ("build/root/WORKSPACE", r#"go_version = ""#),
+            ("test/images/Makefile", r"^GOLANG_VERSION\s*:?=\s*"),
+        ] {
+            out.push(Carrier {
+                path: path.into(),
+                matcher: Matcher::Re(re(&format!("{pat}\\S+"))?),
+                old: self.current.clone(),
+                new: self.new_go.clone(),
+                source: era.into(),
+                required: true,
+            });
+        }
+        Ok(out)
+    }
+
+    /// What only a flag moves (`--minimum`, `--go-directive`), and the warning of a minor bump
+    /// made without them.
+    fn asked_for(&self, to: &GoVersion, warnings: &mut Vec<String>) -> Result<Vec<Carrier>, Fail> {
+        let (tree, opts) = (self.tree, self.opts);
+        let mut out = Vec::new();
         if opts.minimum {
             out.extend(value_carrier(
                 tree,
@@ -282,15 +314,15 @@ pub fn carriers(tree: &Tree, to: Option<&GoVersion>, opts: &Options) -> Result<C
                 )?);
             }
         }
-        let cur = GoVersion::parse(&current).ok();
+        let cur = GoVersion::parse(&self.current).ok();
         if cur.as_ref().is_some_and(|c| c.minor != to.minor) && !(opts.minimum && opts.go_directive) {
             warnings.push(format!(
                 "minor bump {} -> {}: hack/lib/golang.sh minimum_go_version and the go.mod/go.work `go` directives may need it too (--minimum, --go-directive)",
                 cur.map(|c| c.minor_line()).unwrap_or_default(), to.minor_line()
             ));
         }
+        Ok(out)
     }
-    Ok(CarrierSet { current, carriers: out, warnings, kept })
 }
 
 /// A refPath must name a file beneath the tree (a link to one inside is followed).
