@@ -141,9 +141,9 @@ fn rootless_podman_builds_in_bind_mode_as_the_caller() {
     let bin = podman::shared_copy(Utf8Path::new(BIN)).unwrap();
     let home = podman::home_of(&user).unwrap();
     let as_user = |args: &[&str]| {
-        // runuser keeps the caller's environment: TMPDIR must be one the user can write.
-        let (home_var, tmp_var) = (format!("HOME={home}"), format!("TMPDIR={home}"));
-        tool("runuser", &["-u", &user, "--", "env", &home_var, &tmp_var, bin.as_str()], &tree, args, &[EPOCH])
+        // runuser keeps the caller's environment: not its TMPDIR (one the user may not write).
+        let home_var = format!("HOME={home}");
+        tool("runuser", &["-u", &user, "--", "env", "-u", "TMPDIR", &home_var, bin.as_str()], &tree, args, &[EPOCH])
     };
     let uid = podman::uid_of(&user).unwrap();
 

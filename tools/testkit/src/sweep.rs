@@ -19,8 +19,10 @@ impl Cli {
         Cli(vec!["podman".into()])
     }
     /// `user`'s own (rootless) podman.
+    /// `user`'s rootless podman. runuser keeps the caller's environment: a TMPDIR of the
+    /// caller's (a CI's own) would be one the user cannot write, where podman keeps its state.
     pub fn podman_as(user: &str) -> Cli {
-        Cli(["runuser", "-u", user, "--", "podman"].map(String::from).to_vec())
+        Cli(["runuser", "-u", user, "--", "env", "-u", "TMPDIR", "podman"].map(String::from).to_vec())
     }
     pub fn is_podman(&self) -> bool {
         self.0.last().is_some_and(|p| p == "podman")
