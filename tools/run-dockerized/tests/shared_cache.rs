@@ -106,11 +106,15 @@ fn a_damaged_cache_entry_is_removed_before_the_build_and_never_linked() {
     let volume = format!("{}damage", testkit::cache_volume_prefix());
     guard.volumes.push(volume.clone());
     let envs = [("KUBE_KIT_CACHE_VOLUME", volume.as_str()), ("SOURCE_DATE_EPOCH", EPOCH)];
+    let linkcheck = root.join("_output/dockerized/bin/linux/amd64/linkcheck");
+    // Each build links anew: without the binary, in the output and where go installs it
+    // (GOPATH's bin, in the tree), go must read every compiled package from the cache.
     let build = |extra: &[(&str, &str)]| {
+        let _ = std::fs::remove_file(&linkcheck);
+        let _ = std::fs::remove_dir_all(root.join("_output/dockerized/go/bin"));
         let all: Vec<(&str, &str)> = envs.iter().chain(extra).copied().collect();
         rd(&root, &["--mode", "bind", "--force", "make", "WHAT=cmd/linkcheck"], &all)
     };
-    let linkcheck = root.join("_output/dockerized/bin/linux/amd64/linkcheck");
     let out = build(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     let reference = std::fs::read(&linkcheck).unwrap();
@@ -155,7 +159,8 @@ fn a_damaged_cache_entry_is_removed_before_the_build_and_never_linked() {
     assert!(std::fs::read(&linkcheck).unwrap() == reference, "a damaged entry reached the binary");
 
     // Entries of the wrong size, between checks: Go's own size check rebuilds them.
-    assert!(damage("truncate") > 5);
+    // Only what the last build compiled again is there to truncate (the packages it needed).
+    assert!(damage("truncate") > 0);
     let out = build(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(!out.stderr.contains("damaged"), "no check ran within the hour: {}", out.stderr);
