@@ -24,6 +24,6 @@ pub(crate) fn run(
     let go = toolchain::plan(&setup.tree, &|k| std::env::var(k).ok(), &toolchain::proxy_answers)?;
     toolchain::log_plan(&go);
     let extra = if opts.dry_run { Vec::new() } else { go.container_args(&setup.tree)? };
-    job.prepare_cache(&setup.cross_image)?;
+    job.prepare_cache()?;
     job.run_in_container(containers, cmd, &extra, interactive)
 }

@@ -22,18 +22,19 @@ const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 impl Job<'_> {
     /// Makes the shared volume ready before the build container starts: created with the kit's
     /// labels and opened to every user (a fresh volume is root's 0755; the build runs as the
-    /// caller), by a one-off container of `image` (already present). A volume of that name that
-    /// is not the kit's is refused. In bind mode the mount point is made in the tree first, as
-    /// the caller, so the engine does not make root-owned directories in the user's checkout.
-    pub(crate) fn prepare_cache(&self, image: &str) -> Result<()> {
-        let (engine, setup) = (self.engine, self.setup);
+    /// caller), by a one-off container of the build's image (already present). A volume of that
+    /// name that is not the kit's is refused. In bind mode the mount point is made in the tree
+    /// first, as the caller, so the engine does not make root-owned directories in the user's
+    /// checkout.
+    pub(crate) fn prepare_cache(&self) -> Result<()> {
+        let (engine, setup, image) = (self.engine, self.setup, self.one_off_image());
         let Some(volume) = &setup.cache else { return Ok(()) };
         if setup.mode == Mode::Bind && !engine.dry_run {
             setup.tree.confined(CACHE_SUBPATH)?.create_dir_all()?;
         }
         match volume_owner(engine, volume)? {
             Some(o) if o == OWNER => {
-                self.maintain_if_due(image);
+                self.maintain_if_due();
                 return Ok(());
             }
             Some(_) => {
@@ -95,11 +96,10 @@ impl Job<'_> {
         if status.is_none_or(|s| s.success()) || kube_tree::proc::interrupted() || engine.dry_run {
             return;
         }
-        match self.maintain(self.one_off_image(), Upkeep::Verify) {
+        match self.maintain(Upkeep::Verify) {
             Ok(checked) if checked.damaged > 0 => log::warn(format!(
-                "the shared Go cache {volume} held {} damaged entr{} (not what its name says; now removed): run the command again",
-                checked.damaged,
-                if checked.damaged == 1 { "y" } else { "ies" }
+                "the shared Go cache {volume} held {} (not what its name says; now removed): run the command again",
+                checked.damaged_entries()
             )),
             _ => log::warn(failure_hint(volume, &engine.program)),
         }
@@ -116,7 +116,7 @@ impl Job<'_> {
     /// Before a build, at most once an hour per tree (every build with [`CACHE_VERIFY_VAR`]=1):
     /// every entry checked, then the cache trimmed to its cap. A failure is a warning: the build
     /// itself does not need it.
-    fn maintain_if_due(&self, image: &str) {
+    fn maintain_if_due(&self) {
         let (engine, setup) = (self.engine, self.setup);
         let always = std::env::var(CACHE_VERIFY_VAR).is_ok_and(|v| v == "1");
         let recent = std::fs::metadata(setup.tree.path(TRIMMED))
@@ -128,15 +128,14 @@ impl Job<'_> {
             return;
         }
         let volume = setup.cache.as_deref().unwrap_or_default();
-        let checked = match self.maintain(image, Upkeep::VerifyAndTrim) {
+        let checked = match self.maintain(Upkeep::VerifyAndTrim) {
             Ok(c) => c,
             Err(e) => return log::warn(format!("the Go cache {volume} was not checked and trimmed: {}", e.msg)),
         };
         if checked.damaged > 0 {
             log::warn(format!(
-                "removed {} damaged entr{} from the shared Go cache {volume} (not what their names say); the build makes them again",
-                checked.damaged,
-                if checked.damaged == 1 { "y" } else { "ies" }
+                "removed {} from the shared Go cache {volume} (not what their names say); the build makes them again",
+                checked.damaged_entries()
             ));
         }
         if let Err(e) = setup.tree.write_file(TRIMMED, b"") {
@@ -144,14 +143,14 @@ impl Job<'_> {
         }
     }
 
-    /// One one-off container of `image` over the volume: Go names every output entry (`<hash>-d`)
-    /// by the SHA-256 of its content, but trusts an entry of the right size without hashing it
-    /// again, so a damaged entry could reach a binary; each is hashed here and removed when it is
-    /// not what its name says. Then, with [`Upkeep::VerifyAndTrim`], the least recently used
+    /// One one-off container of the build's image over the volume: Go names every output entry
+    /// (`<hash>-d`) by the SHA-256 of its content, but trusts an entry of the right size without
+    /// hashing it again, so a damaged entry could reach a binary; each is hashed here and removed
+    /// when it is not what its name says. Then, with [`Upkeep::VerifyAndTrim`], the least recently used
     /// entries go until the cache is under [`cache_max`] (Go refreshes an entry's mtime when it
     /// uses it). Only the build cache's entry directories are touched, never the module cache.
-    fn maintain(&self, image: &str, upkeep: Upkeep) -> Result<Checked> {
-        let (engine, setup) = (self.engine, self.setup);
+    fn maintain(&self, upkeep: Upkeep) -> Result<Checked> {
+        let (engine, setup, image) = (self.engine, self.setup, self.one_off_image());
         let Some(volume) = &setup.cache else { return Ok(Checked { damaged: 0 }) };
         let mount = format!("{volume}:{ONE_OFF_TARGET}");
         let max = match upkeep {
@@ -192,6 +191,13 @@ enum Upkeep {
 /// What the check of the entries found.
 struct Checked {
     damaged: u64,
+}
+
+impl Checked {
+    /// `N damaged entries` (or `1 damaged entry`), as the warnings say it.
+    fn damaged_entries(&self) -> String {
+        format!("{} damaged entr{}", self.damaged, if self.damaged == 1 { "y" } else { "ies" })
+    }
 }
 
 /// The count in the script's `verified N entries, M damaged` line.

@@ -96,7 +96,7 @@ impl<'a> Cycle<'a> {
         let (image_id, built) = job.build_image(&open.cross_id, &open.facts)?;
         job.remove_old_versions(&open.containers, built)?;
         let data_id = job.ensure_data_container(&open.containers)?;
-        job.prepare_cache(&setup.names.image)?;
+        job.prepare_cache()?;
         let key = rsyncd_key(&image_id, &data_id, &setup.user);
         let mut cleanup = Cleanup::new(engine);
         let rsyncd = job.start_rsyncd(&key, Some(&open.containers), &mut cleanup)?;
