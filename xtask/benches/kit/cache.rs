@@ -13,25 +13,16 @@
 //! The tool's runs use a cache volume of this benchmark's own, removed at the end, so the
 //! figures do not depend on what the machine built before.
 
-use crate::engines::{clean_copy, sha_of, stand_in, OfficialName};
-use crate::{release_bin, time};
+use crate::engines::{clean_copy, sha_of, stand_in, OfficialName, KUBECTL_FILE};
+use crate::{release_bin, timed};
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
 use kube_tree::{log, Fail};
 use std::time::Duration;
 
 const EPOCH: &str = "1610582400";
-const EDITED: &str = "staging/src/k8s.io/kubectl/pkg/cmd/version/version.go";
 const KUBECTL: &str = "_output/dockerized/bin/linux/amd64/kubectl";
 const TARGET: f64 = 4.0;
-
-/// One timed run, logged as a step.
-fn timed(what: &str, p: &Proc) -> Result<Duration, Fail> {
-    let step = log::Step::start(what.to_string());
-    let d = time(p, 0)?;
-    step.done();
-    Ok(d)
-}
 
 /// git in `dir`, with an author for the commits (a benchmark's copies have no config of theirs).
 fn git(dir: &Utf8Path, words: &[&str]) -> Result<String, Fail> {
@@ -62,7 +53,7 @@ fn checkout(tree: &Utf8Path, copy: &Utf8Path) -> Result<(), Fail> {
 fn new_branch(copy: &Utf8Path) -> Result<(), Fail> {
     use std::io::Write;
     git(copy, &["checkout", "-q", "-b", "b"])?;
-    writeln!(fs_err::OpenOptions::new().append(true).open(copy.join(EDITED))?, "// on branch b")?;
+    writeln!(fs_err::OpenOptions::new().append(true).open(copy.join(KUBECTL_FILE))?, "// on branch b")?;
     git(copy, &["commit", "-q", "--no-verify", "-am", "b"])?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The benchmarks that need a container engine: `overhead`, `dockerized`, `dockerized-era-c`
 //! and `fanout` (see the crate's doc).
 
-use crate::{release_bin, stats, time};
+use crate::{release_bin, stats, time, timed};
 use camino::Utf8Path;
 use kube_tree::proc::Proc;
 use kube_tree::{log, Fail};
@@ -169,14 +169,11 @@ pub(crate) fn dockerized(tree: &Utf8Path, rounds: usize) -> Result<bool, Fail> {
 
 /// One run, cold, said on stderr while it takes.
 fn cold(p: &Proc, what: &str) -> Result<Duration, Fail> {
-    let step = log::Step::start(format!("cold: {what}"));
-    let d = time(p, 0)?;
-    step.done();
-    Ok(d)
+    timed(&format!("cold: {what}"), p)
 }
 
 /// A source file no generator reads, and one they all do.
-const KUBECTL_FILE: &str = "staging/src/k8s.io/kubectl/pkg/cmd/version/version.go";
+pub(crate) const KUBECTL_FILE: &str = "staging/src/k8s.io/kubectl/pkg/cmd/version/version.go";
 const API_FILE: &str = "staging/src/k8s.io/api/core/v1/types.go";
 
 /// Appends one line to `rel` in `copy`: an edit a rebuild must notice.

@@ -64,6 +64,14 @@ fn time(p: &Proc, want_code: i32) -> Result<Duration, Fail> {
     Ok(out.elapsed)
 }
 
+/// One run of `p` that must exit 0, said on stderr as a step while it takes.
+fn timed(what: &str, p: &Proc) -> Result<Duration, Fail> {
+    let step = log::Step::start(what.to_string());
+    let d = time(p, 0)?;
+    step.done();
+    Ok(d)
+}
+
 /// Builds one tool in release mode and returns its binary.
 fn release_bin(package: &str) -> Result<Utf8PathBuf, Fail> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
