@@ -19,6 +19,7 @@ pub fn ready(test: &str) -> Option<Utf8PathBuf> {
     let tree = crate::real_tree().unwrap_or_else(|e| crate::fail(test, &e));
     if let Err(e) = crate::ensure_base_image()
         .and_then(|_| crate::kube_cross_image(&format!("{}:{CROSS_TAG}", crate::cross_repo())))
+        .and_then(|_| crate::keep_image_steps(&tree))
     {
         crate::fail(test, &e);
     }

@@ -8,8 +8,10 @@ pub mod gomirror;
 pub mod podman;
 pub mod registry;
 pub mod release;
+mod shared_run;
 mod sweep;
 
+pub use shared_run::{generated_copy, keep_image_steps, run_id, shared_run_id, steps_tag};
 pub use sweep::{
     engine_objects, objects_on, sweep_at_exit, sweep_engine, sweep_on, sweep_orphan_layers, Cli, EngineGuard,
 };
@@ -251,11 +253,12 @@ pub fn ensure_base_image() -> Result<(), Fail> {
     Ok(())
 }
 
-/// The repository of this run's stand-in kube-cross: a test-only name per process (never the
-/// official kube-cross name, which a later real build of the user would pick up). Tests pass it
-/// as `KUBE_CROSS_IMAGE`; the tag is the tree's. The run's tags go at exit ([`sweep_at_exit`]).
+/// The repository of this run's stand-in kube-cross: a test-only name per process, or per run
+/// of .ci/run ([`run_id`]; never the official kube-cross name, which a later real build of the
+/// user would pick up). Tests pass it as `KUBE_CROSS_IMAGE`; the tag is the tree's. A process's
+/// tags go at its exit ([`sweep_at_exit`]); a shared run's, at the run's end.
 pub fn cross_repo() -> String {
-    format!("k8s-build-kit-test-{}/kube-cross", std::process::id())
+    format!("k8s-build-kit-test-{}/kube-cross", run_id())
 }
 
 /// The start of every Go cache volume name of this process (removed at exit by [`sweep_at_exit`]).
@@ -285,7 +288,7 @@ pub(crate) fn stand_in_dockerfile() -> String {
 
 /// The Dockerfile line that labels an image with this run ([`RUN_LABEL`]).
 pub(crate) fn stand_in_label() -> String {
-    format!("LABEL {RUN_LABEL}={}\n", std::process::id())
+    format!("LABEL {RUN_LABEL}={}\n", run_id())
 }
 
 const STAND_IN_DOCKERFILE: &str = "FROM k8s-build-kit/debian-go:bookworm\nRUN cp -a /usr/lib/go-1.19 /usr/local/go && mkdir -p /go/src /go/bin && chmod -R a+rwx /go\nENV GOPATH=/go PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n";

@@ -198,15 +198,10 @@ pub fn sweep_at_exit() {
         for cli in &clis {
             sweep_on(cli, &format!("/{pid}-"));
             sweep_on(cli, &format!("kube-fixture-{pid}-"));
-            let repo = cross_repo();
-            // podman lists the stand-in as localhost/REPO.
-            let listed = cli.read(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
-            let tags: Vec<String> = listed
-                .lines()
-                .filter(|t| t.trim_start_matches("localhost/").starts_with(&format!("{repo}:")))
-                .map(str::to_string)
-                .collect();
-            cli.remove(&["rmi"], &tags);
+            // A shared run's stand-in on docker serves the binaries after this one.
+            if *cli != Cli::docker() || crate::shared_run_id().is_none() {
+                remove_stand_ins(cli);
+            }
             // This run's Go cache volumes (by their test-only name prefix); a volume exported by
             // .ci/run for every binary is its to remove.
             let prefix = cache_volume_prefix();
@@ -234,6 +229,18 @@ pub fn sweep_at_exit() {
     });
 }
 
+/// This run's stand-in kube-cross tags on `cli`'s engine (podman lists them as localhost/REPO).
+fn remove_stand_ins(cli: &Cli) {
+    let repo = cross_repo();
+    let listed = cli.read(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let tags: Vec<String> = listed
+        .lines()
+        .filter(|t| t.trim_start_matches("localhost/").starts_with(&format!("{repo}:")))
+        .map(str::to_string)
+        .collect();
+    cli.remove(&["rmi"], &tags);
+}
+
 /// When this process first used the engine (UTC, `YYYY-MM-DDTHH:MM:SSZ`).
 static SWEEP_SINCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -248,7 +255,7 @@ static SWEEP_SINCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// With `orphans_only` false (a benchmark's end, when the scripts' own builds ran and nothing of
 /// ours still builds), dangling kube-build layers that kept their parent go too.
 pub fn sweep_orphan_layers(since: &str, orphans_only: bool) {
-    sweep_orphan_layers_of(since, orphans_only, &std::process::id().to_string())
+    sweep_orphan_layers_of(since, orphans_only, &crate::run_id())
 }
 
 /// Whether the image `id` was built on the stand-in kube-cross of run `run` (its inherited
