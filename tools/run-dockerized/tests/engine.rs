@@ -130,16 +130,17 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     let linkcheck = copy.join("_output/dockerized/bin/linux/amd64/linkcheck");
     assert!(out.stdout.lines().any(|l| l == linkcheck.as_str()), "{}", out.stdout);
 
-    // copy-output after a --no-copy run brings the binary back with its mtime.
-    let mtime = std::fs::metadata(&kubectl).unwrap().modified().unwrap();
-    std::fs::remove_file(&kubectl).unwrap();
+    // copy-output after a --no-copy run brings the binary (the new data container's) back with
+    // its mtime.
+    let mtime = std::fs::metadata(&linkcheck).unwrap().modified().unwrap();
+    std::fs::remove_file(&linkcheck).unwrap();
     let out = rd(&copy, &["--no-copy", "true"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
-    assert!(!kubectl.exists(), "--no-copy copied");
+    assert!(!linkcheck.exists(), "--no-copy copied");
     let (code, listed) = invoke_str(&copy_output::TOOL, &["--kube-root", copy.as_str()]);
     assert_eq!(code, 0);
-    assert!(listed.contains(kubectl.as_str()), "{listed}");
-    assert_eq!(std::fs::metadata(&kubectl).unwrap().modified().unwrap(), mtime, "mtime kept");
+    assert!(listed.contains(linkcheck.as_str()), "{listed}");
+    assert_eq!(std::fs::metadata(&linkcheck).unwrap().modified().unwrap(), mtime, "mtime kept");
 
     // bind mode on the same tree: output straight into _output/dockerized.
     std::fs::remove_file(&kubectl).unwrap();

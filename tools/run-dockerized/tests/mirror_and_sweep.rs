@@ -27,7 +27,7 @@ fn orphaned_kube_build_layers_are_swept_and_nothing_else() {
     // The base of this run's layers carries its run label, as the stand-in kube-cross does; a
     // second base stands for another run's (a made-up run ID no process has).
     let tiny_other = format!("k8s-build-kit-orphan-{pid}:other-run");
-    for (tag, run) in [(&tiny, pid.to_string()), (&tiny_other, "4000000000".to_string())] {
+    for (tag, run) in [(&tiny, testkit::run_id()), (&tiny_other, "4000000000".to_string())] {
         let label = format!("LABEL {}={run}", testkit::RUN_LABEL);
         docker(&["import", "--change", &label, dir.join("empty.tar").as_str(), tag]);
     }

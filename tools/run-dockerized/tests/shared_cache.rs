@@ -101,8 +101,8 @@ fn a_damaged_cache_entry_is_removed_before_the_build_and_never_linked() {
     let Some(real) = ready(test) else { return };
     let base = testkit::scratch("dock-damage");
     let root = base.join("kubernetes");
-    // Code generated already: what is proven is the cache's, not the tree's generation.
-    testkit::generated_copy(camino::Utf8Path::new(common::BIN), &real, &root).unwrap();
+    // Not a generated copy: the code generation's own packages are what the damage reaches.
+    testkit::full_copy(&real, &root).unwrap();
     let root = Utf8PathBuf::from_path_buf(std::fs::canonicalize(&root).unwrap()).unwrap();
     let mut guard = testkit::EngineGuard::new(&root);
     let volume = format!("{}damage", testkit::cache_volume_prefix());

@@ -1,11 +1,12 @@
 //! What the test binaries of one run share when .ci/run names the run (`KUBE_TEST_RUN_ID`): on
 //! docker, the stand-in kube-cross and the first steps of the kube-build image built on it; on
-//! disk, a copy of the real tree with its code generated. The legacy builder keeps a cached step only while some image still uses it, and
-//! every engine test removes its tree's kube-build image; without a run-wide stand-in and a tag
-//! on those steps, each test binary's first build redid them (the tree's `chmod -R a+rwx
-//! /usr/local/go/pkg`: about two minutes here, in every binary that builds). .ci/run removes
-//! what carries the run's label, and the run's directory, at its end; a run without
-//! `KUBE_TEST_RUN_ID` shares these within its process only.
+//! disk, a copy of the real tree with its code generated. The legacy builder keeps a cached
+//! step only while some image still uses it, and every engine test removes its tree's
+//! kube-build image; without a run-wide stand-in and a tag on those steps, each test binary's
+//! first build redid them (the tree's `chmod -R a+rwx /usr/local/go/pkg`: about two minutes
+//! here, in every binary that builds). .ci/run removes what carries the run's label, and the
+//! run's directory, at its end; a run without `KUBE_TEST_RUN_ID` shares these within its
+//! process only.
 
 use crate::engine::CROSS_TAG;
 use crate::{cache_dir, cross_repo, scratch, FileLock};
