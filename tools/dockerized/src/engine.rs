@@ -230,6 +230,13 @@ impl Engine {
         ["info", "--format", format].map(String::from).to_vec()
     }
 
+    /// The one reachability probe: the `info` question ([`Engine::info_cmd`]) within `limit`,
+    /// judged by [`Engine::read_info`]. (A run's opening asks the same, batched with others.)
+    pub fn probe(&self, limit: std::time::Duration) -> Result<Facts> {
+        let out = self.cmd(&self.info_cmd()).timeout(limit).output()?;
+        self.read_info(&out)
+    }
+
     /// Judges the `info` answer: unreachable is an environment error, too little memory a
     /// warning; remembers what later steps adapt to (rootless, SELinux).
     pub(crate) fn take_info(&self, out: Option<&Captured>) -> Result<()> {

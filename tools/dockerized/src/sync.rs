@@ -100,10 +100,17 @@ impl HostStamps {
     }
 }
 
-/// The sum of the stamps ([`HostStamps::take`]'s), and the same sum without ctimes: a change of
-/// ctime alone (a chmod to the mode a file has, a hard link made and removed) leaves the second
-/// as it was.
-pub(crate) fn sums(root: &Utf8Path) -> Result<(u64, u64), Fail> {
+/// Two sums of a tree's stamps, to tell a change of ctime alone (a chmod to the mode a file
+/// has, a hard link made and removed) from any other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TreeSums {
+    /// [`HostStamps::take`]'s sum, the one the records hold.
+    pub all: u64,
+    /// The same without ctimes.
+    pub without_ctimes: u64,
+}
+
+pub(crate) fn sums(root: &Utf8Path) -> Result<TreeSums, Fail> {
     const CTIME: [usize; 2] = [4, 5]; // walk::stat_fields: ctime, ctime_nsec
     let (mut full, mut content) = (0u64, 0u64);
     walk::entries(root, UNSYNCED, |rel, md| {
@@ -117,7 +124,7 @@ pub(crate) fn sums(root: &Utf8Path) -> Result<(u64, u64), Fail> {
         }
         content = content.wrapping_add(h.0);
     })?;
-    Ok((full, content))
+    Ok(TreeSums { all: full, without_ctimes: content })
 }
 
 /// (hash of the path, hash of the entry). Directories count by name and inode only: their
@@ -429,16 +436,16 @@ mod tests {
         std::fs::write(&f, "hosts: files dns\n").unwrap();
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
         let before = sums(&root).unwrap();
-        assert_eq!(before.0, HostStamps::take(&root).unwrap().sum);
+        assert_eq!(before.all, HostStamps::take(&root).unwrap().sum);
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::hard_link(&f, root.join("build/linked")).unwrap();
         std::fs::set_permissions(root.join("build/linked"), std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::remove_file(root.join("build/linked")).unwrap();
         let touched = sums(&root).unwrap();
-        assert_ne!(touched.0, before.0, "the ctime moved");
-        assert_eq!(touched.1, before.1, "nothing but the ctime");
+        assert_ne!(touched.all, before.all, "the ctime moved");
+        assert_eq!(touched.without_ctimes, before.without_ctimes, "nothing but the ctime");
         std::fs::write(&f, "hosts: dns files\n").unwrap();
-        assert_ne!(sums(&root).unwrap().1, before.1, "an edit");
+        assert_ne!(sums(&root).unwrap().without_ctimes, before.without_ctimes, "an edit");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! run-dockerized: `build/run.sh <command>` for every era (see the dockerized crate).
 
-use dockerized::fanout::{EngineSpec, FanOut, Me};
+use dockerized::fanout::{EngineSpec, FanOut, Me, Packaged};
 use dockerized::{binaries_json, built_binaries, EngineList, Mode, RunOptions};
 use kube_tree::cli::{Ctx, Tool};
 use kube_tree::json::Json;
@@ -133,12 +133,12 @@ fn fan_out(
         return Ok(Status::Problems(1));
     }
     let tars = match plan.packaging.as_ref().map(|p| p.run(tree, &shares)).transpose()? {
-        Some(Err(why)) => {
+        Some(Packaged::Failed(why)) => {
             log::warn(why);
             report(ctx, false, &outcome.binaries, &[]);
             return Ok(Status::Problems(1));
         }
-        Some(Ok(tars)) => tars,
+        Some(Packaged::Tarballs(tars)) => tars,
         None => Vec::new(),
     };
     report(ctx, true, &outcome.binaries, &tars);

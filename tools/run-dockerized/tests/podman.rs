@@ -128,7 +128,7 @@ fn podman_rsync_and_bind_modes_build_dockers_binary() {
 }
 
 fn podman_objects(cli: &Cli, tree: &Utf8Path) -> (Vec<String>, Vec<String>) {
-    testkit::objects_on(cli, tree.as_str())
+    testkit::objects_on(cli, tree.as_str()).unwrap_or_else(|e| panic!("{}", e.msg))
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use crate::{cache_volume_prefix, cross_repo, log};
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
+use kube_tree::Fail;
 use std::time::Duration;
 
 /// One engine's CLI as the tests run it: `docker`, `podman`, or `runuser -u USER -- podman`.
@@ -37,9 +38,24 @@ impl Cli {
         }
         p
     }
-    /// What the engine prints (empty when it fails).
+    /// What the engine prints; a failure fails the test, with the command and the engine's words.
     pub fn read(&self, args: &[&str]) -> String {
-        self.proc(args).timeout(Duration::from_secs(120)).read().unwrap_or_default()
+        self.try_read(args).unwrap_or_else(|e| panic!("{}", e.msg))
+    }
+    /// What the engine prints, or its failure (where a failure is an answer: is this image there?).
+    pub fn try_read(&self, args: &[&str]) -> Result<String, Fail> {
+        self.proc(args).timeout(Duration::from_secs(120)).read()
+    }
+    /// For a clean-up, which goes on: what the engine prints, or None after a warning that
+    /// names the command that failed (a sweep that could not look must say so, not see nothing).
+    fn read_for_cleanup(&self, args: &[&str]) -> Option<String> {
+        match self.try_read(args) {
+            Ok(out) => Some(out),
+            Err(e) => {
+                eprintln!("testkit: clean-up could not ask the engine: {}", e.msg);
+                None
+            }
+        }
     }
     /// Runs a removal, even after an interrupt; its outcome does not matter.
     fn remove(&self, args: &[&str], what: &[String]) {
@@ -61,13 +77,14 @@ static USED: std::sync::Mutex<Vec<Cli>> = std::sync::Mutex::new(Vec::new());
 
 /// The containers and images (IDs) on the engine that carry the toolkit's tree label with a
 /// value holding `marker` (a tree's path, or a run's `/<pid>-` / `kube-fixture-<pid>-`).
+/// An engine that cannot answer fails the test.
 pub fn engine_objects(marker: &str) -> (Vec<String>, Vec<String>) {
-    objects_on(&Cli::docker(), marker)
+    objects_on(&Cli::docker(), marker).unwrap_or_else(|e| panic!("{}", e.msg))
 }
 
-/// [`engine_objects`] on any engine.
-pub fn objects_on(cli: &Cli, marker: &str) -> (Vec<String>, Vec<String>) {
-    let docker = |args: &[&str]| cli.read(args);
+/// [`engine_objects`] on any engine; Err when the engine could not be asked.
+pub fn objects_on(cli: &Cli, marker: &str) -> Result<(Vec<String>, Vec<String>), Fail> {
+    let docker = |args: &[&str]| cli.try_read(args);
     let ours = |out: String| -> Vec<String> {
         out.lines()
             .filter_map(|l| l.split_once(' '))
@@ -81,13 +98,13 @@ pub fn objects_on(cli: &Cli, marker: &str) -> (Vec<String>, Vec<String>) {
     } else {
         "{{.ID}} {{.Label \"io.k8s-build-kit.tree\"}}"
     };
-    let containers = ours(docker(&["ps", "-a", "--filter", "label=io.k8s-build-kit.tree", "--format", label]));
+    let containers = ours(docker(&["ps", "-a", "--filter", "label=io.k8s-build-kit.tree", "--format", label])?);
     // `docker images --format` knows no .Label: the labels come from one inspect of them all.
-    let ids = docker(&["images", "-a", "-q", "--no-trunc", "--filter", "label=io.k8s-build-kit.tree"]);
+    let ids = docker(&["images", "-a", "-q", "--no-trunc", "--filter", "label=io.k8s-build-kit.tree"])?;
     let mut args = vec!["image", "inspect", "--format", "{{.Id}} {{index .Config.Labels \"io.k8s-build-kit.tree\"}}"];
     args.extend(ids.lines());
-    let images = if args.len() > 4 { ours(docker(&args)) } else { Vec::new() };
-    (containers, images)
+    let images = if args.len() > 4 { ours(docker(&args)?) } else { Vec::new() };
+    Ok((containers, images))
 }
 
 /// Removes what the engine tests made for the tree at `root` (and for every tree whose path
@@ -98,7 +115,10 @@ pub fn sweep_engine(root_marker: &str) {
 
 /// [`sweep_engine`] on any engine.
 pub fn sweep_on(cli: &Cli, root_marker: &str) {
-    let (containers, images) = objects_on(cli, root_marker);
+    let (containers, images) = match objects_on(cli, root_marker) {
+        Ok(found) => found,
+        Err(e) => return eprintln!("testkit: clean-up could not list what is left: {}", e.msg),
+    };
     cli.remove(&["rm", "-f", "-v"], &containers);
     if images.is_empty() {
         return;
@@ -111,7 +131,11 @@ pub fn sweep_on(cli: &Cli, root_marker: &str) {
     for id in &images {
         let mut cur = id.clone();
         for _ in 0..64 {
-            let facts = cli.read(&["image", "inspect", "--format", "{{.Parent}} {{len .RepoTags}}", &cur]);
+            let Some(facts) =
+                cli.read_for_cleanup(&["image", "inspect", "--format", "{{.Parent}} {{len .RepoTags}}", &cur])
+            else {
+                break;
+            };
             let Some((parent, _)) = facts.trim().split_once(' ') else { break };
             if parent.is_empty() {
                 break;
@@ -206,7 +230,8 @@ pub fn sweep_at_exit() {
             // .ci/run for every binary is its to remove.
             let prefix = cache_volume_prefix();
             let volumes: Vec<String> = cli
-                .read(&["volume", "ls", "-q"])
+                .read_for_cleanup(&["volume", "ls", "-q"])
+                .unwrap_or_default()
                 .lines()
                 .filter(|v| v.starts_with(&prefix))
                 .map(str::to_string)
@@ -232,7 +257,7 @@ pub fn sweep_at_exit() {
 /// This run's stand-in kube-cross tags on `cli`'s engine (podman lists them as localhost/REPO).
 fn remove_stand_ins(cli: &Cli) {
     let repo = cross_repo();
-    let listed = cli.read(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let Some(listed) = cli.read_for_cleanup(&["images", "--format", "{{.Repository}}:{{.Tag}}"]) else { return };
     let tags: Vec<String> = listed
         .lines()
         .filter(|t| t.trim_start_matches("localhost/").starts_with(&format!("{repo}:")))
@@ -262,14 +287,18 @@ pub fn sweep_orphan_layers(since: &str, orphans_only: bool) {
 /// [`crate::RUN_LABEL`]): another run's layers, made at the same time on the same engine, stay.
 fn made_by(id: &str, run: &str) -> bool {
     let format = format!("{{{{index .Config.Labels \"{}\"}}}}", crate::RUN_LABEL);
-    Cli::docker().read(&["image", "inspect", "--format", &format, id]).trim() == run
+    Cli::docker().read_for_cleanup(&["image", "inspect", "--format", &format, id]).is_some_and(|l| l.trim() == run)
 }
 
 /// [`sweep_orphan_layers`] of the run `run` (a process ID): only layers built on its stand-in.
 pub fn sweep_orphan_layers_of(since: &str, orphans_only: bool, run: &str) {
-    let docker = |args: &[&str]| Cli::docker().read(args);
+    let docker = |args: &[&str]| Cli::docker().read_for_cleanup(args).unwrap_or_default();
     for _ in 0..16 {
-        let dangling = docker(&["images", "-q", "--no-trunc", "--filter", "dangling=true"]);
+        let Some(dangling) =
+            Cli::docker().read_for_cleanup(&["images", "-q", "--no-trunc", "--filter", "dangling=true"])
+        else {
+            return;
+        };
         let ours: Vec<&str> = dangling
             .lines()
             .filter(|id| {

@@ -128,13 +128,15 @@ impl EngineSpec {
     }
 }
 
+/// An `--engines` list the tests know is good.
+#[cfg(test)]
+pub(crate) fn specs(list: &str) -> Vec<EngineSpec> {
+    EngineSpec::parse_list("--engines", list).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{EngineSpec, Reach};
-
-    fn specs(list: &str) -> Vec<EngineSpec> {
-        EngineSpec::parse_list("--engines", list).unwrap()
-    }
+    use super::{specs, EngineSpec, Reach};
 
     #[test]
     fn engine_entries_are_checked() {

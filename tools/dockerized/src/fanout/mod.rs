@@ -13,7 +13,7 @@ pub mod release;
 mod run;
 
 pub use engines::{EngineSpec, Reach};
-pub use release::Packaging;
+pub use release::{Packaged, Packaging};
 pub use run::{execute, Outcome, Share};
 
 use crate::state::STATE_TAG_VAR;
@@ -122,16 +122,16 @@ impl FanOut {
 
     /// The engines that answer, asked side by side; the rest named in one line.
     fn reachable(&self) -> Result<Vec<EngineSpec>> {
-        let answers: Vec<std::result::Result<(), String>> = std::thread::scope(|s| {
+        let answers: Vec<Result<()>> = std::thread::scope(|s| {
             let asks: Vec<_> = self.engines.iter().map(|e| s.spawn(move || ask(e))).collect();
-            asks.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("the question panicked".into()))).collect()
+            asks.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Fail::new("the question panicked")))).collect()
         });
         let mut up = Vec::new();
         let mut down = Vec::new();
         for (e, a) in self.engines.iter().zip(answers) {
             match a {
                 Ok(()) => up.push(e.clone()),
-                Err(why) => down.push(format!("{} ({why})", e.spec)),
+                Err(why) => down.push(format!("{} ({})", e.spec, why.msg)),
             }
         }
         if !down.is_empty() {
@@ -197,16 +197,9 @@ pub fn rsync_ports(tree: &Tree, engines: &[EngineSpec]) -> Vec<u16> {
     taken
 }
 
-/// Whether `engine` answers `info`, within [`REACH_LIMIT`].
-fn ask(engine: &EngineSpec) -> std::result::Result<(), String> {
-    // Each engine's own field of `info` (podman's has no top-level ID).
-    let format = if engine.program() == "podman" { "{{.Host.Hostname}}" } else { "{{.ID}}" };
-    let p = Proc::new(engine.program()).args(["info", "--format", format]).timeout(REACH_LIMIT);
-    match engine.apply_env(p).output() {
-        Ok(o) if o.success() => Ok(()),
-        Ok(o) => Err(o.error_lines(1)),
-        Err(e) => Err(e.msg),
-    }
+/// Whether `engine` answers, within [`REACH_LIMIT`] (the engine's own probe).
+fn ask(engine: &EngineSpec) -> Result<()> {
+    engine.engine()?.probe(REACH_LIMIT).map(drop)
 }
 
 #[cfg(test)]

@@ -113,10 +113,7 @@ pub fn split(engines: &[EngineSpec], platforms: &[String], known: &Durations) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn specs(list: &str) -> Vec<EngineSpec> {
-        EngineSpec::parse_list("--engines", list).unwrap()
-    }
+    use crate::fanout::engines::specs;
 
     #[test]
     fn the_first_split_is_even_and_later_ones_follow_the_costs() {

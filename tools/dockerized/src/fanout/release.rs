@@ -132,11 +132,10 @@ impl Packaging {
         format!("host\t{}\t{}", self.platforms.join(" "), self.proc(tree).display())
     }
 
-    /// Runs the packaging, its lines prefixed `[package]`, a progress line every 30 s; returns
-    /// the tarballs in `_output/release-tars`, or why the packaging failed (exit 1).
-    /// `shares`' records follow what the packaging does to the tree (see
+    /// Runs the packaging, its lines prefixed `[package]`, a progress line every 30 s; Err only
+    /// when it could not run. `shares`' records follow what the packaging does to the tree (see
     /// [`follow_packaging`]).
-    pub fn run(&self, tree: &Tree, shares: &[Share]) -> Result<std::result::Result<Vec<Utf8PathBuf>, String>> {
+    pub fn run(&self, tree: &Tree, shares: &[Share]) -> Result<Packaged> {
         let before = sync::sums(&tree.root)?;
         let engine = self.engine.as_ref().map_or("docker".to_string(), |e| e.spec.clone());
         log::status(format!(
@@ -151,7 +150,7 @@ impl Packaging {
         // Whether it packaged or not, what it did to the tree is known now.
         follow_packaging(tree, shares, before, sync::sums(&tree.root)?)?;
         if !status.success() {
-            return Ok(Err(format!(
+            return Ok(Packaged::Failed(format!(
                 "build/package-tarballs.sh failed ({status}) after {}; the binaries are in _output/dockerized/bin \
                  and a rerun with nothing changed only packages again",
                 log::human(beat.elapsed())
@@ -160,7 +159,7 @@ impl Packaging {
         log::status(format!("[package] done in {}", log::human(beat.elapsed())));
         let dir = tree.path("_output/release-tars");
         let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Ok(Err(format!("{dir}: the packaging made no tarballs")));
+            return Ok(Packaged::Failed(format!("{dir}: the packaging made no tarballs")));
         };
         let mut tars: Vec<Utf8PathBuf> = entries
             .filter_map(|e| e.ok())
@@ -169,10 +168,19 @@ impl Packaging {
             .collect();
         tars.sort();
         if tars.is_empty() {
-            return Ok(Err(format!("{dir}: the packaging made no tarballs")));
+            return Ok(Packaged::Failed(format!("{dir}: the packaging made no tarballs")));
         }
-        Ok(Ok(tars))
+        Ok(Packaged::Tarballs(tars))
     }
+}
+
+/// What a packaging that ran came to.
+#[derive(Debug)]
+pub enum Packaged {
+    /// The tarballs in `_output/release-tars`.
+    Tarballs(Vec<Utf8PathBuf>),
+    /// Why it failed (the run exits 1; the binaries stay).
+    Failed(String),
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use super::engines::EngineSpec;
 use crate::containers::Containers;
 use crate::result::{self, LastRun, Pending};
 use crate::setup::{save_version_defs, Mode, Setup};
-use crate::sync::HostStamps;
+use crate::sync::{HostStamps, TreeSums};
 use kube_tree::proc::{Proc, Started};
 use kube_tree::{log, Fail, Tree};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -276,32 +276,32 @@ fn settle_records(tree: &Tree, shares: &[Share], mut expected: HostStamps) -> Re
 /// that file's ctime and nothing else. When the tree differs from what the records hold
 /// (`from`) by ctimes alone, each record follows it (`to`); any other change means the tree
 /// changed while the packaging ran, and the next run builds.
-pub(crate) fn follow_packaging(tree: &Tree, shares: &[Share], from: (u64, u64), to: (u64, u64)) -> Result<()> {
-    if from.0 == to.0 {
+pub(crate) fn follow_packaging(tree: &Tree, shares: &[Share], from: TreeSums, to: TreeSums) -> Result<()> {
+    if from.all == to.all {
         return Ok(());
     }
-    if from.1 != to.1 {
+    if from.without_ctimes != to.without_ctimes {
         log::status("the tree changed while it was packaged: the next run builds again");
         return Ok(());
     }
     for share in shares {
         let tag = share.engine.tag();
-        if let Some(last) = LastRun::load(tree, Some(&tag)).filter(|l| l.host == from.0) {
-            LastRun { host: to.0, ..last }.save(tree, Some(&tag))?;
+        if let Some(last) = LastRun::load(tree, Some(&tag)).filter(|l| l.host == from.all) {
+            LastRun { host: to.all, ..last }.save(tree, Some(&tag))?;
         }
     }
     log::status_v(2, "the packaging changed ctimes only (its hard links): the shares' records follow");
     Ok(())
 }
 
-/// After a failure: this tree's containers on `engine` go (the build, the rsync daemon and the
+/// After a failure: this branch's containers on `engine` go (the build, the rsync daemon and the
 /// data container), so that nothing of the stopped run is left there. An engine that is gone
 /// is skipped after its time limit.
 fn remove_tree_containers(tree: &Tree, engine: &EngineSpec) {
     let removed = (|| -> Result<Vec<String>> {
         let e = engine.engine()?;
         let setup = Setup::new(tree.clone(), &e, Some(Mode::Rsync), None)?;
-        let names = Containers::list(&e)?.of_tree(&setup);
+        let names = Containers::list(&e)?.of_branch(&setup);
         for n in &names {
             e.destroy(n);
         }
