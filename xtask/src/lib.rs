@@ -2,6 +2,7 @@
 //! hosts the kit's own chores (`bench`, `docs`, `fetch-tree`, `test`).
 
 pub mod docs;
+mod lanes;
 mod tiers;
 
 use kube_tree::cli::{self, Tool};

@@ -7,13 +7,16 @@ use kube_tree::proc::Proc;
 pub const USAGE: &str = "\
 test: run the kit's tests
 
-Usage: cargo xtask test [--full] [-- HARNESS-ARGS...]
+Usage: cargo xtask test [--full] [--jobs N] [-- HARNESS-ARGS...]
 
   (no flag)  the fast tier: cargo test --workspace --locked (unit, property, generated trees,
              CLI, the hostile corpus on generated trees; no root, no engine, no network)
   --full     the full tier: cargo test --workspace --locked --no-fail-fast -- --include-ignored
              (also the real v1.20.2 tree, docker, podman, a second dockerd: see the README's
              Tests section); a missing prerequisite fails the test that needs it, naming it
+  --jobs N   run N test binaries at a time (cargo runs them one after another), the longest
+             known first, each one's output printed whole when it ends, a table of their times
+             at the end; no fail-fast (CI runs the full tier with --jobs 2)
 
 Words after `--` go to every test binary (a test name filters, as with cargo test).
 ";
@@ -60,25 +63,61 @@ fn cargo(what: &str, args: Vec<String>) -> i32 {
     }
 }
 
+/// `cargo xtask test`'s own arguments (before `--`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct TestArgs {
+    pub full: bool,
+    pub jobs: usize,
+}
+
+impl TestArgs {
+    pub fn parse(words: &[String]) -> Result<TestArgs, String> {
+        let mut args = pico_args::Arguments::from_vec(words.iter().map(Into::into).collect());
+        let full = args.contains("--full");
+        let jobs = args
+            .opt_value_from_fn("--jobs", |v: &str| match v.parse::<usize>() {
+                Ok(n) if (1..=16).contains(&n) => Ok(n),
+                _ => Err(format!("--jobs `{}`: a number from 1 to 16", v.escape_debug())),
+            })
+            .map_err(|e| e.to_string())?
+            .unwrap_or(1);
+        let rest = args.finish();
+        if !rest.is_empty() {
+            return Err(format!("unexpected arguments {rest:?} (see --help)"));
+        }
+        Ok(TestArgs { full, jobs })
+    }
+}
+
 pub fn run(words: &[String]) -> i32 {
     let (ours, extra) = match words.iter().position(|w| w == "--") {
         Some(i) => (&words[..i], &words[i + 1..]),
         None => (words, &[][..]),
     };
-    let full = match ours {
-        [] => false,
-        [f] if f == "--full" => true,
-        _ => {
-            eprintln!("xtask test: error: unexpected arguments {ours:?} (see --help)");
+    let args = match TestArgs::parse(ours) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("xtask test: error: {e}");
             return 2;
         }
     };
-    cargo("test", cargo_args(full, extra))
+    if args.jobs == 1 {
+        return cargo("test", cargo_args(args.full, extra));
+    }
+    let mut harness: Vec<String> = if args.full { vec!["--include-ignored".into()] } else { Vec::new() };
+    harness.extend(extra.iter().cloned());
+    match crate::lanes::run(args.jobs, &harness) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask test: error: {e}");
+            e.exit_code()
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{bench_args, cargo_args};
+    use super::{bench_args, cargo_args, TestArgs};
 
     #[test]
     fn each_tier_is_the_documented_cargo_command() {
@@ -90,6 +129,16 @@ mod tests {
             cargo_args(true, &extra).join(" "),
             "test --workspace --locked --no-fail-fast -- --include-ignored hostile"
         );
+    }
+
+    #[test]
+    fn test_arguments_are_checked() {
+        let w = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+        assert_eq!(TestArgs::parse(&w("")), Ok(TestArgs { full: false, jobs: 1 }));
+        assert_eq!(TestArgs::parse(&w("--full --jobs 2")), Ok(TestArgs { full: true, jobs: 2 }));
+        for bad in ["--jobs 0", "--jobs x", "--jobs 99", "--fast", "--jobs"] {
+            assert!(TestArgs::parse(&w(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

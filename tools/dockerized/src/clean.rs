@@ -39,7 +39,7 @@ pub fn clean_plan(engine: Option<&Engine>, setup: &Setup, all_dangling: bool) ->
     if let Some(e) = engine {
         let job = Job { engine: e, setup };
         plan.containers = job.containers_of()?;
-        plan.images = job.images_of()?;
+        plan.images = job.images_of_tree()?;
         if all_dangling {
             plan.dangling = e
                 .query(&["images", "-q", "--filter", "dangling=true"])?

@@ -4,6 +4,7 @@ use crate::engine::{Engine, Kind};
 use crate::job::Job;
 use crate::labels::{LABEL_KEY, LABEL_TREE};
 use crate::layout::REMOTE_ROOT;
+use crate::seed::Seeded;
 use crate::setup::Setup;
 use kube_tree::proc::Captured;
 use kube_tree::{log, Fail};
@@ -138,18 +139,23 @@ impl Containers {
         self.0.iter().find(|c| c.name == name)
     }
 
-    /// This tree's containers: by name prefix (the scripts' scheme) or by our tree label.
-    pub(crate) fn of_tree(&self, setup: &Setup) -> Vec<String> {
+    /// This branch's containers, of any version: by name prefix (the scripts' scheme).
+    pub(crate) fn of_branch(&self, setup: &Setup) -> Vec<String> {
         let prefixes = setup.names.prefixes();
-        let mut out: Vec<String> = self
-            .0
-            .iter()
-            .filter(|c| {
-                prefixes.iter().any(|p| c.name.starts_with(&format!("{p}-")) || c.name == *p)
-                    || c.tree == setup.tree.root.as_str()
-            })
-            .map(|c| c.name.clone())
-            .collect();
+        self.names_where(|c| prefixes.iter().any(|p| c.name.starts_with(&format!("{p}-")) || c.name == *p))
+    }
+
+    /// This tree's containers, every branch's: this branch's by name prefix (the scripts'
+    /// scheme), the others' by our tree label.
+    pub(crate) fn of_tree(&self, setup: &Setup) -> Vec<String> {
+        let mut out = self.of_branch(setup);
+        out.extend(self.names_where(|c| c.tree == setup.tree.root.as_str() && !out.contains(&c.name)));
+        out.sort();
+        out
+    }
+
+    fn names_where(&self, keep: impl Fn(&Listed) -> bool) -> Vec<String> {
+        let mut out: Vec<String> = self.0.iter().filter(|c| keep(c)).map(|c| c.name.clone()).collect();
         out.sort();
         out
     }
@@ -162,16 +168,37 @@ impl Job<'_> {
         Ok(Containers::list(engine)?.of_tree(setup))
     }
 
-    /// This tree's kube-build images (`kube-build:build-<hash>*`).
-    pub(crate) fn images_of(&self) -> Result<Vec<String>> {
+    /// This branch's kube-build images (`kube-build:build-<hash>*`), of any version.
+    pub(crate) fn images_of_branch(&self) -> Result<Vec<String>> {
+        self.kube_build_images(&[])
+    }
+
+    /// This tree's kube-build images, every branch's: this branch's by name, the others' by
+    /// our tree label.
+    pub(crate) fn images_of_tree(&self) -> Result<Vec<String>> {
+        let label = format!("label={LABEL_TREE}={}", self.setup.tree.root);
+        let mut all = self.images_of_branch()?;
+        for img in self.kube_build_images(&["--filter", &label])? {
+            if !all.contains(&img) {
+                all.push(img);
+            }
+        }
+        all.sort();
+        Ok(all)
+    }
+
+    /// `kube-build` images (with `filter`), those named for this branch when there is none.
+    fn kube_build_images(&self, filter: &[&str]) -> Result<Vec<String>> {
         let (engine, setup) = (self.engine, self.setup);
-        let listing =
-            engine.query(&["images", "kube-build", "--format", "{{.Repository}}:{{.Tag}}"])?.unwrap_or_default();
+        let mut args = vec!["images", "kube-build"];
+        args.extend(filter);
+        args.extend(["--format", "{{.Repository}}:{{.Tag}}"]);
+        let listing = engine.query(&args)?.unwrap_or_default();
         let prefix = format!("kube-build:build-{}", setup.names.hash);
         Ok(listing
             .lines()
             .map(|l| engine.listed_name(l))
-            .filter(|l| l.starts_with(&prefix))
+            .filter(|l| !filter.is_empty() || l.starts_with(&prefix))
             .map(str::to_string)
             .collect())
     }
@@ -189,6 +216,24 @@ impl Job<'_> {
             log::warn(format!("{data} is `{}`, not exited with 0: recreating it", c.status));
             engine.destroy(data);
         }
+        self.create_data_container()?;
+        match self.seed_data_container(containers)? {
+            Seeded::From(_) => {}
+            Seeded::NoSibling => {
+                log::status_v(2, format!("{data} starts empty (this tree has no other branch's to seed it)"))
+            }
+            Seeded::Failed => {
+                engine.destroy(data);
+                self.create_data_container()?;
+            }
+        }
+        Ok(engine.query(&["inspect", "--format", "{{.Id}}", data])?.unwrap_or_default())
+    }
+
+    /// A data container with empty volumes (the caller's user owns them).
+    fn create_data_container(&self) -> Result<()> {
+        let (engine, setup) = (self.engine, self.setup);
+        let data = &setup.names.data;
         let step = log::Step::start(format!("creating the data container {data}"));
         let mut args: Vec<String> =
             vec!["run".into(), "--name".into(), data.clone(), "--hostname".into(), setup.hostname.clone()];
@@ -223,7 +268,7 @@ impl Job<'_> {
         ]);
         engine.run(&args)?;
         step.done();
-        Ok(engine.query(&["inspect", "--format", "{{.Id}}", data])?.unwrap_or_default())
+        Ok(())
     }
 }
 
@@ -275,5 +320,14 @@ mod tests {
                 "kube-rsync-20178bb462-5-v1.15.5-1"
             ]
         );
+        // Another branch of the same tree (its own name hash, our tree label): the tree's, not
+        // this branch's (a run removes only this branch's older versions).
+        let branch = format!(
+            "c5\tkube-build-data-0123456789-5-v1.15.5-1\t{}\t\texited\tExited (0) 1 hour ago\t\n",
+            setup.tree.root
+        );
+        let l = Containers::parse(&format!("{text}{branch}"));
+        assert!(l.of_tree(&setup).contains(&"kube-build-data-0123456789-5-v1.15.5-1".to_string()));
+        assert_eq!(l.of_branch(&setup).len(), 3, "{:?}", l.of_branch(&setup));
     }
 }

@@ -382,15 +382,17 @@ impl Job<'_> {
         if engine.dry_run {
             return Ok(());
         }
+        // By this branch's name prefixes only: another branch's containers (same tree label)
+        // are that branch's to keep, and the seed of this one's new data container.
         let current = [&setup.names.build, &setup.names.rsync, &setup.names.data];
-        for name in containers.of_tree(setup) {
+        for name in containers.of_branch(setup) {
             if !current.contains(&&name) {
                 log::status(format!("removing {name} (an older version of this tree's build)"));
                 engine.destroy(&name);
             }
         }
         if built {
-            for img in self.images_of()? {
+            for img in self.images_of_branch()? {
                 if img != setup.names.image {
                     let _ = engine.run(&["rmi", &img]);
                 }

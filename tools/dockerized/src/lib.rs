@@ -33,6 +33,7 @@ mod result;
 mod rsync;
 mod rsync_mode;
 mod run;
+mod seed;
 mod setup;
 mod state;
 mod sync;

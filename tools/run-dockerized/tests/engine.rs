@@ -118,6 +118,51 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
         .unwrap();
     assert!(built.success(), "{}", built.stderr);
     real_run(&["make", "kubectl"], "the kube-build image changed");
+
+    // A new branch: its own data container (the scripts' name hashes the branch), seeded from
+    // this one, so make generates no code again; the branch's edit is built, and of the
+    // sibling's binaries only the code generators came across.
+    let generated = copy.join("pkg/apis/core/v1/zz_generated.conversion.go");
+    let generated_mtime = std::fs::metadata(&generated).unwrap().modified().unwrap();
+    Proc::new("git").args(["init", "-q", "-b", "kit-test-branch"]).dir(&copy).read().unwrap();
+    {
+        use std::io::Write;
+        let f = copy.join("cmd/linkcheck/links.go");
+        let marker = "func init() {\n\tif len(os.Args) > 1 && os.Args[1] == \"--kit-branch\" {\n\t\tprintln(\"built on the new branch\")\n\t\tos.Exit(0)\n\t}\n}\n";
+        write!(std::fs::OpenOptions::new().append(true).open(f).unwrap(), "{marker}").unwrap();
+    }
+    let out = rd(&copy, &["make", "WHAT=cmd/linkcheck"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("from {data}")), "seeded from the first branch's: {}", out.stderr);
+    let branch: Vec<String> = containers_of(&copy).into_iter().filter(|c| !kept.contains(c)).collect();
+    let new_data = branch.iter().find(|c| c.starts_with("kube-build-data-")).expect("the branch's data container");
+    let linkcheck = copy.join("_output/dockerized/bin/linux/amd64/linkcheck");
+    let said = Proc::new(&linkcheck).arg("--kit-branch").output().unwrap();
+    assert!(said.stderr.contains("built on the new branch"), "{said:?}");
+    assert_eq!(
+        std::fs::metadata(&generated).unwrap().modified().unwrap(),
+        generated_mtime,
+        "the seeded build generated code again"
+    );
+    let branch_image = docker(&["inspect", "-f", "{{.Config.Image}}", new_data]);
+    let binaries = docker(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        new_data,
+        branch_image.trim(),
+        "ls",
+        "/go/src/k8s.io/kubernetes/_output/dockerized/bin/linux/amd64",
+    ]);
+    let binaries: Vec<&str> = binaries.lines().collect();
+    assert!(binaries.contains(&"linkcheck") && binaries.contains(&"deepcopy-gen"), "{binaries:?}");
+    assert!(!binaries.contains(&"kubectl"), "the sibling's kubectl came across: {binaries:?}");
+    // Back to the first branch's names; the branch's objects go.
+    std::fs::remove_dir_all(copy.join(".git")).unwrap();
+    for c in &branch {
+        docker(&["rm", "-f", "-v", c]);
+    }
+    docker(&["rmi", branch_image.trim()]);
     // The data container removed: a new one, and the run is real. A make run in a fresh data
     // container redoes the tree's whole code generation (minutes, proven above and in bind mode):
     // the build script alone builds a small command that needs none.
@@ -127,7 +172,6 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     assert_eq!(out.status.code(), Some(0), "the data container was removed: {}", out.stderr);
     assert!(started.iter().any(|n| n == &data), "no new data container: {started:?}");
     assert_ne!(id_of(&data), removed, "the data container is a new one");
-    let linkcheck = copy.join("_output/dockerized/bin/linux/amd64/linkcheck");
     assert!(out.stdout.lines().any(|l| l == linkcheck.as_str()), "{}", out.stdout);
 
     // copy-output after a --no-copy run brings the binary (the new data container's) back with

@@ -101,25 +101,29 @@ fn a_damaged_cache_entry_is_removed_before_the_build_and_never_linked() {
     let Some(real) = ready(test) else { return };
     let base = testkit::scratch("dock-damage");
     let root = base.join("kubernetes");
-    // Not a generated copy: the code generation's own packages are what the damage reaches.
-    testkit::full_copy(&real, &root).unwrap();
+    // A generated copy, and the build script builds one of its code generators (not make,
+    // which would generate code again): unlike linkcheck (the standard library's packages
+    // come precompiled with Go 1.15), its packages are compiled into the cache for the damage
+    // to reach.
+    testkit::generated_copy(camino::Utf8Path::new(common::BIN), &real, &root).unwrap();
     let root = Utf8PathBuf::from_path_buf(std::fs::canonicalize(&root).unwrap()).unwrap();
     let mut guard = testkit::EngineGuard::new(&root);
     let volume = format!("{}damage", testkit::cache_volume_prefix());
     guard.volumes.push(volume.clone());
     let envs = [("KUBE_KIT_CACHE_VOLUME", volume.as_str()), ("SOURCE_DATE_EPOCH", EPOCH)];
-    let linkcheck = root.join("_output/dockerized/bin/linux/amd64/linkcheck");
+    let generator = root.join("_output/dockerized/bin/linux/amd64/deepcopy-gen");
     // Each build links anew: without the binary, in the output and where go installs it
     // (GOPATH's bin, in the tree), go must read every compiled package from the cache.
     let build = |extra: &[(&str, &str)]| {
-        let _ = std::fs::remove_file(&linkcheck);
+        let _ = std::fs::remove_file(&generator);
         let _ = std::fs::remove_dir_all(root.join("_output/dockerized/go/bin"));
         let all: Vec<(&str, &str)> = envs.iter().chain(extra).copied().collect();
-        rd(&root, &["--mode", "bind", "--force", "make", "WHAT=cmd/linkcheck"], &all)
+        let script = "hack/make-rules/build.sh";
+        rd(&root, &["--mode", "bind", "--force", script, "vendor/k8s.io/code-generator/cmd/deepcopy-gen"], &all)
     };
     let out = build(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
-    let reference = std::fs::read(&linkcheck).unwrap();
+    let reference = std::fs::read(&generator).unwrap();
     let image = format!("{}:{}", testkit::cross_repo(), testkit::engine::CROSS_TAG);
     let damage = |how: &str| -> u64 {
         let mount = format!("{volume}:/c");
@@ -142,7 +146,7 @@ fn a_damaged_cache_entry_is_removed_before_the_build_and_never_linked() {
 
     // Same-size damage, checked before the build on demand.
     let hit = damage("flip");
-    assert!(hit > 5, "a linkcheck build caches more than {hit} compiled packages");
+    assert!(hit > 5, "a deepcopy-gen build caches more than {hit} compiled packages");
     let out = build(&[("KUBE_KIT_CACHE_VERIFY", "1")]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(
@@ -150,7 +154,7 @@ fn a_damaged_cache_entry_is_removed_before_the_build_and_never_linked() {
         "the tool says what it removed, and from which cache: {}",
         out.stderr
     );
-    assert!(std::fs::read(&linkcheck).unwrap() == reference, "a damaged entry reached the binary");
+    assert!(std::fs::read(&generator).unwrap() == reference, "a damaged entry reached the binary");
 
     // The same, found by the hourly check (its stamp as if an hour had passed).
     let hit = damage("flip");
@@ -158,7 +162,7 @@ fn a_damaged_cache_entry_is_removed_before_the_build_and_never_linked() {
     let out = build(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(out.stderr.contains(&format!("removed {hit} damaged entries")), "{}", out.stderr);
-    assert!(std::fs::read(&linkcheck).unwrap() == reference, "a damaged entry reached the binary");
+    assert!(std::fs::read(&generator).unwrap() == reference, "a damaged entry reached the binary");
 
     // Entries of the wrong size, between checks: Go's own size check rebuilds them.
     // Only what the last build compiled again is there to truncate (the packages it needed).
@@ -166,7 +170,7 @@ fn a_damaged_cache_entry_is_removed_before_the_build_and_never_linked() {
     let out = build(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(!out.stderr.contains("damaged"), "no check ran within the hour: {}", out.stderr);
-    assert!(std::fs::read(&linkcheck).unwrap() == reference, "a truncated entry reached the binary");
+    assert!(std::fs::read(&generator).unwrap() == reference, "a truncated entry reached the binary");
     drop(guard);
     let _ = std::fs::remove_dir_all(&base);
 }

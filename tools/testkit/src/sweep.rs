@@ -222,8 +222,9 @@ pub fn sweep_at_exit() {
         for cli in &clis {
             sweep_on(cli, &format!("/{pid}-"));
             sweep_on(cli, &format!("kube-fixture-{pid}-"));
-            // A shared run's stand-in on docker serves the binaries after this one.
-            if *cli != Cli::docker() || crate::shared_run_id().is_none() {
+            // A shared run's stand-ins (on every engine) serve the binaries after this one and
+            // those running beside it; the run removes them at its end (.ci/run).
+            if crate::shared_run_id().is_none() {
                 remove_stand_ins(cli);
             }
             // This run's Go cache volumes (by their test-only name prefix); a volume exported by
