@@ -253,7 +253,8 @@ fn mutate(sb: &mut Sandbox, m: &str) {
         "gomod-empty" => put(&t.join("go.mod"), ""),
         "fanout-durations-garbage" => put(&t.join("_output/dockerized/.kit-fanout-durations"), "{\"default\": [1, 2"),
         "fanout-durations-negative" => {
-            put(&t.join("_output/dockerized/.kit-fanout-durations"), r#"{"default": {"linux/amd64": -5}}"#)
+            let record = r#"{"record":"fanout-durations","version":1,"data":{"default":{"linux/amd64":-5}}}"#;
+            put(&t.join("_output/dockerized/.kit-fanout-durations"), record)
         }
         "gomod-unclosed" => {
             let text = std::fs::read_to_string(t.join("go.mod")).unwrap();

@@ -16,7 +16,9 @@ use crate::state::{state_file, StateTag};
 use crate::sync::HostStamps;
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::fnv::Fnv;
+use kube_tree::record::{self, Kind};
 use kube_tree::{log, Cap, Fail, Tree};
+use serde::{Deserialize, Serialize};
 use std::process::ExitStatus;
 
 /// The request and the engine objects a run used.
@@ -52,15 +54,25 @@ impl Request {
     }
 }
 
-/// The record of the last successful run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The record of the last successful run (`_output/dockerized/.kit-last-run[.TAG]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct LastRun {
     pub key: u64,
     /// The tree's stamps after the run ([`HostStamps`]).
     pub host: u64,
     /// The binaries copied out, each with its stamp.
-    pub outputs: Vec<(Utf8PathBuf, u64)>,
+    pub outputs: Vec<Output>,
 }
+
+/// A binary copied out and its stamp (path, size, times, inode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Output {
+    pub path: Utf8PathBuf,
+    pub stamp: u64,
+}
+
+const LAST_RUN: Kind = Kind { name: "dockerized-last-run", version: 1, cap: Cap::LIST };
+const PENDING_RUN: Kind = Kind { name: "dockerized-pending-run", version: 1, cap: Cap::LIST };
 
 /// The record of the run tagged `tag` (a fan-out share's; None: a run of its own).
 fn path(tree: &Tree, tag: Option<&StateTag>) -> Utf8PathBuf {
@@ -70,7 +82,7 @@ fn path(tree: &Tree, tag: Option<&StateTag>) -> Utf8PathBuf {
 /// What a share of a fan-out leaves instead of its record ([`crate::fanout`] settles them all
 /// once every share has copied out: each share's copy-out rewrites files of the tree that the
 /// others' records would hold): its request and what its copy-out itemized.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Pending {
     pub key: u64,
     pub copied: String,
@@ -83,19 +95,17 @@ fn pending_path(tree: &Tree, tag: Option<&StateTag>) -> Utf8PathBuf {
 impl Pending {
     /// Saved as the pending record of the share tagged `tag`.
     pub(crate) fn save(&self, tree: &Tree, tag: &StateTag) -> Result<(), Fail> {
-        let text = format!("key {:016x}\n{}", self.key, self.copied);
-        tree.write_file(pending_path(tree, Some(tag)), text.as_bytes())
+        record::save(&tree.confined(pending_path(tree, Some(tag)))?, PENDING_RUN, self)
     }
 
     /// The pending record of the share tagged `tag`, taken (the file goes). Err: unreadable.
     pub(crate) fn take(tree: &Tree, tag: &StateTag) -> Result<Option<Pending>, Fail> {
         let p = pending_path(tree, Some(tag));
-        let Some(text) = tree.read_text(&p, Cap::LIST)? else { return Ok(None) };
-        tree.remove_file(&p)?;
-        let (first, copied) = text.split_once('\n').unwrap_or((&text, ""));
-        let key = first.strip_prefix("key ").and_then(|k| u64::from_str_radix(k, 16).ok());
-        let key = key.ok_or_else(|| Fail::new(format!("{p}: not a pending record of this tool")))?;
-        Ok(Some(Pending { key, copied: copied.to_string() }))
+        let found = record::load(&tree.confined(&p)?, PENDING_RUN).or_fail()?;
+        if found.is_some() {
+            tree.remove_file(&p)?;
+        }
+        Ok(found)
     }
 }
 
@@ -105,33 +115,21 @@ fn stamp(p: &Utf8Path) -> Option<u64> {
 }
 
 /// The binaries under `_output/dockerized/bin` with their stamps.
-pub(crate) fn outputs(tree: &Tree) -> Vec<(Utf8PathBuf, u64)> {
-    built_binaries(tree).into_iter().filter_map(|b| stamp(&b).map(|s| (b, s))).collect()
+pub(crate) fn outputs(tree: &Tree) -> Vec<Output> {
+    built_binaries(tree).into_iter().filter_map(|path| stamp(&path).map(|stamp| Output { path, stamp })).collect()
 }
 
 impl LastRun {
     /// The record of the run tagged `tag`.
+    /// (One that cannot be used is said on stderr: the run is real.)
     pub(crate) fn load(tree: &Tree, tag: Option<&StateTag>) -> Option<LastRun> {
-        let text = tree.read_record(path(tree, tag))?;
-        let mut lines = text.lines();
-        let hex = |l: Option<&str>, k: &str| u64::from_str_radix(l?.strip_prefix(k)?, 16).ok();
-        let key = hex(lines.next(), "key ")?;
-        let host = hex(lines.next(), "host ")?;
-        let mut outputs = Vec::new();
-        for l in lines {
-            let (s, p) = l.split_once('\t')?;
-            outputs.push((Utf8PathBuf::from(p), u64::from_str_radix(s, 16).ok()?));
-        }
-        Some(LastRun { key, host, outputs })
+        let file = tree.confined(path(tree, tag)).ok()?;
+        record::load(&file, LAST_RUN).or_absent("the run is real")
     }
 
     /// Saved as the record of the run tagged `tag`.
     pub(crate) fn save(&self, tree: &Tree, tag: Option<&StateTag>) -> Result<(), Fail> {
-        let mut text = format!("key {:016x}\nhost {:016x}\n", self.key, self.host);
-        for (p, s) in &self.outputs {
-            text += &format!("{s:016x}\t{p}\n");
-        }
-        tree.write_file(path(tree, tag), text.as_bytes())
+        record::save(&tree.confined(path(tree, tag))?, LAST_RUN, self)
     }
 
     /// Forgotten by every run that is not skipped, before it does anything (with a pending
@@ -274,6 +272,11 @@ mod tests {
         assert_eq!(Pending::take(&tree, &tag).unwrap(), None, "forgotten with the record");
         Job { engine: &engine, setup: &setup }.record_success(7, None, "copied").unwrap();
         assert_eq!(Pending::take(&tree, &tag).unwrap(), Some(Pending { key: 7, copied: "copied".into() }));
+        // A record in an earlier kit's format (or anything else) is not believed: no record.
+        std::fs::write(root.join("_output/dockerized/.kit-last-run"), "key 0000000000000001\nhost 2\n").unwrap();
+        assert_eq!(LastRun::load(&tree, None), None);
+        std::fs::write(root.join("_output/dockerized/.kit-pending-run.e01"), "key 07\ncopied").unwrap();
+        assert!(Pending::take(&tree, &tag).is_err(), "a pending record that cannot be read is an error");
         std::fs::remove_dir_all(root.parent().unwrap()).unwrap();
     }
 }

@@ -24,7 +24,9 @@
 use crate::layout::REMOTE_ROOT;
 use crate::state::{state_file, StateTag};
 use camino::{Utf8Path, Utf8PathBuf};
-use kube_tree::{fnv, walk, Fail, Tree};
+use kube_tree::record::{self, Kind};
+use kube_tree::{fnv, walk, Cap, Fail, Tree};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 /// What sync-in leaves out (`- /.make/ - /_tmp/ - /_output/`, `H /.git`).
@@ -147,7 +149,9 @@ fn entry_hash(rel: &Utf8Path, md: &std::fs::Metadata) -> (u64, u64) {
 
 /// What the last run left: the data and rsync containers it synced through and the stamps of
 /// the host when the volume matched it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+const SYNC_RECORD: Kind = Kind { name: "dockerized-sync-record", version: 1, cap: Cap::LIST };
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Record {
     pub data: String,
     pub rsyncd: String,
@@ -160,21 +164,14 @@ impl Record {
         tree.path(&state_file(".kit-sync-record", tag))
     }
 
+    /// (One that cannot be used is said on stderr: the run syncs in full.)
     pub(crate) fn load(tree: &Tree, tag: Option<&StateTag>) -> Option<Record> {
-        let text = tree.read_record(Record::path(tree, tag))?;
-        let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')).map(str::to_string);
-        Some(Record {
-            data: field("data")?,
-            rsyncd: field("rsyncd")?,
-            host: u64::from_str_radix(&field("host")?, 16).ok()?,
-        })
+        let file = tree.confined(Record::path(tree, tag)).ok()?;
+        record::load(&file, SYNC_RECORD).or_absent("syncing in full")
     }
 
     pub(crate) fn save(&self, tree: &Tree, tag: Option<&StateTag>) -> Result<(), Fail> {
-        tree.write_file(
-            Record::path(tree, tag),
-            format!("data {}\nrsyncd {}\nhost {:016x}\n", self.data, self.rsyncd, self.host).as_bytes(),
-        )
+        record::save(&tree.confined(Record::path(tree, tag))?, SYNC_RECORD, self)
     }
 
     /// Forgotten before the command runs: a crash or an interrupt must not leave a record behind.

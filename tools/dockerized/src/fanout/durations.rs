@@ -1,5 +1,6 @@
 //! The measured cost of each platform on each engine, kept in the tree for the next split.
 
+use kube_tree::record::{self, Kind};
 use kube_tree::{Cap, Fail, Tree};
 use std::collections::BTreeMap;
 
@@ -10,19 +11,21 @@ pub type Durations = BTreeMap<String, BTreeMap<String, f64>>;
 
 const DURATIONS: &str = "_output/dockerized/.kit-fanout-durations";
 
-/// The measured durations (none yet: empty). A file that cannot be read is an error.
+const KIND: Kind = Kind { name: "fanout-durations", version: 1, cap: Cap::SCRIPT };
+
+/// The measured durations (none yet: empty). A file that cannot be used is an error.
 pub fn load_durations(tree: &Tree) -> Result<Durations> {
-    let path = tree.path(DURATIONS);
-    let Some(text) = tree.read_text(&path, Cap::SCRIPT)? else { return Ok(Durations::new()) };
-    let d: Durations = serde_json::from_str(&text)
-        .map_err(|e| Fail::new(format!("{path}: not a durations file ({e}); remove it to start afresh")))?;
+    let file = tree.confined(DURATIONS)?;
+    let d: Durations = record::load(&file, KIND)
+        .or_fail()
+        .map_err(|e| Fail::new(format!("{}; remove it to start afresh", e.msg)))?
+        .unwrap_or_default();
     if d.values().flat_map(|m| m.values()).any(|s| !s.is_finite() || *s < 0.0) {
-        return Err(Fail::new(format!("{path}: a negative or non-finite duration; remove it to start afresh")));
+        return Err(Fail::new(format!("{DURATIONS}: a negative or non-finite duration; remove it to start afresh")));
     }
     Ok(d)
 }
 
 pub fn save_durations(tree: &Tree, d: &Durations) -> Result<()> {
-    let text = serde_json::to_string_pretty(d).map_err(|e| Fail::new(format!("durations: {e}")))?;
-    tree.write_file(DURATIONS, text.as_bytes())
+    record::save(&tree.confined(DURATIONS)?, KIND, d)
 }
