@@ -1,8 +1,8 @@
 //! `cargo xtask test --jobs N`: the workspace's test binaries run N at a time instead of one
-//! after another. Most of the full tier's time is spent waiting on engines (image builds on a
-//! slow storage driver, daemons starting, containers coming up) rather than on both cores, and
-//! the binaries share nothing fixed (each names its objects by process, its shared ones by the
-//! run), so two lanes overlap that waiting.
+//! after another (they share nothing fixed: each names its objects by process, its shared ones
+//! by the run). For machines with cores to spare: on the 2-core CI machine kind the engine
+//! tests keep both cores busy (code generation, compiles), and two at a time was slower than
+//! one after another, so `.ci/run` does not use it.
 //!
 //! cargo builds the binaries and lists them (`--no-run --message-format=json`); each then runs as
 //! cargo would run it (from its package's directory, with the harness arguments), the longest

@@ -16,7 +16,8 @@ Usage: cargo xtask test [--full] [--jobs N] [-- HARNESS-ARGS...]
              Tests section); a missing prerequisite fails the test that needs it, naming it
   --jobs N   run N test binaries at a time (cargo runs them one after another), the longest
              known first, each one's output printed whole when it ends, a table of their times
-             at the end; no fail-fast (CI runs the full tier with --jobs 2)
+             at the end; no fail-fast (for machines with cores to spare: on 2 cores the
+             engine tests are CPU-bound and two at a time was slower)
 
 Words after `--` go to every test binary (a test name filters, as with cargo test).
 ";
