@@ -93,7 +93,8 @@ pub fn volume_name() -> Result<String> {
     }
 }
 
-fn valid_volume_name(v: &str) -> bool {
+/// An engine volume name: letters, digits, `_.-`, starting with a letter or digit, at most 64.
+pub(crate) fn valid_volume_name(v: &str) -> bool {
     (1..=64).contains(&v.len())
         && v.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))

@@ -170,7 +170,8 @@ impl Job<'_> {
 
     /// This branch's kube-build images (`kube-build:build-<hash>*`), of any version.
     pub(crate) fn images_of_branch(&self) -> Result<Vec<String>> {
-        self.kube_build_images(&[])
+        let prefix = format!("kube-build:build-{}", self.setup.names.hash);
+        Ok(self.kube_build_images(&[])?.into_iter().filter(|i| i.starts_with(&prefix)).collect())
     }
 
     /// This tree's kube-build images, every branch's: this branch's by name, the others' by
@@ -187,20 +188,14 @@ impl Job<'_> {
         Ok(all)
     }
 
-    /// `kube-build` images (with `filter`), those named for this branch when there is none.
+    /// The engine's `kube-build` images (`REPO:TAG`, in docker's words), those `filter` keeps.
     fn kube_build_images(&self, filter: &[&str]) -> Result<Vec<String>> {
-        let (engine, setup) = (self.engine, self.setup);
+        let engine = self.engine;
         let mut args = vec!["images", "kube-build"];
         args.extend(filter);
         args.extend(["--format", "{{.Repository}}:{{.Tag}}"]);
         let listing = engine.query(&args)?.unwrap_or_default();
-        let prefix = format!("kube-build:build-{}", setup.names.hash);
-        Ok(listing
-            .lines()
-            .map(|l| engine.listed_name(l))
-            .filter(|l| !filter.is_empty() || l.starts_with(&prefix))
-            .map(str::to_string)
-            .collect())
+        Ok(listing.lines().map(|l| engine.listed_name(l).to_string()).collect())
     }
 
     /// The data container: sources, caches and outputs live in its volumes between builds. One that

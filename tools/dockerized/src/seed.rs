@@ -15,11 +15,11 @@
 //! `Makefile.generated_files` names: a copy-out must only ever bring back what this branch's
 //! builds made.
 
-use crate::cache::CACHE_SUBPATH;
+use crate::cache::{valid_volume_name, CACHE_SUBPATH};
 use crate::containers::{Containers, Listed};
 use crate::job::Job;
 use crate::layout::REMOTE_ROOT;
-use kube_tree::proc::{interrupted, Proc};
+use kube_tree::proc::interrupted;
 use kube_tree::{log, Cap, Fail, Tree};
 use std::time::Duration;
 
@@ -119,7 +119,7 @@ impl Job<'_> {
             None if engine.dry_run => "SEED-VOLUME".into(),
             None => return Ok(Seeded::NoSibling),
         };
-        if !volume.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) || volume.is_empty() {
+        if !valid_volume_name(&volume) {
             log::warn(format!("not seeding from {}: its volume is named `{}`", seed.name, volume.escape_debug()));
             return Ok(Seeded::NoSibling);
         }
@@ -133,7 +133,7 @@ impl Job<'_> {
         args.extend(filters(&generators(&setup.tree)?));
         args.extend([format!("{SEED_MOUNT}/"), format!("{REMOTE_ROOT}/")]);
         let label = format!("seeding the new data container from {} (this tree on another branch)", seed.name);
-        let p: Proc = engine.cmd(&args);
+        let p = engine.cmd(&args);
         if engine.planned(&p) {
             log::status(format!("would be {label}"));
             return Ok(Seeded::From(seed.name.clone()));

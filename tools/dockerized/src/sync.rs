@@ -147,10 +147,10 @@ fn entry_hash(rel: &Utf8Path, md: &std::fs::Metadata) -> (u64, u64) {
     (path, h.0)
 }
 
-/// What the last run left: the data and rsync containers it synced through and the stamps of
-/// the host when the volume matched it.
 const SYNC_RECORD: Kind = Kind { name: "dockerized-sync-record", version: 1, cap: Cap::LIST };
 
+/// What the last run left: the data and rsync containers it synced through and the stamps of
+/// the host when the volume matched it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Record {
     pub data: String,
