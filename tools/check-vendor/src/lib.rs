@@ -10,7 +10,7 @@
 mod links;
 mod modules;
 
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::cli::{Ctx, Flag, Tool};
 use kube_tree::json::Json;
 use kube_tree::{log, Fail, Status, Tree};
@@ -274,8 +274,13 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
 
 /// A private GOPATH for the probe, outside the tree, keyed by the tree's path so reruns reuse it.
 fn probe_gopath(tree: &Tree) -> Result<Utf8PathBuf, Fail> {
-    let hash = kube_tree::fnv::hash(tree.root.as_str().as_bytes());
+    kube_tree::goenv::ensure_gopath_link(&probe_gopath_dir(&tree.root)?, &tree.root)
+}
+
+/// Where `--probe` keeps the GOPATH of the tree at `root` (in the temp directory, so that
+/// whoever owns the temp directory can remove it; the tests do).
+pub fn probe_gopath_dir(root: &Utf8Path) -> Result<kube_tree::Confined, Fail> {
+    let hash = kube_tree::fnv::hash(root.as_str().as_bytes());
     let base = Utf8PathBuf::from_path_buf(std::env::temp_dir()).map_err(|_| Fail::new("temp dir is not UTF-8"))?;
-    let gopath = kube_tree::Jail::new(&base)?.path(format!("kube-probe-gopath-{hash:016x}"))?;
-    kube_tree::goenv::ensure_gopath_link(&gopath, &tree.root)
+    kube_tree::Jail::new(&base)?.path(format!("kube-probe-gopath-{hash:016x}"))
 }

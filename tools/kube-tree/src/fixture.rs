@@ -94,6 +94,16 @@ fn put(root: &Utf8Path, rel: &str, text: &str) {
 
 /// Writes the tree described by `spec` into the empty directory `root`.
 pub fn write_tree(root: &Utf8Path, spec: &Spec) {
+    write_modules(root, spec);
+    write_staging(root, spec);
+    write_sources(root, spec);
+    write_version_carriers(root, spec);
+    write_era_files(root, spec);
+}
+
+/// go.mod (staging requires and replaces, one vendored third-party module) and
+/// vendor/modules.txt in the shape cmd/go writes for the spec's Go version.
+fn write_modules(root: &Utf8Path, spec: &Spec) {
     let explicit = crate::gomod::go_version_at_least(spec.go, 1, 14);
     let marker = if crate::gomod::go_version_at_least(spec.go, 1, 17) {
         format!("## explicit; go {}\n", spec.go)
@@ -103,7 +113,6 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
         String::new()
     };
 
-    // go.mod: staging requires + replaces, one vendored third-party module.
     let mut gomod = format!("// This is a generated file. Do not edit directly.\n\nmodule k8s.io/kubernetes\n\ngo {}\n\nrequire (\n\t{DEP} {DEP_VERSION}\n", spec.go);
     for r in &spec.staging {
         gomod += &format!("\tk8s.io/{r} v0.0.0\n");
@@ -135,7 +144,10 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
     }
     put(root, "vendor/modules.txt", &mt);
     put(root, &format!("vendor/{DEP}/dep.go"), "package dep\n\nconst Version = \"1.0.0\"\n");
+}
 
+/// The staging repositories, their vendor links (GOPATH and go.mod eras) or go.work.
+fn write_staging(root: &Utf8Path, spec: &Spec) {
     for r in &spec.staging {
         put(
             root,
@@ -160,7 +172,10 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
         w += ")\n";
         put(root, "go.work", &w);
     }
+}
 
+/// The Go sources and the scripts that build them.
+fn write_sources(root: &Utf8Path, spec: &Spec) {
     // Binaries print the version stamped into pkg/version, as Kubernetes' do.
     put(root, "pkg/version/base.go", "package version\n\nvar (\n\tgitVersion = \"v0.0.0-master+$Format:%h$\"\n\tbuildDate  = \"1970-01-01T00:00:00Z\"\n)\n\nfunc String() string { return gitVersion + \" \" + buildDate }\n");
     // A test binary target, as KUBE_TEST_TARGETS lists them (test/e2e/e2e.test upstream).
@@ -173,11 +188,14 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
     }
     put(root, "hack/lib/version.sh", "kube::version::ldflags() {\n  function add_ldflag() {\n    ldflags+=(\n      \"-X '${KUBE_GO_PACKAGE}/pkg/version.${key}=${val}'\"\n    )\n  }\n}\n");
     put(root, "build/root/Makefile", "all:\n\thack/make-rules/build.sh $(WHAT)\n");
+}
+
+/// The files that carry the Go version, as each era wrote them.
+fn write_version_carriers(root: &Utf8Path, spec: &Spec) {
     put(root, "build/build-image/cross/VERSION", &format!("{}\n", spec.cross_tag));
     if let Some(v) = spec.go_version_file {
         put(root, ".go-version", &format!("{v}\n"));
     }
-    // The files that carry the Go version, as each era wrote them.
     let go = spec.go_release;
     put(
         root,
@@ -192,6 +210,11 @@ pub fn write_tree(root: &Utf8Path, spec: &Spec) {
         "readonly KUBE_GO_PACKAGE=k8s.io/kubernetes\nreadonly KUBE_SUPPORTED_SERVER_PLATFORMS=(\n  linux/amd64\n  linux/arm64\n)\nreadonly KUBE_SUPPORTED_CLIENT_PLATFORMS=(\n  linux/amd64\n  linux/arm64\n  darwin/amd64\n  windows/amd64\n)\nreadonly KUBE_STATIC_LIBRARIES=(\n  kubectl\n  kube-proxy\n)\nkube::golang::server_targets() {{\n  local targets=(\n    cmd/kube-proxy\n  )\n  echo \"${{targets[@]}}\"\n}}\nIFS=\" \" read -ra KUBE_SERVER_TARGETS <<< \"$(kube::golang::server_targets)\"\nreadonly KUBE_CLIENT_TARGETS=(\n  cmd/kubectl\n)\nkube::golang::test_targets() {{\n  local targets=(\n    pkg/version/version.test\n  )\n  echo \"${{targets[@]}}\"\n}}\nIFS=\" \" read -ra KUBE_TEST_TARGETS <<< \"$(kube::golang::test_targets)\"\nreadonly KUBE_PARALLEL_BUILD_MEMORY=40\nreadonly KUBE_ALL_TARGETS=(\n  \"${{KUBE_SERVER_TARGETS[@]}}\"\n  \"${{KUBE_CLIENT_TARGETS[@]}}\"\n  \"${{KUBE_TEST_TARGETS[@]}}\"\n)\nkube::golang::verify_go_version() {{\n  minimum_go_version={}\n}}\ngoldflags=\"${{GOLDFLAGS=-s -w -buildid=}} $(kube::version::ldflags)\"\n",
         spec.minimum_go
     ));
+}
+
+/// build/common.sh, the rsync daemon's script, WORKSPACE (era A) or dependencies.yaml (B, C).
+fn write_era_files(root: &Utf8Path, spec: &Spec) {
+    let go = spec.go_release;
     match spec.era {
         Era::A => {
             put(root, "build/root/WORKSPACE", &format!("go_register_toolchains(\n    go_version = \"{go}\",\n)\n"));

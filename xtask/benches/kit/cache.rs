@@ -81,6 +81,13 @@ pub(super) fn shared_cache(tree: &Utf8Path) -> Result<bool, Fail> {
     for copy in worktrees.iter().chain([&theirs, &ours]) {
         clean_copy(copy)?;
     }
+    // make-clean finds build/run.sh's unlabelled objects by the names of the branch checked out:
+    // branch a's go from branch a.
+    for copy in [&theirs, &ours] {
+        if copy.exists() && git(copy, &["checkout", "-q", "a"]).is_ok() {
+            clean_copy(copy)?;
+        }
+    }
     let _ = fs_err::remove_dir_all(&base);
     let _ = Proc::new("docker").args(["volume", "rm", "-f", &volume]).uninterruptible().output();
     result
