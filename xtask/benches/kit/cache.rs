@@ -81,12 +81,10 @@ pub(super) fn shared_cache(tree: &Utf8Path) -> Result<bool, Fail> {
     for copy in worktrees.iter().chain([&theirs, &ours]) {
         clean_copy(copy)?;
     }
-    // make-clean finds build/run.sh's unlabelled objects by the names of the branch checked out:
-    // branch a's go from branch a.
-    for copy in [&theirs, &ours] {
-        if copy.exists() && git(copy, &["checkout", "-q", "a"]).is_ok() {
-            clean_copy(copy)?;
-        }
+    // make-clean finds build/run.sh's unlabelled objects by the names of the branch checked out
+    // (the tool's own go by their tree label, every branch at once): branch a's go from branch a.
+    if theirs.exists() && git(&theirs, &["checkout", "-q", "a"]).is_ok() {
+        clean_copy(&theirs)?;
     }
     let _ = fs_err::remove_dir_all(&base);
     let _ = Proc::new("docker").args(["volume", "rm", "-f", &volume]).uninterruptible().output();
