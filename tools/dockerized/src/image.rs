@@ -5,10 +5,11 @@ use crate::containers::Containers;
 use crate::engine::{proxy_env, Engine, Kind};
 use crate::job::Job;
 use crate::md5;
+use crate::password;
 use crate::setup::{Mode, Setup};
 use camino::Utf8Path;
 use kube_tree::proc::Captured;
-use kube_tree::{log, values, Cap, Fail, Tree};
+use kube_tree::{log, values, Cap, Fail};
 
 type Result<T, E = Fail> = std::result::Result<T, E>;
 
@@ -253,25 +254,6 @@ pub(crate) fn pull_args(kind: Kind, mirror: &str, from: &str) -> Vec<String> {
     args
 }
 
-/// A random password of 32 alphanumerics, as build_image makes one (kept while it exists, so the
-/// image need not be rebuilt on every run).
-pub(crate) fn ensure_password(tree: &Tree, path: &Utf8Path) -> Result<()> {
-    if path.is_file() {
-        return Ok(());
-    }
-    let mut raw = vec![0u8; 512];
-    use std::io::Read;
-    fs_err::File::open("/dev/urandom")?.read_exact(&mut raw)?;
-    let pw: String = raw.iter().map(|b| *b as char).filter(|c| c.is_ascii_alphanumeric()).take(32).collect();
-    // Made 0600 from the start: the secret is never readable by others, not even briefly.
-    let file = tree.confined(path)?;
-    let tmp = file.temp("new");
-    tmp.write_new(pw.as_bytes(), Some(0o600))?;
-    tmp.rename_to(&file).inspect_err(|_| {
-        let _ = tmp.remove_file();
-    })
-}
-
 /// The kube-build image's context as written: its hash (with kube-cross's ID) and whether the
 /// Dockerfile names kube-cross through the scripts' placeholder.
 struct ImageContext {
@@ -365,7 +347,12 @@ impl Job<'_> {
         setup.tree.write_file(ctx.join("rsyncd.sh"), read("rsyncd.sh")?.as_bytes())?;
         let localtime = std::fs::read("/etc/localtime").unwrap_or_default();
         setup.tree.write_file(ctx.join("localtime"), &localtime)?;
-        ensure_password(&setup.tree, &setup.password_file())?;
+        let dir = password::shared_dir();
+        let owner = match &setup.cache {
+            Some(volume) => password::Owner::SharedCache { dir: &dir, volume },
+            None => password::Owner::Image,
+        };
+        password::ensure(&setup.tree, &setup.password_file(), owner)?;
         let mut key = Vec::new();
         for f in ["Dockerfile", "rsyncd.sh", "localtime", "rsyncd.password"] {
             key.extend(setup.tree.confined(ctx.join(f))?.read_bytes(Cap::SCRIPT)?.unwrap_or_default());

@@ -28,6 +28,7 @@ mod layout;
 mod md5;
 mod opening;
 mod options;
+pub mod password;
 mod report;
 mod result;
 mod rsync;

@@ -145,6 +145,10 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
         "the seeded build generated code again"
     );
     let branch_image = docker(&["inspect", "-f", "{{.Config.Image}}", new_data]);
+    // Its kube-build image came from the engine's layer cache: the branch shares the shared
+    // cache's rsync password, so its image has the first branch's layers, not its own.
+    let layers = |i: &str| docker(&["image", "inspect", "-f", "{{.RootFS.Layers}}", i]);
+    assert_eq!(layers(branch_image.trim()), layers(image), "the branch's image was built anew");
     let binaries = docker(&[
         "run",
         "--rm",

@@ -8,6 +8,16 @@ use kube_tree::proc::Proc;
 use kube_tree::Fail;
 use std::time::Duration;
 
+/// The rsync passwords the kit kept for this run's Go cache volumes (named after them).
+fn remove_passwords(prefix: &str) {
+    let dir = dockerized::password::shared_dir();
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if e.file_name().to_str().is_some_and(|n| n.starts_with(prefix)) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// One engine's CLI as the tests run it: `docker`, `podman`, or `runuser -u USER -- podman`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cli(Vec<String>);
@@ -239,6 +249,7 @@ pub fn sweep_at_exit() {
                 .collect();
             cli.remove(&["volume", "rm", "-f"], &volumes);
         }
+        remove_passwords(&cache_volume_prefix());
         if let Some(since) = SWEEP_SINCE.get() {
             sweep_orphan_layers(since, true);
         }
