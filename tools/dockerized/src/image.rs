@@ -4,6 +4,7 @@
 use crate::containers::Containers;
 use crate::engine::{proxy_env, Engine, Kind};
 use crate::job::Job;
+use crate::labels::{dockerfile_line, LABEL_CONTEXT, LABEL_OWNER, OWNER};
 use crate::md5;
 use crate::password;
 use crate::setup::{Mode, Setup};
@@ -65,7 +66,7 @@ impl ImageFacts {
         let image = it.next().flatten();
         Ok(ImageFacts {
             cross_id: cross.map(|c| c.0),
-            context: image.as_ref().map(|i| label_of(&i.1, "io.k8s-build-kit.context")),
+            context: image.as_ref().map(|i| label_of(&i.1, LABEL_CONTEXT)),
             image_id: image.map(|i| i.0),
         })
     }
@@ -269,10 +270,8 @@ impl Job<'_> {
         let (engine, setup) = (self.engine, self.setup);
         let ctx = setup.context_dir();
         if engine.dry_run {
-            let mut args: Vec<String> =
-                vec!["build".into(), "-t".into(), setup.names.image.clone(), "--pull=false".into()];
-            args.extend(setup.labels());
-            args.push(ctx.to_string());
+            let args: Vec<String> =
+                vec!["build".into(), "-t".into(), setup.names.image.clone(), "--pull=false".into(), ctx.to_string()];
             engine.run(&args)?;
             return Ok((String::new(), true));
         }
@@ -284,9 +283,8 @@ impl Job<'_> {
             }
         }
         let step = log::Step::start(format!("building {}", setup.names.image));
+        // The labels are in the Dockerfile (see labels::dockerfile_line).
         let mut args: Vec<String> = vec!["build".into(), "-t".into(), setup.names.image.clone(), "--pull=false".into()];
-        args.extend(setup.labels());
-        args.extend(["--label".into(), format!("io.k8s-build-kit.context={}", context.hash)]);
         if !context.placeholder {
             let (repo, tag) = setup.cross_image.rsplit_once(':').unwrap_or((&setup.cross_image, ""));
             args.extend([
@@ -343,7 +341,6 @@ impl Job<'_> {
         for (env, v) in proxy_env() {
             dockerfile += &format!("ENV {env} {v}\n");
         }
-        setup.tree.write_file(ctx.join("Dockerfile"), dockerfile.as_bytes())?;
         setup.tree.write_file(ctx.join("rsyncd.sh"), read("rsyncd.sh")?.as_bytes())?;
         let localtime = std::fs::read("/etc/localtime").unwrap_or_default();
         setup.tree.write_file(ctx.join("localtime"), &localtime)?;
@@ -353,12 +350,18 @@ impl Job<'_> {
             None => password::Owner::Image,
         };
         password::ensure(&setup.tree, &setup.password_file(), owner)?;
-        let mut key = Vec::new();
-        for f in ["Dockerfile", "rsyncd.sh", "localtime", "rsyncd.password"] {
+        let mut key = dockerfile.as_bytes().to_vec();
+        for f in ["rsyncd.sh", "localtime", "rsyncd.password"] {
             key.extend(setup.tree.confined(ctx.join(f))?.read_bytes(Cap::SCRIPT)?.unwrap_or_default());
         }
         key.extend(cross_id.as_bytes());
-        Ok(ImageContext { hash: md5::hex(&key), placeholder })
+        let hash = md5::hex(&key);
+        // The labels every tree of this context shares first (a step the layer cache keeps),
+        // then this tree's and branch's.
+        dockerfile += &dockerfile_line(&[(LABEL_OWNER, OWNER), (LABEL_CONTEXT, &hash)])?;
+        dockerfile += &dockerfile_line(&setup.tree_labels())?;
+        setup.tree.write_file(ctx.join("Dockerfile"), dockerfile.as_bytes())?;
+        Ok(ImageContext { hash, placeholder })
     }
 
     /// Removes this tree's containers and images of other versions (the scripts' garbage
