@@ -4,7 +4,7 @@
 use crate::containers::Containers;
 use crate::engine::{proxy_env, Engine, Kind};
 use crate::job::Job;
-use crate::labels::{dockerfile_line, LABEL_CONTEXT, LABEL_OWNER, OWNER};
+use crate::labels::{dockerfile_line, LABEL_CONTEXT, LABEL_OWNER, LABEL_TREE, OWNER};
 use crate::md5;
 use crate::password;
 use crate::setup::{Mode, Setup};
@@ -357,9 +357,10 @@ impl Job<'_> {
         key.extend(cross_id.as_bytes());
         let hash = md5::hex(&key);
         // The labels every tree of this context shares first (a step the layer cache keeps),
-        // then this tree's and branch's.
+        // then this tree's. Not the branch's hash, which the image's name carries: a new
+        // branch's image is then its sibling's, from the layer cache, with no step at all.
         dockerfile += &dockerfile_line(&[(LABEL_OWNER, OWNER), (LABEL_CONTEXT, &hash)])?;
-        dockerfile += &dockerfile_line(&setup.tree_labels())?;
+        dockerfile += &dockerfile_line(&[(LABEL_TREE, setup.tree.root.as_str())])?;
         setup.tree.write_file(ctx.join("Dockerfile"), dockerfile.as_bytes())?;
         Ok(ImageContext { hash, placeholder })
     }

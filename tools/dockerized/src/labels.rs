@@ -13,7 +13,7 @@ pub const LABEL_CONTEXT: &str = "io.k8s-build-kit.context";
 
 /// `LABEL k="v" ...` for a Dockerfile. The legacy builder makes each `--label` flag a step of its
 /// own, a container committed per label (13-15 s each on fuse-overlayfs), and the tree's labels
-/// differ per tree and branch: four flags cost each new one about 50 s, one line one step.
+/// differ per tree and branch: four flags cost each new one about 50 s, a line one step.
 /// Values are quoted for the Dockerfile (`\`, `"` and `$`, which LABEL would expand, escaped); a
 /// control character is refused (a line break would start an instruction).
 pub fn dockerfile_line(pairs: &[(&str, &str)]) -> Result<String, kube_tree::Fail> {

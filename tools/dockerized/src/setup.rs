@@ -240,18 +240,17 @@ impl Setup {
         }
     }
 
-    /// The kit's labels on this tree's objects, as `--label` flags.
+    /// The kit's labels on this tree's containers, as `--label` flags (its image's are in the
+    /// image's Dockerfile: see `image`).
     pub(crate) fn labels(&self) -> Vec<String> {
-        let mut flags = vec!["--label".to_string(), format!("{LABEL_OWNER}={OWNER}")];
-        for (k, v) in self.tree_labels() {
-            flags.extend(["--label".to_string(), format!("{k}={v}")]);
-        }
-        flags
-    }
-
-    /// The labels that name this tree and branch.
-    pub(crate) fn tree_labels(&self) -> [(&'static str, &str); 2] {
-        [(LABEL_TREE, self.tree.root.as_str()), (LABEL_HASH, self.names.hash.as_str())]
+        vec![
+            "--label".into(),
+            format!("{LABEL_OWNER}={OWNER}"),
+            "--label".into(),
+            format!("{LABEL_TREE}={}", self.tree.root),
+            "--label".into(),
+            format!("{LABEL_HASH}={}", self.names.hash),
+        ]
     }
 
     /// The build context directory the scripts use: `_output/images/<image>`.
