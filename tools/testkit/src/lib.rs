@@ -307,13 +307,19 @@ pub fn kube_cross_image(image: &str) -> Result<(), Fail> {
     }
     let ctx = scratch("kube-cross-context");
     fs_err::write(ctx.join("Dockerfile"), stand_in_dockerfile())?;
+    docker_build(image, &ctx, "the kube-cross stand-in")
+}
+
+/// `docker build -q -t tag ctx`, with progress; `ctx` (a scratch directory) is removed after.
+/// A failed build is an error naming `what` and the builder's first words.
+pub(crate) fn docker_build(tag: &str, ctx: &Utf8Path, what: &str) -> Result<(), Fail> {
     let out = Proc::new("docker")
-        .args(["build", "-q", "-t", image])
-        .arg(&ctx)
-        .output_with_progress("docker build (kube-cross stand-in)", Duration::from_secs(30))?;
-    let _ = std::fs::remove_dir_all(&ctx);
+        .args(["build", "-q", "-t", tag])
+        .arg(ctx)
+        .output_with_progress(&format!("docker build ({what})"), Duration::from_secs(30))?;
+    let _ = std::fs::remove_dir_all(ctx);
     if !out.success() {
-        return Err(Fail::new(format!("building the kube-cross stand-in failed: {}", out.first_lines(3))));
+        return Err(Fail::new(format!("building {what} failed: {}", out.first_lines(3))));
     }
     Ok(())
 }

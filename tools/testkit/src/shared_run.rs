@@ -13,7 +13,6 @@ use crate::{cache_dir, cross_repo, scratch, FileLock};
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
 use kube_tree::{log, Fail};
-use std::time::Duration;
 
 /// The run's name when .ci/run gives one to all its test binaries: lower-case letters, digits
 /// and dashes only (it goes into image names); anything else is ignored.
@@ -62,15 +61,7 @@ pub fn keep_image_steps(real: &Utf8Path) -> Result<(), Fail> {
     fs_err::write(ctx.join("Dockerfile"), steps)?;
     // As run-dockerized writes it into every tree's context.
     fs_err::write(ctx.join("localtime"), std::fs::read("/etc/localtime").unwrap_or_default())?;
-    let out = Proc::new("docker")
-        .args(["build", "-q", "-t", &tag])
-        .arg(&ctx)
-        .output_with_progress("docker build (the kube-build image's shared steps)", Duration::from_secs(30))?;
-    let _ = std::fs::remove_dir_all(&ctx);
-    if !out.success() {
-        return Err(Fail::new(format!("building the kube-build image's shared steps failed: {}", out.first_lines(3))));
-    }
-    Ok(())
+    crate::docker_build(&tag, &ctx, "the kube-build image's shared steps")
 }
 
 /// A copy at `dst` of the real tree with its code generation done: `make generated_files` in
