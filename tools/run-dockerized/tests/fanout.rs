@@ -17,6 +17,8 @@ const EPOCH: (&str, &str) = ("SOURCE_DATE_EPOCH", "1600000000");
 /// linkcheck is a cgo binary by the tree's rules; the stand-in kube-cross has no arm64 C
 /// compiler (the real one does), so the tests build it static, as the scripts let one ask.
 const STATIC: (&str, &str) = ("KUBE_STATIC_OVERRIDES", "linkcheck");
+/// linkcheck, by the tree's build script (no code generation: see the first test).
+const BUILD_LINKCHECK: [&str; 2] = ["hack/make-rules/build.sh", "cmd/linkcheck"];
 
 /// A second daemon holding this run's stand-in kube-cross, as docker context `kit-<name>-<pid>`
 /// (removed on drop, before the daemon).
@@ -35,11 +37,9 @@ impl Second {
             }
         };
         let stand_in = format!("{}:{CROSS_TAG}", testkit::cross_repo());
-        let tar = testkit::scratch(&format!("{name}-image")).join("cross.tar");
-        docker(&["save", "-o", tar.as_str(), &stand_in]);
-        let loaded = daemon.docker().args(["load", "-i", tar.as_str()]).output().unwrap();
-        assert!(loaded.success(), "loading the stand-in into the second daemon: {}", loaded.stderr);
-        let _ = std::fs::remove_file(&tar);
+        if let Err(e) = daemon.load_from_main(&stand_in) {
+            panic!("loading the stand-in into the second daemon: {}", e.msg);
+        }
         let context = format!("kit-{name}-{}", std::process::id());
         let _ =
             Proc::new("docker").args(["context", "rm", "-f", &context]).env("DOCKER_CONFIG", docker_config()).output();
@@ -84,18 +84,30 @@ fn built(tree: &Utf8Path, platform: &str) -> Vec<u8> {
     std::fs::read(tree.join("_output/dockerized/bin").join(platform).join("linkcheck")).unwrap()
 }
 
+/// The two proofs that keep the second engine running share one: a new daemon builds the
+/// kube-build image from scratch, every step a layer commit (five minutes here under load), and
+/// with one rsync password per cache the second tree's image then comes from its layer cache.
 #[test]
 #[ignore = "full tier: needs root (a second dockerd), docker and the real v1.20.2 tree"]
-fn two_engines_build_what_one_engine_builds() {
-    let test = "two_engines_build_what_one_engine_builds";
+fn two_engines_build_and_release_what_one_engine_builds() {
+    let test = "two_engines_build_and_release_what_one_engine_builds";
     let Some(real) = ready(test) else { return };
     let Some(second) = Second::start(test, "fan") else { return };
-    let (one, two) = (copy_of(&real, "fan-one"), copy_of(&real, "fan-two"));
+    two_engines_build_what_one_engine_builds(test, &real, &second);
+    a_fanned_out_quick_release_packages_every_platform(test, &real, &second);
+}
+
+/// A command's two platforms fanned out come back byte for byte as one engine builds them;
+/// the rerun skips on both engines; a touched file builds on both.
+fn two_engines_build_what_one_engine_builds(test: &str, real: &Utf8Path, second: &Second) {
+    let (one, two) = (copy_of(real, "fan-one"), copy_of(real, "fan-two"));
     let _guards = (testkit::EngineGuard::new(&one), testkit::EngineGuard::new(&two));
     let engines = format!("default,{}", second.context);
-    // A small command: what is proven (the split, byte-identical shares, the records, the skip)
-    // does not depend on the target, and a cold cross build of kubectl on the second engine
-    // cost the suite minutes; the real kubectl builds are engine.rs's.
+    // A small command, built by the tree's build script: what is proven (the split,
+    // byte-identical shares, the records, the skip) depends neither on the target nor on make,
+    // and make in three fresh data containers (one tree on one engine, the other on both)
+    // redid the tree's whole code generation three times, minutes each. The real kubectl
+    // builds are engine.rs's; a fanned-out make is the quick release's below.
 
     // The plan first: one platform each (an even split, nothing measured yet), nothing started.
     let plan = rd(&two, &["--engines", &engines, "--dry-run", "make", "WHAT=cmd/linkcheck"], &[PLATFORMS]);
@@ -119,9 +131,10 @@ fn two_engines_build_what_one_engine_builds() {
     assert!(shares.iter().all(|n| n.abs_diff(all.len() / 2) <= 1), "an even split: {shares:?}");
     assert!(cross.stdout.lines().all(|l| l.ends_with("-- make cross")), "{}", cross.stdout);
 
-    let single = rd(&one, &["make", "WHAT=cmd/linkcheck"], &[PLATFORMS, EPOCH, STATIC]);
+    let single = rd(&one, &[BUILD_LINKCHECK[0], BUILD_LINKCHECK[1]], &[PLATFORMS, EPOCH, STATIC]);
     assert_eq!(single.status.code(), Some(0), "{}", single.stderr);
-    let fanned = rd(&two, &["--engines", &engines, "make", "WHAT=cmd/linkcheck"], &[PLATFORMS, EPOCH, STATIC]);
+    let fanned =
+        rd(&two, &["--engines", &engines, BUILD_LINKCHECK[0], BUILD_LINKCHECK[1]], &[PLATFORMS, EPOCH, STATIC]);
     assert_eq!(fanned.status.code(), Some(0), "{}", fanned.stderr);
     fail_on_purpose(test);
     for p in ["linux/amd64", "linux/arm64"] {
@@ -153,7 +166,7 @@ fn two_engines_build_what_one_engine_builds() {
     // engine (each share's copy-out rewrote files the other's record held; the fan-out settles
     // both records once all have copied out).
     let since = now();
-    let again = rd(&two, &["--engines", &engines, "make", "WHAT=cmd/linkcheck"], &[PLATFORMS, EPOCH, STATIC]);
+    let again = rd(&two, &["--engines", &engines, BUILD_LINKCHECK[0], BUILD_LINKCHECK[1]], &[PLATFORMS, EPOCH, STATIC]);
     assert_eq!(again.status.code(), Some(0), "{}", again.stderr);
     assert_eq!(again.stdout, fanned.stdout, "the same binaries reported");
     for engine in ["default", second.context.as_str()] {
@@ -177,7 +190,8 @@ fn two_engines_build_what_one_engine_builds() {
     // One file touched: neither share may skip.
     let f = two.join("cmd/linkcheck/links.go");
     std::fs::write(&f, std::fs::read(&f).unwrap()).unwrap();
-    let edited = rd(&two, &["--engines", &engines, "make", "WHAT=cmd/linkcheck"], &[PLATFORMS, EPOCH, STATIC]);
+    let edited =
+        rd(&two, &["--engines", &engines, BUILD_LINKCHECK[0], BUILD_LINKCHECK[1]], &[PLATFORMS, EPOCH, STATIC]);
     assert_eq!(edited.status.code(), Some(0), "{}", edited.stderr);
     assert!(!edited.stderr.contains("nothing changed since the last successful"), "{}", edited.stderr);
 }
@@ -229,9 +243,13 @@ fn a_dead_engine_fails_the_run_and_leaves_nothing() {
         .env(PLATFORMS.0, PLATFORMS.1)
         .start_lines(move |_, l| seen.lock().unwrap().push(l.to_string()))
         .unwrap();
-    let building = |names: &str| names.lines().any(|n| n.starts_with("kube-build-") && !n.contains("-data-"));
+    // Its share has begun building there (its kube-build image, from scratch on a new daemon:
+    // minutes of layer commits that waiting for the build container cost the suite).
+    let prefix = format!("[{}] ", second.context);
+    let building =
+        || lines.lock().unwrap().iter().any(|l| l.starts_with(&prefix) && l.contains("building kube-build:"));
     let t = std::time::Instant::now();
-    while !building(&second.docker(&["ps", "--format", "{{.Names}}"])) {
+    while !building() {
         assert!(t.elapsed().as_secs() < 600, "the second engine's build never started: {:?}", lines.lock().unwrap());
         assert!(run.try_wait().unwrap().is_none(), "the run ended early: {:?}", lines.lock().unwrap());
         std::thread::sleep(std::time::Duration::from_millis(500));
@@ -255,14 +273,9 @@ fn a_dead_engine_fails_the_run_and_leaves_nothing() {
 /// its build targets' own packages cut down to a few lines (testkit::release), so the release
 /// builds in minutes; its scripts, generators and packaging are the tree's. The server images
 /// are built on the first docker engine from test-only stand-ins of the base images.
-#[test]
-#[ignore = "full tier: needs root (a second dockerd), docker and the real v1.20.2 tree"]
-fn a_fanned_out_quick_release_packages_every_platform() {
-    let test = "a_fanned_out_quick_release_packages_every_platform";
-    let Some(real) = ready(test) else { return };
-    let Some(second) = Second::start(test, "rel") else { return };
+fn a_fanned_out_quick_release_packages_every_platform(test: &str, real: &Utf8Path, second: &Second) {
     let tree = testkit::scratch("fan-release").join("kubernetes");
-    let cut = testkit::release::cut_down_tree(&real, &tree).unwrap();
+    let cut = testkit::release::cut_down_tree(real, &tree).unwrap();
     assert!(cut.iter().any(|t| t == "cmd/kube-apiserver") && cut.iter().any(|t| t == "test/e2e/e2e.test"), "{cut:?}");
     let tree = Utf8PathBuf::from_path_buf(std::fs::canonicalize(&tree).unwrap()).unwrap();
     let mut guard = testkit::EngineGuard::new(&tree);

@@ -112,6 +112,33 @@ impl SecondDaemon {
         Proc::new("docker").args(["-H", &self.host]).timeout(Duration::from_secs(120))
     }
 
+    /// Loads `image` from the machine's daemon, saved there once per process: the fan-out tests
+    /// load the run's stand-in (1.5 GB) into three daemons, and saved it three times at once.
+    pub fn load_from_main(&self, image: &str) -> Result<(), Fail> {
+        static SAVED: std::sync::Mutex<Vec<(String, Utf8PathBuf)>> = std::sync::Mutex::new(Vec::new());
+        let tar = {
+            // Held while saving: a second caller waits for the first one's tar.
+            let mut saved = SAVED.lock().unwrap_or_else(|e| e.into_inner());
+            match saved.iter().find(|s| s.0 == image) {
+                Some(s) => s.1.clone(),
+                None => {
+                    let dir = match saved.first() {
+                        Some(s) => s.1.parent().map(Utf8PathBuf::from).unwrap_or_default(),
+                        None => crate::scratch("saved-images"),
+                    };
+                    let tar = dir.join(format!("{}.tar", saved.len()));
+                    Proc::new("docker")
+                        .args(["save", "-o", tar.as_str(), image])
+                        .timeout(Duration::from_secs(600))
+                        .read()?;
+                    saved.push((image.to_string(), tar.clone()));
+                    tar
+                }
+            }
+        };
+        self.docker().timeout(Duration::from_secs(600)).args(["load", "-i", tar.as_str()]).read().map(|_| ())
+    }
+
     /// An empty image under `tag` (enough to create containers that are never started).
     pub fn empty_image(&self, tag: &str) -> Result<(), Fail> {
         let empty = self.dir.join("empty.tar");
