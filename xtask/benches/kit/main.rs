@@ -11,7 +11,8 @@
 //! * `build`: a no-op `kube-build WHAT=cmd/kubectl` against the tree's no-op `make WHAT=cmd/kubectl`
 //!   and a raw no-op `go install` of the same package (targets: >= 5x faster than make, <= 1.5x go).
 //! * `shared-cache`: a new branch and a second worktree, cold runs on the shared Go build cache
-//!   (see the `cache` module; targets: >= 4x); `second-checkout`: kube-build in a second checkout
+//!   (see the `cache` module; targets: >= 4x); `new-branch`: its new-branch case alone;
+//!   `second-checkout`: kube-build in a second checkout
 //!   against a cold `make`.
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -106,7 +107,8 @@ fn bench(args: Vec<OsString>) -> Result<bool, Fail> {
         Some("dockerized-era-c") => dockerized_era_c(rounds),
         Some("overhead") => overhead(&tree, rounds, keep),
         Some("fanout") => fanout(&tree, rounds),
-        Some("shared-cache") => cache::shared_cache(&tree),
+        Some("shared-cache") => cache::shared_cache(&tree, cache::Cases::All),
+        Some("new-branch") => cache::shared_cache(&tree, cache::Cases::NewBranch),
         Some("second-checkout") => cache::second_checkout(&tree),
         _ => Err(Fail::new(xtask::BENCH_USAGE)),
     }
