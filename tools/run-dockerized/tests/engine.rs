@@ -166,12 +166,15 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     for c in &branch {
         docker(&["rm", "-f", "-v", c]);
     }
-    docker(&["rmi", branch_image.trim()]);
     // The data container removed: a new one, and the run is real. A make run in a fresh data
     // container redoes the tree's whole code generation (minutes, proven above and in bind mode):
     // the build script alone builds a small command that needs none.
     let removed = id_of(&data);
     docker(&["rm", "-f", "-v", &data]);
+    // Only now the branch's image: it is the first image of this tree, which the first branch's
+    // data container was made from, and the first branch's name went to the variant above, so
+    // the branch's name held it alone (docker keeps an image a container was made from).
+    docker(&["rmi", branch_image.trim()]);
     let (out, started) = started_during(&mut || rd(&copy, &["hack/make-rules/build.sh", "cmd/linkcheck"], &[]));
     assert_eq!(out.status.code(), Some(0), "the data container was removed: {}", out.stderr);
     assert!(started.iter().any(|n| n == &data), "no new data container: {started:?}");
