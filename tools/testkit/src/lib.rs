@@ -13,7 +13,8 @@ mod sweep;
 
 pub use shared_run::{generated_copy, keep_image_steps, run_id, shared_run_id, steps_tag};
 pub use sweep::{
-    engine_objects, objects_on, sweep_at_exit, sweep_engine, sweep_on, sweep_orphan_layers, Cli, EngineGuard,
+    engine_objects, objects_on, remove_cache_password, sweep_at_exit, sweep_engine, sweep_on, sweep_orphan_layers, Cli,
+    EngineGuard,
 };
 
 use camino::{Utf8Path, Utf8PathBuf};

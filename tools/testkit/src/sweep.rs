@@ -18,6 +18,11 @@ fn remove_passwords(prefix: &str) {
     }
 }
 
+/// Removes the rsync password the kit kept for the Go cache volume `volume` (a bench's own).
+pub fn remove_cache_password(volume: &str) {
+    let _ = std::fs::remove_file(dockerized::password::shared_dir().join(format!("{volume}.password")));
+}
+
 /// One engine's CLI as the tests run it: `docker`, `podman`, or `runuser -u USER -- podman`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cli(Vec<String>);

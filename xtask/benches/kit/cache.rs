@@ -97,6 +97,7 @@ pub(super) fn shared_cache(tree: &Utf8Path, cases: Cases) -> Result<bool, Fail> 
     }
     let _ = fs_err::remove_dir_all(&base);
     let _ = Proc::new("docker").args(["volume", "rm", "-f", &volume]).uninterruptible().output();
+    testkit::remove_cache_password(&volume);
     result
 }
 
