@@ -13,7 +13,7 @@ use crate::cache::valid_volume_name;
 use crate::setup::uid_gid;
 use camino::Utf8Path;
 use kube_tree::confine::{Confined, Jail};
-use kube_tree::{Cap, Fail, Tree};
+use kube_tree::{log, Cap, Fail, Tree};
 use std::os::unix::fs::MetadataExt;
 
 type Result<T, E = Fail> = std::result::Result<T, E>;
@@ -74,27 +74,41 @@ pub(crate) enum Owner<'a> {
     Image,
 }
 
-/// The password of the shared cache `volume`, kept in `dir`, made on first use.
-fn of_shared_cache(dir: &Utf8Path, volume: &str) -> Result<String> {
+/// Whether `file` exists and belongs to another user (a kit cache shared between users).
+fn foreign(file: &Confined) -> Result<bool> {
+    let Ok(md) = std::fs::symlink_metadata(file.path()) else { return Ok(false) };
+    Ok(uid_gid()?.split(':').next() != Some(md.uid().to_string().as_str()))
+}
+
+/// The password of the shared cache `volume`, kept in `dir`, made on first use; None when
+/// another user's is there (the image then gets its own, as with a private cache).
+fn of_shared_cache(dir: &Utf8Path, volume: &str) -> Result<Option<String>> {
     if !valid_volume_name(volume) {
         return Err(Fail::new(format!("cache volume `{}`: not a volume name", volume.escape_debug())));
     }
     fs_err::create_dir_all(dir)?;
     let file = Jail::new(dir)?.path(format!("{volume}.password"))?;
+    if foreign(&file)? {
+        log::warn(format!("{} is another user's: this image gets a password of its own", file.path()));
+        return Ok(None);
+    }
     if let Some(pw) = read(&file)? {
-        return Ok(pw);
+        return Ok(Some(pw));
     }
     store(&file, &random()?, true)?;
-    read(&file)?.ok_or_else(|| Fail::new(format!("{}: vanished as it was made", file.path())))
+    read(&file)?.ok_or_else(|| Fail::new(format!("{}: vanished as it was made", file.path()))).map(Some)
 }
 
 /// Puts the image's password at `path` in the tree: the shared cache's, or for an image of its
 /// own the one already there or a new one.
 pub(crate) fn ensure(tree: &Tree, path: &Utf8Path, owner: Owner) -> Result<()> {
     let file = tree.confined(path)?;
-    match owner {
-        Owner::SharedCache { dir, volume } => {
-            let pw = of_shared_cache(dir, volume)?;
+    let shared = match owner {
+        Owner::SharedCache { dir, volume } => of_shared_cache(dir, volume)?,
+        Owner::Image => None,
+    };
+    match shared {
+        Some(pw) => {
             let have = if file.exists() { read(&file).ok().flatten() } else { None };
             if have.as_deref() != Some(pw.as_str()) {
                 store(&file, &pw, false)?;
@@ -102,8 +116,8 @@ pub(crate) fn ensure(tree: &Tree, path: &Utf8Path, owner: Owner) -> Result<()> {
             Ok(())
         }
         // One already there is kept (the scripts' too): the image built with it stays current.
-        Owner::Image if file.exists() => Ok(()),
-        Owner::Image => store(&file, &random()?, false),
+        None if file.exists() => Ok(()),
+        None => store(&file, &random()?, false),
     }
 }
 
@@ -154,6 +168,18 @@ mod tests {
         assert!(read(&Jail::new(&dir).unwrap().path(format!("{volume}.password")).unwrap()).is_err());
         let bad = Owner::SharedCache { dir: &dir, volume: "../x" };
         assert!(ensure(&a, &at(&a), bad).is_err());
+        // Another user's (a kit cache shared between users): the image gets its own password.
+        // Only root can give a file away; as anyone else this case is not checked.
+        if super::uid_gid().unwrap().starts_with("0:") {
+            std::fs::write(&kept, &pa).unwrap();
+            std::os::unix::fs::chown(&kept, Some(65534), None).unwrap();
+            std::fs::remove_file(at(&a)).unwrap();
+            ensure(&a, &at(&a), shared()).unwrap();
+            let own = std::fs::read_to_string(at(&a)).unwrap();
+            assert!(own != pa && own.len() == 32, "{own}");
+        } else {
+            eprintln!("not root: the case of another user's password file is not checked");
+        }
         for t in [&a, &b] {
             let _ = std::fs::remove_dir_all(t.root.parent().unwrap());
         }
