@@ -213,9 +213,28 @@ impl Drop for EngineGuard {
             let _ = c.wait();
         }
         self.cli.remove(&["rm", "-f", "-v"], &self.containers);
+        if self.cli == Cli::docker() {
+            keep_image_layers(&self.cli, &self.root);
+        }
         sweep_on(&self.cli, self.root.as_str());
         self.cli.remove(&["rmi"], &self.tags);
         self.cli.remove(&["volume", "rm", "-f"], &self.volumes);
+    }
+}
+
+/// Tags the layers of `root`'s kube-build image that every tree on the run's cache shares (its
+/// parent: all but the tree's label line) under the run's stand-in repository, before the guard
+/// removes the image. The legacy builder keeps a cached step only while an image uses it: each
+/// test's build after another test ended replayed the image's last five steps (about a minute
+/// of layer commits here). The stand-ins' clean-up removes the tag (the run's, or .ci/run's).
+fn keep_image_layers(cli: &Cli, root: &Utf8Path) {
+    let label = format!("label={}={root}", dockerized::LABEL_TREE);
+    let Some(ids) = cli.read_for_cleanup(&["images", "-q", "kube-build", "--filter", &label]) else { return };
+    let Some(id) = ids.lines().next().filter(|i| !i.is_empty()) else { return };
+    let Some(parent) = cli.read_for_cleanup(&["image", "inspect", "-f", "{{.Parent}}", id]) else { return };
+    let parent = parent.trim();
+    if !parent.is_empty() {
+        let _ = cli.try_read(&["tag", parent, &format!("{}:kept-build", cross_repo())]);
     }
 }
 
