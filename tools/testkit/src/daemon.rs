@@ -2,7 +2,10 @@
 //! they do is engine-wide: `make-clean --all-trees`) or that need several engines (fan-out):
 //! its own config file, unix socket, data root, exec root and pid file, and its own bridge
 //! interface made for it and deleted after, with iptables off. Never `bridge: none`: a daemon
-//! started that way deletes the main daemon's `docker0`.
+//! started that way deletes the main daemon's `docker0`. The storage driver is dockerd's own
+//! choice (overlay2 where the kernel and the data root allow it): a second daemon on
+//! fuse-overlayfs built the kube-build image from scratch in about 5 minutes, mostly layer
+//! commits.
 
 use camino::Utf8PathBuf;
 use kube_tree::proc::Proc;
@@ -83,7 +86,7 @@ impl SecondDaemon {
         ip(&["link", "set", &bridge, "up"])?;
         claim_subnet(&bridge, name)?;
         let config = format!(
-            r#"{{"data-root": "{dir}/data", "exec-root": "{exec_root}", "pidfile": "{dir}/docker.pid", "hosts": ["{}"], "bridge": "{bridge}", "iptables": false, "ip-masq": false, "storage-driver": "fuse-overlayfs", "mtu": 1400{}}}"#,
+            r#"{{"data-root": "{dir}/data", "exec-root": "{exec_root}", "pidfile": "{dir}/docker.pid", "hosts": ["{}"], "bridge": "{bridge}", "iptables": false, "ip-masq": false, "mtu": 1400{}}}"#,
             d.host,
             if extra.is_empty() { String::new() } else { format!(", {extra}") }
         );
