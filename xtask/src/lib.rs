@@ -36,7 +36,7 @@ const CHORES: &[(&str, &str)] = &[
 /// The benchmarks, written once for `bench`'s usage and the listing.
 macro_rules! bench_names {
     () => {
-        "check-vendor|bump-go|build|build-full|dockerized|dockerized-era-c|shared-cache|new-branch|second-checkout|overhead|fanout"
+        "check-vendor|bump-go|build|build-full|dockerized|dockerized-era-c|shared-cache|new-branch|second-worktree|second-checkout|overhead|fanout"
     };
 }
 

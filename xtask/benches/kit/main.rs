@@ -12,6 +12,7 @@
 //!   and a raw no-op `go install` of the same package (targets: >= 5x faster than make, <= 1.5x go).
 //! * `shared-cache`: a new branch and a second worktree, cold runs on the shared Go build cache
 //!   (see the `cache` module; targets: >= 4x); `new-branch`: its new-branch case alone;
+//!   `second-worktree`: its second-worktree cases alone (no build/run.sh);
 //!   `second-checkout`: kube-build in a second checkout
 //!   against a cold `make`.
 
@@ -109,6 +110,7 @@ fn bench(args: Vec<OsString>) -> Result<bool, Fail> {
         Some("fanout") => fanout(&tree, rounds),
         Some("shared-cache") => cache::shared_cache(&tree, cache::Cases::All),
         Some("new-branch") => cache::shared_cache(&tree, cache::Cases::NewBranch),
+        Some("second-worktree") => cache::shared_cache(&tree, cache::Cases::SecondWorktree),
         Some("second-checkout") => cache::second_checkout(&tree),
         _ => Err(Fail::new(xtask::BENCH_USAGE)),
     }
