@@ -156,9 +156,16 @@ pub(crate) const COPY_OUT_FILTERS: &[&str] = &[
 
 impl Job<'_> {
     /// Runs one rsync against the daemon; returns its stdout (the itemized list, when asked for).
+    /// `--modify-window=-1`: rsync's quick check compares whole seconds by default, so a file
+    /// rewritten at the same size within the second of the copy on the other side was skipped,
+    /// a source on the way in (the build used the old bytes) or an output on the way out (the
+    /// tree kept the last run's binary); build/run.sh's syncs have the same hole. With it the
+    /// check takes nanoseconds too (rsync 3.1.3 and later, over the daemon protocol as well).
     pub(crate) fn rsync(&self, extra: &[String], src: &str, dst: &str, label: &str) -> Result<String> {
         let (engine, setup) = (self.engine, self.setup);
-        let mut p = Proc::new("rsync").arg("--archive").arg(format!("--password-file={}", setup.password_file()));
+        let mut p = Proc::new("rsync")
+            .args(["--archive", "--modify-window=-1"])
+            .arg(format!("--password-file={}", setup.password_file()));
         if kube_tree::log::level() >= 6 {
             p = p.arg("-iv");
         }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use filetime::FileTime;
 use kube_tree::proc::Proc;
 use std::time::{Duration, Instant};
 
@@ -41,9 +42,16 @@ fn an_edit_made_while_the_command_ran_is_built_by_the_next_run() {
     assert!(out.status.success() && skipped(&out.stderr), "{}", out.stderr);
     assert_eq!(out.stdout.trim(), tool.as_str(), "the same binary reported");
 
-    // An edit before the run: it runs and builds it. While it runs (after its sync: the command
+    // An edit before the run: it runs and builds it. The edit keeps the size and lands in the
+    // same second as the copy the container holds (rsync's default quick check compares whole
+    // seconds and skipped it: this run built `one`). While it runs (after its sync: the command
     // has begun in the container), another edit.
+    let synced = FileTime::from_last_modification_time(&std::fs::metadata(&marker).unwrap());
     std::fs::write(&marker, "two\n").unwrap();
+    let nanos = synced.nanoseconds();
+    let same_second =
+        FileTime::from_unix_time(synced.unix_seconds(), if nanos < 500_000_000 { nanos + 1000 } else { nanos - 1000 });
+    filetime::set_file_mtime(&marker, same_second).unwrap();
     let root2 = root.clone();
     let run = std::thread::spawn(move || rd(&root2, CMD, &[]));
     let t = Instant::now();
