@@ -12,8 +12,9 @@ use std::process::ExitStatus;
 type Result<T, E = Fail> = std::result::Result<T, E>;
 
 /// The environment the scripts pass into the build container: values come from ours (`--env
-/// NAME` without a value, so nothing lands on the command line), GOLDFLAGS only when set.
-pub(crate) fn build_env_args() -> Vec<String> {
+/// NAME` without a value, so nothing lands on the command line), GOLDFLAGS only when set;
+/// `KUBE_BUILD_PLATFORMS` is `platforms` when given (a fan-out share's).
+pub(crate) fn build_env_args(platforms: Option<&str>) -> Vec<String> {
     let mut args = Vec::new();
     let mut pass = |name: &str, default: Option<&str>| match (std::env::var(name).is_ok(), default) {
         (true, _) => args.extend(["--env".to_string(), name.to_string()]),
@@ -25,7 +26,6 @@ pub(crate) fn build_env_args() -> Vec<String> {
     pass("KUBE_VERBOSE", Some("1"));
     for n in [
         "KUBE_BUILD_WITH_COVERAGE",
-        "KUBE_BUILD_PLATFORMS",
         "KUBE_CGO_OVERRIDES",
         "KUBE_STATIC_OVERRIDES",
         "FORCE_HOST_GO",
@@ -39,6 +39,10 @@ pub(crate) fn build_env_args() -> Vec<String> {
         "GOPROXY",
     ] {
         pass(n, None);
+    }
+    match platforms {
+        Some(p) => args.extend(["--env".to_string(), format!("KUBE_BUILD_PLATFORMS={p}")]),
+        None => pass("KUBE_BUILD_PLATFORMS", None),
     }
     for (env, v) in proxy_env() {
         args.extend(["--env".to_string(), format!("{env}={v}")]);
@@ -100,7 +104,8 @@ impl Job<'_> {
         self.remove_leftover_build(containers);
         cleanup.names.push(setup.names.build.clone());
         let run = engine.cmd(&self.build_container_args(cmd, extra, false));
-        std::thread::spawn(move || run.run_streaming(&label))
+        // Under the share's scope, if any: its lines and its stop flag.
+        kube_tree::scope::spawn(move || run.run_streaming(&label))
     }
 
     /// A build container of this tree left over from a crash would block the name (a dry run
@@ -181,7 +186,7 @@ impl Job<'_> {
         if let Some(volume) = &setup.cache {
             args.extend(crate::cache::mount_args(volume));
         }
-        args.extend(build_env_args());
+        args.extend(build_env_args(setup.platforms.as_deref()));
         args.extend(extra.iter().cloned());
         if interactive {
             args.extend(attach_args());

@@ -304,6 +304,8 @@ mod tests {
             user: "0:0".into(),
             cache: None,
             state_tag: None,
+            platforms: None,
+            rsync_port: None,
         };
         // By name prefix (the scripts' containers carry no label), of any version.
         assert_eq!(setup.names.hash, "20178bb462");

@@ -48,7 +48,7 @@ pub fn copy_output(tree: Tree, engine_choice: Option<EngineChoice>, dry_run: boo
         }
     };
     let mut cleanup = Cleanup::new(&engine);
-    let key = rsyncd_key(&image_id, &data_id, &setup.user);
+    let key = rsyncd_key(&image_id, &data_id, &setup.user, setup.rsync_port);
     let rsyncd = job.start_rsyncd(&key, Some(&containers), &mut cleanup)?;
     job.copy_out(&rsyncd, CopyOut::Full)?;
     if keep_rsyncd() && !kube_tree::proc::interrupted() {

@@ -38,11 +38,24 @@ impl EngineChoice {
     }
 }
 
+/// Where an engine is when the run names it (a fan-out's engine) instead of taking it from
+/// the environment: the CLI's own global flags for it (`--context NAME`, `-H URL`, `--url URL`),
+/// the variables that would contradict them (left out of its commands' environment) and the
+/// daemon's address when the flags give it.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub opts: Vec<String>,
+    pub unset: Vec<&'static str>,
+    pub host: Option<String>,
+}
+
 /// The container engine CLI (`docker` or `podman`), with `DOCKER_OPTS`, in dry-run or for real.
 pub struct Engine {
     pub program: String,
     kind: Kind,
     opts: Vec<String>,
+    /// Named by the run, not the environment (see [`Target`]).
+    target: Option<Target>,
     pub dry_run: bool,
     /// Commands a dry run would have run, in order.
     pub plan: RefCell<Vec<String>>,
@@ -81,6 +94,7 @@ impl Engine {
             program: choice.program,
             kind: choice.kind,
             opts,
+            target: None,
             dry_run,
             plan: RefCell::new(Vec::new()),
             remote: std::cell::OnceCell::new(),
@@ -88,9 +102,11 @@ impl Engine {
         })
     }
 
-    /// Global options after DOCKER_OPTS's (`--context NAME`, `-H URL`, `--url URL`).
-    pub(crate) fn push_opts<const N: usize>(&mut self, opts: [&str; N]) {
-        self.opts.extend(opts.iter().map(|o| o.to_string()));
+    /// This engine at `target`: its flags after DOCKER_OPTS's, on every command it runs.
+    pub(crate) fn aimed(mut self, target: Target) -> Engine {
+        self.opts.extend(target.opts.iter().cloned());
+        self.target = Some(target);
+        self
     }
 
     /// The engine command with `args` (for a caller that sets its own time limit, as doctor).
@@ -99,7 +115,19 @@ impl Engine {
     }
 
     pub(crate) fn cmd<S: AsRef<str>>(&self, args: &[S]) -> Proc {
-        Proc::new(&self.program).args(&self.opts).args(args.iter().map(|a| a.as_ref()))
+        let mut p = Proc::new(&self.program).args(&self.opts).args(args.iter().map(|a| a.as_ref()));
+        for var in self.target.iter().flat_map(|t| &t.unset) {
+            p = p.env_remove(var);
+        }
+        p
+    }
+
+    /// The daemon's address when it is known without asking: the target's, else DOCKER_HOST.
+    fn given_host(&self) -> Option<String> {
+        match &self.target {
+            Some(t) => t.host.clone(),
+            None => std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()),
+        }
     }
 
     /// In a dry run, records the command (as shown: any password in it masked) and says so.
@@ -178,7 +206,7 @@ impl Engine {
     }
 
     pub(crate) fn find_remote(&self) -> bool {
-        let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()).or_else(|| {
+        let host = self.given_host().or_else(|| {
             let cmd = self.context_cmd()?;
             self.cmd(&cmd).timeout(QUERY_LIMIT).read().ok().map(|s| s.trim().to_string())
         });
@@ -188,7 +216,7 @@ impl Engine {
     /// The docker context question, when the engine's place is still unknown and DOCKER_HOST
     /// does not say it (so it can join a batch of questions).
     pub(crate) fn context_cmd(&self) -> Option<Vec<String>> {
-        let asked = self.remote.get().is_some() || std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty());
+        let asked = self.remote.get().is_some() || self.given_host().is_some();
         (!asked && self.kind() == Kind::Docker && !self.dry_run)
             .then(|| ["context", "inspect", "--format", "{{.Endpoints.docker.Host}}"].map(String::from).to_vec())
     }
@@ -213,7 +241,14 @@ impl Engine {
             return Ok(procs.iter().map(|_| None).collect());
         }
         std::thread::scope(|s| {
-            let running: Vec<_> = procs.iter().map(|p| s.spawn(move || p.output())).collect();
+            // Each under this thread's scope: a fan-out share's question stops with the share.
+            let running: Vec<_> = procs
+                .iter()
+                .map(|p| {
+                    let scope = kube_tree::scope::Scope::current();
+                    s.spawn(move || scope.enter(|| p.output()))
+                })
+                .collect();
             running.into_iter().map(|h| h.join().expect("a query thread panicked").map(Some)).collect()
         })
     }

@@ -1,8 +1,9 @@
 //! The choices of a containerized run, as run-dockerized and build-shell read them from their
-//! command line (and a fan-out share's state tag from its environment).
+//! command line, and what makes a run one share of a fan-out.
 
 use crate::cache::CacheChoice;
 use crate::engine::EngineChoice;
+use crate::fanout::EngineSpec;
 use crate::flags;
 use crate::setup::Mode;
 use crate::state::StateTag;
@@ -13,11 +14,13 @@ type Result<T, E = Fail> = std::result::Result<T, E>;
 /// The choices shared by run-dockerized and build-shell, from their flags and the environment
 /// they honour, each read and checked here once: `KUBE_CONTAINER_ENGINE` (in [`Engine::new`],
 /// which every engine goes through), `KUBE_BUILD_CACHE`, `KUBE_RUN_COPY_OUTPUT`,
-/// `KUBE_RUN_FULL_SYNC`, `KUBE_BUILD_ENGINES` and a fan-out share's `KUBE_KIT_STATE_TAG`. The
+/// `KUBE_RUN_FULL_SYNC` and `KUBE_BUILD_ENGINES` (and `KUBE_RSYNC_PORT` in [`Setup::new`]). The
 /// variables of the engine itself (`DOCKER_HOST`, `DOCKER_OPTS`, ...) and of the tree's build
 /// (`KUBE_CROSS_IMAGE`, `KUBE_BUILD_PLATFORMS`, ...) are read where they are used.
 ///
 /// [`Engine::new`]: crate::engine::Engine::new
+/// [`Setup::new`]: crate::setup::Setup::new
+#[derive(Clone)]
 pub struct RunOptions {
     pub mode: Option<Mode>,
     pub engine: Option<EngineChoice>,
@@ -38,8 +41,22 @@ pub struct RunOptions {
     pub skip_unreachable: bool,
     /// `--cache shared|private`, else `KUBE_BUILD_CACHE` (else shared; see [`crate::cache`]).
     pub cache: Option<CacheChoice>,
-    /// A fan-out share's tag: the run keeps its own state files (see [`crate::state`]).
-    pub state_tag: Option<StateTag>,
+    /// Set by a fan-out for each engine's share (see [`ShareOf`]); None: a run of its own.
+    pub share: Option<ShareOf>,
+}
+
+/// What makes a run one engine's share of a fan-out, each said here and nowhere else (not in
+/// the environment: the shares run side by side in one process).
+#[derive(Debug, Clone)]
+pub struct ShareOf {
+    /// The engine, reached by its CLI's own flags ([`EngineSpec::engine`]).
+    pub engine: EngineSpec,
+    /// The build container's `KUBE_BUILD_PLATFORMS`.
+    pub platforms: Vec<String>,
+    /// Its rsync daemon's port on 127.0.0.1 (each engine of a host its own).
+    pub rsync_port: u16,
+    /// Its own state files in the tree (see [`crate::state`]).
+    pub tag: StateTag,
 }
 
 /// `--engine docker|podman|PATH`, checked (every tool with an `--engine` flag reads it so).
@@ -48,6 +65,7 @@ pub fn engine_flag(ctx: &mut kube_tree::cli::Ctx) -> Result<Option<EngineChoice>
 }
 
 /// A fan-out's engines as given, and where (`--engines` or `KUBE_BUILD_ENGINES`), for messages.
+#[derive(Clone)]
 pub struct EngineList {
     pub from: &'static str,
     pub list: String,
@@ -124,7 +142,7 @@ impl RunOptions {
             engines,
             skip_unreachable: fanout && ctx.flag("--skip-unreachable"),
             cache,
-            state_tag: StateTag::from_env()?,
+            share: None,
         };
         // Every flag is read: anything else before the command is a usage error.
         ctx.finish()?;

@@ -36,7 +36,7 @@ impl Request {
             h.feed(w.as_bytes());
             h.feed(b"\0");
         }
-        for a in build_env_args() {
+        for a in build_env_args(setup.platforms.as_deref()) {
             // `--env NAME` passes our value: the value counts.
             let v =
                 if a.contains('=') || a.starts_with("--") { a.clone() } else { std::env::var(&a).unwrap_or_default() };

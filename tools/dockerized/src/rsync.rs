@@ -32,8 +32,8 @@ impl Rsyncd {
 /// password it holds), the data container (whose volumes it serves), the user and the requested
 /// port. A daemon serving a data container that was since replaced would sync into orphaned
 /// volumes; the key rules that out.
-pub(crate) fn rsyncd_key(image_id: &str, data_id: &str, user: &str) -> String {
-    let port = std::env::var("KUBE_RSYNC_PORT").unwrap_or_default();
+pub(crate) fn rsyncd_key(image_id: &str, data_id: &str, user: &str, port: Option<u16>) -> String {
+    let port = port.map(|p| p.to_string()).unwrap_or_default();
     md5::hex(format!("{image_id}\n{data_id}\n{user}\n{port}").as_bytes())[..16].to_string()
 }
 
@@ -70,7 +70,7 @@ impl Job<'_> {
         if current != Some(None) {
             engine.destroy(name);
         }
-        let port = std::env::var("KUBE_RSYNC_PORT").unwrap_or_default();
+        let port = setup.rsync_port.map(|p| p.to_string()).unwrap_or_default();
         // A pinned port that something else holds: say so before docker does (or, where the engine
         // publishes through iptables instead of a proxy, silently does not).
         if let Ok(p) = port.parse::<u16>() {
@@ -302,11 +302,12 @@ mod tests {
 
     #[test]
     fn the_rsyncd_key_changes_with_what_the_daemon_serves() {
-        let k = rsyncd_key("sha256:img", "data1", "1000:1000");
+        let k = rsyncd_key("sha256:img", "data1", "1000:1000", None);
         assert_eq!(k.len(), 16);
-        assert_eq!(k, rsyncd_key("sha256:img", "data1", "1000:1000"));
-        assert_ne!(k, rsyncd_key("sha256:img", "data2", "1000:1000"), "a replaced data container");
-        assert_ne!(k, rsyncd_key("sha256:img2", "data1", "1000:1000"), "a rebuilt image (new password)");
-        assert_ne!(k, rsyncd_key("sha256:img", "data1", "0:0"), "another user");
+        assert_eq!(k, rsyncd_key("sha256:img", "data1", "1000:1000", None));
+        assert_ne!(k, rsyncd_key("sha256:img", "data2", "1000:1000", None), "a replaced data container");
+        assert_ne!(k, rsyncd_key("sha256:img2", "data1", "1000:1000", None), "a rebuilt image (new password)");
+        assert_ne!(k, rsyncd_key("sha256:img", "data1", "0:0", None), "another user");
+        assert_ne!(k, rsyncd_key("sha256:img", "data1", "1000:1000", Some(20001)), "another port asked for");
     }
 }

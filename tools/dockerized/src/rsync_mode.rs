@@ -97,7 +97,7 @@ impl<'a> Cycle<'a> {
         job.remove_old_versions(&open.containers, built)?;
         let data_id = job.ensure_data_container(&open.containers)?;
         job.prepare_cache()?;
-        let key = rsyncd_key(&image_id, &data_id, &setup.user);
+        let key = rsyncd_key(&image_id, &data_id, &setup.user, setup.rsync_port);
         let mut cleanup = Cleanup::new(engine);
         let rsyncd = job.start_rsyncd(&key, Some(&open.containers), &mut cleanup)?;
         let list_at = if opts.dry_run || engine.is_remote() {

@@ -29,12 +29,19 @@ pub struct RunResult {
 /// every path out, including SIGINT/SIGTERM.
 pub fn run(tree: Tree, opts: &RunOptions, cmd: &[String], interactive: bool) -> Result<RunResult, Fail> {
     kube_tree::proc::install_interrupt_handler();
-    let engine = Engine::new(opts.engine.clone(), opts.dry_run)?;
+    let engine = match &opts.share {
+        Some(share) => share.engine.engine(opts.dry_run)?,
+        None => Engine::new(opts.engine.clone(), opts.dry_run)?,
+    };
     let mut setup = Setup::new(tree, &engine, opts.mode, opts.cross_image.clone())?;
     if opts.cache.is_some() {
         setup.cache = cache::choose(opts.cache)?;
     }
-    setup.state_tag = opts.state_tag.clone();
+    if let Some(share) = &opts.share {
+        setup.state_tag = Some(share.tag.clone());
+        setup.platforms = Some(share.platforms.join(" "));
+        setup.rsync_port = Some(share.rsync_port);
+    }
     let job = Job { engine: &engine, setup: &setup };
     // Written before the tree is stamped: it is part of what gets synced.
     if !opts.dry_run {

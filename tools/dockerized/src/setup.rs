@@ -125,8 +125,13 @@ pub struct Setup {
     pub user: String,
     /// The shared Go cache volume the build mounts (see [`crate::cache`]); None: the tree's own.
     pub cache: Option<String>,
-    /// A fan-out share's tag ([`crate::RunOptions::state_tag`]): its own state files.
+    /// A fan-out share's tag ([`crate::options::ShareOf`]): its own state files.
     pub state_tag: Option<StateTag>,
+    /// `KUBE_BUILD_PLATFORMS` in the build container: a fan-out share's; None: ours, if set.
+    pub platforms: Option<String>,
+    /// Where the rsync daemon publishes on 127.0.0.1: `KUBE_RSYNC_PORT`, or a fan-out share's;
+    /// None: a port the engine picks.
+    pub rsync_port: Option<u16>,
 }
 
 /// The `kube-cross` repository the tree's Dockerfile (or common.sh) names, without the tag.
@@ -199,7 +204,7 @@ impl Setup {
             None => format!("{}:{tag}", tree_cross_repo(&tree)?),
         };
         values::image_ref("kube-cross image", &cross_image)?;
-        check_run_env()?;
+        let rsync_port = check_run_env()?;
         let version = if tree.era == Era::C {
             "6".to_string()
         } else {
@@ -224,7 +229,19 @@ impl Setup {
             // The cap is read after the build: a bad one is refused before anything runs.
             cache::cache_max()?;
         }
-        Ok(Setup { tree, mode, names, cross_image, hostname, user: uid_gid()?, cache, state_tag: None })
+        let user = uid_gid()?;
+        Ok(Setup {
+            tree,
+            mode,
+            names,
+            cross_image,
+            hostname,
+            user,
+            cache,
+            state_tag: None,
+            platforms: None,
+            rsync_port,
+        })
     }
 
     /// How bind mode mounts the tree at [`REMOTE_ROOT`]: `--volume ROOT:...` as the scripts do,
@@ -269,8 +286,8 @@ impl Setup {
 }
 
 /// The environment values a run hands to the engine, checked before anything runs: proxies,
-/// the cgroup parent, the rsync port.
-fn check_run_env() -> Result<()> {
+/// the cgroup parent, the rsync port (returned).
+fn check_run_env() -> Result<Option<u16>> {
     check_proxy_env()?;
     if let Ok(cg) = std::env::var("DOCKER_CGROUP_PARENT") {
         // Passed as `--cgroup-parent VALUE`: a path, never an option or a line break.
@@ -278,12 +295,10 @@ fn check_run_env() -> Result<()> {
             return Err(Fail::new(format!("DOCKER_CGROUP_PARENT `{}`: not a cgroup path", cg.escape_debug())));
         }
     }
-    if let Ok(p) = std::env::var("KUBE_RSYNC_PORT") {
-        if !p.is_empty() {
-            values::port("KUBE_RSYNC_PORT", &p)?;
-        }
+    match std::env::var("KUBE_RSYNC_PORT").ok().filter(|p| !p.is_empty()) {
+        Some(p) => Ok(Some(values::port("KUBE_RSYNC_PORT", &p)?)),
+        None => Ok(None),
     }
-    Ok(())
 }
 
 /// A tree path that bind mode can hand to the engine: with a `:`, it goes in a `--mount`

@@ -2,12 +2,6 @@
 //! fan-out, each engine's share keeps its own (`NAME.<tag>`), so the engines' runs in one tree
 //! never read each other's: the share's [`StateTag`] travels in its options and setup.
 
-use kube_tree::Fail;
-
-/// How a fan-out hands a share (a run of this tool of its own) its tag; read once, where the
-/// share's options are built ([`StateTag::from_env`]).
-pub const STATE_TAG_VAR: &str = "KUBE_KIT_STATE_TAG";
-
 /// The tag of one fan-out share's state files: 1-16 lowercase letters or digits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateTag(String);
@@ -22,16 +16,6 @@ impl StateTag {
     /// `e` and 8 hex digits of `hash` (a fan-out engine's tag).
     pub(crate) fn of_hash(hash: u32) -> StateTag {
         StateTag(format!("e{hash:08x}"))
-    }
-
-    /// The tag the fan-out gave this run ([`STATE_TAG_VAR`]), None for a run of its own; an
-    /// invalid one is refused before anything runs.
-    pub fn from_env() -> Result<Option<StateTag>, Fail> {
-        let Ok(t) = std::env::var(STATE_TAG_VAR) else { return Ok(None) };
-        match StateTag::new(&t) {
-            Some(tag) => Ok(Some(tag)),
-            None => Err(Fail::new(format!("{STATE_TAG_VAR} `{}`: 1-16 lowercase letters or digits", t.escape_debug()))),
-        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -178,7 +178,11 @@ impl Confined {
     }
     /// A temporary sibling `.NAME.TAG-PID`: same directory, so the final rename is atomic.
     pub fn temp(&self, tag: &str) -> Confined {
-        self.sibling(&format!(".{}.{tag}-{}", self.name, std::process::id()))
+        // A number of its own for each temp of the process: two threads writing one file (a
+        // fan-out's shares, each on its engine) never make the same temp.
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.sibling(&format!(".{}.{tag}-{}-{n}", self.name, std::process::id()))
     }
 
     /// The entry a link names, when it is one and its target stays beneath the root

@@ -5,15 +5,18 @@ use crate::confine::{Confined, Jail};
 use crate::fail::{Fail, Result};
 use std::os::unix::fs::PermissionsExt;
 
-/// The temps a writer of `path` makes beside it: `.NAME.new-PID` (new content) and
-/// `.NAME.old-PID` (a hard link to the old file, for the rollback); `link` and `old` for links.
+/// The temps a writer of `path` makes beside it: `.NAME.new-PID-N` (new content) and
+/// `.NAME.old-PID-N` (a hard link to the old file, for the rollback); `link` and `old` for
+/// links. N tells the process's temps apart; earlier versions wrote none (`.NAME.new-PID`).
 const TEMP_TAGS: [&str; 3] = ["new", "old", "link"];
 
 /// Whether `name` is a temp this kit makes for `target` ([`Confined::temp`]): its tag and PID.
 fn temp_of<'a>(name: &'a str, target: &str) -> Option<(&'a str, u32)> {
     let rest = name.strip_prefix('.')?.strip_prefix(target)?.strip_prefix('.')?;
-    let (tag, pid) = rest.rsplit_once('-')?;
-    if !TEMP_TAGS.contains(&tag) || pid.is_empty() || pid.len() > 10 || !pid.bytes().all(|b| b.is_ascii_digit()) {
+    let (tag, id) = rest.split_once('-')?;
+    let (pid, n) = id.split_once('-').unwrap_or((id, "0"));
+    let digits = |d: &str| !d.is_empty() && d.len() <= 10 && d.bytes().all(|b| b.is_ascii_digit());
+    if !TEMP_TAGS.contains(&tag) || !digits(pid) || !digits(n) {
         return None;
     }
     Some((tag, pid.parse().ok()?))
@@ -474,7 +477,8 @@ mod tests {
         let f = j.path("f").unwrap();
         for n in [
             ".f.new-999999999",
-            ".f.old-999999999",
+            ".f.old-999999999-3",
+            ".f.old-999999999-x",
             ".f.bak-999999999",
             ".f.new-x",
             ".g.new-999999999",
@@ -483,7 +487,7 @@ mod tests {
             std::fs::write(j.root().join(n), "").unwrap();
         }
         let names: Vec<String> = stale_temps(&f).iter().map(|c| c.name().to_string()).collect();
-        assert_eq!(names, [".f.new-999999999", ".f.old-999999999"]);
+        assert_eq!(names, [".f.new-999999999", ".f.old-999999999-3"]);
     }
 
     #[test]

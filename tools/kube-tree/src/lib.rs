@@ -7,7 +7,8 @@
 //! * [`scripts`], [`version`]: facts read from the tree's own hack/lib scripts; the version stamp.
 //! * [`goenv`], [`gover`]: the Go environment a tree of that era needs, the kube-proxy probe build,
 //!   Go release ordering.
-//! * [`proc`]: the one place that runs other programs (and handles SIGINT/SIGTERM).
+//! * [`proc`]: the one place that runs other programs (and handles SIGINT/SIGTERM); [`scope`]:
+//!   where a thread's log lines go and what stops its programs (a fan-out share's thread).
 //! * [`log`], [`fail`], [`cli`]: Kubernetes-style status lines, exit codes, common flags.
 //! * [`confine`]: the checked path type every write, rename and delete goes through; [`read`]:
 //!   the confined, regular-file-only, size-capped reads of tree files on top of it.
@@ -35,6 +36,7 @@ pub mod read;
 pub mod record;
 pub mod remember;
 pub mod root;
+pub mod scope;
 pub mod scripts;
 pub mod suggest;
 pub mod tree;

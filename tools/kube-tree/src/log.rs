@@ -52,9 +52,18 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// Writes one line to stderr. When the reader has gone (`tool 2>&1 | head -1`), the tool stops
-/// as on an interrupt instead of panicking (which `eprintln!` does) and leaving its children.
+/// Writes one line to stderr, or to this thread's sink ([`crate::scope`]). When the reader has
+/// gone (`tool 2>&1 | head -1`), the tool stops as on an interrupt instead of panicking (which
+/// `eprintln!` does) and leaving its children.
 pub fn line(text: std::fmt::Arguments) {
+    match crate::scope::sink() {
+        Some(sink) => sink(&text.to_string()),
+        None => to_stderr(text),
+    }
+}
+
+/// Writes one line to stderr whatever this thread's sink (for the sink itself).
+pub fn to_stderr(text: impl std::fmt::Display) {
     use std::io::Write;
     if let Err(e) = writeln!(std::io::stderr().lock(), "{text}") {
         if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -60,10 +60,10 @@ fn kill_group(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
-/// Whether SIGINT/SIGTERM/SIGHUP arrived (after [`install_interrupt_handler`]) or our reader
-/// went away ([`note_broken_pipe`]).
+/// Whether SIGINT/SIGTERM/SIGHUP arrived (after [`install_interrupt_handler`]), our reader
+/// went away ([`note_broken_pipe`]), or this thread's scope was told to stop ([`crate::scope`]).
 pub fn interrupted() -> bool {
-    INTERRUPTED.get().is_some_and(|f| f.load(Ordering::SeqCst))
+    INTERRUPTED.get().is_some_and(|f| f.load(Ordering::SeqCst)) || crate::scope::stopped()
 }
 
 /// Waits for `child`, polling, so that an interrupt (or the time limit) kills it instead of
@@ -301,7 +301,11 @@ impl Proc {
 impl Proc {
     /// Runs with the child's stdout and stderr both going to our stderr as they come (our stdout
     /// carries data), showing a heartbeat with the elapsed time.
+    /// Under a scope with a sink ([`crate::scope`]), its lines go there instead.
     pub fn run_streaming(&self, label: &str) -> Result<ExitStatus> {
+        if let Some(sink) = crate::scope::sink() {
+            return self.run_into(sink, label);
+        }
         log::status_v(2, format!("$ {}", self.display()));
         let mut child = self
             .command(false)?
@@ -336,6 +340,19 @@ impl Proc {
             }));
         }
         Ok(Started { child, readers, start: Instant::now() })
+    }
+
+    /// [`Proc::run_streaming`] with every line of the program's stdout and stderr handed to `sink`.
+    fn run_into(&self, sink: crate::scope::Sink, label: &str) -> Result<ExitStatus> {
+        let mut started = self.start_lines(move |_, line| sink(line))?;
+        let mut beat = log::Heartbeat::new(label, Duration::from_secs(60));
+        let limit = self.limit();
+        let polled = limit.as_ref().map(|(t, w)| (*t, w.as_str()));
+        let status = wait_polling(&mut started.child, !self.uninterruptible, polled, || beat.tick());
+        for r in started.readers.drain(..) {
+            let _ = r.join();
+        }
+        status
     }
 
     /// Runs attached to our terminal (stdin, stdout, stderr inherited): interactive shells.

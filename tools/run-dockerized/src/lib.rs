@@ -1,6 +1,6 @@
 //! run-dockerized: `build/run.sh <command>` for every era (see the dockerized crate).
 
-use dockerized::fanout::{EngineSpec, FanOut, Me, Packaged};
+use dockerized::fanout::{EngineSpec, FanOut, Packaged};
 use dockerized::{binaries_json, built_binaries, EngineList, Mode, RunOptions};
 use kube_tree::cli::{Ctx, Tool};
 use kube_tree::json::Json;
@@ -72,7 +72,7 @@ fn run(ctx: &mut Ctx) -> Result<Status, Fail> {
     Ok(Status::Ok)
 }
 
-/// `--engines A,B`: the platforms split over the engines, one run of this tool per engine (see
+/// `--engines A,B`: the platforms split over the engines, one share per engine run side by side (see
 /// `dockerized::fanout`); stdout: every binary the engines built.
 fn fan_out(
     ctx: &mut Ctx,
@@ -89,8 +89,7 @@ fn fan_out(
     if opts.mode.is_some_and(|m| m != Mode::Rsync) {
         return Err(Fail::new("a fan-out runs every share in rsync mode: drop --mode"));
     }
-    let pass = passed_on(opts);
-    let fan = FanOut { engines, skip_unreachable: opts.skip_unreachable, me: me()?, pass };
+    let fan = FanOut { engines, skip_unreachable: opts.skip_unreachable, opts: opts.clone() };
     let plan = fan.plan(tree, cmd)?;
     let shares = plan.shares;
     if opts.dry_run {
@@ -99,7 +98,7 @@ fn fan_out(
             return Ok(Status::Ok);
         }
         for s in &shares {
-            ctx.say(s.plan_line());
+            ctx.say(s.plan_line(tree));
         }
         if let Some(p) = &plan.packaging {
             ctx.say(p.plan_line(tree));
@@ -132,43 +131,21 @@ fn fan_out(
         report(ctx, false, &[], &[]);
         return Ok(Status::Problems(1));
     }
+    let binaries: Vec<String> =
+        built_binaries(&kube_tree::Tree::open(&tree.root)?).iter().map(|b| b.as_str().to_string()).collect();
     let tars = match plan.packaging.as_ref().map(|p| p.run(tree, &shares)).transpose()? {
         Some(Packaged::Failed(why)) => {
             log::warn(why);
-            report(ctx, false, &outcome.binaries, &[]);
+            report(ctx, false, &binaries, &[]);
             return Ok(Status::Problems(1));
         }
         Some(Packaged::Tarballs(tars)) => tars,
         None => Vec::new(),
     };
-    report(ctx, true, &outcome.binaries, &tars);
+    report(ctx, true, &binaries, &tars);
     let what = cmd.join(" ");
     log::status(format!("`{what}` done on {} engine(s) in {}", shares.len(), log::human(t.elapsed())));
     Ok(Status::Ok)
-}
-
-/// The flags each share's run gets from this one (the share's engine, mode and state tag are
-/// the fan-out's own).
-fn passed_on(opts: &RunOptions) -> Vec<String> {
-    let mut pass = Vec::new();
-    let cache = opts.cache.map(|c| c.name().to_string());
-    for (flag, v) in [("--mirror", &opts.mirror), ("--cross-image", &opts.cross_image), ("--cache", &cache)] {
-        if let Some(v) = v {
-            pass.extend([flag.to_string(), v.clone()]);
-        }
-    }
-    let flags = [
-        ("--force", opts.force),
-        ("--full-sync", opts.full_sync),
-        ("--no-copy", !opts.copy),
-        ("--mirror-short", opts.mirror_short),
-    ];
-    for (flag, on) in flags {
-        if on {
-            pass.push(flag.to_string());
-        }
-    }
-    pass
 }
 
 /// A fan-out's dry run as one JSON object: each share's engine, platforms and run, and the
@@ -183,7 +160,7 @@ fn fan_out_json(
         Json::obj([
             ("engine", Json::str(&s.engine.spec)),
             ("platforms", Json::strs(s.platforms.iter().cloned())),
-            ("run", Json::str(s.proc.display())),
+            ("run", Json::str(s.alone(tree).display())),
         ])
     };
     let pack = packaging.map(|p| {
@@ -200,12 +177,4 @@ fn fan_out_json(
         ("shares", Json::Arr(shares.iter().map(share).collect())),
         ("packaging", pack.unwrap_or(Json::Null)),
     ])
-}
-
-/// How to start this tool again: this binary, with `run-dockerized` first when it is the
-/// xtask binary that dispatches to it.
-fn me() -> Result<Me, Fail> {
-    let program = std::env::current_exe().map_err(|e| Fail::new(format!("cannot find this program: {e}")))?;
-    let own = program.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("run-dockerized"));
-    Ok(Me { program, words: if own { Vec::new() } else { vec!["run-dockerized".into()] } })
 }

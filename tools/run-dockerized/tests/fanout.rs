@@ -120,7 +120,7 @@ fn two_engines_build_what_one_engine_builds(test: &str, real: &Utf8Path, second:
         "{}",
         plan.stdout
     );
-    assert!(lines.iter().all(|l| l.contains("--mode rsync") && l.contains("KUBE_KIT_STATE_TAG=")), "{}", plan.stdout);
+    assert!(lines.iter().all(|l| l.contains("--mode rsync") && l.contains("KUBE_RSYNC_PORT=")), "{}", plan.stdout);
     assert!(containers_of(&two).is_empty(), "a dry run started something");
     // make cross: the tree's whole platform list, halved.
     let cross = rd(&two, &["--engines", &engines, "--dry-run", "make", "cross"], &[]);

@@ -1,7 +1,7 @@
 //! The engines of a fan-out, as the user names them: docker contexts, DOCKER_HOST-style URLs,
 //! `podman:`; what a run on each gets (its environment, its state tag), and its CLI.
 
-use crate::engine::{Engine, EngineChoice, Kind};
+use crate::engine::{Engine, EngineChoice, Kind, Target};
 use crate::state::StateTag;
 use kube_tree::{values, Fail};
 
@@ -114,17 +114,17 @@ impl EngineSpec {
         StateTag::of_hash(kube_tree::fnv::hash(self.spec.as_bytes()) as u32)
     }
 
-    /// This engine's CLI for this process's own questions (the cleanup after a failure):
-    /// docker with `--context` or `-H`, podman with `--url`.
-    pub(crate) fn engine(&self) -> Result<Engine> {
-        let mut e = Engine::new(Some(EngineChoice::of(self.kind())), false)?;
-        match &self.reach {
-            Reach::Context(c) => e.push_opts(["--context", c]),
-            Reach::DockerHost(h) => e.push_opts(["-H", h]),
-            Reach::Podman(Some(u)) => e.push_opts(["--url", u]),
-            Reach::Podman(None) => {}
-        }
-        Ok(e)
+    /// This engine's CLI, aimed at it by its own global flags (`--context`, `-H`, `--url`),
+    /// whatever the environment says: a share's run and the clean-up after a failure use it.
+    pub(crate) fn engine(&self, dry_run: bool) -> Result<Engine> {
+        let (opts, unset, host): (Vec<&str>, _, _) = match &self.reach {
+            Reach::Context(c) => (vec!["--context", c], vec!["DOCKER_HOST"], None),
+            Reach::DockerHost(h) => (vec!["-H", h], vec!["DOCKER_CONTEXT"], Some(h.clone())),
+            Reach::Podman(Some(u)) => (vec!["--url", u], vec!["CONTAINER_HOST"], None),
+            Reach::Podman(None) => (vec![], vec!["CONTAINER_HOST"], None),
+        };
+        let target = Target { opts: opts.into_iter().map(String::from).collect(), unset, host };
+        Ok(Engine::new(Some(EngineChoice::of(self.kind())), dry_run)?.aimed(target))
     }
 }
 

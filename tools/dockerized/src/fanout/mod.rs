@@ -1,10 +1,10 @@
 //! One build fanned out over several container engines: the platforms of the command (its
 //! KUBE_BUILD_PLATFORMS, or the tree's whole list for `make cross`) are split across the
 //! engines by measured cost, and each engine runs the same command for its share in rsync mode,
-//! concurrently, as a run of this tool of its own (its own engine environment, platforms and
-//! state files in the tree). Every share copies its output back into the one
-//! `_output/dockerized/bin/<os>/<arch>` tree, so the result is laid out as if one engine had
-//! built it all.
+//! concurrently, in a thread of this process (the library's run, with the share's engine,
+//! platforms, rsync port and state files in its options: [`crate::ShareOf`]). Every share
+//! copies its output back into the one `_output/dockerized/bin/<os>/<arch>` tree, so the
+//! result is laid out as if one engine had built it all.
 
 pub mod durations;
 pub mod engines;
@@ -16,8 +16,8 @@ pub use engines::{EngineSpec, Reach};
 pub use release::{Packaged, Packaging};
 pub use run::{execute, Outcome, Share};
 
-use crate::state::STATE_TAG_VAR;
-use kube_tree::proc::Proc;
+use crate::options::{RunOptions, ShareOf};
+use crate::setup::Mode;
 use kube_tree::{log, Fail, Tree};
 use std::time::Duration;
 
@@ -42,21 +42,12 @@ fn release_version(tree: &Tree, target: &str) -> Result<()> {
     Ok(())
 }
 
-/// How this tool is started again, for each engine's share: the program and the words before
-/// its flags (`xtask run-dockerized`, or `run-dockerized` alone).
-#[derive(Debug, Clone)]
-pub struct Me {
-    pub program: std::path::PathBuf,
-    pub words: Vec<String>,
-}
-
-/// A fan-out request: the engines, and the flags each share passes on.
+/// A fan-out request: the engines, and the run's options each share starts from.
 pub struct FanOut {
     pub engines: Vec<EngineSpec>,
     pub skip_unreachable: bool,
-    pub me: Me,
-    /// `--mirror M`, `--cross-image I`, `--force`, `--full-sync`, `--no-copy`, as given.
-    pub pass: Vec<String>,
+    /// The options as given (`--mirror`, `--cross-image`, `--cache`, `--force`, ...).
+    pub opts: RunOptions,
 }
 
 /// What an engine answers when asked whether it is there, within this long.
@@ -70,7 +61,7 @@ impl FanOut {
     pub fn plan(&self, tree: &Tree, cmd: &[String]) -> Result<Plan> {
         let req = plan::request(tree, cmd)?;
         if let Some(p) = &req.packaging {
-            if self.pass.iter().any(|f| f == "--no-copy") {
+            if !self.opts.copy {
                 return Err(Fail::new(format!(
                     "make {} with --no-copy: the packaging needs every binary copied back",
                     p.target
@@ -113,8 +104,8 @@ impl FanOut {
             .filter(|(_, p)| !p.is_empty())
             .map(|(engine, platforms)| {
                 let port = port_of(&engine).expect("a reachable engine is one of the list");
-                let proc = self.share_proc(tree, &engine, port, &platforms, &req.cmd);
-                Share { engine, platforms, proc }
+                let opts = self.share_opts(&engine, port, &platforms);
+                Share { engine, platforms, opts, cmd: req.cmd.clone() }
             })
             .collect();
         Ok(Plan { shares, packaging })
@@ -149,26 +140,19 @@ impl FanOut {
         Ok(up)
     }
 
-    /// This tool again, for one engine's share: rsync mode, that engine, those platforms, its
-    /// own state files, and never a fan-out of its own.
-    fn share_proc(&self, tree: &Tree, engine: &EngineSpec, port: u16, platforms: &[String], cmd: &[String]) -> Proc {
-        let mut p = Proc::new(&self.me.program)
-            .args(&self.me.words)
-            .arg("--kube-root")
-            .arg(&tree.root)
-            .args(["--mode", "rsync"]);
-        if engine.program() == "podman" {
-            p = p.args(["--engine", "podman"]);
+    /// One engine's share of the run: rsync mode, that engine, those platforms, its rsync port
+    /// and state files, and never a fan-out of its own.
+    fn share_opts(&self, engine: &EngineSpec, port: u16, platforms: &[String]) -> RunOptions {
+        let share =
+            ShareOf { engine: engine.clone(), platforms: platforms.to_vec(), rsync_port: port, tag: engine.tag() };
+        RunOptions {
+            mode: Some(Mode::Rsync),
+            engine: None,
+            engines: None,
+            skip_unreachable: false,
+            share: Some(share),
+            ..self.opts.clone()
         }
-        p = p.args(&self.pass).arg("--").args(cmd);
-        p = p
-            .env("KUBE_BUILD_PLATFORMS", platforms.join(" "))
-            .env(STATE_TAG_VAR, engine.tag().as_str())
-            .env("KUBE_RSYNC_PORT", port.to_string());
-        for var in ["KUBE_BUILD_ENGINES", "KUBE_CONTAINER_ENGINE"] {
-            p = p.env_remove(var);
-        }
-        engine.apply_env(p)
     }
 }
 
@@ -199,7 +183,7 @@ pub fn rsync_ports(tree: &Tree, engines: &[EngineSpec]) -> Vec<u16> {
 
 /// Whether `engine` answers, within [`REACH_LIMIT`] (the engine's own probe).
 fn ask(engine: &EngineSpec) -> Result<()> {
-    engine.engine()?.probe(REACH_LIMIT).map(drop)
+    engine.engine(false)?.probe(REACH_LIMIT).map(drop)
 }
 
 #[cfg(test)]
@@ -234,17 +218,37 @@ mod tests {
         }
         assert!(collided > 0, "the range of roots must hold collisions for the test to prove anything");
         tree.root = root.clone();
-        let share = FanOut {
-            engines: e.clone(),
-            skip_unreachable: false,
-            me: Me { program: "run-dockerized".into(), words: vec![] },
-            pass: vec![],
-        }
-        .share_proc(&tree, &e[1], ports[1], &["linux/arm64".into()], &["make".into(), "cross".into()]);
-        let shown = share.display();
+        let fan = FanOut { engines: e.clone(), skip_unreachable: false, opts: no_flags() };
+        let platforms = vec!["linux/arm64".to_string()];
+        let opts = fan.share_opts(&e[1], ports[1], &platforms);
+        let of = opts.share.as_ref().expect("a share's options");
+        assert_eq!((of.rsync_port, &of.tag, &of.platforms), (ports[1], &e[1].tag(), &platforms));
+        assert_eq!(of.engine, e[1]);
+        assert!(opts.mode == Some(Mode::Rsync) && opts.engines.is_none() && opts.engine.is_none());
+        let share = Share { engine: e[1].clone(), platforms, opts, cmd: vec!["make".into(), "cross".into()] };
+        let shown = share.alone(&tree).display();
         assert!(shown.contains(&format!("KUBE_RSYNC_PORT={}", ports[1])), "{shown}");
         assert!(shown.contains("DOCKER_CONTEXT=kit-second") && shown.contains("-u KUBE_BUILD_ENGINES"), "{shown}");
         assert!(shown.ends_with("--mode rsync -- make cross"), "{shown}");
+    }
+
+    /// A run's options with no flag given.
+    fn no_flags() -> RunOptions {
+        RunOptions {
+            mode: None,
+            engine: None,
+            cross_image: None,
+            mirror: None,
+            mirror_short: false,
+            copy: true,
+            dry_run: false,
+            full_sync: false,
+            force: false,
+            engines: None,
+            skip_unreachable: false,
+            cache: None,
+            share: None,
+        }
     }
 
     #[test]

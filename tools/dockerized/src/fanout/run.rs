@@ -1,17 +1,23 @@
-//! Running the shares: each engine's run started at once, its log lines streamed with an
-//! `[engine]` prefix, one progress line per engine, platform durations measured for the next
-//! split, and on a failure the other engines stopped and their containers of this tree removed.
+//! Running the shares: each engine's run in a thread of its own, side by side in this process,
+//! its log lines (and its programs') prefixed `[engine]` by its scope, one progress line per
+//! engine, platform durations measured for the next split, and on a failure the other shares
+//! stopped (each cleans up as on an interrupt) and their containers of this tree removed.
 
 use super::durations::{load_durations, save_durations};
 use super::engines::EngineSpec;
 use crate::containers::Containers;
+use crate::options::RunOptions;
 use crate::result::{self, LastRun, Pending};
+use crate::run::RunResult;
 use crate::setup::{save_version_defs, Mode, Setup};
 use crate::sync::{HostStamps, TreeSums};
-use kube_tree::proc::{Proc, Started};
+use kube_tree::proc::Proc;
+use kube_tree::scope::{Scope, Sink};
 use kube_tree::{log, Fail, Tree};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 type Result<T, E = Fail> = std::result::Result<T, E>;
@@ -20,44 +26,82 @@ type Result<T, E = Fail> = std::result::Result<T, E>;
 pub struct Share {
     pub engine: EngineSpec,
     pub platforms: Vec<String>,
-    /// The run of this tool that builds it.
-    pub proc: Proc,
+    /// Its run's options: the fan-out's, with this engine's share ([`crate::ShareOf`]).
+    pub opts: RunOptions,
+    /// The command it runs (`make cross` for a release target).
+    pub cmd: Vec<String>,
 }
 
 impl Share {
     /// `ENGINE<TAB>PLATFORMS<TAB>COMMAND`, the dry run's line.
-    pub fn plan_line(&self) -> String {
-        format!("{}\t{}\t{}", self.engine.spec, self.platforms.join(" "), self.proc.display())
+    pub fn plan_line(&self, tree: &Tree) -> String {
+        format!("{}\t{}\t{}", self.engine.spec, self.platforms.join(" "), self.alone(tree).display())
     }
+
+    /// The same build as a run of its own, as a user could start it by hand: this engine, its
+    /// platforms and its rsync port (the dry run shows it; the fan-out runs the library).
+    pub fn alone(&self, tree: &Tree) -> Proc {
+        let mut p = Proc::new("run-dockerized").arg("--kube-root").arg(&tree.root).args(["--mode", "rsync"]);
+        if self.engine.program() == "podman" {
+            p = p.args(["--engine", "podman"]);
+        }
+        p = p.args(passed_on(&self.opts)).arg("--").args(&self.cmd);
+        p = p.env("KUBE_BUILD_PLATFORMS", self.platforms.join(" "));
+        if let Some(share) = &self.opts.share {
+            p = p.env("KUBE_RSYNC_PORT", share.rsync_port.to_string());
+        }
+        for var in ["KUBE_BUILD_ENGINES", "KUBE_CONTAINER_ENGINE"] {
+            p = p.env_remove(var);
+        }
+        self.engine.apply_env(p)
+    }
+}
+
+/// The flags of `opts` a share's run would be given by hand (its engine, mode and platforms
+/// are the share's own).
+fn passed_on(opts: &RunOptions) -> Vec<String> {
+    let mut pass = Vec::new();
+    let cache = opts.cache.map(|c| c.name().to_string());
+    for (flag, v) in [("--mirror", &opts.mirror), ("--cross-image", &opts.cross_image), ("--cache", &cache)] {
+        if let Some(v) = v {
+            pass.extend([flag.to_string(), v.clone()]);
+        }
+    }
+    let flags = [
+        ("--force", opts.force),
+        ("--full-sync", opts.full_sync),
+        ("--no-copy", !opts.copy),
+        ("--mirror-short", opts.mirror_short),
+    ];
+    pass.extend(flags.iter().filter(|(_, on)| *on).map(|(flag, _)| flag.to_string()));
+    pass
 }
 
 /// The end of a fan-out run.
 pub struct Outcome {
-    /// The binaries every share reported (sorted, once each).
-    pub binaries: Vec<String>,
-    /// The engine that failed first, with its platforms and its last lines.
+    /// The engine that failed first, with its platforms and why.
     pub failed: Option<String>,
     pub interrupted: bool,
+}
+
+/// A platform being built, and since when.
+struct Current {
+    platform: String,
+    since: Instant,
 }
 
 /// What one running share has said so far.
 #[derive(Default)]
 struct Watch {
-    /// The platform being built and since when.
-    current: Option<(String, Instant)>,
+    current: Option<Current>,
     begun: BTreeSet<String>,
     /// Seconds spent per platform (summed over `make cross`'s categories).
     spent: BTreeMap<String, f64>,
     last: VecDeque<String>,
-    binaries: Vec<String>,
 }
 
 impl Watch {
-    fn line(&mut self, is_err: bool, line: &str) {
-        if !is_err {
-            self.binaries.push(line.to_string());
-            return;
-        }
+    fn line(&mut self, line: &str) {
         if self.last.len() == 12 {
             self.last.pop_front();
         }
@@ -69,14 +113,14 @@ impl Watch {
             if !platform.contains(' ') && !platform.is_empty() {
                 self.close(Instant::now());
                 self.begun.insert(platform.to_string());
-                self.current = Some((platform.to_string(), Instant::now()));
+                self.current = Some(Current { platform: platform.to_string(), since: Instant::now() });
             }
         }
     }
 
     fn close(&mut self, now: Instant) {
-        if let Some((p, since)) = self.current.take() {
-            *self.spent.entry(p).or_default() += now.duration_since(since).as_secs_f64();
+        if let Some(c) = self.current.take() {
+            *self.spent.entry(c.platform).or_default() += now.duration_since(c.since).as_secs_f64();
         }
     }
 }
@@ -89,8 +133,17 @@ pub fn execute(tree: &Tree, shares: &[Share]) -> Result<Outcome> {
     save_version_defs(tree)?;
     let before = HostStamps::take(&tree.root)?;
     let watches: Vec<Arc<Mutex<Watch>>> = shares.iter().map(|_| Arc::default()).collect();
-    let running = start_all(shares, &watches)?;
-    let end = wait_all(shares, &watches, running)?;
+    let mut running = Vec::new();
+    for (share, watch) in shares.iter().zip(&watches) {
+        match start(tree, share, watch.clone()) {
+            Ok(r) => running.push(r),
+            Err(e) => {
+                stop_all(&mut running);
+                return Err(e);
+            }
+        }
+    }
+    let end = wait_all(shares, &watches, running);
     let interrupted = kube_tree::proc::interrupted();
     if end.failed.is_some() || interrupted {
         for (i, share) in shares.iter().enumerate() {
@@ -102,35 +155,32 @@ pub fn execute(tree: &Tree, shares: &[Share]) -> Result<Outcome> {
         record_durations(tree, shares, &watches)?;
         settle_records(tree, shares, before)?;
     }
-    let mut binaries: Vec<String> =
-        watches.iter().flat_map(|w| w.lock().unwrap_or_else(|e| e.into_inner()).binaries.clone()).collect();
-    binaries.sort();
-    binaries.dedup();
-    Ok(Outcome { binaries, failed: end.failed.map(|f| f.why), interrupted })
+    Ok(Outcome { failed: end.failed.map(|f| f.why), interrupted })
 }
 
-/// Starts every share's run, its log lines prefixed `[engine]` and watched; if one cannot
-/// start, those started are stopped.
-fn start_all(shares: &[Share], watches: &[Arc<Mutex<Watch>>]) -> Result<Vec<Option<Started>>> {
-    let mut running: Vec<Option<Started>> = Vec::new();
-    for (share, watch) in shares.iter().zip(watches) {
-        let (w, prefix) = (watch.clone(), format!("[{}]", share.engine.spec));
-        log::status(format!("{prefix} building {} ({})", share.platforms.join(" "), share.engine.program()));
-        let started = share.proc.start_lines(move |is_err, line| {
-            if is_err {
-                log::line(format_args!("{prefix} {line}"));
-            }
-            w.lock().unwrap_or_else(|e| e.into_inner()).line(is_err, line);
-        });
-        match started {
-            Ok(s) => running.push(Some(s)),
-            Err(e) => {
-                stop_all(&mut running);
-                return Err(e);
-            }
-        }
-    }
-    Ok(running)
+/// A share's run under way: its thread, and the flag that stops it.
+struct Running {
+    thread: Option<JoinHandle<Result<RunResult>>>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Starts a share's run in a thread of its own, under a scope that prefixes its lines with
+/// `[engine]` (and watches them) and a stop flag of its own.
+fn start(tree: &Tree, share: &Share, watch: Arc<Mutex<Watch>>) -> Result<Running> {
+    let prefix = format!("[{}]", share.engine.spec);
+    log::status(format!("{prefix} building {} ({})", share.platforms.join(" "), share.engine.program()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sink: Sink = Arc::new(move |line: &str| {
+        log::to_stderr(format_args!("{prefix} {line}"));
+        watch.lock().unwrap_or_else(|e| e.into_inner()).line(line);
+    });
+    let scope = Scope { sink: Some(sink), stop: Some(stop.clone()) };
+    let (tree, opts, cmd) = (tree.clone(), share.opts.clone(), share.cmd.clone());
+    let thread = std::thread::Builder::new()
+        .name(format!("share {}", share.engine.spec))
+        .spawn(move || scope.enter(|| crate::run::run(tree, &opts, &cmd, false)))
+        .map_err(|e| Fail::new(format!("cannot start the share of {}: {e}", share.engine.spec)))?;
+    Ok(Running { thread: Some(thread), stop })
 }
 
 /// The share that failed first, and how.
@@ -148,44 +198,57 @@ struct Ending {
     done: Vec<bool>,
 }
 
+/// Why a share that ended did not succeed (None: it did), in its own words or its last lines.
+fn failure_of(share: &Share, ended: std::thread::Result<Result<RunResult>>, last: &VecDeque<String>) -> Option<String> {
+    let what = format!("engine {} failed building {}", share.engine.spec, share.platforms.join(" "));
+    match ended {
+        Ok(Ok(res)) => match res.status {
+            Some(st) if !st.success() => {
+                let last: Vec<&str> = last.iter().rev().take(3).rev().map(String::as_str).collect();
+                Some(format!("{what} ({st}); its last lines: {}", last.join(" | ")))
+            }
+            _ => None,
+        },
+        Ok(Err(e)) => Some(format!("{what}: {}", e.msg)),
+        Err(_) => Some(format!("{what}: its run panicked")),
+    }
+}
+
 /// Waits for every share, a progress line every 15 s; on the first failure or an interrupt,
 /// stops the others (each removes its build and rsync containers as on an interrupt).
-fn wait_all(shares: &[Share], watches: &[Arc<Mutex<Watch>>], mut running: Vec<Option<Started>>) -> Result<Ending> {
+fn wait_all(shares: &[Share], watches: &[Arc<Mutex<Watch>>], mut running: Vec<Running>) -> Ending {
     let start = Instant::now();
     let mut next_progress = Duration::from_secs(15);
     let mut end = Ending { failed: None, stopped: vec![false; shares.len()], done: vec![false; shares.len()] };
     loop {
-        for (i, slot) in running.iter_mut().enumerate() {
-            let Some(child) = slot else { continue };
-            let Some(status) = child.try_wait()? else { continue };
-            *slot = None;
+        for (i, r) in running.iter_mut().enumerate() {
+            let Some(thread) = r.thread.take_if(|t| t.is_finished()) else { continue };
             end.done[i] = true;
             let mut w = watches[i].lock().unwrap_or_else(|e| e.into_inner());
             w.close(Instant::now());
             let took = log::human(start.elapsed());
-            if status.success() {
-                log::status(format!("[{}] done: {} in {took}", shares[i].engine.spec, shares[i].platforms.join(" ")));
-            } else if end.failed.is_none() && !end.stopped[i] {
-                let last: Vec<String> = w.last.iter().rev().take(3).rev().cloned().collect();
-                let why = format!(
-                    "engine {} failed ({status}) building {}; its last lines: {}",
+            match failure_of(&shares[i], thread.join(), &w.last) {
+                None => log::status(format!(
+                    "[{}] done: {} in {took}",
                     shares[i].engine.spec,
-                    shares[i].platforms.join(" "),
-                    last.join(" | ")
-                );
-                end.failed = Some(FirstFailure { share: i, why });
+                    shares[i].platforms.join(" ")
+                )),
+                Some(why) if end.failed.is_none() && !end.stopped[i] => {
+                    end.failed = Some(FirstFailure { share: i, why })
+                }
+                Some(_) => {}
             }
         }
         if end.failed.is_some() || kube_tree::proc::interrupted() {
-            for (i, slot) in running.iter().enumerate() {
-                if let Some(c) = slot {
+            for (i, r) in running.iter().enumerate() {
+                if r.thread.is_some() {
                     end.stopped[i] = true;
-                    c.terminate();
+                    r.stop.store(true, Ordering::SeqCst);
                 }
             }
         }
-        if running.iter().all(Option::is_none) {
-            return Ok(end);
+        if running.iter().all(|r| r.thread.is_none()) {
+            return end;
         }
         if start.elapsed() >= next_progress {
             progress(shares, watches, &end.done, start);
@@ -203,7 +266,7 @@ fn progress(shares: &[Share], watches: &[Arc<Mutex<Watch>>], done: &[bool], star
         }
         let w = watches[i].lock().unwrap_or_else(|e| e.into_inner());
         let state = match &w.current {
-            Some((p, _)) => format!("building {p}"),
+            Some(c) => format!("building {}", c.platform),
             None => "preparing".to_string(),
         };
         log::status(format!(
@@ -299,7 +362,7 @@ pub(crate) fn follow_packaging(tree: &Tree, shares: &[Share], from: TreeSums, to
 /// is skipped after its time limit.
 fn remove_tree_containers(tree: &Tree, engine: &EngineSpec) {
     let removed = (|| -> Result<Vec<String>> {
-        let e = engine.engine()?;
+        let e = engine.engine(false)?;
         let setup = Setup::new(tree.clone(), &e, Some(Mode::Rsync), None)?;
         let names = Containers::list(&e)?.of_branch(&setup);
         for n in &names {
@@ -314,8 +377,14 @@ fn remove_tree_containers(tree: &Tree, engine: &EngineSpec) {
     }
 }
 
-fn stop_all(running: &mut [Option<Started>]) {
-    for c in running.iter_mut().flatten() {
-        c.terminate();
+/// Stops the shares started so far and waits for them (each cleans up first).
+fn stop_all(running: &mut [Running]) {
+    for r in running.iter() {
+        r.stop.store(true, Ordering::SeqCst);
+    }
+    for r in running.iter_mut() {
+        if let Some(t) = r.thread.take() {
+            let _ = t.join();
+        }
     }
 }
