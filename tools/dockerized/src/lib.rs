@@ -20,6 +20,7 @@ mod cache_upkeep;
 mod clean;
 mod containers;
 mod copy_output;
+mod data_container;
 mod engine;
 pub mod flags;
 mod job;

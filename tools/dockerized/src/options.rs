@@ -3,7 +3,7 @@
 
 use crate::cache::CacheChoice;
 use crate::engine::EngineChoice;
-use crate::fanout::EngineSpec;
+use crate::fanout::engines::EngineSpec;
 use crate::flags;
 use crate::setup::Mode;
 use crate::state::StateTag;

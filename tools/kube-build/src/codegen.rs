@@ -5,6 +5,7 @@
 //! file; only when something changed is the generator scope worked out.
 
 use crate::genscope;
+use crate::state::read_cache;
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::fnv::Fnv;
 use kube_tree::proc::Proc;
@@ -21,18 +22,6 @@ pub fn stamp_path(tree: &Tree) -> Utf8PathBuf {
 pub fn has_generator(tree: &Tree) -> Result<bool, Fail> {
     let make = tree.read_text("build/root/Makefile", Cap::SCRIPT)?;
     Ok(make.is_some_and(|m| m.lines().any(|l| l.starts_with("generated_files:"))))
-}
-
-/// One of the kit's own caches under `_output`: one that cannot be read (a FIFO, a link out,
-/// too large, not text) is thrown away, said on stderr, and rebuilt by the next write.
-pub(crate) fn read_cache(tree: &Tree, path: &Utf8Path, what: &str) -> Option<String> {
-    match tree.read_text(path, Cap::LIST) {
-        Ok(t) => t,
-        Err(e) => {
-            log::warn(format!("{}; the {what} is thrown away and made again", e.msg));
-            None
-        }
-    }
 }
 
 /// Directories never looked into: outputs and VCS metadata.

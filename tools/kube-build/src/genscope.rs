@@ -111,7 +111,7 @@ impl Index {
     fn load(tree: &Tree, path: &Utf8Path) -> Index {
         let mut entries = HashMap::new();
         // A damaged cache is only a cache: an unreadable file or line is read again from the sources.
-        let text = crate::codegen::read_cache(tree, path, "codegen index").unwrap_or_default();
+        let text = crate::state::read_cache(tree, path, "codegen index").unwrap_or_default();
         for line in text.lines() {
             let mut f = line.split('\t');
             let (Some(rel), Some(stamp), Some(tag)) = (f.next(), f.next(), f.next()) else { continue };

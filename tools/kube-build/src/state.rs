@@ -4,12 +4,25 @@
 //! before the versioned records) is thrown away, said on stderr, and everything is rebuilt; the
 //! next record replaces it.
 
+use camino::Utf8Path;
 use kube_tree::record::{self, Kind};
-use kube_tree::{Cap, Confined, Fail};
+use kube_tree::{log, Cap, Confined, Fail, Tree};
 use serde::{Deserialize, Serialize};
 
 /// Where the record lives, relative to the tree.
 pub const PATH: &str = "_output/local/.kit-build-state";
+
+/// One of the kit's own caches under `_output`: one that cannot be read (a FIFO, a link out,
+/// too large, not text) is thrown away, said on stderr, and rebuilt by the next write.
+pub(crate) fn read_cache(tree: &Tree, path: &Utf8Path, what: &str) -> Option<String> {
+    match tree.read_text(path, Cap::LIST) {
+        Ok(t) => t,
+        Err(e) => {
+            log::warn(format!("{}; the {what} is thrown away and made again", e.msg));
+            None
+        }
+    }
+}
 
 const KIND: Kind = Kind { name: "kube-build-state", version: 1, cap: Cap::LIST };
 

@@ -67,7 +67,7 @@ pub fn to_stderr(text: impl std::fmt::Display) {
     use std::io::Write;
     if let Err(e) = writeln!(std::io::stderr().lock(), "{text}") {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
-            crate::proc::note_broken_pipe();
+            crate::scope::note_broken_pipe();
         }
     }
 }

@@ -13,10 +13,10 @@ use camino::{Utf8Path, Utf8PathBuf};
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-static INTERRUPTED: std::sync::OnceLock<std::sync::Arc<AtomicBool>> = std::sync::OnceLock::new();
+/// Whether to stop: an interrupt, a reader gone, or this thread's scope told to stop.
+pub use crate::scope::{interrupted, note_broken_pipe};
 
 /// The time limit of a probe (a question to git, rsync, id, hostname): long enough for a slow
 /// machine, short enough that a hung program is named instead of waited for.
@@ -28,26 +28,14 @@ pub const GO_PROBE: Duration = Duration::from_secs(300);
 /// Makes SIGINT and SIGTERM set a flag instead of killing us, so a tool can stop its children
 /// and clean up (containers) before it exits. Programs then running are killed by the poll loop.
 pub fn install_interrupt_handler() {
-    let mut first = false;
-    let flag = INTERRUPTED.get_or_init(|| {
-        first = true;
-        Default::default()
-    });
-    if !first {
-        return;
-    }
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
-        if let Err(e) = signal_hook::flag::register(sig, flag.clone()) {
-            log::warn(format!("cannot handle signal {sig}: {e}"));
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+            if let Err(e) = signal_hook::flag::register(sig, crate::scope::interrupt_flag().clone()) {
+                log::warn(format!("cannot handle signal {sig}: {e}"));
+            }
         }
-    }
-}
-
-/// Our reader went away (a write to stderr or stdout failed with EPIPE: `tool | head -1`):
-/// stop as on an interrupt, so the children are ended and the tool exits (Rust ignores
-/// SIGPIPE, and a panic there would leave them running).
-pub fn note_broken_pipe() {
-    INTERRUPTED.get_or_init(Default::default).store(true, Ordering::SeqCst);
+    });
 }
 
 /// Ends the process group a child leads (every child but an interactive one leads its own).
@@ -58,12 +46,6 @@ fn kill_group(child: &mut std::process::Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
-}
-
-/// Whether SIGINT/SIGTERM/SIGHUP arrived (after [`install_interrupt_handler`]), our reader
-/// went away ([`note_broken_pipe`]), or this thread's scope was told to stop ([`crate::scope`]).
-pub fn interrupted() -> bool {
-    INTERRUPTED.get().is_some_and(|f| f.load(Ordering::SeqCst)) || crate::scope::stopped()
 }
 
 /// Waits for `child`, polling, so that an interrupt (or the time limit) kills it instead of

@@ -1,5 +1,5 @@
 //! What a thread works under: where its log lines go, and a flag that stops the programs it
-//! runs as an interrupt would. A fan-out runs each engine's share of a build in a thread of its
+//! runs as an interrupt would; and the process's own interrupt flag, which stops every thread. A fan-out runs each engine's share of a build in a thread of its
 //! own under one, so that the share's lines (its own and its programs') carry the engine's
 //! prefix, and a failure on another engine stops it and lets it clean up. A thread without one
 //! logs to stderr and stops on an interrupt only.
@@ -42,6 +42,27 @@ impl Scope {
         let _restore = Restore(Some(CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), self))));
         f()
     }
+}
+
+/// The process's interrupt flag: SIGINT, SIGTERM and SIGHUP raise it once
+/// [`crate::proc::install_interrupt_handler`] has run, and so does a reader gone.
+static INTERRUPTED: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+
+pub(crate) fn interrupt_flag() -> &'static Arc<AtomicBool> {
+    INTERRUPTED.get_or_init(Default::default)
+}
+
+/// Our reader went away (a write to stderr or stdout failed with EPIPE: `tool | head -1`):
+/// stop as on an interrupt, so the children are ended and the tool exits (Rust ignores
+/// SIGPIPE, and a panic there would leave them running).
+pub fn note_broken_pipe() {
+    interrupt_flag().store(true, Ordering::SeqCst);
+}
+
+/// Whether an interrupt arrived, our reader went away ([`note_broken_pipe`]), or this thread's
+/// scope was told to stop.
+pub fn interrupted() -> bool {
+    INTERRUPTED.get().is_some_and(|f| f.load(Ordering::SeqCst)) || stopped()
 }
 
 /// This thread's sink, if it has one.

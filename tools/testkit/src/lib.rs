@@ -1,6 +1,7 @@
 //! Support for the end-to-end tests and benchmarks: the real tree (from realtree, re-exported),
 //! copies and scratch directories, the stand-in kube-cross, engines and their sweeps.
 
+mod cli;
 pub mod daemon;
 pub mod engine;
 pub mod erac;
@@ -11,9 +12,10 @@ pub mod release;
 mod shared_run;
 mod sweep;
 
+pub use cli::Cli;
 pub use shared_run::{generated_copy, keep_image_steps, run_id, shared_run_id, steps_tag};
 pub use sweep::{
-    engine_objects, objects_on, remove_cache_password, sweep_at_exit, sweep_engine, sweep_on, sweep_orphan_layers, Cli,
+    engine_objects, objects_on, remove_cache_password, sweep_at_exit, sweep_engine, sweep_on, sweep_orphan_layers,
     EngineGuard,
 };
 

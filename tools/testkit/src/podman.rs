@@ -2,7 +2,8 @@
 //! from docker's, since no registry is reachable), the ulimits this host lets root podman set,
 //! and a rootless user's own podman where the machine allows one.
 
-use crate::sweep::Cli;
+pub use crate::cli::conf_env;
+use crate::cli::{Cli, CONF};
 use crate::{cache_dir, cross_repo, engine::CROSS_TAG, FileLock, BASE_IMAGE, MISSING};
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::proc::Proc;
@@ -10,17 +11,6 @@ use kube_tree::Fail;
 
 /// The private containers.conf root podman is given when this host refuses its default
 /// ulimits (set once by [`ready`]).
-static CONF: std::sync::OnceLock<Option<Utf8PathBuf>> = std::sync::OnceLock::new();
-
-/// The environment root podman needs here (`CONTAINERS_CONF`, or nothing): for the tools run
-/// with `--engine podman` as for the tests' own podman commands.
-pub fn conf_env() -> Vec<(String, String)> {
-    match CONF.get() {
-        Some(Some(conf)) => vec![("CONTAINERS_CONF".into(), conf.to_string())],
-        _ => Vec::new(),
-    }
-}
-
 /// Root podman is there with the real tree and this run's stand-in kube-cross; else the
 /// test fails naming what is missing. Returns the pristine real tree.
 pub fn ready(test: &str) -> Option<Utf8PathBuf> {

@@ -2,9 +2,9 @@
 //! rootless user's podman): by the kit's tree label, the process's scratch paths and the
 //! stand-in tags, at the end of each test ([`EngineGuard`]) and of the process ([`sweep_at_exit`]).
 
+use crate::cli::{Cli, USED};
 use crate::{cache_volume_prefix, cross_repo, log};
 use camino::{Utf8Path, Utf8PathBuf};
-use kube_tree::proc::Proc;
 use kube_tree::Fail;
 use std::time::Duration;
 
@@ -22,73 +22,6 @@ fn remove_passwords(prefix: &str) {
 pub fn remove_cache_password(volume: &str) {
     let _ = std::fs::remove_file(dockerized::password::shared_dir().join(format!("{volume}.password")));
 }
-
-/// One engine's CLI as the tests run it: `docker`, `podman`, or `runuser -u USER -- podman`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cli(Vec<String>);
-
-impl Cli {
-    pub fn docker() -> Cli {
-        Cli(vec!["docker".into()])
-    }
-    pub fn podman() -> Cli {
-        Cli(vec!["podman".into()])
-    }
-    /// `user`'s own (rootless) podman.
-    /// `user`'s rootless podman. runuser keeps the caller's environment: a TMPDIR of the
-    /// caller's (a CI's own) would be one the user cannot write, where podman keeps its state.
-    pub fn podman_as(user: &str) -> Cli {
-        Cli(["runuser", "-u", user, "--", "env", "-u", "TMPDIR", "podman"].map(String::from).to_vec())
-    }
-    pub fn is_podman(&self) -> bool {
-        self.0.last().is_some_and(|p| p == "podman")
-    }
-    /// The engine command with `args`, its questions bounded in time.
-    pub fn proc<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Proc {
-        let mut p = Proc::new(&self.0[0]).args(&self.0[1..]).args(args);
-        if self.is_podman() {
-            for (k, v) in crate::podman::conf_env() {
-                p = p.env(k, v);
-            }
-        }
-        p
-    }
-    /// What the engine prints; a failure fails the test, with the command and the engine's words.
-    pub fn read(&self, args: &[&str]) -> String {
-        self.try_read(args).unwrap_or_else(|e| panic!("{}", e.msg))
-    }
-    /// What the engine prints, or its failure (where a failure is an answer: is this image there?).
-    pub fn try_read(&self, args: &[&str]) -> Result<String, Fail> {
-        self.proc(args).timeout(Duration::from_secs(120)).read()
-    }
-    /// For a clean-up, which goes on: what the engine prints, or None after a warning that
-    /// names the command that failed (a sweep that could not look must say so, not see nothing).
-    fn read_for_cleanup(&self, args: &[&str]) -> Option<String> {
-        match self.try_read(args) {
-            Ok(out) => Some(out),
-            Err(e) => {
-                eprintln!("testkit: clean-up could not ask the engine: {}", e.msg);
-                None
-            }
-        }
-    }
-    /// Runs a removal, even after an interrupt; its outcome does not matter.
-    fn remove(&self, args: &[&str], what: &[String]) {
-        if !what.is_empty() {
-            let _ = self.proc(args).args(what).uninterruptible().output();
-        }
-    }
-    /// Remembers that this process used the engine, for the exit sweep.
-    pub fn used(&self) {
-        let mut used = USED.lock().unwrap_or_else(|e| e.into_inner());
-        if !used.contains(self) {
-            used.push(self.clone());
-        }
-    }
-}
-
-/// The engines this process used (docker is always swept).
-static USED: std::sync::Mutex<Vec<Cli>> = std::sync::Mutex::new(Vec::new());
 
 /// The containers and images (IDs) on the engine that carry the toolkit's tree label with a
 /// value holding `marker` (a tree's path, or a run's `/<pid>-` / `kube-fixture-<pid>-`).
