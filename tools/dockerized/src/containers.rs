@@ -2,7 +2,7 @@
 
 use crate::engine::{Engine, Kind};
 use crate::job::Job;
-use crate::labels::{LABEL_KEY, LABEL_TREE};
+use crate::labels::{LABEL_KEY, LABEL_TIMES, LABEL_TREE};
 use crate::setup::Setup;
 use kube_tree::proc::Captured;
 use kube_tree::Fail;
@@ -24,6 +24,8 @@ pub(crate) struct Listed {
     pub status: String,
     /// `127.0.0.1:49153->8730/tcp`, ...
     pub ports: String,
+    /// Our times label (a data container seeded from another tree's: `arrival`).
+    pub times: String,
 }
 
 impl Listed {
@@ -50,7 +52,7 @@ impl Containers {
     /// podman's does not (and its `.State` is the long status), so podman answers in JSON.
     pub(crate) fn cmd(kind: Kind) -> Vec<String> {
         let format = match kind {
-            Kind::Docker => format!("{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LABEL_TREE}\"}}}}\t{{{{.Label \"{LABEL_KEY}\"}}}}\t{{{{.State}}}}\t{{{{.Status}}}}\t{{{{.Ports}}}}"),
+            Kind::Docker => format!("{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LABEL_TREE}\"}}}}\t{{{{.Label \"{LABEL_KEY}\"}}}}\t{{{{.State}}}}\t{{{{.Status}}}}\t{{{{.Ports}}}}\t{{{{.Label \"{LABEL_TIMES}\"}}}}"),
             Kind::Podman => "json".to_string(),
         };
         vec!["ps".into(), "-a".into(), "--no-trunc".into(), "--format".into(), format]
@@ -72,6 +74,7 @@ impl Containers {
                         state: next(),
                         status: next(),
                         ports: next(),
+                        times: next(),
                     }
                 })
                 .collect(),
@@ -94,6 +97,7 @@ impl Containers {
                     name: c.get("Names").and_then(|n| n.get(0)).and_then(Value::as_str).unwrap_or("").to_string(),
                     tree: label(c, LABEL_TREE),
                     key: label(c, LABEL_KEY),
+                    times: label(c, LABEL_TIMES),
                     state: s(c, "State"),
                     status: s(c, "Status"),
                     ports: c
@@ -206,7 +210,7 @@ mod tests {
 
     #[test]
     fn one_ps_listing_answers_reuse_and_garbage_collection() {
-        let text = "c1\tkube-build-data-20178bb462-5-v1.15.5-1\t/src/kubernetes\t\texited\tExited (0) 3 minutes ago\t\n\
+        let text = "c1\tkube-build-data-20178bb462-5-v1.15.5-1\t/src/kubernetes\t\texited\tExited (0) 3 minutes ago\t\tarrival\n\
                     c2\tkube-rsync-20178bb462-5-v1.15.5-1\t/src/kubernetes\tabc\trunning\tUp 2 minutes\t127.0.0.1:49153->8730/tcp\n\
                     c3\tkube-build-data-20178bb462-5-v1.14.0-1\t\t\texited\tExited (137) 2 days ago\t\n\
                     c4\tother\t\t\tcreated\tCreated\t0.0.0.0:8080->80/tcp, :::8080->80/tcp\n";
@@ -214,6 +218,10 @@ mod tests {
         assert_eq!(l.0.len(), 4);
         assert_eq!(l.get("kube-build-data-20178bb462-5-v1.15.5-1").unwrap().exit_code(), Some(0));
         assert_eq!(l.get("kube-build-data-20178bb462-5-v1.14.0-1").unwrap().exit_code(), Some(137));
+        // The times label: a data container seeded from another tree's.
+        let arrival = l.get("kube-build-data-20178bb462-5-v1.15.5-1");
+        assert_eq!(crate::rsync::Times::of(arrival), crate::rsync::Times::Arrival);
+        assert_eq!(crate::rsync::Times::of(l.get("other")), crate::rsync::Times::Host);
         let rsync = l.get("kube-rsync-20178bb462-5-v1.15.5-1").unwrap();
         assert_eq!((rsync.key.as_str(), rsync.state.as_str(), rsync.exit_code()), ("abc", "running", None));
         assert_eq!(rsync.host_port(8730), Some(49153));

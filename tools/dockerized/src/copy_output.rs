@@ -4,7 +4,7 @@ use crate::clean::built_binaries;
 use crate::containers::Containers;
 use crate::engine::{Cleanup, Engine, EngineChoice};
 use crate::job::Job;
-use crate::rsync::{keep_rsyncd, rsyncd_key, CopyOut};
+use crate::rsync::{keep_rsyncd, rsyncd_key, CopyOut, Times};
 use crate::setup::{Mode, Setup};
 use camino::Utf8PathBuf;
 use kube_tree::{Fail, Tree};
@@ -37,7 +37,8 @@ pub fn copy_output(tree: Tree, engine_choice: Option<EngineChoice>, dry_run: boo
     engine.take_info(answers[0].as_ref())?;
     let image_id = answers[1].as_ref().filter(|a| a.success()).map(|a| a.stdout.trim().to_string()).unwrap_or_default();
     let containers = Containers::read(engine.kind(), answers[2].as_ref())?;
-    let data_id = match containers.get(&setup.names.data) {
+    let listed = containers.get(&setup.names.data);
+    let data_id = match listed {
         Some(d) => d.id.clone(),
         None if dry_run => String::new(),
         None => {
@@ -50,7 +51,7 @@ pub fn copy_output(tree: Tree, engine_choice: Option<EngineChoice>, dry_run: boo
     let mut cleanup = Cleanup::new(&engine);
     let key = rsyncd_key(&image_id, &data_id, &setup.user, setup.rsync_port);
     let rsyncd = job.start_rsyncd(&key, Some(&containers), &mut cleanup)?;
-    job.copy_out(&rsyncd, CopyOut::Full)?;
+    job.copy_out(&rsyncd, CopyOut::Full, Times::of(listed))?;
     if keep_rsyncd() && !kube_tree::proc::interrupted() {
         cleanup.keep(&setup.names.rsync);
     }

@@ -6,6 +6,11 @@ pub const LABEL_TREE: &str = "io.k8s-build-kit.tree";
 pub const LABEL_HASH: &str = "io.k8s-build-kit.hash";
 /// On the rsync daemon: what it was started from, so a later run knows whether it may reuse it.
 pub const LABEL_KEY: &str = "io.k8s-build-kit.key";
+/// On a data container seeded from another tree's: [`TIMES_ARRIVAL`], its files carry the times
+/// they had there or the time they arrived, not the host's (see `seed`).
+pub const LABEL_TIMES: &str = "io.k8s-build-kit.times";
+/// The value of [`LABEL_TIMES`].
+pub const TIMES_ARRIVAL: &str = "arrival";
 /// The value of [`LABEL_OWNER`].
 pub const OWNER: &str = "k8s-build-kit";
 /// On the kube-build image: the hash of the context it was built from (see `image`).

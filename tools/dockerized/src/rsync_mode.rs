@@ -9,7 +9,7 @@ use crate::job::Job;
 use crate::opening::Opening;
 use crate::options::RunOptions;
 use crate::result::Request;
-use crate::rsync::{keep_rsyncd, rsyncd_key, CopyOut, Rsyncd};
+use crate::rsync::{keep_rsyncd, rsyncd_key, CopyOut, Rsyncd, Times};
 use crate::sync::{self, HostStamps, ListAt, Record};
 use kube_tree::proc::interrupted;
 use kube_tree::{log, Fail};
@@ -81,6 +81,10 @@ struct Cycle<'a> {
     list_at: ListAt,
     image_id: String,
     data_id: String,
+    /// How the data container's files carry their times.
+    times: Times,
+    /// Seeded from another tree's in this run (its first sync keeps the generated files).
+    seeded_across: bool,
     /// What the rsync daemon must have been started from to be reused.
     key: String,
     rsyncd: Rsyncd,
@@ -95,9 +99,9 @@ impl<'a> Cycle<'a> {
         let (engine, setup) = (job.engine, job.setup);
         let (image_id, built) = job.build_image(&open.cross_id, &open.facts)?;
         job.remove_old_versions(&open.containers, built)?;
-        let data_id = job.ensure_data_container(&open.containers)?;
+        let data = job.ensure_data_container(&open.containers)?;
         job.prepare_cache()?;
-        let key = rsyncd_key(&image_id, &data_id, &setup.user, setup.rsync_port);
+        let key = rsyncd_key(&image_id, &data.id, &setup.user, setup.rsync_port);
         let mut cleanup = Cleanup::new(engine);
         let rsyncd = job.start_rsyncd(&key, Some(&open.containers), &mut cleanup)?;
         let list_at = if opts.dry_run || engine.is_remote() {
@@ -108,7 +112,20 @@ impl<'a> Cycle<'a> {
         if !opts.dry_run {
             list_at.prepare(&setup.tree)?;
         }
-        Ok(Cycle { job, opts, wrapped: !interactive, list_at, image_id, data_id, key, rsyncd, cleanup })
+        let (data_id, times, seeded_across) = (data.id, data.times, data.seeded_across);
+        Ok(Cycle {
+            job,
+            opts,
+            wrapped: !interactive,
+            list_at,
+            image_id,
+            data_id,
+            times,
+            seeded_across,
+            key,
+            rsyncd,
+            cleanup,
+        })
     }
 
     /// Syncs the sources in, unless the last run's record still holds: nothing it names has
@@ -128,13 +145,13 @@ impl<'a> Cycle<'a> {
             log::status(
                 "sources unchanged since the last sync (same tree stamps, data container and rsync daemon): not syncing",
             );
-        } else if let Err(e) = job.sync_in(&self.rsyncd) {
+        } else if let Err(e) = job.sync_in(&self.rsyncd, self.times, self.seeded_across) {
             if !self.rsyncd.reused || interrupted() {
                 return Err(e);
             }
             log::warn(format!("the rsync daemon left running did not serve ({e}): starting a new one"));
             self.rsyncd = job.start_rsyncd(&self.key, None, &mut self.cleanup)?;
-            job.sync_in(&self.rsyncd)?;
+            job.sync_in(&self.rsyncd, self.times, self.seeded_across)?;
         }
         Ok(in_sync)
     }
@@ -168,7 +185,7 @@ impl<'a> Cycle<'a> {
         };
         // A daemon left running that fails here (on a run that skipped the sync-in, this is its
         // first use) is replaced, and everything is copied out through the new one.
-        let itemized = match first.map(|how| job.copy_out(&self.rsyncd, how)) {
+        let itemized = match first.map(|how| job.copy_out(&self.rsyncd, how, self.times)) {
             None => {
                 log::status_v(2, "the command changed nothing in the data container: nothing to copy out");
                 String::new()
@@ -179,7 +196,7 @@ impl<'a> Cycle<'a> {
                     "the rsync daemon left running did not serve ({e}): copying everything out through a new one"
                 ));
                 self.rsyncd = job.start_rsyncd(&self.key, None, &mut self.cleanup)?;
-                job.copy_out(&self.rsyncd, full)?
+                job.copy_out(&self.rsyncd, full, self.times)?
             }
             Some(Err(e)) => return Err(e),
         };

@@ -8,12 +8,67 @@
 
 mod common;
 
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use common::*;
 use kube_tree::cli::invoke_str;
 use kube_tree::fixture::{self, Spec};
 use kube_tree::proc::{Captured, Proc};
 use std::time::{Duration, Instant};
+
+/// A second worktree (another path, its files written when it was checked out):
+/// its new data container is seeded from the first tree's and labelled arrival-timed, its
+/// sources synced by content, so make generates no code again (the seed's generated file keeps
+/// its time there) and builds the worktree's own edit; the generated files come out into the
+/// worktree, and the rerun with nothing changed is skipped as on any data container.
+fn second_worktree_seeded_by_content(first: &Utf8Path, first_data: &str, image: &str) {
+    // `git worktree add` of the first tree's sources, committed as they are now: its generated
+    // files are the ones its builds made (the tree's checked-in ones were made by Go 1.15, and
+    // the stand-in kube-cross's Go 1.19 writes a `//go:build` line more into each: with those,
+    // every package would differ and be generated again, as it should).
+    let git = |dir: &Utf8Path, words: &[&str]| {
+        Proc::new("git")
+            .args(["-c", "user.name=kit", "-c", "user.email=kit@invalid"])
+            .args(words)
+            .dir(dir)
+            .read()
+            .unwrap()
+    };
+    git(first, &["add", "-A"]);
+    git(first, &["commit", "-q", "--no-verify", "-m", "the first tree"]);
+    let wt = testkit::scratch("dock-real-wt").join("kubernetes");
+    git(first, &["worktree", "add", "-q", "-b", "kit-test-worktree", wt.as_str()]);
+    let wt = Utf8PathBuf::from_path_buf(std::fs::canonicalize(&wt).unwrap()).unwrap();
+    let _guard = testkit::EngineGuard::new(&wt);
+    {
+        use std::io::Write;
+        let f = wt.join("cmd/linkcheck/links.go");
+        let marker = "func init() {\n\tif len(os.Args) > 1 && os.Args[1] == \"--kit-worktree\" {\n\t\tprintln(\"built in the second worktree\")\n\t\tos.Exit(0)\n\t}\n}\n";
+        write!(std::fs::OpenOptions::new().append(true).open(f).unwrap(), "{marker}").unwrap();
+    }
+    let generated = "pkg/apis/core/v1/zz_generated.conversion.go";
+    let out = rd(&wt, &["make", "WHAT=cmd/linkcheck"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("(another tree)"), "seeded from the first tree's: {}", out.stderr);
+    let linkcheck = wt.join("_output/dockerized/bin/linux/amd64/linkcheck");
+    let said = Proc::new(&linkcheck).arg("--kit-worktree").output().unwrap();
+    assert!(said.stderr.contains("built in the second worktree"), "{said:?}");
+    let wt_data =
+        containers_of(&wt).into_iter().find(|c| c.starts_with("kube-build-data-")).expect("its data container");
+    let times = docker(&["inspect", "-f", "{{index .Config.Labels \"io.k8s-build-kit.times\"}}", &wt_data]);
+    assert_eq!(times.trim(), "arrival");
+    let mtime = |data: &str| {
+        let path = format!("/go/src/k8s.io/kubernetes/{generated}");
+        docker(&["run", "--rm", "--volumes-from", data, image, "stat", "-c", "%Y", &path])
+    };
+    assert_eq!(mtime(&wt_data), mtime(first_data), "the worktree's build generated code again");
+    assert!(
+        std::fs::read(wt.join(generated)).unwrap() == std::fs::read(first.join(generated)).unwrap(),
+        "the generated file came out into the worktree as the first tree has it"
+    );
+    let again = rd(&wt, &["make", "WHAT=cmd/linkcheck"], &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", again.stderr);
+    assert!(again.stderr.contains("not running it"), "the rerun was not skipped: {}", again.stderr);
+}
 
 #[test]
 #[ignore = "full tier: needs docker and the real v1.20.2 tree"]
@@ -161,6 +216,7 @@ fn real_tree_rsync_and_bind_modes_copy_output_and_make_clean() {
     let binaries: Vec<&str> = binaries.lines().collect();
     assert!(binaries.contains(&"linkcheck") && binaries.contains(&"deepcopy-gen"), "{binaries:?}");
     assert!(!binaries.contains(&"kubectl"), "the sibling's kubectl came across: {binaries:?}");
+    second_worktree_seeded_by_content(&copy, &data, image);
     // Back to the first branch's names; the branch's objects go.
     std::fs::remove_dir_all(copy.join(".git")).unwrap();
     for c in &branch {
