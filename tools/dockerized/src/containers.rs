@@ -2,7 +2,7 @@
 
 use crate::engine::{Engine, Kind};
 use crate::job::Job;
-use crate::labels::{LABEL_KEY, LABEL_TIMES, LABEL_TREE};
+use crate::labels::{LABEL_CACHE, LABEL_KEY, LABEL_TIMES, LABEL_TREE};
 use crate::setup::Setup;
 use kube_tree::proc::Captured;
 use kube_tree::Fail;
@@ -26,6 +26,8 @@ pub(crate) struct Listed {
     pub ports: String,
     /// Our times label (a data container seeded from another tree's: `arrival`).
     pub times: String,
+    /// Our cache label (a data container made with `--cache private`: `private`).
+    pub cache: String,
 }
 
 impl Listed {
@@ -52,7 +54,7 @@ impl Containers {
     /// podman's does not (and its `.State` is the long status), so podman answers in JSON.
     pub(crate) fn cmd(kind: Kind) -> Vec<String> {
         let format = match kind {
-            Kind::Docker => format!("{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LABEL_TREE}\"}}}}\t{{{{.Label \"{LABEL_KEY}\"}}}}\t{{{{.State}}}}\t{{{{.Status}}}}\t{{{{.Ports}}}}\t{{{{.Label \"{LABEL_TIMES}\"}}}}"),
+            Kind::Docker => format!("{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LABEL_TREE}\"}}}}\t{{{{.Label \"{LABEL_KEY}\"}}}}\t{{{{.State}}}}\t{{{{.Status}}}}\t{{{{.Ports}}}}\t{{{{.Label \"{LABEL_TIMES}\"}}}}\t{{{{.Label \"{LABEL_CACHE}\"}}}}"),
             Kind::Podman => "json".to_string(),
         };
         vec!["ps".into(), "-a".into(), "--no-trunc".into(), "--format".into(), format]
@@ -75,6 +77,7 @@ impl Containers {
                         status: next(),
                         ports: next(),
                         times: next(),
+                        cache: next(),
                     }
                 })
                 .collect(),
@@ -98,6 +101,7 @@ impl Containers {
                     tree: label(c, LABEL_TREE),
                     key: label(c, LABEL_KEY),
                     times: label(c, LABEL_TIMES),
+                    cache: label(c, LABEL_CACHE),
                     state: s(c, "State"),
                     status: s(c, "Status"),
                     ports: c
@@ -220,8 +224,8 @@ mod tests {
         assert_eq!(l.get("kube-build-data-20178bb462-5-v1.14.0-1").unwrap().exit_code(), Some(137));
         // The times label: a data container seeded from another tree's.
         let arrival = l.get("kube-build-data-20178bb462-5-v1.15.5-1");
-        assert_eq!(crate::rsync::Times::of(arrival), crate::rsync::Times::Arrival);
-        assert_eq!(crate::rsync::Times::of(l.get("other")), crate::rsync::Times::Host);
+        assert_eq!(crate::arrival::Times::of(arrival), crate::arrival::Times::Arrival);
+        assert_eq!(crate::arrival::Times::of(l.get("other")), crate::arrival::Times::Host);
         let rsync = l.get("kube-rsync-20178bb462-5-v1.15.5-1").unwrap();
         assert_eq!((rsync.key.as_str(), rsync.state.as_str(), rsync.exit_code()), ("abc", "running", None));
         assert_eq!(rsync.host_port(8730), Some(49153));

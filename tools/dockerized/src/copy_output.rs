@@ -1,10 +1,11 @@
 //! `build/copy-output.sh`: the data container's output into the tree, on its own.
 
+use crate::arrival::Times;
 use crate::clean::built_binaries;
 use crate::containers::Containers;
 use crate::engine::{Cleanup, Engine, EngineChoice};
 use crate::job::Job;
-use crate::rsync::{keep_rsyncd, rsyncd_key, CopyOut, Times};
+use crate::rsync::{keep_rsyncd, rsyncd_key, CopyOut};
 use crate::setup::{Mode, Setup};
 use camino::Utf8PathBuf;
 use kube_tree::{Fail, Tree};

@@ -3,11 +3,11 @@
 //! tree's on another branch, else another tree's (then its files keep the times they had there,
 //! and rsync compares them by content: [`Times::Arrival`]).
 
+use crate::arrival::Times;
 use crate::containers::Containers;
 use crate::job::Job;
-use crate::labels::{LABEL_TIMES, TIMES_ARRIVAL};
+use crate::labels::{CACHE_PRIVATE, LABEL_CACHE, LABEL_TIMES, TIMES_ARRIVAL};
 use crate::layout::REMOTE_ROOT;
-use crate::rsync::Times;
 use crate::seed::Seeded;
 use kube_tree::{log, Fail};
 
@@ -71,6 +71,9 @@ impl Job<'_> {
         args.extend(setup.labels());
         if arrival {
             args.extend(["--label".into(), format!("{LABEL_TIMES}={TIMES_ARRIVAL}")]);
+        }
+        if setup.cache.is_none() {
+            args.extend(["--label".into(), format!("{LABEL_CACHE}={CACHE_PRIVATE}")]);
         }
         args.extend(["--volume".into(), REMOTE_ROOT.into()]);
         for p in [

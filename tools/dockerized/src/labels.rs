@@ -11,6 +11,10 @@ pub const LABEL_KEY: &str = "io.k8s-build-kit.key";
 pub const LABEL_TIMES: &str = "io.k8s-build-kit.times";
 /// The value of [`LABEL_TIMES`].
 pub const TIMES_ARRIVAL: &str = "arrival";
+/// On a data container made with `--cache private`: `private`; it is never a seed (see `seed`).
+pub const LABEL_CACHE: &str = "io.k8s-build-kit.cache";
+/// The value of [`LABEL_CACHE`].
+pub const CACHE_PRIVATE: &str = "private";
 /// The value of [`LABEL_OWNER`].
 pub const OWNER: &str = "k8s-build-kit";
 /// On the kube-build image: the hash of the context it was built from (see `image`).

@@ -9,6 +9,7 @@
 //! Names follow build/common.sh (so trees built by the scripts are recognised); everything made
 //! here also carries labels naming this kit and the tree.
 
+mod arrival;
 pub mod cache;
 pub mod fanout;
 pub mod image;

@@ -1,5 +1,6 @@
 //! rsync mode: the daemon container, the sync in and the copy out with the tree's own filters.
 
+use crate::arrival::{protect_rules, written_generated, Times};
 use crate::containers::Containers;
 use crate::engine::Cleanup;
 use crate::job::Job;
@@ -139,40 +140,6 @@ pub(crate) fn tree_filters(tree: &Tree, function: &str) -> Result<Vec<String>> {
 /// `.git` stays out, as in the scripts (the image reads the version from a file instead).
 pub(crate) const SYNC_IN_FILTERS: &[&str] = &["H /.git", "- /.make/", "- /_tmp/", "- /_output/", "- /"];
 
-/// The names of the generated files the build makes and git does not hold (v1.20's deepcopy,
-/// defaults, conversion and openapi code).
-pub(crate) const GENERATED: &[&str] = &["zz_generated.*"];
-
-/// How a data container's files carry their times, and so how rsync compares them with the
-/// tree's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Times {
-    /// The host's: every sync sets them (`--archive`), and size and time tell a change.
-    Host,
-    /// The times they had in the data container it was seeded from (another tree's), or of
-    /// their arrival: compared by content, never given the host's (see `seed`), so that make
-    /// sees exactly what changed since the seed's last build.
-    Arrival,
-}
-
-impl Times {
-    /// What the container's listing says (its times label).
-    pub(crate) fn of(listed: Option<&crate::containers::Listed>) -> Times {
-        match listed {
-            Some(l) if l.times == crate::labels::TIMES_ARRIVAL => Times::Arrival,
-            _ => Times::Host,
-        }
-    }
-
-    /// rsync's words for it, on the way in and out.
-    pub(crate) fn args(self) -> &'static [&'static str] {
-        match self {
-            Times::Host => &[],
-            Times::Arrival => &["--checksum", "--no-times"],
-        }
-    }
-}
-
 /// Output back: binaries and generated files (Era B list; the tree's own is used when it has one).
 pub(crate) const COPY_OUT_FILTERS: &[&str] = &[
     "- /_temp/",
@@ -219,20 +186,24 @@ impl Job<'_> {
         Ok(out.stdout)
     }
 
-    /// The sources into the data container (`times`: how its files carry their times). Just
-    /// after a seed from another tree (`seeded_across`), the generated files that came with it
-    /// stay, though this tree has none yet (a new worktree's first build): they are what spares
-    /// the code generation, and make regenerates each one whose inputs differ.
+    /// The sources into the data container (`times`: how its files carry their times; see
+    /// [`crate::arrival`] for an arrival-timed one). Just after a seed from another worktree
+    /// (`seeded_across`), the generated files git ignores stay, though this tree has none yet:
+    /// they are what spares their generation, and make regenerates each one whose inputs differ.
     pub(crate) fn sync_in(&self, rsyncd: &Rsyncd, times: Times, seeded_across: bool) -> Result<()> {
         let setup = self.setup;
         let mut args: Vec<String> = vec!["--delete".into()];
-        args.extend(times.args().iter().map(|a| a.to_string()));
+        args.extend(times.sync_in_args().iter().map(|a| a.to_string()));
         if seeded_across {
-            args.extend(GENERATED.iter().map(|g| format!("--filter=P {g}")));
+            args.extend(protect_rules(&setup.tree)?);
         }
         args.extend(SYNC_IN_FILTERS.iter().map(|f| format!("--filter={f}")));
-        self.rsync(&args, &format!("{}/", setup.tree.root), &rsyncd.module(), "syncing sources into the data container")
-            .map(drop)
+        let label = "syncing sources into the data container";
+        let itemized = self.rsync(&args, &format!("{}/", setup.tree.root), &rsyncd.module(), label)?;
+        match times {
+            Times::Arrival => self.age(rsyncd, &written_generated(&itemized)),
+            Times::Host => Ok(()),
+        }
     }
 }
 
@@ -302,9 +273,7 @@ impl Job<'_> {
             filters = sync::with_list(&filters, list);
         }
         let mut args: Vec<String> = vec!["--prune-empty-dirs".into(), "-ii".into(), "--out-format=%i %n".into()];
-        // An arrival-timed container's sources (`types.go`, `*.pb.go` pass the filters) would
-        // otherwise all look changed, and come back rewritten.
-        args.extend(times.args().iter().map(|a| a.to_string()));
+        args.extend(times.copy_out_args().iter().map(|a| a.to_string()));
         match how {
             // Read on the daemon's side, relative to the module (the tree).
             CopyOut::Changed(ListAt::Volume(list)) => args.push(format!("--files-from=:{list}")),

@@ -3,13 +3,14 @@
 //! the build container, copy out, and a new sync record when the run can prove the data
 //! container equals the tree again (see [`crate::sync`]).
 
+use crate::arrival::Times;
 use crate::build::build_label;
 use crate::engine::Cleanup;
 use crate::job::Job;
 use crate::opening::Opening;
 use crate::options::RunOptions;
 use crate::result::Request;
-use crate::rsync::{keep_rsyncd, rsyncd_key, CopyOut, Rsyncd, Times};
+use crate::rsync::{keep_rsyncd, rsyncd_key, CopyOut, Rsyncd};
 use crate::sync::{self, HostStamps, ListAt, Record};
 use kube_tree::proc::interrupted;
 use kube_tree::{log, Fail};

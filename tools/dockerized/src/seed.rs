@@ -12,13 +12,17 @@
 //!   branch changed, with the host's times, and make regenerates only for those.
 //! * Another worktree of the same repository (git's common directory), there and the user's:
 //!   its files carry other times than this tree's (a worktree is written when it is checked
-//!   out). The data container is labelled arrival-timed ([`crate::rsync::Times`]):
-//!   every sync compares by content and sets no time, so a file keeps the time it had in the
+//!   out). The data container is labelled arrival-timed ([`crate::arrival::Times`]):
+//!   every sync in compares by content and sets no time, so a file keeps the time it had in the
 //!   seed while its bytes are the same, and one that differs is written anew, newer than
-//!   everything generated from it. Make then sees what it would see had this tree's changes been
-//!   made in the other tree's container, and regenerates for those alone. The first sync keeps
-//!   the seed's generated files (this tree has none yet; `P zz_generated.*`), and the copy drops
-//!   those of packages this tree has no directory for, which would come out into it.
+//!   everything generated from it (a copy-out compares by content too, and brings the
+//!   container's times, as any copy-out does). Make then sees what it would see had this tree's changes been
+//!   made in the other tree's container, and regenerates for those alone ([`crate::arrival`]:
+//!   also the generated files a sync writes, and the first sync's protect rules). The copy drops
+//!   the generated files of packages this tree has no directory for, which would come out into it.
+//!
+//! Never a seed: a data container made with `--cache private` (its label), so that a build of
+//! code the user has not read, run so, reaches no other branch or worktree.
 //!
 //! What is copied: the seed's whole volume but the shared Go cache's mount point (a private
 //! cache there is the seed's) and the seed's built binaries (in the output and in the
@@ -26,11 +30,12 @@
 //! `Makefile.generated_files` names: a copy-out must only ever bring back what this tree's
 //! builds made.
 
+use crate::arrival::{Times, GENERATED};
 use crate::cache::{valid_volume_name, CACHE_SUBPATH};
 use crate::containers::{Containers, Listed};
 use crate::job::Job;
+use crate::labels::CACHE_PRIVATE;
 use crate::layout::REMOTE_ROOT;
-use crate::rsync::{Times, GENERATED};
 use crate::sync::UNSYNCED;
 use kube_tree::proc::interrupted;
 use kube_tree::{log, Cap, Fail, Tree};
@@ -63,7 +68,7 @@ pub(crate) struct Seed<'c> {
 }
 
 /// The data container to seed this tree's new one from, of the same image version, exited 0,
-/// with no build of its own running, the newest of them (`ps -a` lists newest first): this
+/// not made with `--cache private`, with no build of its own running, the newest of them (`ps -a` lists newest first): this
 /// tree's on another branch, else another tree's that `ours` accepts (a worktree of the same
 /// repository, there and the user's).
 pub(crate) fn pick<'c>(
@@ -86,6 +91,7 @@ pub(crate) fn pick<'c>(
             && !tree.is_empty()
             && !c.tree.is_empty()
             && c.exit_code() == Some(0)
+            && c.cache != CACHE_PRIVATE
             && !running.contains(&builds.as_str())
     };
     let listed = || containers.0.iter().filter(usable);
@@ -145,16 +151,19 @@ pub(crate) fn filters(generators: &[String]) -> Vec<String> {
 
 /// The copy from another tree's volume, then its generated files that this tree has no
 /// directory for removed (the packages this worktree does not have: they would come out into
-/// it). The tree's directories come as the arguments (`./a/b`, `.`).
+/// it). The tree's directories come as the arguments (`./a/b`, `.`). Each step's failure fails
+/// the copy (GNU find and xargs, as Debian's kube-cross has them), and the run starts cold.
 fn across_script(filters: &[String]) -> String {
     let filters: Vec<String> = filters.iter().map(|f| kube_tree::proc::quote(f)).collect();
     let names: Vec<String> = GENERATED.iter().map(|g| format!("-name {}", kube_tree::proc::quote(g))).collect();
     format!(
-        r#"rsync -a {filters} {SEED_MOUNT}/ {REMOTE_ROOT}/ || exit
-cd {REMOTE_ROOT} || exit
+        r#"set -e
+rsync -a {filters} {SEED_MOUNT}/ {REMOTE_ROOT}/
+cd {REMOTE_ROOT}
 printf '%s\n' "$@" > /tmp/kit-dirs
-find . \( -path ./_output -o -path ./.make -o -path ./.git -o -path ./_tmp \) -prune -o \( {names} \) -type f -printf '%h\t%p\n' |
-  awk -F '\t' 'NR == FNR {{ d[$0] = 1; next }} !($1 in d) {{ print $2 }}' /tmp/kit-dirs - | xargs -r -d '\n' rm -f --
+find . \( -path ./_output -o -path ./.make -o -path ./.git -o -path ./_tmp \) -prune -o \( {names} \) -type f -printf '%h\t%p\n' > /tmp/kit-generated
+awk -F '\t' 'NR == FNR {{ d[$0] = 1; next }} !($1 in d) {{ print $2 }}' /tmp/kit-dirs /tmp/kit-generated > /tmp/kit-orphans
+xargs -r -d '\n' rm -f -- < /tmp/kit-orphans
 "#,
         filters = filters.join(" "),
         names = names.join(" -o "),
@@ -341,6 +350,8 @@ mod tests {
         let s = pick(&only, "/src/k", ours, V, worktree).unwrap();
         assert!(s.other_tree && s.listed.name == other);
         assert!(pick(&only, "/src/k", ours, V, none).is_none(), "not the user's tree");
+        let private = Containers::parse(&format!("id\t{other}\t/src/wt\t\texited\t{exited}\t\t\tprivate\n"));
+        assert!(pick(&private, "/src/k", ours, V, worktree).is_none(), "a --cache private build's");
         let theirs = listing(&[(&other, "", "exited", exited)]);
         assert!(pick(&theirs, "/src/k", ours, V, |_| true).is_none(), "no tree label");
     }
@@ -393,14 +404,17 @@ mod tests {
         std::fs::create_dir_all(&root).unwrap();
         let script =
             across_script(&filters(&[])).replace(SEED_MOUNT, seed.as_str()).replace(REMOTE_ROOT, root.as_str());
-        let dirs = format!("/tmp/kit-dirs-{}", std::process::id());
-        let script = script.replace("/tmp/kit-dirs", &dirs);
+        // Its lists in the scratch directory, not the container's /tmp.
+        let script = script.replace("/tmp/kit-", &format!("{base}/kit-"));
         let out = kube_tree::proc::Proc::new("sh").args(["-c", &script, "seed", ".", "./a"]).output().unwrap();
-        let _ = std::fs::remove_file(&dirs);
         assert!(out.success(), "{}", out.stderr);
         assert!(root.join("a/x.go").exists() && root.join("a/zz_generated.deepcopy.go").exists());
         assert!(!root.join("gone/zz_generated.deepcopy.go").exists(), "a package this tree lacks");
         assert!(root.join("_output/zz_generated.x").exists(), "the output is not the sources");
+        // A step that fails fails the copy (no pipe hides it).
+        let broken = script.replace("find . ", "find /nonexistent-kit-dir ");
+        let out = kube_tree::proc::Proc::new("sh").args(["-c", &broken, "seed", "."]).output().unwrap();
+        assert!(!out.success(), "a failed find passed");
     }
 
     #[test]

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 /// A second worktree (another path, its files written when it was checked out):
 /// its new data container is seeded from the first tree's and labelled arrival-timed, its
 /// sources synced by content, so make generates no code again (the seed's generated file keeps
-/// its time there) and builds the worktree's own edit; the generated files come out into the
-/// worktree, and the rerun with nothing changed is skipped as on any data container.
+/// its time there) and builds the worktree's own edit; a generated file the worktree holds with
+/// other bytes is generated again; the generated files come out into the worktree, and the
+/// rerun with nothing changed is skipped as on any data container.
 fn second_worktree_seeded_by_content(first: &Utf8Path, first_data: &str, image: &str) {
     // `git worktree add` of the first tree's sources, committed as they are now: its generated
     // files are the ones its builds made (the tree's checked-in ones were made by Go 1.15, and
@@ -45,6 +46,15 @@ fn second_worktree_seeded_by_content(first: &Utf8Path, first_data: &str, image: 
         let marker = "func init() {\n\tif len(os.Args) > 1 && os.Args[1] == \"--kit-worktree\" {\n\t\tprintln(\"built in the second worktree\")\n\t\tos.Exit(0)\n\t}\n}\n";
         write!(std::fs::OpenOptions::new().append(true).open(f).unwrap(), "{marker}").unwrap();
     }
+    // A generated file the worktree has with other bytes (as a branch's committed one may):
+    // the sync writes it after its inputs, and it must still be generated again. An openapi
+    // file: its directory is not one of its inputs (a package's own generated files also have
+    // their directory, which the sync's rename moves, to go on).
+    let stale = "staging/src/k8s.io/kube-aggregator/pkg/generated/openapi/zz_generated.openapi.go";
+    {
+        use std::io::Write;
+        writeln!(std::fs::OpenOptions::new().append(true).open(wt.join(stale)).unwrap(), "// kit: stale").unwrap();
+    }
     let generated = "pkg/apis/core/v1/zz_generated.conversion.go";
     let out = rd(&wt, &["make", "WHAT=cmd/linkcheck"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
@@ -61,6 +71,9 @@ fn second_worktree_seeded_by_content(first: &Utf8Path, first_data: &str, image: 
         docker(&["run", "--rm", "--volumes-from", data, image, "stat", "-c", "%Y", &path])
     };
     assert_eq!(mtime(&wt_data), mtime(first_data), "the worktree's build generated code again");
+    let regenerated = std::fs::read_to_string(wt.join(stale)).unwrap();
+    assert!(!regenerated.contains("kit: stale"), "a generated file the sync wrote was taken as fresh");
+    assert!(std::fs::read(wt.join(stale)).unwrap() == std::fs::read(first.join(stale)).unwrap());
     assert!(
         std::fs::read(wt.join(generated)).unwrap() == std::fs::read(first.join(generated)).unwrap(),
         "the generated file came out into the worktree as the first tree has it"

@@ -1,0 +1,187 @@
+//! An arrival-timed data container (one seeded from another worktree's, see [`crate::seed`]):
+//! how rsync compares its files with the tree's, which generated files its first sync keeps,
+//! and the generated files a sync wrote, aged so that make regenerates them.
+//!
+//! Its files keep the times they had in the seed while their bytes are the same, and a file that
+//! differs is written at the time of the sync. When an input and the output generated from it
+//! both differ (a branch whose committed generated file changed, with an edit to its types on
+//! top), rsync writes them in its own order, not in the order they were made, and the output
+//! could look newer than the edit. So every generated file a sync writes is given a time older
+//! than any input (the epoch's first second): make generates it again if it is one of its
+//! targets, and a file it does not generate keeps the tree's bytes.
+
+use crate::containers::Listed;
+use crate::job::Job;
+use crate::labels::TIMES_ARRIVAL;
+use crate::rsync::Rsyncd;
+use camino::Utf8PathBuf;
+use kube_tree::{log, Cap, Fail, Tree};
+
+type Result<T, E = Fail> = std::result::Result<T, E>;
+
+/// The names of the generated files the build makes (v1.20's deepcopy, defaults, conversion,
+/// openapi and prerelease-lifecycle code).
+pub(crate) const GENERATED: &[&str] = &["zz_generated.*"];
+
+/// How a data container's files carry their times, and so how rsync compares them with the
+/// tree's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Times {
+    /// The host's: every sync sets them (`--archive`), and size and time tell a change.
+    Host,
+    /// The times they had in the data container it was seeded from (another worktree's), or of
+    /// their arrival: compared by content and never given the host's on the way in, so that
+    /// make sees exactly what changed since the seed's last build.
+    Arrival,
+}
+
+impl Times {
+    /// What the container's listing says (its times label).
+    pub(crate) fn of(listed: Option<&Listed>) -> Times {
+        match listed {
+            Some(l) if l.times == TIMES_ARRIVAL => Times::Arrival,
+            _ => Times::Host,
+        }
+    }
+
+    /// rsync's words on the way in: by content, no time set, and what was written itemized (for
+    /// [`written_generated`]).
+    pub(crate) fn sync_in_args(self) -> &'static [&'static str] {
+        match self {
+            Times::Host => &[],
+            Times::Arrival => &["--checksum", "--no-times", "--out-format=%i %n"],
+        }
+    }
+
+    /// On the way out: by content, so that a source the filters pass (`types.go`, `*.pb.go`)
+    /// with the same bytes is not rewritten, with the container's times, as every copy-out
+    /// brings them: the tree's generated files must stay newer than the generators that made
+    /// them, or make (bind mode, a local build) generates them all again.
+    pub(crate) fn copy_out_args(self) -> &'static [&'static str] {
+        match self {
+            Times::Host => &[],
+            Times::Arrival => &["--checksum"],
+        }
+    }
+}
+
+/// The first sync's protect rules: the generated files git ignores in this tree (a new
+/// worktree cannot have them, and the seed's spare their generation), from the tree's
+/// `.gitignore` lines that name generated files; what it tracks is the branch's to keep or
+/// delete. gitignore's last match wins and rsync's first, so the order is reversed; `!PATH`
+/// becomes a risk rule (not protected). A line rsync could read otherwise is left out.
+pub(crate) fn protect_rules(tree: &Tree) -> Result<Vec<String>> {
+    let text = tree.read_text(".gitignore", Cap::SCRIPT)?.unwrap_or_default();
+    let mut rules = Vec::new();
+    for line in text.lines().map(str::trim) {
+        let (rule, pattern) = match line.strip_prefix('!') {
+            Some(p) => ("R", p),
+            None => ("P", line),
+        };
+        let plain = |c: char| c.is_ascii_alphanumeric() || "._-*/".contains(c);
+        if line.starts_with('#') || !pattern.contains("zz_generated") || !pattern.chars().all(plain) {
+            continue;
+        }
+        // A gitignore pattern with a slash inside is anchored at the tree's root.
+        let anchored = pattern.trim_end_matches('/').contains('/') && !pattern.starts_with('/');
+        rules.push(format!("--filter={rule} {}{pattern}", if anchored { "/" } else { "" }));
+    }
+    rules.reverse();
+    Ok(rules)
+}
+
+/// The generated files a sync wrote, from its itemized lines (`<f... PATH`: sent to the data
+/// container, as a push itemizes them; `>f`, received, for a pull).
+pub(crate) fn written_generated(itemized: &str) -> Vec<String> {
+    itemized
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(code, _)| code.starts_with("<f") || code.starts_with(">f"))
+        .map(|(_, name)| name)
+        .filter(|name| {
+            let base = name.rsplit('/').next().unwrap_or(name);
+            GENERATED.iter().any(|g| glob::Pattern::new(g).is_ok_and(|p| p.matches(base)))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+impl Job<'_> {
+    /// Gives `files` (generated files the sync just wrote) the epoch's first second in the data
+    /// container: a copy of each, so dated, from a scratch directory outside the tree, by
+    /// content (the same bytes: only the time moves).
+    pub(crate) fn age(&self, rsyncd: &Rsyncd, files: &[String]) -> Result<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let tree = &self.setup.tree;
+        let scratch = Utf8PathBuf::from_path_buf(std::env::temp_dir())
+            .map_err(|p| Fail::new(format!("{}: the temp directory is not UTF-8", p.display())))?
+            .join(format!("kit-aged-{}-{}", std::process::id(), self.setup.names.hash));
+        let staged = (|| -> Result<()> {
+            for rel in files {
+                let bytes = tree
+                    .confined(rel)?
+                    .read_bytes(Cap::SOURCE)?
+                    .ok_or_else(|| Fail::new(format!("{rel}: gone from the tree since the sync")))?;
+                let copy = scratch.join("files").join(rel);
+                fs_err::create_dir_all(copy.parent().expect("a file has a parent"))?;
+                fs_err::write(&copy, bytes)?;
+                filetime::set_file_mtime(&copy, filetime::FileTime::from_unix_time(1, 0))?;
+            }
+            fs_err::write(scratch.join("list"), files.join("\n") + "\n")?;
+            Ok(())
+        })();
+        let aged = staged.and_then(|()| {
+            let list = format!("--files-from={}", scratch.join("list"));
+            let args = [list, "--times".into(), "--checksum".into()];
+            let src = format!("{}/", scratch.join("files"));
+            self.rsync(&args, &src, &rsyncd.module(), "dating the generated files the sync wrote before their inputs")
+        });
+        let _ = fs_err::remove_dir_all(&scratch);
+        aged.map(|_| {
+            log::status_v(2, format!("{} generated file(s) the sync wrote will be generated again", files.len()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{protect_rules, written_generated};
+    use kube_tree::fixture::{scratch_tree, Spec};
+    use kube_tree::Tree;
+
+    #[test]
+    fn the_first_sync_protects_what_git_ignores_of_the_generated_files() {
+        let root = scratch_tree("dockerized-arrival-ignore", &Spec::era_b());
+        // v1.20's lines, with a comment and a line rsync could misread.
+        let ignore = "#zz_generated.*\nzz_generated.openapi.go\nzz_generated_*_test.go\n\
+                      !staging/src/k8s.io/kube-aggregator/pkg/generated/openapi/zz_generated.openapi.go\n\
+                      /_output\nzz_generated x;y\n";
+        std::fs::write(root.join(".gitignore"), ignore).unwrap();
+        let rules = protect_rules(&Tree::open(&root).unwrap()).unwrap();
+        assert_eq!(
+            rules,
+            [
+                "--filter=R /staging/src/k8s.io/kube-aggregator/pkg/generated/openapi/zz_generated.openapi.go",
+                "--filter=P zz_generated_*_test.go",
+                "--filter=P zz_generated.openapi.go",
+            ]
+        );
+        let _ = std::fs::remove_dir_all(root.parent().unwrap());
+    }
+
+    #[test]
+    fn the_generated_files_a_sync_wrote_are_told_from_the_rest() {
+        let itemized = "<f.st...... pkg/apis/core/v1/zz_generated.conversion.go\n\
+                        <f+++++++++ pkg/generated/openapi/zz_generated.openapi.go\n\
+                        <fcs....... pkg/apis/core/v1/types.go\n\
+                        cL+++++++++ pkg/zz_generated.link -> x\n\
+                        .d..t...... pkg/apis/\n\
+                        *deleting   pkg/old/zz_generated.deepcopy.go\n";
+        assert_eq!(
+            written_generated(itemized),
+            ["pkg/apis/core/v1/zz_generated.conversion.go", "pkg/generated/openapi/zz_generated.openapi.go"]
+        );
+    }
+}
