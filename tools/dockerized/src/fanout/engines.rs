@@ -120,7 +120,9 @@ impl EngineSpec {
         let (opts, unset, host): (Vec<&str>, _, _) = match &self.reach {
             Reach::Context(c) => (vec!["--context", c], vec!["DOCKER_HOST"], None),
             Reach::DockerHost(h) => (vec!["-H", h], vec!["DOCKER_CONTEXT"], Some(h.clone())),
-            Reach::Podman(Some(u)) => (vec!["--url", u], vec!["CONTAINER_HOST"], None),
+            // Its URL says where it is (a podman over ssh is remote: rsync mode's lists go in
+            // the data container, not a host directory).
+            Reach::Podman(Some(u)) => (vec!["--url", u], vec!["CONTAINER_HOST"], Some(u.clone())),
             Reach::Podman(None) => (vec![], vec!["CONTAINER_HOST"], None),
         };
         let target = Target { opts: opts.into_iter().map(String::from).collect(), unset, host };
@@ -156,6 +158,19 @@ mod tests {
         // ssh would read these as its options (ProxyCommand runs a program); a port out of range.
         for bad in ["ssh://-oProxyCommand=touch%20x", "podman:ssh://-oProxyCommand=x@h", "ssh://-l@h", "tcp://h:0"] {
             assert!(EngineSpec::parse_list("--engines", bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn an_engine_named_by_a_url_is_remote_or_local_by_it_without_asking() {
+        // Known from the URL: no engine is asked (none runs here).
+        for (spec, remote) in [
+            ("tcp://10.0.0.2:2375", true),
+            ("podman:ssh://me@h/run/podman/podman.sock", true),
+            ("podman:unix:///run/podman/podman.sock", false),
+        ] {
+            let e = EngineSpec::parse(spec).unwrap().engine(true).unwrap();
+            assert_eq!(e.is_remote(), remote, "{spec}");
         }
     }
 }

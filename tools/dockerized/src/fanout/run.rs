@@ -171,7 +171,9 @@ fn start(tree: &Tree, share: &Share, watch: Arc<Mutex<Watch>>) -> Result<Running
     log::status(format!("{prefix} building {} ({})", share.platforms.join(" "), share.engine.program()));
     let stop = Arc::new(AtomicBool::new(false));
     let sink: Sink = Arc::new(move |line: &str| {
-        log::to_stderr(format_args!("{prefix} {line}"));
+        // A program's line escaped too: a carriage return or an escape sequence in it could
+        // otherwise draw over the prefix on a terminal.
+        log::to_stderr(format_args!("{prefix} {}", log::printable(line)));
         watch.lock().unwrap_or_else(|e| e.into_inner()).line(line);
     });
     let scope = Scope { sink: Some(sink), stop: Some(stop.clone()) };
