@@ -1,6 +1,7 @@
 //! An arrival-timed data container (one seeded from another worktree's, see [`crate::seed`]):
 //! how rsync compares its files with the tree's, which generated files its first sync keeps,
-//! and the generated files a sync wrote, aged so that make regenerates them.
+//! the generated files a sync wrote, aged so that make regenerates them, and the generated
+//! files a copy-out looked at, dated now in the tree.
 //!
 //! Its files keep the times they had in the seed while their bytes are the same, and a file that
 //! differs is written at the time of the sync. When an input and the output generated from it
@@ -53,16 +54,43 @@ impl Times {
         }
     }
 
-    /// On the way out: by content, so that a source the filters pass (`types.go`, `*.pb.go`)
-    /// with the same bytes is not rewritten, with the container's times, as every copy-out
-    /// brings them: the tree's generated files must stay newer than the generators that made
-    /// them, or make (bind mode, a local build) generates them all again.
+    /// On the way out: by content, and no time set (the container's are the seed's, older than
+    /// the worktree's own files), so that a source the filters pass (`types.go`, `*.pb.go`) with
+    /// the same bytes is left as it is; then [`date_generated`].
     pub(crate) fn copy_out_args(self) -> &'static [&'static str] {
         match self {
             Times::Host => &[],
-            Times::Arrival => &["--checksum"],
+            Times::Arrival => &["--checksum", "--no-times"],
         }
     }
+}
+
+/// After an arrival-timed copy-out (`itemized`, every entry it looked at): the generated files
+/// it looked at are dated now in the tree, after the binaries it wrote. The build has just
+/// made them from exactly the tree's sources, and make outside the container (bind mode, a
+/// local build) must see them newer than those sources and than the generators, as a
+/// host-timed copy-out leaves them; otherwise it generates them all again. Their lines come
+/// back marked as rewritten (`>f..t......`), so that the run's records take their new stamps.
+pub(crate) fn date_generated(tree: &Tree, itemized: &str) -> Result<String> {
+    let mut out = String::with_capacity(itemized.len());
+    for line in itemized.lines() {
+        let dated = match line.split_once(' ') {
+            Some((code, name)) if code.get(1..2) == Some("f") && is_generated(name) => {
+                tree.confined(name.trim_start())?.touch()?;
+                format!(">f..t...... {}", name.trim_start())
+            }
+            _ => line.to_string(),
+        };
+        out.push_str(&dated);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Whether `path` names a generated file ([`GENERATED`]).
+fn is_generated(path: &str) -> bool {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    GENERATED.iter().any(|g| glob::Pattern::new(g).is_ok_and(|p| p.matches(base)))
 }
 
 /// The first sync's protect rules: the generated files git ignores in this tree (a new
@@ -98,10 +126,7 @@ pub(crate) fn written_generated(itemized: &str) -> Vec<String> {
         .filter_map(|l| l.split_once(' '))
         .filter(|(code, _)| code.starts_with("<f") || code.starts_with(">f"))
         .map(|(_, name)| name)
-        .filter(|name| {
-            let base = name.rsplit('/').next().unwrap_or(name);
-            GENERATED.iter().any(|g| glob::Pattern::new(g).is_ok_and(|p| p.matches(base)))
-        })
+        .filter(|name| is_generated(name))
         .map(str::to_string)
         .collect()
 }
@@ -168,6 +193,26 @@ mod tests {
                 "--filter=P zz_generated.openapi.go",
             ]
         );
+        let _ = std::fs::remove_dir_all(root.parent().unwrap());
+    }
+
+    #[test]
+    fn a_copy_out_dates_the_generated_files_it_looked_at_and_says_so() {
+        let root = scratch_tree("dockerized-arrival-date", &Spec::era_b());
+        let tree = Tree::open(&root).unwrap();
+        let old = filetime::FileTime::from_unix_time(1_000_000_000, 0);
+        for f in ["a/zz_generated.deepcopy.go", "a/types.go"] {
+            std::fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
+            std::fs::write(root.join(f), "x").unwrap();
+            filetime::set_file_mtime(root.join(f), old).unwrap();
+        }
+        let itemized = ".f          a/zz_generated.deepcopy.go\n.f          a/types.go\n.d          a/\n";
+        let out = super::date_generated(&tree, itemized).unwrap();
+        assert_eq!(out, ">f..t...... a/zz_generated.deepcopy.go\n.f          a/types.go\n.d          a/\n");
+        let mtime =
+            |f: &str| filetime::FileTime::from_last_modification_time(&std::fs::metadata(root.join(f)).unwrap());
+        assert!(mtime("a/zz_generated.deepcopy.go") > old, "dated now");
+        assert_eq!(mtime("a/types.go"), old, "a source keeps its time");
         let _ = std::fs::remove_dir_all(root.parent().unwrap());
     }
 

@@ -1,6 +1,6 @@
 //! rsync mode: the daemon container, the sync in and the copy out with the tree's own filters.
 
-use crate::arrival::{protect_rules, written_generated, Times};
+use crate::arrival::{date_generated, protect_rules, written_generated, Times};
 use crate::containers::Containers;
 use crate::engine::Cleanup;
 use crate::job::Job;
@@ -286,7 +286,11 @@ impl Job<'_> {
         } else {
             "copying output out of the data container"
         };
-        self.rsync(&args, &rsyncd.module(), setup.tree.root.as_str(), label)
+        let itemized = self.rsync(&args, &rsyncd.module(), setup.tree.root.as_str(), label)?;
+        match times {
+            Times::Arrival if !self.engine.dry_run => date_generated(&setup.tree, &itemized),
+            _ => Ok(itemized),
+        }
     }
 }
 

@@ -15,8 +15,8 @@
 //!   out). The data container is labelled arrival-timed ([`crate::arrival::Times`]):
 //!   every sync in compares by content and sets no time, so a file keeps the time it had in the
 //!   seed while its bytes are the same, and one that differs is written anew, newer than
-//!   everything generated from it (a copy-out compares by content too, and brings the
-//!   container's times, as any copy-out does). Make then sees what it would see had this tree's changes been
+//!   everything generated from it (a copy-out compares by content too; see
+//!   [`crate::arrival`] for the times it leaves in the tree). Make then sees what it would see had this tree's changes been
 //!   made in the other tree's container, and regenerates for those alone ([`crate::arrival`]:
 //!   also the generated files a sync writes, and the first sync's protect rules). The copy drops
 //!   the generated files of packages this tree has no directory for, which would come out into it.

@@ -253,6 +253,14 @@ impl Confined {
         res
     }
 
+    /// Dates this entry now, never through a link (a build's output, made newer than what it
+    /// was made from).
+    pub fn touch(&self) -> Result<()> {
+        let path = self.recheck()?;
+        let now = filetime::FileTime::now();
+        filetime::set_symlink_file_times(&path, now, now).map_err(|e| Fail::new(format!("{}: {e}", self.rel())))
+    }
+
     /// Creates this (new) file with `contents` and `mode`, synced to disk; never follows a link.
     pub fn write_new(&self, contents: &[u8], mode: Option<u32>) -> Result<()> {
         use fs_err::os::unix::fs::OpenOptionsExt;
