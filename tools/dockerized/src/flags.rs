@@ -14,8 +14,7 @@ pub const MIRROR: Flag =
 pub const MIRROR_SHORT: Flag =
     Flag::switch("--mirror-short", "with --mirror: only REGISTRY/kube-cross (a flat mirror)");
 pub const CACHE: Flag =
-    Flag::value("--cache", "shared|private", "one Go cache per engine, and seeds (default), or the tree's alone")
-        .env("KUBE_BUILD_CACHE");
+    Flag::value("--cache", "shared|private", "one Go cache per engine (default) or the tree's").env("KUBE_BUILD_CACHE");
 pub const NO_COPY: Flag =
     Flag::switch("--no-copy", "leave the output in the data container").env("KUBE_RUN_COPY_OUTPUT=n");
 pub const FULL_SYNC: Flag =
