@@ -1,7 +1,7 @@
 //! An arrival-timed data container (one seeded from another worktree's, see [`crate::seed`]):
 //! how rsync compares its files with the tree's, which generated files its first sync keeps,
-//! the generated files a sync wrote, aged so that make regenerates them, and the generated
-//! files a copy-out looked at, dated now in the tree.
+//! the generated files a sync wrote (aged by `rsync`'s `Job::age` so that make regenerates
+//! them), and the generated files a copy-out looked at, dated now in the tree.
 //!
 //! Its files keep the times they had in the seed while their bytes are the same, and a file that
 //! differs is written at the time of the sync. When an input and the output generated from it
@@ -12,11 +12,8 @@
 //! targets, and a file it does not generate keeps the tree's bytes.
 
 use crate::containers::Listed;
-use crate::job::Job;
 use crate::labels::TIMES_ARRIVAL;
-use crate::rsync::Rsyncd;
-use camino::Utf8PathBuf;
-use kube_tree::{log, Cap, Fail, Tree};
+use kube_tree::{Cap, Fail, Tree};
 
 type Result<T, E = Fail> = std::result::Result<T, E>;
 
@@ -129,45 +126,6 @@ pub(crate) fn written_generated(itemized: &str) -> Vec<String> {
         .filter(|name| is_generated(name))
         .map(str::to_string)
         .collect()
-}
-
-impl Job<'_> {
-    /// Gives `files` (generated files the sync just wrote) the epoch's first second in the data
-    /// container: a copy of each, so dated, from a scratch directory outside the tree, by
-    /// content (the same bytes: only the time moves).
-    pub(crate) fn age(&self, rsyncd: &Rsyncd, files: &[String]) -> Result<()> {
-        if files.is_empty() {
-            return Ok(());
-        }
-        let tree = &self.setup.tree;
-        let scratch = Utf8PathBuf::from_path_buf(std::env::temp_dir())
-            .map_err(|p| Fail::new(format!("{}: the temp directory is not UTF-8", p.display())))?
-            .join(format!("kit-aged-{}-{}", std::process::id(), self.setup.names.hash));
-        let staged = (|| -> Result<()> {
-            for rel in files {
-                let bytes = tree
-                    .confined(rel)?
-                    .read_bytes(Cap::SOURCE)?
-                    .ok_or_else(|| Fail::new(format!("{rel}: gone from the tree since the sync")))?;
-                let copy = scratch.join("files").join(rel);
-                fs_err::create_dir_all(copy.parent().expect("a file has a parent"))?;
-                fs_err::write(&copy, bytes)?;
-                filetime::set_file_mtime(&copy, filetime::FileTime::from_unix_time(1, 0))?;
-            }
-            fs_err::write(scratch.join("list"), files.join("\n") + "\n")?;
-            Ok(())
-        })();
-        let aged = staged.and_then(|()| {
-            let list = format!("--files-from={}", scratch.join("list"));
-            let args = [list, "--times".into(), "--checksum".into()];
-            let src = format!("{}/", scratch.join("files"));
-            self.rsync(&args, &src, &rsyncd.module(), "dating the generated files the sync wrote before their inputs")
-        });
-        let _ = fs_err::remove_dir_all(&scratch);
-        aged.map(|_| {
-            log::status_v(2, format!("{} generated file(s) the sync wrote will be generated again", files.len()))
-        })
-    }
 }
 
 #[cfg(test)]

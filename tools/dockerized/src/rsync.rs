@@ -7,6 +7,7 @@ use crate::job::Job;
 use crate::labels::LABEL_KEY;
 use crate::md5;
 use crate::sync::{self, ListAt};
+use camino::Utf8PathBuf;
 use kube_tree::proc::Proc;
 use kube_tree::{log, Cap, Fail, Tree};
 use std::time::Duration;
@@ -291,6 +292,45 @@ impl Job<'_> {
             Times::Arrival if !self.engine.dry_run => date_generated(&setup.tree, &itemized),
             _ => Ok(itemized),
         }
+    }
+}
+
+impl Job<'_> {
+    /// Gives `files` (generated files the sync just wrote) the epoch's first second in the data
+    /// container: a copy of each, so dated, from a scratch directory outside the tree, by
+    /// content (the same bytes: only the time moves).
+    pub(crate) fn age(&self, rsyncd: &Rsyncd, files: &[String]) -> Result<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let tree = &self.setup.tree;
+        let scratch = Utf8PathBuf::from_path_buf(std::env::temp_dir())
+            .map_err(|p| Fail::new(format!("{}: the temp directory is not UTF-8", p.display())))?
+            .join(format!("kit-aged-{}-{}", std::process::id(), self.setup.names.hash));
+        let staged = (|| -> Result<()> {
+            for rel in files {
+                let bytes = tree
+                    .confined(rel)?
+                    .read_bytes(Cap::SOURCE)?
+                    .ok_or_else(|| Fail::new(format!("{rel}: gone from the tree since the sync")))?;
+                let copy = scratch.join("files").join(rel);
+                fs_err::create_dir_all(copy.parent().expect("a file has a parent"))?;
+                fs_err::write(&copy, bytes)?;
+                filetime::set_file_mtime(&copy, filetime::FileTime::from_unix_time(1, 0))?;
+            }
+            fs_err::write(scratch.join("list"), files.join("\n") + "\n")?;
+            Ok(())
+        })();
+        let aged = staged.and_then(|()| {
+            let list = format!("--files-from={}", scratch.join("list"));
+            let args = [list, "--times".into(), "--checksum".into()];
+            let src = format!("{}/", scratch.join("files"));
+            self.rsync(&args, &src, &rsyncd.module(), "dating the generated files the sync wrote before their inputs")
+        });
+        let _ = fs_err::remove_dir_all(&scratch);
+        aged.map(|_| {
+            log::status_v(2, format!("{} generated file(s) the sync wrote will be generated again", files.len()))
+        })
     }
 }
 
