@@ -304,9 +304,11 @@ impl Job<'_> {
             return Ok(());
         }
         let tree = &self.setup.tree;
+        // The share's tag too: a fan-out's shares are threads of one process, on one tree.
+        let tag = self.setup.state_tag.as_ref().map_or("", |t| t.as_str());
         let scratch = Utf8PathBuf::from_path_buf(std::env::temp_dir())
             .map_err(|p| Fail::new(format!("{}: the temp directory is not UTF-8", p.display())))?
-            .join(format!("kit-aged-{}-{}", std::process::id(), self.setup.names.hash));
+            .join(format!("kit-aged-{}-{}{tag}", std::process::id(), self.setup.names.hash));
         let staged = (|| -> Result<()> {
             for rel in files {
                 let bytes = tree

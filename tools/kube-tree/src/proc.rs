@@ -282,23 +282,31 @@ impl Proc {
 
 impl Proc {
     /// Runs with the child's stdout and stderr both going to our stderr as they come (our stdout
-    /// carries data), showing a heartbeat with the elapsed time.
-    /// Under a scope with a sink ([`crate::scope`]), its lines go there instead.
+    /// carries data), showing a heartbeat with the elapsed time. Under a scope with a sink
+    /// ([`crate::scope`]), every line of both goes there instead.
     pub fn run_streaming(&self, label: &str) -> Result<ExitStatus> {
-        if let Some(sink) = crate::scope::sink() {
-            return self.run_into(sink, label);
-        }
-        log::status_v(2, format!("$ {}", self.display()));
-        let mut child = self
-            .command(false)?
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(std::io::stderr()))
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| spawn_error(&self.program, e))?;
+        let mut started = match crate::scope::sink() {
+            Some(sink) => self.start_lines(move |_, line| sink(line))?,
+            None => {
+                log::status_v(2, format!("$ {}", self.display()));
+                let child = self
+                    .command(false)?
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::from(std::io::stderr()))
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .map_err(|e| spawn_error(&self.program, e))?;
+                Started { child, readers: Vec::new(), start: Instant::now() }
+            }
+        };
         let mut beat = log::Heartbeat::new(label, Duration::from_secs(60));
         let limit = self.limit();
-        wait_polling(&mut child, !self.uninterruptible, limit.as_ref().map(|(t, w)| (*t, w.as_str())), || beat.tick())
+        let polled = limit.as_ref().map(|(t, w)| (*t, w.as_str()));
+        let status = wait_polling(&mut started.child, !self.uninterruptible, polled, || beat.tick());
+        for r in started.readers.drain(..) {
+            let _ = r.join();
+        }
+        status
     }
 
     /// Starts the program without waiting: each line of its stdout (`false`) and stderr
@@ -322,19 +330,6 @@ impl Proc {
             }));
         }
         Ok(Started { child, readers, start: Instant::now() })
-    }
-
-    /// [`Proc::run_streaming`] with every line of the program's stdout and stderr handed to `sink`.
-    fn run_into(&self, sink: crate::scope::Sink, label: &str) -> Result<ExitStatus> {
-        let mut started = self.start_lines(move |_, line| sink(line))?;
-        let mut beat = log::Heartbeat::new(label, Duration::from_secs(60));
-        let limit = self.limit();
-        let polled = limit.as_ref().map(|(t, w)| (*t, w.as_str()));
-        let status = wait_polling(&mut started.child, !self.uninterruptible, polled, || beat.tick());
-        for r in started.readers.drain(..) {
-            let _ = r.join();
-        }
-        status
     }
 
     /// Runs attached to our terminal (stdin, stdout, stderr inherited): interactive shells.
