@@ -229,7 +229,17 @@ impl Confined {
                     step.follow()?;
                 }
                 Ok(_) => return Err(Fail::new(format!("{p} exists and is not a directory"))),
-                Err(_) => fs_err::create_dir(&p)?,
+                Err(_) => match std::fs::create_dir(&p) {
+                    Ok(()) => {}
+                    // Another thread (a fan-out share) made it between the look and the make:
+                    // fine when what is there now is a real directory.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        if !std::fs::symlink_metadata(&p).is_ok_and(|md| md.is_dir()) {
+                            return Err(Fail::new(format!("{p} appeared meanwhile and is not a directory")));
+                        }
+                    }
+                    Err(e) => return Err(Fail::new(format!("failed to create directory `{p}`: {e}"))),
+                },
             }
         }
         Ok(())
@@ -400,5 +410,30 @@ mod tests {
         assert_eq!(std::fs::read_dir(root.join("a")).unwrap().count(), 2);
         j.path("c/d/e").unwrap().create_dir_all().unwrap();
         assert!(root.join("c/d/e").is_dir());
+    }
+
+    #[test]
+    fn threads_making_one_directory_all_succeed() {
+        // Fan-out shares of one tree make its `_output` at the same moment.
+        let (root, _) = scratch("race");
+        let j = Jail::new(&root).unwrap();
+        for round in 0..50 {
+            let rel = format!("r{round}/x/y");
+            let barrier = std::sync::Barrier::new(8);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            j.path(&rel).unwrap().create_dir_all()
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    h.join().unwrap().unwrap();
+                }
+            });
+            assert!(root.join(&rel).is_dir());
+        }
     }
 }
