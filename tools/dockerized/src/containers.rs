@@ -54,34 +54,74 @@ impl Containers {
     /// podman's does not (and its `.State` is the long status), so podman answers in JSON.
     pub(crate) fn cmd(kind: Kind) -> Vec<String> {
         let format = match kind {
-            Kind::Docker => format!("{{{{.ID}}}}\t{{{{.Names}}}}\t{{{{.Label \"{LABEL_TREE}\"}}}}\t{{{{.Label \"{LABEL_KEY}\"}}}}\t{{{{.State}}}}\t{{{{.Status}}}}\t{{{{.Ports}}}}\t{{{{.Label \"{LABEL_TIMES}\"}}}}\t{{{{.Label \"{LABEL_CACHE}\"}}}}"),
+            Kind::Docker => {
+                // Labels are anyone's text (a tab or a newline in one would forge a row), so
+                // they come JSON-quoted; the other fields are docker's own words.
+                let label = |k: &str| format!("{{{{json (.Label \"{k}\")}}}}");
+                let fields = [
+                    "{{.ID}}".to_string(),
+                    "{{.Names}}".to_string(),
+                    label(LABEL_TREE),
+                    label(LABEL_KEY),
+                    "{{.State}}".to_string(),
+                    "{{.Status}}".to_string(),
+                    "{{.Ports}}".to_string(),
+                    label(LABEL_TIMES),
+                    label(LABEL_CACHE),
+                ];
+                fields.join("\t")
+            }
             Kind::Podman => "json".to_string(),
         };
         vec!["ps".into(), "-a".into(), "--no-trunc".into(), "--format".into(), format]
     }
 
-    /// docker's tab-separated lines (see [`Containers::cmd`]).
-    pub(crate) fn parse(text: &str) -> Containers {
-        Containers(
-            text.lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| {
-                    let mut f = l.split('\t').map(str::to_string);
-                    let mut next = || f.next().unwrap_or_default();
-                    Listed {
-                        id: next(),
-                        name: next(),
-                        tree: next(),
-                        key: next(),
-                        state: next(),
-                        status: next(),
-                        ports: next(),
-                        times: next(),
-                        cache: next(),
-                    }
-                })
-                .collect(),
-        )
+    /// docker's tab-separated lines (see [`Containers::cmd`]); a line it cannot read whole is an
+    /// error, never a guess.
+    pub(crate) fn parse(text: &str) -> Result<Containers> {
+        let bad = |l: &str, why: &str| Fail::new(format!("cannot read the engine's container list ({why}): {l:?}"));
+        let mut rows = Vec::new();
+        for l in text.lines().filter(|l| !l.trim().is_empty()) {
+            let f: Vec<&str> = l.split('\t').collect();
+            let [id, name, tree, key, state, status, ports, times, cache] = f[..] else {
+                return Err(bad(l, "not 9 fields"));
+            };
+            let label = |v: &str| serde_json::from_str::<String>(v).map_err(|_| bad(l, "a label not a JSON string"));
+            rows.push(Listed {
+                id: id.to_string(),
+                name: name.to_string(),
+                tree: label(tree)?,
+                key: label(key)?,
+                state: state.to_string(),
+                status: status.to_string(),
+                ports: ports.to_string(),
+                times: label(times)?,
+                cache: label(cache)?,
+            });
+        }
+        Ok(Containers(rows))
+    }
+
+    /// The lines docker prints for `rows` (tests).
+    #[cfg(test)]
+    pub(crate) fn docker_text(rows: &[Listed]) -> String {
+        let q = |v: &str| serde_json::to_string(v).unwrap();
+        rows.iter()
+            .map(|r| {
+                let f = [
+                    &r.id,
+                    &r.name,
+                    &q(&r.tree),
+                    &q(&r.key),
+                    &r.state,
+                    &r.status,
+                    &r.ports,
+                    &q(&r.times),
+                    &q(&r.cache),
+                ];
+                format!("{}\n", f.map(String::as_str).join("\t"))
+            })
+            .collect()
     }
 
     /// podman's JSON array; its ports are put in docker's words (`127.0.0.1:PORT->8730/tcp`).
@@ -131,7 +171,7 @@ impl Containers {
         match answer {
             None => Ok(Containers::default()),
             Some(a) if a.success() && kind == Kind::Podman => Containers::parse_json(&a.stdout),
-            Some(a) if a.success() => Ok(Containers::parse(&a.stdout)),
+            Some(a) if a.success() => Containers::parse(&a.stdout),
             Some(a) => Err(Fail::new(format!("cannot list the engine's containers: {}", a.first_lines(1)))),
         }
     }
@@ -214,11 +254,39 @@ mod tests {
 
     #[test]
     fn one_ps_listing_answers_reuse_and_garbage_collection() {
-        let text = "c1\tkube-build-data-20178bb462-5-v1.15.5-1\t/src/kubernetes\t\texited\tExited (0) 3 minutes ago\t\tarrival\n\
-                    c2\tkube-rsync-20178bb462-5-v1.15.5-1\t/src/kubernetes\tabc\trunning\tUp 2 minutes\t127.0.0.1:49153->8730/tcp\n\
-                    c3\tkube-build-data-20178bb462-5-v1.14.0-1\t\t\texited\tExited (137) 2 days ago\t\n\
-                    c4\tother\t\t\tcreated\tCreated\t0.0.0.0:8080->80/tcp, :::8080->80/tcp\n";
-        let l = Containers::parse(text);
+        let row = |id: &str, name: &str, tree: &str, state: &str, status: &str| Listed {
+            id: id.into(),
+            name: name.into(),
+            tree: tree.into(),
+            state: state.into(),
+            status: status.into(),
+            ..Listed::default()
+        };
+        let rows = [
+            Listed {
+                times: "arrival".into(),
+                ..row(
+                    "c1",
+                    "kube-build-data-20178bb462-5-v1.15.5-1",
+                    "/src/kubernetes",
+                    "exited",
+                    "Exited (0) 3 minutes ago",
+                )
+            },
+            Listed {
+                key: "abc".into(),
+                ports: "127.0.0.1:49153->8730/tcp".into(),
+                ..row("c2", "kube-rsync-20178bb462-5-v1.15.5-1", "/src/kubernetes", "running", "Up 2 minutes")
+            },
+            row("c3", "kube-build-data-20178bb462-5-v1.14.0-1", "", "exited", "Exited (137) 2 days ago"),
+            Listed {
+                ports: "0.0.0.0:8080->80/tcp, :::8080->80/tcp".into(),
+                ..row("c4", "other", "", "created", "Created")
+            },
+        ];
+        let text = Containers::docker_text(&rows);
+        let l = Containers::parse(&text).unwrap();
+        assert_eq!(l.0, rows);
         assert_eq!(l.0.len(), 4);
         assert_eq!(l.get("kube-build-data-20178bb462-5-v1.15.5-1").unwrap().exit_code(), Some(0));
         assert_eq!(l.get("kube-build-data-20178bb462-5-v1.14.0-1").unwrap().exit_code(), Some(137));
@@ -261,12 +329,31 @@ mod tests {
         );
         // Another branch of the same tree (its own name hash, our tree label): the tree's, not
         // this branch's (a run removes only this branch's older versions).
-        let branch = format!(
-            "c5\tkube-build-data-0123456789-5-v1.15.5-1\t{}\t\texited\tExited (0) 1 hour ago\t\n",
-            setup.tree.root
+        let branch = row(
+            "c5",
+            "kube-build-data-0123456789-5-v1.15.5-1",
+            setup.tree.root.as_str(),
+            "exited",
+            "Exited (0) 1 hour ago",
         );
-        let l = Containers::parse(&format!("{text}{branch}"));
+        let l = Containers::parse(&format!("{text}{}", Containers::docker_text(&[branch]))).unwrap();
         assert!(l.of_tree(&setup).contains(&"kube-build-data-0123456789-5-v1.15.5-1".to_string()));
         assert_eq!(l.of_branch(&setup).len(), 3, "{:?}", l.of_branch(&setup));
+    }
+
+    #[test]
+    fn a_label_cannot_forge_a_row() {
+        // Anyone who can make a container on the engine chooses its labels.
+        let forged =
+            "x\nc9\tkube-build-data-20178bb462-5-v1.15.5-1\t/src/kubernetes\t\texited\tExited (0) now\t\tarrival\t";
+        let rows = [Listed { id: "c1".into(), name: "theirs".into(), tree: forged.into(), ..Listed::default() }];
+        let l = Containers::parse(&Containers::docker_text(&rows)).unwrap();
+        assert_eq!(l.0.len(), 1);
+        assert_eq!(l.0[0].tree, forged);
+        assert!(l.get("kube-build-data-20178bb462-5-v1.15.5-1").is_none());
+        // The old unquoted listing, or a line cut short: an error, not a guess.
+        for bad in ["c1\tname\t/src/k\t\texited\tExited (0) now\t\t\t\n", "c1\tname\n"] {
+            assert!(Containers::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -292,18 +292,25 @@ impl Job<'_> {
 #[cfg(test)]
 mod tests {
     use super::{across_script, filters, generators, pick, users_tree, REMOTE_ROOT, SEED_MOUNT};
-    use crate::containers::Containers;
+    use crate::containers::{Containers, Listed};
     use kube_tree::fixture::{scratch_tree, Spec};
     use kube_tree::Tree;
 
     const V: &str = "5-v1.15.5-1";
 
     fn listing(rows: &[(&str, &str, &str, &str)]) -> Containers {
-        let text: String = rows
+        let rows: Vec<Listed> = rows
             .iter()
-            .map(|(name, tree, state, status)| format!("id-{name}\t{name}\t{tree}\t\t{state}\t{status}\t\n"))
+            .map(|(name, tree, state, status)| Listed {
+                id: format!("id-{name}"),
+                name: name.to_string(),
+                tree: tree.to_string(),
+                state: state.to_string(),
+                status: status.to_string(),
+                ..Listed::default()
+            })
             .collect();
-        Containers::parse(&text)
+        Containers::parse(&Containers::docker_text(&rows)).unwrap()
     }
 
     /// No other tree is the user's.
@@ -350,7 +357,8 @@ mod tests {
         let s = pick(&only, "/src/k", ours, V, worktree).unwrap();
         assert!(s.other_tree && s.listed.name == other);
         assert!(pick(&only, "/src/k", ours, V, none).is_none(), "not the user's tree");
-        let private = Containers::parse(&format!("id\t{other}\t/src/wt\t\texited\t{exited}\t\t\tprivate\n"));
+        let mut private = listing(&[(&other, "/src/wt", "exited", exited)]);
+        private.0[0].cache = "private".into();
         assert!(pick(&private, "/src/k", ours, V, worktree).is_none(), "a --cache private build's");
         let theirs = listing(&[(&other, "", "exited", exited)]);
         assert!(pick(&theirs, "/src/k", ours, V, |_| true).is_none(), "no tree label");
