@@ -12,6 +12,7 @@
 //! targets, and a file it does not generate keeps the tree's bytes.
 
 use crate::containers::Listed;
+use crate::itemized::Item;
 use crate::labels::TIMES_ARRIVAL;
 use kube_tree::{Cap, Fail, Tree};
 
@@ -70,11 +71,12 @@ impl Times {
 /// back marked as rewritten (`>f..t......`), so that the run's records take their new stamps.
 pub(crate) fn date_generated(tree: &Tree, itemized: &str) -> Result<String> {
     let mut out = String::with_capacity(itemized.len());
+    let generated = generated_patterns();
     for line in itemized.lines() {
-        let dated = match line.split_once(' ') {
-            Some((code, name)) if code.get(1..2) == Some("f") && is_generated(name) => {
-                tree.confined(name.trim_start())?.touch()?;
-                format!(">f..t...... {}", name.trim_start())
+        let dated = match Item::parse(line) {
+            Some(item) if item.is_file() && is_generated(&generated, item.name) => {
+                tree.confined(item.name)?.touch()?;
+                format!(">f..t...... {}", item.name)
             }
             _ => line.to_string(),
         };
@@ -84,10 +86,15 @@ pub(crate) fn date_generated(tree: &Tree, itemized: &str) -> Result<String> {
     Ok(out)
 }
 
-/// Whether `path` names a generated file ([`GENERATED`]).
-fn is_generated(path: &str) -> bool {
+/// [`GENERATED`], compiled once per answer read.
+fn generated_patterns() -> Vec<glob::Pattern> {
+    GENERATED.iter().map(|g| glob::Pattern::new(g).expect("GENERATED holds valid patterns")).collect()
+}
+
+/// Whether `path` names a generated file (its base name matches one of `patterns`).
+fn is_generated(patterns: &[glob::Pattern], path: &str) -> bool {
     let base = path.rsplit('/').next().unwrap_or(path);
-    GENERATED.iter().any(|g| glob::Pattern::new(g).is_ok_and(|p| p.matches(base)))
+    patterns.iter().any(|p| p.matches(base))
 }
 
 /// The first sync's protect rules: the generated files git ignores in this tree (a new
@@ -118,13 +125,10 @@ pub(crate) fn protect_rules(tree: &Tree) -> Result<Vec<String>> {
 /// The generated files a sync wrote, from its itemized lines (`<f... PATH`: sent to the data
 /// container, as a push itemizes them; `>f`, received, for a pull).
 pub(crate) fn written_generated(itemized: &str) -> Vec<String> {
-    itemized
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(code, _)| code.starts_with("<f") || code.starts_with(">f"))
-        .map(|(_, name)| name)
-        .filter(|name| is_generated(name))
-        .map(str::to_string)
+    let generated = generated_patterns();
+    Item::all(itemized)
+        .filter(|i| i.is_file() && i.transferred() && is_generated(&generated, i.name))
+        .map(|i| i.name.to_string())
         .collect()
 }
 

@@ -24,6 +24,7 @@ mod copy_output;
 mod data_container;
 mod engine;
 pub mod flags;
+mod itemized;
 mod job;
 mod labels;
 mod layout;

@@ -21,6 +21,7 @@
 //! a shell: no record, and the next run does the full sync and the full copy-out, as the
 //! scripts always do.
 
+use crate::itemized::Item;
 use crate::layout::REMOTE_ROOT;
 use crate::state::{state_file, StateTag};
 use camino::{Utf8Path, Utf8PathBuf};
@@ -69,9 +70,8 @@ impl HostStamps {
     /// the disk now (or goes). What the copy-out only looked at keeps its old stamp, so a tree
     /// that differs from the result was changed by something else.
     pub(crate) fn follow(&mut self, root: &Utf8Path, itemized: &str) {
-        for line in itemized.lines() {
-            let Some((code, name)) = line.split_once(' ') else { continue };
-            let name = name.trim_start().trim_end_matches('/');
+        for item in Item::all(itemized) {
+            let (code, name) = (item.code, item.path());
             let touched = code.starts_with('*')
                 || code.starts_with(['>', 'c', 'h'])
                 || code.chars().skip(2).any(|c| c != '.' && c != ' ');
@@ -295,10 +295,7 @@ pub(crate) fn settle(
 ) -> Result<Vec<String>, String> {
     // name -> the itemize code (">f.st......", ".f.........", "cd+++++++++", ...); rsync names
     // directories with a trailing slash.
-    let items: HashMap<&str, &str> = itemized
-        .lines()
-        .filter_map(|l| l.split_once(' ').map(|(code, name)| (name.trim_end_matches('/'), code)))
-        .collect();
+    let items: HashMap<&str, Item> = Item::all(itemized).map(|i| (i.path(), i)).collect();
     let held = dirs.map(dir_entries);
     let mut seen = HashSet::new();
     let mut compare = Vec::new();
@@ -314,15 +311,14 @@ pub(crate) fn settle(
             }
             continue;
         }
-        match items.get(entry).copied() {
+        match items.get(entry) {
             // Came back as an update of a file (or link) the host had: the host is restamped.
-            Some(code) if !code.contains('+') && matches!(code.get(1..2), Some("f") | Some("L")) => {
-                let rewritten = code.starts_with('>') || code.starts_with('c');
-                if rewritten && !stamps.restamp(root, Utf8Path::new(entry)) {
+            Some(item) if !item.is_new() && matches!(item.code.get(1..2), Some("f") | Some("L")) => {
+                if item.rewritten() && !stamps.restamp(root, Utf8Path::new(entry)) {
                     return Err(format!("{entry} is new on this side"));
                 }
             }
-            Some(code) if code.get(1..2) == Some("d") => return Err(format!("{entry}/ gained or lost entries")),
+            Some(item) if item.code.get(1..2) == Some("d") => return Err(format!("{entry}/ gained or lost entries")),
             Some(_) => return Err(format!("{entry} is new")),
             // The tree's root itself shows as `.`.
             None if entry == "." => return Err("the top directory gained or lost entries".into()),
@@ -381,12 +377,8 @@ pub(crate) fn same_content_args(files_from: &Utf8Path) -> Vec<String> {
 /// From the itemized answer to [`same_content_args`]: the first of `files` whose content differs
 /// (would be transferred, or is not there).
 pub(crate) fn differs<'a>(files: &'a [String], itemized: &str) -> Option<&'a str> {
-    let items: HashMap<&str, &str> =
-        itemized.lines().filter_map(|l| l.split_once(' ').map(|(code, name)| (name, code))).collect();
-    files
-        .iter()
-        .map(String::as_str)
-        .find(|f| items.get(f).is_none_or(|code| code.starts_with('>') || code.contains('+')))
+    let items: HashMap<&str, Item> = Item::all(itemized).map(|i| (i.name, i)).collect();
+    files.iter().map(String::as_str).find(|f| items.get(f).is_none_or(|i| i.code.starts_with('>') || i.is_new()))
 }
 
 #[cfg(test)]
