@@ -82,6 +82,13 @@ pub fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> std::
     std::thread::spawn(move || scope.enter(f))
 }
 
+/// What a thread's panic said (its payload is a `&str` or a `String` when it said anything), so
+/// whoever joins it can say it beside the thread's name.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let said = payload.downcast_ref::<&str>().map(|s| s.to_string());
+    said.or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "no message".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +120,10 @@ mod tests {
             assert!(p.run_streaming("sh").unwrap().success());
         });
         assert!(sink().is_none() && !stopped(), "the thread's own scope is back");
+        let said = std::thread::spawn(|| panic!("share {} broke", 7)).join().unwrap_err();
+        let plain = std::thread::spawn(|| std::panic::panic_any(3u8)).join().unwrap_err();
+        assert_eq!(panic_message(said.as_ref()), "share 7 broke");
+        assert_eq!(panic_message(plain.as_ref()), "no message");
         let mut seen = seen.lock().unwrap().clone();
         seen[2..].sort();
         assert_eq!(seen, ["one", "two", "err", "out"]);

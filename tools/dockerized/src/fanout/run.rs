@@ -12,7 +12,7 @@ use crate::run::RunResult;
 use crate::setup::{save_version_defs, Mode, Setup};
 use crate::sync::{HostStamps, TreeSums};
 use kube_tree::proc::Proc;
-use kube_tree::scope::{Scope, Sink};
+use kube_tree::scope::{self, Scope, Sink};
 use kube_tree::{log, Fail, Tree};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -212,7 +212,7 @@ fn failure_of(share: &Share, ended: std::thread::Result<Result<RunResult>>, last
             _ => None,
         },
         Ok(Err(e)) => Some(format!("{what}: {}", e.msg)),
-        Err(_) => Some(format!("{what}: its run panicked")),
+        Err(payload) => Some(format!("{what}: its run panicked ({})", scope::panic_message(payload.as_ref()))),
     }
 }
 
