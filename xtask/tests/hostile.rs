@@ -135,10 +135,24 @@ fn fake(sb: &Sandbox, name: &str, body: &str) {
 /// one of the scripts' names, and one with no version part, as `ps` and `images` list them.
 const DOCKER_KIT_NAMES: &str = r#"case "$1" in
 info) printf '9000000000\t[]\tnull\n' ;;
-ps) printf 'c1\tkube-build-DEADBEEF00-5-v1\t\t\texited\tExited (0) 1 hour ago\t\n'
-    printf 'c2\tkube-build-deadbeef00-5-v1\t\t\texited\tExited (0) 1 hour ago\t\n'
-    printf 'c3\tkube-rsync-0123456789-x\t\t\texited\tExited (0) 1 hour ago\t\n' ;;
+ps) printf 'c1\tkube-build-DEADBEEF00-5-v1\t""\t""\texited\tExited (0) 1 hour ago\t\t""\t""\n'
+    printf 'c2\tkube-build-deadbeef00-5-v1\t""\t""\texited\tExited (0) 1 hour ago\t\t""\t""\n'
+    printf 'c3\tkube-rsync-0123456789-x\t""\t""\texited\tExited (0) 1 hour ago\t\t""\t""\n' ;;
 images) [ "$2" = -a ] || printf 'kube-build:build-DEADBEEF00-5-v1\nkube-build:build-0123456789-6\n' ;;
+*) exit 1 ;;
+esac"#;
+
+/// Section 17: a container of somebody else's whose tree label, read unquoted, would make a row
+/// of its own (a data container of this kit); and a listing in no shape docker prints.
+const DOCKER_FORGED_LABEL: &str = r#"case "$1" in
+info) printf '9000000000\t[]\tnull\n' ;;
+ps) printf 'c1\ttheirs\t"x\\nc9\\tkube-build-data-0123456789-5-v1\\t/src\\t"\t""\texited\tExited (0) 1 hour ago\t\t""\t""\n' ;;
+images) [ "$2" = -a ] || printf 'kube-build:build-0123456789-6\n' ;;
+*) exit 1 ;;
+esac"#;
+const DOCKER_PS_GARBAGE: &str = r#"case "$1" in
+info) printf '9000000000\t[]\tnull\n' ;;
+ps) printf 'c1\tkube-build-data-0123456789-5-v1\t/src\n' ;;
 *) exit 1 ;;
 esac"#;
 
@@ -293,6 +307,8 @@ fn mutate(sb: &mut Sandbox, m: &str) {
             fake(sb, "docker", &format!("echo \"$@\" >> '{o}/docker-was-called'; exit 1"));
         }
         "docker-kit-names" => fake(sb, "docker", DOCKER_KIT_NAMES),
+        "docker-forged-label" => fake(sb, "docker", DOCKER_FORGED_LABEL),
+        "docker-ps-garbage" => fake(sb, "docker", DOCKER_PS_GARBAGE),
         "tree-colon" => tree_at(&sb.repo.join("k:8s"), &Spec::era_c()),
         "tree-colon-comma" => tree_at(&sb.repo.join("k:8s,x"), &Spec::era_c()),
         "tree-tab" => tree_at(&sb.repo.join("k\t8s"), &Spec::era_b()),
