@@ -49,10 +49,12 @@ const BENCH_SUMMARY: &str = concat!("benchmarks on the real tree: `bench ", benc
 const FETCH_TREE_USAGE: &str = "\
 fetch-tree: fetch (once) Debian's kubernetes source package (v1.20.2), remember it, print its path
 
-Usage: cargo xtask fetch-tree [--go] | cargo xtask fetch-tree --forget
+Usage: cargo xtask fetch-tree [--go] [--rootfs] | cargo xtask fetch-tree --forget
 
   --go       also fetch Debian bullseye's golang-1.15 (the Go that tree was made for) and print
              its bin directory on a second line; setup-go finds it without a network
+  --rootfs   also debootstrap the Debian rootfs the full tier's stand-in kube-cross is built
+             from (root; debootstrap), so the first engine test does not wait for it
   --forget   forget the remembered tree (the tree itself stays in the cache)
 
 The tree is remembered in $XDG_CONFIG_HOME/k8s-build-kit/tree (else ~/.config/k8s-build-kit/tree):
@@ -83,16 +85,29 @@ fn forget_tree() -> i32 {
 }
 
 fn fetch_tree(args: &[String]) -> i32 {
-    let go = match args {
-        [] => false,
-        [g] if g == "--go" => true,
-        [f] if f == "--forget" => return forget_tree(),
-        _ => {
-            eprintln!("xtask fetch-tree: error: unexpected arguments {args:?} (see --help)");
-            return 2;
+    if let [f] = args {
+        if f == "--forget" {
+            return forget_tree();
         }
-    };
-    let res = realtree::real_tree().and_then(|t| Ok((t, if go { Some(realtree::tree_go()?) } else { None })));
+    }
+    let (mut go, mut rootfs) = (false, false);
+    for a in args {
+        match a.as_str() {
+            "--go" if !go => go = true,
+            "--rootfs" if !rootfs => rootfs = true,
+            _ => {
+                eprintln!("xtask fetch-tree: error: unexpected arguments {args:?} (see --help)");
+                return 2;
+            }
+        }
+    }
+    let res = realtree::real_tree().and_then(|t| {
+        let go = if go { Some(realtree::tree_go()?) } else { None };
+        if rootfs {
+            eprintln!("+++ the stand-in's rootfs: {}", realtree::stand_in_rootfs()?);
+        }
+        Ok((t, go))
+    });
     match res {
         Ok((t, go)) => {
             // Remembering is a convenience: a read-only config is said, not a failed fetch.

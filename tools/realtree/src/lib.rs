@@ -174,3 +174,32 @@ pub fn tree_go() -> Result<Utf8PathBuf, Fail> {
     })?;
     Ok(dir.join("root/usr/lib/go-1.15/bin"))
 }
+
+/// The rootfs tarball (`rootfs.tar` in the returned directory) the full tier's stand-in
+/// kube-cross image is built from: Debian bookworm by debootstrap, with Go 1.19, rsync, make,
+/// git, iproute2, gcc and libc6-dev (no image registry is reachable). Made once and cached;
+/// `fetch-tree --rootfs` makes it ahead (CI, beside its other first steps), the tests on first
+/// use. Needs root.
+pub fn stand_in_rootfs() -> Result<Utf8PathBuf, Fail> {
+    cached("rootfs-bookworm", |_base, tmp| {
+        need(&["debootstrap", "tar"], "build the test kube-cross image")?;
+        let step = log::Step::start("debootstrap bookworm with Go, rsync, make, git, iproute2, gcc");
+        let rootfs = tmp.join("rootfs");
+        let out = Proc::new("debootstrap")
+            .args([
+                "--variant=minbase",
+                "--include=golang-go,rsync,make,git,iproute2,gcc,libc6-dev,ca-certificates",
+                SUITE,
+                rootfs.as_str(),
+                MIRROR,
+            ])
+            .output_with_progress("debootstrap", Duration::from_secs(30))?;
+        if !out.success() {
+            return Err(Fail::new(format!("debootstrap failed: {}", out.first_lines(3))));
+        }
+        Proc::new("tar").args(["-C", rootfs.as_str(), "-cf"]).arg(tmp.join("rootfs.tar")).arg(".").read()?;
+        fs_err::remove_dir_all(&rootfs)?;
+        step.done();
+        Ok(())
+    })
+}

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 // The real tree and its Go live in realtree (fetch-tree ships them); the tests reach them here.
 pub use realtree::{cache_dir, real_tree, tree_go, MIRROR, SUITE};
-pub(crate) use realtree::{cached, need, FileLock, MISSING};
+pub(crate) use realtree::{cached, FileLock, MISSING};
 
 /// Starts `program args` in the background (a server the test needs), its stdout and stderr
 /// into `log`, for the test to read when it does not come up.
@@ -231,27 +231,7 @@ pub fn ensure_base_image() -> Result<(), Fail> {
     if Proc::new("docker").args(["image", "inspect", BASE_IMAGE]).output()?.success() {
         return Ok(());
     }
-    let dir = cached("rootfs-bookworm", |_base, tmp| {
-        need(&["debootstrap", "tar"], "build the test kube-cross image")?;
-        let step = log::Step::start("debootstrap bookworm with Go, rsync, make, git, iproute2, gcc");
-        let rootfs = tmp.join("rootfs");
-        let out = Proc::new("debootstrap")
-            .args([
-                "--variant=minbase",
-                "--include=golang-go,rsync,make,git,iproute2,gcc,libc6-dev,ca-certificates",
-                SUITE,
-                rootfs.as_str(),
-                MIRROR,
-            ])
-            .output_with_progress("debootstrap", Duration::from_secs(30))?;
-        if !out.success() {
-            return Err(Fail::new(format!("debootstrap failed: {}", out.first_lines(3))));
-        }
-        Proc::new("tar").args(["-C", rootfs.as_str(), "-cf"]).arg(tmp.join("rootfs.tar")).arg(".").read()?;
-        fs_err::remove_dir_all(&rootfs)?;
-        step.done();
-        Ok(())
-    })?;
+    let dir = realtree::stand_in_rootfs()?;
     Proc::new("docker").args(["import"]).arg(dir.join("rootfs.tar")).arg(BASE_IMAGE).read()?;
     Ok(())
 }
