@@ -1,6 +1,6 @@
 //! End to end on a real Kubernetes tree: Debian's `kubernetes` source package (v1.20.2, era B
 //! with vendor symlinks), fetched once through a private apt source list and cached
-//! (see testkit). Without apt/network these tests skip with a reason; under CI=true they fail.
+//! (see testkit). Without apt or the network they fail, naming what is missing.
 
 use camino::{Utf8Path, Utf8PathBuf};
 use kube_tree::cli::invoke_str;

@@ -12,7 +12,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_check-vendor");
 fn cv(root: &Utf8Path, args: &[&str]) -> Captured {
     static TMP: std::sync::OnceLock<camino::Utf8PathBuf> = std::sync::OnceLock::new();
     let tmp = TMP.get_or_init(|| fixture::scratch_dir("cv-tmpdir"));
-    Proc::new(BIN).arg("--kube-root").arg(root).args(args).env("KUBE_VERBOSE", "1").env("TMPDIR", tmp).output().unwrap()
+    Proc::new(BIN)
+        .arg("--kube-root")
+        .arg(root)
+        .args(args)
+        .env("KUBE_VERBOSE", "1")
+        .env("TMPDIR", tmp)
+        .env("KUBE_KIT_CACHE", fixture::kit_cache())
+        .output()
+        .unwrap()
 }
 
 /// (path, kind) pairs from the stdout lines.

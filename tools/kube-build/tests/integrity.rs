@@ -28,6 +28,7 @@ impl Sandbox {
             .arg("--kube-root")
             .arg(&self.root)
             .args(args)
+            .env("KUBE_KIT_CACHE", fixture::kit_cache())
             .env_remove("GOFLAGS")
             .env_remove("KUBE_BUILD_PLATFORMS")
             .env_remove("WHAT")

@@ -12,6 +12,7 @@ fn kb(root: &Utf8Path, args: &[&str]) -> Captured {
         .arg(root)
         .args(args)
         .env("KUBE_VERBOSE", "1")
+        .env("KUBE_KIT_CACHE", fixture::kit_cache())
         .env_remove("GOFLAGS")
         .env_remove("KUBE_BUILD_PLATFORMS")
         .env_remove("WHAT")

@@ -263,6 +263,13 @@ pub fn scratch_dir(name: &str) -> Utf8PathBuf {
     d
 }
 
+/// The kit's cache directory for the tools a test runs (`KUBE_KIT_CACHE`): what they keep there
+/// (a warning's said-once note, a download) is this process's scratch, never the user's cache.
+pub fn kit_cache() -> Utf8PathBuf {
+    static DIR: std::sync::OnceLock<Utf8PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| scratch_dir("kit-cache")).clone()
+}
+
 /// The `kube-fixture-<pid>-` directories in `base` of `pid` (`Some`), or of processes that are
 /// gone (`None`).
 fn fixture_dirs(base: &Utf8Path, pid: Option<u32>) -> Vec<std::path::PathBuf> {

@@ -7,7 +7,13 @@ use kube_tree::proc::{Captured, Proc};
 const BIN: &str = env!("CARGO_BIN_EXE_setup-gopath");
 
 fn sg(args: &[&str]) -> Captured {
-    Proc::new(BIN).args(args).env_remove("KUBE_ROOT").env("KUBE_VERBOSE", "1").output().unwrap()
+    Proc::new(BIN)
+        .args(args)
+        .env_remove("KUBE_ROOT")
+        .env("KUBE_VERBOSE", "1")
+        .env("KUBE_KIT_CACHE", fixture::kit_cache())
+        .output()
+        .unwrap()
 }
 
 fn have(tool: &str) -> bool {
